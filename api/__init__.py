@@ -1,0 +1,1 @@
+"""Emoscope: the Flask service (this package) and its analysis engine (``api.engine``)."""

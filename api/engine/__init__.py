@@ -1,0 +1,1 @@
+"""Analysis engine: decoding, detection, emotion classification, tracking. Never imports Flask."""

@@ -1,0 +1,38 @@
+"""Face crop -> emotion-model input. Training and serving both call this, so they cannot drift.
+
+The model contract is DeepFace's emotion interface: a float32 batch shaped (n, 48, 48, 1),
+grayscale scaled to [0, 1], scored over ``EMOTIONS`` in this order.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+EMOTIONS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+MODEL_INPUT_SIZE = 48
+
+
+def to_grayscale(image: np.ndarray) -> np.ndarray:
+    """uint8 BGR (h, w, 3) or grayscale (h, w) -> grayscale (h, w)."""
+    if image.ndim == 2:
+        return image
+    return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+
+
+def face_to_model_input(face: np.ndarray) -> np.ndarray:
+    """One face crop (uint8, BGR or grayscale, any size) -> (48, 48) float32 in [0, 1].
+
+    INTER_AREA because crops are almost always downscaled and it avoids aliasing;
+    FER2013 crops are already 48x48 and pass through unchanged.
+    """
+    gray = to_grayscale(face)
+    if gray.shape != (MODEL_INPUT_SIZE, MODEL_INPUT_SIZE):
+        gray = cv2.resize(gray, (MODEL_INPUT_SIZE, MODEL_INPUT_SIZE), interpolation=cv2.INTER_AREA)
+    return gray.astype(np.float32) / 255.0
+
+
+def faces_to_batch(faces: list[np.ndarray]) -> np.ndarray:
+    """Face crops -> (n, 48, 48, 1) float32 batch, the shape DeepFace's emotion model takes."""
+    if not faces:
+        return np.zeros((0, MODEL_INPUT_SIZE, MODEL_INPUT_SIZE, 1), np.float32)
+    return np.stack([face_to_model_input(f) for f in faces])[..., None]
