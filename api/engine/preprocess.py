@@ -36,3 +36,30 @@ def faces_to_batch(faces: list[np.ndarray]) -> np.ndarray:
     if not faces:
         return np.zeros((0, MODEL_INPUT_SIZE, MODEL_INPUT_SIZE, 1), np.float32)
     return np.stack([face_to_model_input(f) for f in faces])[..., None]
+
+
+# dlib's 5-point layout: 0-1 corners of the eye on the image's right (the person's left eye),
+# 2-3 corners of the eye on the image's left, 4 the base of the nose.
+RIGHT_IMAGE_EYE = slice(0, 2)
+LEFT_IMAGE_EYE = slice(2, 4)
+NOSE = 4
+# Detector boxes are tight around brows-to-chin; FER2013-style crops show a little more face.
+CROP_SCALE = 1.2
+
+
+def crop_face(image: np.ndarray, box: np.ndarray, landmarks: np.ndarray | None) -> np.ndarray:
+    """Square crop around `box`, rotated so the eyes are level when landmarks are known.
+
+    The crop keeps source resolution; `face_to_model_input` does the one downscale, so large
+    faces are area-averaged rather than aliased by the warp.
+    """
+    x, y, w, h = (float(v) for v in box)
+    center = (x + w / 2, y + h / 2)
+    side = max(1, int(round(max(w, h) * CROP_SCALE)))
+    angle = 0.0
+    if landmarks is not None:
+        dx, dy = landmarks[RIGHT_IMAGE_EYE].mean(axis=0) - landmarks[LEFT_IMAGE_EYE].mean(axis=0)
+        angle = float(np.degrees(np.arctan2(dy, dx)))
+    matrix = cv2.getRotationMatrix2D(center, angle, 1.0)
+    matrix[:, 2] += (side / 2 - center[0], side / 2 - center[1])
+    return cv2.warpAffine(image, matrix, (side, side), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)

@@ -1,0 +1,63 @@
+"""Application factory: `gunicorn 'api.app:create_app()'`."""
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from importlib.metadata import version
+
+from flask import Flask, g, request
+
+from api.config import Settings
+from api.db import Database
+from api.engine.analyzer import Analyzer
+from api.engine.weights import load_manifest
+from api.errors import register_error_handlers
+from api.routes import analyze, health
+
+# Base64 inflates by 4/3; the engine enforces the exact byte limit after decoding.
+BASE64_OVERHEAD = 4 / 3
+REQUEST_ID_HEADER = "X-Request-Id"
+
+
+@dataclass
+class Services:
+    """What a request handler may use: built once per process, read-only afterwards."""
+
+    settings: Settings
+    db: Database
+    analyzer: Analyzer
+
+    def model_versions(self, detector: str) -> dict:
+        emotion = self.analyzer.emotion_model_name
+        return {
+            "detector": detector,
+            "emotion": emotion,
+            "emotion_sha256": load_manifest()[emotion].sha256,
+            "deepface": version("deepface"),
+        }
+
+
+def create_app(settings: Settings | None = None, analyzer: Analyzer | None = None) -> Flask:
+    settings = settings or Settings.from_env()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    app = Flask(__name__)
+    app.json.sort_keys = False  # keep request_id, media, faces in the documented order
+    app.config["MAX_CONTENT_LENGTH"] = int(settings.limits.max_upload_bytes * BASE64_OVERHEAD) + 64 * 1024
+    analyzer = analyzer or Analyzer(settings.data_dir / "deepface", settings.emotion_model, settings.inference_threads)
+    app.extensions["emoscope"] = Services(settings, Database(settings.database_url), analyzer)
+
+    @app.before_request
+    def _assign_request_id():
+        incoming = request.headers.get(REQUEST_ID_HEADER, "")
+        g.request_id = incoming if 8 <= len(incoming) <= 64 and incoming.isalnum() else uuid.uuid4().hex
+
+    @app.after_request
+    def _echo_request_id(response):
+        response.headers[REQUEST_ID_HEADER] = g.get("request_id", "")
+        return response
+
+    register_error_handlers(app)
+    app.register_blueprint(health.bp)
+    app.register_blueprint(analyze.bp)
+    return app

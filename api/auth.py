@@ -1,0 +1,43 @@
+"""The API-key guard for endpoints: `Authorization: Bearer <key>` or `X-API-Key: <key>`."""
+from __future__ import annotations
+
+from functools import wraps
+
+from flask import current_app, g, request
+
+from api import repository
+from api.errors import ApiError
+
+CHALLENGE = {"WWW-Authenticate": 'Bearer realm="emoscope"'}
+
+
+def presented_key() -> str | None:
+    header = request.headers.get("Authorization", "")
+    if header[:7].lower() == "bearer ":
+        return header[7:].strip() or None
+    return request.headers.get("X-API-Key") or None
+
+
+def require_api_key(scope: str):
+    def decorator(view):
+        @wraps(view)
+        def guarded(*args, **kwargs):
+            secret = presented_key()
+            if secret is None:
+                raise ApiError(401, "missing_api_key", "Authentication required",
+                               "send your API key as 'Authorization: Bearer <key>' or 'X-API-Key'",
+                               headers=CHALLENGE)
+            services = current_app.extensions["emoscope"]
+            with services.db.session.begin() as session:
+                key = repository.authenticate(session, secret, services.settings.api_key_pepper)
+                if key is None:
+                    raise ApiError(401, "invalid_api_key", "Authentication failed",
+                                   "the API key is not valid or has been revoked", headers=CHALLENGE)
+                if scope not in key.scopes.split(","):
+                    raise ApiError(403, "insufficient_scope", "Forbidden", f"this key lacks the '{scope}' scope")
+                g.account_id, g.api_key_id = key.account_id, key.id
+            return view(*args, **kwargs)
+
+        return guarded
+
+    return decorator

@@ -1,0 +1,46 @@
+"""`emoscope-admin`: database migrations, accounts and keys, without the web server."""
+from __future__ import annotations
+
+import argparse
+
+from api import repository
+from api.config import Settings
+from api.db import Account, Database
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="emoscope-admin")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("migrate", help="create or upgrade the database schema")
+    account = commands.add_parser("create-account", help="create an account and print its id")
+    account.add_argument("name")
+    key = commands.add_parser("create-key", help="create an API key and print it (shown only once)")
+    key.add_argument("account_id", type=int)
+    key.add_argument("--name", default="")
+    key.add_argument("--scopes", default="analyze")
+    commands.add_parser("demo-key", help="migrate, ensure a 'demo' account, print a new key for it")
+    args = parser.parse_args(argv)
+
+    settings = Settings.from_env()
+    db = Database(settings.database_url)
+    if args.command in ("migrate", "demo-key"):
+        db.migrate()
+    with db.session.begin() as session:
+        if args.command == "create-account":
+            print(repository.create_account(session, args.name).id)
+        elif args.command == "create-key":
+            owner = session.get(Account, args.account_id)
+            if owner is None:
+                parser.error(f"no account with id {args.account_id}")
+            _, secret = repository.create_api_key(session, owner, settings.api_key_pepper, args.name,
+                                                  tuple(args.scopes.split(",")))
+            print(secret)
+        elif args.command == "demo-key":
+            owner = repository.account_by_name(session, "demo") or repository.create_account(session, "demo")
+            _, secret = repository.create_api_key(session, owner, settings.api_key_pepper, "demo")
+            print(f"Demo API key (shown once): {secret}")
+            print(f"Try: curl -H 'Authorization: Bearer {secret}' -F file=@photo.jpg http://127.0.0.1:8000/v1/analyze")
+
+
+if __name__ == "__main__":
+    main()

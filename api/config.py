@@ -1,0 +1,62 @@
+"""Settings, read only from environment variables (each has an embedded default)."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _env_int(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
+def _env_float(name: str, default: float) -> float:
+    return float(os.environ.get(name, default))
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Checked before any pixel is decoded, so hostile files cost almost nothing."""
+
+    max_upload_bytes: int = 50 * 1024 * 1024
+    max_image_pixels: int = 40_000_000
+    max_image_side: int = 12_000
+    max_video_seconds: float = 60.0
+    max_video_frames: int = 3_600
+    max_video_pixels: int = 4096 * 2160
+
+    @classmethod
+    def from_env(cls) -> "Limits":
+        return cls(
+            max_upload_bytes=_env_int("EMOSCOPE_MAX_UPLOAD_BYTES", cls.max_upload_bytes),
+            max_image_pixels=_env_int("EMOSCOPE_MAX_IMAGE_PIXELS", cls.max_image_pixels),
+            max_image_side=_env_int("EMOSCOPE_MAX_IMAGE_SIDE", cls.max_image_side),
+            max_video_seconds=_env_float("EMOSCOPE_MAX_VIDEO_SECONDS", cls.max_video_seconds),
+            max_video_frames=_env_int("EMOSCOPE_MAX_VIDEO_FRAMES", cls.max_video_frames),
+            max_video_pixels=_env_int("EMOSCOPE_MAX_VIDEO_PIXELS", cls.max_video_pixels),
+        )
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    data_dir: Path
+    api_key_pepper: str
+    emotion_model: str = "emotion_fer"
+    inference_threads: int = 1
+    limits: Limits = field(default_factory=Limits)
+
+    @classmethod
+    def from_env(cls) -> "Settings":
+        data_dir = Path(os.environ.get("EMOSCOPE_DATA_DIR", REPO_ROOT / "var")).resolve()
+        return cls(
+            database_url=os.environ.get("DATABASE_URL", f"sqlite:///{data_dir / 'emoscope.db'}"),
+            data_dir=data_dir,
+            # The embedded default is fine on one machine; production must set its own secret.
+            api_key_pepper=os.environ.get("EMOSCOPE_API_KEY_PEPPER", "embedded-default-pepper"),
+            emotion_model=os.environ.get("EMOSCOPE_EMOTION_MODEL", "emotion_fer"),
+            inference_threads=_env_int("EMOSCOPE_INFERENCE_THREADS", 1),
+            limits=Limits.from_env(),
+        )

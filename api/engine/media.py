@@ -1,0 +1,236 @@
+"""Decode uploads into pixels, refusing hostile or oversized input before decoding it.
+
+Formats are recognised by magic bytes, never by the client's declared type or file name.
+Every dimension, duration and frame count is checked from the header first and enforced
+again while decoding, because headers can lie.
+"""
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import av
+import numpy as np
+from PIL import Image, ImageOps, ImageSequence
+
+from api.config import Limits
+from api.engine.results import MediaInfo
+
+log = logging.getLogger(__name__)
+
+IMAGE_FORMATS = {"jpeg", "png", "webp", "bmp"}
+VIDEO_FORMATS = {"mp4", "mov", "webm"}
+
+
+class MediaError(Exception):
+    """Base of every refusal of an upload. `code` is stable and part of the API contract."""
+
+    code = "media_error"
+
+
+class UnsupportedMedia(MediaError):
+    code = "unsupported_media_type"
+
+
+class MediaTooLarge(MediaError):
+    code = "media_too_large"
+
+
+class MediaDimensionsTooLarge(MediaError):
+    code = "media_dimensions_too_large"
+
+
+class MediaCorrupt(MediaError):
+    code = "media_corrupt"
+
+
+class ClipTooLong(MediaError):
+    code = "clip_too_long"
+
+
+def sniff_format(data: bytes) -> str:
+    """Name the container format from its first bytes, or raise UnsupportedMedia."""
+    head = data[:16]
+    if head.startswith(b"\xff\xd8\xff"):
+        return "jpeg"
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "webp"
+    if head.startswith(b"BM"):
+        return "bmp"
+    if head.startswith((b"GIF87a", b"GIF89a")):
+        return "gif"
+    if head[4:8] == b"ftyp":
+        return "mov" if head[8:12] == b"qt  " else "mp4"
+    if head.startswith(b"\x1a\x45\xdf\xa3"):
+        return "webm"
+    raise UnsupportedMedia(
+        "unrecognised file type; send a JPEG, PNG, WebP or BMP image, "
+        "or an MP4, MOV, WebM or animated GIF clip"
+    )
+
+
+@dataclass
+class DecodedImage:
+    info: MediaInfo
+    pixels: np.ndarray  # uint8 BGR (h, w, 3)
+
+
+@dataclass
+class VideoFrame:
+    index: int
+    timestamp_ms: float
+    pixels: np.ndarray
+
+
+@dataclass
+class DecodedVideo:
+    """Header facts plus a generator that decodes (and samples) frames on demand."""
+
+    info: MediaInfo
+    sample_fps: float
+    frames: Iterator[VideoFrame]
+
+
+def decode(data: bytes, limits: Limits, sample_fps: float | None) -> DecodedImage | DecodedVideo:
+    if len(data) > limits.max_upload_bytes:
+        raise MediaTooLarge(f"upload is {len(data)} bytes; the limit is {limits.max_upload_bytes}")
+    if not data:
+        raise MediaCorrupt("the upload is empty")
+    fmt = sniff_format(data)
+    try:
+        if fmt in IMAGE_FORMATS:
+            return _decode_image(data, fmt, limits)
+        if fmt == "gif":
+            return _decode_gif(data, limits, sample_fps)
+        return _open_video(data, fmt, limits, sample_fps)
+    except MediaError:
+        raise
+    except Image.DecompressionBombError as exc:
+        raise MediaDimensionsTooLarge(str(exc)) from exc
+    except Exception as exc:  # any decoder failure on untrusted bytes means a corrupt file
+        raise MediaCorrupt(f"the {fmt} file could not be decoded: {type(exc).__name__}") from exc
+
+
+def _check_dimensions(width: int, height: int, max_pixels: int, max_side: int) -> None:
+    if width <= 0 or height <= 0:
+        raise MediaCorrupt("the file declares an empty picture")
+    if width > max_side or height > max_side or width * height > max_pixels:
+        raise MediaDimensionsTooLarge(
+            f"{width}x{height} exceeds the limit of {max_pixels} pixels and {max_side} px per side"
+        )
+
+
+def _to_bgr(image: Image.Image) -> np.ndarray:
+    rgb = np.asarray(image.convert("RGB"))
+    return np.ascontiguousarray(rgb[:, :, ::-1])
+
+
+def _decode_image(data: bytes, fmt: str, limits: Limits) -> DecodedImage:
+    with Image.open(io.BytesIO(data)) as image:  # reads the header only
+        _check_dimensions(*image.size, limits.max_image_pixels, limits.max_image_side)
+        image.load()
+        upright = ImageOps.exif_transpose(image)  # phone photos store rotation in EXIF
+        pixels = _to_bgr(upright)
+    h, w = pixels.shape[:2]
+    return DecodedImage(MediaInfo("image", fmt, w, h), pixels)
+
+
+def _decode_gif(data: bytes, limits: Limits, sample_fps: float | None) -> DecodedImage | DecodedVideo:
+    image = Image.open(io.BytesIO(data))
+    width, height = image.size
+    if getattr(image, "is_animated", False) is False:
+        _check_dimensions(width, height, limits.max_image_pixels, limits.max_image_side)
+        image.load()
+        return DecodedImage(MediaInfo("image", "gif", width, height), _to_bgr(image))
+    _check_dimensions(width, height, limits.max_video_pixels, limits.max_image_side)
+    # GIF headers carry no frame count or duration: decode once, enforcing limits as we go,
+    # keeping only timestamps so the frames can be re-decoded lazily.
+    timestamps, t_ms = [], 0.0
+    for frame in ImageSequence.Iterator(image):
+        timestamps.append(t_ms)
+        t_ms += frame.info.get("duration", 100) or 100
+        _check_clip_length(len(timestamps), t_ms / 1000, limits)
+    fps = 1000 * len(timestamps) / t_ms
+    info = MediaInfo("video", "gif", width, height, t_ms, fps, len(timestamps))
+    rate = sample_rate(fps, sample_fps)
+    sampler = FrameSampler(rate)
+
+    def frames() -> Iterator[VideoFrame]:
+        for index, frame in enumerate(ImageSequence.Iterator(image)):
+            if sampler.due(timestamps[index]):
+                yield VideoFrame(index, timestamps[index], _to_bgr(frame))
+        image.close()
+
+    return DecodedVideo(info, rate, frames())
+
+
+def _check_clip_length(frame_count: int, seconds: float, limits: Limits) -> None:
+    if frame_count > limits.max_video_frames or seconds > limits.max_video_seconds:
+        raise ClipTooLong(
+            f"clips may have at most {limits.max_video_frames} frames and last at most "
+            f"{limits.max_video_seconds:g} s"
+        )
+
+
+DEFAULT_MAX_SAMPLE_FPS = 30.0
+
+
+def sample_rate(native_fps: float, requested_fps: float | None) -> float:
+    """Every frame up to 30 fps by default; never more often than the clip has frames."""
+    target = requested_fps if requested_fps else DEFAULT_MAX_SAMPLE_FPS
+    return min(native_fps, target)
+
+
+class FrameSampler:
+    """Keeps the first frame at or after each multiple of the sampling period."""
+
+    def __init__(self, fps: float) -> None:
+        self.period_ms = 1000.0 / fps
+        self.last_slot = -1
+
+    def due(self, t_ms: float) -> bool:
+        # The tolerance absorbs float error in timestamps like 33.333... ms at 30 fps.
+        slot = int(t_ms / self.period_ms + 0.01)
+        if slot <= self.last_slot:
+            return False
+        self.last_slot = slot
+        return True
+
+
+def _open_video(data: bytes, fmt: str, limits: Limits, sample_fps: float | None) -> DecodedVideo:
+    container = av.open(io.BytesIO(data), mode="r")
+    if not container.streams.video:
+        container.close()
+        raise MediaCorrupt("the clip has no video stream")
+    stream = container.streams.video[0]
+    width, height = stream.codec_context.width, stream.codec_context.height
+    _check_dimensions(width, height, limits.max_video_pixels, limits.max_image_side)
+    fps = float(stream.average_rate or stream.guessed_rate or 0) or 30.0
+    if stream.duration is not None and stream.time_base is not None:
+        seconds = float(stream.duration * stream.time_base)
+    else:
+        seconds = (container.duration or 0) / av.time_base
+    _check_clip_length(stream.frames or 0, seconds, limits)
+    info = MediaInfo("video", fmt, width, height, seconds * 1000, fps, stream.frames or None)
+    rate = sample_rate(fps, sample_fps)
+    sampler = FrameSampler(rate)
+
+    def frames() -> Iterator[VideoFrame]:
+        try:
+            for index, frame in enumerate(container.decode(stream)):
+                t_ms = 1000.0 * float(frame.time) if frame.time is not None else index * 1000.0 / fps
+                _check_clip_length(index + 1, t_ms / 1000, limits)
+                if sampler.due(t_ms):
+                    yield VideoFrame(index, t_ms, frame.to_ndarray(format="bgr24"))
+        except MediaError:
+            raise
+        except Exception as exc:
+            raise MediaCorrupt(f"the {fmt} clip could not be decoded: {type(exc).__name__}") from exc
+        finally:
+            container.close()
+
+    return DecodedVideo(info, rate, frames())

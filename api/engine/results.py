@@ -1,0 +1,70 @@
+"""Plain result types. Arrays stay numpy inside; the API layer turns them into JSON."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from api.engine.preprocess import EMOTIONS
+
+
+@dataclass
+class Face:
+    """One detected face. `box` is (x, y, w, h) in source pixels; `landmarks` is dlib's 5 points (5, 2) or None."""
+
+    box: np.ndarray
+    confidence: float | None
+    landmarks: np.ndarray | None
+    emotions: np.ndarray = field(default_factory=lambda: np.zeros(len(EMOTIONS), np.float32))
+    track_id: int | None = None
+
+    @property
+    def dominant_emotion(self) -> str:
+        return EMOTIONS[int(np.argmax(self.emotions))]
+
+
+@dataclass
+class Frame:
+    index: int
+    timestamp_ms: float
+    faces: list[Face]
+
+
+@dataclass
+class Track:
+    """A face followed across frames: `frames[i]` holds `faces[i]`."""
+
+    track_id: int
+    frames: list[Frame]
+    faces: list[Face]
+
+    @property
+    def mean_emotions(self) -> np.ndarray:
+        return np.mean([f.emotions for f in self.faces], axis=0)
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    kind: str  # "image" or "video"
+    format: str
+    width: int
+    height: int
+    duration_ms: float | None = None
+    fps: float | None = None
+    frame_count: int | None = None
+
+
+@dataclass
+class ImageAnalysis:
+    media: MediaInfo
+    faces: list[Face]
+    timing_ms: dict[str, float]
+
+
+@dataclass
+class VideoAnalysis:
+    media: MediaInfo
+    frames: list[Frame]
+    tracks: list[Track]
+    sample_fps: float
+    timing_ms: dict[str, float]

@@ -1,0 +1,26 @@
+"""Request schemas, mirroring openapi.yaml's AnalyzeOptions and AnalyzeJsonRequest."""
+from __future__ import annotations
+
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from api.engine.detection import DETECTORS, SKIP
+
+MAX_SAMPLE_FPS = 240.0
+
+
+class AnalyzeOptionsSchema(Schema):
+    detector = fields.String(load_default="dlib", validate=validate.OneOf([*DETECTORS, SKIP]))
+    min_face_size = fields.Integer(load_default=0, validate=validate.Range(0, 10_000))
+    max_faces = fields.Integer(load_default=20, validate=validate.Range(1, 100))
+    return_landmarks = fields.Boolean(load_default=True)
+    fps = fields.Float(load_default=None, allow_none=True, validate=validate.Range(0.1, MAX_SAMPLE_FPS))
+
+
+class AnalyzeJsonSchema(AnalyzeOptionsSchema):
+    image_base64 = fields.String()
+    video_base64 = fields.String()
+
+    @validates_schema
+    def _exactly_one_media(self, data, **_kwargs):
+        if ("image_base64" in data) == ("video_base64" in data):
+            raise ValidationError("send exactly one of image_base64 or video_base64", "_schema")

@@ -1,0 +1,87 @@
+"""Engine results -> JSON-ready dicts shaped as openapi.yaml's AnalyzeResponse."""
+from __future__ import annotations
+
+import numpy as np
+
+from api.engine.preprocess import EMOTIONS, LEFT_IMAGE_EYE, NOSE, RIGHT_IMAGE_EYE
+from api.engine.results import Face, ImageAnalysis, MediaInfo, Track, VideoAnalysis
+
+
+def _round(value: float | None, digits: int = 4) -> float | None:
+    return None if value is None else round(float(value), digits)
+
+
+def _point(p: np.ndarray) -> list[float]:
+    return [round(float(p[0]), 1), round(float(p[1]), 1)]
+
+
+def emotions_json(probabilities: np.ndarray) -> dict[str, float]:
+    return {label: _round(p) for label, p in zip(EMOTIONS, probabilities)}
+
+
+def landmarks_json(points: np.ndarray) -> dict:
+    # Named from the person's point of view, as DeepFace does: their left eye is on the image's right.
+    return {
+        "left_eye": _point(points[RIGHT_IMAGE_EYE].mean(axis=0)),
+        "right_eye": _point(points[LEFT_IMAGE_EYE].mean(axis=0)),
+        "nose": _point(points[NOSE]),
+    }
+
+
+def face_json(face: Face) -> dict:
+    x, y, w, h = (int(round(v)) for v in face.box)
+    body = {
+        "box": {"x": x, "y": y, "w": w, "h": h},
+        "confidence": _round(face.confidence),
+        "landmarks": None if face.landmarks is None else landmarks_json(face.landmarks),
+        "emotions": emotions_json(face.emotions),
+        "dominant_emotion": face.dominant_emotion,
+    }
+    if face.track_id is not None:
+        body["track_id"] = face.track_id
+    return body
+
+
+def media_json(info: MediaInfo, frames_analyzed: int) -> dict:
+    return {
+        "type": info.kind,
+        "format": info.format,
+        "width": info.width,
+        "height": info.height,
+        "duration_ms": _round(info.duration_ms, 1),
+        "fps": _round(info.fps, 3),
+        "frames_analyzed": frames_analyzed,
+    }
+
+
+def track_json(track: Track) -> dict:
+    mean = track.mean_emotions
+    return {
+        "track_id": track.track_id,
+        "start_ms": _round(track.frames[0].timestamp_ms, 1),
+        "end_ms": _round(track.frames[-1].timestamp_ms, 1),
+        "frame_count": len(track.faces),
+        "summary": {"emotions": emotions_json(mean), "dominant_emotion": EMOTIONS[int(np.argmax(mean))]},
+        "timeline": [
+            {"timestamp_ms": _round(frame.timestamp_ms, 1), "frame_index": frame.index,
+             "emotions": emotions_json(face.emotions), "dominant_emotion": face.dominant_emotion}
+            for frame, face in zip(track.frames, track.faces)
+        ],
+    }
+
+
+def analysis_json(analysis: ImageAnalysis | VideoAnalysis, request_id: str, models: dict,
+                  timing_ms: dict[str, float]) -> dict:
+    body = {"request_id": request_id, "model": models, "timing_ms": timing_ms}
+    if isinstance(analysis, ImageAnalysis):
+        body["media"] = media_json(analysis.media, 1)
+        body["faces"] = [face_json(f) for f in analysis.faces]
+        return body
+    body["media"] = media_json(analysis.media, len(analysis.frames))
+    body["sample_fps"] = _round(analysis.sample_fps, 3)
+    body["frames"] = [
+        {"index": fr.index, "timestamp_ms": _round(fr.timestamp_ms, 1), "faces": [face_json(f) for f in fr.faces]}
+        for fr in analysis.frames
+    ]
+    body["tracks"] = [track_json(t) for t in analysis.tracks]
+    return body

@@ -1,0 +1,21 @@
+"""gunicorn settings; every value can be overridden from the environment.
+
+Two processes on a 2-core machine: inference is CPU-bound and each request's models run
+single-threaded (EMOSCOPE_INFERENCE_THREADS=1), so one process per core uses the CPU without
+oversubscription. Two threads per process let a slow upload or a database call overlap with
+another request's inference. The app is NOT preloaded: each worker builds its own model
+sessions after fork (onnxruntime and dlib objects must not be shared across a fork).
+"""
+import os
+
+bind = os.environ.get("EMOSCOPE_BIND", "127.0.0.1:8000")
+workers = int(os.environ.get("EMOSCOPE_WORKERS", 2))
+threads = int(os.environ.get("EMOSCOPE_THREADS", 2))
+worker_class = "gthread"
+preload_app = False
+timeout = int(os.environ.get("EMOSCOPE_WORKER_TIMEOUT", 120))
+graceful_timeout = 30
+keepalive = 5
+# Clients get our problem+json errors, not gunicorn's, for oversized headers.
+limit_request_field_size = 16384
+accesslog = "-"
