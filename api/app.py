@@ -44,7 +44,7 @@ def create_app(settings: Settings | None = None, analyzer: Analyzer | None = Non
     app = Flask(__name__)
     app.json.sort_keys = False  # keep request_id, media, faces in the documented order
     app.config["MAX_CONTENT_LENGTH"] = int(settings.limits.max_upload_bytes * BASE64_OVERHEAD) + 64 * 1024
-    analyzer = analyzer or Analyzer(settings.data_dir / "deepface", settings.emotion_model, settings.inference_threads)
+    analyzer = analyzer or Analyzer(settings.state_dir / "deepface", settings.emotion_model, settings.inference_threads)
     app.extensions["emoscope"] = Services(settings, Database(settings.database_url), analyzer)
 
     @app.before_request

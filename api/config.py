@@ -42,7 +42,7 @@ class Limits:
 @dataclass(frozen=True)
 class Settings:
     database_url: str
-    data_dir: Path
+    state_dir: Path
     api_key_pepper: str
     emotion_model: str = "emotion_fer"
     inference_threads: int = 1
@@ -50,10 +50,10 @@ class Settings:
 
     @classmethod
     def from_env(cls) -> "Settings":
-        data_dir = Path(os.environ.get("EMOSCOPE_DATA_DIR", REPO_ROOT / "var")).resolve()
+        state_dir = Path(os.environ.get("EMOSCOPE_STATE_DIR", REPO_ROOT / "var")).resolve()
         return cls(
-            database_url=os.environ.get("DATABASE_URL", f"sqlite:///{data_dir / 'emoscope.db'}"),
-            data_dir=data_dir,
+            database_url=os.environ.get("DATABASE_URL", f"sqlite:///{state_dir / 'emoscope.db'}"),
+            state_dir=state_dir,
             # The embedded default is fine on one machine; production must set its own secret.
             api_key_pepper=os.environ.get("EMOSCOPE_API_KEY_PEPPER", "embedded-default-pepper"),
             emotion_model=os.environ.get("EMOSCOPE_EMOTION_MODEL", "emotion_fer"),

@@ -1,0 +1,95 @@
+"""Shared fixtures: real data from ../shared/data, one warmed Analyzer, an app with a key."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from openapi_core import Config, OpenAPI
+from openapi_core.contrib.werkzeug import WerkzeugOpenAPIResponse
+from openapi_core.datatypes import RequestParameters
+
+from api import repository
+from api.app import create_app
+from api.config import REPO_ROOT, Settings
+from api.engine.analyzer import Analyzer
+
+DATA_DIR = Path(os.environ.get("EMOSCOPE_DATA_DIR", REPO_ROOT.parent / "shared" / "data")).resolve()
+if not (DATA_DIR / "faces").is_dir():
+    raise pytest.UsageError(
+        f"real test data not found at {DATA_DIR}; set EMOSCOPE_DATA_DIR to the shared data folder "
+        "(../shared/data beside the repository)"
+    )
+
+FACES = DATA_DIR / "faces"
+VIDEOS = DATA_DIR / "videos"
+
+
+@pytest.fixture(scope="session")
+def analyzer(tmp_path_factory) -> Analyzer:
+    return Analyzer(tmp_path_factory.mktemp("deepface"), "emotion_fer")
+
+
+def make_settings(state_dir: Path, database_url: str | None = None) -> Settings:
+    return Settings(
+        database_url=database_url or f"sqlite:///{state_dir / 'test.db'}",
+        state_dir=state_dir,
+        api_key_pepper="test-pepper",
+    )
+
+
+@pytest.fixture(scope="session")
+def app(tmp_path_factory, analyzer):
+    app = create_app(make_settings(tmp_path_factory.mktemp("state")), analyzer=analyzer)
+    app.extensions["emoscope"].db.migrate()
+    return app
+
+
+@pytest.fixture(scope="session")
+def api_key(app) -> str:
+    services = app.extensions["emoscope"]
+    with services.db.session.begin() as session:
+        account = repository.create_account(session, "tests")
+        _, secret = repository.create_api_key(session, account, services.settings.api_key_pepper)
+    return secret
+
+
+@pytest.fixture()
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture()
+def auth(api_key) -> dict[str, str]:
+    return {"Authorization": f"Bearer {api_key}"}
+
+
+@pytest.fixture(scope="session")
+def contract() -> OpenAPI:
+    config = Config(extra_media_type_deserializers={"application/problem+json": json.loads})
+    return OpenAPI.from_file_path(str(REPO_ROOT / "openapi.yaml"), config=config)
+
+
+class OperationOnly:
+    """Names the operation a response answers; the request body was consumed by the app already."""
+
+    host_url = "http://127.0.0.1:8000"
+    content_type = "application/json"
+    body = b""
+
+    def __init__(self, method: str, path: str) -> None:
+        self.method, self.path = method.lower(), path
+        self.parameters = RequestParameters()
+
+
+@pytest.fixture()
+def assert_contract(contract):
+    """Validate a Flask test response against openapi.yaml's schema for its operation and status."""
+
+    def check(response):
+        request = OperationOnly(response.request.method, response.request.path)
+        contract.validate_response(request, WerkzeugOpenAPIResponse(response))
+        return response
+
+    return check

@@ -1,0 +1,49 @@
+"""Builders for test inputs: real photos re-encoded, and hostile files made on purpose."""
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+from pathlib import Path
+
+from PIL import Image
+
+
+def reencode(path: Path, fmt: str, max_side: int | None = None, **save_args) -> bytes:
+    image = Image.open(path).convert("RGB")
+    if max_side:
+        image.thumbnail((max_side, max_side))
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **save_args)
+    return buffer.getvalue()
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def png_bomb(width: int = 100_000, height: int = 100_000) -> bytes:
+    """A tiny PNG whose header claims a huge picture (a decompression bomb's first line)."""
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    pixels = zlib.compress(b"\x00" * 1024, 9)
+    return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", pixels) + _png_chunk(b"IEND", b"")
+
+
+def animated_gif(path: Path, frames: int = 6, duration_ms: int = 100, side: int = 320) -> bytes:
+    """A GIF clip panning slowly across a real photo."""
+    image = Image.open(path).convert("RGB")
+    image.thumbnail((side + 8 * frames, side + 8 * frames))
+    shots = [image.crop((4 * i, 0, 4 * i + side, min(side, image.height))) for i in range(frames)]
+    buffer = io.BytesIO()
+    shots[0].save(buffer, "GIF", save_all=True, append_images=shots[1:], duration=duration_ms, loop=0)
+    return buffer.getvalue()
+
+
+def with_exif_rotation(path: Path) -> bytes:
+    """A real photo stored sideways with EXIF orientation 6 ("rotate 90° clockwise to view")."""
+    image = Image.open(path).convert("RGB").rotate(90, expand=True)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", exif=exif.tobytes())
+    return buffer.getvalue()

@@ -1,0 +1,177 @@
+"""POST /v1/analyze and the service endpoints through the Flask test client, checked against openapi.yaml."""
+from __future__ import annotations
+
+import base64
+import io
+
+import pytest
+
+from tests.conftest import FACES, VIDEOS
+from tests.samples import animated_gif, png_bomb, reencode
+
+EMOTIONS = {"angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"}
+
+
+def upload(client, data: bytes, headers, **options):
+    return client.post("/v1/analyze", data={"file": (io.BytesIO(data), "upload"), **options}, headers=headers)
+
+
+def assert_problem(response, status: int, code: str):
+    assert response.status_code == status, response.get_data(as_text=True)
+    assert response.mimetype == "application/problem+json"
+    assert response.json["code"] == code
+    assert response.json["status"] == status
+
+
+def assert_plausible_face(face):
+    assert face["box"]["w"] > 0 and face["box"]["h"] > 0
+    assert set(face["emotions"]) == EMOTIONS
+    assert sum(face["emotions"].values()) == pytest.approx(1.0, abs=2e-3)
+    assert face["dominant_emotion"] == max(face["emotions"], key=face["emotions"].get)
+
+
+def test_photo_of_two_people(client, auth, assert_contract):
+    response = assert_contract(upload(client, (FACES / "couple.jpg").read_bytes(), auth))
+    assert response.status_code == 200
+    body = response.json
+    assert body["media"] == {"type": "image", "format": "jpeg", "width": 2280, "height": 1588,
+                             "duration_ms": None, "fps": None, "frames_analyzed": 1}
+    assert len(body["faces"]) == 2
+    for face in body["faces"]:
+        assert_plausible_face(face)
+        eyes = face["landmarks"]["left_eye"], face["landmarks"]["right_eye"]
+        box = face["box"]
+        assert all(box["x"] <= x <= box["x"] + box["w"] and box["y"] <= y <= box["y"] + box["h"] for x, y in eyes)
+    assert response.headers["X-Request-Id"] == body["request_id"]
+    assert body["model"]["emotion"] == "emotion_fer"
+
+
+def test_broad_smile_reads_as_happy(client, auth, assert_contract):
+    # img1.jpg is a broad open-mouthed smile: the one label in the set a human would not dispute.
+    response = assert_contract(upload(client, (FACES / "img1.jpg").read_bytes(), auth))
+    (face,) = response.json["faces"]
+    assert face["dominant_emotion"] == "happy"
+
+
+def test_base64_json_and_options(client, auth, assert_contract):
+    encoded = base64.b64encode(reencode(FACES / "img1.jpg", "PNG", max_side=640)).decode()
+    body = {"image_base64": "data:image/png;base64," + encoded, "detector": "opencv", "return_landmarks": False}
+    response = assert_contract(client.post("/v1/analyze", json=body, headers=auth))
+    assert response.status_code == 200
+    (face,) = response.json["faces"]
+    assert face["landmarks"] is None
+    assert response.json["model"]["detector"] == "opencv"
+
+
+def test_skip_detector_treats_the_picture_as_one_face(client, auth, assert_contract):
+    response = assert_contract(upload(client, reencode(FACES / "img1.jpg", "JPEG", max_side=200), auth, detector="skip"))
+    (face,) = response.json["faces"]
+    assert face["box"]["x"] == 0 and face["confidence"] is None
+
+
+def test_max_faces_keeps_the_largest(client, auth, assert_contract):
+    data = (FACES / "selfie-many-people.jpg").read_bytes()
+    every = assert_contract(upload(client, data, auth)).json["faces"]
+    capped = assert_contract(upload(client, data, auth, max_faces="2")).json["faces"]
+    assert len(every) > 2 and len(capped) == 2
+    area = lambda f: f["box"]["w"] * f["box"]["h"]  # noqa: E731
+    assert sorted(map(area, capped)) == sorted(map(area, every))[-2:]
+
+
+def test_a_picture_without_a_face_is_not_an_error(client, auth, assert_contract):
+    response = assert_contract(client.post("/v1/analyze", data={"file": (io.BytesIO(reencode(FACES / "img1.jpg", "PNG", max_side=16)), "x")}, headers=auth))
+    assert response.status_code == 200
+    assert response.json["faces"] == []
+
+
+def test_clip_returns_frames_and_tracks(client, auth, assert_contract):
+    response = assert_contract(upload(client, (VIDEOS / "single_face.mp4").read_bytes(), auth, fps="10"))
+    assert response.status_code == 200
+    body = response.json
+    assert body["media"]["type"] == "video" and body["media"]["frames_analyzed"] == 24
+    assert body["sample_fps"] == 10
+    assert len(body["frames"]) == 24
+    assert [t["track_id"] for t in body["tracks"]] == [1]
+    track = body["tracks"][0]
+    assert track["frame_count"] >= 20
+    assert all(face.get("track_id") == 1 for frame in body["frames"] for face in frame["faces"])
+    # The man starts neutral and ends in a broad smile.
+    assert track["timeline"][-1]["dominant_emotion"] == "happy"
+
+
+def test_animated_gif_is_analysed_as_a_clip(client, auth, assert_contract):
+    response = assert_contract(upload(client, animated_gif(FACES / "img1.jpg"), auth))
+    assert response.json["media"]["type"] == "video"
+    assert len(response.json["tracks"]) == 1
+
+
+def test_clip_without_faces(client, auth, assert_contract):
+    response = assert_contract(upload(client, (VIDEOS / "no_face.mp4").read_bytes(), auth, fps="4"))
+    assert response.status_code == 200
+    assert response.json["tracks"] == []
+
+
+@pytest.mark.parametrize("headers, code", [({}, "missing_api_key"),
+                                           ({"Authorization": "Bearer emo_000000000000_nope"}, "invalid_api_key"),
+                                           ({"X-API-Key": "not-a-key"}, "invalid_api_key")])
+def test_authentication_is_required(client, headers, code, assert_contract):
+    response = assert_contract(upload(client, b"irrelevant", headers))
+    assert_problem(response, 401, code)
+    assert "Bearer" in response.headers["WWW-Authenticate"]
+
+
+def test_x_api_key_header_works(client, api_key):
+    response = upload(client, reencode(FACES / "img1.jpg", "JPEG", max_side=320), {"X-API-Key": api_key})
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize("options, field", [({"detector": "yolo"}, "detector"), ({"max_faces": "0"}, "max_faces"),
+                                            ({"fps": "1000"}, "fps"), ({"min_face_size": "big"}, "min_face_size"),
+                                            ({"colour": "red"}, "colour")])
+def test_bad_options_are_400_with_the_field_named(client, auth, options, field, assert_contract):
+    response = assert_contract(upload(client, b"\xff\xd8\xff", auth, **options))
+    assert_problem(response, 400, "invalid_request")
+    assert field in response.json["errors"]
+
+
+def test_json_needs_exactly_one_media_field(client, auth, assert_contract):
+    assert_problem(assert_contract(client.post("/v1/analyze", json={"detector": "dlib"}, headers=auth)), 400, "invalid_request")
+    assert_problem(assert_contract(client.post("/v1/analyze", json={"image_base64": "!!!"}, headers=auth)), 400, "invalid_request")
+
+
+def test_missing_file_part(client, auth, assert_contract):
+    response = assert_contract(client.post("/v1/analyze", data={"detector": "dlib"}, headers=auth, content_type="multipart/form-data"))
+    assert_problem(response, 400, "invalid_request")
+
+
+def test_body_neither_multipart_nor_json(client, auth, assert_contract):
+    response = assert_contract(client.post("/v1/analyze", data=b"raw", headers={**auth, "Content-Type": "text/plain"}))
+    assert_problem(response, 415, "unsupported_media_type")
+
+
+@pytest.mark.parametrize("data, status, code", [
+    (b"GIF89a" + b"\x00" * 20, 422, "media_corrupt"),
+    (b"<svg xmlns='http://www.w3.org/2000/svg'/>", 415, "unsupported_media_type"),
+    (png_bomb(), 413, "media_dimensions_too_large"),
+    ((FACES / "img1.jpg").read_bytes()[:5000], 422, "media_corrupt"),
+    ((VIDEOS / "single_face.mp4").read_bytes()[:20000], 422, "media_corrupt"),
+])
+def test_hostile_and_broken_files(client, auth, data, status, code, assert_contract):
+    assert_problem(assert_contract(upload(client, data, auth)), status, code)
+
+
+def test_upload_over_the_byte_limit_is_413(app, client, auth, assert_contract):
+    limit = app.config["MAX_CONTENT_LENGTH"]
+    response = assert_contract(upload(client, b"\xff\xd8\xff" + b"\x00" * limit, auth))
+    assert_problem(response, 413, "media_too_large")
+
+
+def test_health_readiness_and_contract(client, assert_contract):
+    assert assert_contract(client.get("/healthz")).json == {"status": "ok"}
+    assert assert_contract(client.get("/readyz")).json["status"] == "ready"
+    response = client.get("/openapi.yaml")
+    assert response.status_code == 200 and b"openapi: 3.1.0" in response.data
+
+
+def test_unknown_route_is_problem_json(client):
+    assert_problem(client.get("/v1/nope"), 404, "not_found")

@@ -1,0 +1,86 @@
+"""Decoding and limits, checked before any pixel is decoded."""
+from __future__ import annotations
+
+import pytest
+
+from api.config import Limits
+from api.engine import media
+from tests.conftest import FACES, VIDEOS
+from tests.samples import animated_gif, png_bomb, reencode, with_exif_rotation
+
+PHOTO = FACES / "img1.jpg"
+
+
+@pytest.mark.parametrize("fmt, name", [("JPEG", "jpeg"), ("PNG", "png"), ("WEBP", "webp"), ("BMP", "bmp")])
+def test_images_decode_in_every_supported_format(fmt, name):
+    decoded = media.decode(reencode(PHOTO, fmt, max_side=400), Limits(), None)
+    assert isinstance(decoded, media.DecodedImage)
+    assert decoded.info.format == name
+    assert decoded.pixels.shape == (decoded.info.height, decoded.info.width, 3)
+
+
+def test_format_comes_from_magic_bytes_not_names():
+    with pytest.raises(media.UnsupportedMedia):
+        media.decode(b"%PDF-1.7 not a picture" * 10, Limits(), None)
+
+
+def test_pixel_limit_refuses_a_bomb_from_its_header():
+    with pytest.raises(media.MediaDimensionsTooLarge):
+        media.decode(png_bomb(), Limits(), None)
+
+
+def test_byte_limit():
+    data = reencode(PHOTO, "JPEG")
+    with pytest.raises(media.MediaTooLarge):
+        media.decode(data, Limits(max_upload_bytes=len(data) - 1), None)
+
+
+def test_truncated_jpeg_is_corrupt():
+    data = PHOTO.read_bytes()
+    with pytest.raises(media.MediaCorrupt):
+        media.decode(data[: len(data) // 2], Limits(), None)
+
+
+def test_exif_orientation_is_applied():
+    decoded = media.decode(with_exif_rotation(PHOTO), Limits(), None)
+    original = media.decode(PHOTO.read_bytes(), Limits(), None)
+    assert (decoded.info.width, decoded.info.height) == (original.info.width, original.info.height)
+
+
+def test_animated_gif_is_a_clip():
+    decoded = media.decode(animated_gif(PHOTO, frames=6, duration_ms=100), Limits(), None)
+    assert isinstance(decoded, media.DecodedVideo)
+    frames = list(decoded.frames)
+    assert [f.timestamp_ms for f in frames] == [0, 100, 200, 300, 400, 500]
+    assert decoded.info.duration_ms == 600
+
+
+def test_mp4_every_frame_by_default_and_sampled_on_request():
+    data = (VIDEOS / "single_face.mp4").read_bytes()
+    every = media.decode(data, Limits(), None)
+    assert (every.info.width, every.info.height, every.info.frame_count) == (640, 360, 72)
+    assert len(list(every.frames)) == 72
+    sampled = media.decode(data, Limits(), 10)
+    assert sampled.sample_fps == 10
+    assert len(list(sampled.frames)) == 24
+
+
+def test_clip_limits_checked_from_the_header():
+    data = (VIDEOS / "single_face.mp4").read_bytes()
+    with pytest.raises(media.ClipTooLong):
+        media.decode(data, Limits(max_video_frames=10), None)
+    with pytest.raises(media.ClipTooLong):
+        media.decode(data, Limits(max_video_seconds=1.0), None)
+
+
+def test_truncated_clip_is_corrupt():
+    data = (VIDEOS / "single_face.mp4").read_bytes()
+    with pytest.raises(media.MediaCorrupt):
+        decoded = media.decode(data[: len(data) // 3], Limits(), None)
+        list(decoded.frames)
+
+
+def test_hevc_mov_decodes():
+    decoded = media.decode((VIDEOS / "face_noface.mov").read_bytes(), Limits(), 5)
+    assert decoded.info.format == "mov"
+    assert len(list(decoded.frames)) > 10
