@@ -47,3 +47,18 @@ def with_exif_rotation(path: Path) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, "JPEG", exif=exif.tobytes())
     return buffer.getvalue()
+
+
+def faststart_mp4(path: Path, tmp_dir: Path) -> bytes:
+    """The clip's video remuxed with its index first, so a truncation cuts frames, not the index."""
+    import av
+
+    out_path = tmp_dir / "faststart.mp4"
+    with av.open(str(path)) as source, av.open(str(out_path), "w", options={"movflags": "faststart"}) as out:
+        stream_in = source.streams.video[0]
+        stream_out = out.add_stream_from_template(stream_in)
+        for packet in source.demux(stream_in):
+            if packet.dts is not None:
+                packet.stream = stream_out
+                out.mux(packet)
+    return out_path.read_bytes()

@@ -84,3 +84,10 @@ def test_hevc_mov_decodes():
     decoded = media.decode((VIDEOS / "face_noface.mov").read_bytes(), Limits(), 5)
     assert decoded.info.format == "mov"
     assert len(list(decoded.frames)) > 10
+
+
+def test_gif_cut_at_a_frame_boundary_is_corrupt():
+    data = animated_gif(PHOTO, frames=4)
+    last_frame = data.rfind(b"\x00\x21\xf9")  # block terminator, then the last frame's control extension
+    with pytest.raises(media.MediaCorrupt, match="truncated"):
+        media.decode(data[: last_frame + 1], Limits(), None)

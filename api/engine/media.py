@@ -139,7 +139,13 @@ def _decode_image(data: bytes, fmt: str, limits: Limits) -> DecodedImage:
     return DecodedImage(MediaInfo("image", fmt, w, h), pixels)
 
 
+GIF_TRAILER = b";"
+
+
 def _decode_gif(data: bytes, limits: Limits, sample_fps: float | None) -> DecodedImage | DecodedVideo:
+    # A GIF cut at a frame boundary decodes cleanly with frames missing; only the trailer tells.
+    if not data.endswith(GIF_TRAILER):
+        raise MediaCorrupt("the GIF is truncated: it does not end with the GIF trailer")
     image = Image.open(io.BytesIO(data))
     width, height = image.size
     if getattr(image, "is_animated", False) is False:

@@ -84,7 +84,8 @@ def verified_path(weight: WeightFile) -> Path:
 def prepare_deepface_home(home: Path, names: list[str], emotion_model: str) -> dict[str, Path]:
     """Verify the named files and link them under DEEPFACE_HOME so DeepFace finds, not fetches, them.
 
-    Returns the verified path of every named file. Sets DEEPFACE_HOME for this process.
+    Returns the verified path of every named file. Sets DEEPFACE_HOME and DeepFace's engine
+    (onnx) for this process.
     """
     manifest = load_manifest()
     unknown = [n for n in [*names, emotion_model] if n not in manifest]
@@ -101,5 +102,7 @@ def prepare_deepface_home(home: Path, names: list[str], emotion_model: str) -> d
             link.unlink()
         link.symlink_to(paths[name])
     os.environ["DEEPFACE_HOME"] = str(home)
+    # DeepFace prefers TensorFlow or PyTorch when importable; only its ONNX engine loads our file.
+    os.environ["DEEPFACE_BACKEND_ENGINE"] = "onnx"
     log.info("model files verified", extra={"models": sorted(paths)})
     return paths

@@ -1,0 +1,28 @@
+# Two commands on a fresh machine: `make run` (service on embedded defaults) and `make test`.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+BIN = $(VENV)/bin
+
+.PHONY: install run test bench clean
+
+install: $(VENV)/.installed
+
+# Reinstalls whenever pyproject.toml changes; everything comes from the package registry.
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $@
+
+run: install
+	$(BIN)/emoscope-admin demo-key
+	$(BIN)/gunicorn -c gunicorn.conf.py 'api.app:create_app()'
+
+test: install
+	$(BIN)/python -m pytest
+
+bench: install
+	$(BIN)/python bench/analyze_vs_deepface.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache

@@ -1,0 +1,70 @@
+"""Migrations and key storage on both SQLite (embedded default) and PostgreSQL (psycopg 3)."""
+from __future__ import annotations
+
+import os
+import uuid
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from api import repository
+from api.db import ApiKey, Database, normalise_url, utcnow
+
+POSTGRES_URL = os.environ.get("EMOSCOPE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+PEPPER = "pepper"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db(request, tmp_path):
+    if request.param == "sqlite":
+        yield Database(f"sqlite:///{tmp_path / 'storage.db'}")
+        return
+    # A schema of its own per test keeps runs independent on the shared server.
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(normalise_url(POSTGRES_URL))
+    with admin.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    database = Database(f"{POSTGRES_URL}?options=-csearch_path%3D{schema}")
+    yield database
+    database.engine.dispose()
+    with admin.begin() as connection:
+        connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
+
+
+def test_migrations_create_the_schema_and_are_idempotent(db):
+    db.migrate()
+    db.migrate()
+    with db.engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM api_keys")).scalar() == 0
+
+
+def test_key_lifecycle(db):
+    db.migrate()
+    with db.session.begin() as session:
+        account = repository.create_account(session, "acme")
+        row, secret = repository.create_api_key(session, account, PEPPER, "ci", ("analyze",))
+        key_id = row.id
+    assert secret.startswith("emo_") and secret not in row.key_hash
+    with db.session.begin() as session:
+        found = repository.authenticate(session, secret, PEPPER)
+        assert found is not None and found.id == key_id and found.last_used_at is not None
+        assert repository.authenticate(session, secret + "x", PEPPER) is None
+        assert repository.authenticate(session, secret, "other-pepper") is None
+        assert repository.authenticate(session, "emo_" + "0" * 12 + "_guess", PEPPER) is None
+        session.get(ApiKey, key_id).revoked_at = utcnow()
+    with db.session.begin() as session:
+        assert repository.authenticate(session, secret, PEPPER) is None
+
+
+def test_last_used_is_written_at_most_once_a_minute(db):
+    db.migrate()
+    with db.session.begin() as session:
+        account = repository.create_account(session, "acme")
+        row, secret = repository.create_api_key(session, account, PEPPER)
+        row.last_used_at = utcnow() - timedelta(seconds=10)
+    with db.session.begin() as session:
+        before = session.get(ApiKey, row.id).last_used_at
+        repository.authenticate(session, secret, PEPPER)
+        assert session.get(ApiKey, row.id).last_used_at == before
