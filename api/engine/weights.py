@@ -97,10 +97,11 @@ def prepare_deepface_home(home: Path, names: list[str], emotion_model: str) -> d
     links[DEEPFACE_EMOTION_FILE] = emotion_model
     paths = {n: verified_path(manifest[n]) for n in {*names, emotion_model}}
     for file_name, name in links.items():
-        link = weights_dir / file_name
-        if link.is_symlink() or link.exists():
-            link.unlink()
-        link.symlink_to(paths[name])
+        # Workers start together: build the link under a private name, then swap it in atomically.
+        staging = weights_dir / f".{file_name}.{os.getpid()}"
+        staging.unlink(missing_ok=True)
+        staging.symlink_to(paths[name])
+        os.replace(staging, weights_dir / file_name)
     os.environ["DEEPFACE_HOME"] = str(home)
     # DeepFace prefers TensorFlow or PyTorch when importable; only its ONNX engine loads our file.
     os.environ["DEEPFACE_BACKEND_ENGINE"] = "onnx"
