@@ -8,12 +8,18 @@ from api.engine.detection import DETECTORS, SKIP
 MAX_SAMPLE_FPS = 240.0
 
 
+class MicroExpressionOptionsSchema(Schema):
+    enabled = fields.Boolean(load_default=True)
+    sensitivity = fields.Float(load_default=0.5, validate=validate.Range(0.0, 1.0))
+
+
 class AnalyzeOptionsSchema(Schema):
     detector = fields.String(load_default="dlib", validate=validate.OneOf([*DETECTORS, SKIP]))
     min_face_size = fields.Integer(load_default=0, validate=validate.Range(0, 10_000))
     max_faces = fields.Integer(load_default=20, validate=validate.Range(1, 100))
     return_landmarks = fields.Boolean(load_default=True)
     fps = fields.Float(load_default=None, allow_none=True, validate=validate.Range(0.1, MAX_SAMPLE_FPS))
+    micro_expressions = fields.Nested(MicroExpressionOptionsSchema, load_default=lambda: {"enabled": True, "sensitivity": 0.5})
 
 
 class AnalyzeJsonSchema(AnalyzeOptionsSchema):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from api.engine.preprocess import EMOTIONS, LEFT_IMAGE_EYE, NOSE, RIGHT_IMAGE_EYE
-from api.engine.results import Face, ImageAnalysis, MediaInfo, Track, VideoAnalysis
+from api.engine.results import Face, ImageAnalysis, MediaInfo, MicroExpression, Track, VideoAnalysis
 
 
 def _round(value: float | None, digits: int = 4) -> float | None:
@@ -70,6 +70,22 @@ def track_json(track: Track) -> dict:
     }
 
 
+def micro_expression_json(event: MicroExpression) -> dict:
+    return {
+        "track_id": event.track_id,
+        "kind": event.kind,
+        "onset_ms": _round(event.onset_ms, 1),
+        "apex_ms": _round(event.apex_ms, 1),
+        "offset_ms": _round(event.offset_ms, 1),
+        "duration_ms": _round(event.duration_ms, 1),
+        "intensity": _round(event.intensity),
+        "regions": [{"name": r.name, "magnitude": _round(r.magnitude), "action_units": r.action_units}
+                    for r in event.regions],
+        "emotion": event.emotion,
+        "emotion_probability": _round(event.emotion_probability),
+    }
+
+
 def analysis_json(analysis: ImageAnalysis | VideoAnalysis, request_id: str, models: dict,
                   timing_ms: dict[str, float]) -> dict:
     body = {"request_id": request_id, "model": models, "timing_ms": timing_ms}
@@ -79,9 +95,12 @@ def analysis_json(analysis: ImageAnalysis | VideoAnalysis, request_id: str, mode
         return body
     body["media"] = media_json(analysis.media, len(analysis.frames))
     body["sample_fps"] = _round(analysis.sample_fps, 3)
+    # Events shorter than about two frame intervals cannot be resolved at this sampling rate.
+    body["temporal_resolution_ms"] = _round(1000.0 / analysis.sample_fps, 1)
     body["frames"] = [
         {"index": fr.index, "timestamp_ms": _round(fr.timestamp_ms, 1), "faces": [face_json(f) for f in fr.faces]}
         for fr in analysis.frames
     ]
     body["tracks"] = [track_json(t) for t in analysis.tracks]
+    body["micro_expressions"] = [micro_expression_json(e) for e in analysis.micro_expressions]
     return body

@@ -175,3 +175,19 @@ def test_health_readiness_and_contract(client, assert_contract):
 
 def test_unknown_route_is_problem_json(client):
     assert_problem(client.get("/v1/nope"), 404, "not_found")
+
+
+def test_micro_expression_options_are_validated(client, auth, assert_contract):
+    bad = assert_contract(upload(client, b"\xff\xd8\xff", auth, micro_expressions='{"sensitivity": 2}'))
+    assert_problem(bad, 400, "invalid_request")
+    assert "micro_expressions" in bad.json["errors"]
+    not_json = assert_contract(upload(client, b"\xff\xd8\xff", auth, micro_expressions="yes"))
+    assert_problem(not_json, 400, "invalid_request")
+
+
+def test_clip_reports_micro_expressions_and_resolution(client, auth, assert_contract):
+    response = assert_contract(upload(client, (VIDEOS / "single_face.mp4").read_bytes(), auth, fps="15",
+                                      micro_expressions='{"enabled": true, "sensitivity": 0.5}'))
+    body = response.json
+    assert body["temporal_resolution_ms"] == pytest.approx(66.7, abs=0.1)
+    assert isinstance(body["micro_expressions"], list)

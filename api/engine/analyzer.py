@@ -12,12 +12,12 @@ from pathlib import Path
 
 import numpy as np
 
-from api.engine import detection
+from api.engine import detection, micro
 from api.engine.emotion import EmotionModel
 from api.config import Limits
 from api.engine.media import DecodedImage, DecodedVideo, VideoFrame, decode
 from api.engine.preprocess import crop_face, faces_to_batch, to_grayscale
-from api.engine.results import Face, Frame, ImageAnalysis, VideoAnalysis
+from api.engine.results import Face, Frame, ImageAnalysis, MicroExpression, Track, VideoAnalysis
 from api.engine.tracking import assign_tracks
 from api.engine.weights import prepare_deepface_home
 
@@ -39,6 +39,8 @@ class AnalysisOptions:
     max_faces: int = 20
     return_landmarks: bool = True
     fps: float | None = None
+    micro_expressions: bool = True
+    micro_sensitivity: float = 0.5
 
 
 class Analyzer:
@@ -58,7 +60,7 @@ class Analyzer:
 
     def analyze_image(self, image: DecodedImage, options: AnalysisOptions) -> ImageAnalysis:
         started = time.perf_counter()
-        faces, crops = self._find_faces(image.pixels, options)
+        faces, crops = self._find_faces(image.pixels, options, keep_aligned=False)
         detected = time.perf_counter()
         self._classify(faces, crops)
         finished = time.perf_counter()
@@ -71,19 +73,39 @@ class Analyzer:
         detected = time.perf_counter()
         self._classify([face for frame in frames for face in frame.faces], crops)
         tracks = assign_tracks(frames)
+        tracked = time.perf_counter()
+        events = self._spot(tracks, options) if options.micro_expressions else []
         finished = time.perf_counter()
-        timing = {"decode_and_detect": _ms(started, detected), "classify_and_track": _ms(detected, finished)}
-        return VideoAnalysis(video.info, frames, tracks, video.sample_fps, timing)
+        timing = {"decode_and_detect": _ms(started, detected), "classify_and_track": _ms(detected, tracked),
+                  "micro_expressions": _ms(tracked, finished)}
+        return VideoAnalysis(video.info, frames, tracks, video.sample_fps, timing, events)
+
+    @staticmethod
+    def _spot(tracks: list[Track], options: AnalysisOptions) -> list[MicroExpression]:
+        events = []
+        for track in tracks:
+            pairs = [(frame.timestamp_ms, face) for frame, face in zip(track.frames, track.faces)
+                     if face.aligned is not None]
+            if len(pairs) < 3:
+                continue
+            faces = [face for _, face in pairs]
+            found = micro.spot_micro_expressions(np.stack([f.aligned for f in faces]), np.array([t for t, _ in pairs]),
+                                                 np.stack([f.emotions for f in faces]), options.micro_sensitivity)
+            for event in found:
+                event.track_id = track.track_id
+            events.extend(found)
+        return sorted(events, key=lambda e: (e.onset_ms, e.track_id))
 
     def _find_faces_in_frames(self, decoded: Iterable[VideoFrame], options: AnalysisOptions):
         frames, crops = [], []
         for frame in decoded:
-            faces, frame_crops = self._find_faces(frame.pixels, options)
+            faces, frame_crops = self._find_faces(frame.pixels, options, keep_aligned=options.micro_expressions)
             frames.append(Frame(frame.index, frame.timestamp_ms, faces))
             crops.extend(frame_crops)
         return frames, crops
 
-    def _find_faces(self, pixels: np.ndarray, options: AnalysisOptions) -> tuple[list[Face], list[np.ndarray]]:
+    def _find_faces(self, pixels: np.ndarray, options: AnalysisOptions,
+                    keep_aligned: bool) -> tuple[list[Face], list[np.ndarray]]:
         if options.detector == detection.SKIP:
             h, w = pixels.shape[:2]
             return [Face(np.array([0, 0, w, h], np.float32), None, None)], [pixels]
@@ -97,7 +119,8 @@ class Analyzer:
         for d in found:
             points = self.landmarks(gray, d.box)
             crops.append(crop_face(pixels, d.box, points))
-            faces.append(Face(d.box, d.confidence, points if options.return_landmarks else None))
+            aligned = micro.align_face(gray, points) if keep_aligned else None
+            faces.append(Face(d.box, d.confidence, points if options.return_landmarks else None, aligned=aligned))
         return faces, crops
 
     def _classify(self, faces: list[Face], crops: list[np.ndarray]) -> None:

@@ -17,6 +17,8 @@ class Face:
     landmarks: np.ndarray | None
     emotions: np.ndarray = field(default_factory=lambda: np.zeros(len(EMOTIONS), np.float32))
     track_id: int | None = None
+    # Clips with micro-expressions on: the face warped onto the canonical template (api.engine.micro).
+    aligned: np.ndarray | None = None
 
     @property
     def dominant_emotion(self) -> str:
@@ -41,6 +43,39 @@ class Track:
     @property
     def mean_emotions(self) -> np.ndarray:
         return np.mean([f.emotions for f in self.faces], axis=0)
+
+
+# Movements up to half a second are micro-expressions; longer ones are macro-expressions.
+MICRO_MAX_MS = 500.0
+
+
+@dataclass
+class RegionMovement:
+    """A facial region that moved during an event, with the action units its motion suggests."""
+
+    name: str  # brows, eyes, nose, mouth, chin
+    magnitude: float  # 0-1, relative to the event's strongest region
+    action_units: list[str] = field(default_factory=list)
+
+
+@dataclass
+class MicroExpression:
+    onset_ms: float
+    apex_ms: float
+    offset_ms: float
+    intensity: float  # 0-1
+    regions: list[RegionMovement]
+    emotion: str | None  # the class that rose most from onset to apex
+    emotion_probability: float | None
+    track_id: int = 0
+
+    @property
+    def duration_ms(self) -> float:
+        return self.offset_ms - self.onset_ms
+
+    @property
+    def kind(self) -> str:
+        return "micro" if self.duration_ms <= MICRO_MAX_MS else "macro"
 
 
 @dataclass(frozen=True)
@@ -68,3 +103,4 @@ class VideoAnalysis:
     tracks: list[Track]
     sample_fps: float
     timing_ms: dict[str, float]
+    micro_expressions: list[MicroExpression] = field(default_factory=list)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 
 from flask import Blueprint, current_app, g, jsonify, request
 from marshmallow import ValidationError
@@ -31,7 +32,14 @@ def _parse(max_bytes: int) -> tuple[bytes, AnalysisOptions]:
         if upload is None:
             raise ApiError(400, "invalid_request", "Invalid request", "the multipart body needs a 'file' part",
                            errors={"file": ["Missing data for required field."]})
-        return upload.read(max_bytes + 1), AnalysisOptions(**_load(AnalyzeOptionsSchema(), request.form.to_dict()))
+        form = request.form.to_dict()
+        if "micro_expressions" in form:  # a nested object travels as JSON text in a form field
+            try:
+                form["micro_expressions"] = json.loads(form["micro_expressions"])
+            except ValueError as exc:
+                raise ApiError(400, "invalid_request", "Invalid request", "micro_expressions must be a JSON object",
+                               errors={"micro_expressions": ["Not valid JSON."]}) from exc
+        return upload.read(max_bytes + 1), _options(_load(AnalyzeOptionsSchema(), form))
     if request.mimetype == "application/json":
         body = request.get_json(silent=True)
         if not isinstance(body, dict):
@@ -39,9 +47,14 @@ def _parse(max_bytes: int) -> tuple[bytes, AnalysisOptions]:
         fields = _load(AnalyzeJsonSchema(), body)
         media_field = "image_base64" if "image_base64" in fields else "video_base64"
         encoded = fields.pop(media_field)
-        return _b64decode(encoded, max_bytes), AnalysisOptions(**fields)
+        return _b64decode(encoded, max_bytes), _options(fields)
     raise ApiError(415, "unsupported_media_type", "Unsupported media type",
                    "send multipart/form-data with a 'file' part, or application/json with image_base64 or video_base64")
+
+
+def _options(fields: dict) -> AnalysisOptions:
+    micro = fields.pop("micro_expressions")
+    return AnalysisOptions(**fields, micro_expressions=micro["enabled"], micro_sensitivity=micro["sensitivity"])
 
 
 def _load(schema, data: dict) -> dict:
