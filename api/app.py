@@ -8,12 +8,14 @@ from importlib.metadata import version
 
 from flask import Flask, g, request
 
+from api.billing import Billing
 from api.config import Settings
 from api.db import Database
 from api.engine.analyzer import Analyzer
 from api.engine.weights import load_manifest
 from api.errors import register_error_handlers
-from api.routes import analyze, health
+from api.ratelimit import make_rate_limiter
+from api.routes import account, analyze, billing, health
 
 # Base64 inflates by 4/3; the engine enforces the exact byte limit after decoding.
 BASE64_OVERHEAD = 4 / 3
@@ -27,6 +29,8 @@ class Services:
     settings: Settings
     db: Database
     analyzer: Analyzer
+    rate_limiter: object
+    billing: Billing | None
 
     def model_versions(self, detector: str) -> dict:
         emotion = self.analyzer.emotion_model_name
@@ -45,7 +49,9 @@ def create_app(settings: Settings | None = None, analyzer: Analyzer | None = Non
     app.json.sort_keys = False  # keep request_id, media, faces in the documented order
     app.config["MAX_CONTENT_LENGTH"] = int(settings.limits.max_upload_bytes * BASE64_OVERHEAD) + 64 * 1024
     analyzer = analyzer or Analyzer(settings.state_dir / "deepface", settings.emotion_model, settings.inference_threads)
-    app.extensions["emoscope"] = Services(settings, Database(settings.database_url), analyzer)
+    app.extensions["emoscope"] = Services(settings, Database(settings.database_url), analyzer,
+                                          make_rate_limiter(settings.redis_url),
+                                          Billing(settings.stripe) if settings.stripe else None)
 
     @app.before_request
     def _assign_request_id():
@@ -55,9 +61,12 @@ def create_app(settings: Settings | None = None, analyzer: Analyzer | None = Non
     @app.after_request
     def _echo_request_id(response):
         response.headers[REQUEST_ID_HEADER] = g.get("request_id", "")
+        response.headers.update(g.get("rate_limit_headers", {}))
         return response
 
     register_error_handlers(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(analyze.bp)
+    app.register_blueprint(account.bp)
+    app.register_blueprint(billing.bp)
     return app

@@ -1,4 +1,4 @@
-"""The API-key guard for endpoints: `Authorization: Bearer <key>` or `X-API-Key: <key>`."""
+"""Request guards: the API key (`Authorization: Bearer <key>` or `X-API-Key`) and rate limits."""
 from __future__ import annotations
 
 from functools import wraps
@@ -6,6 +6,7 @@ from functools import wraps
 from flask import current_app, g, request
 
 from api import repository
+from api.db import Account
 from api.errors import ApiError
 
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="emoscope"'}
@@ -36,8 +37,19 @@ def require_api_key(scope: str):
                 if scope not in key.scopes.split(","):
                     raise ApiError(403, "insufficient_scope", "Forbidden", f"this key lacks the '{scope}' scope")
                 g.account_id, g.api_key_id = key.account_id, key.id
+                g.account = session.get(Account, key.account_id)
             return view(*args, **kwargs)
 
         return guarded
 
     return decorator
+
+
+def enforce_rate_limit(services, bucket: str, rate: float, burst: int) -> None:
+    """429 when the bucket is empty; the X-RateLimit-* headers go on the response either way."""
+    decision = services.rate_limiter.hit(bucket, rate, burst)
+    g.rate_limit_headers = decision.headers()
+    if not decision.allowed:
+        raise ApiError(429, "rate_limited", "Too many requests",
+                       f"at most {rate:g} requests per second (bursts of {burst}); retry after "
+                       f"{decision.retry_after_s} s", headers=decision.headers())

@@ -5,6 +5,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from api.billing import StripeConfig
+from api.metering import Plan
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -39,6 +42,28 @@ class Limits:
         )
 
 
+def default_plans() -> dict[str, Plan]:
+    free_rate = _env_float("EMOSCOPE_FREE_REQUESTS_PER_SECOND", 2.0)
+    paid_rate = _env_float("EMOSCOPE_PAID_REQUESTS_PER_SECOND", 20.0)
+    return {
+        "free": Plan("free", _env_int("EMOSCOPE_FREE_MONTHLY_UNITS", 1000), free_rate, max(1, int(free_rate * 5))),
+        "paid": Plan("paid", None, paid_rate, max(1, int(paid_rate * 2))),
+    }
+
+
+def stripe_from_env() -> StripeConfig | None:
+    """Billing is on when STRIPE_API_KEY is set; the embedded default runs without it."""
+    if not os.environ.get("STRIPE_API_KEY"):
+        return None
+    return StripeConfig(
+        api_key=os.environ["STRIPE_API_KEY"],
+        price_id=os.environ.get("STRIPE_PRICE_ID", ""),
+        webhook_secret=os.environ.get("STRIPE_WEBHOOK_SECRET", ""),
+        meter_event_name=os.environ.get("STRIPE_METER_EVENT_NAME", "emoscope_units"),
+        api_base=os.environ.get("STRIPE_API_BASE") or None,
+    )
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str
@@ -47,6 +72,9 @@ class Settings:
     emotion_model: str = "emotion_fer"
     inference_threads: int = 1
     limits: Limits = field(default_factory=Limits)
+    redis_url: str | None = None
+    stripe: StripeConfig | None = None
+    plans: dict[str, Plan] = field(default_factory=default_plans)
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -59,4 +87,6 @@ class Settings:
             emotion_model=os.environ.get("EMOSCOPE_EMOTION_MODEL", "emotion_fer"),
             inference_threads=_env_int("EMOSCOPE_INFERENCE_THREADS", 1),
             limits=Limits.from_env(),
+            redis_url=os.environ.get("REDIS_URL") or None,
+            stripe=stripe_from_env(),
         )

@@ -1,13 +1,13 @@
 """Storage operations on accounts and keys, behind plain functions taking a Session."""
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from api import keys
-from api.db import Account, ApiKey, utcnow
+from api.db import Account, ApiKey, ApiRequest, BillingOutbox, Owner, UsageEvent, utcnow
 
 # Writing last_used_at on every request would make every read a write; once a minute is enough.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
@@ -44,7 +44,55 @@ def authenticate(session: Session, secret: str, pepper: str) -> ApiKey | None:
     if row is None or row.revoked_at is not None or not keys.key_matches(secret, row.key_hash, pepper):
         return None
     now = utcnow()
-    last = row.last_used_at
-    if last is None or now - (last if last.tzinfo else last.replace(tzinfo=now.tzinfo)) > LAST_USED_RESOLUTION:
+    if row.last_used_at is None or now - row.last_used_at > LAST_USED_RESOLUTION:
         row.last_used_at = now
     return row
+
+
+def create_owner(session: Session, account: Account, email: str, password_hash: str) -> Owner:
+    owner = Owner(account_id=account.id, email=email, password_hash=password_hash)
+    session.add(owner)
+    session.flush()
+    return owner
+
+
+def owner_by_email(session: Session, email: str) -> Owner | None:
+    return session.scalars(select(Owner).where(Owner.email == email)).first()
+
+
+def list_api_keys(session: Session, account_id: int) -> list[ApiKey]:
+    return list(session.scalars(select(ApiKey).where(ApiKey.account_id == account_id).order_by(ApiKey.id)))
+
+
+def revoke_api_key(session: Session, account_id: int, key_id: int) -> ApiKey | None:
+    """Revokes the key only if it belongs to `account_id`; another account's key looks absent."""
+    row = session.get(ApiKey, key_id)
+    if row is None or row.account_id != account_id:
+        return None
+    if row.revoked_at is None:
+        row.revoked_at = utcnow()
+    return row
+
+
+def find_request(session: Session, account_id: int, idempotency_key: str) -> ApiRequest | None:
+    return session.scalars(select(ApiRequest).where(ApiRequest.account_id == account_id,
+                                                    ApiRequest.idempotency_key == idempotency_key)).first()
+
+
+def units_since(session: Session, account_id: int, since: datetime) -> int:
+    total = session.scalar(select(func.coalesce(func.sum(UsageEvent.units), 0))
+                           .where(UsageEvent.account_id == account_id, UsageEvent.created_at >= since))
+    return int(total)
+
+
+def usage_events_between(session: Session, account_id: int, start: datetime, end: datetime) -> list[UsageEvent]:
+    return list(session.scalars(select(UsageEvent).where(UsageEvent.account_id == account_id,
+                                                         UsageEvent.created_at >= start,
+                                                         UsageEvent.created_at < end).order_by(UsageEvent.created_at)))
+
+
+def claim_pending_outbox(session: Session, limit: int) -> list[BillingOutbox]:
+    """Pending rows, locked so that two senders never push the same row at the same time."""
+    query = (select(BillingOutbox).where(BillingOutbox.status == "pending").order_by(BillingOutbox.id)
+             .limit(limit).with_for_update(skip_locked=True))
+    return list(session.scalars(query))

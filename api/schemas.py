@@ -30,3 +30,47 @@ class AnalyzeJsonSchema(AnalyzeOptionsSchema):
     def _exactly_one_media(self, data, **_kwargs):
         if ("image_base64" in data) == ("video_base64" in data):
             raise ValidationError("send exactly one of image_base64 or video_base64", "_schema")
+
+
+SCOPES = ("analyze", "admin")
+MAX_USAGE_DAYS = 366
+
+
+class SignUpSchema(Schema):
+    email = fields.Email(required=True)
+    password = fields.String(required=True, validate=validate.Length(10, 200))
+    account_name = fields.String(required=True, validate=validate.Length(1, 200))
+
+
+class SignInSchema(Schema):
+    email = fields.Email(required=True)
+    password = fields.String(required=True, validate=validate.Length(1, 200))
+    key_name = fields.String(load_default="sign-in", validate=validate.Length(0, 200))
+
+
+class KeyCreateSchema(Schema):
+    name = fields.String(load_default="", validate=validate.Length(0, 200))
+    scopes = fields.List(fields.String(validate=validate.OneOf(SCOPES)), load_default=lambda: ["analyze"],
+                         validate=validate.Length(1, len(SCOPES)))
+
+
+class UsageQuerySchema(Schema):
+    start = fields.Date(data_key="from")
+    end = fields.Date(data_key="to")
+    granularity = fields.String(load_default="day", validate=validate.OneOf(["day"]))
+
+    @validates_schema
+    def _ordered_and_bounded(self, data, **_kwargs):
+        if "start" in data and "end" in data:
+            if data["end"] < data["start"]:
+                raise ValidationError("'to' is before 'from'", "to")
+            if (data["end"] - data["start"]).days >= MAX_USAGE_DAYS:
+                raise ValidationError(f"at most {MAX_USAGE_DAYS} days per query", "to")
+
+
+class PortalSchema(Schema):
+    return_url = fields.Url(required=True, schemes={"http", "https"})
+
+
+class SubscribeSchema(Schema):
+    payment_method = fields.String(validate=validate.Regexp(r"^pm_[A-Za-z0-9_]+$"))

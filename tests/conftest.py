@@ -14,6 +14,7 @@ from api import repository
 from api.app import create_app
 from api.config import REPO_ROOT, Settings
 from api.engine.analyzer import Analyzer
+from api.metering import Plan
 
 DATA_DIR = Path(os.environ.get("EMOSCOPE_DATA_DIR", REPO_ROOT.parent / "shared" / "data")).resolve()
 if not (DATA_DIR / "faces").is_dir():
@@ -31,12 +32,18 @@ def analyzer(tmp_path_factory) -> Analyzer:
     return Analyzer(tmp_path_factory.mktemp("deepface"), "emotion_fer")
 
 
-def make_settings(state_dir: Path, database_url: str | None = None) -> Settings:
-    return Settings(
-        database_url=database_url or f"sqlite:///{state_dir / 'test.db'}",
-        state_dir=state_dir,
-        api_key_pepper="test-pepper",
-    )
+# Generous limits so tests are never throttled by accident; rate-limit tests set their own.
+UNTHROTTLED = {"free": Plan("free", 1_000_000, 10_000.0, 10_000), "paid": Plan("paid", None, 10_000.0, 10_000)}
+
+
+def make_settings(state_dir: Path, database_url: str | None = None, **overrides) -> Settings:
+    return Settings(**{
+        "database_url": database_url or f"sqlite:///{state_dir / 'test.db'}",
+        "state_dir": state_dir,
+        "api_key_pepper": "test-pepper",
+        "plans": UNTHROTTLED,
+        **overrides,
+    })
 
 
 @pytest.fixture(scope="session")
@@ -93,3 +100,22 @@ def assert_contract(contract):
         return response
 
     return check
+
+
+@pytest.fixture()
+def app_factory(tmp_path_factory, analyzer):
+    """Build a migrated app with its own database and settings (the shared Analyzer is reused)."""
+
+    def build(database_url: str | None = None, **overrides):
+        app = create_app(make_settings(tmp_path_factory.mktemp("app"), database_url, **overrides), analyzer=analyzer)
+        app.extensions["emoscope"].db.migrate()
+        return app
+
+    return build
+
+
+def sign_up(client, email: str = "owner@example.com", account_name: str = "Acme") -> dict:
+    """Sign up through the API; returns the response body (account, owner, api_key with secret)."""
+    response = client.post("/v1/signup", json={"email": email, "password": "correct horse battery", "account_name": account_name})
+    assert response.status_code == 201, response.get_data(as_text=True)
+    return response.json

@@ -1,0 +1,44 @@
+"""Owners and their accounts: sign-up and sign-in. Owners act through admin-scoped API keys.
+
+Why keys rather than a second credential for owners: machine clients and the SDK already speak
+`Authorization: Bearer`, keys are hashed, scoped and revocable, and revocation is checked on
+every request by every worker. The password is only for a person to obtain such a key.
+"""
+from __future__ import annotations
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from api import passwords, repository
+from api.db import Account, ApiKey
+
+OWNER_SCOPES = ("analyze", "admin")
+
+
+class EmailTaken(Exception):
+    pass
+
+
+def sign_up(session: Session, email: str, password: str, account_name: str, pepper: str) -> tuple[Account, ApiKey, str]:
+    """New account with its owner and a first admin key (returned secret, shown once)."""
+    email = email.strip().lower()
+    if repository.owner_by_email(session, email) is not None:
+        raise EmailTaken(email)
+    account = repository.create_account(session, account_name)
+    try:
+        repository.create_owner(session, account, email, passwords.hash_password(password))
+    except IntegrityError as exc:  # the same email signed up concurrently
+        raise EmailTaken(email) from exc
+    key, secret = repository.create_api_key(session, account, pepper, "owner", OWNER_SCOPES)
+    return account, key, secret
+
+
+def sign_in(session: Session, email: str, password: str, key_name: str, pepper: str) -> tuple[ApiKey, str] | None:
+    """A new admin key for the owner, or None when email or password is wrong (indistinguishably)."""
+    owner = repository.owner_by_email(session, email.strip().lower())
+    if owner is None:
+        passwords.verify_password(password, passwords.DUMMY_HASH)
+        return None
+    if not passwords.verify_password(password, owner.password_hash):
+        return None
+    return repository.create_api_key(session, session.get(Account, owner.account_id), pepper, key_name, OWNER_SCOPES)

@@ -1,0 +1,123 @@
+"""Stripe billing: customers, metered subscriptions, usage pushed from the outbox, webhooks, portal.
+
+Usage reaches Stripe as Billing meter events. Each outbox row carries one identifier, used as the
+meter event's identifier and as the request's idempotency key, so a push repeated after a crash
+(Stripe accepted, our commit lost) is answered with the original event instead of a second one.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import stripe
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from api import repository
+from api.db import Account, Database, utcnow
+
+log = logging.getLogger(__name__)
+
+# Stripe subscription statuses under which requests are refused until the account pays.
+DELINQUENT = {"past_due", "unpaid"}
+# Statuses under which the account is on the paid plan.
+PAYING = {"active", "trialing", "past_due"}
+
+
+@dataclass(frozen=True)
+class StripeConfig:
+    api_key: str
+    price_id: str
+    webhook_secret: str
+    meter_event_name: str = "emoscope_units"
+    api_base: str | None = None  # set only to point the library at a local Stripe double
+    timeout_s: float = 10.0
+
+
+class Billing:
+    def __init__(self, config: StripeConfig) -> None:
+        self.config = config
+        self.client = stripe.StripeClient(
+            config.api_key,
+            base_addresses={"api": config.api_base} if config.api_base else None,
+            http_client=stripe.RequestsClient(timeout=config.timeout_s),
+            max_network_retries=2,
+        )
+
+    def subscribe(self, session: Session, account: Account, payment_method: str | None = None) -> Account:
+        """Give the account a Stripe customer and a subscription to the metered price (once).
+
+        `payment_method` is a PaymentMethod id collected in the browser by Stripe.js; card data
+        never reaches us.
+        """
+        if account.stripe_customer_id is None:
+            customer = self.client.v1.customers.create(
+                params={"name": account.name, "metadata": {"emoscope_account_id": str(account.id)}},
+                options={"idempotency_key": f"emoscope-customer-{account.id}"})
+            account.stripe_customer_id = customer.id
+        if payment_method is not None:
+            self.client.v1.payment_methods.attach(payment_method, params={"customer": account.stripe_customer_id})
+            self.client.v1.customers.update(account.stripe_customer_id,
+                                            params={"invoice_settings": {"default_payment_method": payment_method}})
+        if account.stripe_subscription_id is None:
+            subscription = self.client.v1.subscriptions.create(
+                params={"customer": account.stripe_customer_id, "items": [{"price": self.config.price_id}],
+                        "metadata": {"emoscope_account_id": str(account.id)}},
+                options={"idempotency_key": f"emoscope-subscription-{account.id}"})
+            account.stripe_subscription_id = subscription.id
+            apply_subscription_status(account, subscription.status)
+        return account
+
+    def portal_url(self, account: Account, return_url: str) -> str:
+        portal = self.client.v1.billing_portal.sessions.create(
+            params={"customer": account.stripe_customer_id, "return_url": return_url})
+        return portal.url
+
+    def push_usage(self, db: Database, batch: int = 100) -> int:
+        """Report pending usage; returns how many rows were confirmed by Stripe."""
+        sent = 0
+        with db.session.begin() as session:
+            for row in repository.claim_pending_outbox(session, batch):
+                row.attempts += 1
+                try:
+                    self._send_meter_event(row.identifier, row.stripe_customer_id, row.units,
+                                           int(row.created_at.timestamp()))
+                except stripe.StripeError as exc:
+                    row.last_error = f"{type(exc).__name__}: {exc.user_message or exc}"[:500]
+                    log.warning("usage push failed; will retry", extra={"outbox_id": row.id})
+                    continue
+                row.status, row.sent_at, row.last_error = "sent", utcnow(), None
+                sent += 1
+        return sent
+
+    def _send_meter_event(self, identifier: str, customer: str, units: int, timestamp: int) -> None:
+        self.client.v1.billing.meter_events.create(
+            params={"event_name": self.config.meter_event_name, "identifier": identifier, "timestamp": timestamp,
+                    "payload": {"stripe_customer_id": customer, "value": str(units)}},
+            options={"idempotency_key": identifier})
+
+    def verify_webhook(self, payload: bytes, signature: str | None) -> stripe.Event:
+        """Raises stripe.SignatureVerificationError or ValueError on anything not signed by Stripe."""
+        return self.client.construct_event(payload, signature, self.config.webhook_secret)
+
+
+def apply_subscription_status(account: Account, status: str) -> None:
+    account.subscription_status = status
+    account.plan = "paid" if status in PAYING else "free"
+
+
+SUBSCRIPTION_EVENTS = {"customer.subscription.created", "customer.subscription.updated",
+                       "customer.subscription.deleted"}
+
+
+def apply_webhook_event(session: Session, event_type: str, subscription: dict) -> bool:
+    """Bring an account's status in line with a subscription event; True if an account matched."""
+    if event_type not in SUBSCRIPTION_EVENTS:
+        return False
+    account = session.scalars(select(Account).where(Account.stripe_customer_id == subscription["customer"])).first()
+    if account is None:
+        return False
+    account.stripe_subscription_id = subscription["id"]
+    status = "canceled" if event_type == "customer.subscription.deleted" else subscription["status"]
+    apply_subscription_status(account, status)
+    return True

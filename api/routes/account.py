@@ -1,0 +1,127 @@
+"""Owner endpoints: sign-up, sign-in, API keys, usage and the account's plan."""
+from __future__ import annotations
+
+from flask import Blueprint, current_app, g, jsonify, request
+
+from api import accounts, metering, repository
+from api.auth import enforce_rate_limit, require_api_key
+from api.db import ApiKey, utcnow
+from api.errors import ApiError
+from api.routes.parsing import json_object, load
+from api.schemas import KeyCreateSchema, SignInSchema, SignUpSchema, UsageQuerySchema
+
+bp = Blueprint("account", __name__)
+
+# Per client address, against sign-up spam and password guessing.
+CREDENTIAL_RATE, CREDENTIAL_BURST = 0.2, 5
+
+
+def key_json(key: ApiKey, secret: str | None = None) -> dict:
+    body = {
+        "id": key.id,
+        "prefix": f"emo_{key.prefix}",
+        "name": key.name,
+        "scopes": key.scopes.split(","),
+        "created_at": key.created_at.isoformat(),
+        "last_used_at": key.last_used_at.isoformat() if key.last_used_at else None,
+        "revoked_at": key.revoked_at.isoformat() if key.revoked_at else None,
+    }
+    if secret is not None:
+        body["secret"] = secret
+    return body
+
+
+def _services():
+    return current_app.extensions["emoscope"]
+
+
+def _credentials_guard() -> None:
+    enforce_rate_limit(_services(), f"ip:{request.remote_addr}", CREDENTIAL_RATE, CREDENTIAL_BURST)
+
+
+@bp.post("/v1/signup")
+def sign_up():
+    _credentials_guard()
+    fields = load(SignUpSchema(), json_object())
+    services = _services()
+    try:
+        with services.db.session.begin() as session:
+            account, key, secret = accounts.sign_up(session, fields["email"], fields["password"],
+                                                    fields["account_name"], services.settings.api_key_pepper)
+            body = {"account": {"id": account.id, "name": account.name, "plan": account.plan},
+                    "owner": {"email": fields["email"].strip().lower()}, "api_key": key_json(key, secret)}
+    except accounts.EmailTaken as exc:
+        raise ApiError(409, "email_taken", "Email already registered",
+                       "an account with this email exists; sign in instead") from exc
+    return jsonify(body), 201
+
+
+@bp.post("/v1/signin")
+def sign_in():
+    _credentials_guard()
+    fields = load(SignInSchema(), json_object())
+    services = _services()
+    with services.db.session.begin() as session:
+        issued = accounts.sign_in(session, fields["email"], fields["password"], fields["key_name"],
+                                  services.settings.api_key_pepper)
+        if issued is None:
+            raise ApiError(401, "invalid_credentials", "Sign-in failed", "wrong email or password")
+        return jsonify({"api_key": key_json(*issued)}), 201
+
+
+@bp.get("/v1/keys")
+@require_api_key("admin")
+def list_keys():
+    with _services().db.session.begin() as session:
+        return jsonify({"data": [key_json(k) for k in repository.list_api_keys(session, g.account_id)]})
+
+
+@bp.post("/v1/keys")
+@require_api_key("admin")
+def create_key():
+    fields = load(KeyCreateSchema(), json_object())
+    services = _services()
+    with services.db.session.begin() as session:
+        key, secret = repository.create_api_key(session, g.account, services.settings.api_key_pepper,
+                                                fields["name"], tuple(dict.fromkeys(fields["scopes"])))
+        return jsonify(key_json(key, secret)), 201
+
+
+@bp.delete("/v1/keys/<int:key_id>")
+@require_api_key("admin")
+def revoke_key(key_id: int):
+    with _services().db.session.begin() as session:
+        if repository.revoke_api_key(session, g.account_id, key_id) is None:
+            raise ApiError(404, "not_found", "Not found", f"no key {key_id} in this account")
+    return "", 204
+
+
+@bp.get("/v1/usage")
+@require_api_key("admin")
+def usage():
+    query = load(UsageQuerySchema(), request.args.to_dict())
+    today = utcnow().date()
+    first = query.get("start") or today.replace(day=1)
+    last = query.get("end") or today
+    with _services().db.session.begin() as session:
+        return jsonify(metering.usage_report(session, g.account_id, first, last))
+
+
+@bp.get("/v1/account")
+@require_api_key("admin")
+def account():
+    services = _services()
+    plan = services.settings.plans[g.account.plan]
+    now = utcnow()
+    with services.db.session.begin() as session:
+        used = repository.units_since(session, g.account_id, metering.month_start(now))
+    return jsonify({
+        "id": g.account.id,
+        "name": g.account.name,
+        "plan": plan.name,
+        "subscription_status": g.account.subscription_status,
+        "quota": {"monthly_units": plan.monthly_units, "used_units": used,
+                  "resets_at": metering.next_month_start(now).isoformat()},
+        "rate_limit": {"requests_per_second": plan.requests_per_second, "burst": plan.burst},
+        "billing_enabled": services.billing is not None,
+    })

@@ -1,0 +1,22 @@
+"""Request parsing shared by the blueprints: marshmallow errors become 400 problem documents."""
+from __future__ import annotations
+
+from flask import request
+from marshmallow import Schema, ValidationError
+
+from api.errors import ApiError
+
+
+def load(schema: Schema, data: dict) -> dict:
+    try:
+        return schema.load(data)
+    except ValidationError as exc:
+        raise ApiError(400, "invalid_request", "Invalid request", "some fields are invalid",
+                       errors=exc.normalized_messages()) from exc
+
+
+def json_object() -> dict:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise ApiError(400, "invalid_request", "Invalid request", "the body must be a JSON object")
+    return body
