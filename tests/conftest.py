@@ -3,16 +3,19 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from pathlib import Path
 
 import pytest
 from openapi_core import Config, OpenAPI
 from openapi_core.contrib.werkzeug import WerkzeugOpenAPIResponse
 from openapi_core.datatypes import RequestParameters
+from sqlalchemy import create_engine, text
 
 from api import repository
 from api.app import create_app
 from api.config import REPO_ROOT, Settings
+from api.db import normalise_url
 from api.engine.analyzer import Analyzer
 from api.metering import Plan
 
@@ -119,3 +122,19 @@ def sign_up(client, email: str = "owner@example.com", account_name: str = "Acme"
     response = client.post("/v1/signup", json={"email": email, "password": "correct horse battery", "account_name": account_name})
     assert response.status_code == 201, response.get_data(as_text=True)
     return response.json
+
+
+POSTGRES_URL = os.environ.get("EMOSCOPE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture()
+def postgres_url():
+    """A URL whose connections live in a fresh schema of the machine's PostgreSQL, dropped afterwards."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(normalise_url(POSTGRES_URL))
+    with admin.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+    with admin.begin() as connection:
+        connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()

@@ -1,36 +1,22 @@
 """Migrations and key storage on both SQLite (embedded default) and PostgreSQL (psycopg 3)."""
 from __future__ import annotations
 
-import os
-import uuid
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
 from api import repository
-from api.db import ApiKey, Database, normalise_url, utcnow
+from api.db import ApiKey, Database, utcnow
 
-POSTGRES_URL = os.environ.get("EMOSCOPE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 PEPPER = "pepper"
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db(request, tmp_path):
     if request.param == "sqlite":
-        yield Database(f"sqlite:///{tmp_path / 'storage.db'}")
-        return
-    # A schema of its own per test keeps runs independent on the shared server.
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(normalise_url(POSTGRES_URL))
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    database = Database(f"{POSTGRES_URL}?options=-csearch_path%3D{schema}")
-    yield database
-    database.engine.dispose()
-    with admin.begin() as connection:
-        connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
+        return Database(f"sqlite:///{tmp_path / 'storage.db'}")
+    return Database(request.getfixturevalue("postgres_url"))
 
 
 def test_migrations_create_the_schema_and_are_idempotent(db):
