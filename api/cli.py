@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import argparse
+import sys
+import time
 
 from api import repository
+from api.billing import Billing
 from api.config import Settings
 from api.db import Account, Database
 
@@ -19,10 +22,15 @@ def main(argv: list[str] | None = None) -> None:
     key.add_argument("--name", default="")
     key.add_argument("--scopes", default="analyze")
     commands.add_parser("demo-key", help="migrate, ensure a 'demo' account, print a new key for it")
+    sender = commands.add_parser("push-usage", help="report pending usage to Stripe (STRIPE_API_KEY must be set)")
+    sender.add_argument("--every", type=float, default=0, help="repeat every N seconds (0: once)")
     args = parser.parse_args(argv)
 
     settings = Settings.from_env()
     db = Database(settings.database_url)
+    if args.command == "push-usage":
+        push_usage_forever(settings, db, args.every)
+        return
     if args.command in ("migrate", "demo-key"):
         db.migrate()
     with db.session.begin() as session:
@@ -40,6 +48,18 @@ def main(argv: list[str] | None = None) -> None:
             _, secret = repository.create_api_key(session, owner, settings.api_key_pepper, "demo")
             print(f"Demo API key (shown once): {secret}")
             print(f"Try: curl -H 'Authorization: Bearer {secret}' -F file=@photo.jpg http://127.0.0.1:8000/v1/analyze")
+
+
+def push_usage_forever(settings: Settings, db: Database, every: float) -> None:
+    if settings.stripe is None:
+        sys.exit("push-usage needs STRIPE_API_KEY (and STRIPE_PRICE_ID) in the environment")
+    billing = Billing(settings.stripe)
+    while True:
+        sent = billing.push_usage(db)
+        print(f"reported {sent} usage events to Stripe", flush=True)
+        if every <= 0:
+            return
+        time.sleep(every)
 
 
 if __name__ == "__main__":
