@@ -24,9 +24,12 @@ def analyze(client, secret: str, data: bytes = TINY_FACE, idempotency_key: str |
                        data={"file": (io.BytesIO(data), "f"), "detector": "skip", **options})
 
 
-@pytest.fixture()
-def client(app_factory):
-    return app_factory().test_client()
+@pytest.fixture(params=["sqlite", "postgresql"])
+def client(request, app_factory):
+    url = request.getfixturevalue("postgres_url") if request.param == "postgresql" else None
+    app = app_factory(url)
+    yield app.test_client()
+    app.extensions["emoscope"].db.engine.dispose()
 
 
 def test_sign_up_gives_an_owner_key_that_analyzes_and_administers(client, assert_contract):

@@ -54,3 +54,15 @@ def test_last_used_is_written_at_most_once_a_minute(db):
         before = session.get(ApiKey, row.id).last_used_at
         repository.authenticate(session, secret, PEPPER)
         assert session.get(ApiKey, row.id).last_used_at == before
+
+
+def test_models_and_migrations_agree(db):
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from api.db import Base
+
+    db.migrate()
+    with db.engine.connect() as connection:
+        differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    assert differences == []
