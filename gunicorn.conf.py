@@ -2,15 +2,17 @@
 
 Two processes on a 2-core machine: inference is CPU-bound and each request's models run
 single-threaded (EMOSCOPE_INFERENCE_THREADS=1), so one process per core uses the CPU without
-oversubscription. Two threads per process let a slow upload or a database call overlap with
-another request's inference. The app is NOT preloaded: each worker builds its own model
+oversubscription. Each process runs at most EMOSCOPE_ANALYSIS_SLOTS (2) analyses at once, so a
+slow upload or a database call overlaps with another request's inference; its other threads
+(4 in all) answer health checks and owner calls at once, and refuse surplus analyses with
+503 `overloaded` + Retry-After instead of letting them queue into timeouts. The app is NOT preloaded: each worker builds its own model
 sessions after fork (onnxruntime and dlib objects must not be shared across a fork).
 """
 import os
 
 bind = os.environ.get("EMOSCOPE_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("EMOSCOPE_WORKERS", 2))
-threads = int(os.environ.get("EMOSCOPE_THREADS", 2))
+threads = int(os.environ.get("EMOSCOPE_THREADS", 4))
 worker_class = "gthread"
 preload_app = False
 timeout = int(os.environ.get("EMOSCOPE_WORKER_TIMEOUT", 120))

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.metadata import version
 
 from flask import Flask, g, request
@@ -31,6 +32,7 @@ class Services:
     analyzer: Analyzer
     rate_limiter: object
     billing: Billing | None
+    analysis_slots: threading.BoundedSemaphore = field(default_factory=lambda: threading.BoundedSemaphore(2))
 
     def model_versions(self, detector: str) -> dict:
         emotion = self.analyzer.emotion_model_name
@@ -51,7 +53,8 @@ def create_app(settings: Settings | None = None, analyzer: Analyzer | None = Non
     analyzer = analyzer or Analyzer(settings.state_dir / "deepface", settings.emotion_model, settings.inference_threads)
     app.extensions["emoscope"] = Services(settings, Database(settings.database_url), analyzer,
                                           make_rate_limiter(settings.redis_url),
-                                          Billing(settings.stripe) if settings.stripe else None)
+                                          Billing(settings.stripe) if settings.stripe else None,
+                                          threading.BoundedSemaphore(settings.analysis_slots))
 
     @app.before_request
     def _assign_request_id():

@@ -71,6 +71,8 @@ class Settings:
     api_key_pepper: str
     emotion_model: str = "emotion_fer"
     inference_threads: int = 1
+    # Analyses one worker process runs at once; further requests get 503 `overloaded` at once.
+    analysis_slots: int = 2
     limits: Limits = field(default_factory=Limits)
     redis_url: str | None = None
     stripe: StripeConfig | None = None
@@ -86,6 +88,7 @@ class Settings:
             api_key_pepper=os.environ.get("EMOSCOPE_API_KEY_PEPPER", "embedded-default-pepper"),
             emotion_model=os.environ.get("EMOSCOPE_EMOTION_MODEL", "emotion_fer"),
             inference_threads=_env_int("EMOSCOPE_INFERENCE_THREADS", 1),
+            analysis_slots=_env_int("EMOSCOPE_ANALYSIS_SLOTS", 2),
             limits=Limits.from_env(),
             redis_url=os.environ.get("REDIS_URL") or None,
             stripe=stripe_from_env(),

@@ -165,3 +165,19 @@ def test_billing_endpoints_without_stripe_say_so(client, assert_contract):
     secret = sign_up(client)["api_key"]["secret"]
     response = client.post("/v1/billing/subscription", json={}, headers=bearer(secret))
     assert_problem(assert_contract(response), 503, "billing_not_configured")
+
+
+def test_surplus_analyses_are_shed_with_503_not_queued(app_factory, assert_contract):
+    app = app_factory(analysis_slots=1)
+    client = app.test_client()
+    secret = sign_up(client)["api_key"]["secret"]
+    slots = app.extensions["emoscope"].analysis_slots
+    slots.acquire()  # another request is analysing
+    try:
+        refused = assert_contract(analyze(client, secret))
+        assert_problem(refused, 503, "overloaded")
+        assert refused.headers["Retry-After"] == "1"
+    finally:
+        slots.release()
+    assert analyze(client, secret).status_code == 200
+    assert client.get("/v1/usage", headers=bearer(secret)).json["total_units"] == 1  # the shed one is not billed

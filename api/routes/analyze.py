@@ -38,7 +38,14 @@ def analyze():
     data, options = _parse(services.settings.limits.max_upload_bytes)
 
     def work():
-        analysis = analyze_bytes(services.analyzer, data, options, services.settings.limits)
+        # Shed load rather than queue: a client told to retry in a second beats one that times out.
+        if not services.analysis_slots.acquire(blocking=False):
+            raise ApiError(503, "overloaded", "Overloaded", "every analysis slot of this worker is busy; retry shortly",
+                           headers={"Retry-After": "1"})
+        try:
+            analysis = analyze_bytes(services.analyzer, data, options, services.settings.limits)
+        finally:
+            services.analysis_slots.release()
         body = analysis_json(analysis, g.request_id, services.model_versions(options.detector), analysis.timing_ms)
         return analysis.media, json.dumps(body)
 
