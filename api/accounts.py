@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from api import passwords, repository
+from api.jobs import new_webhook_secret
 from api.db import Account, ApiKey
 
 OWNER_SCOPES = ("analyze", "admin")
@@ -25,6 +26,7 @@ def sign_up(session: Session, email: str, password: str, account_name: str, pepp
     if repository.owner_by_email(session, email) is not None:
         raise EmailTaken(email)
     account = repository.create_account(session, account_name)
+    account.webhook_secret = new_webhook_secret()
     try:
         repository.create_owner(session, account, email, passwords.hash_password(password))
     except IntegrityError as exc:  # the same email signed up concurrently

@@ -4,8 +4,7 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from dataclasses import dataclass, field
-from importlib.metadata import version
+from dataclasses import dataclass
 
 from flask import Flask, g, request
 
@@ -13,10 +12,11 @@ from api.billing import Billing
 from api.config import Settings
 from api.db import Database
 from api.engine.analyzer import Analyzer
-from api.engine.weights import load_manifest
+from api.jobs import JobContext
 from api.errors import register_error_handlers
 from api.ratelimit import make_rate_limiter
-from api.routes import account, analyze, billing, health
+from api.routes import account, analyze, billing, health, jobs
+from api.services import job_context, make_analyzer, make_queue
 
 # Base64 inflates by 4/3; the engine enforces the exact byte limit after decoding.
 BASE64_OVERHEAD = 4 / 3
@@ -32,16 +32,9 @@ class Services:
     analyzer: Analyzer
     rate_limiter: object
     billing: Billing | None
-    analysis_slots: threading.BoundedSemaphore = field(default_factory=lambda: threading.BoundedSemaphore(2))
-
-    def model_versions(self, detector: str) -> dict:
-        emotion = self.analyzer.emotion_model_name
-        return {
-            "detector": detector,
-            "emotion": emotion,
-            "emotion_sha256": load_manifest()[emotion].sha256,
-            "deepface": version("deepface"),
-        }
+    analysis_slots: threading.BoundedSemaphore
+    jobs: JobContext
+    queue: object
 
 
 def create_app(settings: Settings | None = None, analyzer: Analyzer | None = None) -> Flask:
@@ -50,11 +43,13 @@ def create_app(settings: Settings | None = None, analyzer: Analyzer | None = Non
     app = Flask(__name__)
     app.json.sort_keys = False  # keep request_id, media, faces in the documented order
     app.config["MAX_CONTENT_LENGTH"] = int(settings.limits.max_upload_bytes * BASE64_OVERHEAD) + 64 * 1024
-    analyzer = analyzer or Analyzer(settings.state_dir / "deepface", settings.emotion_model, settings.inference_threads)
-    app.extensions["emoscope"] = Services(settings, Database(settings.database_url), analyzer,
-                                          make_rate_limiter(settings.redis_url),
+    analyzer = analyzer or make_analyzer(settings)
+    db = Database(settings.database_url)
+    context = job_context(settings, with_analyzer=True, analyzer=analyzer, db=db)
+    app.extensions["emoscope"] = Services(settings, db, analyzer, make_rate_limiter(settings.redis_url),
                                           Billing(settings.stripe) if settings.stripe else None,
-                                          threading.BoundedSemaphore(settings.analysis_slots))
+                                          threading.BoundedSemaphore(settings.analysis_slots),
+                                          context, make_queue(settings, context))
 
     @app.before_request
     def _assign_request_id():
@@ -72,4 +67,5 @@ def create_app(settings: Settings | None = None, analyzer: Analyzer | None = Non
     app.register_blueprint(analyze.bp)
     app.register_blueprint(account.bp)
     app.register_blueprint(billing.bp)
+    app.register_blueprint(jobs.bp)
     return app

@@ -77,6 +77,14 @@ class Settings:
     redis_url: str | None = None
     stripe: StripeConfig | None = None
     plans: dict[str, Plan] = field(default_factory=default_plans)
+    celery_broker_url: str | None = None  # unset: jobs run in-process
+    s3_bucket: str | None = None  # unset: objects in a local folder under state_dir
+    s3_endpoint_url: str | None = None
+    s3_kms_key_id: str | None = None
+    media_retention_hours: float = 24.0
+    # Clips longer than this become async jobs even when the client did not ask for one.
+    sync_max_video_seconds: float = 20.0
+    webhook_allow_loopback: bool = False  # tests only: lets webhooks reach http://127.0.0.1
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -92,4 +100,11 @@ class Settings:
             limits=Limits.from_env(),
             redis_url=os.environ.get("REDIS_URL") or None,
             stripe=stripe_from_env(),
+            celery_broker_url=os.environ.get("CELERY_BROKER_URL") or None,
+            s3_bucket=os.environ.get("S3_BUCKET") or None,
+            s3_endpoint_url=os.environ.get("S3_ENDPOINT_URL") or None,
+            s3_kms_key_id=os.environ.get("S3_KMS_KEY_ID") or None,
+            media_retention_hours=_env_float("EMOSCOPE_MEDIA_RETENTION_HOURS", 24.0),
+            sync_max_video_seconds=_env_float("EMOSCOPE_SYNC_MAX_VIDEO_SECONDS", 20.0),
+            webhook_allow_loopback=os.environ.get("EMOSCOPE_WEBHOOK_ALLOW_LOOPBACK", "").lower() == "true",
         )

@@ -47,6 +47,8 @@ class Account(Base):
     stripe_subscription_id: Mapped[str | None] = mapped_column(String(100))
     # Mirrors Stripe's subscription status (kept current by the webhook); "none" before any.
     subscription_status: Mapped[str] = mapped_column(String(30), default="none")
+    # Signs our job webhooks to this account (shown to its owners; not a credential for our API).
+    webhook_secret: Mapped[str | None] = mapped_column(String(100))
 
 
 class Owner(Base):
@@ -88,7 +90,8 @@ class ApiRequest(Base):
     api_key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id"))
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
     fingerprint: Mapped[str] = mapped_column(String(64))
-    status: Mapped[str] = mapped_column(String(20), default="processing")  # processing, succeeded
+    # processing, succeeded; for job submissions: accepted, then succeeded or failed
+    status: Mapped[str] = mapped_column(String(20), default="processing")
     response_body: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -124,6 +127,31 @@ class BillingOutbox(Base):
     last_error: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class Job(Base):
+    """An asynchronous analysis. Its media and result live in object storage, never in the database."""
+
+    __tablename__ = "jobs"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    # The submission's ledger entry: completing the job writes usage against it, exactly once.
+    request_id: Mapped[str] = mapped_column(ForeignKey("api_requests.id"), unique=True)
+    status: Mapped[str] = mapped_column(String(20), default="queued")  # queued, running, succeeded, failed
+    options: Mapped[str] = mapped_column(Text)  # JSON of the analysis options
+    media_key: Mapped[str | None] = mapped_column(String(200))
+    result_key: Mapped[str | None] = mapped_column(String(200))
+    frames_done: Mapped[int] = mapped_column(Integer, default=0)
+    frames_total: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)  # problem+json of a failed job
+    webhook_url: Mapped[str | None] = mapped_column(String(2000))
+    webhook_status: Mapped[str | None] = mapped_column(String(20))  # pending, delivered, failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
 
 
 def normalise_url(url: str) -> str:

@@ -21,6 +21,9 @@ from api.engine.results import MediaInfo
 
 # Units: one per image; one per started 10 seconds of clip.
 SECONDS_PER_VIDEO_UNIT = 10
+# Ledger statuses whose stored answer a retry gets back: a finished request, or a job submission
+# (its 202 answer), whatever became of the job since.
+REPLAYABLE = {"succeeded", "accepted", "failed"}
 # A request still `processing` after this long died with its worker; a retry may take it over.
 STALE_PROCESSING = timedelta(minutes=5)
 
@@ -101,7 +104,7 @@ def _replay_or_take_over(session: Session, existing: ApiRequest, request_id: str
     if existing.fingerprint != request_fingerprint:
         raise IdempotencyConflict("idempotency_key_reused",
                                   "this Idempotency-Key was used with a different request body or options")
-    if existing.status == "succeeded":
+    if existing.status in REPLAYABLE:
         return existing.response_body
     if utcnow() - existing.created_at < STALE_PROCESSING:
         raise IdempotencyConflict("idempotency_in_progress",

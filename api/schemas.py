@@ -22,7 +22,14 @@ class AnalyzeOptionsSchema(Schema):
     micro_expressions = fields.Nested(MicroExpressionOptionsSchema, load_default=lambda: {"enabled": True, "sensitivity": 0.5})
 
 
-class AnalyzeJsonSchema(AnalyzeOptionsSchema):
+class AnalyzeFormSchema(AnalyzeOptionsSchema):
+    """Options plus how to deliver: synchronously, or as a job (optionally with a webhook)."""
+
+    run_async = fields.Boolean(data_key="async", load_default=False)
+    webhook_url = fields.Url(schemes={"http", "https"}, require_tld=False, load_default=None)
+
+
+class AnalyzeJsonSchema(AnalyzeFormSchema):
     image_base64 = fields.String()
     video_base64 = fields.String()
 

@@ -86,9 +86,8 @@ def micro_expression_json(event: MicroExpression) -> dict:
     }
 
 
-def analysis_json(analysis: ImageAnalysis | VideoAnalysis, request_id: str, models: dict,
-                  timing_ms: dict[str, float]) -> dict:
-    body = {"request_id": request_id, "model": models, "timing_ms": timing_ms}
+def analysis_json(analysis: ImageAnalysis | VideoAnalysis, request_id: str, models: dict) -> dict:
+    body = {"request_id": request_id, "model": models, "timing_ms": analysis.timing_ms}
     if isinstance(analysis, ImageAnalysis):
         body["media"] = media_json(analysis.media, 1)
         body["faces"] = [face_json(f) for f in analysis.faces]

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from importlib.metadata import version
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from api.engine.media import DecodedImage, DecodedVideo, VideoFrame, decode
 from api.engine.preprocess import crop_face, faces_to_batch, to_grayscale
 from api.engine.results import Face, Frame, ImageAnalysis, MicroExpression, Track, VideoAnalysis
 from api.engine.tracking import assign_tracks
-from api.engine.weights import prepare_deepface_home
+from api.engine.weights import load_manifest, prepare_deepface_home
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +48,15 @@ class Analyzer:
     def __init__(self, deepface_home: Path, emotion_model: str, threads: int = 1) -> None:
         paths = prepare_deepface_home(deepface_home, WEIGHT_NAMES, emotion_model)
         self.emotion_model_name = emotion_model
+        self.emotion_model_sha256 = load_manifest()[emotion_model].sha256
         self.detectors = {name: detection.load_detector(name) for name in detection.DETECTORS}
         self.landmarks = detection.LandmarkPredictor(str(paths["dlib_shape_predictor_5"]))
         self.emotion = EmotionModel(str(paths[emotion_model]), threads)
         self._warm_up()
+
+    def model_versions(self, detector: str) -> dict:
+        return {"detector": detector, "emotion": self.emotion_model_name,
+                "emotion_sha256": self.emotion_model_sha256, "deepface": version("deepface")}
 
     def _warm_up(self) -> None:
         blank = np.zeros((64, 64, 3), np.uint8)
@@ -67,9 +73,11 @@ class Analyzer:
         timing = {"detect": _ms(started, detected), "classify": _ms(detected, finished)}
         return ImageAnalysis(image.info, faces, timing)
 
-    def analyze_video(self, video: DecodedVideo, options: AnalysisOptions) -> VideoAnalysis:
+    def analyze_video(self, video: DecodedVideo, options: AnalysisOptions,
+                      progress: Callable[[int], None] | None = None) -> VideoAnalysis:
+        """`progress(frames_done)` is called after each analysed frame."""
         started = time.perf_counter()
-        frames, crops = self._find_faces_in_frames(video.frames, options)
+        frames, crops = self._find_faces_in_frames(video.frames, options, progress)
         detected = time.perf_counter()
         self._classify([face for frame in frames for face in frame.faces], crops)
         tracks = assign_tracks(frames)
@@ -96,12 +104,14 @@ class Analyzer:
             events.extend(found)
         return sorted(events, key=lambda e: (e.onset_ms, e.track_id))
 
-    def _find_faces_in_frames(self, decoded: Iterable[VideoFrame], options: AnalysisOptions):
+    def _find_faces_in_frames(self, decoded: Iterable[VideoFrame], options: AnalysisOptions, progress):
         frames, crops = [], []
         for frame in decoded:
             faces, frame_crops = self._find_faces(frame.pixels, options, keep_aligned=options.micro_expressions)
             frames.append(Frame(frame.index, frame.timestamp_ms, faces))
             crops.extend(frame_crops)
+            if progress is not None:
+                progress(len(frames))
         return frames, crops
 
     def _find_faces(self, pixels: np.ndarray, options: AnalysisOptions,
@@ -133,7 +143,8 @@ def _ms(start: float, end: float) -> float:
     return round((end - start) * 1000, 2)
 
 
-def analyze_bytes(analyzer: Analyzer, data: bytes, options: AnalysisOptions, limits: Limits):
+def analyze_bytes(analyzer: Analyzer, data: bytes, options: AnalysisOptions, limits: Limits,
+                  progress: Callable[[int], None] | None = None):
     """Decode (limits first) and analyse one upload; `timing_ms` covers every stage."""
     started = time.perf_counter()
     decoded = decode(data, limits, options.fps)
@@ -143,6 +154,6 @@ def analyze_bytes(analyzer: Analyzer, data: bytes, options: AnalysisOptions, lim
         analysis.timing_ms = {"decode": _ms(started, decoded_at), **analysis.timing_ms}
     else:
         # Clip frames are decoded lazily while faces are found, so decoding is inside that stage.
-        analysis = analyzer.analyze_video(decoded, options)
+        analysis = analyzer.analyze_video(decoded, options, progress)
     analysis.timing_ms["total"] = _ms(started, time.perf_counter())
     return analysis

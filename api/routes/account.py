@@ -124,4 +124,5 @@ def account():
                   "resets_at": metering.next_month_start(now).isoformat()},
         "rate_limit": {"requests_per_second": plan.requests_per_second, "burst": plan.burst},
         "billing_enabled": services.billing is not None,
+        "webhook_signing_secret": g.account.webhook_secret,
     })

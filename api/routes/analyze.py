@@ -4,17 +4,19 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from contextlib import contextmanager
 
 from flask import Blueprint, Response, current_app, g, request
 
-from api import metering
+from api import jobs, metering, webhooks
 from api.auth import enforce_rate_limit, require_api_key
 from api.billing import DELINQUENT
 from api.db import utcnow
 from api.engine.analyzer import AnalysisOptions, analyze_bytes
+from api.engine.media import IMAGE_FORMATS, DecodedImage, decode, sniff_format
 from api.errors import ApiError
 from api.routes.parsing import json_object, load
-from api.schemas import AnalyzeJsonSchema, AnalyzeOptionsSchema
+from api.schemas import AnalyzeFormSchema, AnalyzeJsonSchema
 from api.serializers import analysis_json
 
 bp = Blueprint("analyze", __name__)
@@ -35,23 +37,75 @@ def analyze():
     idempotency_key = request.headers.get("Idempotency-Key")
     if idempotency_key is not None and not 1 <= len(idempotency_key) <= MAX_IDEMPOTENCY_KEY:
         raise ApiError(400, "invalid_request", "Invalid request", "Idempotency-Key must be 1-255 characters")
-    data, options = _parse(services.settings.limits.max_upload_bytes)
+    data, options, delivery = _parse(services.settings.limits.max_upload_bytes)
+    fingerprint = metering.fingerprint(data, (options, delivery))
+    with _metering_problems():
+        frames_total = _async_frames(services, data, options, delivery)
+        if frames_total is not None:
+            return _submit_job(services, account, plan, data, options, delivery, frames_total, idempotency_key, fingerprint)
 
-    def work():
-        # Shed load rather than queue: a client told to retry in a second beats one that times out.
-        if not services.analysis_slots.acquire(blocking=False):
-            raise ApiError(503, "overloaded", "Overloaded", "every analysis slot of this worker is busy; retry shortly",
-                           headers={"Retry-After": "1"})
-        try:
-            analysis = analyze_bytes(services.analyzer, data, options, services.settings.limits)
-        finally:
-            services.analysis_slots.release()
-        body = analysis_json(analysis, g.request_id, services.model_versions(options.detector), analysis.timing_ms)
-        return analysis.media, json.dumps(body)
+        def work():
+            # Shed load rather than queue: a client told to retry in a second beats one that times out.
+            if not services.analysis_slots.acquire(blocking=False):
+                raise ApiError(503, "overloaded", "Overloaded", "every analysis slot of this worker is busy; retry shortly",
+                               headers={"Retry-After": "1"})
+            try:
+                analysis = analyze_bytes(services.analyzer, data, options, services.settings.limits)
+            finally:
+                services.analysis_slots.release()
+            body = analysis_json(analysis, g.request_id, services.analyzer.model_versions(options.detector))
+            return analysis.media, json.dumps(body)
 
-    try:
         body, replayed = metering.run_metered(services.db, account, plan, g.request_id, g.api_key_id,
-                                              idempotency_key, metering.fingerprint(data, options), work)
+                                              idempotency_key, fingerprint, work)
+    return _replayable(Response(body, mimetype="application/json"), replayed)
+
+
+def _async_frames(services, data: bytes, options: AnalysisOptions, delivery: dict) -> int | None:
+    """Frames a job will analyse when this upload must run as a job; None to answer synchronously.
+
+    Images are told apart by their magic bytes alone; clips have only their headers read (GIFs
+    their frame timing). Clips longer than the sync limit become jobs on their own.
+    """
+    if sniff_format(data) in IMAGE_FORMATS:
+        return 1 if delivery["run_async"] else None
+    decoded = decode(data, services.settings.limits, options.fps)
+    if isinstance(decoded, DecodedImage):  # a single-frame GIF
+        return 1 if delivery["run_async"] else None
+    decoded.frames.close()
+    seconds = (decoded.info.duration_ms or 0) / 1000
+    if not delivery["run_async"] and seconds <= services.settings.sync_max_video_seconds:
+        return None
+    return max(1, round(seconds * decoded.sample_fps)) if seconds else None
+
+
+def _submit_job(services, account, plan, data, options, delivery, frames_total, idempotency_key, fingerprint):
+    webhook_url = delivery["webhook_url"]
+    if webhook_url is not None:
+        try:
+            webhooks.check_destination(webhook_url, services.settings.webhook_allow_loopback)
+        except webhooks.UnsafeWebhookUrl as exc:
+            raise ApiError(400, "invalid_request", "Invalid request", str(exc), errors={"webhook_url": [str(exc)]}) from exc
+    body, replayed = jobs.submit(services.jobs, account, plan, g.api_key_id, g.request_id, data, options, frames_total,
+                                 webhook_url, idempotency_key, fingerprint)
+    if not replayed:
+        services.queue.enqueue(body["id"])
+    response = Response(json.dumps(body), status=202, mimetype="application/json")
+    response.headers["Location"] = f"/v1/jobs/{body['id']}"
+    return _replayable(response, replayed)
+
+
+def _replayable(response: Response, replayed: bool) -> Response:
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
+@contextmanager
+def _metering_problems():
+    """Metering outcomes as problem documents."""
+    try:
+        yield
     except metering.QuotaExceeded as exc:
         retry_after = max(1, int((exc.resets_at - utcnow()).total_seconds()))
         raise ApiError(402, "quota_exceeded", "Monthly quota exceeded",
@@ -60,13 +114,9 @@ def analyze():
     except metering.IdempotencyConflict as exc:
         status = 409 if exc.code == "idempotency_in_progress" else 422
         raise ApiError(status, exc.code, "Idempotency conflict", str(exc)) from exc
-    response = Response(body, mimetype="application/json")
-    if replayed:
-        response.headers["Idempotent-Replayed"] = "true"
-    return response
 
 
-def _parse(max_bytes: int) -> tuple[bytes, AnalysisOptions]:
+def _parse(max_bytes: int) -> tuple[bytes, AnalysisOptions, dict]:
     if request.mimetype == "multipart/form-data":
         upload = request.files.get("file")
         if upload is None:
@@ -79,19 +129,22 @@ def _parse(max_bytes: int) -> tuple[bytes, AnalysisOptions]:
             except ValueError as exc:
                 raise ApiError(400, "invalid_request", "Invalid request", "micro_expressions must be a JSON object",
                                errors={"micro_expressions": ["Not valid JSON."]}) from exc
-        return upload.read(max_bytes + 1), _options(load(AnalyzeOptionsSchema(), form))
+        return (upload.read(max_bytes + 1), *_options(load(AnalyzeFormSchema(), form)))
     if request.mimetype == "application/json":
         fields = load(AnalyzeJsonSchema(), json_object())
         media_field = "image_base64" if "image_base64" in fields else "video_base64"
         encoded = fields.pop(media_field)
-        return _b64decode(encoded, max_bytes), _options(fields)
+        return (_b64decode(encoded, max_bytes), *_options(fields))
     raise ApiError(415, "unsupported_media_type", "Unsupported media type",
                    "send multipart/form-data with a 'file' part, or application/json with image_base64 or video_base64")
 
 
-def _options(fields: dict) -> AnalysisOptions:
+def _options(fields: dict) -> tuple[AnalysisOptions, dict]:
+    """Split loaded fields into analysis options and delivery (async, webhook_url)."""
+    delivery = {"run_async": fields.pop("run_async"), "webhook_url": fields.pop("webhook_url")}
     micro = fields.pop("micro_expressions")
-    return AnalysisOptions(**fields, micro_expressions=micro["enabled"], micro_sensitivity=micro["sensitivity"])
+    options = AnalysisOptions(**fields, micro_expressions=micro["enabled"], micro_sensitivity=micro["sensitivity"])
+    return options, delivery
 
 
 def _b64decode(encoded: str, max_bytes: int) -> bytes:

@@ -1,0 +1,248 @@
+"""Asynchronous analysis jobs: submit, execute (idempotent under redelivery), notify, delete, sweep.
+
+Media waits in object storage only until its job finishes; results stay for the retention window.
+With retention 0 a result is kept only until it has been handed out once (GET or webhook); the
+sweeper deletes any that nobody collected.
+A job is billed when it succeeds, in the same transaction that marks it done; the unique request
+id on usage events makes a redelivered job impossible to bill twice.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import secrets
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from api import metering, webhooks
+from api.config import Limits
+from api.db import Account, ApiRequest, Database, Job, utcnow
+from api.engine.analyzer import AnalysisOptions, Analyzer, analyze_bytes
+from api.engine.media import MediaError
+from api.serializers import analysis_json
+
+log = logging.getLogger(__name__)
+
+FINAL = {"succeeded", "failed"}
+PROGRESS_EVERY_FRAMES = 10
+WEBHOOK_ATTEMPTS = 6
+
+
+@dataclass
+class JobContext:
+    """Everything a job needs, in the API process or a worker."""
+
+    db: Database
+    storage: object
+    analyzer: Analyzer | None
+    limits: Limits
+    retention: timedelta
+    allow_loopback_webhooks: bool = False
+
+
+def new_webhook_secret() -> str:
+    return f"whsec_{secrets.token_urlsafe(24)}"
+
+
+def job_json(job: Job, result: dict | None = None) -> dict:
+    iso = lambda t: t.isoformat() if t else None  # noqa: E731
+    return {
+        "id": job.id,
+        "status": job.status,
+        "progress": {"frames_done": job.frames_done, "frames_total": job.frames_total},
+        "created_at": iso(job.created_at),
+        "started_at": iso(job.started_at),
+        "finished_at": iso(job.finished_at),
+        "expires_at": iso(job.expires_at),
+        "result": result,
+        "result_expired": job.status == "succeeded" and job.result_key is None,
+        "error": json.loads(job.error) if job.error else None,
+        "webhook": {"url": job.webhook_url, "status": job.webhook_status} if job.webhook_url else None,
+    }
+
+
+def submit(ctx: JobContext, account: Account, plan: metering.Plan, api_key_id: int, request_id: str, data: bytes,
+           options: AnalysisOptions, frames_total: int | None, webhook_url: str | None,
+           idempotency_key: str | None, fingerprint: str) -> tuple[dict, bool]:
+    """Store the media and queue the job; returns (job JSON, replayed)."""
+    with ctx.db.session.begin() as session:
+        metering.check_quota(session, account, plan)
+        replay = metering.begin(session, request_id, account.id, api_key_id, idempotency_key, fingerprint)
+        if replay is not None:
+            return json.loads(replay), True
+        owner = session.get(Account, account.id)
+        owner.webhook_secret = owner.webhook_secret or new_webhook_secret()
+        job = Job(id=f"job_{uuid.uuid4().hex}", account_id=account.id, request_id=request_id,
+                  options=json.dumps(dataclasses.asdict(options)), frames_total=frames_total,
+                  webhook_url=webhook_url, webhook_status="pending" if webhook_url else None)
+        job.media_key = f"media/{job.id}"
+        ctx.storage.put(job.media_key, data)  # inside the transaction: no job row without its media
+        session.add(job)
+        session.flush()
+        body = job_json(job)
+        record = session.get(ApiRequest, request_id)
+        record.status = "accepted"
+        record.response_body = json.dumps(body) if idempotency_key else None
+    return body, False
+
+
+def execute(ctx: JobContext, job_id: str) -> str | None:
+    """Run one job to its end. Safe to call again for the same job (a redelivered task)."""
+    with ctx.db.session.begin() as session:
+        job = session.get(Job, job_id)
+        if job is None or job.status in FINAL:
+            return job.status if job else None
+        job.status, job.started_at, job.attempts = "running", utcnow(), job.attempts + 1
+        media_key, options, request_id = job.media_key, AnalysisOptions(**json.loads(job.options)), job.request_id
+    try:
+        data = ctx.storage.get(media_key)
+        analysis = analyze_bytes(ctx.analyzer, data, options, ctx.limits, _progress_writer(ctx.db, job_id))
+    except MediaError as exc:
+        return _fail(ctx, job_id, exc.code, str(exc))
+    except FileNotFoundError:
+        return _fail(ctx, job_id, "media_gone", "the job's media was deleted before it could run")
+    body = analysis_json(analysis, request_id, ctx.analyzer.model_versions(options.detector))
+    result_key = f"results/{job_id}.json"
+    ctx.storage.put(result_key, json.dumps(body).encode())
+    try:
+        with ctx.db.session.begin() as session:
+            job = session.get(Job, job_id)
+            if job is None:  # deleted by its owner while running
+                ctx.storage.delete(result_key)
+                return None
+            now = utcnow()
+            job.status, job.finished_at, job.result_key = "succeeded", now, result_key
+            job.expires_at = now + ctx.retention
+            job.frames_done = len(getattr(analysis, "frames", [])) or 1
+            record = session.get(ApiRequest, request_id)
+            metering.complete(session, request_id, session.get(Account, job.account_id), analysis.media,
+                              record.response_body)
+    except IntegrityError:
+        log.info("job already billed by an earlier delivery", extra={"job_id": job_id})
+        return "succeeded"
+    ctx.storage.delete(media_key)
+    return "succeeded"
+
+
+def _progress_writer(db: Database, job_id: str):
+    def write(frames_done: int) -> None:
+        if frames_done % PROGRESS_EVERY_FRAMES == 0:
+            with db.session.begin() as session:
+                job = session.get(Job, job_id)
+                if job is not None:
+                    job.frames_done = frames_done
+
+    return write
+
+
+def _fail(ctx: JobContext, job_id: str, code: str, detail: str) -> str | None:
+    with ctx.db.session.begin() as session:
+        job = session.get(Job, job_id)
+        if job is None:
+            return None
+        job.status, job.finished_at = "failed", utcnow()
+        job.expires_at = job.finished_at + ctx.retention
+        job.error = json.dumps({"type": f"urn:emoscope:problem:{code}", "title": "Job failed", "status": 422,
+                                "detail": detail, "code": code})
+        session.get(ApiRequest, job.request_id).status = "failed"  # never billed
+        media_key = job.media_key
+    ctx.storage.delete(media_key)
+    return "failed"
+
+
+def _expire(ctx: JobContext, job_id: str) -> None:
+    with ctx.db.session.begin() as session:
+        job = session.get(Job, job_id)
+        if job is not None and job.result_key:
+            ctx.storage.delete(job.result_key)
+            job.result_key = None
+
+
+def _keeps_results(ctx: JobContext) -> bool:
+    return ctx.retention > timedelta(0)
+
+
+def load(ctx: JobContext, account_id: int, job_id: str) -> dict | None:
+    """The job as the API shows it, with its result while it is kept; None if not this account's."""
+    with ctx.db.session.begin() as session:
+        job = session.get(Job, job_id)
+        if job is None or job.account_id != account_id:
+            return None
+        result = json.loads(ctx.storage.get(job.result_key)) if job.result_key else None
+        body = job_json(job, result)
+    if result is not None and not _keeps_results(ctx):
+        _expire(ctx, job_id)
+    return body
+
+
+def delete(ctx: JobContext, account_id: int, job_id: str) -> bool:
+    """Delete the job's media and result now; a running job stops being tracked."""
+    with ctx.db.session.begin() as session:
+        job = session.get(Job, job_id)
+        if job is None or job.account_id != account_id:
+            return False
+        keys = [k for k in (job.media_key, job.result_key) if k]
+        session.delete(job)
+    for key in keys:
+        ctx.storage.delete(key)
+    return True
+
+
+def notify(ctx: JobContext, job_id: str) -> bool:
+    """One signed delivery attempt of the job's webhook; True when delivered (or nothing to deliver)."""
+    with ctx.db.session.begin() as session:
+        job = session.get(Job, job_id)
+        if job is None or not job.webhook_url or job.webhook_status == "delivered" or job.status not in FINAL:
+            return True
+        url, secret = job.webhook_url, session.get(Account, job.account_id).webhook_secret
+        result = json.loads(ctx.storage.get(job.result_key)) if job.result_key else None
+        payload = {"type": f"job.{job.status}", "job": job_json(job), "summary": _summary(result)}
+        if result is not None and not _keeps_results(ctx):
+            payload["job"]["result"] = result  # nothing is kept, so the webhook is the only delivery
+    delivered = webhooks.deliver(url, json.dumps(payload).encode(), secret, ctx.allow_loopback_webhooks)
+    if delivered and result is not None and not _keeps_results(ctx):
+        _expire(ctx, job_id)
+    with ctx.db.session.begin() as session:
+        job = session.get(Job, job_id)
+        if job is not None:
+            job.webhook_status = "delivered" if delivered else "pending"
+    return delivered
+
+
+def _summary(result: dict | None) -> dict | None:
+    if result is None:
+        return None
+    faces = result.get("faces") or [f for frame in result.get("frames", []) for f in frame["faces"]]
+    return {"media_type": result["media"]["type"], "faces": len(faces), "tracks": len(result.get("tracks", [])),
+            "micro_expressions": len(result.get("micro_expressions", []))}
+
+
+def notify_with_retries(ctx: JobContext, job_id: str, sleep=time.sleep) -> bool:
+    for attempt in range(WEBHOOK_ATTEMPTS):
+        if notify(ctx, job_id):
+            return True
+        sleep(webhooks.backoff_seconds(attempt))
+    give_up_webhook(ctx, job_id)
+    return False
+
+
+def give_up_webhook(ctx: JobContext, job_id: str) -> None:
+    with ctx.db.session.begin() as session:
+        job = session.get(Job, job_id)
+        if job is not None:
+            job.webhook_status = "failed"
+
+
+def sweep(ctx: JobContext) -> int:
+    """Delete results past their retention window; returns how many."""
+    with ctx.db.session.begin() as session:
+        expired = list(session.scalars(select(Job.id).where(Job.expires_at < utcnow(), Job.result_key.is_not(None))))
+    for job_id in expired:
+        _expire(ctx, job_id)
+    return len(expired)

@@ -1,0 +1,31 @@
+"""GET and DELETE /v1/jobs/{id}: status, progress and result of asynchronous analyses."""
+from __future__ import annotations
+
+from flask import Blueprint, current_app, g, jsonify
+
+from api import jobs
+from api.auth import require_api_key
+from api.errors import ApiError
+
+bp = Blueprint("jobs", __name__)
+
+
+def _not_found(job_id: str) -> ApiError:
+    return ApiError(404, "not_found", "Not found", f"no job {job_id} in this account")
+
+
+@bp.get("/v1/jobs/<job_id>")
+@require_api_key("analyze")
+def get_job(job_id: str):
+    body = jobs.load(current_app.extensions["emoscope"].jobs, g.account_id, job_id)
+    if body is None:
+        raise _not_found(job_id)
+    return jsonify(body)
+
+
+@bp.delete("/v1/jobs/<job_id>")
+@require_api_key("analyze")
+def delete_job(job_id: str):
+    if not jobs.delete(current_app.extensions["emoscope"].jobs, g.account_id, job_id):
+        raise _not_found(job_id)
+    return "", 204

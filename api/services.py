@@ -1,0 +1,55 @@
+"""Wiring: settings -> database, storage, job context and queue. No Flask here (workers use it too)."""
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+from api import jobs
+from api.config import Settings
+from api.db import Database
+from api.engine.analyzer import Analyzer
+from api.storage import LocalStorage, S3Storage
+
+
+def make_storage(settings: Settings):
+    if settings.s3_bucket:
+        return S3Storage(settings.s3_bucket, settings.s3_endpoint_url, settings.s3_kms_key_id)
+    return LocalStorage(settings.state_dir / "objects")
+
+
+def make_analyzer(settings: Settings) -> Analyzer:
+    return Analyzer(settings.state_dir / "deepface", settings.emotion_model, settings.inference_threads)
+
+
+def job_context(settings: Settings, with_analyzer: bool, analyzer: Analyzer | None = None,
+                db: Database | None = None) -> jobs.JobContext:
+    if analyzer is None and with_analyzer:
+        analyzer = make_analyzer(settings)
+    return jobs.JobContext(db or Database(settings.database_url), make_storage(settings), analyzer, settings.limits,
+                           timedelta(hours=settings.media_retention_hours), settings.webhook_allow_loopback)
+
+
+class InProcessQueue:
+    """The embedded default: jobs run on one background thread of the API process itself."""
+
+    def __init__(self, context: jobs.JobContext) -> None:
+        self._context = context
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="emoscope-job")
+
+    def enqueue(self, job_id: str) -> None:
+        self._pool.submit(self._run, job_id)
+
+    def _run(self, job_id: str) -> None:
+        jobs.execute(self._context, job_id)
+        jobs.notify_with_retries(self._context, job_id)
+
+
+class CeleryQueue:
+    def enqueue(self, job_id: str) -> None:
+        from api.worker import run_job
+
+        run_job.delay(job_id)
+
+
+def make_queue(settings: Settings, context: jobs.JobContext):
+    return CeleryQueue() if settings.celery_broker_url else InProcessQueue(context)

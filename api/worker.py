@@ -1,0 +1,70 @@
+"""Celery worker: `celery -A api.worker worker` with CELERY_BROKER_URL (Redis here, SQS on AWS).
+
+Tasks are acknowledged only after they finish (acks_late) and are handed back to the queue when
+a worker dies mid-job, so a killed worker's job runs again elsewhere; `jobs.execute` is safe to
+repeat and billing is exactly once by construction. The beat schedule sweeps expired results and
+reports usage to Stripe.
+"""
+from __future__ import annotations
+
+import os
+from functools import cache
+
+from celery import Celery
+
+from api import jobs, webhooks
+from api.config import Settings
+from api.services import job_context
+
+celery_app = Celery("emoscope", broker=os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0"))
+celery_app.conf.update(
+    task_acks_late=True,
+    task_reject_on_worker_lost=True,
+    worker_prefetch_multiplier=1,
+    task_default_queue="emoscope-jobs",
+    broker_connection_retry_on_startup=True,
+    # Must exceed the longest job: an unacknowledged task is redelivered after this many seconds.
+    broker_transport_options={"visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", 3600))},
+    beat_schedule={
+        "sweep-expired-results": {"task": "emoscope.sweep", "schedule": 600.0},
+        "push-usage-to-stripe": {"task": "emoscope.push_usage", "schedule": 10.0},
+    },
+)
+
+
+@cache
+def context() -> jobs.JobContext:
+    """Built once per worker process, after fork: models load and warm up here, not per task."""
+    return job_context(Settings.from_env(), with_analyzer=True)
+
+
+@celery_app.task(name="emoscope.run_job")
+def run_job(job_id: str) -> str | None:
+    status = jobs.execute(context(), job_id)
+    notify_job.delay(job_id)
+    return status
+
+
+@celery_app.task(name="emoscope.notify_job", bind=True, max_retries=jobs.WEBHOOK_ATTEMPTS)
+def notify_job(self, job_id: str) -> bool:
+    if jobs.notify(context(), job_id):
+        return True
+    if self.request.retries >= self.max_retries:
+        jobs.give_up_webhook(context(), job_id)
+        return False
+    raise self.retry(countdown=webhooks.backoff_seconds(self.request.retries))
+
+
+@celery_app.task(name="emoscope.sweep")
+def sweep() -> int:
+    return jobs.sweep(context())
+
+
+@celery_app.task(name="emoscope.push_usage")
+def push_usage() -> int:
+    settings = Settings.from_env()
+    if settings.stripe is None:
+        return 0
+    from api.billing import Billing
+
+    return Billing(settings.stripe).push_usage(context().db)

@@ -1,0 +1,152 @@
+"""Asynchronous jobs on the embedded defaults: in-process queue, local object storage, signed webhooks."""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import io
+import json
+import time
+
+import pytest
+
+from tests.conftest import FACES, VIDEOS, sign_up
+from tests.samples import reencode
+from tests.test_api import assert_problem
+from tests.webhook_listener import WebhookListener
+
+PHOTO = reencode(FACES / "img1.jpg", "JPEG", max_side=400)
+
+
+def bearer(secret: str) -> dict:
+    return {"Authorization": f"Bearer {secret}"}
+
+
+def submit(client, secret: str, data: bytes, **fields):
+    return client.post("/v1/analyze", headers=bearer(secret), data={"file": (io.BytesIO(data), "f"), **fields})
+
+
+def wait_for(client, secret: str, location: str, timeout: float = 60.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = client.get(location, headers=bearer(secret)).json
+        if job["status"] in ("succeeded", "failed"):
+            return job
+        time.sleep(0.1)
+    raise AssertionError(f"job not finished after {timeout} s: {job}")
+
+
+@pytest.fixture()
+def listener():
+    listener = WebhookListener()
+    yield listener
+    listener.close()
+
+
+@pytest.fixture()
+def app(app_factory):
+    return app_factory(webhook_allow_loopback=True)
+
+
+def test_async_image_job_runs_and_bills_once(app, assert_contract):
+    client = app.test_client()
+    secret = sign_up(client)["api_key"]["secret"]
+    accepted = assert_contract(submit(client, secret, PHOTO, **{"async": "true"}))
+    assert accepted.status_code == 202
+    assert accepted.headers["Location"] == f"/v1/jobs/{accepted.json['id']}"
+    assert accepted.json["status"] in ("queued", "running", "succeeded")
+    job = wait_for(client, secret, accepted.headers["Location"])
+    assert assert_contract(client.get(accepted.headers["Location"], headers=bearer(secret))).status_code == 200
+    assert job["status"] == "succeeded" and job["result"]["faces"][0]["dominant_emotion"] == "happy"
+    assert client.get("/v1/usage", headers=bearer(secret)).json["total_units"] == 1
+    storage = app.extensions["emoscope"].jobs.storage
+    assert not storage.exists(f"media/{job['id']}")  # media gone once the job is done
+
+
+def test_long_clips_become_jobs_by_themselves_with_progress(app_factory, assert_contract):
+    app = app_factory(sync_max_video_seconds=1.0)
+    client = app.test_client()
+    secret = sign_up(client)["api_key"]["secret"]
+    accepted = assert_contract(submit(client, secret, (VIDEOS / "single_face.mp4").read_bytes(), fps="10"))
+    assert accepted.status_code == 202 and accepted.json["progress"]["frames_total"] == 24
+    job = wait_for(client, secret, accepted.headers["Location"])
+    assert job["progress"]["frames_done"] == 24 and len(job["result"]["tracks"]) == 1
+
+
+def test_webhook_is_signed_with_the_accounts_secret(app, listener, assert_contract):
+    client = app.test_client()
+    secret = sign_up(client)["api_key"]["secret"]
+    signing = assert_contract(client.get("/v1/account", headers=bearer(secret))).json["webhook_signing_secret"]
+    accepted = submit(client, secret, PHOTO, **{"async": "true", "webhook_url": listener.url})
+    assert listener.arrived.wait(60)
+    headers, body = listener.received[0]
+    timestamp, signature = (part.split("=", 1)[1] for part in headers["emoscope-signature"].split(","))
+    expected = hmac.new(signing.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    assert hmac.compare_digest(signature, expected)
+    payload = json.loads(body)
+    assert payload["type"] == "job.succeeded" and payload["job"]["id"] == accepted.json["id"]
+    assert payload["summary"] == {"media_type": "image", "faces": 1, "tracks": 0, "micro_expressions": 0}
+    deadline = time.monotonic() + 10
+    while client.get(accepted.headers["Location"], headers=bearer(secret)).json["webhook"]["status"] != "delivered":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("url", ["http://10.0.0.8/hook", "http://169.254.169.254/latest/meta-data",
+                                 "https://192.168.1.1/hook", "ftp://example.com/x"])
+def test_webhooks_to_private_addresses_are_refused(app, url, assert_contract):
+    client = app.test_client()
+    secret = sign_up(client)["api_key"]["secret"]
+    response = assert_contract(submit(client, secret, PHOTO, **{"async": "true", "webhook_url": url}))
+    assert_problem(response, 400, "invalid_request")
+
+
+def test_loopback_webhooks_are_refused_outside_test_mode(app_factory):
+    client = app_factory().test_client()
+    secret = sign_up(client)["api_key"]["secret"]
+    response = submit(client, secret, PHOTO, **{"async": "true", "webhook_url": "http://127.0.0.1:9/hook"})
+    assert_problem(response, 400, "invalid_request")
+    assert "webhook_url" in response.json["errors"]
+
+
+def test_retention_zero_hands_the_result_out_once(app_factory):
+    app = app_factory(media_retention_hours=0)
+    client = app.test_client()
+    secret = sign_up(client)["api_key"]["secret"]
+    location = submit(client, secret, PHOTO, **{"async": "true"}).headers["Location"]
+    first = wait_for(client, secret, location)
+    assert first["result"] is not None
+    second = client.get(location, headers=bearer(secret)).json
+    assert second["result"] is None and second["result_expired"] is True
+
+
+def test_delete_removes_media_and_result(app, assert_contract):
+    client = app.test_client()
+    secret = sign_up(client)["api_key"]["secret"]
+    location = submit(client, secret, PHOTO, **{"async": "true"}).headers["Location"]
+    job = wait_for(client, secret, location)
+    storage = app.extensions["emoscope"].jobs.storage
+    assert storage.exists(f"results/{job['id']}.json")
+    assert assert_contract(client.delete(location, headers=bearer(secret))).status_code == 204
+    assert not storage.exists(f"results/{job['id']}.json")
+    assert_problem(assert_contract(client.get(location, headers=bearer(secret))), 404, "not_found")
+
+
+def test_jobs_are_private_to_their_account(app):
+    client = app.test_client()
+    alice = sign_up(client, "alice@example.com")["api_key"]["secret"]
+    bob = sign_up(client, "bob@example.com")["api_key"]["secret"]
+    location = submit(client, alice, PHOTO, **{"async": "true"}).headers["Location"]
+    assert_problem(client.get(location, headers=bearer(bob)), 404, "not_found")
+    assert_problem(client.delete(location, headers=bearer(bob)), 404, "not_found")
+
+
+def test_idempotent_job_submission_returns_the_same_job(app):
+    client = app.test_client()
+    secret = sign_up(client)["api_key"]["secret"]
+    headers = bearer(secret) | {"Idempotency-Key": "job-1"}
+    first = client.post("/v1/analyze", headers=headers, data={"file": (io.BytesIO(PHOTO), "f"), "async": "true"})
+    again = client.post("/v1/analyze", headers=headers, data={"file": (io.BytesIO(PHOTO), "f"), "async": "true"})
+    assert first.status_code == again.status_code == 202
+    assert again.json["id"] == first.json["id"] and again.headers["Idempotent-Replayed"] == "true"
+    wait_for(client, secret, first.headers["Location"])
+    assert client.get("/v1/usage", headers=bearer(secret)).json["total_units"] == 1
