@@ -10,6 +10,8 @@ from api.db import Database
 from api.engine.analyzer import Analyzer
 from api.storage import LocalStorage, S3Storage
 
+JOB_TASK, JOB_QUEUE = "emoscope.run_job", "emoscope-jobs"
+
 
 def make_storage(settings: Settings):
     if settings.s3_bucket:
@@ -45,11 +47,16 @@ class InProcessQueue:
 
 
 class CeleryQueue:
-    def enqueue(self, job_id: str) -> None:
-        from api.worker import run_job
+    """Sends jobs by task name, so the API process never imports the worker (or its models)."""
 
-        run_job.delay(job_id)
+    def __init__(self, broker_url: str) -> None:
+        from celery import Celery
+
+        self._celery = Celery("emoscope-api", broker=broker_url)
+
+    def enqueue(self, job_id: str) -> None:
+        self._celery.send_task(JOB_TASK, args=[job_id], queue=JOB_QUEUE)
 
 
 def make_queue(settings: Settings, context: jobs.JobContext):
-    return CeleryQueue() if settings.celery_broker_url else InProcessQueue(context)
+    return CeleryQueue(settings.celery_broker_url) if settings.celery_broker_url else InProcessQueue(context)

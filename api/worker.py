@@ -14,14 +14,14 @@ from celery import Celery
 
 from api import jobs, webhooks
 from api.config import Settings
-from api.services import job_context
+from api.services import JOB_QUEUE, JOB_TASK, job_context
 
 celery_app = Celery("emoscope", broker=os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0"))
 celery_app.conf.update(
     task_acks_late=True,
     task_reject_on_worker_lost=True,
     worker_prefetch_multiplier=1,
-    task_default_queue="emoscope-jobs",
+    task_default_queue=JOB_QUEUE,
     broker_connection_retry_on_startup=True,
     # Must exceed the longest job: an unacknowledged task is redelivered after this many seconds.
     broker_transport_options={"visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", 3600))},
@@ -38,7 +38,7 @@ def context() -> jobs.JobContext:
     return job_context(Settings.from_env(), with_analyzer=True)
 
 
-@celery_app.task(name="emoscope.run_job")
+@celery_app.task(name=JOB_TASK)
 def run_job(job_id: str) -> str | None:
     status = jobs.execute(context(), job_id)
     notify_job.delay(job_id)

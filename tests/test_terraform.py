@@ -37,7 +37,7 @@ VARIABLES_WITHOUT_DEFAULT = {"aws_region", "certificate_arn", "image_tag"}
 REQUIRED_VARIABLES = VARIABLES_WITHOUT_DEFAULT | {
     "name", "environment", "tags", "vpc_cidr", "availability_zones", "single_nat_gateway",
     "alb_ingress_cidrs", "alb_deletion_protection", "enable_waf", "enable_access_logs",
-    "api_command", "worker_command", "api_cpu", "api_memory", "api_min_count", "api_max_count",
+    "api_command", "worker_command", "beat_command", "api_cpu", "api_memory", "api_min_count", "api_max_count",
     "api_cpu_target", "worker_cpu", "worker_memory", "worker_min_count", "worker_max_count",
     "worker_backlog_per_task_target", "app_environment", "log_retention_days",
     "media_retention_days", "s3_object_prefixes", "sqs_visibility_timeout_seconds",
@@ -47,12 +47,13 @@ REQUIRED_VARIABLES = VARIABLES_WITHOUT_DEFAULT | {
 REQUIRED_OUTPUTS = {
     "alb_dns_name", "alb_zone_id", "s3_bucket", "sqs_queue_url", "sqs_dlq_url", "rds_endpoint",
     "redis_endpoint", "ecr_repository_url", "container_image", "image_tag", "ecs_cluster_name",
-    "api_service_name", "worker_service_name", "secret_arns", "kms_key_arn", "alarm_topic_arn",
+    "api_service_name", "worker_service_name", "beat_service_name", "secret_arns", "kms_key_arn", "alarm_topic_arn",
     "media_retention_hours",
 }
 # The app's configuration on AWS (README); the secrets among them come from Secrets Manager only.
 APP_SECRETS = {"DATABASE_URL", "REDIS_URL", "EMOSCOPE_API_KEY_PEPPER", "STRIPE_API_KEY", "STRIPE_WEBHOOK_SECRET"}
-APP_ENVIRONMENT = APP_SECRETS | {"S3_BUCKET", "SQS_QUEUE_URL", "EMOSCOPE_MEDIA_RETENTION_HOURS"}
+APP_ENVIRONMENT = APP_SECRETS | {"S3_BUCKET", "SQS_QUEUE_URL", "EMOSCOPE_MEDIA_RETENTION_HOURS",
+                                 "S3_KMS_KEY_ID", "CELERY_BROKER_URL"}
 API_COMMAND = ["gunicorn", "-c", "gunicorn.conf.py", "api.app:create_app()"]
 
 
@@ -257,9 +258,12 @@ def test_app_gets_its_environment_and_secrets_only_from_secrets_manager(tf):
     assert not APP_SECRETS & set(environment), "a secret is passed as a plain environment variable"
     assert all("aws_secretsmanager_secret.this" in arn for arn in secrets.values())
     containers = tf.locals["containers"]
-    assert set(containers) == {"api", "worker"}
+    assert set(containers) == {"api", "worker", "beat"}
     assert tf.variables["api_command"]["default"] == API_COMMAND
-    assert tf.variables["worker_command"]["default"][:4] == ["celery", "-A", "api.jobs", "worker"]
+    # The Celery app is api/worker.py; its beat schedule runs in exactly one task.
+    assert tf.variables["worker_command"]["default"][:4] == ["celery", "-A", "api.worker", "worker"]
+    assert tf.variables["beat_command"]["default"][:4] == ["celery", "-A", "api.worker", "beat"]
+    assert (REPO / "api" / "worker.py").is_file()
 
 
 def test_autoscaling_api_on_cpu_worker_on_queue_depth(tf):

@@ -141,7 +141,9 @@ def _parse(max_bytes: int) -> tuple[bytes, AnalysisOptions, dict]:
 
 def _options(fields: dict) -> tuple[AnalysisOptions, dict]:
     """Split loaded fields into analysis options and delivery (async, webhook_url)."""
-    delivery = {"run_async": fields.pop("run_async"), "webhook_url": fields.pop("webhook_url")}
+    webhook_url = fields.pop("webhook_url")
+    # A webhook only makes sense for a job, so asking for one asks for a job.
+    delivery = {"run_async": fields.pop("run_async") or webhook_url is not None, "webhook_url": webhook_url}
     micro = fields.pop("micro_expressions")
     options = AnalysisOptions(**fields, micro_expressions=micro["enabled"], micro_sensitivity=micro["sensitivity"])
     return options, delivery

@@ -1,0 +1,514 @@
+"""The Python SDK (sdk/python) against the real service: gunicorn on loopback, no mocks of our API.
+
+Three servers: one with generous limits for the typed results, owner calls and the CLI; one whose
+free plan allows 0.5 requests/s (bursts of 2) for a real 429; one with a single analysis slot for
+a real 503 `overloaded`. Requests are observed (not altered) through httpx event hooks.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import hashlib
+import hmac
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import defaultdict
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import httpx
+import pytest
+
+from api.config import REPO_ROOT
+from tests.conftest import FACES, VIDEOS
+from tests.test_e2e import free_port
+
+SDK_SRC = REPO_ROOT / "sdk" / "python" / "src"
+try:
+    import emoscope
+except ImportError:  # not installed into the venv (`pip install -e sdk/python`): use the source tree
+    sys.path.insert(0, str(SDK_SRC))
+    import emoscope
+
+from emoscope import webhooks  # noqa: E402
+
+PASSWORD = "correct horse battery"
+HAPPY_PHOTO = FACES / "img1.jpg"  # one face, a broad smile
+SMALL_HAPPY_PHOTO = FACES / "img25.jpg"  # 21 kB, one smiling face: cheap to analyse
+COUPLE = FACES / "couple.jpg"
+CLIP = VIDEOS / "single_face.mp4"
+
+
+def _server_env(state: Path, port: int, **overrides: str) -> dict:
+    # Embedded defaults only: no shared database, Redis limiter or Stripe from the caller's environment.
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("EMOSCOPE_", "STRIPE_")) and k not in ("DATABASE_URL", "REDIS_URL")}
+    return {**env, "EMOSCOPE_STATE_DIR": str(state), "EMOSCOPE_BIND": f"127.0.0.1:{port}",
+            "EMOSCOPE_WORKERS": "1", "EMOSCOPE_THREADS": "4", **overrides}
+
+
+@contextlib.contextmanager
+def gunicorn(state: Path, **overrides: str):
+    port = free_port()
+    env = _server_env(state, port, **overrides)
+    subprocess.run([sys.executable, "-m", "api.cli", "migrate"], env=env, cwd=REPO_ROOT, check=True,
+                   capture_output=True)
+    log = state / "gunicorn.log"
+    with log.open("w") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "api.app:create_app()"],
+            env=env, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=stderr)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    try:
+        while True:
+            try:
+                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if process.poll() is not None:
+                pytest.fail(f"gunicorn exited early:\n{log.read_text()[-3000:]}")
+            if time.monotonic() > deadline:
+                pytest.fail("gunicorn did not become ready within 120 s")
+            time.sleep(0.25)
+        yield base
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _email(tag: str) -> str:
+    return f"{tag}-{uuid.uuid4().hex[:10]}@example.com"
+
+
+def _recording_client(log: list) -> httpx.Client:
+    """An httpx client that notes every request and answer (time, Idempotency-Key, status)."""
+    def on_request(request: httpx.Request) -> None:
+        log.append(("request", time.monotonic(), request.headers.get("Idempotency-Key"), dict(request.headers)))
+
+    def on_response(response: httpx.Response) -> None:
+        log.append(("response", time.monotonic(), response.request.headers.get("Idempotency-Key"),
+                    response.status_code, response.headers.get("Retry-After")))
+
+    return httpx.Client(event_hooks={"request": [on_request], "response": [on_response]})
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    with gunicorn(tmp_path_factory.mktemp("sdk"), EMOSCOPE_FREE_REQUESTS_PER_SECOND="100") as base:
+        yield base
+
+
+@pytest.fixture(scope="module")
+def owner(server):
+    email = _email("owner")
+    signup = emoscope.sign_up(email, PASSWORD, "SDK tests", base_url=server)
+    return email, signup
+
+
+@pytest.fixture()
+def client(server, owner):
+    with emoscope.Client(api_key=owner[1].api_key.secret, base_url=server) as c:
+        yield c
+
+
+# ---- owners ------------------------------------------------------------------------------------
+
+
+def test_sign_up_gives_a_typed_admin_key_and_account(client, owner):
+    email, signup = owner
+    assert isinstance(signup, emoscope.SignUpResult) and signup.owner_email == email
+    key = signup.api_key
+    assert key.secret.startswith("emo_") and set(key.scopes) == {"analyze", "admin"} and not key.revoked
+    assert key.secret not in repr(key)  # never printed by accident
+    account = client.account.get()
+    assert isinstance(account, emoscope.Account)
+    assert (account.id, account.name, account.plan) == (signup.account.id, "SDK tests", "free")
+    assert account.quota.monthly_units == 1000 and account.quota.resets_at > datetime.now(timezone.utc)
+    assert account.rate_limit.requests_per_second == 100 and isinstance(account.billing_enabled, bool)
+
+
+def test_sign_in_and_credential_errors(server, owner):
+    email, _ = owner
+    key = emoscope.sign_in(email, PASSWORD, key_name="laptop", base_url=server)
+    assert isinstance(key, emoscope.ApiKey) and key.name == "laptop" and key.secret.startswith("emo_")
+    with pytest.raises(emoscope.AuthenticationError) as wrong:
+        emoscope.sign_in(email, "not the password", base_url=server)
+    assert (wrong.value.status, wrong.value.code) == (401, "invalid_credentials")
+    with pytest.raises(emoscope.InvalidRequestError) as taken:
+        emoscope.sign_up(email, PASSWORD, "again", base_url=server)
+    assert (taken.value.status, taken.value.code) == (409, "email_taken")
+
+
+def test_keys_create_list_revoke(client, server):
+    created = client.keys.create("ci", ["analyze"])
+    assert created.secret and created.scopes == ("analyze",) and created.name == "ci"
+    listed = {k.id: k for k in client.keys.list()}
+    assert created.id in listed and listed[created.id].secret is None and listed[created.id].prefix == created.prefix
+
+    with emoscope.Client(api_key=created.secret, base_url=server) as analyze_only:
+        with pytest.raises(emoscope.PermissionDeniedError) as denied:
+            analyze_only.keys.list()
+        assert (denied.value.status, denied.value.code) == (403, "insufficient_scope")
+
+        client.keys.revoke(created)
+        client.keys.revoke(created.id)  # twice is fine
+        assert {k.id: k for k in client.keys.list()}[created.id].revoked
+        with pytest.raises(emoscope.AuthenticationError) as revoked:
+            analyze_only.analyze(SMALL_HAPPY_PHOTO)
+        assert (revoked.value.status, revoked.value.code) == (401, "invalid_api_key")
+        assert revoked.value.request_id
+
+    with pytest.raises(emoscope.InvalidRequestError) as missing:
+        client.keys.revoke(10_000_000)
+    assert (missing.value.status, missing.value.code) == (404, "not_found")
+
+
+# ---- analyses ----------------------------------------------------------------------------------
+
+
+def test_analyze_photo_from_path_bytes_and_file(client):
+    result = client.analyze(HAPPY_PHOTO)
+    assert isinstance(result, emoscope.ImageResult) and not result.is_video and not result.replayed
+    (face,) = result.faces
+    assert isinstance(face, emoscope.Face) and isinstance(face.box, emoscope.Box)
+    assert face.dominant_emotion == face.emotions.dominant == "happy" and face.emotions.happy > 0.5
+    assert face.emotions.top(3)[0] == ("happy", face.emotions.happy) and len(face.emotions.top(3)) == 3
+    assert sum(face.emotions.as_dict().values()) == pytest.approx(1, abs=2e-3)
+    assert face.box.w > 100 and face.confidence is not None and face.landmarks is not None
+    assert (result.media.type, result.media.format, result.media.frames_analyzed) == ("image", "jpeg", 1)
+    assert result.raw["faces"][0]["box"] == {"x": face.box.x, "y": face.box.y, "w": face.box.w, "h": face.box.h}
+    assert result.request_id == result.raw["request_id"] and result.model.detector == "dlib"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        face.dominant_emotion = "sad"
+
+    from_bytes = client.analyze(SMALL_HAPPY_PHOTO.read_bytes(), return_landmarks=False)
+    with SMALL_HAPPY_PHOTO.open("rb") as handle:
+        from_file = client.analyze(handle, return_landmarks=False)
+    assert [f.box for f in from_bytes.faces] == [f.box for f in from_file.faces]
+    assert from_bytes.faces[0].landmarks is None and from_file.faces[0].dominant_emotion == "happy"
+
+
+def test_analyze_clip_typed_tracks(client):
+    result = client.analyze(CLIP, fps=5, micro_expressions={"enabled": True, "sensitivity": 0.8})
+    assert isinstance(result, emoscope.VideoResult) and result.is_video
+    assert result.media.type == "video" and result.sample_fps == 5 and result.temporal_resolution_ms == 200
+    (track,) = result.tracks
+    assert isinstance(track, emoscope.Track) and track.frame_count == len(track.timeline) >= 5
+    assert all(isinstance(p, emoscope.TimelinePoint) for p in track.timeline)
+    assert track.summary.dominant_emotion == track.summary.emotions.dominant == "happy"
+    assert track.start_ms <= track.end_ms and track.timeline[0].timestamp_ms == track.start_ms
+    faces = [face for frame in result.frames for face in frame.faces]
+    assert faces and {face.track_id for face in faces} == {track.track_id}
+    assert isinstance(result.micro_expressions, tuple)
+    assert all(isinstance(m, emoscope.MicroExpression) for m in result.micro_expressions)
+    assert len(result.frames) == result.media.frames_analyzed
+
+
+def test_usage_totals_and_idempotent_replay(client):
+    today = datetime.now(timezone.utc).date()
+    before = client.usage.get(from_=today, to=today)
+    assert isinstance(before, emoscope.Usage) and before.from_ == before.to == today
+
+    key = f"sdk-test-{uuid.uuid4()}"
+    first = client.analyze(SMALL_HAPPY_PHOTO, idempotency_key=key)
+    again = client.analyze(SMALL_HAPPY_PHOTO, idempotency_key=key)
+    assert not first.replayed and again.replayed and again.raw == first.raw
+
+    after = client.usage.get(from_=today, to=today)
+    assert after.total_requests == before.total_requests + 1  # the replay was not billed
+    assert after.total_units == before.total_units + 1 and after.data[-1].date == today
+    assert client.account.get().quota.used_units >= after.total_units
+
+    with pytest.raises(emoscope.InvalidRequestError) as backwards:
+        client.usage.get(from_=today, to=today - timedelta(days=1))
+    assert backwards.value.code == "invalid_request" and "to" in backwards.value.errors
+
+
+def test_problem_documents_map_to_exceptions(client, server, monkeypatch):
+    with pytest.raises(emoscope.InvalidRequestError) as bad_option:
+        client.analyze(SMALL_HAPPY_PHOTO, max_faces=0)
+    error = bad_option.value
+    assert (error.status, error.code) == (400, "invalid_request") and "max_faces" in error.errors
+    assert error.problem["type"] == "urn:emoscope:problem:invalid_request" and error.request_id
+    assert isinstance(error, emoscope.EmoscopeError) and error.retry_after is None
+
+    with pytest.raises(emoscope.InvalidRequestError) as corrupt:
+        client.analyze(HAPPY_PHOTO.read_bytes()[:4000])  # a truncated JPEG
+    assert (corrupt.value.status, corrupt.value.code) == (422, "media_corrupt")
+
+    with pytest.raises(emoscope.InvalidRequestError) as unknown:
+        client.analyze(b"just some text, no picture")
+    assert (unknown.value.status, unknown.value.code) == (415, "unsupported_media_type")
+
+    monkeypatch.delenv("EMOSCOPE_API_KEY", raising=False)
+    with emoscope.Client(base_url=server) as anonymous:
+        with pytest.raises(emoscope.AuthenticationError) as missing:
+            anonymous.account.get()
+    assert (missing.value.status, missing.value.code) == (401, "missing_api_key")
+
+
+def test_environment_user_agent_and_options(server, owner, monkeypatch):
+    monkeypatch.setenv("EMOSCOPE_API_KEY", owner[1].api_key.secret)
+    monkeypatch.setenv("EMOSCOPE_BASE_URL", server)
+    log: list = []
+    with _recording_client(log) as http:
+        client = emoscope.Client(http_client=http)
+        assert client.base_url == server and client.max_retries == 2
+        assert client.account.get().id == owner[1].account.id
+        quick = client.with_options(max_retries=0, timeout=5)
+        assert (quick.max_retries, quick.timeout, quick.api_key) == (0, 5, client.api_key)
+        quick.keys.list()
+    sent = [entry[3] for entry in log if entry[0] == "request"]
+    assert len(sent) == 2
+    for headers in sent:
+        assert headers["user-agent"].startswith(f"emoscope-python/{emoscope.__version__}")
+        assert headers["authorization"] == f"Bearer {owner[1].api_key.secret}"
+
+
+def test_connection_errors_and_timeouts_are_retried():
+    refused = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    log: list = []
+    with _recording_client(log) as http:
+        with pytest.raises(emoscope.APIConnectionError) as info:
+            emoscope.Client(api_key="emo_x", base_url=refused, max_retries=1, http_client=http).account.get()
+        assert not isinstance(info.value, emoscope.APITimeoutError)
+        assert sum(entry[0] == "request" for entry in log) == 2
+
+        log.clear()
+        with socket.socket() as silent:  # accepts connections (kernel backlog) and never answers
+            silent.bind(("127.0.0.1", 0))
+            silent.listen(8)
+            mute = f"http://127.0.0.1:{silent.getsockname()[1]}"
+            with pytest.raises(emoscope.APITimeoutError):
+                emoscope.Client(api_key="emo_x", base_url=mute, timeout=0.3, max_retries=1,
+                                http_client=http).analyze(b"\xff\xd8\xff")
+    keys = [entry[2] for entry in log if entry[0] == "request"]
+    assert len(keys) == 2 and keys[0] == keys[1] and uuid.UUID(keys[0])  # one key across the retry
+
+
+def test_async_client_has_the_same_surface(server, owner):
+    async def main():
+        async with emoscope.AsyncClient(api_key=owner[1].api_key.secret, base_url=server) as client:
+            photo, account = await asyncio.gather(client.analyze(SMALL_HAPPY_PHOTO), client.account.get())
+            keys = await client.keys.list()
+            usage = await client.usage.get()
+            with pytest.raises(emoscope.InvalidRequestError) as error:
+                await client.analyze(b"not media", detector="opencv")
+            return photo, account, keys, usage, error.value
+
+    photo, account, keys, usage, error = asyncio.run(main())
+    assert isinstance(photo, emoscope.ImageResult) and photo.faces[0].emotions.dominant == "happy"
+    assert account.id == owner[1].account.id and keys and usage.total_requests >= 1
+    assert error.code == "unsupported_media_type"
+
+
+# ---- retries against real 429 and 503 answers ----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def limited_server(tmp_path_factory):
+    # 0.5 requests/s, bursts of max(1, int(0.5 * 5)) = 2.
+    with gunicorn(tmp_path_factory.mktemp("sdk-limited"), EMOSCOPE_FREE_REQUESTS_PER_SECOND="0.5") as base:
+        yield base
+
+
+def test_rate_limit_error_then_retry_after(limited_server):
+    key = emoscope.sign_up(_email("limited"), PASSWORD, "limited", base_url=limited_server).api_key.secret
+    photo = SMALL_HAPPY_PHOTO.read_bytes()
+    with emoscope.Client(api_key=key, base_url=limited_server, max_retries=0) as client:
+        client.analyze(photo)
+        client.analyze(photo)
+        with pytest.raises(emoscope.RateLimitError) as info:
+            client.analyze(photo)
+    error = info.value
+    assert (error.status, error.code) == (429, "rate_limited") and error.retry_after >= 1
+    assert error.headers["x-ratelimit-limit"] == "2"
+
+    log: list = []
+    with _recording_client(log) as http:
+        client = emoscope.Client(api_key=key, base_url=limited_server, max_retries=2, http_client=http)
+        started = time.monotonic()
+        result = client.analyze(photo)
+        elapsed = time.monotonic() - started
+        assert result.faces[0].dominant_emotion == "happy"
+        responses = [entry for entry in log if entry[0] == "response"]
+        requests_ = [entry for entry in log if entry[0] == "request"]
+        assert [r[3] for r in responses] == [429, 200]
+        retry_after = float(responses[0][4])
+        slept = requests_[1][1] - responses[0][1]
+        # Waited what the server asked (plus at most 25 % jitter), with the same Idempotency-Key.
+        assert retry_after <= slept <= retry_after * 1.25 + 0.3 and elapsed < 5
+        assert requests_[0][2] == requests_[1][2]
+
+        # A Retry-After beyond max_retry_wait is raised at once rather than slept through.
+        impatient = client.with_options(max_retry_wait=0.5)
+        started = time.monotonic()
+        with pytest.raises(emoscope.RateLimitError):
+            impatient.analyze(photo)
+        assert time.monotonic() - started < 0.9
+
+        usage = client.usage.get()
+    assert usage.total_requests == 3  # two before the 429, one after the retry; 429s are free
+
+
+@pytest.fixture(scope="module")
+def overload_server(tmp_path_factory):
+    with gunicorn(tmp_path_factory.mktemp("sdk-overload"), EMOSCOPE_ANALYSIS_SLOTS="1") as base:
+        yield base
+
+
+def _concurrently(client: emoscope.Client, photo: bytes, n: int) -> list:
+    barrier = threading.Barrier(n)
+    outcomes: list = [None] * n
+
+    def work(i: int) -> None:
+        barrier.wait()
+        try:
+            outcomes[i] = client.analyze(photo)
+        except emoscope.EmoscopeError as exc:
+            outcomes[i] = exc
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(n)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return outcomes
+
+
+def test_overloaded_503_is_retried_with_the_same_idempotency_key(overload_server):
+    key = emoscope.sign_up(_email("overload"), PASSWORD, "overload", base_url=overload_server).api_key.secret
+    photo = COUPLE.read_bytes()
+
+    with emoscope.Client(api_key=key, base_url=overload_server, max_retries=0) as client:
+        outcomes = _concurrently(client, photo, 4)
+    shed = [o for o in outcomes if isinstance(o, Exception)]
+    done = [o for o in outcomes if isinstance(o, emoscope.ImageResult)]
+    assert shed and done and len(shed) + len(done) == 4
+    for error in shed:
+        assert isinstance(error, emoscope.APIError) and (error.status, error.code) == (503, "overloaded")
+        assert error.retry_after == 1
+
+    log: list = []
+    with _recording_client(log) as http:
+        client = emoscope.Client(api_key=key, base_url=overload_server, max_retries=5, http_client=http)
+        retried = _concurrently(client, photo, 4)
+        assert all(isinstance(o, emoscope.ImageResult) and len(o.faces) == 2 for o in retried), retried
+        usage = client.usage.get()
+
+    statuses = defaultdict(list)
+    for entry in log:
+        if entry[0] == "response" and entry[2] is not None:
+            statuses[entry[2]].append(entry[3])
+    assert len(statuses) == 4  # one Idempotency-Key per call, kept across its retries
+    assert all(seq[-1] == 200 and set(seq[:-1]) <= {503} for seq in statuses.values())
+    assert any(len(seq) > 1 for seq in statuses.values())  # some call really was shed, then retried
+    # Shed attempts are never billed, and no retried call was billed twice.
+    assert usage.total_requests == len(done) + 4
+
+
+# ---- webhooks ------------------------------------------------------------------------------------
+
+
+def _sign(body: bytes, secret: str, timestamp: int) -> str:
+    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={digest}"
+
+
+def test_webhook_signature_verification():
+    secret = "whsec_test_secret"
+    event = {"type": "job.succeeded", "job": {"id": "job_123", "status": "succeeded"}}
+    body = json.dumps(event).encode()
+    now = int(time.time())
+    header = _sign(body, secret, now)
+
+    webhooks.verify_signature(body, header, secret)
+    assert webhooks.construct_event(body, header, secret) == event
+    assert webhooks.generate_header(body, secret, timestamp=now) == header
+    webhooks.verify_signature(body, f"t={now},v1={'0' * 64},{header.split(',')[1]}", secret)  # rotation
+
+    rejected = {
+        "tampered body": (body.replace(b"succeeded", b"failed"), header, secret),
+        "wrong secret": (body, header, "whsec_other"),
+        "stale": (body, _sign(body, secret, now - 301), secret),
+        "from the future": (body, _sign(body, secret, now + 301), secret),
+        "no signature": (body, f"t={now}", secret),
+        "no timestamp": (body, header.split(",")[1], secret),
+        "garbage": (body, "nonsense", secret),
+        "missing header": (body, None, secret),
+    }
+    for case, (payload, value, key) in rejected.items():
+        with pytest.raises(emoscope.SignatureVerificationError):
+            webhooks.verify_signature(payload, value, key)
+            pytest.fail(f"accepted: {case}")
+    webhooks.verify_signature(body, _sign(body, secret, now - 3600), secret, tolerance=None)
+    assert issubclass(emoscope.SignatureVerificationError, emoscope.EmoscopeError)
+
+
+# ---- CLI -----------------------------------------------------------------------------------------
+
+
+def _cli(server: str, key: str, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "EMOSCOPE_API_KEY": key, "EMOSCOPE_BASE_URL": server,
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(SDK_SRC), os.environ.get("PYTHONPATH")]))}
+    return subprocess.run([sys.executable, "-m", "emoscope", *args], env=env, capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_cli_table_and_json(server, owner):
+    key = owner[1].api_key.secret
+    photo = _cli(server, key, "analyze", str(HAPPY_PHOTO))
+    assert photo.returncode == 0, photo.stderr
+    assert "1 face" in photo.stdout and "happy" in photo.stdout and "top 3" in photo.stdout
+
+    clip = _cli(server, key, "analyze", str(CLIP), "--fps", "5", "--progress")
+    assert clip.returncode == 0, clip.stderr
+    assert "Tracks" in clip.stdout and "happy" in clip.stdout and "Micro-expressions" in clip.stdout
+    assert "done in" in clip.stderr
+
+    raw = _cli(server, key, "analyze", str(SMALL_HAPPY_PHOTO), "--json", "--detector", "dlib")
+    assert raw.returncode == 0, raw.stderr
+    body = json.loads(raw.stdout)
+    assert body["media"]["type"] == "image" and body["faces"][0]["dominant_emotion"] == "happy"
+
+    refused = _cli(server, "emo_not_a_key", "analyze", str(SMALL_HAPPY_PHOTO))
+    assert refused.returncode == 1 and "invalid_api_key" in refused.stderr
+
+
+def test_cli_renders_micro_expressions():
+    emotions = {"angry": 0.01, "disgust": 0.0, "fear": 0.01, "happy": 0.9, "sad": 0.02, "surprise": 0.05,
+                "neutral": 0.01}
+    doc = {
+        "request_id": "r1", "model": {}, "timing_ms": {"total": 1.0}, "sample_fps": 30.0,
+        "temporal_resolution_ms": 33.3, "frames": [], "future_field": {"ignored": True},
+        "media": {"type": "video", "format": "mp4", "width": 640, "height": 360, "duration_ms": 2000.0,
+                  "fps": 30.0, "frames_analyzed": 60},
+        "tracks": [{"track_id": 1, "start_ms": 0.0, "end_ms": 1966.7, "frame_count": 60,
+                    "summary": {"emotions": emotions, "dominant_emotion": "happy"}, "timeline": []}],
+        "micro_expressions": [{"track_id": 1, "kind": "micro", "onset_ms": 400.0, "apex_ms": 500.0,
+                               "offset_ms": 633.3, "duration_ms": 233.3, "intensity": 0.42,
+                               "regions": [{"name": "mouth", "magnitude": 0.42, "action_units": ["AU12"]}],
+                               "emotion": "happy", "emotion_probability": 0.61}],
+    }
+    result = emoscope.parse_analysis(doc)
+    assert isinstance(result, emoscope.VideoResult) and result.raw["future_field"] == {"ignored": True}
+    (micro,) = result.micro_expressions
+    assert micro.regions[0].action_units == ("AU12",) and micro.kind == "micro"
+    from emoscope.cli import render
+
+    table = render(result, "clip.mp4")
+    assert "mouth 0.42 (AU12)" in table and "0.40 s" in table and "happy 61.0%" in table and "233 ms" in table
