@@ -21,3 +21,19 @@ keepalive = 5
 # Clients get our problem+json errors, not gunicorn's, for oversized headers.
 limit_request_field_size = 16384
 accesslog = "-"
+
+# Metrics from every worker are written here and summed at scrape time (prometheus-client's
+# multiprocess mode); a worker's files are retired when it exits.
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", os.path.join(os.environ.get("EMOSCOPE_STATE_DIR", "var"), "metrics"))
+os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
+for stale in os.listdir(os.environ["PROMETHEUS_MULTIPROC_DIR"]):
+    os.remove(os.path.join(os.environ["PROMETHEUS_MULTIPROC_DIR"], stale))
+
+# JSON access log lines; no query strings or headers, so no key can leak into logs.
+access_log_format = '{"time": "%(t)s", "logger": "access", "method": "%(m)s", "path": "%(U)s", "status": %(s)s, "bytes": %(B)s, "duration_ms": %(M)s, "request_id": "%({x-request-id}o)s"}'
+
+
+def child_exit(server, worker):
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

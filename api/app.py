@@ -1,7 +1,7 @@
 """Application factory: `gunicorn 'api.app:create_app()'`."""
 from __future__ import annotations
 
-import logging
+import os
 import threading
 import uuid
 from dataclasses import dataclass
@@ -12,8 +12,9 @@ from api.billing import Billing
 from api.config import Settings
 from api.db import Database
 from api.engine.analyzer import Analyzer
-from api.jobs import JobContext
 from api.errors import register_error_handlers
+from api.jobs import JobContext
+from api.observability import configure_logging, install_metrics
 from api.ratelimit import make_rate_limiter
 from api.routes import account, analyze, billing, health, jobs
 from api.services import job_context, make_analyzer, make_queue
@@ -39,7 +40,7 @@ class Services:
 
 def create_app(settings: Settings | None = None, analyzer: Analyzer | None = None) -> Flask:
     settings = settings or Settings.from_env()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(os.environ.get("EMOSCOPE_LOG_LEVEL", "INFO"))
     app = Flask(__name__)
     app.json.sort_keys = False  # keep request_id, media, faces in the documented order
     app.config["MAX_CONTENT_LENGTH"] = int(settings.limits.max_upload_bytes * BASE64_OVERHEAD) + 64 * 1024
@@ -62,6 +63,7 @@ def create_app(settings: Settings | None = None, analyzer: Analyzer | None = Non
         response.headers.update(g.get("rate_limit_headers", {}))
         return response
 
+    install_metrics(app)
     register_error_handlers(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(analyze.bp)

@@ -191,3 +191,29 @@ def test_clip_reports_micro_expressions_and_resolution(client, auth, assert_cont
     body = response.json
     assert body["temporal_resolution_ms"] == pytest.approx(66.7, abs=0.1)
     assert isinstance(body["micro_expressions"], list)
+
+
+def test_metrics_count_requests_by_route_template(client, auth):
+    client.post("/v1/analyze", data={"file": (io.BytesIO(reencode(FACES / "img1.jpg", "JPEG", max_side=200)), "x")}, headers=auth)
+    client.get("/v1/jobs/job_does_not_exist", headers=auth)
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'emoscope_requests_total{method="POST",route="/v1/analyze",status="200"}' in text
+    assert 'route="/v1/jobs/<job_id>"' in text and "job_does_not_exist" not in text
+    assert "emoscope_inference_seconds_bucket" in text and "emoscope_faces_per_request_count" in text
+
+
+def test_logs_are_json_with_the_request_id_and_no_secrets(client, api_key, caplog):
+    import json as _json
+    import logging
+
+    from api.observability import JsonFormatter
+
+    with caplog.at_level(logging.INFO):
+        response = client.post("/v1/analyze", data={"file": (io.BytesIO(b"\x00garbage"), "x")},
+                               headers={"Authorization": f"Bearer {api_key}"})
+    formatter = JsonFormatter()
+    lines = [formatter.format(record) for record in caplog.records]
+    assert all(api_key not in line for line in lines)
+    record = logging.LogRecord("t", logging.INFO, __file__, 1, "hello %s", ("world",), None)
+    assert _json.loads(formatter.format(record))["message"] == "hello world"
+    assert response.status_code == 415

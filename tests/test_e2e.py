@@ -79,3 +79,9 @@ def test_wrong_key_over_http(server):
     response = requests.post(f"{base}/v1/analyze", files={"file": b"x"}, headers={"X-API-Key": "emo_x"}, timeout=10)
     assert response.status_code == 401
     assert response.headers["Content-Type"].startswith("application/problem+json")
+
+
+def test_metrics_sum_over_gunicorn_workers(server):
+    base, _ = server
+    text = requests.get(f"{base}/metrics", timeout=10).text
+    assert 'emoscope_requests_total{method="POST",route="/v1/analyze",status="200"}' in text

@@ -294,7 +294,9 @@ def test_task_roles_are_scoped(tf):
         if rtype != "aws_iam_policy_document":
             continue
         for statement in body.get("statement", []):
-            if statement.get("effect", "Allow") == "Allow" and "*" in statement.get("resources", []):
+            resources = statement.get("resources", [])
+            resources = [resources] if isinstance(resources, str) else resources  # a `for` expression
+            if statement.get("effect", "Allow") == "Allow" and "*" in resources:
                 assert set(statement["actions"]) <= unscopable, f"{name}: {statement['actions']} on *"
 
 

@@ -15,6 +15,7 @@ from api.db import utcnow
 from api.engine.analyzer import AnalysisOptions, analyze_bytes
 from api.engine.media import IMAGE_FORMATS, DecodedImage, decode, sniff_format
 from api.errors import ApiError
+from api.observability import JOBS_QUEUED, observe_analysis
 from api.routes.parsing import json_object, load
 from api.schemas import AnalyzeFormSchema, AnalyzeJsonSchema
 from api.serializers import analysis_json
@@ -54,6 +55,7 @@ def analyze():
             finally:
                 services.analysis_slots.release()
             body = analysis_json(analysis, g.request_id, services.analyzer.model_versions(options.detector))
+            observe_analysis(analysis.timing_ms, len(body.get("faces") or body.get("tracks") or []))
             return analysis.media, json.dumps(body)
 
         body, replayed = metering.run_metered(services.db, account, plan, g.request_id, g.api_key_id,
@@ -90,6 +92,7 @@ def _submit_job(services, account, plan, data, options, delivery, frames_total, 
                                  webhook_url, idempotency_key, fingerprint)
     if not replayed:
         services.queue.enqueue(body["id"])
+        JOBS_QUEUED.inc()
     response = Response(json.dumps(body), status=202, mimetype="application/json")
     response.headers["Location"] = f"/v1/jobs/{body['id']}"
     return _replayable(response, replayed)

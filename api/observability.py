@@ -1,0 +1,85 @@
+"""Prometheus metrics and structured JSON logs. Nothing here ever records media or secrets."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+
+from flask import Flask, Response, g, has_request_context, request
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import multiprocess
+
+REQUESTS = Counter("emoscope_requests_total", "HTTP requests", ["route", "method", "status"])
+LATENCY = Histogram("emoscope_request_seconds", "HTTP request latency", ["route"],
+                    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60))
+STAGE = Histogram("emoscope_inference_seconds", "Time per analysis stage", ["stage"],
+                  buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5, 30))
+FACES = Histogram("emoscope_faces_per_request", "Faces found per analysed image or clip",
+                  buckets=(0, 1, 2, 3, 5, 10, 20, 50, 100, 1000))
+JOBS_QUEUED = Counter("emoscope_jobs_submitted_total", "Jobs accepted for asynchronous analysis")
+
+
+def observe_analysis(timing_ms: dict[str, float], faces: int) -> None:
+    for stage, ms in timing_ms.items():
+        if stage != "total":
+            STAGE.labels(stage).observe(ms / 1000)
+    FACES.observe(faces)
+
+
+def _registry():
+    """Under gunicorn every worker writes to PROMETHEUS_MULTIPROC_DIR; a scrape sums them all."""
+    if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return registry
+    from prometheus_client import REGISTRY
+
+    return REGISTRY
+
+
+def install_metrics(app: Flask) -> None:
+    @app.before_request
+    def _start_timer():
+        g.started_at = time.perf_counter()
+
+    @app.after_request
+    def _count(response):
+        # The route template, not the path: job ids must not explode the label space.
+        route = request.url_rule.rule if request.url_rule else "unmatched"
+        REQUESTS.labels(route, request.method, str(response.status_code)).inc()
+        LATENCY.labels(route).observe(time.perf_counter() - g.get("started_at", time.perf_counter()))
+        return response
+
+    @app.get("/metrics")
+    def metrics():
+        return Response(generate_latest(_registry()), mimetype=CONTENT_TYPE_LATEST)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line with the request id when there is one."""
+
+    FIELDS = ("job_id", "outbox_id", "models")
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if has_request_context() and g.get("request_id"):
+            entry["request_id"] = g.request_id
+        entry.update({k: getattr(record, k) for k in self.FIELDS if hasattr(record, k)})
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+def configure_logging(level: str = "INFO") -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter())
+    handler.formatter.converter = time.gmtime
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
