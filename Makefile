@@ -2,16 +2,25 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 BIN = $(VENV)/bin
+# checkov has many pinned dependencies of its own, so it lives in a separate tools venv.
+TOOLS_VENV ?= .venv-tools
+CHECKOV_VERSION = 3.3.30
 
 .PHONY: install run test bench clean
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed $(TOOLS_VENV)/.checkov-$(CHECKOV_VERSION)
 
 # Reinstalls whenever pyproject.toml changes; everything comes from the package registry.
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $@
+
+$(TOOLS_VENV)/.checkov-$(CHECKOV_VERSION):
+	$(PYTHON) -m venv $(TOOLS_VENV)
+	$(TOOLS_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(TOOLS_VENV)/bin/python -m pip install --quiet "checkov==$(CHECKOV_VERSION)"
 	touch $@
 
 run: install
@@ -25,4 +34,4 @@ bench: install
 	$(BIN)/python bench/analyze_vs_deepface.py
 
 clean:
-	rm -rf $(VENV) var .pytest_cache
+	rm -rf $(VENV) $(TOOLS_VENV) var .pytest_cache

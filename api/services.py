@@ -1,6 +1,7 @@
 """Wiring: settings -> database, storage, job context and queue. No Flask here (workers use it too)."""
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
@@ -11,6 +12,17 @@ from api.engine.analyzer import Analyzer
 from api.storage import LocalStorage, S3Storage
 
 JOB_TASK, JOB_QUEUE = "emoscope.run_job", "emoscope-jobs"
+
+
+def celery_transport_options() -> dict:
+    """Broker options shared by the API (sending) and the workers (receiving)."""
+    # Must exceed the longest job: an unacknowledged task is redelivered after this many seconds.
+    options = {"visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", 3600))}
+    if os.environ.get("SQS_QUEUE_URL"):
+        # On AWS the queue exists already (Terraform) and the roles may not create or list queues.
+        options.update(region=os.environ.get("AWS_REGION", "us-east-1"),
+                       predefined_queues={JOB_QUEUE: {"url": os.environ["SQS_QUEUE_URL"]}})
+    return options
 
 
 def make_storage(settings: Settings):
@@ -53,6 +65,7 @@ class CeleryQueue:
         from celery import Celery
 
         self._celery = Celery("emoscope-api", broker=broker_url)
+        self._celery.conf.broker_transport_options = celery_transport_options()
 
     def enqueue(self, job_id: str) -> None:
         self._celery.send_task(JOB_TASK, args=[job_id], queue=JOB_QUEUE)

@@ -14,7 +14,7 @@ from celery import Celery
 
 from api import jobs, webhooks
 from api.config import Settings
-from api.services import JOB_QUEUE, JOB_TASK, job_context
+from api.services import JOB_QUEUE, JOB_TASK, celery_transport_options, job_context
 
 celery_app = Celery("emoscope", broker=os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0"))
 celery_app.conf.update(
@@ -23,8 +23,10 @@ celery_app.conf.update(
     worker_prefetch_multiplier=1,
     task_default_queue=JOB_QUEUE,
     broker_connection_retry_on_startup=True,
-    # Must exceed the longest job: an unacknowledged task is redelivered after this many seconds.
-    broker_transport_options={"visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", 3600))},
+    broker_transport_options=celery_transport_options(),
+    # SQS roles cannot create the extra queues remote control and events would need.
+    worker_enable_remote_control=not os.environ.get("SQS_QUEUE_URL"),
+    worker_send_task_events=False,
     beat_schedule={
         "sweep-expired-results": {"task": "emoscope.sweep", "schedule": 600.0},
         "push-usage-to-stripe": {"task": "emoscope.push_usage", "schedule": 10.0},

@@ -1,0 +1,41 @@
+# One image for the API and the worker; the command picks the role:
+#   API:    gunicorn -c gunicorn.conf.py 'api.app:create_app()'   (the default CMD)
+#   worker: celery -A api.worker worker      (beat: celery -A api.worker beat, exactly one)
+# Every dependency is a manylinux wheel (README: no compiler), and the wheels bundle their own native
+# libraries, so the slim base needs no apt packages. Models are verified against models/manifest.json
+# at start-up and nothing is downloaded at run time.
+#checkov:skip=CKV_DOCKER_2:One image runs three roles (API, Celery worker, beat); only the API serves HTTP, so health checks live in the ECS task definitions and the load balancer, per role.
+FROM python:3.11-slim-bookworm
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    EMOSCOPE_BIND=0.0.0.0:8000 \
+    EMOSCOPE_STATE_DIR=/app/var
+
+WORKDIR /app
+
+# Dependencies first, so that a code change does not reinstall them: an editable install of a stub
+# package resolves everything in pyproject.toml; the code that replaces the stub is found through it
+# (api/config.py locates models/ and openapi.yaml next to the api/ folder, so the code stays in /app).
+COPY pyproject.toml README.md ./
+RUN mkdir api && touch api/__init__.py \
+    && pip install -e . \
+    && rm -rf api
+
+COPY gunicorn.conf.py openapi.yaml ./
+COPY models/ ./models/
+COPY api/ ./api/
+
+# Unprivileged user; the state dir (DeepFace weight links) and /tmp are the only writable paths. On ECS
+# they are task-storage volumes over a read-only root filesystem; declaring them as VOLUMEs makes
+# Fargate copy their ownership and modes (emoscope's /app/var, 1777 /tmp) into those volumes.
+RUN useradd --uid 10001 --no-create-home --shell /usr/sbin/nologin emoscope \
+    && mkdir -p /app/var \
+    && chown emoscope /app/var
+VOLUME ["/app/var", "/tmp"]
+USER 10001
+
+EXPOSE 8000
+CMD ["gunicorn", "-c", "gunicorn.conf.py", "api.app:create_app()"]
