@@ -11,10 +11,11 @@ CHECKOV_VERSION = 3.3.30
 install: $(VENV)/.installed $(TOOLS_VENV)/.checkov-$(CHECKOV_VERSION)
 
 # Reinstalls whenever pyproject.toml changes; everything comes from the package registry.
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml sdk/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -e sdk/python
 	touch $@
 
 $(TOOLS_VENV)/.checkov-$(CHECKOV_VERSION):

@@ -19,7 +19,7 @@ from api.db import Account, BillingOutbox
 from tests.conftest import FACES, sign_up
 from tests.samples import reencode
 from tests.test_api import assert_problem
-from tests.test_e2e import free_port
+from tests.servers import free_port
 
 PRICE_ID = "price_emoscope_units"
 WEBHOOK_SECRET = "whsec_test_secret"

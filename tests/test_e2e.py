@@ -1,55 +1,25 @@
 """The real thing: `emoscope-admin demo-key`, gunicorn on loopback, HTTP from outside the process."""
 from __future__ import annotations
 
-import os
 import re
-import signal
-import socket
 import subprocess
 import sys
-import time
 
 import pytest
 import requests
 
 from api.config import REPO_ROOT
 from tests.conftest import FACES, VIDEOS
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.servers import gunicorn, server_env
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     state = tmp_path_factory.mktemp("e2e")
-    port = free_port()
-    env = {**os.environ, "EMOSCOPE_STATE_DIR": str(state), "EMOSCOPE_BIND": f"127.0.0.1:{port}",
-           "EMOSCOPE_WORKERS": "1", "EMOSCOPE_THREADS": "2"}
-    admin = subprocess.run([sys.executable, "-m", "api.cli", "demo-key"], env=env, cwd=REPO_ROOT,
-                           capture_output=True, text=True, check=True)
-    key = re.search(r"(emo_\w+_[\w-]+)", admin.stdout).group(1)
-    process = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "api.app:create_app()"],
-                               env=env, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(f"{base}/readyz", timeout=2).status_code == 200:
-                break
-        except requests.ConnectionError:
-            pass
-        if process.poll() is not None:
-            pytest.fail(f"gunicorn exited early:\n{process.stderr.read()[-3000:]}")
-        time.sleep(0.5)
-    else:
-        process.kill()
-        pytest.fail("gunicorn did not become ready within 120 s")
-    yield base, key
-    process.send_signal(signal.SIGTERM)
-    process.wait(timeout=60)
+    with gunicorn(state) as base:
+        admin = subprocess.run([sys.executable, "-m", "api.cli", "demo-key"], env=server_env(state, port=0),
+                               cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+        yield base, re.search(r"(emo_\w+_[\w-]+)", admin.stdout).group(1)
 
 
 def test_photo_over_http(server):

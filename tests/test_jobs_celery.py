@@ -24,7 +24,7 @@ from sqlalchemy import func, select
 from api.config import REPO_ROOT
 from api.db import Job, UsageEvent
 from tests.conftest import VIDEOS, sign_up
-from tests.test_e2e import free_port
+from tests.servers import free_port
 from tests.webhook_listener import WebhookListener
 
 BROKER = os.environ.get("EMOSCOPE_TEST_BROKER_URL", "redis://127.0.0.1:6379/14")

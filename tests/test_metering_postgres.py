@@ -29,7 +29,7 @@ def post(app, secret: str, idempotency_key: str | None = None) -> int:
 
 @pytest.fixture()
 def pg_app(app_factory, postgres_url):
-    app = app_factory(postgres_url)
+    app = app_factory(postgres_url, analysis_slots=THREADS)  # every thread may analyse at once
     yield app
     app.extensions["emoscope"].db.engine.dispose()
 

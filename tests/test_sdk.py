@@ -1,19 +1,19 @@
 """The Python SDK (sdk/python) against the real service: gunicorn on loopback, no mocks of our API.
 
-Three servers: one with generous limits for the typed results, owner calls and the CLI; one whose
-free plan allows 0.5 requests/s (bursts of 2) for a real 429; one with a single analysis slot for
-a real 503 `overloaded`. Requests are observed (not altered) through httpx event hooks.
+Three servers on the embedded defaults (in-process job queue, local storage): one with generous
+limits for the typed results, owner calls, jobs with a signed webhook to a loopback listener, and the
+CLI; one whose free plan allows 0.5 requests/s (bursts of 2) for a real 429; one with a single
+analysis slot for a real 503 `overloaded` (and a 1 s sync limit, so clips become jobs by themselves).
+Requests are observed (not altered) through httpx event hooks.
 """
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import hashlib
 import hmac
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -22,14 +22,14 @@ import time
 import uuid
 from collections import defaultdict
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import httpx
 import pytest
 
 from api.config import REPO_ROOT
 from tests.conftest import FACES, VIDEOS
-from tests.test_e2e import free_port
+from tests.servers import free_port, gunicorn
+from tests.webhook_listener import WebhookListener
 
 SDK_SRC = REPO_ROOT / "sdk" / "python" / "src"
 try:
@@ -45,49 +45,6 @@ HAPPY_PHOTO = FACES / "img1.jpg"  # one face, a broad smile
 SMALL_HAPPY_PHOTO = FACES / "img25.jpg"  # 21 kB, one smiling face: cheap to analyse
 COUPLE = FACES / "couple.jpg"
 CLIP = VIDEOS / "single_face.mp4"
-
-
-def _server_env(state: Path, port: int, **overrides: str) -> dict:
-    # Embedded defaults only: no shared database, Redis limiter or Stripe from the caller's environment.
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("EMOSCOPE_", "STRIPE_")) and k not in ("DATABASE_URL", "REDIS_URL")}
-    return {**env, "EMOSCOPE_STATE_DIR": str(state), "EMOSCOPE_BIND": f"127.0.0.1:{port}",
-            "EMOSCOPE_WORKERS": "1", "EMOSCOPE_THREADS": "4", **overrides}
-
-
-@contextlib.contextmanager
-def gunicorn(state: Path, **overrides: str):
-    port = free_port()
-    env = _server_env(state, port, **overrides)
-    subprocess.run([sys.executable, "-m", "api.cli", "migrate"], env=env, cwd=REPO_ROOT, check=True,
-                   capture_output=True)
-    log = state / "gunicorn.log"
-    with log.open("w") as stderr:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "api.app:create_app()"],
-            env=env, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=stderr)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    try:
-        while True:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None:
-                pytest.fail(f"gunicorn exited early:\n{log.read_text()[-3000:]}")
-            if time.monotonic() > deadline:
-                pytest.fail("gunicorn did not become ready within 120 s")
-            time.sleep(0.25)
-        yield base
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def _email(tag: str) -> str:
@@ -108,7 +65,8 @@ def _recording_client(log: list) -> httpx.Client:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    with gunicorn(tmp_path_factory.mktemp("sdk"), EMOSCOPE_FREE_REQUESTS_PER_SECOND="100") as base:
+    with gunicorn(tmp_path_factory.mktemp("sdk"), EMOSCOPE_FREE_REQUESTS_PER_SECOND="100",
+                  EMOSCOPE_WEBHOOK_ALLOW_LOOPBACK="true") as base:
         yield base
 
 
@@ -308,12 +266,77 @@ def test_async_client_has_the_same_surface(server, owner):
             usage = await client.usage.get()
             with pytest.raises(emoscope.InvalidRequestError) as error:
                 await client.analyze(b"not media", detector="opencv")
-            return photo, account, keys, usage, error.value
+            seen: list = []
 
-    photo, account, keys, usage, error = asyncio.run(main())
+            async def on_progress(job):
+                seen.append(job.status)
+
+            job = await client.jobs.create(SMALL_HAPPY_PHOTO)
+            done = await client.jobs.wait(job, poll_interval=0.2, on_progress=on_progress)
+            await client.jobs.delete(done)
+            return photo, account, keys, usage, error.value, done, seen
+
+    photo, account, keys, usage, error, job, seen = asyncio.run(main())
     assert isinstance(photo, emoscope.ImageResult) and photo.faces[0].emotions.dominant == "happy"
     assert account.id == owner[1].account.id and keys and usage.total_requests >= 1
     assert error.code == "unsupported_media_type"
+    assert job.status == "succeeded" and job.result.faces[0].dominant_emotion == "happy" and seen[-1] == "succeeded"
+
+
+# ---- asynchronous jobs ---------------------------------------------------------------------------
+
+
+@pytest.fixture()
+def listener():
+    listener = WebhookListener()
+    yield listener
+    listener.close()
+
+
+def test_job_with_progress_and_a_signed_webhook(client, listener):
+    job = client.jobs.create(CLIP, fps=5, webhook_url=listener.url)
+    assert isinstance(job, emoscope.Job) and job.id.startswith("job_") and not job.replayed
+    assert job.status in ("queued", "running", "succeeded") and job.progress.frames_total == 12
+    assert job.webhook.url == listener.url and job.result is None
+
+    seen: list = []
+    done = client.jobs.wait(job, poll_interval=0.2, on_progress=seen.append)
+    assert done.done and done.status == "succeeded" and seen[-1] == done
+    assert done.progress.frames_done == 12 and done.progress.fraction == 1.0
+    assert isinstance(done.result, emoscope.VideoResult) and len(done.result.tracks) == 1
+    assert done.result_or_raise() is done.result and done.finished_at >= done.created_at
+
+    assert listener.arrived.wait(30)
+    headers, body = listener.received[0]
+    secret = client.account.get().webhook_signing_secret
+    assert secret and secret not in repr(client.account.get())
+    event = webhooks.construct_event(body, headers["emoscope-signature"], secret)
+    assert event["type"] == "job.succeeded" and event["job"]["id"] == job.id
+    with pytest.raises(emoscope.SignatureVerificationError):
+        webhooks.verify_signature(body.replace(b"succeeded", b"failed"), headers["emoscope-signature"], secret)
+
+    client.jobs.delete(job)
+    with pytest.raises(emoscope.InvalidRequestError) as gone:
+        client.jobs.get(job.id)
+    assert (gone.value.status, gone.value.code) == (404, "not_found")
+
+
+def test_analyze_follows_a_202_to_the_jobs_result(client):
+    # async=true takes the same 202 path that clips over the sync limit take by themselves.
+    seen: list = []
+    result = client.analyze(SMALL_HAPPY_PHOTO, extra_fields={"async": True}, on_progress=seen.append)
+    assert isinstance(result, emoscope.ImageResult) and result.faces[0].dominant_emotion == "happy"
+    assert seen and all(isinstance(j, emoscope.Job) for j in seen) and seen[-1].status == "succeeded"
+
+    with pytest.raises(emoscope.InvalidRequestError) as failed:  # the job itself fails
+        client.analyze(HAPPY_PHOTO.read_bytes()[:4000], extra_fields={"async": True})
+    assert (failed.value.status, failed.value.code) == (422, "media_corrupt") and "job_" in str(failed.value)
+
+    key = f"sdk-job-{uuid.uuid4()}"
+    first = client.jobs.create(SMALL_HAPPY_PHOTO, idempotency_key=key)
+    again = client.jobs.create(SMALL_HAPPY_PHOTO, idempotency_key=key)
+    assert again.replayed and again.id == first.id  # a retried submission never makes a second job
+    client.jobs.wait(first, poll_interval=0.2)
 
 
 # ---- retries against real 429 and 503 answers ----------------------------------------------------
@@ -324,6 +347,22 @@ def limited_server(tmp_path_factory):
     # 0.5 requests/s, bursts of max(1, int(0.5 * 5)) = 2.
     with gunicorn(tmp_path_factory.mktemp("sdk-limited"), EMOSCOPE_FREE_REQUESTS_PER_SECOND="0.5") as base:
         yield base
+
+
+def _empty_bucket(client: emoscope.Client) -> None:
+    """Spend the key's tokens on cheap refused uploads (415, never billed) until the limiter asks for
+    2 s (under half a token left), so the next request is surely limited, however slow the machine."""
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            client.analyze(b"not media")
+        except emoscope.RateLimitError as exc:
+            if exc.retry_after >= 2:
+                return
+        except emoscope.InvalidRequestError:
+            pass
+        time.sleep(0.05)
+    pytest.fail("could not empty the rate-limit bucket")
 
 
 def test_rate_limit_error_then_retry_after(limited_server):
@@ -341,6 +380,8 @@ def test_rate_limit_error_then_retry_after(limited_server):
     log: list = []
     with _recording_client(log) as http:
         client = emoscope.Client(api_key=key, base_url=limited_server, max_retries=2, http_client=http)
+        _empty_bucket(client.with_options(max_retries=0))
+        log.clear()
         started = time.monotonic()
         result = client.analyze(photo)
         elapsed = time.monotonic() - started
@@ -356,6 +397,7 @@ def test_rate_limit_error_then_retry_after(limited_server):
 
         # A Retry-After beyond max_retry_wait is raised at once rather than slept through.
         impatient = client.with_options(max_retry_wait=0.5)
+        _empty_bucket(impatient.with_options(max_retries=0))
         started = time.monotonic()
         with pytest.raises(emoscope.RateLimitError):
             impatient.analyze(photo)
@@ -367,7 +409,8 @@ def test_rate_limit_error_then_retry_after(limited_server):
 
 @pytest.fixture(scope="module")
 def overload_server(tmp_path_factory):
-    with gunicorn(tmp_path_factory.mktemp("sdk-overload"), EMOSCOPE_ANALYSIS_SLOTS="1") as base:
+    with gunicorn(tmp_path_factory.mktemp("sdk-overload"), EMOSCOPE_ANALYSIS_SLOTS="1",
+                  EMOSCOPE_SYNC_MAX_VIDEO_SECONDS="1") as base:
         yield base
 
 
@@ -419,6 +462,15 @@ def test_overloaded_503_is_retried_with_the_same_idempotency_key(overload_server
     assert any(len(seq) > 1 for seq in statuses.values())  # some call really was shed, then retried
     # Shed attempts are never billed, and no retried call was billed twice.
     assert usage.total_requests == len(done) + 4
+
+
+def test_clips_over_the_sync_limit_come_back_through_a_job(overload_server):
+    key = emoscope.sign_up(_email("long"), PASSWORD, "long clips", base_url=overload_server).api_key.secret
+    seen: list = []
+    with emoscope.Client(api_key=key, base_url=overload_server) as client:
+        result = client.analyze(CLIP, fps=5, on_progress=seen.append)  # 2.4 s > the 1 s sync limit
+    assert isinstance(result, emoscope.VideoResult) and len(result.tracks) == 1
+    assert seen and seen[-1].status == "succeeded" and seen[-1].progress.frames_done == 12
 
 
 # ---- webhooks ------------------------------------------------------------------------------------
@@ -484,6 +536,10 @@ def test_cli_table_and_json(server, owner):
     assert raw.returncode == 0, raw.stderr
     body = json.loads(raw.stdout)
     assert body["media"]["type"] == "image" and body["faces"][0]["dominant_emotion"] == "happy"
+
+    job = _cli(server, key, "analyze", str(CLIP), "--fps", "5", "--async", "--progress")
+    assert job.returncode == 0, job.stderr
+    assert "Tracks" in job.stdout and "(job job_" in job.stderr and "12 frames" in job.stderr
 
     refused = _cli(server, "emo_not_a_key", "analyze", str(SMALL_HAPPY_PHOTO))
     assert refused.returncode == 1 and "invalid_api_key" in refused.stderr

@@ -1,0 +1,227 @@
+"""`emoscope` command line: `emoscope analyze FILE [--json] [--fps N] [--detector D] ...`.
+
+Reads the key from $EMOSCOPE_API_KEY (or --api-key) and the address from $EMOSCOPE_BASE_URL
+(or --base-url). Exit status: 0 done, 1 the API refused or failed, 2 bad usage or unreadable file.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import threading
+import time
+from typing import List, Optional, Sequence
+
+from ._client import Client
+from ._exceptions import EmoscopeError
+from ._models import Emotions, ImageResult, Job, VideoResult
+from ._version import __version__
+
+
+def _pct(value: Optional[float]) -> str:
+    return "-" if value is None else f"{value * 100:.1f}%"
+
+
+def _emotion(label: Optional[str], value: Optional[float]) -> str:
+    return "-" if label is None else f"{label} {_pct(value)}"
+
+
+def _top3(emotions: Emotions) -> str:
+    return ", ".join(_emotion(label, p) for label, p in emotions.top(3))
+
+
+def _secs(ms: Optional[float]) -> str:
+    return "-" if ms is None else f"{ms / 1000:.2f} s"
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]], indent: str = "  ") -> str:
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows)]
+    lines = []
+    for row in (headers, *rows):
+        cells = [str(cell).ljust(width) for cell, width in zip(row, widths)]
+        lines.append((indent + "  ".join(cells)).rstrip())
+    return "\n".join(lines)
+
+
+def render(result, name: str) -> str:
+    media = result.media
+    out: List[str] = []
+    if isinstance(result, ImageResult):
+        count = len(result.faces)
+        out.append(f"{name}: image ({media.format}, {media.width}x{media.height}), "
+                   f"{count} face{'' if count == 1 else 's'} · request {result.request_id}")
+        if not result.faces:
+            out.append("  no face found")
+            return "\n".join(out)
+        rows = []
+        for i, face in enumerate(result.faces, 1):
+            b = face.box
+            conf = "-" if face.confidence is None else f"{face.confidence:.2f}"
+            rows.append([str(i), f"{b.x},{b.y} {b.w}x{b.h}", conf,
+                         _emotion(face.dominant_emotion, face.emotions[face.dominant_emotion]), _top3(face.emotions)])
+        out.append("")
+        out.append(table(["#", "box (x,y w x h)", "conf", "dominant", "top 3"], rows))
+        return "\n".join(out)
+
+    assert isinstance(result, VideoResult)
+    duration = "" if media.duration_ms is None else f", {media.duration_ms / 1000:.1f} s"
+    native = "" if media.fps is None else f" at {media.fps:g} fps"
+    out.append(f"{name}: video ({media.format}, {media.width}x{media.height}{duration}{native}), "
+               f"{media.frames_analyzed} frames analysed at {result.sample_fps:g} fps "
+               f"(one every {result.temporal_resolution_ms:g} ms) · request {result.request_id}")
+    out.append("")
+    if result.tracks:
+        out.append("Tracks")
+        rows = [[str(t.track_id), f"{_secs(t.start_ms)} - {_secs(t.end_ms)}", str(t.frame_count),
+                 _emotion(t.summary.dominant_emotion, t.summary.emotions[t.summary.dominant_emotion]),
+                 _top3(t.summary.emotions)] for t in result.tracks]
+        out.append(table(["track", "from - to", "frames", "dominant (mean)", "top 3"], rows))
+    else:
+        out.append("Tracks: no face found")
+    out.append("")
+    if result.micro_expressions:
+        out.append("Micro-expressions")
+        rows = []
+        for m in result.micro_expressions:
+            regions = "; ".join(f"{r.name} {r.magnitude:.2f}" + (f" ({', '.join(r.action_units)})"
+                                                                 if r.action_units else "") for r in m.regions)
+            rows.append([str(m.track_id), m.kind, _secs(m.onset_ms), _secs(m.apex_ms), _secs(m.offset_ms),
+                         f"{m.duration_ms:.0f} ms", f"{m.intensity:.2f}", _emotion(m.emotion, m.emotion_probability),
+                         regions or "-"])
+        out.append(table(["track", "kind", "onset", "apex", "offset", "duration", "intensity", "emotion",
+                          "regions"], rows))
+    else:
+        out.append("Micro-expressions: none found")
+    return "\n".join(out)
+
+
+class Progress:
+    """Progress on stderr while an analysis runs: elapsed time, and for jobs a bar of frames done.
+    On a terminal the line is redrawn in place; otherwise only a start and an end line are written."""
+
+    WIDTH = 24
+
+    def __init__(self, enabled: bool, label: str) -> None:
+        self.enabled, self.label = enabled, label
+        self.live = enabled and sys.stderr.isatty()
+        self.job: Optional[Job] = None
+        self._stop = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+        self._start = time.monotonic()
+
+    def update(self, job: Job) -> None:
+        """`on_progress` callback of analyze / jobs.wait."""
+        self.job = job
+
+    def line(self) -> str:
+        elapsed = f"{time.monotonic() - self._start:5.1f} s"
+        job = self.job
+        if job is None:
+            return f"{self.label} {elapsed}"
+        fraction = job.progress.fraction
+        if fraction is None:
+            return f"{self.label} [{job.status}] {job.progress.frames_done} frames {elapsed}"
+        filled = int(round(fraction * self.WIDTH))
+        return (f"{self.label} [{'#' * filled}{'.' * (self.WIDTH - filled)}] {fraction * 100:3.0f}% "
+                f"{job.progress.frames_done}/{job.progress.frames_total} frames, {job.status} {elapsed}")
+
+    def __enter__(self) -> "Progress":
+        self._start = time.monotonic()
+        if self.enabled and not self.live:
+            sys.stderr.write(f"{self.label}...\n")
+        if self.live:
+            self._thread = threading.Thread(target=self._run, daemon=True)
+            self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.2):
+            sys.stderr.write("\r" + self.line())
+            sys.stderr.flush()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        if self.enabled:
+            job = f" (job {self.job.id}, {self.job.progress.frames_done} frames)" if self.job else ""
+            sys.stderr.write(f"{chr(13) if self.live else ''}{self.label} done in "
+                             f"{time.monotonic() - self._start:.1f} s{job}\n")
+            sys.stderr.flush()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="emoscope", description="Emoscope emotion-detection API client")
+    parser.add_argument("--version", action="version", version=f"emoscope-python {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    analyze = commands.add_parser("analyze", help="analyse an image or a short clip",
+                                  description="Analyse an image or a short clip and print the faces and emotions.")
+    analyze.add_argument("file", metavar="FILE", help="image (JPEG, PNG, WebP, BMP) or clip (MP4, MOV, WebM, GIF)")
+    analyze.add_argument("--json", action="store_true", help="print the API's JSON answer instead of a table")
+    analyze.add_argument("--fps", type=float, help="clips: frames analysed per second (0.1-240)")
+    analyze.add_argument("--detector", choices=["dlib", "opencv", "skip"], help="face detector (default dlib)")
+    analyze.add_argument("--min-face-size", type=int, metavar="PX", help="drop faces smaller than this")
+    analyze.add_argument("--max-faces", type=int, metavar="N", help="at most N faces per picture or frame")
+    analyze.add_argument("--no-landmarks", action="store_true", help="leave out eye and nose points")
+    analyze.add_argument("--no-micro", action="store_true", help="clips: skip micro-expression spotting")
+    analyze.add_argument("--sensitivity", type=float, metavar="S", help="clips: micro-expression sensitivity 0-1")
+    analyze.add_argument("--async", dest="run_async", action="store_true",
+                         help="run as an asynchronous job and wait for it (clips over the API's sync limit always are)")
+    analyze.add_argument("--progress", action="store_true",
+                         help="show progress on stderr (a bar of frames done for jobs)")
+    analyze.add_argument("--api-key", help="default: $EMOSCOPE_API_KEY")
+    analyze.add_argument("--base-url", help="default: $EMOSCOPE_BASE_URL or http://127.0.0.1:8000")
+    analyze.add_argument("--timeout", type=float, default=300.0, help="seconds per attempt (default 300)")
+    analyze.add_argument("--max-retries", type=int, default=2, help="retries on 429/5xx/network errors (default 2)")
+    return parser
+
+
+def _analyze(args: argparse.Namespace) -> int:
+    if not os.path.isfile(args.file):
+        print(f"emoscope: error: no such file: {args.file}", file=sys.stderr)
+        return 2
+    micro = None
+    if args.no_micro or args.sensitivity is not None:
+        micro = {"enabled": not args.no_micro}
+        if args.sensitivity is not None:
+            micro["sensitivity"] = args.sensitivity
+    with Client(api_key=args.api_key, base_url=args.base_url, timeout=args.timeout,
+                max_retries=args.max_retries) as client:
+        options = dict(detector=args.detector, min_face_size=args.min_face_size, max_faces=args.max_faces,
+                       return_landmarks=False if args.no_landmarks else None, fps=args.fps, micro_expressions=micro)
+        with Progress(args.progress, f"analysing {os.path.basename(args.file)}") as progress:
+            if args.run_async:
+                job = client.jobs.create(args.file, **options)
+                progress.update(job)
+                result = client.jobs.wait(job, on_progress=progress.update).result_or_raise()
+            else:
+                result = client.analyze(args.file, on_progress=progress.update, **options)
+    if args.json:
+        print(json.dumps(result.raw, indent=2))
+    else:
+        print(render(result, os.path.basename(args.file)))
+    return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "analyze":
+            return _analyze(args)
+    except EmoscopeError as exc:
+        print(f"emoscope: error: {exc}", file=sys.stderr)
+        if exc.code == "missing_api_key":
+            print("emoscope: set EMOSCOPE_API_KEY or pass --api-key", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # e.g. `emoscope analyze clip.mp4 --json | head`
+        sys.stdout = open(os.devnull, "w")
+        return 0
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
