@@ -62,3 +62,27 @@ def faststart_mp4(path: Path, tmp_dir: Path) -> bytes:
                 packet.stream = stream_out
                 out.mux(packet)
     return out_path.read_bytes()
+
+
+def repeated_clip(path: Path, times: int, tmp_dir: Path) -> bytes:
+    """A real clip played `times` times in a row: packets remuxed with shifted timestamps, not re-encoded."""
+    import av
+
+    out_path = tmp_dir / f"repeated{times}.mp4"
+    with av.open(str(out_path), "w") as out:
+        offset, stream_out = 0, None
+        for _ in range(times):
+            with av.open(str(path)) as source:
+                stream_in = source.streams.video[0]
+                stream_out = stream_out or out.add_stream_from_template(stream_in)
+                last = 0
+                for packet in source.demux(stream_in):
+                    if packet.dts is None:
+                        continue
+                    last = max(last, packet.pts + packet.duration)
+                    packet.pts += offset
+                    packet.dts += offset
+                    packet.stream = stream_out
+                    out.mux(packet)
+                offset += last
+    return out_path.read_bytes()

@@ -33,6 +33,7 @@ def server_env(state: Path, port: int, **overrides: str) -> dict:
 
 @contextlib.contextmanager
 def gunicorn(state: Path, **overrides: str):
+    state.mkdir(parents=True, exist_ok=True)
     port = free_port()
     env = server_env(state, port, **overrides)
     subprocess.run([sys.executable, "-m", "api.cli", "migrate"], env=env, cwd=REPO_ROOT, check=True,

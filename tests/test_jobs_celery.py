@@ -5,10 +5,7 @@ billed exactly once.
 """
 from __future__ import annotations
 
-import hashlib
-import hmac
 import io
-import json
 import os
 import signal
 import subprocess
@@ -24,7 +21,9 @@ from sqlalchemy import func, select
 from api.config import REPO_ROOT
 from api.db import Job, UsageEvent
 from tests.conftest import VIDEOS, sign_up
-from tests.servers import free_port
+from tests.samples import repeated_clip
+from tests.servers import free_port, gunicorn
+from tests.test_sdk import emoscope
 from tests.webhook_listener import WebhookListener
 
 BROKER = os.environ.get("EMOSCOPE_TEST_BROKER_URL", "redis://127.0.0.1:6379/14")
@@ -104,37 +103,51 @@ def s3_has(s3, key: str) -> bool:
     return True
 
 
-def test_clip_job_on_a_celery_worker_with_s3_and_a_signed_webhook(deployment):
-    app, env, s3 = deployment
-    client = app.test_client()
-    owner = sign_up(client)
-    secret = owner["api_key"]["secret"]
-    signing = client.get("/v1/account", headers=bearer(secret)).json["webhook_signing_secret"]
-    listener = WebhookListener()
-    worker = start_worker(env, "w1")
+def test_a_minute_long_clip_through_the_sdk_on_a_celery_worker(deployment, tmp_path):
+    """Issue 6's acceptance path: SDK -> gunicorn -> Redis -> Celery worker -> S3, signed webhook back."""
+    _, env, s3 = deployment
+    service_env = {k: env[k] for k in (*AWS, "DATABASE_URL", "CELERY_BROKER_URL", "S3_BUCKET", "S3_ENDPOINT_URL",
+                                       "EMOSCOPE_WEBHOOK_ALLOW_LOOPBACK")}
+    clip = repeated_clip(CLIP, 3, tmp_path)  # 59 s of a real face
+    listener, worker, progress = WebhookListener(), start_worker(env, "w1"), []
     try:
-        accepted = client.post("/v1/analyze", headers=bearer(secret), data={
-            "file": (io.BytesIO(CLIP.read_bytes()), "clip.mp4"), "fps": "2", "webhook_url": listener.url})
-        assert accepted.status_code == 202  # a webhook asks for a job
-        job_id = accepted.json["id"]
-        assert s3_has(s3, f"media/{job_id}")
-        job = poll(client, secret, accepted.headers["Location"], lambda j: j["status"] == "succeeded", 240)
-        assert job["result"]["media"]["duration_ms"] > 19_000 and len(job["result"]["tracks"]) >= 1
-        assert listener.arrived.wait(60)
+        with gunicorn(tmp_path / "state", **service_env) as base:
+            signup = emoscope.sign_up("minute@example.com", "correct horse battery", "Clips", base_url=base)
+            with emoscope.Client(api_key=signup.api_key.secret, base_url=base) as client:
+                signing_secret = client.account.get().raw["webhook_signing_secret"]
+                job = client.jobs.create(clip, fps=2, webhook_url=listener.url)
+                assert s3_has(s3, f"media/{job.id}")
+                done = client.jobs.wait(job, timeout=300, on_progress=lambda j: progress.append(j.progress.frames_done))
+                assert listener.arrived.wait(60)
+                units = client.usage.get().total_units
+                client.jobs.delete(done)
     finally:
         stop(worker)
         listener.close()
+    assert done.status == "succeeded" and done.result.media.duration_ms > 59_000
+    assert len(done.result.tracks) >= 1
+    assert any(0 < p < done.progress.frames_done for p in progress)  # progress was visible on the way
     headers, body = listener.received[0]
-    timestamp, signature = (part.split("=", 1)[1] for part in headers["emoscope-signature"].split(","))
-    assert hmac.compare_digest(signature, hmac.new(signing.encode(), f"{timestamp}.".encode() + body,
-                                                   hashlib.sha256).hexdigest())
-    assert json.loads(body)["job"]["id"] == job_id
-    assert not s3_has(s3, f"media/{job_id}")  # media deleted when the job finished
-    stored = s3.head_object(Bucket=BUCKET, Key=f"results/{job_id}.json")
+    event = emoscope.webhooks.construct_event(body, headers["emoscope-signature"], signing_secret)
+    assert event["type"] == "job.succeeded" and event["job"]["id"] == job.id
+    assert not s3_has(s3, f"media/{job.id}")  # the media went when the job finished
+    assert units == 6  # 59 s: six started 10 s
+    assert not s3_has(s3, f"results/{job.id}.json")  # and the result with DELETE
+
+
+def test_results_in_s3_are_encrypted_at_rest(deployment):
+    app, env, s3 = deployment
+    client = app.test_client()
+    secret = sign_up(client)["api_key"]["secret"]
+    worker = start_worker(env, "w2")
+    try:
+        accepted = client.post("/v1/analyze", headers=bearer(secret), data={
+            "file": (io.BytesIO((VIDEOS / "single_face.mp4").read_bytes()), "c.mp4"), "fps": "5", "async": "true"})
+        job = poll(client, secret, accepted.headers["Location"], lambda j: j["status"] == "succeeded", 180)
+    finally:
+        stop(worker)
+    stored = s3.head_object(Bucket=BUCKET, Key=f"results/{job['id']}.json")
     assert stored["ServerSideEncryption"] == "AES256"
-    assert client.get("/v1/usage", headers=bearer(secret)).json["total_units"] == 2  # 19.7 s: two started 10 s
-    assert client.delete(f"/v1/jobs/{job_id}", headers=bearer(secret)).status_code == 204
-    assert not s3_has(s3, f"results/{job_id}.json")
 
 
 def test_a_worker_killed_mid_job_still_yields_one_result_and_one_bill(deployment):
