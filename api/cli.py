@@ -5,10 +5,11 @@ import argparse
 import sys
 import time
 
-from api import repository
+from api import jobs, repository
 from api.billing import Billing
 from api.config import Settings
 from api.db import Account, Database
+from api.services import job_context
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -22,6 +23,7 @@ def main(argv: list[str] | None = None) -> None:
     key.add_argument("--name", default="")
     key.add_argument("--scopes", default="analyze")
     commands.add_parser("demo-key", help="migrate, ensure a 'demo' account, print a new key for it")
+    commands.add_parser("sweep", help="delete job results past their retention window")
     sender = commands.add_parser("push-usage", help="report pending usage to Stripe (STRIPE_API_KEY must be set)")
     sender.add_argument("--every", type=float, default=0, help="repeat every N seconds (0: once)")
     args = parser.parse_args(argv)
@@ -30,6 +32,9 @@ def main(argv: list[str] | None = None) -> None:
     db = Database(settings.database_url)
     if args.command == "push-usage":
         push_usage_forever(settings, db, args.every)
+        return
+    if args.command == "sweep":
+        print(f"deleted {jobs.sweep(job_context(settings, with_analyzer=False, db=db))} expired results")
         return
     if args.command in ("migrate", "demo-key"):
         db.migrate()

@@ -1,7 +1,10 @@
 """Wiring: settings -> database, storage, job context and queue. No Flask here (workers use it too)."""
 from __future__ import annotations
 
+import logging
 import os
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
@@ -10,6 +13,8 @@ from api.config import Settings
 from api.db import Database
 from api.engine.analyzer import Analyzer
 from api.storage import LocalStorage, S3Storage
+
+log = logging.getLogger(__name__)
 
 JOB_TASK, JOB_QUEUE = "emoscope.run_job", "emoscope-jobs"
 
@@ -43,12 +48,25 @@ def job_context(settings: Settings, with_analyzer: bool, analyzer: Analyzer | No
                            timedelta(hours=settings.media_retention_hours), settings.webhook_allow_loopback)
 
 
+SWEEP_EVERY_S = 600
+
+
 class InProcessQueue:
-    """The embedded default: jobs run on one background thread of the API process itself."""
+    """The embedded default: jobs run on one background thread of the API process itself, and
+    another sweeps expired results (what Celery beat does in a deployment)."""
 
     def __init__(self, context: jobs.JobContext) -> None:
         self._context = context
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="emoscope-job")
+        threading.Thread(target=self._sweep_forever, name="emoscope-sweeper", daemon=True).start()
+
+    def _sweep_forever(self) -> None:
+        while True:
+            time.sleep(SWEEP_EVERY_S)
+            try:
+                jobs.sweep(self._context)
+            except Exception:  # a failed sweep is retried next time; it must not kill the thread
+                log.exception("sweeping expired results failed")
 
     def enqueue(self, job_id: str) -> None:
         self._pool.submit(self._run, job_id)

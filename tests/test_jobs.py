@@ -150,3 +150,18 @@ def test_idempotent_job_submission_returns_the_same_job(app):
     assert again.json["id"] == first.json["id"] and again.headers["Idempotent-Replayed"] == "true"
     wait_for(client, secret, first.headers["Location"])
     assert client.get("/v1/usage", headers=bearer(secret)).json["total_units"] == 1
+
+
+def test_sweep_deletes_results_past_retention(app_factory):
+    from api import jobs
+
+    app = app_factory(media_retention_hours=1e-6)  # expires at once, but only the sweeper deletes it
+    client = app.test_client()
+    secret = sign_up(client)["api_key"]["secret"]
+    location = submit(client, secret, PHOTO, **{"async": "true"}).headers["Location"]
+    job = wait_for(client, secret, location)
+    storage = app.extensions["emoscope"].jobs.storage
+    assert storage.exists(f"results/{job['id']}.json")
+    assert jobs.sweep(app.extensions["emoscope"].jobs) == 1
+    assert not storage.exists(f"results/{job['id']}.json")
+    assert client.get(location, headers=bearer(secret)).json["result_expired"] is True
