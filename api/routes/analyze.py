@@ -41,8 +41,8 @@ def analyze():
     data, options, delivery = _parse(services.settings.limits.max_upload_bytes)
     fingerprint = metering.fingerprint(data, (options, delivery))
     with _metering_problems():
-        frames_total = _async_frames(services, data, options, delivery)
-        if frames_total is not None:
+        as_job, frames_total = _as_job(services, data, options, delivery)
+        if as_job:
             return _submit_job(services, account, plan, data, options, delivery, frames_total, idempotency_key, fingerprint)
 
         def work():
@@ -63,22 +63,21 @@ def analyze():
     return _replayable(Response(body, mimetype="application/json"), replayed)
 
 
-def _async_frames(services, data: bytes, options: AnalysisOptions, delivery: dict) -> int | None:
-    """Frames a job will analyse when this upload must run as a job; None to answer synchronously.
+def _as_job(services, data: bytes, options: AnalysisOptions, delivery: dict) -> tuple[bool, int | None]:
+    """Whether this upload runs as a job, and how many frames it will analyse if known.
 
     Images are told apart by their magic bytes alone; clips have only their headers read (GIFs
     their frame timing). Clips longer than the sync limit become jobs on their own.
     """
     if sniff_format(data) in IMAGE_FORMATS:
-        return 1 if delivery["run_async"] else None
+        return delivery["run_async"], 1
     decoded = decode(data, services.settings.limits, options.fps)
     if isinstance(decoded, DecodedImage):  # a single-frame GIF
-        return 1 if delivery["run_async"] else None
+        return delivery["run_async"], 1
     decoded.frames.close()
     seconds = (decoded.info.duration_ms or 0) / 1000
-    if not delivery["run_async"] and seconds <= services.settings.sync_max_video_seconds:
-        return None
-    return max(1, round(seconds * decoded.sample_fps)) if seconds else None
+    frames_total = max(1, round(seconds * decoded.sample_fps)) if seconds else None
+    return delivery["run_async"] or seconds > services.settings.sync_max_video_seconds, frames_total
 
 
 def _submit_job(services, account, plan, data, options, delivery, frames_total, idempotency_key, fingerprint):
