@@ -9,6 +9,8 @@ from api.billing import StripeConfig
 from api.metering import Plan
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# The emotion model served unless EMOSCOPE_EMOTION_MODEL names another manifest entry.
+DEFAULT_EMOTION_MODEL = "emotion_fer"
 
 
 def _env_int(name: str, default: int) -> int:
@@ -69,7 +71,7 @@ class Settings:
     database_url: str
     state_dir: Path
     api_key_pepper: str
-    emotion_model: str = "emotion_fer"
+    emotion_model: str = DEFAULT_EMOTION_MODEL
     inference_threads: int = 1
     # Analyses one worker process runs at once; further requests get 503 `overloaded` at once.
     analysis_slots: int = 2
@@ -94,7 +96,7 @@ class Settings:
             state_dir=state_dir,
             # The embedded default is fine on one machine; production must set its own secret.
             api_key_pepper=os.environ.get("EMOSCOPE_API_KEY_PEPPER", "embedded-default-pepper"),
-            emotion_model=os.environ.get("EMOSCOPE_EMOTION_MODEL", "emotion_fer"),
+            emotion_model=os.environ.get("EMOSCOPE_EMOTION_MODEL", DEFAULT_EMOTION_MODEL),
             inference_threads=_env_int("EMOSCOPE_INFERENCE_THREADS", 1),
             analysis_slots=_env_int("EMOSCOPE_ANALYSIS_SLOTS", 2),
             limits=Limits.from_env(),

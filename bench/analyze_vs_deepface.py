@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from api.config import REPO_ROOT, Limits  # noqa: E402
+from api.config import DEFAULT_EMOTION_MODEL, REPO_ROOT, Limits  # noqa: E402
 from api.engine.analyzer import AnalysisOptions, Analyzer, analyze_bytes  # noqa: E402
 
 DATA_DIR = Path(os.environ.get("EMOSCOPE_DATA_DIR", REPO_ROOT.parent / "shared" / "data"))
@@ -33,7 +33,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--detector", default="dlib", choices=["dlib", "opencv"])
     parser.add_argument("--images", type=int, default=52)
-    parser.add_argument("--emotion-model", default="emotion_fer")
+    parser.add_argument("--emotion-model", default=DEFAULT_EMOTION_MODEL)
     args = parser.parse_args()
 
     images = sorted((DATA_DIR / "faces").glob("*.jpg"))[: args.images]

@@ -14,7 +14,7 @@ from sqlalchemy import create_engine, text
 
 from api import repository
 from api.app import create_app
-from api.config import REPO_ROOT, Settings
+from api.config import DEFAULT_EMOTION_MODEL, REPO_ROOT, Settings
 from api.db import normalise_url
 from api.engine.analyzer import Analyzer
 from api.metering import Plan
@@ -32,7 +32,7 @@ VIDEOS = DATA_DIR / "videos"
 
 @pytest.fixture(scope="session")
 def analyzer(tmp_path_factory) -> Analyzer:
-    return Analyzer(tmp_path_factory.mktemp("deepface"), "emotion_fer")
+    return Analyzer(tmp_path_factory.mktemp("deepface"), DEFAULT_EMOTION_MODEL)
 
 
 # Generous limits so tests are never throttled by accident; rate-limit tests set their own.

@@ -6,6 +6,7 @@ import io
 
 import pytest
 
+from api.config import DEFAULT_EMOTION_MODEL
 from tests.conftest import FACES, VIDEOS
 from tests.samples import animated_gif, png_bomb, reencode
 
@@ -43,7 +44,7 @@ def test_photo_of_two_people(client, auth, assert_contract):
         box = face["box"]
         assert all(box["x"] <= x <= box["x"] + box["w"] and box["y"] <= y <= box["y"] + box["h"] for x, y in eyes)
     assert response.headers["X-Request-Id"] == body["request_id"]
-    assert body["model"]["emotion"] == "emotion_fer"
+    assert body["model"]["emotion"] == DEFAULT_EMOTION_MODEL
 
 
 def test_broad_smile_reads_as_happy(client, auth, assert_contract):

@@ -39,9 +39,9 @@ OFFLINE_SCRIPT = textwrap.dedent("""
         return real_getaddrinfo(host, *args, **kwargs)
     socket.getaddrinfo = guarded_getaddrinfo
 
-    from api.config import Limits
+    from api.config import DEFAULT_EMOTION_MODEL, Limits
     from api.engine.analyzer import Analyzer, AnalysisOptions, analyze_bytes
-    analyzer = Analyzer(Path(tempfile.mkdtemp()), "emotion_fer")
+    analyzer = Analyzer(Path(tempfile.mkdtemp()), DEFAULT_EMOTION_MODEL)
     for detector in ("dlib", "opencv"):
         image = analyze_bytes(analyzer, Path(sys.argv[1]).read_bytes(), AnalysisOptions(detector=detector), Limits())
         assert len(image.faces) == 1, (detector, image.faces)
