@@ -1,0 +1,586 @@
+#!/usr/bin/env python
+"""Train Emoscope's emotion classifier on FER2013 and export it as ONNX (DeepFace's emotion interface).
+
+Framework choice: PyTorch. The CPU torch wheel is on disk (/opt/wheels), TensorFlow is not needed
+anywhere else in the service, and torch.onnx exports straight to the ONNX file that serving runs
+under onnxruntime, so torch is a training-time dependency only.
+
+Contract (api/engine/preprocess.py): input float32 (N, 48, 48, 1) grayscale in [0, 1], output 7
+softmax probabilities in EMOTIONS order (angry, disgust, fear, happy, sad, surprise, neutral).
+Every image the network sees -- augmented in training or not -- goes through
+``face_to_model_input`` as its last step, exactly as at serving time.
+
+Data: ../shared/data/fer2013 (override with EMOSCOPE_DATA_DIR, as models/evaluate.py does). Model selection on public_test only.
+CK+ (ckplus48) is used for cross-dataset *evaluation* only, never for training.
+
+Usage (from the repository root):
+  nice -n 19 .venv/bin/python models/emotion/train.py --dry-run 200     # time 200 batches, bench ORT
+  nohup nice -n 19 .venv/bin/python models/emotion/train.py --epochs 90 --time-budget-min 110 > models/emotion/train.out 2>&1 &
+  .venv/bin/python models/emotion/train.py --resume        # continue from checkpoints/last.pt
+  .venv/bin/python models/emotion/train.py --export-only   # temperature + ONNX + report from best.pt
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+sys.path.insert(0, str(ROOT))
+from api.engine.preprocess import EMOTIONS, face_to_model_input, to_grayscale  # noqa: E402
+
+import torch  # noqa: E402
+import torch.nn as nn  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+DATA = Path(os.environ.get("EMOSCOPE_DATA_DIR") or os.environ.get("EMOSCOPE_DATA") or ROOT.parent / "shared" / "data")
+CACHE = HERE / "cache"
+CKPT = HERE / "checkpoints"
+LOG = HERE / "training_log.csv"
+ONNX_PATH = HERE / "emotion.onnx"
+CM_PATH = HERE / "confusion_matrix.png"
+CK_MAP = {"anger": "angry", "disgust": "disgust", "fear": "fear", "happy": "happy",
+          "sadness": "sad", "surprise": "surprise"}  # contempt has no class: reported apart
+SIZE = 48
+
+
+# ----------------------------------------------------------------------------- data
+def _read_gray_u8(path: Path) -> np.ndarray:
+    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise RuntimeError(f"cannot read {path}")
+    if img.ndim == 3 and img.shape[2] == 4:
+        img = img[:, :, :3]
+    gray = to_grayscale(img)
+    if gray.shape != (SIZE, SIZE):  # same resize face_to_model_input would do
+        gray = cv2.resize(gray, (SIZE, SIZE), interpolation=cv2.INTER_AREA)
+    return gray
+
+
+def load_fer(split: str) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 (N, 48, 48) images and int64 labels (EMOTIONS index), cached as .npy."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    fx, fy = CACHE / f"fer2013_{split}_x.npy", CACHE / f"fer2013_{split}_y.npy"
+    if fx.exists() and fy.exists():
+        return np.load(fx), np.load(fy)
+    root = DATA / "fer2013"
+    if not root.is_dir():
+        sys.exit(f"FER2013 not found at {root} (set EMOSCOPE_DATA_DIR)")
+    xs, ys = [], []
+    with open(root / "labels.csv", newline="") as f:
+        for row in csv.DictReader(f):
+            if row["split"] != split:
+                continue
+            xs.append(_read_gray_u8(root / row["file"]))
+            ys.append(EMOTIONS.index(row["label"]))
+    x, y = np.stack(xs), np.asarray(ys, np.int64)
+    np.save(fx, x)
+    np.save(fy, y)
+    return x, y
+
+
+def load_ckplus() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """CK+ crops for evaluation: uint8 images, labels (-1 = contempt), subjects."""
+    root = DATA / "ckplus48"
+    xs, ys, subj = [], [], []
+    with open(root / "labels.csv", newline="") as f:
+        for row in csv.DictReader(f):
+            xs.append(_read_gray_u8(root / row["file"]))
+            lab = CK_MAP.get(row["label"])
+            ys.append(EMOTIONS.index(lab) if lab else -1)
+            subj.append(row["subject"])
+    return np.stack(xs), np.asarray(ys, np.int64), np.asarray(subj)
+
+
+def to_model_batch(imgs_u8: np.ndarray) -> np.ndarray:
+    """uint8 (n, 48, 48) -> float32 (n, 48, 48, 1) through the serving preprocessing."""
+    return np.stack([face_to_model_input(im) for im in imgs_u8])[..., None]
+
+
+def augment_batch(imgs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """uint8 (n,48,48) -> augmented uint8 (n,48,48): hflip, affine, brightness/contrast, erasing."""
+    n = len(imgs)
+    out = np.empty_like(imgs)
+    flips = rng.random(n) < 0.5
+    ang = rng.uniform(-10, 10, n)
+    sc = rng.uniform(0.9, 1.1, n)
+    sh = rng.uniform(-4, 4, (n, 2))
+    c = (SIZE - 1) / 2.0
+    for i in range(n):
+        im = imgs[i][:, ::-1] if flips[i] else imgs[i]
+        m = cv2.getRotationMatrix2D((c, c), float(ang[i]), float(sc[i]))
+        m[:, 2] += sh[i]
+        out[i] = cv2.warpAffine(np.ascontiguousarray(im), m, (SIZE, SIZE), flags=cv2.INTER_LINEAR,
+                                borderMode=cv2.BORDER_REFLECT_101)
+    # brightness / contrast jitter around each image's mean
+    f = out.astype(np.float32)
+    mean = f.mean(axis=(1, 2), keepdims=True)
+    alpha = rng.uniform(0.7, 1.3, (n, 1, 1)).astype(np.float32)
+    beta = rng.uniform(-25, 25, (n, 1, 1)).astype(np.float32)
+    f = (f - mean) * alpha + mean + beta
+    out = np.clip(np.rint(f), 0, 255).astype(np.uint8)
+    # random erasing (p=0.5): area 2-20 %, aspect 0.3-3.3, filled with uniform noise
+    for i in np.nonzero(rng.random(n) < 0.5)[0]:
+        area = rng.uniform(0.02, 0.2) * SIZE * SIZE
+        ar = math.exp(rng.uniform(math.log(0.3), math.log(3.3)))
+        h = int(round(math.sqrt(area * ar)))
+        w = int(round(math.sqrt(area / ar)))
+        if 0 < h < SIZE and 0 < w < SIZE:
+            y0 = rng.integers(0, SIZE - h + 1)
+            x0 = rng.integers(0, SIZE - w + 1)
+            out[i, y0:y0 + h, x0:x0 + w] = rng.integers(0, 256, (h, w), dtype=np.uint8)
+    return out
+
+
+# ----------------------------------------------------------------------------- model
+class Block(nn.Module):
+    """ResNet basic block (conv-BN-ReLU-conv-BN + shortcut)."""
+
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        self.c1 = nn.Conv2d(cin, cout, 3, padding=1, bias=False)
+        self.b1 = nn.BatchNorm2d(cout)
+        self.c2 = nn.Conv2d(cout, cout, 3, padding=1, bias=False)
+        self.b2 = nn.BatchNorm2d(cout)
+        self.sc = (nn.Sequential(nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout))
+                   if cin != cout else nn.Identity())
+
+    def forward(self, x):
+        y = F.relu(self.b1(self.c1(x)), inplace=True)
+        y = self.b2(self.c2(y))
+        return F.relu(y + self.sc(x), inplace=True)
+
+
+class EmoNet(nn.Module):
+    """Compact ResNet for 48x48 gray: stem @48, then [optional 2x2 max-pool, residual blocks] per stage."""
+
+    def __init__(self, widths=(32, 64, 128, 256), blocks=(1, 1, 1, 1), stem=32, dropout=0.3,
+                 pools=(1, 1, 1, 1)):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(1, stem, 3, padding=1, bias=False),
+                                  nn.BatchNorm2d(stem), nn.ReLU(inplace=True))
+        layers, cin = [], stem
+        for w, nb, pool in zip(widths, blocks, pools):
+            if pool:
+                layers.append(nn.MaxPool2d(2))
+            for _ in range(nb):
+                layers.append(Block(cin, w))
+                cin = w
+        self.features = nn.Sequential(*layers)
+        self.drop = nn.Dropout(dropout)
+        self.fc = nn.Linear(cin, len(EMOTIONS))
+
+    def forward(self, x):  # x: (N, 1, 48, 48)
+        x = self.features(self.stem(x))
+        x = torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
+        return self.fc(self.drop(x))
+
+
+class ServingWrapper(nn.Module):
+    """DeepFace interface: (N,48,48,1) float32 [0,1] -> softmax(logits / T)."""
+
+    def __init__(self, net: nn.Module, temperature: float):
+        super().__init__()
+        self.net = net
+        self.register_buffer("inv_t", torch.tensor(1.0 / temperature, dtype=torch.float32))
+
+    def forward(self, x):
+        return torch.softmax(self.net(x.permute(0, 3, 1, 2)) * self.inv_t, dim=1)
+
+
+def build_model(cfg: dict) -> EmoNet:
+    return EmoNet(tuple(cfg["widths"]), tuple(cfg["blocks"]), cfg["stem"], cfg["dropout"],
+                  tuple(cfg.get("pools", (1, 1, 1, 1))))
+
+
+def count_macs(net: nn.Module) -> int:
+    macs = 0
+
+    def hook(m, inp, out):
+        nonlocal macs
+        if isinstance(m, nn.Conv2d):
+            macs += out.numel() // out.shape[0] * (m.in_channels // m.groups) * m.kernel_size[0] * m.kernel_size[1]
+        elif isinstance(m, nn.Linear):
+            macs += m.in_features * m.out_features
+    hs = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    net.eval()
+    with torch.no_grad():
+        net(torch.zeros(1, 1, SIZE, SIZE))
+    for h in hs:
+        h.remove()
+    return macs
+
+
+# ----------------------------------------------------------------------------- helpers
+def lr_at(p: float, max_lr: float, warmup: float = 0.03, final_div: float = 1e3) -> float:
+    """Linear warm-up then cosine decay, as a function of training progress p in [0, 1]."""
+    if p < warmup:
+        return max_lr * (0.05 + 0.95 * p / warmup)
+    q = min(1.0, (p - warmup) / (1 - warmup))
+    return max_lr / final_div + (max_lr - max_lr / final_div) * 0.5 * (1 + math.cos(math.pi * q))
+
+
+@torch.no_grad()
+def predict_logits(net: nn.Module, x_u8: np.ndarray, bs: int = 512) -> np.ndarray:
+    net.eval()
+    outs = []
+    for i in range(0, len(x_u8), bs):
+        xb = torch.from_numpy(to_model_batch(x_u8[i:i + bs])).permute(0, 3, 1, 2).contiguous()
+        outs.append(net(xb).numpy())
+    return np.concatenate(outs)
+
+
+def per_class_recall(y: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    return np.array([(pred[y == k] == k).mean() if (y == k).any() else float("nan")
+                     for k in range(len(EMOTIONS))])
+
+
+def class_weights(y: np.ndarray, power: float) -> torch.Tensor:
+    counts = np.bincount(y, minlength=len(EMOTIONS)).astype(np.float64)
+    w = (counts.sum() / (len(counts) * counts)) ** power
+    return torch.tensor(w / (w * counts).sum() * counts.sum(), dtype=torch.float32)
+
+
+def save_ckpt(path: Path, **state):
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+# ----------------------------------------------------------------------------- training
+def train(args, cfg: dict):
+    torch.manual_seed(args.seed)
+    xtr, ytr = load_fer("train")
+    xva, yva = load_fer("public_test")
+    print(f"train {xtr.shape} val {xva.shape} counts {np.bincount(ytr).tolist()}", flush=True)
+
+    net = build_model(cfg)
+    nparams = sum(p.numel() for p in net.parameters())
+    print(f"model {cfg}  params {nparams:,}  MACs/face {count_macs(net) / 1e6:.1f} M", flush=True)
+    net = net.to(memory_format=torch.channels_last)
+    decay = [p for n, p in net.named_parameters() if p.ndim > 1]
+    no_decay = [p for n, p in net.named_parameters() if p.ndim <= 1]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": args.wd},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=args.lr)
+    weights = class_weights(ytr, args.cw_power)
+    print("class weights", dict(zip(EMOTIONS, np.round(weights.numpy(), 2).tolist())), flush=True)
+    crit = nn.CrossEntropyLoss(weight=weights, label_smoothing=args.label_smoothing)
+
+    steps_per_epoch = len(xtr) // args.batch_size  # drop last partial batch
+    total_steps = steps_per_epoch * args.epochs
+    start_epoch, step, best_acc, elapsed0 = 0, 0, -1.0, 0.0
+    CKPT.mkdir(parents=True, exist_ok=True)
+    if args.resume and (CKPT / "last.pt").exists():
+        st = torch.load(CKPT / "last.pt", map_location="cpu", weights_only=False)
+        net.load_state_dict(st["model"])
+        opt.load_state_dict(st["opt"])
+        start_epoch, step, best_acc = st["epoch"] + 1, st["step"], st["best_acc"]
+        elapsed0 = st.get("elapsed", 0.0)
+        total_steps = st.get("total_steps", total_steps)
+        print(f"resumed at epoch {start_epoch} step {step} best {best_acc:.4f}", flush=True)
+
+    budget = args.time_budget_min * 60.0
+    t_start = time.time()
+
+    def progress() -> float:
+        p = step / total_steps
+        if budget > 0:
+            p = max(p, (elapsed0 + time.time() - t_start) / budget)
+        return p
+
+    new_log = not LOG.exists() or (not args.resume and not args.dry_run)
+    if not args.dry_run:
+        logf = open(LOG, "w" if new_log else "a", newline="")
+        logw = csv.writer(logf)
+        if new_log:
+            logw.writerow(["epoch", "step", "lr", "train_loss", "train_acc", "val_loss", "val_acc",
+                           "val_recall_disgust", "val_recall_fear", "val_macro_recall",
+                           "epoch_seconds", "time"])
+            logf.flush()
+
+    done = False
+    for epoch in range(start_epoch, args.epochs if not args.dry_run else 1):
+        if progress() >= 1.0:
+            break
+        rng = np.random.default_rng(args.seed * 1000 + epoch)
+        order = rng.permutation(len(xtr))
+        net.train()
+        t0 = time.time()
+        tl, tc, tn = 0.0, 0, 0
+        nb = steps_per_epoch if not args.dry_run else min(args.dry_run, steps_per_epoch)
+        t_aug = 0.0
+        for b in range(nb):
+            p = progress()
+            if p >= 1.0:
+                done = True
+                break
+            lr = lr_at(p, args.lr)
+            for g in opt.param_groups:
+                g["lr"] = lr
+            idx = order[b * args.batch_size:(b + 1) * args.batch_size]
+            ta = time.time()
+            xb = to_model_batch(augment_batch(xtr[idx], rng))  # serving preprocessing is the last step
+            xb = torch.from_numpy(xb).permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last)
+            yb = torch.from_numpy(ytr[idx])
+            t_aug += time.time() - ta
+            out = net(xb)
+            loss = crit(out, yb)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+            tl += loss.item() * len(idx)
+            tc += (out.argmax(1) == yb).sum().item()
+            tn += len(idx)
+            if args.dry_run and b in (9, 49, 99, 199, nb - 1):
+                dt = time.time() - t0
+                print(f"  dry-run batch {b + 1}: {dt / (b + 1):.3f} s/batch (aug {t_aug / (b + 1):.3f}) "
+                      f"-> {dt / (b + 1) * steps_per_epoch:.0f} s/epoch, loss {tl / tn:.3f}", flush=True)
+        train_secs = time.time() - t0
+        logits = predict_logits(net, xva)
+        val_loss = F.cross_entropy(torch.from_numpy(logits), torch.from_numpy(yva)).item()
+        pred = logits.argmax(1)
+        acc = float((pred == yva).mean())
+        rec = per_class_recall(yva, pred)
+        secs = time.time() - t0
+        print(f"epoch {epoch:3d} step {step} lr {lr:.2e} train_loss {tl / max(tn, 1):.4f} "
+              f"train_acc {tc / max(tn, 1):.4f} val_loss {val_loss:.4f} val_acc {acc:.4f} "
+              f"rec_disgust {rec[1]:.3f} rec_fear {rec[2]:.3f} ({train_secs:.0f}+{secs - train_secs:.0f} s)",
+              flush=True)
+        if args.dry_run:
+            return net, cfg
+        logw.writerow([epoch, step, f"{lr:.3e}", f"{tl / max(tn, 1):.4f}", f"{tc / max(tn, 1):.4f}",
+                       f"{val_loss:.4f}", f"{acc:.4f}", f"{rec[1]:.4f}", f"{rec[2]:.4f}",
+                       f"{np.nanmean(rec):.4f}", f"{secs:.1f}", time.strftime("%Y-%m-%d %H:%M:%S")])
+        logf.flush()
+        state = dict(model=net.state_dict(), cfg=cfg, epoch=epoch, val_acc=acc, seed=args.seed)
+        if acc > best_acc:
+            best_acc = acc
+            save_ckpt(CKPT / "best.pt", **state)
+            print(f"  new best {acc:.4f} -> checkpoints/best.pt", flush=True)
+        save_ckpt(CKPT / "last.pt", **state, opt=opt.state_dict(), step=step, best_acc=best_acc,
+                  total_steps=total_steps, elapsed=elapsed0 + time.time() - t_start)
+        if done:
+            break
+    print(f"training finished: best public_test acc {best_acc:.4f}", flush=True)
+    return None, cfg
+
+
+# ----------------------------------------------------------------------------- export / report
+def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
+    lg, yt = torch.from_numpy(logits).double(), torch.from_numpy(y)
+    log_t = torch.zeros(1, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([log_t], lr=0.1, max_iter=200, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = F.cross_entropy(lg / log_t.exp(), yt)
+        loss.backward()
+        return loss
+    opt.step(closure)
+    return float(log_t.detach().exp().item())
+
+
+def ece(probs: np.ndarray, y: np.ndarray, bins: int = 15) -> float:
+    conf, pred = probs.max(1), probs.argmax(1)
+    edges = np.linspace(0, 1, bins + 1)
+    e = 0.0
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        m = (conf > lo) & (conf <= hi)
+        if m.any():
+            e += m.mean() * abs((pred[m] == y[m]).mean() - conf[m].mean())
+    return float(e)
+
+
+def export_onnx(net: nn.Module, temperature: float, path: Path) -> ServingWrapper:
+    wrapper = ServingWrapper(net.to(memory_format=torch.contiguous_format), temperature).eval()
+    dummy = torch.rand(2, SIZE, SIZE, 1)
+    kw = dict(input_names=["input"], output_names=["probabilities"], opset_version=17,
+              dynamic_axes={"input": {0: "batch"}, "probabilities": {0: "batch"}})
+    try:
+        torch.onnx.export(wrapper, (dummy,), str(path), dynamo=False, **kw)
+    except TypeError:
+        torch.onnx.export(wrapper, (dummy,), str(path), **kw)
+    import onnx
+    onnx.checker.check_model(onnx.load(str(path)))
+    return wrapper
+
+
+def ort_session(path: Path, threads: int = 2):
+    import onnxruntime as ort
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+
+
+def ort_predict(sess, x: np.ndarray, bs: int = 256) -> np.ndarray:
+    name = sess.get_inputs()[0].name
+    return np.concatenate([sess.run(None, {name: x[i:i + bs]})[0] for i in range(0, len(x), bs)])
+
+
+def bench_ort(sess, reps1: int = 300, reps64: int = 30) -> tuple[float, float]:
+    name = sess.get_inputs()[0].name
+    x1 = np.random.rand(1, SIZE, SIZE, 1).astype(np.float32)
+    x64 = np.random.rand(64, SIZE, SIZE, 1).astype(np.float32)
+    for _ in range(20):
+        sess.run(None, {name: x1})
+    for _ in range(3):
+        sess.run(None, {name: x64})
+    t1 = []
+    for _ in range(reps1):
+        t = time.perf_counter()
+        sess.run(None, {name: x1})
+        t1.append(time.perf_counter() - t)
+    t = time.perf_counter()
+    for _ in range(reps64):
+        sess.run(None, {name: x64})
+    fps = 64 * reps64 / (time.perf_counter() - t)
+    return float(np.median(t1) * 1e3), float(fps)
+
+
+def report(name: str, y: np.ndarray, pred: np.ndarray, classes=range(len(EMOTIONS))):
+    print(f"\n{name}: accuracy {float((pred == y).mean()):.4f}  (n={len(y)})")
+    print(f"  {'class':9s} {'n':>5s} {'precision':>9s} {'recall':>7s} {'f1':>6s}")
+    recs = []
+    for k in classes:
+        tp = int(((pred == k) & (y == k)).sum())
+        npred, ntrue = int((pred == k).sum()), int((y == k).sum())
+        if ntrue == 0:
+            continue
+        p = tp / npred if npred else 0.0
+        r = tp / ntrue
+        f1 = 2 * p * r / (p + r) if p + r else 0.0
+        recs.append(r)
+        print(f"  {EMOTIONS[k]:9s} {ntrue:5d} {p:9.3f} {r:7.3f} {f1:6.3f}")
+    print(f"  macro recall {np.mean(recs):.4f}")
+
+
+def plot_confusion(y: np.ndarray, pred: np.ndarray, path: Path, title: str):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    k = len(EMOTIONS)
+    cm = np.zeros((k, k), np.int64)
+    np.add.at(cm, (y, pred), 1)
+    norm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(7, 6))
+    im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(k), EMOTIONS, rotation=45, ha="right")
+    ax.set_yticks(range(k), EMOTIONS)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    for i in range(k):
+        for j in range(k):
+            ax.text(j, i, f"{norm[i, j]:.2f}\n({cm[i, j]})", ha="center", va="center", fontsize=7,
+                    color="white" if norm[i, j] > 0.5 else "black")
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def export_and_report(args):
+    st = torch.load(CKPT / "best.pt", map_location="cpu", weights_only=False)
+    cfg = st["cfg"]
+    net = build_model(cfg)
+    net.load_state_dict(st["model"])
+    net.eval()
+    print(f"best checkpoint: epoch {st['epoch']} public_test acc {st['val_acc']:.4f} cfg {cfg}")
+    xva, yva = load_fer("public_test")
+    logits = predict_logits(net, xva)
+    temperature = fit_temperature(logits, yva)
+    p_raw = torch.softmax(torch.from_numpy(logits), 1).numpy()
+    p_cal = torch.softmax(torch.from_numpy(logits) / temperature, 1).numpy()
+    print(f"temperature {temperature:.4f}: public_test NLL "
+          f"{F.cross_entropy(torch.from_numpy(logits), torch.from_numpy(yva)).item():.4f} -> "
+          f"{F.cross_entropy(torch.from_numpy(logits) / temperature, torch.from_numpy(yva)).item():.4f}, "
+          f"ECE {ece(p_raw, yva):.4f} -> {ece(p_cal, yva):.4f}")
+
+    wrapper = export_onnx(net, temperature, ONNX_PATH)
+    sess = ort_session(ONNX_PATH)
+    xb = to_model_batch(xva)
+    p_ort = ort_predict(sess, xb)
+    with torch.no_grad():
+        p_torch = torch.cat([wrapper(torch.from_numpy(xb[i:i + 512])) for i in range(0, len(xb), 512)]).numpy()
+    diff = float(np.abs(p_ort - p_torch).max())
+    print(f"onnxruntime vs torch on {len(xb)} public_test images: max |diff| {diff:.2e}")
+    if diff > 1e-4:
+        sys.exit("ONNX export mismatch > 1e-4")
+    print(f"exported {ONNX_PATH} (input {sess.get_inputs()[0].shape}, output {sess.get_outputs()[0].shape}, "
+          f"opset 17, includes temperature)")
+
+    pred = p_ort.argmax(1)
+    report("FER2013 public_test", yva, pred)
+    plot_confusion(yva, pred, CM_PATH, f"FER2013 public_test (acc {(pred == yva).mean():.3f})")
+    print(f"wrote {CM_PATH}")
+    try:
+        xck, yck, _ = load_ckplus()
+        p_ck = ort_predict(sess, to_model_batch(xck)).argmax(1)
+        m = yck >= 0
+        report("CK+ (ckplus48, contempt excluded; cross-dataset)", yck[m], p_ck[m])
+        names, counts = np.unique([EMOTIONS[i] for i in p_ck[~m]], return_counts=True)
+        print("  contempt (no class) predicted as:", {str(a): int(b) for a, b in zip(names, counts)})
+    except FileNotFoundError as e:
+        print("CK+ not available:", e)
+    ms1, fps = bench_ort(sess)
+    print(f"\nonnxruntime latency (2 threads): batch 1 median {ms1:.2f} ms/face; batch 64 {fps:.0f} faces/s")
+
+
+def dry_run(args, cfg):
+    net, cfg = train(args, cfg)
+    path = CACHE / "dryrun.onnx"
+    export_onnx(net.eval(), 1.0, path)
+    ms1, fps = bench_ort(ort_session(path))
+    print(f"ORT (untrained, same graph): batch 1 {ms1:.2f} ms/face, batch 64 {fps:.0f} faces/s")
+    path.unlink()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--epochs", type=int, default=90)
+    ap.add_argument("--batch-size", type=int, default=128)
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--wd", type=float, default=0.05)
+    ap.add_argument("--label-smoothing", type=float, default=0.1)
+    ap.add_argument("--cw-power", type=float, default=0.5, help="class weight = (inverse frequency)^power")
+    ap.add_argument("--widths", default="32,64,128,256")
+    ap.add_argument("--blocks", default="2,2,2,1")
+    ap.add_argument("--pools", default="1,1,1,1", help="1 = 2x2 max-pool before that stage")
+    ap.add_argument("--stem", type=int, default=32)
+    ap.add_argument("--dropout", type=float, default=0.3)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--time-budget-min", type=float, default=0,
+                    help="if >0, compress the LR schedule so training ends within this many minutes")
+    ap.add_argument("--dry-run", type=int, default=0, metavar="BATCHES")
+    ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--export-only", action="store_true")
+    ap.add_argument("--no-export", action="store_true")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.set_num_interop_threads(1)
+    cv2.setNumThreads(1)
+    cfg = dict(widths=[int(v) for v in args.widths.split(",")], blocks=[int(v) for v in args.blocks.split(",")],
+               stem=args.stem, dropout=args.dropout, pools=[int(v) for v in args.pools.split(",")])
+    if args.export_only:
+        export_and_report(args)
+    elif args.dry_run:
+        dry_run(args, cfg)
+    else:
+        train(args, cfg)
+        if not args.no_export:
+            export_and_report(args)
+
+
+if __name__ == "__main__":
+    main()
