@@ -11,15 +11,16 @@ from importlib.metadata import version
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 
-from api.engine import detection, micro
+from api.engine import detection, follow, micro
 from api.engine.emotion import EmotionModel
 from api.config import Limits
 from api.engine.media import DecodedImage, DecodedVideo, VideoFrame, decode
-from api.engine.preprocess import crop_face, faces_to_batch, to_grayscale
+from api.engine.preprocess import crop_face, face_to_model_input, faces_to_batch, to_grayscale
 from api.engine.results import Face, Frame, ImageAnalysis, MicroExpression, Track, VideoAnalysis
-from api.engine.tracking import assign_tracks
+from api.engine.tracking import assign_tracks, iou
 from api.engine.weights import load_manifest, prepare_deepface_home
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,9 @@ WEIGHT_NAMES = [
     "haarcascade_frontalface_default",
     "haarcascade_eye",
 ]
+
+# A detection overlapping a followed face this much is that face (tracking.IOU_THRESHOLD).
+LOST_IOU = 0.3
 
 
 @dataclass(frozen=True)
@@ -45,13 +49,25 @@ class AnalysisOptions:
 
 
 class Analyzer:
+    """`threads`: intra-op threads for onnxruntime and OpenCV's pool in this process. One per
+    process with one gunicorn worker per core (see gunicorn.conf.py and README, Performance).
+
+    `detect_period_ms`: in clips the detector runs on a frame at least this often (and whenever
+    a followed face is lost); faces are followed in between (api.engine.follow). 0 detects on
+    every frame.
+    """
+
     def __init__(self, deepface_home: Path, emotion_model: str, threads: int = 1) -> None:
         paths = prepare_deepface_home(deepface_home, WEIGHT_NAMES, emotion_model)
+        # OpenCV's default pool has one thread per core; with a worker per core that oversubscribes.
+        cv2.setNumThreads(max(1, threads))
         self.emotion_model_name = emotion_model
         self.emotion_model_sha256 = load_manifest()[emotion_model].sha256
         self.detectors = {name: detection.load_detector(name) for name in detection.DETECTORS}
-        self.landmarks = detection.LandmarkPredictor(str(paths["dlib_shape_predictor_5"]))
+        # DeepFace's dlib client already holds the 5-point model (the same verified file); reuse it.
+        self.landmarks = detection.LandmarkPredictor(self.detectors["dlib"].model["sp"])
         self.emotion = EmotionModel(str(paths[emotion_model]), threads)
+        self.detect_period_ms = follow.DETECT_PERIOD_MS
         self._warm_up()
 
     def model_versions(self, detector: str) -> dict:
@@ -77,9 +93,9 @@ class Analyzer:
                       progress: Callable[[int], None] | None = None) -> VideoAnalysis:
         """`progress(frames_done)` is called after each analysed frame."""
         started = time.perf_counter()
-        frames, crops = self._find_faces_in_frames(video.frames, options, progress)
+        frames, inputs = self._find_faces_in_frames(video.frames, options, progress)
         detected = time.perf_counter()
-        self._classify([face for frame in frames for face in frame.faces], crops)
+        self._classify_inputs([face for frame in frames for face in frame.faces], inputs)
         tracks = assign_tracks(frames)
         tracked = time.perf_counter()
         events = self._spot(tracks, options) if options.micro_expressions else []
@@ -105,37 +121,89 @@ class Analyzer:
         return sorted(events, key=lambda e: (e.onset_ms, e.track_id))
 
     def _find_faces_in_frames(self, decoded: Iterable[VideoFrame], options: AnalysisOptions, progress):
-        frames, crops = [], []
+        """Detect on schedule, follow faces in between. Returns frames and model inputs (48x48 each)."""
+        frames, inputs = [], []
+        keep_aligned = options.micro_expressions
+        followed: list[follow.Followed] = []
+        last_detection_ms: float | None = None
+        detect_next = False
         for frame in decoded:
-            faces, frame_crops = self._find_faces(frame.pixels, options, keep_aligned=options.micro_expressions)
+            pixels = frame.pixels
+            faces = None
+            if options.detector != detection.SKIP and self.detect_period_ms > 0 and not detect_next \
+                    and not follow.detection_due(frame.timestamp_ms, last_detection_ms, self.detect_period_ms):
+                gray = to_grayscale(pixels)
+                moved = [follow.relocate(self.landmarks, gray, f) for f in followed]
+                if all(m is not None for m in moved):  # a lost face sends this frame to the detector
+                    followed = moved
+                    height, width = gray.shape[:2]
+                    faces, crops = [], []
+                    for f in followed:
+                        box = follow.clip_box(f.box, width, height)
+                        face, crop = self._describe(pixels, gray, box, f.confidence, f.points, options, keep_aligned)
+                        faces.append(face)
+                        crops.append(crop)
+            if faces is None:
+                gray = None if options.detector == detection.SKIP else to_grayscale(pixels)
+                found = self._detect(pixels, gray, options)
+                faces, crops = self._describe_all(pixels, gray, found, options, keep_aligned)
+                if gray is not None:
+                    # A face followed until now that the detector did not find: look again next frame.
+                    detect_next = any(max((iou(f.box, d.box) for d, _ in found), default=0.0) < LOST_IOU
+                                      for f in followed)
+                    followed = [follow.start(gray, d.box, points, d.confidence) for d, points in found]
+                    last_detection_ms = frame.timestamp_ms
             frames.append(Frame(frame.index, frame.timestamp_ms, faces))
-            crops.extend(frame_crops)
+            inputs.extend(face_to_model_input(crop) for crop in crops)
             if progress is not None:
                 progress(len(frames))
-        return frames, crops
+        return frames, inputs
 
     def _find_faces(self, pixels: np.ndarray, options: AnalysisOptions,
                     keep_aligned: bool) -> tuple[list[Face], list[np.ndarray]]:
+        gray = None if options.detector == detection.SKIP else to_grayscale(pixels)
+        return self._describe_all(pixels, gray, self._detect(pixels, gray, options), options, keep_aligned)
+
+    def _detect(self, pixels: np.ndarray, gray: np.ndarray | None,
+                options: AnalysisOptions) -> list[tuple[detection.Detection, np.ndarray | None]]:
+        """Detections to keep (size filter, largest first, capped), each with its 5 landmarks."""
         if options.detector == detection.SKIP:
             h, w = pixels.shape[:2]
-            return [Face(np.array([0, 0, w, h], np.float32), None, None)], [pixels]
-        found = detection.detect(self.detectors[options.detector], pixels)
+            return [(detection.Detection(np.array([0, 0, w, h], np.float32), None), None)]
+        # dlib's HOG runs on grey (the same faces, less time); DeepFace's OpenCV client wants BGR.
+        image = gray if options.detector == "dlib" else pixels
+        found = detection.detect(self.detectors[options.detector], image, options.min_face_size)
         found = [d for d in found if min(d.box[2], d.box[3]) >= options.min_face_size]
         # Largest faces first: with a cap, the people nearest the camera are kept.
         found.sort(key=lambda d: d.box[2] * d.box[3], reverse=True)
-        found = found[: options.max_faces]
-        gray = to_grayscale(pixels)
+        return [(d, self.landmarks(gray, d.box)) for d in found[: options.max_faces]]
+
+    def _describe_all(self, pixels, gray, found, options, keep_aligned):
         faces, crops = [], []
-        for d in found:
-            points = self.landmarks(gray, d.box)
-            crops.append(crop_face(pixels, d.box, points))
-            aligned = micro.align_face(gray, points) if keep_aligned else None
-            faces.append(Face(d.box, d.confidence, points if options.return_landmarks else None, aligned=aligned))
+        for d, points in found:
+            face, crop = self._describe(pixels, gray, d.box, d.confidence, points, options, keep_aligned)
+            faces.append(face)
+            crops.append(crop)
         return faces, crops
+
+    @staticmethod
+    def _describe(pixels, gray, box, confidence, points, options, keep_aligned) -> tuple[Face, np.ndarray]:
+        if points is None:  # detector "skip": the picture is the face
+            return Face(box, None, None), pixels
+        crop = crop_face(pixels, box, points)
+        # The spotter needs every tracked face aligned on every frame, followed or detected.
+        aligned = micro.align_face(gray, points) if keep_aligned else None
+        return Face(box, confidence, points if options.return_landmarks else None, aligned=aligned), crop
 
     def _classify(self, faces: list[Face], crops: list[np.ndarray]) -> None:
         probabilities = self.emotion.predict(faces_to_batch(crops))
         for face, p in zip(faces, probabilities):
+            face.emotions = p
+
+    def _classify_inputs(self, faces: list[Face], inputs: list[np.ndarray]) -> None:
+        """Like `_classify`, from `face_to_model_input` results (clips keep 48x48 inputs, not crops)."""
+        batch = np.stack(inputs)[..., None] if inputs else faces_to_batch([])
+        for face, p in zip(faces, self.emotion.predict(batch)):
             face.emotions = p
 
 
