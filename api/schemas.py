@@ -4,8 +4,7 @@ from __future__ import annotations
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from api.engine.detection import DETECTORS, SKIP
-
-MAX_SAMPLE_FPS = 240.0
+from api.engine.media import MAX_SAMPLE_FPS
 
 
 class MicroExpressionOptionsSchema(Schema):

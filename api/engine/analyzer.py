@@ -17,7 +17,7 @@ import numpy as np
 from api.engine import detection, follow, micro
 from api.engine.emotion import EmotionModel
 from api.config import Limits
-from api.engine.media import DecodedImage, DecodedVideo, VideoFrame, decode
+from api.engine.media import MAX_SAMPLE_FPS, DecodedImage, DecodedVideo, VideoFrame, decode
 from api.engine.preprocess import crop_face, face_to_model_input, faces_to_batch, to_grayscale
 from api.engine.results import Face, Frame, ImageAnalysis, MicroExpression, Track, VideoAnalysis
 from api.engine.tracking import assign_tracks, iou
@@ -46,6 +46,14 @@ class AnalysisOptions:
     fps: float | None = None
     micro_expressions: bool = True
     micro_sensitivity: float = 0.5
+
+    @property
+    def sample_fps(self) -> float | None:
+        """Frames per second to analyse: as asked; else every frame when spotting micro-expressions
+        (a 120 fps clip keeps its 8 ms resolution), else every frame up to 30 fps."""
+        if self.fps:
+            return self.fps
+        return MAX_SAMPLE_FPS if self.micro_expressions else None
 
 
 class Analyzer:
@@ -215,7 +223,7 @@ def analyze_bytes(analyzer: Analyzer, data: bytes, options: AnalysisOptions, lim
                   progress: Callable[[int], None] | None = None):
     """Decode (limits first) and analyse one upload; `timing_ms` covers every stage."""
     started = time.perf_counter()
-    decoded = decode(data, limits, options.fps)
+    decoded = decode(data, limits, options.sample_fps)
     if isinstance(decoded, DecodedImage):
         decoded_at = time.perf_counter()
         analysis = analyzer.analyze_image(decoded, options)

@@ -183,6 +183,9 @@ def _check_clip_length(frame_count: int, seconds: float, limits: Limits) -> None
 
 
 DEFAULT_MAX_SAMPLE_FPS = 30.0
+# The most frames per second a request may ask for, and what micro-expression spotting samples
+# by default: the fastest events last about 40 ms, which only a high-fps clip resolves.
+MAX_SAMPLE_FPS = 240.0
 
 
 def sample_rate(native_fps: float, requested_fps: float | None) -> float:

@@ -71,7 +71,7 @@ def _as_job(services, data: bytes, options: AnalysisOptions, delivery: dict) -> 
     """
     if sniff_format(data) in IMAGE_FORMATS:
         return delivery["run_async"], 1
-    decoded = decode(data, services.settings.limits, options.fps)
+    decoded = decode(data, services.settings.limits, options.sample_fps)
     if isinstance(decoded, DecodedImage):  # a single-frame GIF
         return delivery["run_async"], 1
     decoded.frames.close()
