@@ -6,7 +6,7 @@ BIN = $(VENV)/bin
 TOOLS_VENV ?= .venv-tools
 CHECKOV_VERSION = 3.3.30
 
-.PHONY: install run test bench clean
+.PHONY: install run test bench bench-http bench-clip bench-micro clean
 
 install: $(VENV)/.installed $(TOOLS_VENV)/.checkov-$(CHECKOV_VERSION)
 
@@ -33,6 +33,15 @@ test: install
 
 bench: install
 	$(BIN)/python bench/analyze_vs_deepface.py
+
+bench-http: install
+	$(BIN)/python bench/http_latency.py
+
+bench-clip: install
+	$(BIN)/python bench/clip_fps.py
+
+bench-micro: install
+	$(BIN)/python bench/micro_expressions.py
 
 clean:
 	rm -rf $(VENV) $(TOOLS_VENV) var .pytest_cache
