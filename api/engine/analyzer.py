@@ -223,7 +223,13 @@ def analyze_bytes(analyzer: Analyzer, data: bytes, options: AnalysisOptions, lim
                   progress: Callable[[int], None] | None = None):
     """Decode (limits first) and analyse one upload; `timing_ms` covers every stage."""
     started = time.perf_counter()
-    decoded = decode(data, limits, options.sample_fps)
+    return analyze_decoded(analyzer, decode(data, limits, options.sample_fps), options, progress, started)
+
+
+def analyze_decoded(analyzer: Analyzer, decoded: DecodedImage | DecodedVideo, options: AnalysisOptions,
+                    progress: Callable[[int], None] | None = None, started: float | None = None):
+    """Analyse what `decode(data, limits, options.sample_fps)` returned; `started` is when decoding began."""
+    started = time.perf_counter() if started is None else started
     if isinstance(decoded, DecodedImage):
         decoded_at = time.perf_counter()
         analysis = analyzer.analyze_image(decoded, options)

@@ -12,8 +12,8 @@ from api import jobs, metering, webhooks
 from api.auth import enforce_rate_limit, require_api_key
 from api.billing import DELINQUENT
 from api.db import utcnow
-from api.engine.analyzer import AnalysisOptions, analyze_bytes
-from api.engine.media import IMAGE_FORMATS, DecodedImage, decode, sniff_format
+from api.engine.analyzer import AnalysisOptions, analyze_bytes, analyze_decoded
+from api.engine.media import IMAGE_FORMATS, DecodedImage, DecodedVideo, decode, sniff_format
 from api.errors import ApiError
 from api.observability import JOBS_QUEUED, observe_analysis
 from api.routes.parsing import json_object, load
@@ -41,9 +41,12 @@ def analyze():
     data, options, delivery = _parse(services.settings.limits.max_upload_bytes)
     fingerprint = metering.fingerprint(data, (options, delivery))
     with _metering_problems():
-        as_job, frames_total = _as_job(services, data, options, delivery)
-        if as_job:
-            return _submit_job(services, account, plan, data, options, delivery, frames_total, idempotency_key, fingerprint)
+        clip = _open_clip(services, data, options)
+        if delivery["run_async"] or _seconds(clip) > services.settings.sync_max_video_seconds:
+            if clip:
+                clip.frames.close()
+            return _submit_job(services, account, plan, data, options, delivery, _frames_total(clip),
+                               idempotency_key, fingerprint)
 
         def work():
             # Shed load rather than queue: a client told to retry in a second beats one that times out.
@@ -51,7 +54,10 @@ def analyze():
                 raise ApiError(503, "overloaded", "Overloaded", "every analysis slot of this worker is busy; retry shortly",
                                headers={"Retry-After": "1"})
             try:
-                analysis = analyze_bytes(services.analyzer, data, options, services.settings.limits)
+                if clip is None:
+                    analysis = analyze_bytes(services.analyzer, data, options, services.settings.limits)
+                else:  # already opened to read its length; a GIF's frames were walked once already
+                    analysis = analyze_decoded(services.analyzer, clip, options)
             finally:
                 services.analysis_slots.release()
             body = analysis_json(analysis, g.request_id, services.analyzer.model_versions(options.detector))
@@ -63,21 +69,27 @@ def analyze():
     return _replayable(Response(body, mimetype="application/json"), replayed)
 
 
-def _as_job(services, data: bytes, options: AnalysisOptions, delivery: dict) -> tuple[bool, int | None]:
-    """Whether this upload runs as a job, and how many frames it will analyse if known.
+def _open_clip(services, data: bytes, options: AnalysisOptions) -> DecodedVideo | None:
+    """The upload opened as a clip (headers read, GIFs their frame timing), or None for a picture.
 
-    Images are told apart by their magic bytes alone; clips have only their headers read (GIFs
-    their frame timing). Clips longer than the sync limit become jobs on their own.
+    Clips longer than the sync limit become jobs on their own, so their length is needed before
+    anything runs; pictures are told apart by their magic bytes alone and decoded later.
     """
     if sniff_format(data) in IMAGE_FORMATS:
-        return delivery["run_async"], 1
+        return None
     decoded = decode(data, services.settings.limits, options.sample_fps)
-    if isinstance(decoded, DecodedImage):  # a single-frame GIF
-        return delivery["run_async"], 1
-    decoded.frames.close()
-    seconds = (decoded.info.duration_ms or 0) / 1000
-    frames_total = max(1, round(seconds * decoded.sample_fps)) if seconds else None
-    return delivery["run_async"] or seconds > services.settings.sync_max_video_seconds, frames_total
+    return None if isinstance(decoded, DecodedImage) else decoded  # a single-frame GIF is a picture
+
+
+def _seconds(clip: DecodedVideo | None) -> float:
+    return (clip.info.duration_ms or 0) / 1000 if clip else 0.0
+
+
+def _frames_total(clip: DecodedVideo | None) -> int | None:
+    """Frames the analysis will cover (for job progress): 1 for a picture, None if the header is silent."""
+    if clip is None:
+        return 1
+    return max(1, round(_seconds(clip) * clip.sample_fps)) if _seconds(clip) else None
 
 
 def _submit_job(services, account, plan, data, options, delivery, frames_total, idempotency_key, fingerprint):
