@@ -6,7 +6,7 @@ BIN = $(VENV)/bin
 TOOLS_VENV ?= .venv-tools
 CHECKOV_VERSION = 3.3.30
 
-.PHONY: install run test bench bench-http bench-clip bench-micro clean
+.PHONY: install run test bench bench-http bench-load bench-clip bench-micro clean
 
 install: $(VENV)/.installed $(TOOLS_VENV)/.checkov-$(CHECKOV_VERSION)
 
@@ -36,6 +36,9 @@ bench: install
 
 bench-http: install
 	$(BIN)/python bench/http_latency.py
+
+bench-load: install
+	$(BIN)/python bench/load_test.py
 
 bench-clip: install
 	$(BIN)/python bench/clip_fps.py

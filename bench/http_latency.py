@@ -181,9 +181,11 @@ def free_port() -> int:
 
 
 def start_gunicorn(state: Path, port: int, workers: int, inference_threads: int,
-                   root: Path = ROOT) -> tuple[subprocess.Popen, str]:
+                   root: Path = ROOT, extra_env: dict | None = None) -> tuple[subprocess.Popen, str]:
+    """gunicorn on embedded defaults in `state` (plus `extra_env`, e.g. DATABASE_URL), and a demo key."""
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("EMOSCOPE_", "STRIPE_", "CELERY_", "S3_", "SQS_")) and k not in ("DATABASE_URL", "REDIS_URL")}
+    env.update(extra_env or {})
     env.update({"EMOSCOPE_STATE_DIR": str(state), "EMOSCOPE_BIND": f"127.0.0.1:{port}",
                 "EMOSCOPE_WORKERS": str(workers), "EMOSCOPE_INFERENCE_THREADS": str(inference_threads),
                 # the benchmark measures the engine and HTTP stack, not the demo plan's quota
