@@ -16,7 +16,7 @@ from api.errors import register_error_handlers
 from api.jobs import JobContext
 from api.observability import configure_logging, install_metrics
 from api.ratelimit import make_rate_limiter
-from api.routes import account, analyze, billing, health, jobs
+from api.routes import account, analyze, billing, health, jobs, studies
 from api.services import job_context, make_analyzer, make_queue
 
 # Base64 inflates by 4/3; the engine enforces the exact byte limit after decoding.
@@ -70,4 +70,5 @@ def create_app(settings: Settings | None = None, analyzer: Analyzer | None = Non
     app.register_blueprint(account.bp)
     app.register_blueprint(billing.bp)
     app.register_blueprint(jobs.bp)
+    app.register_blueprint(studies.bp)
     return app

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import DateTime, ForeignKey, Index, Integer, String, Text, TypeDecorator, UniqueConstraint, create_engine, event
+from sqlalchemy import DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String, Text, TypeDecorator, UniqueConstraint, create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
@@ -152,6 +152,45 @@ class Job(Base):
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
+    # Set for a study participant's recording: the job keeps its timeline there, not a result file.
+    study_session_id: Mapped[str | None] = mapped_column(String(64))
+
+
+class Study(Base):
+    """An audience study: opted-in viewers' webcam recordings while they watch one stimulus."""
+
+    __tablename__ = "studies"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    # The key that created the study: participants' sessions are metered against it.
+    api_key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id"))
+    name: Mapped[str] = mapped_column(String(200))
+    stimulus_duration_ms: Mapped[float] = mapped_column(Float)
+    stimulus_key: Mapped[str | None] = mapped_column(String(200))
+    stimulus_content_type: Mapped[str | None] = mapped_column(String(100))
+    # The participant token can only submit sessions to this study; stored hashed like API keys.
+    participant_token_hash: Mapped[str] = mapped_column(String(128), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class StudySession(Base):
+    """One viewer's recording: only its timeline on the stimulus clock is kept (no media, no faces)."""
+
+    __tablename__ = "study_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    study_id: Mapped[str] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), index=True)
+    receipt_hash: Mapped[str] = mapped_column(String(128), unique=True)
+    status: Mapped[str] = mapped_column(String(20), default="processing")  # processing, succeeded, failed
+    stimulus_started_ms: Mapped[float] = mapped_column(Float)
+    consent_version: Mapped[str] = mapped_column(String(50))
+    consented_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    segment: Mapped[str | None] = mapped_column(String(100))
+    timeline: Mapped[bytes | None] = mapped_column(LargeBinary)  # api.audience.SessionTimeline.to_bytes
+    micro_onsets: Mapped[str | None] = mapped_column(Text)  # JSON [[stimulus ms, emotion], ...]
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 def normalise_url(url: str) -> str:

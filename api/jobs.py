@@ -20,11 +20,12 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from api import metering, webhooks
+from api import metering, studies, webhooks
 from api.config import Limits
-from api.db import Account, ApiRequest, Database, Job, utcnow
+from api.db import Account, ApiRequest, Database, Job, StudySession, utcnow
 from api.engine.analyzer import AnalysisOptions, Analyzer, analyze_bytes
-from api.engine.media import MediaError
+from api.engine.media import MediaError, UnsupportedMedia
+from api.engine.results import VideoAnalysis
 from api.serializers import analysis_json
 
 log = logging.getLogger(__name__)
@@ -69,13 +70,19 @@ def job_json(job: Job, result: dict | None = None) -> dict:
 
 def submit(ctx: JobContext, account: Account, plan: metering.Plan, api_key_id: int, request_id: str, data: bytes,
            options: AnalysisOptions, frames_total: int | None, webhook_url: str | None,
-           idempotency_key: str | None, fingerprint: str) -> tuple[dict, bool]:
-    """Store the media and queue the job; returns (job JSON, replayed)."""
+           idempotency_key: str | None, fingerprint: str, study_session: StudySession | None = None,
+           answer: dict | None = None) -> tuple[dict, str | None]:
+    """Store the media and record the job; returns (the answer, the new job's id to queue), the id
+    None when an earlier submission with this Idempotency-Key is replayed.
+
+    The answer is the job's JSON, or `answer` for a study participant's session (`study_session`,
+    saved with the job): participants are never shown the owner's job.
+    """
     with ctx.db.session.begin() as session:
         metering.check_quota(session, account, plan)
         replay = metering.begin(session, request_id, account.id, api_key_id, idempotency_key, fingerprint)
         if replay is not None:
-            return json.loads(replay), True
+            return json.loads(replay), None
         owner = session.get(Account, account.id)
         owner.webhook_secret = owner.webhook_secret or new_webhook_secret()
         job = Job(id=f"job_{uuid.uuid4().hex}", account_id=account.id, request_id=request_id,
@@ -83,13 +90,16 @@ def submit(ctx: JobContext, account: Account, plan: metering.Plan, api_key_id: i
                   webhook_url=webhook_url, webhook_status="pending" if webhook_url else None)
         job.media_key = f"media/{job.id}"
         ctx.storage.put(job.media_key, data)  # inside the transaction: no job row without its media
+        if study_session is not None:
+            job.study_session_id = study_session.id
+            session.add(study_session)
         session.add(job)
         session.flush()
-        body = job_json(job)
+        body = answer if answer is not None else job_json(job)
         record = session.get(ApiRequest, request_id)
         record.status = "accepted"
         record.response_body = json.dumps(body) if idempotency_key else None
-    return body, False
+    return body, job.id
 
 
 def execute(ctx: JobContext, job_id: str) -> str | None:
@@ -100,22 +110,30 @@ def execute(ctx: JobContext, job_id: str) -> str | None:
             return job.status if job else None
         job.status, job.started_at, job.attempts = "running", utcnow(), job.attempts + 1
         media_key, options, request_id = job.media_key, AnalysisOptions(**json.loads(job.options)), job.request_id
+        study_session_id = job.study_session_id
     try:
         data = ctx.storage.get(media_key)
         analysis = analyze_bytes(ctx.analyzer, data, options, ctx.limits, _progress_writer(ctx.db, job_id))
+        if study_session_id is not None and not isinstance(analysis, VideoAnalysis):
+            raise UnsupportedMedia("a study session must be a video recording, not a still picture")
     except MediaError as exc:
         return _fail(ctx, job_id, exc.code, str(exc))
     except FileNotFoundError:
         return _fail(ctx, job_id, "media_gone", "the job's media was deleted before it could run")
     body = analysis_json(analysis, request_id, ctx.analyzer.model_versions(options.detector))
-    result_key = f"results/{job_id}.json"
-    ctx.storage.put(result_key, json.dumps(body).encode())
+    # A study session keeps only its timeline, written with the bill below; no result file.
+    result_key = None if study_session_id else f"results/{job_id}.json"
+    if result_key:
+        ctx.storage.put(result_key, json.dumps(body).encode())
     try:
         with ctx.db.session.begin() as session:
             job = session.get(Job, job_id)
-            if job is None:  # deleted by its owner while running
-                ctx.storage.delete(result_key)
+            if job is None:  # deleted by its owner (or a study participant, by receipt) while running
+                if result_key:
+                    ctx.storage.delete(result_key)
                 return None
+            if study_session_id:
+                studies.record_result(session, study_session_id, analysis)
             now = utcnow()
             job.status, job.finished_at, job.result_key = "succeeded", now, result_key
             job.expires_at = now + ctx.retention
@@ -151,6 +169,8 @@ def _fail(ctx: JobContext, job_id: str, code: str, detail: str) -> str | None:
         job.error = json.dumps({"type": f"urn:emoscope:problem:{code}", "title": "Job failed", "status": 422,
                                 "detail": detail, "code": code})
         session.get(ApiRequest, job.request_id).status = "failed"  # never billed
+        if job.study_session_id:
+            studies.record_failure(session, job.study_session_id)
         media_key = job.media_key
     ctx.storage.delete(media_key)
     return "failed"

@@ -1,8 +1,11 @@
 """Request schemas, mirroring openapi.yaml's AnalyzeOptions and AnalyzeJsonRequest."""
 from __future__ import annotations
 
+from datetime import timezone
+
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from api.audience import GRID_MS
 from api.engine.detection import DETECTORS, SKIP
 from api.engine.media import MAX_SAMPLE_FPS
 
@@ -80,3 +83,32 @@ class PortalSchema(Schema):
 
 class SubscribeSchema(Schema):
     payment_method = fields.String(validate=validate.Regexp(r"^pm_[A-Za-z0-9_]+$"))
+
+
+# Studies: stimuli up to 10 minutes; each viewer's recording is still bound by the clip limits.
+MAX_STIMULUS_MS = 600_000
+
+
+class StudyCreateSchema(Schema):
+    name = fields.String(required=True, validate=validate.Length(1, 200))
+    stimulus_duration_ms = fields.Float(required=True, validate=validate.Range(1000, MAX_STIMULUS_MS))
+
+
+class ConsentSchema(Schema):
+    version = fields.String(required=True, validate=validate.Length(1, 50))
+    accepted_at = fields.AwareDateTime(required=True, default_timezone=timezone.utc)
+
+
+class StudySessionFormSchema(Schema):
+    stimulus_started_ms = fields.Float(required=True, validate=validate.Range(0, MAX_STIMULUS_MS))
+    consent = fields.Nested(ConsentSchema, required=True)
+    segment = fields.String(load_default=None, validate=validate.Length(1, 100))
+
+
+class ReportQuerySchema(Schema):
+    bucket_ms = fields.Integer(load_default=1000, validate=[validate.Range(GRID_MS, 60_000)])
+
+    @validates_schema
+    def _whole_grid_steps(self, data, **_kwargs):
+        if data["bucket_ms"] % GRID_MS:
+            raise ValidationError(f"a multiple of {GRID_MS} ms (the stored timeline's resolution)", "bucket_ms")

@@ -78,6 +78,10 @@ BLINK_AMPLITUDE = 0.22
 # Amplitude levels: peak displacement of the strongest bump, in IOD (x32 for pixels of the
 # 112 px aligned crop, whose IOD is 32 px).
 AMPLITUDES = {"low": 0.035, "mid": 0.055, "high": 0.09}
+# A full, deliberate expression (an audience member smiling at an ad), for bench/audience_study.py.
+# Kept out of AMPLITUDES so the micro-expression suite draws exactly what it always drew.
+BROAD_AMPLITUDE = 0.2
+RENDER_AMPLITUDES = {**AMPLITUDES, "broad": BROAD_AMPLITUDE}
 
 # Patch around the face, in IOD: X in [-1.9, 1.9], Y in [-1.8, 3.0].
 PATCH_X, PATCH_TOP, PATCH_BOTTOM = 1.9, 1.8, 3.0
@@ -364,7 +368,7 @@ def render_clip(spec: ClipSpec) -> Clip:
     for event in spec.events:
         _, _, bumps, mirrored = PATTERNS[event.pattern]
         apex_start, apex_end = event.plateau or (event.apex_frame, event.apex_frame)
-        fields.append(bump_field(bumps, mirrored, pw, ph, iod) * AMPLITUDES[event.amplitude])
+        fields.append(bump_field(bumps, mirrored, pw, ph, iod) * RENDER_AMPLITUDES[event.amplitude])
         weights.append(event_profile(n, event.onset_frame, apex_start, apex_end, event.offset_frame))
     blinks = []
     nu = spec.nuisance

@@ -4,6 +4,7 @@ from __future__ import annotations
 import io
 import struct
 import zlib
+from fractions import Fraction
 from pathlib import Path
 
 from PIL import Image
@@ -86,3 +87,26 @@ def repeated_clip(path: Path, times: int, tmp_dir: Path) -> bytes:
                     out.mux(packet)
                 offset += last
     return out_path.read_bytes()
+
+
+def short_clip(path: Path, frames: int, fps: int = 10) -> bytes:
+    """The first `frames` frames of a real clip, re-encoded as H.264 MP4 at `fps`."""
+    import av
+
+    buffer = io.BytesIO()
+    with av.open(str(path)) as source, av.open(buffer, "w", format="mp4") as out:
+        stream = None
+        for i, frame in enumerate(source.decode(video=0)):
+            if i == frames:
+                break
+            if stream is None:
+                stream = out.add_stream("libx264", rate=fps)
+                stream.time_base = Fraction(1, fps)
+                stream.width, stream.height, stream.pix_fmt = frame.width, frame.height, "yuv420p"
+            frame = frame.reformat(format="yuv420p")
+            frame.pts, frame.time_base = i, Fraction(1, fps)
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return buffer.getvalue()

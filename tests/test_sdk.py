@@ -568,3 +568,39 @@ def test_cli_renders_micro_expressions():
 
     table = render(result, "clip.mp4")
     assert "mouth 0.42 (AU12)" in table and "0.40 s" in table and "happy 61.0%" in table and "233 ms" in table
+
+
+# ---- audience studies --------------------------------------------------------------------------
+
+
+def test_studies_create_report_csv_cli_and_delete(server, owner, client):
+    from tests.samples import short_clip
+
+    study = client.studies.create("SDK ad", 1000, stimulus=CLIP)
+    assert isinstance(study, emoscope.Study) and study.has_stimulus and study.participant_path.startswith("/s/pt_")
+    assert study.participant_token not in repr(study)
+    recording = short_clip(CLIP, frames=10, fps=10)
+    consent = json.dumps({"version": "v1", "accepted_at": "2026-12-02T10:00:00Z"})
+    submitted = httpx.post(f"{server}/v1/studies/{study.id}/sessions",
+                           headers={"Authorization": f"Bearer {study.participant_token}"},
+                           files={"file": ("r.mp4", recording)}, data={"stimulus_started_ms": "0", "consent": consent})
+    assert submitted.status_code == 202, submitted.text
+    deadline = time.monotonic() + 120
+    while client.studies.get(study).sessions["succeeded"] < 1:
+        assert time.monotonic() < deadline, "the session was not analysed in 120 s"
+        time.sleep(0.2)
+    report = client.studies.report(study, bucket_ms=500)
+    assert isinstance(report, emoscope.StudyReport) and report.viewers == 1 and report.bucket_ms == 500
+    assert [b["start_ms"] for b in report.buckets] == [0, 500]
+    assert client.studies.report_csv(study).splitlines()[0].startswith("start_ms,viewers")
+
+    table = _cli(server, owner[1].api_key.secret, "study", "report", study.id)
+    assert table.returncode == 0, table.stderr
+    assert "1 viewers" in table.stdout and "too few viewers" in table.stdout
+    csv_out = _cli(server, owner[1].api_key.secret, "study", "report", study.id, "--csv")
+    assert csv_out.returncode == 0 and csv_out.stdout.startswith("start_ms,viewers,viewers_with_face")
+
+    client.studies.delete(study)
+    with pytest.raises(emoscope.InvalidRequestError) as gone:
+        client.studies.get(study)
+    assert (gone.value.status, gone.value.code) == (404, "not_found")

@@ -314,3 +314,27 @@ def sign_in_spec(email: str, password: str, key_name: Optional[str]) -> RequestS
     if key_name is not None:
         body["key_name"] = key_name
     return RequestSpec("POST", "/v1/signin", json=body, auth=False, retry="unprocessed")
+
+
+def study_path(study: Any, suffix: str = "") -> str:
+    study_id = str(getattr(study, "id", study))
+    if not study_id or "/" in study_id:
+        raise ValueError(f"not a study id: {study_id!r}")
+    return f"/v1/studies/{study_id}{suffix}"
+
+
+def study_create_spec(name: str, stimulus_duration_ms: float, stimulus: Any) -> RequestSpec:
+    # A study holds a one-time participant token, so like a key it is not replayed: retried only
+    # when the server surely did nothing.
+    fields = {"name": name, "stimulus_duration_ms": stimulus_duration_ms}
+    if stimulus is None:
+        return RequestSpec("POST", "/v1/studies", json=fields, retry="unprocessed")
+    content, filename = media_bytes(stimulus)
+    return RequestSpec("POST", "/v1/studies", data={k: _form_value(v) for k, v in fields.items()},
+                       files={"stimulus": (filename, content, "application/octet-stream")}, retry="unprocessed")
+
+
+def study_report_spec(study: Any, bucket_ms: Optional[int], csv: bool) -> RequestSpec:
+    params = {"bucket_ms": str(bucket_ms)} if bucket_ms is not None else None
+    headers = {"Accept": "text/csv"} if csv else {}
+    return RequestSpec("GET", study_path(study, "/report"), params=params, headers=headers)

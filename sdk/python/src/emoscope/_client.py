@@ -13,7 +13,7 @@ from . import _base
 from ._base import (DEFAULT_MAX_RETRIES, DEFAULT_MAX_RETRY_WAIT, DEFAULT_TIMEOUT, BaseClient, MediaInput,
                     RequestSpec, Timeout)
 from ._exceptions import APITimeoutError, EmoscopeError
-from ._models import Account, ApiKey, ImageResult, Job, SignUpResult, Usage, VideoResult
+from ._models import Account, ApiKey, ImageResult, Job, SignUpResult, Study, StudyReport, Usage, VideoResult
 
 AnalysisResultType = Union[ImageResult, VideoResult]
 ProgressCallback = Callable[[Job], Any]
@@ -51,6 +51,7 @@ class Client(BaseClient):
         self._http = http_client if http_client is not None else httpx.Client()
         self.keys = Keys(self)
         self.jobs = Jobs(self)
+        self.studies = Studies(self)
         self.usage = UsageResource(self)
         self.account = AccountResource(self)
 
@@ -194,6 +195,32 @@ class Jobs(_Resource):
             current = self.get(current)
 
 
+class Studies(_Resource):
+    """Audience studies (needs a key with the `admin` scope): create one, share its participant
+    page, read the report, delete it with everything it holds."""
+
+    def create(self, name: str, stimulus_duration_ms: float, *, stimulus: Optional[MediaInput] = None) -> Study:
+        """A new study; its `participant_token` and `participant_path` are shown only in this answer.
+        `stimulus` (a video) is stored and played to participants on their page."""
+        return Study.from_dict(self._client._request(_base.study_create_spec(name, stimulus_duration_ms, stimulus)).json())
+
+    def get(self, study: Union[str, Study]) -> Study:
+        return Study.from_dict(self._client._request(RequestSpec("GET", _base.study_path(study))).json())
+
+    def report(self, study: Union[str, Study], *, bucket_ms: Optional[int] = None) -> StudyReport:
+        """Per second (or `bucket_ms`, a multiple of 100) of the stimulus: viewers, emotions with 95%
+        intervals, micro-expressions; top moments; segment totals."""
+        return StudyReport.from_dict(self._client._request(_base.study_report_spec(study, bucket_ms, False)).json())
+
+    def report_csv(self, study: Union[str, Study], *, bucket_ms: Optional[int] = None) -> str:
+        """The report as CSV text, one row per bucket."""
+        return self._client._request(_base.study_report_spec(study, bucket_ms, True)).text
+
+    def delete(self, study: Union[str, Study]) -> None:
+        """Delete the study, its stimulus and every session's results."""
+        self._client._request(RequestSpec("DELETE", _base.study_path(study)))
+
+
 class UsageResource(_Resource):
     def get(self, from_: Union[date, str, None] = None, to: Union[date, str, None] = None) -> Usage:
         """Units and requests per UTC day, both ends inclusive (default: this month so far)."""
@@ -226,6 +253,7 @@ class AsyncClient(BaseClient):
         self._http = http_client if http_client is not None else httpx.AsyncClient()
         self.keys = AsyncKeys(self)
         self.jobs = AsyncJobs(self)
+        self.studies = AsyncStudies(self)
         self.usage = AsyncUsageResource(self)
         self.account = AsyncAccountResource(self)
 
@@ -356,6 +384,25 @@ class AsyncJobs(_AsyncResource):
                 raise _job_timeout_error(current, timeout)
             await asyncio.sleep(delay)
             current = await self.get(current)
+
+
+class AsyncStudies(_AsyncResource):
+    async def create(self, name: str, stimulus_duration_ms: float, *, stimulus: Optional[MediaInput] = None) -> Study:
+        response = await self._client._request(_base.study_create_spec(name, stimulus_duration_ms, stimulus))
+        return Study.from_dict(response.json())
+
+    async def get(self, study: Union[str, Study]) -> Study:
+        return Study.from_dict((await self._client._request(RequestSpec("GET", _base.study_path(study)))).json())
+
+    async def report(self, study: Union[str, Study], *, bucket_ms: Optional[int] = None) -> StudyReport:
+        response = await self._client._request(_base.study_report_spec(study, bucket_ms, False))
+        return StudyReport.from_dict(response.json())
+
+    async def report_csv(self, study: Union[str, Study], *, bucket_ms: Optional[int] = None) -> str:
+        return (await self._client._request(_base.study_report_spec(study, bucket_ms, True))).text
+
+    async def delete(self, study: Union[str, Study]) -> None:
+        await self._client._request(RequestSpec("DELETE", _base.study_path(study)))
 
 
 class AsyncUsageResource(_AsyncResource):

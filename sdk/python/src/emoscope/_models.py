@@ -495,3 +495,56 @@ class Account:
                    Quota(q.get("monthly_units"), q.get("used_units", 0), _dt(q.get("resets_at")), raw=dict(q)),
                    RateLimit(r.get("requests_per_second", 0.0), r.get("burst", 0), raw=dict(r)),
                    bool(data.get("billing_enabled", False)), data.get("webhook_signing_secret"), raw=dict(data))
+
+
+# ---- audience studies ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Study:
+    id: str
+    name: str
+    stimulus_duration_ms: float
+    has_stimulus: bool
+    created_at: Optional[datetime]
+    #: Sessions by status: processing, succeeded, failed.
+    sessions: Dict[str, int]
+    #: Only on the answer that created the study: the participant token and page (/s/<token>).
+    participant_token: Optional[str] = field(default=None, repr=False)
+    participant_path: Optional[str] = field(default=None, repr=False)
+    raw: Dict[str, Any] = field(default_factory=dict, **_RAW)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Study":
+        return cls(data["id"], data["name"], float(data["stimulus_duration_ms"]), bool(data.get("has_stimulus")),
+                   _dt(data.get("created_at")), dict(data.get("sessions", {})), data.get("participant_token"),
+                   data.get("participant_path"), raw=dict(data))
+
+
+@dataclass(frozen=True)
+class TopMoment:
+    emotion: str
+    time_ms: int
+    rise: float
+    mean: float
+
+
+@dataclass(frozen=True)
+class StudyReport:
+    """The audience's response per bucket of the stimulus; buckets and segments stay plain dicts
+    (see openapi.yaml, StudyReport), one row of the CSV each."""
+
+    study_id: str
+    viewers: int
+    bucket_ms: int
+    buckets: Tuple[Dict[str, Any], ...]
+    top_moments: Tuple[TopMoment, ...]
+    segments: Tuple[Dict[str, Any], ...]
+    raw: Dict[str, Any] = field(default_factory=dict, **_RAW)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "StudyReport":
+        moments = tuple(TopMoment(m["emotion"], int(m["time_ms"]), float(m["rise"]), float(m["mean"]))
+                        for m in data.get("top_moments", ()))
+        return cls(data["study_id"], int(data["viewers"]), int(data["bucket_ms"]), tuple(data.get("buckets", ())),
+                   moments, tuple(data.get("segments", ())), raw=dict(data))

@@ -1,4 +1,5 @@
-"""`emoscope` command line: `emoscope analyze FILE [--json] [--fps N] [--detector D] ...`.
+"""`emoscope` command line: `emoscope analyze FILE [--json] [--fps N] [--detector D] ...` and
+`emoscope study report ID [--csv | --json]`.
 
 Reads the key from $EMOSCOPE_API_KEY (or --api-key) and the address from $EMOSCOPE_BASE_URL
 (or --base-url). Exit status: 0 done, 1 the API refused or failed, 2 bad usage or unreadable file.
@@ -15,7 +16,7 @@ from typing import List, Optional, Sequence
 
 from ._client import Client
 from ._exceptions import EmoscopeError
-from ._models import Emotions, ImageResult, Job, VideoResult
+from ._models import Emotions, ImageResult, Job, StudyReport, VideoResult
 from ._version import __version__
 
 
@@ -156,7 +157,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"emoscope-python {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    analyze = commands.add_parser("analyze", help="analyse an image or a short clip",
+    connection = argparse.ArgumentParser(add_help=False)
+    connection.add_argument("--api-key", help="default: $EMOSCOPE_API_KEY")
+    connection.add_argument("--base-url", help="default: $EMOSCOPE_BASE_URL or http://127.0.0.1:8000")
+    connection.add_argument("--timeout", type=float, default=300.0, help="seconds per attempt (default 300)")
+    connection.add_argument("--max-retries", type=int, default=2, help="retries on 429/5xx/network errors (default 2)")
+
+    analyze = commands.add_parser("analyze", parents=[connection], help="analyse an image or a short clip",
                                   description="Analyse an image or a short clip and print the faces and emotions.")
     analyze.add_argument("file", metavar="FILE", help="image (JPEG, PNG, WebP, BMP) or clip (MP4, MOV, WebM, GIF)")
     analyze.add_argument("--json", action="store_true", help="print the API's JSON answer instead of a table")
@@ -171,10 +178,16 @@ def build_parser() -> argparse.ArgumentParser:
                          help="run as an asynchronous job and wait for it (clips over the API's sync limit always are)")
     analyze.add_argument("--progress", action="store_true",
                          help="show progress on stderr (a bar of frames done for jobs)")
-    analyze.add_argument("--api-key", help="default: $EMOSCOPE_API_KEY")
-    analyze.add_argument("--base-url", help="default: $EMOSCOPE_BASE_URL or http://127.0.0.1:8000")
-    analyze.add_argument("--timeout", type=float, default=300.0, help="seconds per attempt (default 300)")
-    analyze.add_argument("--max-retries", type=int, default=2, help="retries on 429/5xx/network errors (default 2)")
+
+    study = commands.add_parser("study", help="audience studies", description="Audience studies (an admin key).")
+    study_commands = study.add_subparsers(dest="study_command", required=True, metavar="STUDY_COMMAND")
+    report = study_commands.add_parser("report", parents=[connection],
+                                       help="print a study's report: per second, viewers and emotions")
+    report.add_argument("study_id", metavar="ID")
+    output = report.add_mutually_exclusive_group()
+    output.add_argument("--csv", action="store_true", help="print the report as CSV (one row per bucket)")
+    output.add_argument("--json", action="store_true", help="print the API's JSON answer")
+    report.add_argument("--bucket-ms", type=int, metavar="MS", help="bucket length, a multiple of 100 (default 1000)")
     return parser
 
 
@@ -205,11 +218,45 @@ def _analyze(args: argparse.Namespace) -> int:
     return 0
 
 
+def render_report(report: StudyReport) -> str:
+    rows = []
+    for bucket in report.buckets:
+        emotions = bucket["emotions"]
+        if emotions:
+            label = max(emotions, key=lambda e: emotions[e]["mean"])
+            low, high = emotions[label]["ci95"]
+            leading = f"{label} {_pct(emotions[label]['mean'])} ({_pct(low)}-{_pct(high)})"
+        else:
+            leading = "too few viewers"
+        micro = ", ".join(f"{e} {n}" for e, n in sorted(bucket["micro_expressions"].items())) or "-"
+        rows.append([_secs(bucket["start_ms"]), str(bucket["viewers"]), str(bucket["viewers_with_face"]), leading, micro])
+    out = [f"study {report.study_id}: {report.viewers} viewers, buckets of {report.bucket_ms} ms", "",
+           table(["from", "viewers", "with face", "leading emotion (95% CI)", "micro-expressions"], rows)]
+    if report.top_moments:
+        out += ["", "Top moments"]
+        out.append(table(["at", "emotion", "rise", "mean"], [[_secs(m.time_ms), m.emotion, _pct(m.rise), _pct(m.mean)]
+                                                             for m in report.top_moments]))
+    return "\n".join(out)
+
+
+def _study_report(args: argparse.Namespace) -> int:
+    with Client(api_key=args.api_key, base_url=args.base_url, timeout=args.timeout,
+                max_retries=args.max_retries) as client:
+        if args.csv:
+            sys.stdout.write(client.studies.report_csv(args.study_id, bucket_ms=args.bucket_ms))
+            return 0
+        report = client.studies.report(args.study_id, bucket_ms=args.bucket_ms)
+    print(json.dumps(report.raw, indent=2) if args.json else render_report(report))
+    return 0
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "analyze":
             return _analyze(args)
+        if args.command == "study":
+            return _study_report(args)
     except EmoscopeError as exc:
         print(f"emoscope: error: {exc}", file=sys.stderr)
         if exc.code == "missing_api_key":

@@ -1,0 +1,256 @@
+"""Audience maths for studies: one viewer's analysis on the stimulus clock, and many viewers summed up.
+
+Pure functions on numpy arrays; nothing here knows about HTTP or storage.
+
+A session is kept only as a timeline on a fixed grid of the stimulus (`GRID_MS` buckets), so
+viewers recorded at different frame rates line up, and a report over any number of viewers is
+a few array operations:
+- `recorded`: the webcam recording covers the bucket (a viewer who stopped early has no later ones);
+- `visible`: the viewer's face was found in the analysed frame covering the bucket;
+- `probabilities`: that frame's seven emotion probabilities (NaN when not visible).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from api.engine.preprocess import EMOTIONS
+from api.engine.results import VideoAnalysis
+
+GRID_MS = 100
+# Below this many viewers with a face in a second, its figures are withheld: a mean of two or
+# three faces is noise, and a report that shows it invites reading too much into it.
+MIN_VIEWERS = 5
+# A viewer "shows" an emotion in a second when its mean probability over that second is at least this.
+EXPRESSION_THRESHOLD = 0.5
+# A viewer counts as facing the screen in a second when the face was found in at least this share
+# of the second's recorded buckets.
+VISIBLE_SHARE = 0.5
+# Top moments: the rise of an emotion's mean over the lowest of the preceding seconds.
+RISE_BASELINE_S = 3
+MIN_RISE = 0.05
+TOP_MOMENTS_PER_EMOTION = 3
+MOMENT_SEPARATION_S = 3
+UNKNOWN_EMOTION = "unknown"
+
+
+@dataclass
+class SessionTimeline:
+    recorded: np.ndarray       # (n,) bool
+    visible: np.ndarray        # (n,) bool
+    probabilities: np.ndarray  # (n, 7) float32, NaN where not visible
+    micro_onsets_ms: list[tuple[float, str]] = field(default_factory=list)  # stimulus clock, emotion
+    segment: str | None = None
+
+    def to_bytes(self) -> bytes:
+        """(n, 9) float32: recorded, visible, then the seven probabilities."""
+        table = np.column_stack([self.recorded, self.visible, self.probabilities]).astype(np.float32)
+        return table.tobytes()
+
+    @classmethod
+    def from_bytes(cls, data: bytes, micro_onsets_ms: list, segment: str | None) -> "SessionTimeline":
+        table = np.frombuffer(data, np.float32).reshape(-1, 2 + len(EMOTIONS))
+        return cls(table[:, 0] > 0, table[:, 1] > 0, table[:, 2:], [tuple(m) for m in micro_onsets_ms], segment)
+
+
+def grid_size(stimulus_ms: float) -> int:
+    return max(1, math.ceil(stimulus_ms / GRID_MS))
+
+
+def session_timeline(frame_times_ms: np.ndarray, frame_probabilities: list[np.ndarray | None],
+                     recording_ms: float, sample_fps: float, stimulus_started_ms: float, stimulus_ms: float,
+                     micro_onsets_ms: list[tuple[float, str]] = (), segment: str | None = None) -> SessionTimeline:
+    """One viewer's analysed frames (recording clock) -> the stimulus grid.
+
+    Each analysed frame stands for the time until the next one would be sampled (1/sample_fps);
+    a bucket takes the frame covering its centre. `frame_probabilities[i]` is the viewer's face in
+    frame i (None: no face). Micro-expression onsets arrive on the recording clock and leave on
+    the stimulus clock; those before playback or after its end are dropped.
+    """
+    n = grid_size(stimulus_ms)
+    centres = stimulus_started_ms + (np.arange(n) + 0.5) * GRID_MS  # recording clock
+    recorded = centres < recording_ms
+    times = np.asarray(frame_times_ms, np.float64)
+    covering = np.searchsorted(times, centres, side="right") - 1
+    probabilities = np.full((n, len(EMOTIONS)), np.nan, np.float32)
+    visible = np.zeros(n, bool)
+    for bucket in np.flatnonzero(recorded & (covering >= 0)):
+        frame = covering[bucket]
+        p = frame_probabilities[frame]
+        if p is not None and centres[bucket] < times[frame] + 1000.0 / sample_fps:
+            visible[bucket] = True
+            probabilities[bucket] = p
+    onsets = [(t - stimulus_started_ms, e) for t, e in micro_onsets_ms if 0 <= t - stimulus_started_ms < stimulus_ms]
+    return SessionTimeline(recorded, visible, probabilities, onsets, segment)
+
+
+def timeline_from_analysis(analysis: VideoAnalysis, stimulus_started_ms: float, stimulus_ms: float,
+                           segment: str | None = None) -> SessionTimeline:
+    """A webcam recording's analysis -> its timeline. The viewer is the largest face in each frame
+    (the person at the webcam); micro-expressions count on the tracks that were mostly that face."""
+    times, frame_probabilities, largest_on = [], [], {}
+    for frame in analysis.frames:
+        times.append(frame.timestamp_ms)
+        face = max(frame.faces, key=lambda f: float(f.box[2] * f.box[3]), default=None)
+        frame_probabilities.append(None if face is None else face.emotions)
+        if face is not None and face.track_id is not None:
+            largest_on[face.track_id] = largest_on.get(face.track_id, 0) + 1
+    viewer_tracks = {t.track_id for t in analysis.tracks if largest_on.get(t.track_id, 0) * 2 >= len(t.faces)}
+    onsets = [(e.onset_ms, e.emotion) for e in analysis.micro_expressions
+              if e.kind == "micro" and e.track_id in viewer_tracks]
+    period = 1000.0 / analysis.sample_fps
+    recording_ms = max(analysis.media.duration_ms or 0.0, (times[-1] + period) if times else 0.0)
+    return session_timeline(np.asarray(times), frame_probabilities, recording_ms, analysis.sample_fps,
+                            stimulus_started_ms, stimulus_ms, onsets, segment)
+
+
+# --- the report ---------------------------------------------------------------------------------
+
+def t_quantile_975(df: int) -> float:
+    """Student's t 97.5% quantile (two-sided 95% interval), from a table up to 30 and a series beyond."""
+    table = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
+             2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048,
+             2.045, 2.042)
+    if df <= len(table):
+        return table[df - 1]
+    z = 1.959964
+    return z + (z ** 3 + z) / (4 * df) + (5 * z ** 5 + 16 * z ** 3 + 3 * z) / (96 * df ** 2)
+
+
+def _bucket_view(timelines: list[SessionTimeline], fine_per_bucket: int, n_fine: int):
+    """Per viewer and report bucket: recorded?, facing?, mean probabilities over the facing buckets."""
+    n_buckets = math.ceil(n_fine / fine_per_bucket)
+    pad = n_buckets * fine_per_bucket - n_fine
+    if not timelines:
+        return np.zeros((0, n_buckets), bool), np.zeros((0, n_buckets), bool), np.zeros((0, n_buckets, len(EMOTIONS)))
+    recorded = np.stack([np.pad(t.recorded[:n_fine], (0, pad)) for t in timelines])
+    visible = np.stack([np.pad(t.visible[:n_fine], (0, pad)) for t in timelines])
+    probabilities = np.stack([np.pad(t.probabilities[:n_fine], ((0, pad), (0, 0)), constant_values=np.nan)
+                              for t in timelines])
+    shape = (len(timelines), n_buckets, fine_per_bucket)
+    recorded_count = recorded.reshape(shape).sum(axis=2)
+    visible_count = visible.reshape(shape).sum(axis=2)
+    facing = (recorded_count > 0) & (visible_count >= VISIBLE_SHARE * np.maximum(recorded_count, 1))
+    seen = np.where(visible[..., None], probabilities, 0.0).reshape(*shape, len(EMOTIONS)).sum(axis=2)
+    means = np.full(seen.shape, np.nan)
+    means[facing] = seen[facing] / visible_count[facing][:, None]
+    return recorded_count > 0, facing, means
+
+
+def _emotion_stats(means: np.ndarray) -> dict:
+    """Across viewers (rows of `means`, one second, no NaN rows): mean, 95% CI and share above threshold."""
+    n = len(means)
+    mean = means.mean(axis=0)
+    half = t_quantile_975(n - 1) * means.std(axis=0, ddof=1) / math.sqrt(n) if n > 1 else np.full(len(EMOTIONS), np.nan)
+    share = (means >= EXPRESSION_THRESHOLD).mean(axis=0)
+    return {e: {"mean": round(float(mean[i]), 4),
+                "ci95": [round(float(max(0.0, mean[i] - half[i])), 4), round(float(min(1.0, mean[i] + half[i])), 4)],
+                "share_above_threshold": round(float(share[i]), 4)} for i, e in enumerate(EMOTIONS)}
+
+
+def _micro_counts(timelines: list[SessionTimeline], bucket_ms: int, n_buckets: int) -> list[dict]:
+    counts = [{} for _ in range(n_buckets)]
+    for t in timelines:
+        for onset_ms, emotion in t.micro_onsets_ms:
+            k = int(onset_ms // bucket_ms)
+            if 0 <= k < n_buckets:
+                name = emotion or UNKNOWN_EMOTION
+                counts[k][name] = counts[k].get(name, 0) + 1
+    return counts
+
+
+def top_moments(curves: dict[str, list[float | None]]) -> list[dict]:
+    """The largest rises of each emotion's per-second mean over the lowest of the previous seconds."""
+    moments = []
+    for emotion, curve in curves.items():
+        values = np.array([np.nan if v is None else v for v in curve], np.float64)
+        rises = []
+        for s in range(1, len(values)):
+            before = values[max(0, s - RISE_BASELINE_S):s]
+            if np.isnan(values[s]) or np.all(np.isnan(before)):
+                continue
+            rises.append((values[s] - np.nanmin(before), s))
+        chosen: list[int] = []
+        for rise, s in sorted(rises, key=lambda r: (-r[0], r[1])):  # ties: the earliest second
+            if rise < MIN_RISE or len(chosen) == TOP_MOMENTS_PER_EMOTION:
+                break
+            if all(abs(s - c) >= MOMENT_SEPARATION_S for c in chosen):
+                chosen.append(s)
+                moments.append({"emotion": emotion, "time_ms": s * 1000, "rise": round(float(rise), 4),
+                                "mean": round(float(values[s]), 4)})
+    return sorted(moments, key=lambda m: m["rise"], reverse=True)
+
+
+def study_report(timelines: list[SessionTimeline], stimulus_ms: float, bucket_ms: int = 1000) -> dict:
+    """Per bucket of the stimulus (seconds by default): viewers, emotions with 95% CIs, micro-expressions;
+    top moments (per second); totals per segment."""
+    fine_per_bucket = max(1, bucket_ms // GRID_MS)
+    bucket_ms = fine_per_bucket * GRID_MS
+    n_fine = grid_size(stimulus_ms)
+    report = {"viewers": len(timelines), "bucket_ms": bucket_ms, "stimulus_duration_ms": stimulus_ms,
+              "min_viewers": MIN_VIEWERS, "expression_threshold": EXPRESSION_THRESHOLD}
+    buckets = _buckets(timelines, fine_per_bucket, n_fine, bucket_ms)
+    report["buckets"] = buckets
+    per_second = buckets if bucket_ms == 1000 else _buckets(timelines, 1000 // GRID_MS, n_fine, 1000)
+    report["top_moments"] = top_moments({e: [b["emotions"][e]["mean"] if b["emotions"] else None for b in per_second]
+                                         for e in EMOTIONS})
+    report["segments"] = _segments(timelines, n_fine)
+    return report
+
+
+def _buckets(timelines, fine_per_bucket: int, n_fine: int, bucket_ms: int) -> list[dict]:
+    n_buckets = math.ceil(n_fine / fine_per_bucket)
+    recorded, facing, means = _bucket_view(timelines, fine_per_bucket, n_fine)
+    micro = _micro_counts(timelines, bucket_ms, n_buckets)
+    out = []
+    for k in range(n_buckets):
+        with_face = int(facing[:, k].sum())
+        enough = with_face >= MIN_VIEWERS
+        out.append({"start_ms": k * bucket_ms, "viewers": int(recorded[:, k].sum()), "viewers_with_face": with_face,
+                    "enough_viewers": enough,
+                    "emotions": _emotion_stats(means[facing[:, k], k]) if enough else None,
+                    "micro_expressions": micro[k]})
+    return out
+
+
+def _segments(timelines: list[SessionTimeline], n_fine: int) -> list[dict]:
+    by_label: dict[str, list[SessionTimeline]] = {}
+    for t in timelines:
+        if t.segment:
+            by_label.setdefault(t.segment, []).append(t)
+    out = []
+    for label, members in sorted(by_label.items()):
+        _, facing, means = _bucket_view(members, n_fine, n_fine)  # one bucket: the whole stimulus
+        seen = means[facing[:, 0], 0]
+        micro: dict[str, int] = {}
+        for t in members:
+            for _, emotion in t.micro_onsets_ms:
+                micro[emotion or UNKNOWN_EMOTION] = micro.get(emotion or UNKNOWN_EMOTION, 0) + 1
+        out.append({"segment": label, "viewers": len(members), "viewers_with_face": int(len(seen)),
+                    "mean_emotions": {e: round(float(seen[:, i].mean()), 4) if len(seen) else None
+                                      for i, e in enumerate(EMOTIONS)},
+                    "micro_expressions": micro})
+    return out
+
+
+def report_csv(report: dict) -> str:
+    """One row per bucket; withheld figures are empty cells."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    header = ["start_ms", "viewers", "viewers_with_face", "enough_viewers"]
+    for e in EMOTIONS:
+        header += [f"{e}_mean", f"{e}_ci95_low", f"{e}_ci95_high", f"{e}_share_above_threshold"]
+    header += [f"micro_{e}" for e in (*EMOTIONS, UNKNOWN_EMOTION)]
+    writer.writerow(header)
+    for b in report["buckets"]:
+        row = [b["start_ms"], b["viewers"], b["viewers_with_face"], str(b["enough_viewers"]).lower()]
+        for e in EMOTIONS:
+            s = b["emotions"][e] if b["emotions"] else None
+            row += [s["mean"], s["ci95"][0], s["ci95"][1], s["share_above_threshold"]] if s else ["", "", "", ""]
+        row += [b["micro_expressions"].get(e, 0) for e in (*EMOTIONS, UNKNOWN_EMOTION)]
+        writer.writerow(row)
+    return out.getvalue()

@@ -1,0 +1,76 @@
+"""What the billed routes share: opening clips before billing, metering outcomes as problem documents,
+replay headers, queuing jobs."""
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+from flask import Response, request
+
+from api import jobs, metering
+from api.db import utcnow
+from api.engine.analyzer import AnalysisOptions
+from api.engine.media import IMAGE_FORMATS, DecodedImage, DecodedVideo, decode, sniff_format
+from api.errors import ApiError
+from api.observability import JOBS_QUEUED
+
+
+MAX_IDEMPOTENCY_KEY = 255
+
+
+def read_idempotency_key() -> str | None:
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY:
+        raise ApiError(400, "invalid_request", "Invalid request", "Idempotency-Key must be 1-255 characters")
+    return key
+
+
+@contextmanager
+def metering_problems():
+    try:
+        yield
+    except metering.QuotaExceeded as exc:
+        retry_after = max(1, int((exc.resets_at - utcnow()).total_seconds()))
+        raise ApiError(402, "quota_exceeded", "Monthly quota exceeded",
+                       f"{exc.used} of {exc.limit} units used this month; upgrade or wait for the reset",
+                       headers={"Retry-After": str(retry_after)}) from exc
+    except metering.IdempotencyConflict as exc:
+        status = 409 if exc.code == "idempotency_in_progress" else 422
+        raise ApiError(status, exc.code, "Idempotency conflict", str(exc)) from exc
+
+
+def replayable(response: Response, replayed: bool) -> Response:
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
+def submit_job(services, *args, **kwargs) -> tuple[dict, bool]:
+    """`jobs.submit` with its arguments, then the new job queued; returns (answer, replayed)."""
+    body, job_id = jobs.submit(services.jobs, *args, **kwargs)
+    if job_id is not None:
+        services.queue.enqueue(job_id)
+        JOBS_QUEUED.inc()
+    return body, job_id is None
+
+
+def open_clip(services, data: bytes, options: AnalysisOptions) -> DecodedVideo | None:
+    """The upload opened as a clip (headers read, GIFs their frame timing), or None for a picture.
+
+    Clips longer than the sync limit become jobs on their own, so their length is needed before
+    anything runs; pictures are told apart by their magic bytes alone and decoded later.
+    """
+    if sniff_format(data) in IMAGE_FORMATS:
+        return None
+    decoded = decode(data, services.settings.limits, options.sample_fps)
+    return None if isinstance(decoded, DecodedImage) else decoded  # a single-frame GIF is a picture
+
+
+def clip_seconds(clip: DecodedVideo | None) -> float:
+    return (clip.info.duration_ms or 0) / 1000 if clip else 0.0
+
+
+def frames_to_analyse(clip: DecodedVideo | None) -> int | None:
+    """Frames the analysis will cover (for job progress): 1 for a picture, None if the header is silent."""
+    if clip is None:
+        return 1
+    return max(1, round(clip_seconds(clip) * clip.sample_fps)) if clip_seconds(clip) else None

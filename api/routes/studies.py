@@ -1,0 +1,169 @@
+"""Audience studies: the owner's study resource and report, participants' sessions, receipts."""
+from __future__ import annotations
+
+import json
+
+from flask import Blueprint, Response, current_app, g, jsonify, request
+
+from api import audience, metering, studies
+from api.auth import enforce_rate_limit, presented_key, require_api_key
+from api.billing import DELINQUENT
+from api.db import Account
+from api.engine.analyzer import AnalysisOptions
+from api.engine.media import VIDEO_FORMATS, sniff_format
+from api.errors import ApiError
+from api.routes.metered import (frames_to_analyse, metering_problems, open_clip, read_idempotency_key, replayable,
+                                submit_job)
+from api.routes.parsing import form_fields, json_object, load
+from api.schemas import ReportQuerySchema, StudyCreateSchema, StudySessionFormSchema
+
+bp = Blueprint("studies", __name__)
+
+# Per client address: receipts are capabilities, so guessing them must be slow.
+RECEIPT_RATE, RECEIPT_BURST = 1.0, 10
+CSV = "text/csv"
+
+
+def _services():
+    return current_app.extensions["emoscope"]
+
+
+def _owned(session, study_id: str):
+    study = studies.find(session, g.account_id, study_id)
+    if study is None:
+        raise ApiError(404, "not_found", "Not found", f"no study {study_id} in this account")
+    return study
+
+
+def _upload(name: str, required: bool) -> bytes | None:
+    upload = request.files.get(name)
+    if upload is None:
+        if required:
+            raise ApiError(400, "invalid_request", "Invalid request", f"the multipart body needs a '{name}' part",
+                           errors={name: ["Missing data for required field."]})
+        return None
+    max_bytes = _services().settings.limits.max_upload_bytes
+    data = upload.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise ApiError(413, "media_too_large", "Upload too large", f"uploads are limited to {max_bytes} bytes")
+    if sniff_format(data) not in VIDEO_FORMATS:
+        raise ApiError(415, "unsupported_media_type", "Unsupported media type",
+                       f"'{name}' must be an MP4, MOV or WebM video")
+    return data
+
+
+@bp.post("/v1/studies")
+@require_api_key("admin")
+def create_study():
+    services = _services()
+    if request.mimetype == "multipart/form-data":
+        fields, stimulus = load(StudyCreateSchema(), form_fields()), _upload("stimulus", required=False)
+    else:
+        fields, stimulus = load(StudyCreateSchema(), json_object()), None
+    content_type = request.files["stimulus"].mimetype if stimulus is not None else None
+    with services.db.session.begin() as session:
+        study, token = studies.create(session, services.jobs.storage, g.account_id, g.api_key_id, fields["name"],
+                                      fields["stimulus_duration_ms"], stimulus, content_type,
+                                      services.settings.api_key_pepper)
+        body = studies.study_json(session, study, token)
+    return jsonify(body), 201
+
+
+@bp.get("/v1/studies/<study_id>")
+@require_api_key("admin")
+def get_study(study_id: str):
+    with _services().db.session.begin() as session:
+        study = _owned(session, study_id)
+        return jsonify(studies.study_json(session, study))
+
+
+@bp.delete("/v1/studies/<study_id>")
+@require_api_key("admin")
+def delete_study(study_id: str):
+    services = _services()
+    with services.db.session.begin() as session:
+        study = _owned(session, study_id)
+        stale = studies.delete(session, study)
+    for key in stale:
+        services.jobs.storage.delete(key)
+    return "", 204
+
+
+@bp.get("/v1/studies/<study_id>/report")
+@require_api_key("admin")
+def study_report(study_id: str):
+    query = load(ReportQuerySchema(), request.args.to_dict())
+    with _services().db.session.begin() as session:
+        study = _owned(session, study_id)
+        report = studies.report(session, study, query["bucket_ms"])
+    if request.accept_mimetypes.best_match(["application/json", CSV]) == CSV:
+        return Response(audience.report_csv(report), mimetype=CSV,
+                        headers={"Content-Disposition": f'attachment; filename="{study_id}-report.csv"'})
+    return jsonify(report)
+
+
+def _participant_study(study_id: str):
+    """The study a participant token opens (401 without one, 403 for another study's)."""
+    token = presented_key()
+    if token is None or not token.startswith(studies.PARTICIPANT_TOKEN_PREFIX):
+        raise ApiError(401, "missing_participant_token", "Authentication required",
+                       "send the study's participant token as 'Authorization: Bearer <token>'")
+    services = _services()
+    with services.db.session.begin() as session:
+        study = studies.for_participant(session, study_id, token, services.settings.api_key_pepper)
+        if study is None:
+            raise ApiError(403, "invalid_participant_token", "Forbidden",
+                           "this participant token does not open this study")
+        return study, session.get(Account, study.account_id)
+
+
+@bp.get("/v1/studies/<study_id>/stimulus")
+def stimulus(study_id: str):
+    study, _ = _participant_study(study_id)
+    if study.stimulus_key is None:
+        raise ApiError(404, "not_found", "Not found", "this study has no stored stimulus")
+    data = _services().jobs.storage.get(study.stimulus_key)
+    return Response(data, mimetype=study.stimulus_content_type or "application/octet-stream",
+                    headers={"Cache-Control": "private, max-age=3600"})
+
+
+@bp.post("/v1/studies/<study_id>/sessions")
+def submit_session(study_id: str):
+    services = _services()
+    study, account = _participant_study(study_id)
+    plan = services.settings.plans[account.plan]
+    enforce_rate_limit(services, f"study:{study.id}", plan.requests_per_second, plan.burst)
+    if account.subscription_status in DELINQUENT:
+        raise ApiError(402, "payment_required", "Payment required", "the study's account cannot take sessions now")
+    if request.mimetype != "multipart/form-data":
+        raise ApiError(415, "unsupported_media_type", "Unsupported media type",
+                       "send multipart/form-data with a 'file' part (the webcam recording)")
+    fields = load(StudySessionFormSchema(), form_fields(json_fields=("consent",)))
+    data = _upload("file", required=True)
+    options = AnalysisOptions()
+    clip = open_clip(services, data, options)  # header limits, before anything is stored or billed
+    clip.frames.close()  # a video by its magic bytes (_upload), so never None
+    consent = studies.Consent(fields["consent"]["version"], fields["consent"]["accepted_at"])
+    row, receipt = studies.new_session(study, fields["stimulus_started_ms"], consent, fields["segment"],
+                                       services.settings.api_key_pepper)
+    fingerprint = metering.fingerprint(data, (study.id, fields["stimulus_started_ms"], fields["segment"]))
+    with metering_problems():
+        body, replayed = submit_job(services, account, plan, study.api_key_id, g.request_id, data, options,
+                                    frames_to_analyse(clip), None, read_idempotency_key(),
+                                    fingerprint, study_session=row, answer=studies.session_json(row, receipt))
+    return replayable(Response(json.dumps(body), status=202, mimetype="application/json"), replayed)
+
+
+@bp.delete("/v1/studies/<study_id>/sessions/<receipt>")
+def delete_session(study_id: str, receipt: str):
+    """The receipt is the participant's only credential: it deletes that session and nothing else."""
+    services = _services()
+    enforce_rate_limit(services, f"ip:{request.remote_addr}", RECEIPT_RATE, RECEIPT_BURST)
+    with services.db.session.begin() as session:
+        stale = studies.delete_session(session, study_id, receipt, services.settings.api_key_pepper)
+    if stale is None:
+        raise ApiError(404, "not_found", "Not found", "no session with this receipt in this study")
+    for key in stale:
+        services.jobs.storage.delete(key)
+    return "", 204
+

@@ -1,0 +1,146 @@
+"""Audience studies: the owner's study, its participant link, viewers' sessions and the report. No Flask here.
+
+A participant token can do one thing: submit sessions to its study (and fetch the stimulus to
+play). A session's recording is analysed as a job of the owner's account, billed like any clip,
+mapped onto the stimulus clock, and deleted; only the timeline (api/audience.py) is kept, with
+no face images, boxes or embeddings. Each session's receipt code deletes it and its results.
+"""
+from __future__ import annotations
+
+import json
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from api import audience, keys
+from api.db import Job, Study, StudySession, utcnow
+from api.engine.results import VideoAnalysis
+
+PARTICIPANT_TOKEN_PREFIX = "pt_"
+RECEIPT_PREFIX = "rcpt_"
+
+
+@dataclass(frozen=True)
+class Consent:
+    version: str
+    accepted_at: datetime
+
+
+def participant_path(token: str) -> str:
+    return f"/s/{token}"
+
+
+def create(session: Session, storage, account_id: int, api_key_id: int, name: str, stimulus_duration_ms: float,
+           stimulus: bytes | None, stimulus_content_type: str | None, pepper: str) -> tuple[Study, str]:
+    """A new study and its participant token (returned once; only its hash is stored)."""
+    token = f"{PARTICIPANT_TOKEN_PREFIX}{secrets.token_urlsafe(24)}"
+    study = Study(id=f"study_{uuid.uuid4().hex}", account_id=account_id, api_key_id=api_key_id, name=name,
+                  stimulus_duration_ms=stimulus_duration_ms, participant_token_hash=keys.hash_key(token, pepper))
+    if stimulus is not None:
+        study.stimulus_key, study.stimulus_content_type = f"studies/{study.id}/stimulus", stimulus_content_type
+        storage.put(study.stimulus_key, stimulus)  # inside the transaction: no study row pointing at nothing
+    session.add(study)
+    session.flush()
+    return study, token
+
+
+def study_json(session: Session, study: Study, token: str | None = None) -> dict:
+    counts = {status: 0 for status in ("processing", "succeeded", "failed")}
+    for status in session.scalars(select(StudySession.status).where(StudySession.study_id == study.id)):
+        counts[status] += 1
+    body = {"id": study.id, "name": study.name, "stimulus_duration_ms": study.stimulus_duration_ms,
+            "has_stimulus": study.stimulus_key is not None, "created_at": study.created_at.isoformat(),
+            "sessions": counts}
+    if token is not None:
+        body["participant_token"] = token
+        body["participant_path"] = participant_path(token)
+    return body
+
+
+def find(session: Session, account_id: int, study_id: str) -> Study | None:
+    study = session.get(Study, study_id)
+    return study if study is not None and study.account_id == account_id else None
+
+
+def for_participant(session: Session, study_id: str, token: str, pepper: str) -> Study | None:
+    """The study this participant token opens, if it is `study_id`'s."""
+    if not token.startswith(PARTICIPANT_TOKEN_PREFIX):
+        return None
+    study = session.scalars(select(Study).where(Study.participant_token_hash == keys.hash_key(token, pepper))).first()
+    return study if study is not None and study.id == study_id else None
+
+
+def delete(session: Session, study: Study) -> list[str]:
+    """Delete the study, its sessions and their jobs; returns the storage keys to delete after commit."""
+    sessions = list(session.scalars(select(StudySession).where(StudySession.study_id == study.id)))
+    stale = _delete_jobs(session, [s.id for s in sessions])
+    for each in sessions:
+        session.delete(each)
+    session.delete(study)
+    return stale + [k for k in (study.stimulus_key,) if k]
+
+
+def new_session(study: Study, stimulus_started_ms: float, consent: Consent, segment: str | None,
+                pepper: str) -> tuple[StudySession, str]:
+    """An unsaved session and its receipt code (shown to the participant once)."""
+    receipt = f"{RECEIPT_PREFIX}{secrets.token_urlsafe(16)}"
+    row = StudySession(id=f"ses_{uuid.uuid4().hex}", study_id=study.id, receipt_hash=keys.hash_key(receipt, pepper),
+                       status="processing", stimulus_started_ms=stimulus_started_ms, consent_version=consent.version,
+                       consented_at=consent.accepted_at, segment=segment)
+    return row, receipt
+
+
+def session_json(row: StudySession, receipt: str | None = None) -> dict:
+    body = {"id": row.id, "study_id": row.study_id, "status": row.status,
+            "created_at": (row.created_at or utcnow()).isoformat()}
+    if receipt is not None:
+        body["receipt"] = receipt
+    return body
+
+
+def delete_session(session: Session, study_id: str, receipt: str, pepper: str) -> list[str] | None:
+    """Delete the session this receipt names, and its job; None if there is none, else the
+    storage keys to delete after commit (a recording not yet analysed)."""
+    row = session.scalars(select(StudySession).where(StudySession.receipt_hash == keys.hash_key(receipt, pepper),
+                                                     StudySession.study_id == study_id)).first()
+    if row is None:
+        return None
+    stale = _delete_jobs(session, [row.id])
+    session.delete(row)
+    return stale
+
+
+def _delete_jobs(session: Session, session_ids: list[str]) -> list[str]:
+    """A session's job is internal to it: it goes with the session. Its usage events stay (billing)."""
+    stale = []
+    for job in session.scalars(select(Job).where(Job.study_session_id.in_(session_ids))) if session_ids else []:
+        stale += [k for k in (job.media_key, job.result_key) if k]
+        session.delete(job)
+    return stale
+
+
+def record_result(session: Session, study_session_id: str, analysis: VideoAnalysis) -> None:
+    """Keep the session's timeline (its job row is deleted with it, so it exists here)."""
+    row = session.get(StudySession, study_session_id)
+    study = session.get(Study, row.study_id)
+    timeline = audience.timeline_from_analysis(analysis, row.stimulus_started_ms, study.stimulus_duration_ms,
+                                               row.segment)
+    row.timeline, row.micro_onsets = timeline.to_bytes(), json.dumps(timeline.micro_onsets_ms)
+    row.status, row.finished_at = "succeeded", utcnow()
+
+
+def record_failure(session: Session, study_session_id: str) -> None:
+    row = session.get(StudySession, study_session_id)
+    if row is not None:
+        row.status, row.finished_at = "failed", utcnow()
+
+
+def report(session: Session, study: Study, bucket_ms: int = 1000) -> dict:
+    rows = session.execute(select(StudySession.timeline, StudySession.micro_onsets, StudySession.segment)
+                           .where(StudySession.study_id == study.id, StudySession.status == "succeeded")).all()
+    timelines = [audience.SessionTimeline.from_bytes(t, json.loads(m), seg) for t, m, seg in rows]
+    return {"study_id": study.id, **audience.study_report(timelines, study.stimulus_duration_ms, bucket_ms)}

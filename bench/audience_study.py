@@ -1,0 +1,189 @@
+"""Audience-study benchmark: simulated participants built from real faces, and report time at scale.
+
+Part 1, the study (`--participants 20`). Each participant is a different real photo
+(`../shared/data/faces`, animated by `bench/micro_clips.py`) "recorded by a webcam" while a
+`--stimulus-s` (20 s) stimulus plays: the recording starts 0.3-1.5 s before playback, at 24, 25 or
+30 fps, with head motion, blinks, lighting drift, sensor noise and H.264. Every viewer smiles
+broadly (0.2 IOD) at the moments in `SMILES` (each within +-0.3 s), and makes a brief brow raise
+(a micro-expression) at `MICRO_AT_S`; two viewers leave early. The sessions go through the real
+API (an in-process app on the embedded defaults, the participant token, jobs, the analyser) and
+the report's top `happy` moments are compared with the injected times: each must be found
+within +-1 s.
+
+Part 2, report time (`--sessions 1000 --session-s 60`): that many 60 s timelines are written
+straight into the database (what analysed sessions leave behind), then GET /v1/studies/{id}/report
+is timed, end to end through the app.
+
+    python bench/audience_study.py                      # both parts (~10 min here for part 1)
+    python bench/audience_study.py --participants 0     # part 2 only
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
+
+import micro_clips as mc  # noqa: E402
+
+SMILES = (5.0, 14.0)  # stimulus seconds where every viewer smiles
+MICRO_AT_S = 10.0
+JITTER_S = 0.3
+TOLERANCE_MS = 1000
+CONSENT = json.dumps({"version": "bench-v1", "accepted_at": "2026-12-02T10:00:00Z"})
+
+
+def make_app(state: Path):
+    os.environ.update({"EMOSCOPE_STATE_DIR": str(state), "EMOSCOPE_FREE_REQUESTS_PER_SECOND": "1000",
+                       "EMOSCOPE_FREE_MONTHLY_UNITS": str(10 ** 9)})
+    from api.app import create_app
+
+    app = create_app()
+    app.extensions["emoscope"].db.migrate()
+    return app
+
+
+def owner_key(client) -> str:
+    body = {"email": f"bench-{time.time_ns()}@example.com", "password": "correct horse battery", "account_name": "bench"}
+    return client.post("/v1/signup", json=body).json["api_key"]["secret"]
+
+
+def participant_spec(i: int, photo: str, rng: np.random.Generator, stimulus_s: float) -> tuple[mc.ClipSpec, float]:
+    fps = float(rng.choice([24.0, 25.0, 30.0]))
+    lead_s = float(rng.uniform(0.3, 1.5))
+    leaves = i in (3, 11)  # two early leavers
+    seconds = lead_s + (stimulus_s * 0.8 if leaves else stimulus_s + 0.5)
+    events = []
+    for at in SMILES:
+        start = lead_s + at + rng.uniform(-JITTER_S, JITTER_S)
+        if start + 2.0 < seconds:
+            events.append(mc.make_event(rng, "macro", start, fps, pattern="smile", amplitude="broad"))
+    micro_start = lead_s + MICRO_AT_S + rng.uniform(-JITTER_S, JITTER_S)
+    events.append(mc.make_event(rng, "micro", micro_start, fps, pattern="brow_raise", amplitude="high"))
+    events.sort(key=lambda e: e.onset_frame)
+    nuisance = mc.Nuisance(head_motion=float(rng.uniform(0.3, 0.8)), jerks_per_min=float(rng.uniform(0, 3)),
+                           blinks_per_min=float(rng.uniform(8, 16)), brightness=float(rng.uniform(0.3, 0.8)),
+                           noise_sigma=float(rng.uniform(1.5, 3.0)), crf=23)
+    spec = mc.ClipSpec(f"viewer{i:02d}", photo, fps, seconds, events, int(rng.integers(2 ** 31)),
+                       iod=float(rng.uniform(50, 60)), background=i % len(mc.BACKGROUNDS), nuisance=nuisance)
+    return spec, lead_s * 1000
+
+
+def run_study(participants: int, stimulus_s: float, seed: int) -> dict:
+    rng = np.random.default_rng(seed)
+    photos = [p.name for p in mc.eligible_photos()]
+    if len(photos) < participants:
+        sys.exit(f"only {len(photos)} usable photos for {participants} participants")
+    rng.shuffle(photos)
+    app = make_app(Path(tempfile.mkdtemp(prefix="emoscope-study-")))
+    client = app.test_client()
+    key = owner_key(client)
+    auth = {"Authorization": f"Bearer {key}"}
+    study = client.post("/v1/studies", headers=auth,
+                        json={"name": "bench ad", "stimulus_duration_ms": stimulus_s * 1000}).json
+    started = time.perf_counter()
+    for i in range(participants):
+        spec, lead_ms = participant_spec(i, photos[i], rng, stimulus_s)
+        clip = mc.render_clip(spec)
+        response = client.post(f"/v1/studies/{study['id']}/sessions",
+                               headers={"Authorization": f"Bearer {study['participant_token']}"},
+                               data={"file": (io.BytesIO(clip.data), "webcam.mp4"), "stimulus_started_ms": f"{lead_ms:.1f}",
+                                     "consent": CONSENT, "segment": "early" if i % 2 else "late"})
+        if response.status_code != 202:
+            sys.exit(f"session {i} refused: {response.status_code} {response.get_data(as_text=True)}")
+    while True:
+        counts = client.get(f"/v1/studies/{study['id']}", headers=auth).json["sessions"]
+        if counts["processing"] == 0:
+            break
+        time.sleep(1.0)
+    analysed_s = time.perf_counter() - started
+    report = client.get(f"/v1/studies/{study['id']}/report", headers=auth).json
+    happy = [m for m in report["top_moments"] if m["emotion"] == "happy"]
+    found = {at: min((abs(m["time_ms"] - at * 1000) for m in happy), default=None) for at in SMILES}
+    micro_second = report["buckets"][int(MICRO_AT_S)]["micro_expressions"]
+    curve = [b["emotions"]["happy"]["mean"] if b["emotions"] else None for b in report["buckets"]]
+    return {
+        "participants": participants, "sessions": counts, "seconds_to_analyse_all": round(analysed_s, 1),
+        "viewers_per_second": [b["viewers"] for b in report["buckets"]],
+        "happy_mean_per_second": curve,
+        "top_moments": report["top_moments"],
+        "injected_smiles_s": list(SMILES),
+        "smile_found_within_ms": {str(k): v for k, v in found.items()},
+        "all_smiles_within_1s": all(v is not None and v <= TOLERANCE_MS for v in found.values()),
+        "micro_expressions_in_second_%d" % int(MICRO_AT_S): micro_second,
+        "micro_expressions_per_second": [sum(b["micro_expressions"].values()) for b in report["buckets"]],
+    }
+
+
+def run_report_scale(sessions: int, session_s: float, seed: int) -> dict:
+    from api import audience
+    from api.db import Study, StudySession, utcnow
+    from api.engine.preprocess import EMOTIONS
+
+    rng = np.random.default_rng(seed)
+    app = make_app(Path(tempfile.mkdtemp(prefix="emoscope-report-")))
+    client = app.test_client()
+    key = owner_key(client)
+    auth = {"Authorization": f"Bearer {key}"}
+    study_id = client.post("/v1/studies", headers=auth,
+                           json={"name": "scale", "stimulus_duration_ms": session_s * 1000}).json["id"]
+    n = audience.grid_size(session_s * 1000)
+    db = app.extensions["emoscope"].db
+    written = time.perf_counter()
+    with db.session.begin() as session:
+        study = session.get(Study, study_id)
+        for i in range(sessions):
+            logits = rng.normal(0, 1, (n, len(EMOTIONS))).astype(np.float32)
+            p = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+            recorded = np.arange(n) < n - int(rng.integers(0, n // 4)) if i % 10 == 0 else np.ones(n, bool)
+            visible = recorded & (rng.random(n) > 0.1)
+            p[~visible] = np.nan
+            onsets = [(float(rng.uniform(0, session_s * 1000)), str(rng.choice(EMOTIONS))) for _ in range(3)]
+            timeline = audience.SessionTimeline(recorded, visible, p, onsets, "a" if i % 2 else "b")
+            session.add(StudySession(id=f"ses_scale_{i}", study_id=study.id, receipt_hash=f"scale-{i}",
+                                     status="succeeded", stimulus_started_ms=0, consent_version="bench",
+                                     consented_at=utcnow(), segment=timeline.segment, timeline=timeline.to_bytes(),
+                                     micro_onsets=json.dumps(onsets)))
+    written = time.perf_counter() - written
+    times = []
+    for _ in range(3):
+        t = time.perf_counter()
+        response = client.get(f"/v1/studies/{study_id}/report", headers=auth)
+        times.append(time.perf_counter() - t)
+        assert response.status_code == 200 and response.json["viewers"] == sessions
+    csv_t = time.perf_counter()
+    client.get(f"/v1/studies/{study_id}/report", headers={**auth, "Accept": "text/csv"})
+    csv_t = time.perf_counter() - csv_t
+    return {"sessions": sessions, "session_seconds": session_s, "seconds_to_write": round(written, 1),
+            "report_seconds": [round(t, 3) for t in times], "report_seconds_median": round(float(np.median(times)), 3),
+            "csv_report_seconds": round(csv_t, 3), "target_seconds": 2.0}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--participants", type=int, default=20)
+    parser.add_argument("--stimulus-s", type=float, default=20.0)
+    parser.add_argument("--sessions", type=int, default=1000)
+    parser.add_argument("--session-s", type=float, default=60.0)
+    parser.add_argument("--seed", type=int, default=2026)
+    args = parser.parse_args()
+    results = {}
+    if args.participants:
+        results["study"] = run_study(args.participants, args.stimulus_s, args.seed)
+    if args.sessions:
+        results["report_scale"] = run_report_scale(args.sessions, args.session_s, args.seed)
+    print(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,143 @@
+"""Audience maths on hand-checked inputs: the stimulus grid, means and intervals, early leavers,
+missing faces, mixed frame rates, top moments."""
+from __future__ import annotations
+
+import csv
+import io
+
+import numpy as np
+import pytest
+
+from api import audience
+from api.engine.preprocess import EMOTIONS
+
+HAPPY = EMOTIONS.index("happy")
+
+
+def probs(happy: float) -> np.ndarray:
+    """Seven probabilities with `happy` and the rest spread evenly (they sum to 1)."""
+    p = np.full(len(EMOTIONS), (1 - happy) / (len(EMOTIONS) - 1), np.float32)
+    p[HAPPY] = happy
+    return p
+
+
+def viewer(happy, fps=10.0, seconds=3.0, stimulus_started_ms=0.0, stimulus_ms=3000.0, face=lambda t: True,
+           micro=(), segment=None) -> audience.SessionTimeline:
+    """A recording at `fps`; `happy(t_ms)` on the recording clock, or a constant."""
+    times = np.arange(int(seconds * fps)) * 1000.0 / fps
+    level = happy if callable(happy) else (lambda t: happy)
+    frames = [probs(level(t)) if face(t) else None for t in times]
+    return audience.session_timeline(times, frames, seconds * 1000, fps, stimulus_started_ms, stimulus_ms,
+                                     list(micro), segment)
+
+
+def test_frames_land_on_the_stimulus_clock():
+    # Playback began 1 s into the recording: stimulus 0-100 ms is recording 1000-1100 ms.
+    t = viewer(lambda t: 0.9 if 1500 <= t < 1600 else 0.1, seconds=4.0, stimulus_started_ms=1000, stimulus_ms=2000)
+    assert len(t.recorded) == 20 and t.recorded.all() and t.visible.all()
+    assert t.probabilities[5, HAPPY] == pytest.approx(0.9)  # stimulus 500-600 ms
+    assert t.probabilities[4, HAPPY] == pytest.approx(0.1)
+    assert t.probabilities[6, HAPPY] == pytest.approx(0.1)
+
+
+def test_micro_onsets_move_to_the_stimulus_clock_and_outside_ones_drop():
+    t = viewer(0.1, seconds=4.0, stimulus_started_ms=1000, stimulus_ms=2000,
+               micro=[(500.0, "happy"), (1200.0, "surprise"), (3500.0, "fear")])
+    assert t.micro_onsets_ms == [(200.0, "surprise")]
+
+
+def test_means_intervals_and_shares_by_hand():
+    viewers = [viewer(h) for h in (0.1, 0.2, 0.3, 0.4, 0.5)]
+    report = audience.study_report(viewers, 3000)
+    second = report["buckets"][0]
+    assert second["viewers"] == second["viewers_with_face"] == 5 and second["enough_viewers"]
+    happy = second["emotions"]["happy"]
+    # mean 0.3; sample sd 0.158114; t(0.975, 4) = 2.776; half-width 2.776 * 0.158114 / sqrt(5) = 0.19629
+    assert happy["mean"] == pytest.approx(0.3, abs=1e-4)
+    assert happy["ci95"] == pytest.approx([0.1037, 0.4963], abs=2e-4)
+    assert happy["share_above_threshold"] == pytest.approx(0.2)  # only 0.5 reaches the threshold
+    assert len(report["buckets"]) == 3 and report["top_moments"] == []
+
+
+def test_too_few_viewers_withholds_the_figures():
+    report = audience.study_report([viewer(0.5) for _ in range(audience.MIN_VIEWERS - 1)], 3000)
+    second = report["buckets"][0]
+    assert second["viewers_with_face"] == audience.MIN_VIEWERS - 1
+    assert second["enough_viewers"] is False and second["emotions"] is None
+
+
+def test_early_leavers_stop_counting_when_their_recording_ends():
+    stayers = [viewer(0.2) for _ in range(5)]
+    leaver = viewer(0.8, seconds=1.5)  # records the first 1.5 s of a 3 s stimulus
+    buckets = audience.study_report(stayers + [leaver], 3000)["buckets"]
+    assert [b["viewers"] for b in buckets] == [6, 6, 5]
+    # second 1: the leaver recorded 5 of its 10 buckets and showed a face in all 5, so it counts
+    assert buckets[1]["viewers_with_face"] == 6
+    assert buckets[1]["emotions"]["happy"]["mean"] == pytest.approx((5 * 0.2 + 0.8) / 6, abs=1e-4)
+    assert buckets[2]["emotions"]["happy"]["mean"] == pytest.approx(0.2, abs=1e-4)
+
+
+def test_a_viewer_mostly_without_a_face_is_recorded_but_not_facing():
+    others = [viewer(0.2) for _ in range(5)]
+    away = viewer(0.9, face=lambda t: 1000 <= t < 1400)  # face in 4 of second 1's 10 buckets, none elsewhere
+    buckets = audience.study_report(others + [away], 3000)["buckets"]
+    assert [b["viewers"] for b in buckets] == [6, 6, 6]
+    assert [b["viewers_with_face"] for b in buckets] == [5, 5, 5]
+    assert buckets[1]["emotions"]["happy"]["mean"] == pytest.approx(0.2, abs=1e-4)
+
+
+def test_mixed_frame_rates_give_the_same_report():
+    level = lambda t: 0.1 + 0.8 * (t >= 1000)  # noqa: E731
+    slow = audience.study_report([viewer(level, fps=5.0) for _ in range(5)], 3000)
+    fast = audience.study_report([viewer(level, fps=30.0) for _ in range(5)], 3000)
+    mixed = audience.study_report([viewer(level, fps=f) for f in (5.0, 10.0, 24.0, 30.0, 60.0)], 3000)
+    for report in (fast, mixed):
+        assert [b["emotions"]["happy"]["mean"] for b in report["buckets"]] == \
+            pytest.approx([b["emotions"]["happy"]["mean"] for b in slow["buckets"]], abs=1e-4)
+    assert [b["emotions"]["happy"]["mean"] for b in slow["buckets"]] == pytest.approx([0.1, 0.9, 0.9], abs=1e-4)
+
+
+def test_micro_expressions_are_counted_in_the_second_they_start():
+    viewers = [viewer(0.2, micro=[(1500.0, "happy")]), viewer(0.2, micro=[(1900.0, "happy"), (2100.0, None)])]
+    buckets = audience.study_report(viewers, 3000)["buckets"]
+    assert [b["micro_expressions"] for b in buckets] == [{}, {"happy": 2}, {"unknown": 1}]
+
+
+def test_top_moments_find_the_largest_rise():
+    # happy jumps from 0.1 to 0.7 at 5 s and falls back at 7 s; surprise rises a little at 8 s
+    curve_h = [0.1] * 5 + [0.7, 0.7] + [0.1] * 5
+    curve_s = [0.1] * 8 + [0.2] * 4
+    moments = audience.top_moments({"happy": curve_h, "surprise": curve_s, "sad": [None] * 12})
+    assert moments[0] == {"emotion": "happy", "time_ms": 5000, "rise": 0.6, "mean": 0.7}
+    assert {"emotion": "surprise", "time_ms": 8000} == {k: moments[1][k] for k in ("emotion", "time_ms")}
+    assert len(moments) == 2
+
+
+def test_segments_have_their_own_totals():
+    viewers = [viewer(0.2, segment="a") for _ in range(3)] + [viewer(0.6, segment="b", micro=[(100.0, "happy")])]
+    segments = audience.study_report(viewers, 3000)["segments"]
+    assert [(s["segment"], s["viewers"]) for s in segments] == [("a", 3), ("b", 1)]
+    assert segments[1]["mean_emotions"]["happy"] == pytest.approx(0.6, abs=1e-4)
+    assert segments[1]["micro_expressions"] == {"happy": 1}
+
+
+def test_frame_buckets_and_csv():
+    report = audience.study_report([viewer(0.3) for _ in range(5)], 3000, bucket_ms=500)
+    assert [b["start_ms"] for b in report["buckets"]] == [0, 500, 1000, 1500, 2000, 2500]
+    rows = list(csv.reader(io.StringIO(audience.report_csv(report))))
+    assert rows[0][:5] == ["start_ms", "viewers", "viewers_with_face", "enough_viewers", "angry_mean"]
+    assert len(rows) == 7 and float(rows[1][rows[0].index("happy_mean")]) == pytest.approx(0.3, abs=1e-4)
+
+
+def test_timeline_survives_storage():
+    t = viewer(lambda t: 0.5 if t < 1000 else 0.1, face=lambda t: t < 2000, micro=[(100.0, "happy")], segment="x")
+    back = audience.SessionTimeline.from_bytes(t.to_bytes(), t.micro_onsets_ms, t.segment)
+    assert (back.recorded == t.recorded).all() and (back.visible == t.visible).all()
+    assert np.allclose(back.probabilities, t.probabilities, equal_nan=True)
+
+
+def test_t_quantiles():
+    assert audience.t_quantile_975(1) == 12.706
+    assert audience.t_quantile_975(30) == 2.042
+    assert audience.t_quantile_975(60) == pytest.approx(2.000, abs=2e-3)
+    assert audience.t_quantile_975(1000) == pytest.approx(1.962, abs=2e-3)

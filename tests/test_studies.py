@@ -1,0 +1,176 @@
+"""Audience studies through the API: the participant token's single power, sessions analysed as
+jobs and kept only as timelines, receipts, the report (JSON and CSV), exact counting under load."""
+from __future__ import annotations
+
+import io
+import json
+import threading
+import time
+import uuid
+
+import pytest
+
+from tests.conftest import FACES, VIDEOS, sign_up
+from tests.samples import reencode, short_clip
+from tests.test_api import assert_problem
+
+# One second of a real face (10 frames at 10 fps) keeps 50 analysed sessions cheap.
+CLIP = short_clip(VIDEOS / "single_face.mp4", frames=10, fps=10)
+CONSENT = json.dumps({"version": "2026-11-v1", "accepted_at": "2026-12-02T10:00:00Z"})
+
+
+def bearer(secret: str) -> dict:
+    return {"Authorization": f"Bearer {secret}"}
+
+
+@pytest.fixture()
+def owner(app_factory):
+    app = app_factory()
+    client = app.test_client()
+    return app, client, sign_up(client)["api_key"]["secret"]
+
+
+def create_study(client, secret, **fields):
+    body = {"name": "Spring ad", "stimulus_duration_ms": 1000, **fields}
+    response = client.post("/v1/studies", headers=bearer(secret), json=body)
+    assert response.status_code == 201, response.get_data(as_text=True)
+    return response
+
+
+def submit_session(client, study, data=CLIP, headers=None, **fields):
+    form = {"file": (io.BytesIO(data), "recording.mp4"), "stimulus_started_ms": "0", "consent": CONSENT, **fields}
+    return client.post(f"/v1/studies/{study['id']}/sessions", data=form,
+                       headers={**bearer(study["participant_token"]), **(headers or {})})
+
+
+def wait_until_analysed(client, secret, study_id, expected, timeout=240.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        counts = client.get(f"/v1/studies/{study_id}", headers=bearer(secret)).json["sessions"]
+        if counts["processing"] == 0 and counts["succeeded"] + counts["failed"] >= expected:
+            return counts
+        time.sleep(0.2)
+    raise AssertionError(f"sessions still processing after {timeout} s: {counts}")
+
+
+def test_a_session_becomes_a_timeline_and_its_media_is_gone(owner, assert_contract):
+    app, client, secret = owner
+    study = assert_contract(create_study(client, secret)).json
+    assert study["participant_path"] == f"/s/{study['participant_token']}"
+    accepted = assert_contract(submit_session(client, study, segment="returning"))
+    assert accepted.status_code == 202 and accepted.json["receipt"].startswith("rcpt_")
+    assert wait_until_analysed(client, secret, study["id"], 1) == {"processing": 0, "succeeded": 1, "failed": 0}
+
+    report = assert_contract(client.get(f"/v1/studies/{study['id']}/report", headers=bearer(secret))).json
+    assert report["viewers"] == 1 and len(report["buckets"]) == 1
+    (second,) = report["buckets"]
+    assert second["viewers"] == second["viewers_with_face"] == 1
+    assert second["enough_viewers"] is False and second["emotions"] is None  # one face is not an audience
+    assert report["segments"][0]["segment"] == "returning"
+    assert client.get("/v1/usage", headers=bearer(secret)).json["total_units"] == 1
+
+    storage = app.extensions["emoscope"].jobs.storage
+    assert not list(storage.root.rglob("media/*")) and not list(storage.root.rglob("results/*"))
+
+
+def test_the_participant_token_only_submits_sessions(owner):
+    _, client, secret = owner
+    study = create_study(client, secret).json
+    other = create_study(client, secret, name="Other").json
+    token = bearer(study["participant_token"])
+    photo = reencode(FACES / "img1.jpg", "JPEG", max_side=300)
+    analyze = client.post("/v1/analyze", headers=token, data={"file": (io.BytesIO(photo), "p.jpg")})
+    assert_problem(analyze, 401, "invalid_api_key")
+    assert_problem(client.get(f"/v1/studies/{study['id']}/report", headers=token), 401, "invalid_api_key")
+    assert_problem(client.get(f"/v1/studies/{study['id']}", headers=token), 401, "invalid_api_key")
+    elsewhere = client.post(f"/v1/studies/{other['id']}/sessions", headers=token,
+                            data={"file": (io.BytesIO(CLIP), "r.mp4"), "stimulus_started_ms": "0", "consent": CONSENT})
+    assert_problem(elsewhere, 403, "invalid_participant_token")
+    anonymous = client.post(f"/v1/studies/{study['id']}/sessions", data={"stimulus_started_ms": "0"})
+    assert_problem(anonymous, 401, "missing_participant_token")
+    # and an owner's API key is no participant token
+    assert_problem(client.post(f"/v1/studies/{study['id']}/sessions", headers=bearer(secret)), 401,
+                   "missing_participant_token")
+
+
+def test_sessions_need_consent_and_a_video(owner, assert_contract):
+    _, client, secret = owner
+    study = create_study(client, secret).json
+    no_consent = client.post(f"/v1/studies/{study['id']}/sessions", headers=bearer(study["participant_token"]),
+                             data={"file": (io.BytesIO(CLIP), "r.mp4"), "stimulus_started_ms": "0"})
+    assert_problem(no_consent, 400, "invalid_request")
+    assert "consent" in no_consent.json["errors"]
+    photo = reencode(FACES / "img1.jpg", "JPEG", max_side=300)
+    assert_problem(assert_contract(submit_session(client, study, data=photo)), 415, "unsupported_media_type")
+    assert_problem(submit_session(client, study, data=CLIP[: len(CLIP) // 3]), 422, "media_corrupt")
+    assert client.get("/v1/usage", headers=bearer(secret)).json["total_units"] == 0
+
+
+def test_the_receipt_deletes_that_session_only(owner, assert_contract):
+    _, client, secret = owner
+    study = create_study(client, secret).json
+    first = submit_session(client, study).json
+    submit_session(client, study)
+    wait_until_analysed(client, secret, study["id"], 2)
+    path = f"/v1/studies/{study['id']}/sessions/{first['receipt']}"
+    assert assert_contract(client.delete(path)).status_code == 204
+    assert client.get(f"/v1/studies/{study['id']}/report", headers=bearer(secret)).json["viewers"] == 1
+    assert_problem(assert_contract(client.delete(path)), 404, "not_found")
+    assert_problem(client.delete(f"/v1/studies/{study['id']}/sessions/rcpt_guessed"), 404, "not_found")
+
+
+def test_report_as_csv_and_in_frame_buckets(owner, assert_contract):
+    _, client, secret = owner
+    study = create_study(client, secret).json
+    submit_session(client, study)
+    wait_until_analysed(client, secret, study["id"], 1)
+    csv_response = client.get(f"/v1/studies/{study['id']}/report", headers={**bearer(secret), "Accept": "text/csv"})
+    assert csv_response.status_code == 200 and csv_response.mimetype == "text/csv"
+    lines = csv_response.get_data(as_text=True).splitlines()
+    assert lines[0].startswith("start_ms,viewers,viewers_with_face") and len(lines) == 2
+    fine = assert_contract(client.get(f"/v1/studies/{study['id']}/report?bucket_ms=200", headers=bearer(secret)))
+    assert [b["start_ms"] for b in fine.json["buckets"]] == [0, 200, 400, 600, 800]
+    assert_problem(client.get(f"/v1/studies/{study['id']}/report?bucket_ms=250", headers=bearer(secret)), 400,
+                   "invalid_request")
+
+
+def test_stimulus_is_stored_served_to_participants_and_deleted_with_the_study(owner, assert_contract):
+    app, client, secret = owner
+    stimulus = (VIDEOS / "single_face.mp4").read_bytes()
+    created = client.post("/v1/studies", headers=bearer(secret), data={
+        "name": "With video", "stimulus_duration_ms": "2400", "stimulus": (io.BytesIO(stimulus), "ad.mp4", "video/mp4")})
+    assert assert_contract(created).status_code == 201 and created.json["has_stimulus"]
+    study = created.json
+    served = client.get(f"/v1/studies/{study['id']}/stimulus", headers=bearer(study["participant_token"]))
+    assert served.status_code == 200 and served.data == stimulus and served.mimetype == "video/mp4"
+    assert assert_contract(client.delete(f"/v1/studies/{study['id']}", headers=bearer(secret))).status_code == 204
+    assert_problem(client.get(f"/v1/studies/{study['id']}", headers=bearer(secret)), 404, "not_found")
+    assert not list(app.extensions["emoscope"].jobs.storage.root.rglob("studies/*/stimulus"))
+
+
+def test_fifty_concurrent_sessions_are_fifty_viewers_billed_once_each(owner):
+    app, _, secret = owner
+    client = app.test_client()
+    study = create_study(client, secret).json
+    retried_key = f"retry-{uuid.uuid4().hex}"
+    statuses, lock = [], threading.Lock()
+
+    def participant(i):
+        headers = {"Idempotency-Key": retried_key if i < 2 else f"p-{i}-{uuid.uuid4().hex}"}
+        status = submit_session(app.test_client(), study, headers=headers).status_code
+        with lock:
+            statuses.append(status)
+
+    threads = [threading.Thread(target=participant, args=(i,)) for i in range(51)]  # two share one key
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    # the shared key: one is accepted, the other replayed (202) or refused while the first is in flight (409)
+    assert statuses.count(202) in (50, 51) and set(statuses) <= {202, 409}
+    assert wait_until_analysed(client, secret, study["id"], 50)["succeeded"] == 50
+    report = client.get(f"/v1/studies/{study['id']}/report", headers=bearer(secret)).json
+    assert report["viewers"] == 50 and report["buckets"][0]["viewers"] == 50
+    assert report["buckets"][0]["enough_viewers"] and report["buckets"][0]["emotions"] is not None
+    usage = client.get("/v1/usage", headers=bearer(secret)).json
+    assert usage["total_units"] == 50
