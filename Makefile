@@ -24,9 +24,10 @@ $(TOOLS_VENV)/.checkov-$(CHECKOV_VERSION):
 	$(TOOLS_VENV)/bin/python -m pip install --quiet "checkov==$(CHECKOV_VERSION)"
 	touch $@
 
+# Plain http on loopback, so the console's session cookie cannot be Secure here (it is by default).
 run: install
 	$(BIN)/emoscope-admin demo-key
-	$(BIN)/gunicorn -c gunicorn.conf.py 'api.app:create_app()'
+	EMOSCOPE_COOKIE_SECURE=false $(BIN)/gunicorn -c gunicorn.conf.py 'api.app:create_app()'
 
 test: install
 	$(BIN)/python -m pytest

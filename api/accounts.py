@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from api import passwords, repository
 from api.jobs import new_webhook_secret
-from api.db import Account, ApiKey
+from api.db import Account, ApiKey, Owner
 
 OWNER_SCOPES = ("analyze", "admin")
 
@@ -35,12 +35,19 @@ def sign_up(session: Session, email: str, password: str, account_name: str, pepp
     return account, key, secret
 
 
-def sign_in(session: Session, email: str, password: str, key_name: str, pepper: str) -> tuple[ApiKey, str] | None:
-    """A new admin key for the owner, or None when email or password is wrong (indistinguishably)."""
+def verify_owner(session: Session, email: str, password: str) -> Owner | None:
+    """The owner with this email and password, or None when either is wrong (indistinguishably:
+    an unknown email costs the same hashing time as a wrong password)."""
     owner = repository.owner_by_email(session, email.strip().lower())
     if owner is None:
         passwords.verify_password(password, passwords.DUMMY_HASH)
         return None
-    if not passwords.verify_password(password, owner.password_hash):
+    return owner if passwords.verify_password(password, owner.password_hash) else None
+
+
+def sign_in(session: Session, email: str, password: str, key_name: str, pepper: str) -> tuple[ApiKey, str] | None:
+    """A new admin key for the owner, or None when email or password is wrong (indistinguishably)."""
+    owner = verify_owner(session, email, password)
+    if owner is None:
         return None
     return repository.create_api_key(session, session.get(Account, owner.account_id), pepper, key_name, OWNER_SCOPES)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from flask import Flask, g, request
 
+from api import websecurity
 from api.billing import Billing
 from api.config import Settings
 from api.db import Database
@@ -16,7 +17,7 @@ from api.errors import register_error_handlers
 from api.jobs import JobContext
 from api.observability import configure_logging, install_metrics
 from api.ratelimit import make_rate_limiter
-from api.routes import account, analyze, billing, health, jobs, studies
+from api.routes import account, analyze, billing, console, demo, health, jobs, studies
 from api.services import job_context, make_analyzer, make_queue
 
 # Base64 inflates by 4/3; the engine enforces the exact byte limit after decoding.
@@ -71,4 +72,7 @@ def create_app(settings: Settings | None = None, analyzer: Analyzer | None = Non
     app.register_blueprint(billing.bp)
     app.register_blueprint(jobs.bp)
     app.register_blueprint(studies.bp)
+    websecurity.install(app, settings)
+    app.register_blueprint(demo.bp)
+    app.register_blueprint(console.bp)
     return app

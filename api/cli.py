@@ -53,6 +53,8 @@ def main(argv: list[str] | None = None) -> None:
             _, secret = repository.create_api_key(session, owner, settings.api_key_pepper, "demo")
             print(f"Demo API key (shown once): {secret}")
             print(f"Try: curl -H 'Authorization: Bearer {secret}' -F file=@photo.jpg http://127.0.0.1:8000/v1/analyze")
+            # The key travels in the fragment, which browsers never send; the page moves it to tab storage.
+            print(f"Or open http://127.0.0.1:8000/demo#key={secret} and choose a photo")
 
 
 def push_usage_forever(settings: Settings, db: Database, every: float) -> None:

@@ -57,6 +57,13 @@ class QuotaExceeded(Exception):
         self.limit, self.used, self.resets_at = limit, used, resets_at
 
 
+def quota(session: Session, account_id: int, plan: Plan, now: datetime | None = None) -> dict:
+    """This month's units against the plan's quota (`monthly_units` None: no hard quota)."""
+    now = now or utcnow()
+    used = repository.units_since(session, account_id, month_start(now))
+    return {"monthly_units": plan.monthly_units, "used_units": used, "resets_at": next_month_start(now).isoformat()}
+
+
 def check_quota(session: Session, account: Account, plan: Plan, now: datetime | None = None) -> None:
     """Refuse when the month's units are spent. Soft by design: requests already in flight may
     finish past the limit, which is cheaper than serialising every request of an account."""

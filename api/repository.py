@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from api import keys
-from api.db import Account, ApiKey, ApiRequest, BillingOutbox, Owner, UsageEvent, utcnow
+from api.db import Account, ApiKey, ApiRequest, BillingOutbox, Job, Owner, UsageEvent, utcnow
 
 # Writing last_used_at on every request would make every read a write; once a minute is enough.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
@@ -77,6 +77,22 @@ def revoke_api_key(session: Session, account_id: int, key_id: int) -> ApiKey | N
 def find_request(session: Session, account_id: int, idempotency_key: str) -> ApiRequest | None:
     return session.scalars(select(ApiRequest).where(ApiRequest.account_id == account_id,
                                                     ApiRequest.idempotency_key == idempotency_key)).first()
+
+
+def scrub_finished_requests(session: Session, account_id: int) -> int:
+    """Wipe what finished requests keep that derives from their media: the stored answer, and the
+    Idempotency-Key and media fingerprint that matched retries to it. The rows themselves stay
+    (usage events point at them). Requests still processing are left to finish. Returns how many
+    rows were scrubbed; a second call finds none."""
+    result = session.execute(update(ApiRequest)
+                             .where(ApiRequest.account_id == account_id, ApiRequest.status != "processing",
+                                    ApiRequest.fingerprint != "")
+                             .values(response_body=None, idempotency_key=None, fingerprint=""))
+    return result.rowcount
+
+
+def job_ids(session: Session, account_id: int) -> list[str]:
+    return list(session.scalars(select(Job.id).where(Job.account_id == account_id).order_by(Job.created_at)))
 
 
 def units_since(session: Session, account_id: int, since: datetime) -> int:

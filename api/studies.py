@@ -66,6 +66,10 @@ def find(session: Session, account_id: int, study_id: str) -> Study | None:
     return study if study is not None and study.account_id == account_id else None
 
 
+def of_account(session: Session, account_id: int) -> list[Study]:
+    return list(session.scalars(select(Study).where(Study.account_id == account_id)))
+
+
 def for_participant(session: Session, study_id: str, token: str, pepper: str) -> Study | None:
     """The study this participant token opens, if it is `study_id`'s."""
     if not token.startswith(PARTICIPANT_TOKEN_PREFIX):

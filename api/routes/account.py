@@ -1,9 +1,11 @@
 """Owner endpoints: sign-up, sign-in, API keys, usage and the account's plan."""
 from __future__ import annotations
 
+import dataclasses
+
 from flask import Blueprint, current_app, g, jsonify, request
 
-from api import accounts, metering, repository
+from api import accounts, erasure, metering, repository
 from api.auth import enforce_rate_limit, require_api_key
 from api.db import ApiKey, utcnow
 from api.errors import ApiError
@@ -35,13 +37,14 @@ def _services():
     return current_app.extensions["emoscope"]
 
 
-def _credentials_guard() -> None:
+def credentials_guard() -> None:
+    """Shared by every door that takes a password (the API and the console): one budget per address."""
     enforce_rate_limit(_services(), f"ip:{request.remote_addr}", CREDENTIAL_RATE, CREDENTIAL_BURST)
 
 
 @bp.post("/v1/signup")
 def sign_up():
-    _credentials_guard()
+    credentials_guard()
     fields = load(SignUpSchema(), json_object())
     services = _services()
     try:
@@ -58,7 +61,7 @@ def sign_up():
 
 @bp.post("/v1/signin")
 def sign_in():
-    _credentials_guard()
+    credentials_guard()
     fields = load(SignInSchema(), json_object())
     services = _services()
     with services.db.session.begin() as session:
@@ -112,17 +115,22 @@ def usage():
 def account():
     services = _services()
     plan = services.settings.plans[g.account.plan]
-    now = utcnow()
     with services.db.session.begin() as session:
-        used = repository.units_since(session, g.account_id, metering.month_start(now))
+        quota = metering.quota(session, g.account_id, plan)
     return jsonify({
         "id": g.account.id,
         "name": g.account.name,
         "plan": plan.name,
         "subscription_status": g.account.subscription_status,
-        "quota": {"monthly_units": plan.monthly_units, "used_units": used,
-                  "resets_at": metering.next_month_start(now).isoformat()},
+        "quota": quota,
         "rate_limit": {"requests_per_second": plan.requests_per_second, "burst": plan.burst},
         "billing_enabled": services.billing is not None,
         "webhook_signing_secret": g.account.webhook_secret,
     })
+
+
+@bp.delete("/v1/account/data")
+@require_api_key("admin")
+def delete_data():
+    erased = erasure.erase_account_data(_services().jobs, g.account_id)
+    return jsonify(dataclasses.asdict(erased))

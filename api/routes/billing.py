@@ -14,7 +14,7 @@ from api.schemas import PortalSchema, SubscribeSchema
 bp = Blueprint("billing", __name__)
 
 
-def _billing() -> Billing:
+def configured_billing() -> Billing:
     billing = current_app.extensions["emoscope"].billing
     if billing is None:
         raise ApiError(503, "billing_not_configured", "Billing not configured",
@@ -22,7 +22,7 @@ def _billing() -> Billing:
     return billing
 
 
-def _stripe_unavailable(exc: stripe.StripeError) -> ApiError:
+def stripe_unavailable(exc: stripe.StripeError) -> ApiError:
     current_app.logger.warning("stripe call failed: %s", type(exc).__name__)
     return ApiError(503, "billing_unavailable", "Billing unavailable", "Stripe could not be reached; retry later",
                     headers={"Retry-After": "30"})
@@ -31,14 +31,14 @@ def _stripe_unavailable(exc: stripe.StripeError) -> ApiError:
 @bp.post("/v1/billing/subscription")
 @require_api_key("admin")
 def subscribe():
-    billing = _billing()
+    billing = configured_billing()
     fields = load(SubscribeSchema(), request.get_json(silent=True) or {})
     with current_app.extensions["emoscope"].db.session.begin() as session:
         account = session.get(Account, g.account_id)
         try:
             billing.subscribe(session, account, fields.get("payment_method"))
         except stripe.StripeError as exc:
-            raise _stripe_unavailable(exc) from exc
+            raise stripe_unavailable(exc) from exc
         return jsonify({"plan": account.plan, "subscription_status": account.subscription_status,
                         "stripe_customer_id": account.stripe_customer_id})
 
@@ -46,19 +46,19 @@ def subscribe():
 @bp.post("/v1/billing/portal")
 @require_api_key("admin")
 def portal():
-    billing = _billing()
+    billing = configured_billing()
     fields = load(PortalSchema(), json_object())
     if g.account.stripe_customer_id is None:
         raise ApiError(409, "no_billing_account", "No billing account", "subscribe first: POST /v1/billing/subscription")
     try:
         return jsonify({"url": billing.portal_url(g.account, fields["return_url"])})
     except stripe.StripeError as exc:
-        raise _stripe_unavailable(exc) from exc
+        raise stripe_unavailable(exc) from exc
 
 
 @bp.post("/v1/billing/webhook")
 def webhook():
-    billing = _billing()
+    billing = configured_billing()
     try:
         event = billing.verify_webhook(request.get_data(), request.headers.get("Stripe-Signature"))
     except (ValueError, stripe.SignatureVerificationError) as exc:

@@ -1,0 +1,170 @@
+"""The owner console (/console): server-rendered pages over the same functions as the JSON owner endpoints.
+
+A signed-in owner is a session cookie holding the owner's id, obtained with the same password
+check as POST /v1/signin. The console deliberately holds no API key: a bearer secret in a cookie
+(signed, not encrypted) or in page script would be one stolen cookie or one XSS away from being
+used elsewhere, while this session is HttpOnly, confined to /console, expires, and is re-checked
+against the owners table on every request.
+"""
+from __future__ import annotations
+
+from datetime import timedelta
+from functools import wraps
+
+import stripe
+from flask import Blueprint, current_app, flash, g, redirect, render_template, request, session, url_for
+
+from api import accounts, erasure, metering, repository, websecurity
+from api.db import Account, Owner, utcnow
+from api.errors import ApiError
+from api.routes.account import credentials_guard
+from api.routes.billing import configured_billing, stripe_unavailable
+from api.routes.parsing import load
+from api.schemas import SCOPES, KeyCreateSchema
+
+bp = Blueprint("console", __name__, url_prefix="/console")
+
+USAGE_DAYS = 30
+
+
+def _services():
+    return current_app.extensions["emoscope"]
+
+
+def _message(status: int, title: str, detail: str, headers: dict | None = None):
+    return render_template("console/message.html", title=title, detail=detail), status, headers or {}
+
+
+@bp.errorhandler(ApiError)
+def _api_error(exc: ApiError):
+    """The shared validators and guards raise problem errors; a person gets a page instead."""
+    return _message(exc.status, exc.title, exc.detail, exc.headers)
+
+
+@bp.before_request
+def _check_csrf():
+    if request.method not in ("GET", "HEAD", "OPTIONS") and not websecurity.csrf_valid():
+        return _message(403, "This form has expired", "Reload the page and try again.")
+    return None
+
+
+@bp.after_request
+def _no_store(response):
+    # Pages show key secrets and account details: never from a cache, never on the back button.
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def signed_in(view):
+    @wraps(view)
+    def guarded(*args, **kwargs):
+        owner_id = None if websecurity.session_expired() else session.get("owner_id")
+        with _services().db.session.begin() as db_session:
+            owner = db_session.get(Owner, owner_id) if owner_id is not None else None
+            account = db_session.get(Account, owner.account_id) if owner is not None else None
+        if account is None or account.id != session.get("account_id"):
+            session.clear()
+            return redirect(url_for("console.sign_in_form"), 303)
+        g.owner, g.account = owner, account
+        return view(*args, **kwargs)
+
+    return guarded
+
+
+@bp.get("/signin")
+def sign_in_form():
+    return render_template("console/signin.html", email="", error=None)
+
+
+@bp.post("/signin")
+def sign_in():
+    credentials_guard()
+    email, password = request.form.get("email", ""), request.form.get("password", "")
+    with _services().db.session.begin() as db_session:
+        owner = accounts.verify_owner(db_session, email, password)
+    if owner is None:
+        return render_template("console/signin.html", email=email, error="Wrong email or password."), 401
+    websecurity.start_session(owner_id=owner.id, account_id=owner.account_id)
+    return redirect(url_for("console.home"), 303)
+
+
+@bp.post("/signout")
+def sign_out():
+    session.clear()
+    return redirect(url_for("console.sign_in_form"), 303)
+
+
+@bp.get("")
+@signed_in
+def home():
+    return _dashboard()
+
+
+@bp.post("/keys")
+@signed_in
+def create_key():
+    fields = load(KeyCreateSchema(), {"name": request.form.get("name", ""),
+                                      "scopes": request.form.getlist("scopes") or ["analyze"]})
+    services = _services()
+    with services.db.session.begin() as db_session:
+        key, secret = repository.create_api_key(db_session, g.account, services.settings.api_key_pepper,
+                                                fields["name"], tuple(dict.fromkeys(fields["scopes"])))
+    # Rendered here rather than redirected to: the secret exists only in this response.
+    return _dashboard(new_key=key, new_secret=secret), 201
+
+
+@bp.post("/keys/<int:key_id>/revoke")
+@signed_in
+def revoke_key(key_id: int):
+    with _services().db.session.begin() as db_session:
+        key = repository.revoke_api_key(db_session, g.account.id, key_id)
+    if key is None:
+        return _message(404, "No such key", f"There is no key {key_id} in this account.")
+    flash(f"Key emo_{key.prefix} is revoked; requests with it now get 401.")
+    return redirect(url_for("console.home"), 303)
+
+
+@bp.post("/billing/portal")
+@signed_in
+def billing_portal():
+    billing = configured_billing()
+    if g.account.stripe_customer_id is None:
+        return _message(409, "No billing account yet", "The account is on the free plan and has no invoices.")
+    try:
+        url = billing.portal_url(g.account, url_for("console.home", _external=True))
+    except stripe.StripeError as exc:
+        raise stripe_unavailable(exc) from exc
+    return redirect(url, 303)
+
+
+@bp.post("/data/delete")
+@signed_in
+def delete_data():
+    if request.form.get("confirm") != "yes":
+        return _message(400, "Nothing deleted", "Tick the box to confirm the deletion.")
+    erased = erasure.erase_account_data(_services().jobs, g.account.id)
+    flash(f"Studies deleted (with their stimulus and session timelines): {erased.studies_deleted}; jobs deleted "
+          f"(with their media and results): {erased.jobs_deleted}; requests whose stored data was deleted: "
+          f"{erased.requests_scrubbed}. Usage records are kept for invoicing.")
+    return redirect(url_for("console.home"), 303)
+
+
+def _dashboard(new_key=None, new_secret: str | None = None) -> str:
+    services = _services()
+    plan = services.settings.plans[g.account.plan]
+    last = utcnow().date()
+    first = last - timedelta(days=USAGE_DAYS - 1)
+    with services.db.session.begin() as db_session:
+        keys = repository.list_api_keys(db_session, g.account.id)
+        quota = metering.quota(db_session, g.account.id, plan)
+        usage = metering.usage_report(db_session, g.account.id, first, last)
+    return render_template("console/dashboard.html", owner=g.owner, account=g.account, plan=plan, quota=quota,
+                           keys=keys, scopes=SCOPES, usage=usage, days=_every_day(usage, first, USAGE_DAYS),
+                           billing_enabled=services.billing is not None, new_key=new_key, new_secret=new_secret)
+
+
+def _every_day(report: dict, first, count: int) -> list[dict]:
+    """The report lists only days with usage; a chart needs the empty days too."""
+    by_date = {row["date"]: row for row in report["data"]}
+    days = [(first + timedelta(days=i)).isoformat() for i in range(count)]
+    return [by_date.get(day, {"date": day, "units": 0, "requests": 0}) for day in days]

@@ -1,0 +1,18 @@
+"""The live demo page (/demo): a visitor's photo, clip or webcam picture sent to /v1/analyze by page script."""
+from __future__ import annotations
+
+from flask import Blueprint, current_app, redirect, render_template, url_for
+
+bp = Blueprint("demo", __name__)
+
+
+@bp.get("/")
+def index():
+    return redirect(url_for("demo.page"))
+
+
+@bp.get("/demo")
+def page():
+    settings = current_app.extensions["emoscope"].settings
+    return render_template("demo.html", max_upload_mb=settings.limits.max_upload_bytes // (1024 * 1024),
+                           sync_max_video_seconds=settings.sync_max_video_seconds)

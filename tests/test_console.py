@@ -1,0 +1,230 @@
+"""The owner console and the demo page through Flask's test client: sessions, CSRF, headers, actions."""
+from __future__ import annotations
+
+import io
+import re
+import time
+
+import pytest
+
+from api.routes.console import USAGE_DAYS
+from api.websecurity import CONTENT_SECURITY_POLICY, CSRF_FIELD, SESSION_LIFETIME
+from tests.conftest import FACES, sign_up
+from tests.samples import reencode
+from tests.test_billing import config, paid, stripe_base  # noqa: F401  (fixtures: localstripe and a paying account)
+
+TINY_FACE = reencode(FACES / "img1.jpg", "JPEG", max_side=64)
+PASSWORD = "correct horse battery"  # what tests.conftest.sign_up uses
+
+
+def bearer(secret: str) -> dict:
+    return {"Authorization": f"Bearer {secret}"}
+
+
+def analyze(client, secret: str, **fields):
+    return client.post("/v1/analyze", headers=bearer(secret),
+                       data={"file": (io.BytesIO(TINY_FACE), "f"), "detector": "skip", **fields})
+
+
+def csrf_of(page) -> str:
+    return re.search(rf'name="{CSRF_FIELD}" value="([^"]+)"', page.get_data(as_text=True)).group(1)
+
+
+def sign_in(client, email: str = "owner@example.com", password: str = PASSWORD):
+    form = client.get("/console/signin")
+    return client.post("/console/signin", data={CSRF_FIELD: csrf_of(form), "email": email, "password": password})
+
+
+@pytest.fixture()
+def owner(app_factory):
+    """(client signed in to the console, the owner's admin key from sign-up, account id)."""
+    client = app_factory().test_client()
+    body = sign_up(client)
+    assert sign_in(client).status_code == 303
+    return client, body["api_key"]["secret"], body["account"]["id"]
+
+
+def console_post(client, path: str, **fields):
+    """A console form submission with the session's CSRF token, as the browser sends it."""
+    return client.post(path, data={CSRF_FIELD: csrf_of(client.get("/console")), **fields})
+
+
+def test_pages_carry_a_strict_content_security_policy(client):
+    for path in ("/demo", "/console/signin", "/static/demo.js", "/static/emoscope.css"):
+        response = client.get(path)
+        assert response.status_code == 200, path
+        assert response.headers["Content-Security-Policy"] == CONTENT_SECURITY_POLICY
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert "default-src 'self'" in CONTENT_SECURITY_POLICY and "frame-ancestors 'none'" in CONTENT_SECURITY_POLICY
+    assert "unsafe-inline" not in CONTENT_SECURITY_POLICY and "http" not in CONTENT_SECURITY_POLICY.replace(
+        "https://billing.stripe.com", "")
+    assert client.get("/").headers["Location"].endswith("/demo")
+
+
+def test_pages_have_no_inline_script_or_style(owner):
+    client, _, _ = owner
+    created = console_post(client, "/console/keys", name="ci")
+    pages = [client.get("/demo"), client.get("/console"), created, client.get("/console/signin"),
+             client.post("/console/keys")]  # the last: the refusal page (no token)
+    for page in pages:
+        html = page.get_data(as_text=True)
+        assert "<html" in html and page.mimetype == "text/html"
+        assert not re.search(r"<script(?![^>]*\ssrc=)", html), "inline <script>"
+        assert not re.search(r"\sstyle=|<style|\son\w+=", html), "inline style or event handler"
+
+
+def test_session_cookie_is_secure_httponly_samesite_and_confined_to_the_console(app_factory):
+    cookie = app_factory().test_client().get("/console/signin").headers["Set-Cookie"]
+    assert cookie.startswith("emoscope_console=")
+    for attribute in ("Secure", "HttpOnly", "SameSite=Lax", "Path=/console"):
+        assert attribute in cookie
+    # Plain-http loopback (make run, browser tests) is an explicit setting, not a default.
+    loopback = app_factory(cookie_secure=False).test_client().get("/console/signin").headers["Set-Cookie"]
+    assert "Secure" not in loopback and "HttpOnly" in loopback
+
+
+def test_no_cookie_on_api_answers(client, api_key):
+    assert "Set-Cookie" not in analyze(client, api_key).headers
+    assert "Set-Cookie" not in client.get("/demo").headers
+
+
+def test_state_changing_requests_without_the_csrf_token_are_refused(owner):
+    client, secret, _ = owner
+    keys_before = client.get("/v1/keys", headers=bearer(secret)).json["data"]
+    for data in ({"name": "forged"}, {"name": "forged", CSRF_FIELD: "not-the-token"}):
+        refused = client.post("/console/keys", data=data)
+        assert refused.status_code == 403 and "expired" in refused.get_data(as_text=True)
+    assert client.post("/console/data/delete", data={"confirm": "yes"}).status_code == 403
+    assert client.post("/console/signout").status_code == 403
+    assert client.get("/v1/keys", headers=bearer(secret)).json["data"] == keys_before
+    assert client.get("/console").status_code == 200  # still signed in
+
+
+def test_sign_in_needs_the_token_of_a_form_served_by_us(app_factory):
+    client = app_factory().test_client()
+    sign_up(client)
+    refused = client.post("/console/signin", data={"email": "owner@example.com", "password": PASSWORD})
+    assert refused.status_code == 403
+    assert client.get("/console").status_code == 303
+
+
+def test_sign_in_and_sign_out(app_factory):
+    client = app_factory().test_client()
+    sign_up(client, account_name="Acme Vision")
+    assert client.get("/console").headers["Location"].endswith("/console/signin")
+    wrong = sign_in(client, password="not the password")
+    assert wrong.status_code == 401 and "Wrong email or password" in wrong.get_data(as_text=True)
+    assert sign_in(client, email="nobody@example.com").status_code == 401
+    assert client.get("/console").status_code == 303
+    signed_in = sign_in(client, email="OWNER@example.com")
+    assert signed_in.status_code == 303 and signed_in.headers["Location"].endswith("/console")
+    page = client.get("/console")
+    assert page.status_code == 200 and "Acme Vision" in page.get_data(as_text=True)
+    assert page.headers["Cache-Control"] == "no-store"
+    signed_out = console_post(client, "/console/signout")
+    assert signed_out.status_code == 303
+    assert client.get("/console").status_code == 303
+
+
+def test_sessions_end_twelve_hours_after_sign_in_however_active(owner):
+    client, _, _ = owner
+    with client.session_transaction("/console") as session:  # the cookie's path
+        session["signed_in_at"] -= SESSION_LIFETIME.total_seconds() + 1
+    assert client.get("/console").headers["Location"].endswith("/console/signin")
+    with client.session_transaction("/console") as session:  # the cookie's path
+        assert "owner_id" not in session
+
+
+def test_console_sign_in_shares_the_api_password_guessing_budget(app_factory, monkeypatch):
+    monkeypatch.setattr("api.routes.account.CREDENTIAL_RATE", 0.001)  # no refill while the test runs
+    client = app_factory().test_client()
+    sign_up(client)  # one of the address's 5 attempts
+    statuses = [sign_in(client, password="guess number one").status_code for _ in range(5)]
+    assert statuses[:4] == [401] * 4 and statuses[4] == 429
+    limited = sign_in(client)
+    assert limited.status_code == 429 and limited.mimetype == "text/html" and "Retry-After" in limited.headers
+
+
+def test_create_key_shows_the_secret_once(owner):
+    client, _, _ = owner
+    created = console_post(client, "/console/keys", name="web app", scopes="analyze")
+    assert created.status_code == 201
+    secret = re.search(r'id="new-secret"[^>]*value="(emo_[^"]+)"', created.get_data(as_text=True)).group(1)
+    assert analyze(client, secret).status_code == 200
+    page = client.get("/console").get_data(as_text=True)
+    assert "web app" in page and secret.split("_")[1] in page  # listed by its public prefix
+    assert secret not in page
+
+
+def test_create_key_validates_like_the_api(owner):
+    client, secret, _ = owner
+    refused = console_post(client, "/console/keys", name="x", scopes="root")
+    assert refused.status_code == 400 and refused.mimetype == "text/html"
+    admin = console_post(client, "/console/keys", name="ops", scopes=["analyze", "admin"])
+    new = re.search(r'value="(emo_[^"]+)"', admin.get_data(as_text=True)).group(1)
+    assert client.get("/v1/keys", headers=bearer(new)).status_code == 200
+
+
+def test_revoke_key_takes_effect_at_once_and_only_in_the_owners_account(owner, app_factory):
+    client, secret, _ = owner
+    created = client.post("/v1/keys", json={"name": "app"}, headers=bearer(secret)).json
+    revoked = console_post(client, f"/console/keys/{created['id']}/revoke")
+    assert revoked.status_code == 303
+    page = client.get("/console").get_data(as_text=True)
+    assert f"{created['prefix']} is revoked" in page
+    assert analyze(client, created["secret"]).status_code == 401
+    other = sign_up(client, "other@example.com", "Other")["api_key"]
+    assert console_post(client, f"/console/keys/{other['id']}/revoke").status_code == 404
+    assert client.get("/v1/keys", headers=bearer(other["secret"])).status_code == 200
+
+
+def test_plan_quota_and_usage_by_day(owner):
+    client, secret, _ = owner
+    for _ in range(3):
+        assert analyze(client, secret).status_code == 200
+    page = client.get("/console").get_data(as_text=True)
+    assert "3 of 1000000 units" in page  # tests run with an unthrottled free plan
+    bars = re.findall(r'class="usage-bar"[^>]*data-units="(\d+)"', page)
+    assert len(bars) == USAGE_DAYS and bars[-1] == "3" and set(bars[:-1]) == {"0"}
+
+
+def test_billing_off_is_said_not_failed(owner):
+    client, _, _ = owner
+    assert "Billing is off on this deployment" in client.get("/console").get_data(as_text=True)
+    portal = console_post(client, "/console/billing/portal")
+    assert portal.status_code == 503 and portal.mimetype == "text/html"
+    assert "without Stripe" in portal.get_data(as_text=True)
+
+
+def test_billing_portal_link_for_a_paying_account(paid):
+    app, _, _, _ = paid
+    client = app.test_client()
+    assert sign_in(client, email="payer@example.com").status_code == 303
+    page = client.get("/console").get_data(as_text=True)
+    assert "Open the Stripe customer portal" in page
+    portal = console_post(client, "/console/billing/portal")
+    assert portal.status_code == 303 and "/portal/" in portal.headers["Location"]
+
+
+def wait_for_job(client, secret: str, job_id: str) -> dict:
+    deadline = time.monotonic() + 60
+    while True:
+        job = client.get(f"/v1/jobs/{job_id}", headers=bearer(secret)).json
+        if job["status"] in ("succeeded", "failed") or time.monotonic() > deadline:
+            return job
+        time.sleep(0.1)
+
+
+def test_data_deletion_from_the_console(owner):
+    client, secret, _ = owner
+    job_id = analyze(client, secret, **{"async": "true"}).json["id"]
+    assert wait_for_job(client, secret, job_id)["status"] == "succeeded"
+    unconfirmed = console_post(client, "/console/data/delete")
+    assert unconfirmed.status_code == 400
+    assert client.get(f"/v1/jobs/{job_id}", headers=bearer(secret)).status_code == 200
+    deleted = console_post(client, "/console/data/delete", confirm="yes")
+    assert deleted.status_code == 303
+    page = client.get("/console").get_data(as_text=True)
+    assert "(with their media and results): 1;" in page and "kept for invoicing" in page
+    assert client.get(f"/v1/jobs/{job_id}", headers=bearer(secret)).status_code == 404
+    assert client.get("/v1/usage", headers=bearer(secret)).json["total_units"] == 1
