@@ -10,7 +10,7 @@ from api.metering import Plan
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # The emotion model served unless EMOSCOPE_EMOTION_MODEL names another manifest entry.
-DEFAULT_EMOTION_MODEL = "emotion_fer"
+DEFAULT_EMOTION_MODEL = "emotion"
 
 
 def _env_int(name: str, default: int) -> int:
