@@ -42,10 +42,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from api.config import REPO_ROOT
+from api.engine.results import MICRO_MAX_MS
 from api.engine.weights import load_manifest, verified_path
 
 DATA_DIR = Path(os.environ.get("EMOSCOPE_DATA_DIR", REPO_ROOT.parent / "shared" / "data")).resolve()
-MICRO_MAX_MS = 500.0
 
 # Action patterns: (emotion it suggests, action units, [(centre (X, Y), displacement per unit
 # amplitude (dX, dY), sigma (sx, sy))]) in face units (IOD), X to the image's right, Y down.

@@ -27,7 +27,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-MICRO_MAX_MS = 500.0
+from api.engine.results import MICRO_MAX_MS  # noqa: E402
+from api.engine.tracking import greedy_pairs  # noqa: E402
+
 IOU_THRESHOLD = 0.5
 
 
@@ -51,18 +53,8 @@ def interval_iou(a: tuple[int, int], b: tuple[int, int]) -> float:
 def match_intervals(predicted: list[tuple[int, int]], truth: list[tuple[int, int]],
                     threshold: float = IOU_THRESHOLD) -> list[tuple[int, int]]:
     """Greedy one-to-one matching, best IoU first: (prediction index, truth index) pairs with IoU >= threshold."""
-    candidates = sorted(((interval_iou(p, t), i, j) for i, p in enumerate(predicted) for j, t in enumerate(truth)),
-                        reverse=True)
-    used_p, used_t, pairs = set(), set(), []
-    for iou, i, j in candidates:
-        if iou < threshold:
-            break
-        if i in used_p or j in used_t:
-            continue
-        used_p.add(i)
-        used_t.add(j)
-        pairs.append((i, j))
-    return pairs
+    return greedy_pairs(((interval_iou(p, t), i, j) for i, p in enumerate(predicted) for j, t in enumerate(truth)),
+                        threshold)
 
 
 @dataclass

@@ -1,6 +1,8 @@
 """Greedy IoU tracking: stable face ids across the sampled frames of a clip."""
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 
 from api.engine.results import Frame, Track
@@ -19,25 +21,31 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
     return float(inter / union) if union > 0 else 0.0
 
 
+def greedy_pairs(scored: Iterable[tuple[float, int, int]], threshold: float) -> list[tuple[int, int]]:
+    """One-to-one (i, j) pairs from (score, i, j) candidates, best score first, down to `threshold`."""
+    used_i, used_j, pairs = set(), set(), []
+    for score, i, j in sorted(scored, reverse=True):
+        if score < threshold:
+            break
+        if i in used_i or j in used_j:
+            continue
+        used_i.add(i)
+        used_j.add(j)
+        pairs.append((i, j))
+    return pairs
+
+
 def assign_tracks(frames: list[Frame]) -> list[Track]:
     """Give every face a `track_id` (set on the face) and return the tracks in id order."""
     tracks: list[Track] = []
     active: list[Track] = []
     for frame in frames:
         active = [t for t in active if frame.timestamp_ms - t.frames[-1].timestamp_ms <= MAX_GAP_MS]
-        pairs = sorted(
-            ((iou(t.faces[-1].box, f.box), ti, fi) for ti, t in enumerate(active) for fi, f in enumerate(frame.faces)),
-            reverse=True,
-        )
-        used_tracks, used_faces = set(), set()
-        for score, ti, fi in pairs:
-            if score < IOU_THRESHOLD:
-                break
-            if ti in used_tracks or fi in used_faces:
-                continue
-            used_tracks.add(ti)
-            used_faces.add(fi)
+        pairs = greedy_pairs(((iou(t.faces[-1].box, f.box), ti, fi)
+                              for ti, t in enumerate(active) for fi, f in enumerate(frame.faces)), IOU_THRESHOLD)
+        for ti, fi in pairs:
             _extend(active[ti], frame, fi)
+        used_faces = {fi for _, fi in pairs}
         for fi, face in enumerate(frame.faces):
             if fi not in used_faces:
                 track = Track(len(tracks) + 1, [], [])
