@@ -17,7 +17,7 @@ from api.errors import register_error_handlers
 from api.jobs import JobContext
 from api.observability import configure_logging, install_metrics
 from api.ratelimit import make_rate_limiter
-from api.routes import account, analyze, billing, console, demo, health, jobs, studies
+from api.routes import account, analyze, billing, console, demo, health, jobs, participant, studies
 from api.services import job_context, make_analyzer, make_queue
 
 # Base64 inflates by 4/3; the engine enforces the exact byte limit after decoding.
@@ -75,4 +75,5 @@ def create_app(settings: Settings | None = None, analyzer: Analyzer | None = Non
     websecurity.install(app, settings)
     app.register_blueprint(demo.bp)
     app.register_blueprint(console.bp)
+    app.register_blueprint(participant.bp)
     return app

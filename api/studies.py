@@ -70,11 +70,16 @@ def of_account(session: Session, account_id: int) -> list[Study]:
     return list(session.scalars(select(Study).where(Study.account_id == account_id)))
 
 
-def for_participant(session: Session, study_id: str, token: str, pepper: str) -> Study | None:
-    """The study this participant token opens, if it is `study_id`'s."""
+def by_token(session: Session, token: str, pepper: str) -> Study | None:
+    """The study this participant token opens (the participant page knows only the token)."""
     if not token.startswith(PARTICIPANT_TOKEN_PREFIX):
         return None
-    study = session.scalars(select(Study).where(Study.participant_token_hash == keys.hash_key(token, pepper))).first()
+    return session.scalars(select(Study).where(Study.participant_token_hash == keys.hash_key(token, pepper))).first()
+
+
+def for_participant(session: Session, study_id: str, token: str, pepper: str) -> Study | None:
+    """The study this participant token opens, if it is `study_id`'s."""
+    study = by_token(session, token, pepper)
     return study if study is not None and study.id == study_id else None
 
 
@@ -84,6 +89,9 @@ def delete(session: Session, study: Study) -> list[str]:
     stale = _delete_jobs(session, [s.id for s in sessions])
     for each in sessions:
         session.delete(each)
+    # Sessions first: no ORM relationship orders these deletes, and a study deleted first would take
+    # its sessions with it by the database's cascade, leaving the ORM's deletes matching nothing.
+    session.flush()
     session.delete(study)
     return stale + [k for k in (study.stimulus_key,) if k]
 

@@ -12,15 +12,18 @@ from datetime import timedelta
 from functools import wraps
 
 import stripe
-from flask import Blueprint, current_app, flash, g, redirect, render_template, request, session, url_for
+from flask import Blueprint, Response, current_app, flash, g, redirect, render_template, request, session, url_for
 
-from api import accounts, erasure, metering, repository, websecurity
+from api import accounts, erasure, metering, repository, studies, websecurity
 from api.db import Account, Owner, utcnow
-from api.errors import ApiError
+from api.engine import media
+from api.engine.preprocess import EMOTIONS
+from api.errors import MEDIA_STATUS, ApiError
 from api.routes.account import credentials_guard
 from api.routes.billing import configured_billing, stripe_unavailable
 from api.routes.parsing import load
-from api.schemas import SCOPES, KeyCreateSchema
+from api.routes.studies import report_csv_response, video_upload
+from api.schemas import SCOPES, KeyCreateSchema, StudyCreateSchema
 
 bp = Blueprint("console", __name__, url_prefix="/console")
 
@@ -39,6 +42,12 @@ def _message(status: int, title: str, detail: str, headers: dict | None = None):
 def _api_error(exc: ApiError):
     """The shared validators and guards raise problem errors; a person gets a page instead."""
     return _message(exc.status, exc.title, exc.detail, exc.headers)
+
+
+@bp.errorhandler(media.MediaError)
+def _media_error(exc: media.MediaError):
+    """A study's stimulus the shared upload check refuses (not a video, too large)."""
+    return _message(MEDIA_STATUS.get(type(exc), 422), "Media refused", str(exc))
 
 
 @bp.before_request
@@ -168,3 +177,107 @@ def _every_day(report: dict, first, count: int) -> list[dict]:
     by_date = {row["date"]: row for row in report["data"]}
     days = [(first + timedelta(days=i)).isoformat() for i in range(count)]
     return [by_date.get(day, {"date": day, "units": 0, "requests": 0}) for day in days]
+
+
+# --- audience studies ---------------------------------------------------------------------------
+
+@bp.get("/studies")
+@signed_in
+def studies_page():
+    with _services().db.session.begin() as db_session:
+        rows = [studies.study_json(db_session, study) for study in studies.of_account(db_session, g.account.id)]
+        keys = [key for key in repository.list_api_keys(db_session, g.account.id) if key.revoked_at is None]
+    return render_template("console/studies.html", account=g.account, studies=rows, keys=keys)
+
+
+@bp.post("/studies")
+@signed_in
+def create_study():
+    services = _services()
+    fields = load(StudyCreateSchema(), {"name": request.form.get("name", ""),
+                                        "stimulus_duration_ms": _milliseconds(request.form.get("duration_s", ""))})
+    stimulus = video_upload("stimulus", required=False)
+    content_type = request.files["stimulus"].mimetype if stimulus is not None else None
+    with services.db.session.begin() as db_session:
+        key = _active_key(db_session, request.form.get("api_key_id", type=int))
+        study, token = studies.create(db_session, services.jobs.storage, g.account.id, key.id, fields["name"],
+                                      fields["stimulus_duration_ms"], stimulus, content_type,
+                                      services.settings.api_key_pepper)
+        study_id = study.id
+    # Rendered here rather than redirected to: the participant link exists only in this response.
+    return _study_page(study_id, participant_url=url_for("participant.page", token=token, _external=True)), 201
+
+
+@bp.get("/studies/<study_id>")
+@signed_in
+def study_page(study_id: str):
+    return _study_page(study_id)
+
+
+@bp.get("/studies/<study_id>/report.csv")
+@signed_in
+def study_report_csv(study_id: str):
+    with _services().db.session.begin() as db_session:
+        report = studies.report(db_session, _owned_study(db_session, study_id))
+    return report_csv_response(study_id, report)
+
+
+@bp.get("/studies/<study_id>/stimulus")
+@signed_in
+def study_stimulus(study_id: str):
+    services = _services()
+    with services.db.session.begin() as db_session:
+        study = _owned_study(db_session, study_id)
+        key, content_type = study.stimulus_key, study.stimulus_content_type
+    if key is None:
+        return _message(404, "No stimulus", "This study has no stored stimulus video.")
+    data = services.jobs.storage.get(key)
+    # Byte ranges: without them the browser cannot seek the player to a moment of the report.
+    response = Response(data, mimetype=content_type or "application/octet-stream")
+    return response.make_conditional(request, accept_ranges=True, complete_length=len(data))
+
+
+@bp.post("/studies/<study_id>/delete")
+@signed_in
+def delete_study(study_id: str):
+    services = _services()
+    with services.db.session.begin() as db_session:
+        study = _owned_study(db_session, study_id)
+        name, stale = study.name, studies.delete(db_session, study)
+    for key in stale:
+        services.jobs.storage.delete(key)
+    flash(f"Study “{name}” is deleted, with its stimulus and every session's timeline; its link no longer works.")
+    return redirect(url_for("console.studies_page"), 303)
+
+
+def _owned_study(db_session, study_id: str):
+    study = studies.find(db_session, g.account.id, study_id)
+    if study is None:
+        raise ApiError(404, "not_found", "No such study", f"There is no study {study_id} in this account.")
+    return study
+
+
+def _active_key(db_session, key_id: int | None):
+    """The key a study's sessions are metered against (the API uses the key that creates the study)."""
+    key = next((k for k in repository.list_api_keys(db_session, g.account.id)
+                if k.id == key_id and k.revoked_at is None), None)
+    if key is None:
+        raise ApiError(400, "invalid_request", "No key chosen",
+                       "Choose an active API key to meter the study's sessions against.")
+    return key
+
+
+def _milliseconds(seconds: str):
+    """The form asks for seconds; the schema, shared with the API, checks milliseconds."""
+    try:
+        return float(seconds) * 1000
+    except ValueError:
+        return seconds  # not a number: the schema says so
+
+
+def _study_page(study_id: str, participant_url: str | None = None) -> str:
+    with _services().db.session.begin() as db_session:
+        study = _owned_study(db_session, study_id)
+        body, report = studies.study_json(db_session, study), studies.report(db_session, study)
+    return render_template("console/study.html", study=body, report=report, emotions=EMOTIONS,
+                           participant_url=participant_url)

@@ -35,9 +35,10 @@ def _owned(session, study_id: str):
     return study
 
 
-def _upload(name: str, required: bool) -> bytes | None:
+def video_upload(name: str, required: bool) -> bytes | None:
+    """The multipart part `name`: a video within the upload limit (the console's study form uses it too)."""
     upload = request.files.get(name)
-    if upload is None:
+    if upload is None or upload.filename == "":  # a form's file field left empty sends a nameless, empty part
         if required:
             raise ApiError(400, "invalid_request", "Invalid request", f"the multipart body needs a '{name}' part",
                            errors={name: ["Missing data for required field."]})
@@ -57,7 +58,7 @@ def _upload(name: str, required: bool) -> bytes | None:
 def create_study():
     services = _services()
     if request.mimetype == "multipart/form-data":
-        fields, stimulus = load(StudyCreateSchema(), form_fields()), _upload("stimulus", required=False)
+        fields, stimulus = load(StudyCreateSchema(), form_fields()), video_upload("stimulus", required=False)
     else:
         fields, stimulus = load(StudyCreateSchema(), json_object()), None
     content_type = request.files["stimulus"].mimetype if stimulus is not None else None
@@ -97,9 +98,14 @@ def study_report(study_id: str):
         study = _owned(session, study_id)
         report = studies.report(session, study, query["bucket_ms"])
     if request.accept_mimetypes.best_match(["application/json", CSV]) == CSV:
-        return Response(audience.report_csv(report), mimetype=CSV,
-                        headers={"Content-Disposition": f'attachment; filename="{study_id}-report.csv"'})
+        return report_csv_response(study_id, report)
     return jsonify(report)
+
+
+def report_csv_response(study_id: str, report: dict) -> Response:
+    """The report as a CSV download (also the console's export)."""
+    return Response(audience.report_csv(report), mimetype=CSV,
+                    headers={"Content-Disposition": f'attachment; filename="{study_id}-report.csv"'})
 
 
 def _participant_study(study_id: str):
@@ -139,10 +145,10 @@ def submit_session(study_id: str):
         raise ApiError(415, "unsupported_media_type", "Unsupported media type",
                        "send multipart/form-data with a 'file' part (the webcam recording)")
     fields = load(StudySessionFormSchema(), form_fields(json_fields=("consent",)))
-    data = _upload("file", required=True)
+    data = video_upload("file", required=True)
     options = AnalysisOptions()
     clip = open_clip(services, data, options)  # header limits, before anything is stored or billed
-    clip.frames.close()  # a video by its magic bytes (_upload), so never None
+    clip.frames.close()  # a video by its magic bytes (video_upload), so never None
     consent = studies.Consent(fields["consent"]["version"], fields["consent"]["accepted_at"])
     row, receipt = studies.new_session(study, fields["stimulus_started_ms"], consent, fields["segment"],
                                        services.settings.api_key_pepper)

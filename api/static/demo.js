@@ -1,13 +1,7 @@
 "use strict";
 // The demo page: the visitor's photo, clip or webcam picture goes to POST /v1/analyze with their own
-// key, and the JSON answer is drawn over the media. Everything is built with DOM calls, never
-// innerHTML, so nothing in an answer can turn into markup.
+// key, and the JSON answer is drawn over the media. Helpers (element, call, legend…) are common.js's.
 
-const EMOTIONS = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"];
-const EMOTION_COLOURS = {
-  angry: "#d62728", disgust: "#8c564b", fear: "#9467bd", happy: "#e6a800",
-  sad: "#1f77b4", surprise: "#17becf", neutral: "#7f7f7f",
-};
 const FACE_COLOURS = ["#00c853", "#ff4081", "#2979ff", "#ff9100", "#d500f9", "#00b8d4"];
 // sessionStorage, not localStorage: the key is forgotten when the tab closes.
 const KEY_STORAGE = "emoscope.demo.key";
@@ -16,38 +10,11 @@ const JOB_POLL_MS = 1000;
 const MAX_OVERLAY_SIDE = 1600;
 const CHART_WIDTH = 600;
 const CHART_HEIGHT = 120;
-const SVG_NS = "http://www.w3.org/2000/svg";
 
-const $ = (id) => document.getElementById(id);
 let mediaUrl = null;     // blob: URL of the media on show, revoked when the next one replaces it
 let clipListeners = null; // AbortController of the current clip's listeners
 let camera = null;       // the live MediaStream, only between consent and capture
 let redrawOverlay = null; // repaints the boxes of the media on show (the page may be resized)
-
-function element(tag, attributes = {}, text = null) {
-  const node = document.createElement(tag);
-  for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, value);
-  if (text !== null) node.textContent = text;
-  return node;
-}
-
-function svgElement(tag, attributes = {}) {
-  const node = document.createElementNS(SVG_NS, tag);
-  for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, value);
-  return node;
-}
-
-const percent = (p) => `${Math.round(p * 100)}%`;
-const seconds = (ms) => `${(ms / 1000).toFixed(2)} s`;
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
-function setStatus(text) { $("status").textContent = text; }
-
-function showError(text) {
-  $("error").textContent = text;
-  $("error").hidden = false;
-  setStatus("");
-}
 
 // ---- the key: from the console's or `make run`'s link (#key=...), the field, or this tab's storage
 
@@ -63,17 +30,6 @@ function initKey() {
 }
 
 // ---- the API
-
-async function call(path, key, init = {}) {
-  const response = await fetch(path, { ...init, headers: { Authorization: `Bearer ${key}` } });
-  const body = await response.json().catch(() => null);
-  if (!response.ok) {
-    const retry = response.headers.get("Retry-After");
-    const text = body && body.detail ? `${body.title}: ${body.detail}` : `HTTP ${response.status}`;
-    throw new Error(retry ? `${text} (retry after ${retry} s)` : text);
-  }
-  return { status: response.status, body };
-}
 
 async function waitForJob(job, key) {
   for (;;) {
@@ -226,11 +182,6 @@ function frameAt(frames, ms, tolerance) {
   return found && ms - found.timestamp_ms <= tolerance ? found : null;
 }
 
-function seek(video, ms) {
-  video.pause();
-  video.currentTime = ms / 1000;
-}
-
 function showClip(result) {
   const video = $("clip");
   const listeners = new AbortController();
@@ -277,18 +228,6 @@ function showClip(result) {
   }
   $("timelines").prepend(legend());
   $("events").append(eventList(events, video));
-}
-
-function legend() {
-  const list = element("ul", { class: "legend" });
-  for (const emotion of EMOTIONS) {
-    const item = element("li", { "data-emotion": emotion });
-    const swatch = element("span", { class: "swatch", "aria-hidden": "true" });
-    swatch.style.backgroundColor = EMOTION_COLOURS[emotion];
-    item.append(swatch, emotion);
-    list.append(item);
-  }
-  return list;
 }
 
 function timelineChart(track, durationMs, events, video) {
@@ -368,7 +307,7 @@ function eventList(events, video) {
 // ---- webcam: nothing is asked of the browser before the consent click; tracks stop after capture
 
 function stopCamera() {
-  if (camera) camera.getTracks().forEach((track) => track.stop());
+  stopTracks(camera);
   camera = null;
   $("webcam-video").srcObject = null;
   $("webcam").hidden = true;

@@ -1,0 +1,32 @@
+"""The participant page (/s/<token>): consent, the stimulus played while the webcam records, upload, receipt.
+
+The token in the address is the participant's only credential. The page script reads it from the
+address and sends it as a bearer token to the JSON endpoints (stimulus, sessions), like any client;
+the server only looks it up here to name the study. Referrer-Policy: no-referrer (websecurity)
+keeps the address from leaving with any request the page makes.
+"""
+from __future__ import annotations
+
+from flask import Blueprint, current_app, render_template
+
+from api import studies
+
+bp = Blueprint("participant", __name__)
+
+# Stored with every session as the version of the consent text the viewer agreed to: change it
+# whenever the wording in participant.html changes.
+CONSENT_VERSION = "2026-12-v1"
+# The page's address is a credential: no cache keeps what is behind it, no search engine lists it.
+PRIVATE = {"Cache-Control": "no-store", "X-Robots-Tag": "noindex"}
+
+
+@bp.get("/s/<token>")
+def page(token: str):
+    services = current_app.extensions["emoscope"]
+    with services.db.session.begin() as session:
+        study = studies.by_token(session, token, services.settings.api_key_pepper)
+        if study is None:
+            return render_template("participant_unknown.html"), 404, PRIVATE
+        context = {"study_id": study.id, "study_name": study.name, "duration_ms": study.stimulus_duration_ms,
+                   "has_stimulus": study.stimulus_key is not None}
+    return render_template("participant.html", consent_version=CONSENT_VERSION, **context), 200, PRIVATE

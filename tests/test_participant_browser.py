@@ -1,0 +1,241 @@
+"""Audience studies in a real browser: the participant page with Chromium's fake camera showing a real face,
+and the console's study pages. Reuses tests/test_browser.py's server, page and screenshot fixtures."""
+from __future__ import annotations
+
+import io
+import json
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import requests
+
+from api.engine.preprocess import EMOTIONS
+from api.routes.participant import CONSENT_VERSION
+from tests.conftest import FACES, VIDEOS
+from tests.test_browser import (CHROMIUM, CHROMIUM_ARGS, PASSWORD, RECORD_CAMERA_STREAMS, TRACK_STATES, expect, page,
+                                playwright_api, server, shoot)  # noqa: F401  (fixtures)
+
+CAMERA_SIZE = (640, 480)
+CAMERA_FPS = 10  # the fake camera's rate: few frames to analyse per recorded second
+CONSENT = json.dumps({"version": CONSENT_VERSION, "accepted_at": "2026-12-02T10:00:00Z"})
+
+
+def photo_frames(photo: Path, count: int, size=CAMERA_SIZE) -> list[np.ndarray]:
+    """A real photo fitted on a grey frame, drifting a few pixels from frame to frame like a person at a webcam."""
+    width, height = size
+    image = cv2.imread(str(photo))
+    scale = min(width / image.shape[1], height / image.shape[0]) * 0.9
+    face = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    frames = []
+    for i in range(count):
+        canvas = np.full((height, width, 3), 128, np.uint8)
+        dx, dy = int(6 * np.sin(i / 3)), int(3 * np.cos(i / 4))
+        top, left = (height - face.shape[0]) // 2 + dy, (width - face.shape[1]) // 2 + dx
+        canvas[top:top + face.shape[0], left:left + face.shape[1]] = face
+        frames.append(canvas)
+    return frames
+
+
+def write_y4m(path: Path, frames: list[np.ndarray], fps: int) -> Path:
+    """YUV4MPEG2, the format Chromium's fake camera plays (in a loop): a header, then raw I420 frames."""
+    height, width = frames[0].shape[:2]
+    with path.open("wb") as out:
+        out.write(f"YUV4MPEG2 W{width} H{height} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
+        for frame in frames:
+            out.write(b"FRAME\n" + cv2.cvtColor(frame, cv2.COLOR_BGR2YUV_I420).tobytes())
+    return path
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    """Chromium whose fake camera films a real face, granting camera access without a prompt (overrides
+    tests/test_browser.py's browser, so its `page` fixture runs here)."""
+    camera = write_y4m(tmp_path_factory.mktemp("camera") / "face.y4m", photo_frames(FACES / "img1.jpg", 20),
+                       CAMERA_FPS)
+    args = [*CHROMIUM_ARGS, "--use-fake-ui-for-media-stream", f"--use-file-for-fake-video-capture={camera}"]
+    with playwright_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=args)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def owner(server):
+    """(base URL, the admin key of a signed-up owner) on the browser tests' server."""
+    base, _ = server
+    signup = requests.post(f"{base}/v1/signup", timeout=30, json={
+        "email": "studies@example.com", "password": PASSWORD, "account_name": "Studies Co"})
+    assert signup.status_code == 201, signup.text
+    return base, signup.json()["api_key"]["secret"]
+
+
+def api(owner, method: str, path: str, **kwargs) -> requests.Response:
+    base, key = owner
+    return requests.request(method, f"{base}{path}", headers={"Authorization": f"Bearer {key}"}, timeout=60,
+                            **kwargs)
+
+
+def wait_until_analysed(owner, study_id: str, expected: int, timeout: float = 90.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        counts = api(owner, "GET", f"/v1/studies/{study_id}").json()["sessions"]
+        if counts["processing"] == 0 and counts["succeeded"] + counts["failed"] >= expected:
+            return counts
+        assert time.monotonic() < deadline, f"sessions still processing after {timeout} s: {counts}"
+        time.sleep(0.3)
+
+
+def sessions_posted(page) -> list:
+    posted = []
+    page.on("request", lambda request: posted.append(request)
+            if request.method == "POST" and request.url.endswith("/sessions") else None)
+    return posted
+
+
+def test_refusing_consent_records_nothing(page, owner):
+    study = api(owner, "POST", "/v1/studies", json={"name": "Refused", "stimulus_duration_ms": 2000}).json()
+    page.add_init_script(RECORD_CAMERA_STREAMS)
+    posted = sessions_posted(page)
+    page.goto(study["participant_path"])
+    expect(page.locator("#consent")).to_be_visible()
+    expect(page.locator("#consent")).to_contain_text("No sound is recorded")
+    page.click("#consent-refuse")
+    expect(page.locator("#refused")).to_contain_text("Nothing was recorded")
+    expect(page.locator("#viewing")).to_be_hidden()
+    assert page.evaluate(TRACK_STATES) == []  # the camera was never asked for
+    assert posted == []
+    assert api(owner, "GET", f"/v1/studies/{study['id']}").json()["sessions"] == {
+        "processing": 0, "succeeded": 0, "failed": 0}
+
+
+def test_stopping_midway_turns_the_camera_off_and_sends_nothing(page, owner):
+    study = api(owner, "POST", "/v1/studies", json={"name": "Stopped", "stimulus_duration_ms": 30000}).json()
+    page.add_init_script(RECORD_CAMERA_STREAMS)
+    posted = sessions_posted(page)
+    page.goto(study["participant_path"])
+    page.click("#consent-accept")
+    page.click("#cancel")  # as soon as it shows: the recorder may still be starting
+    expect(page.locator("#status")).to_contain_text("nothing was sent")
+    assert page.evaluate(TRACK_STATES) == ["ended"]
+    expect(page.locator("#consent")).to_be_visible()  # free to start again, or to leave
+    assert posted == []
+
+
+def test_consent_records_uploads_and_the_session_is_in_the_report(page, owner, shoot):
+    study = api(owner, "POST", "/v1/studies", json={"name": "Countdown", "stimulus_duration_ms": 2000}).json()
+    page.add_init_script(RECORD_CAMERA_STREAMS)
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.goto(study["participant_path"])
+    with page.expect_response("**/sessions") as answer:
+        page.click("#consent-accept")
+        expect(page.locator("#countdown")).to_be_visible()  # no stored stimulus: a countdown of its duration
+        assert page.evaluate(TRACK_STATES) == ["live"]
+        shoot(page, "participant_recording")
+    assert answer.value.status == 202, answer.value.text()
+    sent = answer.value.request
+    assert sent.headers["authorization"] == f"Bearer {study['participant_token']}"
+    assert len(sent.headers["idempotency-key"]) >= 32
+    receipt = answer.value.json()["receipt"]
+    expect(page.locator("#done")).to_be_visible()
+    assert page.input_value("#receipt") == receipt
+    assert page.evaluate(TRACK_STATES) == ["ended"]  # the camera is off once the stimulus is over
+    assert page.evaluate("document.getElementById('upload-progress').value") == 1
+
+    assert wait_until_analysed(owner, study["id"], 1) == {"processing": 0, "succeeded": 1, "failed": 0}
+    report = api(owner, "GET", f"/v1/studies/{study['id']}/report").json()
+    assert report["viewers"] == 1 and len(report["buckets"]) == 2
+    assert all(b["viewers"] == 1 for b in report["buckets"])  # the recording covers the whole stimulus
+    assert max(b["viewers_with_face"] for b in report["buckets"]) == 1  # the real face on the fake camera
+
+    page.click("#withdraw")
+    expect(page.locator("#withdrawn")).to_be_visible()
+    assert api(owner, "GET", f"/v1/studies/{study['id']}/report").json()["viewers"] == 0
+
+
+def expression_change_clip(fps: int = 5) -> bytes:
+    """2.6 s at a webcam: a real neutral face (img10) for 2 s, then a real smiling one (img1), as H.264 MP4.
+    Five viewers like this make happiness rise at 2 s: a top moment the report must list."""
+    import av
+
+    frames = photo_frames(FACES / "img10.jpg", 2 * fps) + photo_frames(FACES / "img1.jpg", 3 * fps)[:3]
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format="mp4") as out:
+        stream = out.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = CAMERA_SIZE[0], CAMERA_SIZE[1], "yuv420p"
+        for i, image in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(image, format="bgr24").reformat(format="yuv420p")
+            frame.pts, frame.time_base = i, Fraction(1, fps)
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+    return buffer.getvalue()
+
+
+def test_console_study_from_creation_to_report(page, owner, shoot):
+    base, _ = owner
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.goto("/console/signin")
+    page.fill("input[name=email]", "studies@example.com")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button:has-text('Sign in')")
+    page.click("#studies-link")
+    page.fill("#create-study input[name=name]", "Spring ad")
+    page.set_input_files("#stimulus-file", str(VIDEOS / "single_face.mp4"))
+    expect(page.locator("#duration-s")).not_to_have_value("")  # read from the video by the page
+    duration_s = float(page.input_value("#duration-s"))
+    page.click("#create-study button[type=submit]")
+    link = page.input_value("#participant-link")
+    assert link.startswith(f"{base}/s/pt_")
+    study_id = page.get_attribute("#report-chart", "data-study-id")
+    shoot(page, "console_study_created")
+    study = api(owner, "GET", f"/v1/studies/{study_id}").json()
+    assert study["has_stimulus"] and study["stimulus_duration_ms"] == pytest.approx(duration_s * 1000)
+
+    # One viewer through the participant page, watching the stored stimulus...
+    page.goto(link)
+    with page.expect_response("**/sessions") as answer:
+        page.click("#consent-accept")
+        expect(page.locator("#stimulus")).to_be_visible()
+    assert answer.value.status == 202
+    token = link.rsplit("/", 1)[1]
+    # ...and five more through the API, whose face turns from neutral to smiling at 2 s.
+    clip = expression_change_clip()
+    for i in range(5):
+        sent = requests.post(f"{base}/v1/studies/{study_id}/sessions", timeout=60,
+                             headers={"Authorization": f"Bearer {token}", "Idempotency-Key": f"viewer-{i}-{study_id}"},
+                             files={"file": ("webcam.mp4", clip, "video/mp4")},
+                             data={"stimulus_started_ms": "0", "consent": CONSENT})
+        assert sent.status_code == 202, sent.text
+    assert wait_until_analysed(owner, study_id, 6)["succeeded"] == 6
+
+    page.goto(f"/console/studies/{study_id}")
+    expect(page.locator("#viewers")).to_contain_text("6 viewers analysed")
+    expect(page.locator("svg.study-chart")).to_be_visible()
+    assert page.locator("polyline.emotion-curve").count() >= len(EMOTIONS)
+    moments = page.locator(".moment-button")
+    expect(moments.first).to_be_visible()
+    first = int(moments.first.get_attribute("data-time-ms"))
+    assert moments.first.get_attribute("data-emotion") == "happy" and first == 2000
+    page.wait_for_function("() => document.getElementById('player').readyState >= 1")
+    moments.first.click()
+    page.wait_for_function("ms => Math.abs(document.getElementById('player').currentTime * 1000 - ms) < 50", arg=first)
+    assert page.get_attribute(".scrubber", "data-ms") == str(first)
+    # The scrubber follows the player, and clicking the chart seeks the player.
+    page.evaluate("document.getElementById('player').currentTime = 0.5")
+    page.wait_for_function("() => document.querySelector('.scrubber').dataset.ms === '500'")
+    page.locator("svg.study-chart").click(position={"x": 45, "y": 100})  # just right of the time axis' start
+    page.wait_for_function("() => document.getElementById('player').currentTime < 0.2")
+    shoot(page, "console_study_report")
+
+    with page.expect_download() as csv_download:
+        page.click("#csv-export")
+    lines = Path(csv_download.value.path()).read_text().splitlines()
+    assert lines[0].startswith("start_ms,viewers,viewers_with_face") and len(lines) == 1 + 3
+    with page.expect_download() as png_download:
+        page.click("#png-export")
+    assert png_download.value.suggested_filename == f"{study_id}-chart.png"
+    png = cv2.imread(png_download.value.path())
+    assert png.shape[:2] == (500, 1600) and png.std() > 10  # the chart, drawn at twice its size

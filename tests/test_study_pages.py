@@ -1,0 +1,105 @@
+"""The participant page and the console's study pages through Flask's test client (the browser tests drive them)."""
+from __future__ import annotations
+
+import io
+import re
+
+import pytest
+
+from api.routes.participant import CONSENT_VERSION
+from tests.conftest import VIDEOS, sign_up
+from tests.test_console import console_post, csrf_of, owner, sign_in  # noqa: F401  (owner: a fixture)
+from tests.test_studies import bearer, submit_session, wait_until_analysed
+
+STIMULUS = (VIDEOS / "single_face.mp4").read_bytes()
+INLINE = r"<script(?![^>]*\ssrc=)|\sstyle=|<style|\son\w+="
+
+
+def create_in_console(client, key_id: int, **fields):
+    form = {"name": "Spring ad", "duration_s": "2.4", "api_key_id": str(key_id), **fields}
+    return client.post("/console/studies", content_type="multipart/form-data",
+                       data={"csrf_token": csrf_of(client.get("/console/studies")), **form})
+
+
+def participant_url(page) -> str:
+    return re.search(r'id="participant-link"[^>]*value="([^"]+)"', page.get_data(as_text=True)).group(1)
+
+
+def test_participant_page_names_the_study_and_asks_consent_first(owner):
+    client, secret, _ = owner
+    study = client.post("/v1/studies", headers=bearer(secret), json={"name": "Spring ad",
+                                                                      "stimulus_duration_ms": 3000}).json
+    page = client.get(study["participant_path"])
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200 and "Spring ad" in html
+    assert f'data-study-id="{study["id"]}"' in html and f'data-consent-version="{CONSENT_VERSION}"' in html
+    assert 'data-has-stimulus="false"' in html and 'data-duration-ms="3000"' in html
+    assert page.headers["Cache-Control"] == "no-store" and page.headers["Referrer-Policy"] == "no-referrer"
+    assert study["participant_token"] not in html  # the script reads it from the address, nothing echoes it
+    assert not re.search(INLINE, html)
+    assert "/console" not in html  # a participant is not sent to the owners' pages
+    for unknown in ("/s/pt_guessed", "/s/not-even-a-token"):
+        missing = client.get(unknown)
+        assert missing.status_code == 404 and "does not work" in missing.get_data(as_text=True)
+
+
+def test_console_creates_a_study_and_shows_its_link_once(owner):
+    client, secret, _ = owner
+    key_id = client.get("/v1/keys", headers=bearer(secret)).json["data"][0]["id"]
+    created = create_in_console(client, key_id, stimulus=(io.BytesIO(STIMULUS), "ad.mp4", "video/mp4"))
+    assert created.status_code == 201, created.get_data(as_text=True)
+    link = participant_url(created)
+    assert re.fullmatch(r"http://localhost/s/pt_[\w-]+", link)
+    assert client.get(link.removeprefix("http://localhost")).status_code == 200
+    listing = client.get("/console/studies").get_data(as_text=True)
+    study_id = re.search(r'data-study-id="(study_\w+)"', listing).group(1)
+    report = client.get(f"/console/studies/{study_id}")
+    html = report.get_data(as_text=True)
+    assert report.status_code == 200 and "participant-link" not in html and link not in html
+    assert 'id="player"' in html and not re.search(INLINE, html)
+    # the stimulus streams to the signed-in owner in byte ranges (the player seeks)
+    ranged = client.get(f"/console/studies/{study_id}/stimulus", headers={"Range": "bytes=0-99"})
+    assert ranged.status_code == 206 and ranged.data == STIMULUS[:100] and ranged.mimetype == "video/mp4"
+    assert client.get(f"/console/studies/{study_id}/stimulus").data == STIMULUS
+    api = client.get(f"/v1/studies/{study_id}", headers=bearer(secret)).json
+    assert api["has_stimulus"] and api["stimulus_duration_ms"] == 2400
+
+
+def test_console_study_form_validates(owner):
+    client, secret, _ = owner
+    key_id = client.get("/v1/keys", headers=bearer(secret)).json["data"][0]["id"]
+    assert create_in_console(client, key_id, duration_s="0.5").status_code == 400
+    assert create_in_console(client, key_id, duration_s="soon").status_code == 400
+    assert create_in_console(client, key_id + 99).status_code == 400  # not a key of this account
+    not_video = create_in_console(client, key_id, stimulus=(io.BytesIO(b"not a video"), "ad.mp4", "video/mp4"))
+    assert not_video.status_code == 415 and not_video.mimetype == "text/html"
+    assert client.get("/v1/usage", headers=bearer(secret)).status_code == 200
+    assert client.get("/console/studies").get_data(as_text=True).count('class="study-row"') == 0
+
+
+@pytest.mark.filterwarnings("error::sqlalchemy.exc.SAWarning")  # deleting a study with sessions deletes each once
+def test_report_page_csv_and_deletion_are_the_owners_only(owner):
+    client, secret, _ = owner
+    study = client.post("/v1/studies", headers=bearer(secret), json={"name": "Spring ad",
+                                                                      "stimulus_duration_ms": 1000}).json
+    assert submit_session(client, study).status_code == 202
+    wait_until_analysed(client, secret, study["id"], 1)
+    page = client.get(f"/console/studies/{study['id']}").get_data(as_text=True)
+    assert "1 viewer analysed" in page and 'id="withheld-note"' in page  # one face is not an audience
+    assert "data-report='{" in page and 'id="player"' not in page
+    csv = client.get(f"/console/studies/{study['id']}/report.csv")
+    api_csv = client.get(f"/v1/studies/{study['id']}/report", headers={**bearer(secret), "Accept": "text/csv"})
+    assert csv.status_code == 200 and csv.mimetype == "text/csv" and csv.data == api_csv.data
+    assert "attachment" in csv.headers["Content-Disposition"]
+
+    stranger = client.application.test_client()  # another account's owner, signed in to the console
+    sign_up(stranger, "other@example.com", "Other")
+    assert sign_in(stranger, email="other@example.com").status_code == 303
+    for path in ("", "/report.csv"):
+        assert stranger.get(f"/console/studies/{study['id']}{path}").status_code == 404
+    assert console_post(stranger, f"/console/studies/{study['id']}/delete").status_code == 404
+
+    assert console_post(client, f"/console/studies/{study['id']}/delete").status_code == 303
+    assert "is deleted" in client.get("/console/studies").get_data(as_text=True)
+    assert client.get(f"/v1/studies/{study['id']}", headers=bearer(secret)).status_code == 404
+    assert client.get(study["participant_path"]).status_code == 404
