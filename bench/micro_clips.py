@@ -42,7 +42,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from api.config import REPO_ROOT
-from api.engine.results import MICRO_MAX_MS
+from api.engine.results import expression_kind
 from api.engine.weights import load_manifest, verified_path
 
 DATA_DIR = Path(os.environ.get("EMOSCOPE_DATA_DIR", REPO_ROOT.parent / "shared" / "data")).resolve()
@@ -120,7 +120,7 @@ class Event:
 
     @property
     def kind(self) -> str:
-        return "micro" if self.duration_ms <= MICRO_MAX_MS else "macro"
+        return expression_kind(self.duration_ms)
 
     @property
     def emotion(self) -> str:

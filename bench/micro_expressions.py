@@ -27,7 +27,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from api.engine.results import MICRO_MAX_MS  # noqa: E402
+from api.engine.results import expression_kind  # noqa: E402
 from api.engine.tracking import greedy_pairs  # noqa: E402
 
 IOU_THRESHOLD = 0.5
@@ -92,7 +92,7 @@ class Counts:
 
 
 def kind_of(interval_ms: tuple[float, float]) -> str:
-    return "micro" if interval_ms[1] - interval_ms[0] <= MICRO_MAX_MS else "macro"
+    return expression_kind(interval_ms[1] - interval_ms[0])
 
 
 def score_clip(predicted_ms: list[tuple[float, float]], truth_ms: list[tuple[float, float]],

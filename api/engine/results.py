@@ -49,6 +49,10 @@ class Track:
 MICRO_MAX_MS = 500.0
 
 
+def expression_kind(duration_ms: float) -> str:
+    return "micro" if duration_ms <= MICRO_MAX_MS else "macro"
+
+
 @dataclass
 class RegionMovement:
     """A facial region that moved during an event, with the action units its motion suggests."""
@@ -75,7 +79,7 @@ class MicroExpression:
 
     @property
     def kind(self) -> str:
-        return "micro" if self.duration_ms <= MICRO_MAX_MS else "macro"
+        return expression_kind(self.duration_ms)
 
 
 @dataclass(frozen=True)
