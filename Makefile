@@ -25,9 +25,10 @@ $(TOOLS_VENV)/.checkov-$(CHECKOV_VERSION):
 	touch $@
 
 # Plain http on loopback, so the console's session cookie cannot be Secure here (it is by default).
+# MALLOC_ARENA_MAX: as in the Dockerfile, fewer glibc arenas keep worker memory flat.
 run: install
 	$(BIN)/emoscope-admin demo-key
-	EMOSCOPE_COOKIE_SECURE=false $(BIN)/gunicorn -c gunicorn.conf.py 'api.app:create_app()'
+	EMOSCOPE_COOKIE_SECURE=false MALLOC_ARENA_MAX=2 $(BIN)/gunicorn -c gunicorn.conf.py 'api.app:create_app()'
 
 test: install
 	$(BIN)/python -m pytest
