@@ -91,3 +91,19 @@ def test_gif_cut_at_a_frame_boundary_is_corrupt():
     last_frame = data.rfind(b"\x00\x21\xf9")  # block terminator, then the last frame's control extension
     with pytest.raises(media.MediaCorrupt, match="truncated"):
         media.decode(data[: last_frame + 1], Limits(), None)
+
+
+@pytest.mark.parametrize("name", ["single_face.mp4", "face_noface.mov"])
+def test_clip_frames_are_the_grey_picture_of_their_colours(name):
+    import av
+    import cv2
+    import numpy as np
+
+    with av.open(str(VIDEOS / name)) as container:
+        frame = next(container.decode(video=0))
+        expected = cv2.cvtColor(frame.to_ndarray(format="bgr24"), cv2.COLOR_BGR2GRAY).astype(int)
+        grey = media.luma(frame)
+    assert grey.shape == (frame.height, frame.width) and grey.dtype == np.uint8
+    # The Y plane stretched to full range, against YUV->BGR->grey: rounding apart, the same picture.
+    difference = np.abs(grey.astype(int) - expected)
+    assert difference.mean() < 2.0 and np.percentile(difference, 99) <= 4

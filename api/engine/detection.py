@@ -76,7 +76,7 @@ def _hog(client) -> object | None:
 
 
 def detect(client, image: np.ndarray, min_face_size: int = 0) -> list[Detection]:
-    """Faces in `image` (BGR, or grayscale for dlib), boxes in source pixels."""
+    """Faces in `image` (BGR or grey), boxes in source pixels."""
     height, width = image.shape[:2]
     hog = _hog(client)
     if hog is not None:
@@ -90,6 +90,8 @@ def detect(client, image: np.ndarray, min_face_size: int = 0) -> list[Detection]
     else:
         scale = min(1.0, DETECT_MAX_SIDE / max(height, width))
         small = _resized(image, scale)
+        if small.ndim == 2:  # clip frames are grey (media.luma); DeepFace's other clients take BGR
+            small = cv2.cvtColor(small, cv2.COLOR_GRAY2BGR)
         regions = [(r.x, r.y, r.w, r.h, r.confidence) for r in client.detect_faces(small)]
     detections = []
     for x, y, w, h, score in regions:

@@ -83,7 +83,7 @@ class DecodedImage:
 class VideoFrame:
     index: int
     timestamp_ms: float
-    pixels: np.ndarray
+    pixels: np.ndarray  # grey (h, w) from video streams (see luma), BGR (h, w, 3) from GIFs
 
 
 @dataclass
@@ -210,6 +210,27 @@ class FrameSampler:
         return True
 
 
+# 8-bit planar YUV: the first plane is the luma at full resolution.
+PLANAR_YUV8 = {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p"}
+# Limited-range luma (16-235, most video) stretched to 0-255, as a YUV->RGB->grey conversion gives.
+LIMITED_TO_FULL = np.clip(np.round((np.arange(256) - 16) * 255.0 / 219.0), 0, 255).astype(np.uint8)
+
+
+def luma(frame: av.VideoFrame) -> np.ndarray:
+    """A video frame's grey picture.
+
+    Every model on the clip path reads grey (detector, landmarks, emotions, spotter), so clips skip
+    the YUV->BGR conversion, which cost 5-7 ms per 640x360 frame, about a fifth of the clip path
+    (bench/clip_fps.py). The Y plane is read in place; other pixel formats go through swscale.
+    """
+    if frame.format.name not in PLANAR_YUV8:
+        return frame.to_ndarray(format="gray")
+    plane = frame.planes[0]
+    rows = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[: frame.height, : frame.width]
+    full_range = frame.format.name.startswith("yuvj") or frame.color_range == 2  # AVCOL_RANGE_JPEG
+    return rows.copy() if full_range else LIMITED_TO_FULL[rows]
+
+
 def _open_video(data: bytes, fmt: str, limits: Limits, sample_fps: float | None) -> DecodedVideo:
     container = av.open(io.BytesIO(data), mode="r")
     if not container.streams.video:
@@ -234,7 +255,7 @@ def _open_video(data: bytes, fmt: str, limits: Limits, sample_fps: float | None)
                 t_ms = 1000.0 * float(frame.time) if frame.time is not None else index * 1000.0 / fps
                 _check_clip_length(index + 1, t_ms / 1000, limits)
                 if sampler.due(t_ms):
-                    yield VideoFrame(index, t_ms, frame.to_ndarray(format="bgr24"))
+                    yield VideoFrame(index, t_ms, luma(frame))
         except MediaError:
             raise
         except Exception as exc:
