@@ -249,6 +249,71 @@ def class_weights(y: np.ndarray, power: float) -> torch.Tensor:
     return torch.tensor(w / (w * counts).sum() * counts.sum(), dtype=torch.float32)
 
 
+def init_from_onnx(net: EmoNet, path: Path, x_u8: np.ndarray) -> None:
+    """Start from a shipped model file: the ONNX graph is the checkpoint between training sessions.
+
+    Export folds each BatchNorm into its convolution (W', b'). Re-split it so the network computes
+    the same function in eval *and* train mode: conv weight W', then BN with the conv outputs'
+    measured per-channel mean m and variance v as running stats, gamma = sqrt(v + eps) and
+    beta = m + b', so BN(y) = y - m + m + b' = y + b' while batch stats stay close to (m, v).
+    """
+    import onnx
+    from onnx import numpy_helper
+    graph = onnx.load(str(path)).graph
+    weights = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    fused = [(weights[n.input[1]], weights[n.input[2]]) for n in graph.node if n.op_type == "Conv"]
+    # Conv nodes appear in execution order; collect the modules in the same order.
+    order = []
+    hooks = [m.register_forward_hook(lambda mod, i, o: order.append(mod))
+             for m in net.modules() if isinstance(m, nn.Conv2d)]
+    net.eval()
+    with torch.no_grad():
+        net(torch.zeros(1, 1, SIZE, SIZE))
+    for h in hooks:
+        h.remove()
+    # Every BatchNorm is registered right after its convolution (stem, Block.c1/b1, c2/b2, shortcut).
+    bn_of = {}
+    for m in net.modules():
+        kids = list(m.children())
+        bn_of.update((a, b) for a, b in zip(kids, kids[1:])
+                     if isinstance(a, nn.Conv2d) and isinstance(b, nn.BatchNorm2d))
+    if len(order) != len(fused):
+        sys.exit(f"{path}: {len(fused)} convolutions, the configured network has {len(order)}")
+    biases = {}
+    for conv, (w, b) in zip(order, fused):
+        if tuple(conv.weight.shape) != w.shape:
+            sys.exit(f"{path}: conv shape {w.shape} does not fit {tuple(conv.weight.shape)}")
+        bn = bn_of[conv]
+        conv.weight.data = torch.from_numpy(w.copy())
+        bn.weight.data.fill_(1.0)
+        bn.bias.data = torch.from_numpy(b.copy())
+        bn.running_mean.zero_()
+        bn.running_var.fill_(1.0 - bn.eps)
+        biases[bn] = torch.from_numpy(b.copy())
+    net.fc.weight.data = torch.from_numpy(weights["net.fc.weight"].copy())
+    net.fc.bias.data = torch.from_numpy(weights["net.fc.bias"].copy())
+    # Now exact in eval mode; measure each BN's input statistics on training images.
+    sums = {bn: [0.0, 0.0, 0] for bn in biases}
+
+    def measure(bn, inp, out):
+        y = inp[0].double()
+        acc = sums[bn]
+        acc[0] = acc[0] + y.sum((0, 2, 3))
+        acc[1] = acc[1] + (y * y).sum((0, 2, 3))
+        acc[2] += y.numel() // y.shape[1]
+    hooks = [bn.register_forward_hook(measure) for bn in biases]
+    predict_logits(net, x_u8)
+    for h in hooks:
+        h.remove()
+    for bn, (s1, s2, n) in sums.items():
+        mean = s1 / n
+        var = (s2 / n - mean * mean).clamp_min(0)
+        bn.running_mean.copy_(mean.float())
+        bn.running_var.copy_(var.float())
+        bn.weight.data = (var + bn.eps).sqrt().float()
+        bn.bias.data = (mean.float() + biases[bn])
+
+
 def save_ckpt(path: Path, **state):
     tmp = path.with_suffix(".tmp")
     torch.save(state, tmp)
@@ -265,6 +330,11 @@ def train(args, cfg: dict):
     net = build_model(cfg)
     nparams = sum(p.numel() for p in net.parameters())
     print(f"model {cfg}  params {nparams:,}  MACs/face {count_macs(net) / 1e6:.1f} M", flush=True)
+    if args.init_from:
+        init_from_onnx(net, Path(args.init_from), xtr[:4096])
+        logits = predict_logits(net, xva)
+        print(f"initialised from {args.init_from}: public_test acc {(logits.argmax(1) == yva).mean():.4f}",
+              flush=True)
     net = net.to(memory_format=torch.channels_last)
     decay = [p for n, p in net.named_parameters() if p.ndim > 1]
     no_decay = [p for n, p in net.named_parameters() if p.ndim <= 1]
@@ -564,6 +634,8 @@ def main():
                     help="if >0, compress the LR schedule so training ends within this many minutes")
     ap.add_argument("--dry-run", type=int, default=0, metavar="BATCHES")
     ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--init-from", metavar="ONNX",
+                    help="start from this exported model (same architecture), e.g. the shipped emotion.onnx")
     ap.add_argument("--export-only", action="store_true")
     ap.add_argument("--no-export", action="store_true")
     args = ap.parse_args()
