@@ -102,13 +102,13 @@ def new_session(study: Study, stimulus_started_ms: float, consent: Consent, segm
     receipt = f"{RECEIPT_PREFIX}{secrets.token_urlsafe(16)}"
     row = StudySession(id=f"ses_{uuid.uuid4().hex}", study_id=study.id, receipt_hash=keys.hash_key(receipt, pepper),
                        status="processing", stimulus_started_ms=stimulus_started_ms, consent_version=consent.version,
-                       consented_at=consent.accepted_at, segment=segment)
+                       consented_at=consent.accepted_at, segment=segment, created_at=utcnow())
     return row, receipt
 
 
 def session_json(row: StudySession, receipt: str | None = None) -> dict:
     body = {"id": row.id, "study_id": row.study_id, "status": row.status,
-            "created_at": (row.created_at or utcnow()).isoformat()}
+            "created_at": row.created_at.isoformat()}
     if receipt is not None:
         body["receipt"] = receipt
     return body
