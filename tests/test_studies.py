@@ -143,6 +143,9 @@ def test_stimulus_is_stored_served_to_participants_and_deleted_with_the_study(ow
     study = created.json
     served = client.get(f"/v1/studies/{study['id']}/stimulus", headers=bearer(study["participant_token"]))
     assert served.status_code == 200 and served.data == stimulus and served.mimetype == "video/mp4"
+    ranged = client.get(f"/v1/studies/{study['id']}/stimulus",  # the participant's player seeks too
+                        headers={**bearer(study["participant_token"]), "Range": "bytes=100-199"})
+    assert ranged.status_code == 206 and ranged.data == stimulus[100:200]
     assert assert_contract(client.delete(f"/v1/studies/{study['id']}", headers=bearer(secret))).status_code == 204
     assert_problem(client.get(f"/v1/studies/{study['id']}", headers=bearer(secret)), 404, "not_found")
     assert not list(app.extensions["emoscope"].jobs.storage.root.rglob("studies/*/stimulus"))

@@ -12,7 +12,7 @@ from datetime import timedelta
 from functools import wraps
 
 import stripe
-from flask import Blueprint, Response, current_app, flash, g, redirect, render_template, request, session, url_for
+from flask import Blueprint, current_app, flash, g, redirect, render_template, request, session, url_for
 
 from api import accounts, erasure, metering, repository, studies, websecurity
 from api.db import Account, Owner, utcnow
@@ -22,7 +22,7 @@ from api.errors import MEDIA_STATUS, ApiError
 from api.routes.account import credentials_guard
 from api.routes.billing import configured_billing, stripe_unavailable
 from api.routes.parsing import load
-from api.routes.studies import report_csv_response, video_upload
+from api.routes.studies import report_csv_response, stimulus_response, video_upload
 from api.schemas import SCOPES, KeyCreateSchema, StudyCreateSchema
 
 bp = Blueprint("console", __name__, url_prefix="/console")
@@ -231,10 +231,7 @@ def study_stimulus(study_id: str):
         key, content_type = study.stimulus_key, study.stimulus_content_type
     if key is None:
         return _message(404, "No stimulus", "This study has no stored stimulus video.")
-    data = services.jobs.storage.get(key)
-    # Byte ranges: without them the browser cannot seek the player to a moment of the report.
-    response = Response(data, mimetype=content_type or "application/octet-stream")
-    return response.make_conditional(request, accept_ranges=True, complete_length=len(data))
+    return stimulus_response(services.jobs.storage.get(key), content_type)
 
 
 @bp.post("/studies/<study_id>/delete")

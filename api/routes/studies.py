@@ -108,6 +108,14 @@ def report_csv_response(study_id: str, report: dict) -> Response:
                     headers={"Content-Disposition": f'attachment; filename="{study_id}-report.csv"'})
 
 
+def stimulus_response(data: bytes, content_type: str | None) -> Response:
+    """The stored stimulus video (also the console's player), with byte ranges: without them a
+    browser cannot seek its player, e.g. to a moment of the report."""
+    response = Response(data, mimetype=content_type or "application/octet-stream",
+                        headers={"Cache-Control": "private, max-age=3600"})
+    return response.make_conditional(request, accept_ranges=True, complete_length=len(data))
+
+
 def _participant_study(study_id: str):
     """The study a participant token opens (401 without one, 403 for another study's)."""
     token = presented_key()
@@ -128,9 +136,7 @@ def stimulus(study_id: str):
     study, _ = _participant_study(study_id)
     if study.stimulus_key is None:
         raise ApiError(404, "not_found", "Not found", "this study has no stored stimulus")
-    data = _services().jobs.storage.get(study.stimulus_key)
-    return Response(data, mimetype=study.stimulus_content_type or "application/octet-stream",
-                    headers={"Cache-Control": "private, max-age=3600"})
+    return stimulus_response(_services().jobs.storage.get(study.stimulus_key), study.stimulus_content_type)
 
 
 @bp.post("/v1/studies/<study_id>/sessions")
