@@ -18,6 +18,11 @@ from flask import Flask, request, session
 from api.config import Settings
 
 CSRF_FIELD = "csrf_token"
+# Forms that create something show its secret once, so their answer is rendered, not redirected to;
+# each such form carries a fresh id, and the session remembers the last few sent, so a reload or a
+# double click does not create a second key or study.
+SUBMISSION_FIELD = "submission_id"
+REMEMBERED_SUBMISSIONS = 20
 # Long enough for a working day in the console; a stolen cookie stops working this long after sign-in.
 SESSION_LIFETIME = timedelta(hours=12)
 
@@ -64,6 +69,8 @@ def install(app: Flask, settings: Settings) -> None:
     )
     app.jinja_env.globals["csrf_token"] = csrf_token
     app.jinja_env.globals["CSRF_FIELD"] = CSRF_FIELD
+    app.jinja_env.globals["new_submission_id"] = lambda: secrets.token_urlsafe(16)
+    app.jinja_env.globals["SUBMISSION_FIELD"] = SUBMISSION_FIELD
 
     @app.after_request
     def _security_headers(response):
@@ -82,6 +89,15 @@ def csrf_token() -> str:
 def csrf_valid() -> bool:
     expected, sent = session.get(CSRF_FIELD), request.form.get(CSRF_FIELD, "")
     return expected is not None and hmac.compare_digest(sent.encode(), expected.encode())
+
+
+def first_submission() -> bool:
+    """Whether this form's submission id has not been sent before in this session; remembers it."""
+    sent, sent_before = request.form.get(SUBMISSION_FIELD, ""), session.get("submissions", [])
+    if not sent or sent in sent_before:
+        return False
+    session["submissions"] = (sent_before + [sent])[-REMEMBERED_SUBMISSIONS:]
+    return True
 
 
 def start_session(**values) -> None:

@@ -30,6 +30,11 @@ def csrf_of(page) -> str:
     return re.search(rf'name="{CSRF_FIELD}" value="([^"]+)"', page.get_data(as_text=True)).group(1)
 
 
+def hidden_fields(page) -> dict:
+    """What the page's forms send unseen: the CSRF token and, on forms that create something, a submission id."""
+    return dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)">', page.get_data(as_text=True)))
+
+
 def sign_in(client, email: str = "owner@example.com", password: str = PASSWORD):
     form = client.get("/console/signin")
     return client.post("/console/signin", data={CSRF_FIELD: csrf_of(form), "email": email, "password": password})
@@ -46,7 +51,7 @@ def owner(app_factory):
 
 def console_post(client, path: str, **fields):
     """A console form submission with the session's CSRF token, as the browser sends it."""
-    return client.post(path, data={CSRF_FIELD: csrf_of(client.get("/console")), **fields})
+    return client.post(path, data={**hidden_fields(client.get("/console")), **fields})
 
 
 def test_pages_carry_a_strict_content_security_policy(client):
@@ -154,6 +159,16 @@ def test_create_key_shows_the_secret_once(owner):
     page = client.get("/console").get_data(as_text=True)
     assert "web app" in page and secret.split("_")[1] in page  # listed by its public prefix
     assert secret not in page
+
+
+def test_a_reloaded_create_key_form_creates_no_second_key(owner):
+    client, secret, _ = owner
+    form = {**hidden_fields(client.get("/console")), "name": "once", "scopes": "analyze"}
+    assert client.post("/console/keys", data=form).status_code == 201
+    again = client.post("/console/keys", data=form)  # the browser's "resubmit the form?" after a reload
+    assert again.status_code == 409 and "already created" in again.get_data(as_text=True)
+    assert [k["name"] for k in client.get("/v1/keys", headers=bearer(secret)).json["data"]].count("once") == 1
+    assert console_post(client, "/console/keys", name="once").status_code == 201  # a freshly served form works
 
 
 def test_create_key_validates_like_the_api(owner):

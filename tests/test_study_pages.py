@@ -8,7 +8,7 @@ import pytest
 
 from api.routes.participant import CONSENT_VERSION
 from tests.conftest import VIDEOS, sign_up
-from tests.test_console import console_post, csrf_of, owner, sign_in  # noqa: F401  (owner: a fixture)
+from tests.test_console import console_post, hidden_fields, owner, sign_in  # noqa: F401  (owner: a fixture)
 from tests.test_studies import bearer, submit_session, wait_until_analysed
 
 STIMULUS = (VIDEOS / "single_face.mp4").read_bytes()
@@ -18,7 +18,7 @@ INLINE = r"<script(?![^>]*\ssrc=)|\sstyle=|<style|\son\w+="
 def create_in_console(client, key_id: int, **fields):
     form = {"name": "Spring ad", "duration_s": "2.4", "api_key_id": str(key_id), **fields}
     return client.post("/console/studies", content_type="multipart/form-data",
-                       data={"csrf_token": csrf_of(client.get("/console/studies")), **form})
+                       data={**hidden_fields(client.get("/console/studies")), **form})
 
 
 def participant_url(page) -> str:
@@ -63,6 +63,16 @@ def test_console_creates_a_study_and_shows_its_link_once(owner):
     assert client.get(f"/console/studies/{study_id}/stimulus").data == STIMULUS
     api = client.get(f"/v1/studies/{study_id}", headers=bearer(secret)).json
     assert api["has_stimulus"] and api["stimulus_duration_ms"] == 2400
+
+
+def test_a_reloaded_create_study_form_creates_no_second_study(owner):
+    client, secret, _ = owner
+    key_id = client.get("/v1/keys", headers=bearer(secret)).json["data"][0]["id"]
+    form = {**hidden_fields(client.get("/console/studies")), "name": "Once", "duration_s": "2", "api_key_id": str(key_id)}
+    assert client.post("/console/studies", data=form).status_code == 201
+    again = client.post("/console/studies", data=form)
+    assert again.status_code == 409 and "already created" in again.get_data(as_text=True)
+    assert client.get("/console/studies").get_data(as_text=True).count('class="study-row"') == 1
 
 
 def test_console_study_form_validates(owner):

@@ -114,6 +114,10 @@ def home():
 def create_key():
     fields = load(KeyCreateSchema(), {"name": request.form.get("name", ""),
                                       "scopes": request.form.getlist("scopes") or ["analyze"]})
+    if not websecurity.first_submission():
+        return _message(409, "This key was already created",
+                        "The form was sent before (a reload or a second click). The key was created the first time, "
+                        "and its secret was shown only then: if it was not copied, revoke that key and create another.")
     services = _services()
     with services.db.session.begin() as db_session:
         key, secret = repository.create_api_key(db_session, g.account, services.settings.api_key_pepper,
@@ -198,6 +202,11 @@ def create_study():
                                         "stimulus_duration_ms": _milliseconds(request.form.get("duration_s", ""))})
     stimulus = video_upload("stimulus", required=False)
     content_type = request.files["stimulus"].mimetype if stimulus is not None else None
+    if not websecurity.first_submission():
+        return _message(409, "This study was already created",
+                        "The form was sent before (a reload or a second click). The study was created the first time, "
+                        "and its participant link was shown only then: if it was not copied, delete that study under "
+                        "Studies and create it again.")
     with services.db.session.begin() as db_session:
         key = _active_key(db_session, request.form.get("api_key_id", type=int))
         study, token = studies.create(db_session, services.jobs.storage, g.account.id, key.id, fields["name"],
