@@ -1,6 +1,7 @@
 """Decoding and limits, checked before any pixel is decoded."""
 from __future__ import annotations
 
+import av
 import pytest
 
 from api.config import Limits
@@ -9,6 +10,7 @@ from tests.conftest import FACES, VIDEOS
 from tests.samples import animated_gif, png_bomb, reencode, with_exif_rotation
 
 PHOTO = FACES / "img1.jpg"
+av_open = av.open
 
 
 @pytest.mark.parametrize("fmt, name", [("JPEG", "jpeg"), ("PNG", "png"), ("WEBP", "webp"), ("BMP", "bmp")])
@@ -63,6 +65,15 @@ def test_mp4_every_frame_by_default_and_sampled_on_request():
     sampled = media.decode(data, Limits(), 10)
     assert sampled.sample_fps == 10
     assert len(list(sampled.frames)) == 24
+
+
+def test_a_clip_closed_before_any_frame_releases_its_decoder(monkeypatch):
+    opened = []
+    monkeypatch.setattr(media.av, "open", lambda *a, **k: opened.append(av_open(*a, **k)) or opened[-1])
+    clip = media.decode((VIDEOS / "single_face.mp4").read_bytes(), Limits(), None)
+    assert opened[0].streams.video  # open: headers read, no frame decoded
+    clip.close()  # what a clip that becomes a job does
+    assert not opened[0].streams.video and list(clip.frames) == []
 
 
 def test_clip_limits_checked_from_the_header():

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import av
@@ -88,11 +88,20 @@ class VideoFrame:
 
 @dataclass
 class DecodedVideo:
-    """Header facts plus a generator that decodes (and samples) frames on demand."""
+    """Header facts plus a generator that decodes (and samples) frames on demand.
+
+    The decoder is released when the frames run out; `close()` releases it without decoding, e.g.
+    when the clip becomes a job (closing a generator that never started runs none of its code).
+    """
 
     info: MediaInfo
     sample_fps: float
     frames: Iterator[VideoFrame]
+    release: Callable[[], None]
+
+    def close(self) -> None:
+        self.frames.close()
+        self.release()
 
 
 def decode(data: bytes, limits: Limits, sample_fps: float | None) -> DecodedImage | DecodedVideo:
@@ -171,7 +180,7 @@ def _decode_gif(data: bytes, limits: Limits, sample_fps: float | None) -> Decode
                 yield VideoFrame(index, timestamps[index], _to_bgr(frame))
         image.close()
 
-    return DecodedVideo(info, rate, frames())
+    return DecodedVideo(info, rate, frames(), image.close)
 
 
 def _check_clip_length(frame_count: int, seconds: float, limits: Limits) -> None:
@@ -263,4 +272,4 @@ def _open_video(data: bytes, fmt: str, limits: Limits, sample_fps: float | None)
         finally:
             container.close()
 
-    return DecodedVideo(info, rate, frames())
+    return DecodedVideo(info, rate, frames(), container.close)

@@ -39,7 +39,7 @@ def analyze():
         clip = open_clip(services, data, options)
         if delivery["run_async"] or clip_seconds(clip) > services.settings.sync_max_video_seconds:
             if clip:
-                clip.frames.close()
+                clip.close()
             return _submit_job(services, account, plan, data, options, delivery, frames_to_analyse(clip),
                                idempotency_key, fingerprint)
 

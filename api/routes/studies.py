@@ -154,7 +154,7 @@ def submit_session(study_id: str):
     data = video_upload("file", required=True)
     options = AnalysisOptions()
     clip = open_clip(services, data, options)  # header limits, before anything is stored or billed
-    clip.frames.close()  # a video by its magic bytes (video_upload), so never None
+    clip.close()  # a video by its magic bytes (video_upload), so never None
     consent = studies.Consent(fields["consent"]["version"], fields["consent"]["accepted_at"])
     row, receipt = studies.new_session(study, fields["stimulus_started_ms"], consent, fields["segment"],
                                        services.settings.api_key_pepper)
