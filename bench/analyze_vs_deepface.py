@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from api.config import DEFAULT_EMOTION_MODEL, REPO_ROOT, Limits  # noqa: E402
 from api.engine.analyzer import AnalysisOptions, Analyzer, analyze_bytes  # noqa: E402
+from machine import describe  # noqa: E402  (bench/machine.py)
 
 DATA_DIR = Path(os.environ.get("EMOSCOPE_DATA_DIR", REPO_ROOT.parent / "shared" / "data"))
 
@@ -61,7 +62,7 @@ def main() -> None:
             timings[name].append((time.perf_counter() - started) * 1000)
 
     print(f"{len(images)} real photos from {DATA_DIR / 'faces'} (up to 2280x1588), detector={args.detector}, "
-          f"emotion model={args.emotion_model}, CPUs={os.cpu_count()}")
+          f"emotion model={args.emotion_model}, {describe()}")
     print(f"{'path':<10} {'median ms':>10} {'p95 ms':>8} {'images/s':>9} {'faces':>6}")
     for name, values in timings.items():
         print(f"{name:<10} {statistics.median(values):>10.1f} {percentile(values, 0.95):>8.1f} "

@@ -32,6 +32,8 @@ from pathlib import Path
 import av
 import numpy as np
 
+from machine import describe  # bench/machine.py
+
 ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(os.environ.get("EMOSCOPE_DATA_DIR", ROOT.parent / "shared" / "data"))
 
@@ -158,7 +160,7 @@ def main() -> None:
 
     print(f"{args.clip.name} letterboxed to {width}x{height}, {count} frames, micro-expressions "
           f"{'off' if args.no_micro else 'on'}, {args.repeats} runs per variant taken in turns, "
-          f"CPUs={os.cpu_count()}, load average {os.getloadavg()[0]:.1f}")
+          f"{describe()}")
     reference = results["every-frame"][0]["frames"]
     first = None
     print(f"{'variant':<12} {'frames/s':>8} {'x':>5} {'frames/CPU-s':>12} {'median s':>8} {'detect+decode s':>15} {'micro s':>7} "

@@ -29,6 +29,7 @@ from api.config import DEFAULT_EMOTION_MODEL, REPO_ROOT  # noqa: E402
 from api.engine import detection  # noqa: E402
 from api.engine.tracking import iou  # noqa: E402
 from api.engine.weights import prepare_deepface_home  # noqa: E402
+from machine import describe  # noqa: E402  (bench/machine.py)
 
 DATA_DIR = Path(os.environ.get("EMOSCOPE_DATA_DIR", REPO_ROOT.parent / "shared" / "data"))
 
@@ -140,8 +141,7 @@ def main() -> None:
                 print(f"  {label}: {n}: ref {len(found[names[0]])}, found {len(found[n])}, missed {missed}, extra {extra}")
 
     print(f"{len(pictures)} pictures ({sum(1 for l, _ in pictures if '#' not in l)} photos from {DATA_DIR / 'faces'}, "
-          f"the rest clip frames), best of {args.repeats} per picture, CPUs={os.cpu_count()}, "
-          f"load average {os.getloadavg()[0]:.1f}")
+          f"the rest clip frames), best of {args.repeats} per picture, {describe()}")
     base = statistics.median(ms[names[0]])
     print(f"{'setting':<30} {'faces':>5} {'same':>5} {'missed':>6} {'extra':>5} {'median ms':>9} {'mean ms':>8} {'x ref':>6}")
     for n in names:

@@ -37,6 +37,8 @@ import time
 import uuid
 from pathlib import Path
 
+from machine import describe  # bench/machine.py
+
 ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(os.environ.get("EMOSCOPE_DATA_DIR", ROOT.parent / "shared" / "data"))
 
@@ -332,8 +334,7 @@ def main() -> None:
     df_ips = sum(n for _, n in df_runs) / sum(s for s, _ in df_runs)
     df_single = 1000 / statistics.mean(df_latency)
     print(f"640x480 one-face JPEG from {args.photo.name} ({image.stat().st_size} bytes); gunicorn {args.workers} workers "
-          f"(gthread), EMOSCOPE_INFERENCE_THREADS={args.inference_threads}; CPUs={os.cpu_count()}, "
-          f"load average {os.getloadavg()[0]:.1f} at the end")
+          f"(gthread), EMOSCOPE_INFERENCE_THREADS={args.inference_threads}; {describe()} at the end")
     print(f"{'path':<44} {'p50 ms':>7} {'p95 ms':>7} {'images/s':>9}")
     print(f"{'emoscope HTTP, one request at a time':<44} {percentile(ours_latency, 0.5):>7.1f} "
           f"{percentile(ours_latency, 0.95):>7.1f} {1000 / statistics.mean(ours_latency):>9.2f}")

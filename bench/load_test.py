@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import os
 import queue
 import signal
 import statistics
@@ -37,6 +36,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from http_latency import (DATA_DIR, ROOT, free_port, make_jpeg, multipart, percentile,  # noqa: E402
                           rss_mib, start_gunicorn, worker_pids)
+from machine import describe  # noqa: E402  (bench/machine.py)
 
 CLIENT_TIMEOUT_S = 30.0
 KEY_PREFIX = "load-"
@@ -164,7 +164,7 @@ def main() -> None:
         server.wait(timeout=60)
 
     print(f"gunicorn {args.workers} workers on {database_url.split('://')[0]}, 640x480 one-face JPEG, "
-          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the end")
+          f"{describe()} at the end")
     summarise(f"steady {args.rate:g}/s", steady, args.minutes * 60)
     summarise(f"overload {args.overload_rate:g}/s", overload, args.overload_seconds)
     five_xx = sum(1 for r in steady + overload for s in r["statuses"] if isinstance(s, int) and s >= 500 and s != 503)
