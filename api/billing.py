@@ -32,6 +32,10 @@ class StripeConfig:
     meter_event_name: str = "emoscope_units"
     api_base: str | None = None  # set only to point the library at a local Stripe double
     timeout_s: float = 10.0
+    # The console's card form: Stripe.js with the publishable key (card numbers go from the browser
+    # to Stripe, never through us). Without a publishable key the console links to the API instead.
+    publishable_key: str = ""
+    js_url: str = "https://js.stripe.com/v3/"
 
 
 class Billing:
@@ -50,13 +54,11 @@ class Billing:
         `payment_method` is a PaymentMethod id collected in the browser by Stripe.js; card data
         never reaches us.
         """
-        if account.stripe_customer_id is None:
-            customer = self.client.v1.customers.create(
-                params={"name": account.name, "metadata": {"emoscope_account_id": str(account.id)}},
-                options={"idempotency_key": f"emoscope-customer-{account.id}"})
-            account.stripe_customer_id = customer.id
+        self.ensure_customer(account)
         if payment_method is not None:
-            self.client.v1.payment_methods.attach(payment_method, params={"customer": account.stripe_customer_id})
+            # A card saved through the console's SetupIntent is attached already; attaching it again fails.
+            if self.client.v1.payment_methods.retrieve(payment_method).customer != account.stripe_customer_id:
+                self.client.v1.payment_methods.attach(payment_method, params={"customer": account.stripe_customer_id})
             self.client.v1.customers.update(account.stripe_customer_id,
                                             params={"invoice_settings": {"default_payment_method": payment_method}})
         if account.stripe_subscription_id is None:
@@ -67,6 +69,21 @@ class Billing:
             account.stripe_subscription_id = subscription.id
             apply_subscription_status(account, subscription.status)
         return account
+
+    def ensure_customer(self, account: Account) -> str:
+        """The account's Stripe customer id, created once (the idempotency key makes a retry safe)."""
+        if account.stripe_customer_id is None:
+            customer = self.client.v1.customers.create(
+                params={"name": account.name, "metadata": {"emoscope_account_id": str(account.id)}},
+                options={"idempotency_key": f"emoscope-customer-{account.id}"})
+            account.stripe_customer_id = customer.id
+        return account.stripe_customer_id
+
+    def card_setup_secret(self, account: Account) -> str:
+        """A SetupIntent's client secret: Stripe.js saves a card for later (metered) charges with it."""
+        intent = self.client.v1.setup_intents.create(
+            params={"customer": self.ensure_customer(account), "usage": "off_session", "payment_method_types": ["card"]})
+        return intent.client_secret
 
     def portal_url(self, account: Account, return_url: str) -> str:
         portal = self.client.v1.billing_portal.sessions.create(

@@ -63,6 +63,8 @@ def stripe_from_env() -> StripeConfig | None:
         webhook_secret=os.environ.get("STRIPE_WEBHOOK_SECRET", ""),
         meter_event_name=os.environ.get("STRIPE_METER_EVENT_NAME", "emoscope_units"),
         api_base=os.environ.get("STRIPE_API_BASE") or None,
+        publishable_key=os.environ.get("STRIPE_PUBLISHABLE_KEY", ""),
+        js_url=os.environ.get("STRIPE_JS_URL") or StripeConfig.js_url,
     )
 
 

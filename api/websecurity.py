@@ -12,6 +12,7 @@ import hmac
 import secrets
 import time
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 from flask import Flask, request, session
 
@@ -37,6 +38,23 @@ CONTENT_SECURITY_POLICY = "; ".join([
     "frame-ancestors 'none'",
     "form-action 'self' https://billing.stripe.com",
 ])
+# Stripe's own hosts for Stripe.js: its card fields are frames of js.stripe.com, card checks
+# (3-D Secure) frames of hooks.stripe.com, and it calls api.stripe.com.
+STRIPE_FRAMES = "https://js.stripe.com https://hooks.stripe.com"
+STRIPE_API = "https://api.stripe.com"
+
+
+def card_form_policy(stripe_js_url: str) -> str:
+    """The policy of the one page that loads Stripe.js (the console's card form), from wherever it
+    is configured to come from (a local Stripe double in tests)."""
+    parts = urlsplit(stripe_js_url)
+    origin = f"{parts.scheme}://{parts.netloc}"
+    return "; ".join([CONTENT_SECURITY_POLICY,
+                      f"script-src 'self' {origin}",
+                      f"frame-src {origin} {STRIPE_FRAMES}",
+                      f"connect-src 'self' {origin} {STRIPE_API}"])
+
+
 SECURITY_HEADERS = {
     "Content-Security-Policy": CONTENT_SECURITY_POLICY,
     "X-Content-Type-Options": "nosniff",

@@ -4,6 +4,7 @@ Screenshots go to var/test-artifacts/ (or EMOSCOPE_TEST_ARTIFACTS); each test pr
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
@@ -16,6 +17,7 @@ import requests
 from api.config import REPO_ROOT
 from tests.conftest import FACES, VIDEOS
 from tests.servers import gunicorn, server_env
+from tests.test_billing import PRICE_ID, WEBHOOK_SECRET, stripe_base  # noqa: F401  (stripe_base: localstripe)
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 expect = playwright_api.expect
@@ -66,10 +68,10 @@ def shoot(capsys):
     return take
 
 
-@pytest.fixture()
-def page(browser, server, request, shoot):
+@contextlib.contextmanager
+def watched_page(browser, base_url: str, name: str, shoot):
     """A fresh page; the test fails on any script error or console error (a CSP violation is one)."""
-    context = browser.new_context(base_url=server[0], viewport={"width": 1280, "height": 900})
+    context = browser.new_context(base_url=base_url, viewport={"width": 1280, "height": 900})
     page = context.new_page()
     page.set_default_timeout(ANALYSIS_TIMEOUT_MS)
     problems: list[str] = []
@@ -77,9 +79,15 @@ def page(browser, server, request, shoot):
     page.on("console", lambda message: problems.append(f"console: {message.text} at {message.location['url']}")
             if message.type == "error" else None)
     yield page
-    shoot(page, request.node.name)
+    shoot(page, name)
     context.close()
     assert not problems, problems
+
+
+@pytest.fixture()
+def page(browser, server, request, shoot):
+    with watched_page(browser, server[0], request.node.name, shoot) as page:
+        yield page
 
 
 OVERLAY_ALPHA = """([id, sourceWidth, points]) => {
@@ -198,6 +206,13 @@ def test_webcam_only_after_consent_and_off_after_capture(page, server):
     expect(page.locator("#result-title")).to_have_text("0 faces")  # the synthetic camera shows no one
 
 
+def sign_in_to_console(page, email: str) -> None:
+    """On the sign-in page (where /console leads a visitor without a session)."""
+    page.fill("input[name=email]", email)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button:has-text('Sign in')")
+
+
 def test_console_creates_and_revokes_a_key(page, server, shoot):
     base, _ = server
     signup = requests.post(f"{base}/v1/signup", timeout=30,
@@ -208,9 +223,7 @@ def test_console_creates_and_revokes_a_key(page, server, shoot):
 
     page.goto("/console")
     expect(page).to_have_url(f"{base}/console/signin")
-    page.fill("input[name=email]", "browser@example.com")
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button:has-text('Sign in')")
+    sign_in_to_console(page, "browser@example.com")
     expect(page.locator("h1")).to_have_text("Browser Co")
     expect(page.locator("#billing-off")).to_be_visible()  # embedded defaults run without Stripe
 
@@ -234,3 +247,28 @@ def test_console_creates_and_revokes_a_key(page, server, shoot):
 
     page.click("button:has-text('Sign out')")
     expect(page).to_have_url(f"{base}/console/signin")
+
+
+def test_console_moves_to_the_paid_plan_with_stripe_js(browser, stripe_base, tmp_path, shoot):
+    # localstripe serves its stand-in for Stripe.js; the page's policy must let it run and call Stripe.
+    stripe_env = {"STRIPE_API_KEY": "sk_test_emoscope", "STRIPE_PRICE_ID": PRICE_ID, "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
+                  "STRIPE_API_BASE": stripe_base, "STRIPE_PUBLISHABLE_KEY": "pk_test_emoscope",
+                  "STRIPE_JS_URL": f"{stripe_base}/js.stripe.com/v3/"}
+    with gunicorn(tmp_path / "state", EMOSCOPE_COOKIE_SECURE="false", **stripe_env) as base:
+        signup = requests.post(f"{base}/v1/signup", timeout=30,
+                               json={"email": "payer@example.com", "password": PASSWORD, "account_name": "Payer Co"})
+        assert signup.status_code == 201, signup.text
+        secret = signup.json()["api_key"]["secret"]
+        with watched_page(browser, base, "console_paid_plan", shoot) as page:
+            page.goto("/console")
+            sign_in_to_console(page, "payer@example.com")
+            page.click("#upgrade")
+            for field, value in {"number": "4242424242424242", "exp_month": "12", "exp_year": "35", "cvc": "123",
+                                 "postal_code": "75001"}.items():
+                page.fill(f"#card-element input[placeholder={field}]", value)
+            shoot(page, "console_card_form")
+            page.click("#card-submit")
+            expect(page.locator(".notice")).to_contain_text("on the paid plan")
+            expect(page.locator("#billing")).to_contain_text("Subscription: active")
+        account = requests.get(f"{base}/v1/account", headers={"X-API-Key": secret}, timeout=30).json()
+        assert account["plan"] == "paid" and account["subscription_status"] == "active"

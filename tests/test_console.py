@@ -4,8 +4,10 @@ from __future__ import annotations
 import io
 import re
 import time
+from dataclasses import replace
 
 import pytest
+import requests
 
 from api.routes.console import USAGE_DAYS
 from api.websecurity import CONTENT_SECURITY_POLICY, CSRF_FIELD, SESSION_LIFETIME
@@ -219,6 +221,50 @@ def test_billing_portal_link_for_a_paying_account(paid):
     assert "Open the Stripe customer portal" in page
     portal = console_post(client, "/console/billing/portal")
     assert portal.status_code == 303 and "/portal/" in portal.headers["Location"]
+
+
+def confirm_card_setup(stripe_base: str, client_secret: str, number: str = "4242424242424242") -> dict:
+    """What Stripe.js's confirmCardSetup sends from the owner's browser (publishable key, card data)."""
+    intent = client_secret.split("_secret_")[0]
+    return requests.post(f"{stripe_base}/v1/setup_intents/{intent}/confirm", timeout=10, json={
+        "key": "pk_test_emoscope", "client_secret": client_secret, "payment_method_data": {
+            "type": "card", "card": {"number": number, "exp_month": "12", "exp_year": "2035", "cvc": "123"}}})
+
+
+def test_owner_moves_to_the_paid_plan_with_a_card_saved_by_stripe(app_factory, config, stripe_base):
+    app = app_factory(stripe=replace(config, publishable_key="pk_test_emoscope",
+                                     js_url=f"{stripe_base}/js.stripe.com/v3/"))
+    client = app.test_client()
+    secret = sign_up(client)["api_key"]["secret"]
+    assert sign_in(client).status_code == 303
+    assert 'id="upgrade"' in client.get("/console").get_data(as_text=True)
+
+    form = client.get("/console/billing/card")
+    assert form.status_code == 200
+    policy = form.headers["Content-Security-Policy"]  # Stripe.js may run here, and only here
+    assert f"script-src 'self' {stripe_base}" in policy and "script-src" not in CONTENT_SECURITY_POLICY
+    assert f'src="{stripe_base}/js.stripe.com/v3/"' in form.get_data(as_text=True)
+    client_secret = re.search(r'data-client-secret="(seti_\w+_secret_\w+)"', form.get_data(as_text=True)).group(1)
+    saved = confirm_card_setup(stripe_base, client_secret)
+    assert saved.status_code == 200 and saved.json()["status"] == "succeeded"
+
+    fields = {**hidden_fields(form), "payment_method": saved.json()["payment_method"]}
+    assert client.post("/console/billing/subscribe", data=fields).status_code == 303
+    page = client.get("/console").get_data(as_text=True)
+    assert "on the paid plan" in page and "Subscription: active" in page and 'id="upgrade"' not in page
+    account = client.get("/v1/account", headers=bearer(secret)).json
+    assert account["plan"] == "paid" and account["quota"]["monthly_units"] is None
+    assert client.get("/console/billing/card").status_code == 303  # once subscribed, the portal manages cards
+
+
+def test_card_form_needs_a_publishable_key_and_a_saved_card(app_factory, config):
+    client = app_factory(stripe=config).test_client()
+    sign_up(client)
+    assert sign_in(client).status_code == 303
+    page = client.get("/console").get_data(as_text=True)
+    assert 'id="upgrade"' not in page and "POST /v1/billing/subscription" in page
+    assert client.get("/console/billing/card").status_code == 409
+    assert console_post(client, "/console/billing/subscribe", payment_method="").status_code == 400
 
 
 def wait_for_job(client, secret: str, job_id: str) -> dict:

@@ -137,6 +137,48 @@ def revoke_key(key_id: int):
     return redirect(url_for("console.home"), 303)
 
 
+@bp.get("/billing/card")
+@signed_in
+def card_form():
+    """The paid plan's card form: Stripe.js saves the card with a SetupIntent, then the form posts
+    the payment method's id (never the card) to `subscribe`."""
+    billing = configured_billing()
+    if g.account.stripe_subscription_id is not None:
+        flash("The account is on the paid plan already; its card is managed in the Stripe customer portal.")
+        return redirect(url_for("console.home"), 303)
+    if not billing.config.publishable_key:
+        return _message(409, "No card form on this deployment",
+                        "It has no Stripe publishable key (STRIPE_PUBLISHABLE_KEY); subscribe through the API: "
+                        "POST /v1/billing/subscription.")
+    with _services().db.session.begin() as db_session:
+        account = db_session.get(Account, g.account.id)
+        try:
+            client_secret = billing.card_setup_secret(account)
+        except stripe.StripeError as exc:
+            raise stripe_unavailable(exc) from exc
+    page = render_template("console/card.html", account=g.account, client_secret=client_secret,
+                           publishable_key=billing.config.publishable_key, stripe_js_url=billing.config.js_url)
+    return page, 200, {"Content-Security-Policy": websecurity.card_form_policy(billing.config.js_url)}
+
+
+@bp.post("/billing/subscribe")
+@signed_in
+def subscribe():
+    billing = configured_billing()
+    payment_method = request.form.get("payment_method", "")
+    if not payment_method.startswith("pm_"):
+        return _message(400, "No card was saved", "Go back, enter the card again and wait for it to be checked.")
+    with _services().db.session.begin() as db_session:
+        account = db_session.get(Account, g.account.id)
+        try:
+            billing.subscribe(db_session, account, payment_method)
+        except stripe.StripeError as exc:
+            raise stripe_unavailable(exc) from exc
+        status = account.subscription_status
+    flash(f"The account is on the paid plan (subscription {status}): no monthly quota, usage billed by Stripe.")
+    return redirect(url_for("console.home"), 303)
+
+
 @bp.post("/billing/portal")
 @signed_in
 def billing_portal():
@@ -173,7 +215,8 @@ def _dashboard(new_key=None, new_secret: str | None = None) -> str:
         usage = metering.usage_report(db_session, g.account.id, first, last)
     return render_template("console/dashboard.html", owner=g.owner, account=g.account, plan=plan, quota=quota,
                            keys=keys, scopes=SCOPES, usage=usage, days=_every_day(usage, first, USAGE_DAYS),
-                           billing_enabled=services.billing is not None, new_key=new_key, new_secret=new_secret)
+                           billing_enabled=services.billing is not None, new_key=new_key, new_secret=new_secret,
+                           card_form=services.billing is not None and bool(services.billing.config.publishable_key))
 
 
 def _every_day(report: dict, first, count: int) -> list[dict]:

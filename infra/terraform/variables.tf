@@ -252,7 +252,7 @@ variable "app_environment" {
     condition = length(setintersection(keys(var.app_environment), [
       "DATABASE_URL", "REDIS_URL", "EMOSCOPE_API_KEY_PEPPER", "STRIPE_API_KEY", "STRIPE_WEBHOOK_SECRET",
     ])) == 0
-    error_message = "Secrets (DATABASE_URL, REDIS_URL, EMOSCOPE_API_KEY_PEPPER, STRIPE_*) come from Secrets Manager, never from app_environment."
+    error_message = "Secrets (DATABASE_URL, REDIS_URL, EMOSCOPE_API_KEY_PEPPER, STRIPE_API_KEY, STRIPE_WEBHOOK_SECRET) come from Secrets Manager, never from app_environment."
   }
 }
 
