@@ -122,12 +122,14 @@ def start_session(**values) -> None:
     """A fresh session (new CSRF token) on sign-in, so that a token or cookie planted before it is worthless."""
     session.clear()
     session.permanent = True
-    session.update(values, signed_in_at=int(time.time()))
+    session.update(values, signed_in_at=time.time())
     csrf_token()
 
 
-def session_expired() -> bool:
+def session_expired(ended_at: float | None = None) -> bool:
     """Counted from sign-in: Flask re-signs the cookie whenever the session changes, which alone
-    would let a session in use (or a stolen cookie) live forever."""
+    would let a session in use (or a stolen cookie) live forever. `ended_at` (a timestamp) ends
+    every session that began before it."""
     started = session.get("signed_in_at")
-    return started is None or time.time() - started > SESSION_LIFETIME.total_seconds()
+    return (started is None or time.time() - started > SESSION_LIFETIME.total_seconds()
+            or (ended_at is not None and started <= ended_at))

@@ -133,6 +133,20 @@ def test_sign_in_and_sign_out(app_factory):
     assert client.get("/console").status_code == 303
 
 
+def test_sign_out_ends_every_copy_of_the_session(app_factory):
+    app = app_factory()
+    client, elsewhere = app.test_client(), app.test_client()
+    sign_up(client)
+    assert sign_in(client).status_code == 303 and sign_in(elsewhere).status_code == 303
+    copied = client.get_cookie("emoscope_console", path="/console").value  # e.g. lifted from the browser
+    assert console_post(client, "/console/signout").status_code == 303
+    assert elsewhere.get("/console").status_code == 303  # the other browser's session ended too
+    thief = app.test_client()
+    thief.set_cookie("emoscope_console", copied, path="/console")
+    assert thief.get("/console").status_code == 303
+    assert sign_in(client).status_code == 303 and client.get("/console").status_code == 200  # a new one works
+
+
 def test_sessions_end_twelve_hours_after_sign_in_however_active(owner):
     client, _, _ = owner
     with client.session_transaction("/console") as session:  # the cookie's path

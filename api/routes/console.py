@@ -67,11 +67,12 @@ def _no_store(response):
 def signed_in(view):
     @wraps(view)
     def guarded(*args, **kwargs):
-        owner_id = None if websecurity.session_expired() else session.get("owner_id")
+        owner_id = session.get("owner_id")
         with _services().db.session.begin() as db_session:
             owner = db_session.get(Owner, owner_id) if owner_id is not None else None
             account = db_session.get(Account, owner.account_id) if owner is not None else None
-        if account is None or account.id != session.get("account_id"):
+        ended = owner.sessions_ended_at.timestamp() if owner is not None and owner.sessions_ended_at else None
+        if account is None or account.id != session.get("account_id") or websecurity.session_expired(ended):
             session.clear()
             return redirect(url_for("console.sign_in_form"), 303)
         g.owner, g.account = owner, account
@@ -99,6 +100,14 @@ def sign_in():
 
 @bp.post("/signout")
 def sign_out():
+    """Ends every console session of this owner: the cookie is only signed, so a copy of it (another
+    browser, or a stolen one) would otherwise stay valid until it expires."""
+    owner_id = session.get("owner_id")
+    if owner_id is not None and not websecurity.session_expired():
+        with _services().db.session.begin() as db_session:
+            owner = db_session.get(Owner, owner_id)
+            if owner is not None:
+                owner.sessions_ended_at = utcnow()
     session.clear()
     return redirect(url_for("console.sign_in_form"), 303)
 
