@@ -22,6 +22,12 @@ log = logging.getLogger(__name__)
 DELINQUENT = {"past_due", "unpaid"}
 # Statuses under which the account is on the paid plan.
 PAYING = {"active", "trialing", "past_due"}
+# Statuses a subscription never leaves: subscribing again makes a new one.
+ENDED = {"canceled", "incomplete_expired"}
+
+
+def has_live_subscription(account: Account) -> bool:
+    return account.stripe_subscription_id is not None and account.subscription_status not in ENDED
 
 
 @dataclass(frozen=True)
@@ -61,11 +67,14 @@ class Billing:
                 self.client.v1.payment_methods.attach(payment_method, params={"customer": account.stripe_customer_id})
             self.client.v1.customers.update(account.stripe_customer_id,
                                             params={"invoice_settings": {"default_payment_method": payment_method}})
-        if account.stripe_subscription_id is None:
+        if not has_live_subscription(account):
+            # One key per subscription the account has had: a retry gets the same new subscription,
+            # and subscribing again after a cancellation is not answered with the ended one.
+            previous = account.stripe_subscription_id or "none"
             subscription = self.client.v1.subscriptions.create(
                 params={"customer": account.stripe_customer_id, "items": [{"price": self.config.price_id}],
                         "metadata": {"emoscope_account_id": str(account.id)}},
-                options={"idempotency_key": f"emoscope-subscription-{account.id}"})
+                options={"idempotency_key": f"emoscope-subscription-{account.id}-after-{previous}"})
             account.stripe_subscription_id = subscription.id
             apply_subscription_status(account, subscription.status)
         return account
@@ -134,6 +143,8 @@ def apply_webhook_event(session: Session, event_type: str, subscription: dict) -
     account = session.scalars(select(Account).where(Account.stripe_customer_id == subscription["customer"])).first()
     if account is None:
         return False
+    if subscription["id"] != account.stripe_subscription_id and has_live_subscription(account):
+        return False  # news of an earlier subscription (e.g. its late deletion) must not undo the current one
     account.stripe_subscription_id = subscription["id"]
     status = "canceled" if event_type == "customer.subscription.deleted" else subscription["status"]
     apply_subscription_status(account, status)

@@ -150,29 +150,55 @@ def signed(payload: dict, secret: str = WEBHOOK_SECRET) -> tuple[bytes, str]:
     return body, f"t={timestamp},v1={signature}"
 
 
-def subscription_event(event_type: str, customer: str, status: str) -> dict:
+def subscription_event(event_type: str, customer: str, status: str, subscription: str = "sub_test") -> dict:
     return {"id": "evt_test", "object": "event", "type": event_type, "api_version": "2026-10-28.endive",
             "created": int(time.time()), "livemode": False,
-            "data": {"object": {"id": "sub_test", "object": "subscription", "customer": customer, "status": status}}}
+            "data": {"object": {"id": subscription, "object": "subscription", "customer": customer, "status": status}}}
+
+
+def send_subscription_event(app, event_type: str, customer: str, status: str, account_id: int, subscription=None):
+    """A signed event about the account's current subscription (or the one named)."""
+    with app.extensions["emoscope"].db.session.begin() as session:
+        subscription = subscription or session.get(Account, account_id).stripe_subscription_id
+    body, signature = signed(subscription_event(event_type, customer, status, subscription))
+    return app.test_client().post("/v1/billing/webhook", data=body, headers={"Stripe-Signature": signature},
+                                  content_type="application/json")
+
+
+def plan_of(app, account_id: int) -> tuple[str, str, str]:
+    with app.extensions["emoscope"].db.session.begin() as session:
+        account = session.get(Account, account_id)
+        return account.plan, account.subscription_status, account.stripe_subscription_id
 
 
 def test_webhook_past_due_blocks_and_recovery_unblocks(paid, assert_contract):
     app, secret, account_id, customer = paid
     client = app.test_client()
-    body, signature = signed(subscription_event("customer.subscription.updated", customer, "past_due"))
-    response = assert_contract(client.post("/v1/billing/webhook", data=body, headers={"Stripe-Signature": signature},
-                                           content_type="application/json"))
+    response = assert_contract(send_subscription_event(app, "customer.subscription.updated", customer, "past_due",
+                                                       account_id))
     assert response.json == {"received": True, "applied": True}
     assert_problem(client.post("/v1/analyze", headers=bearer(secret),
                                data={"file": (io.BytesIO(TINY_FACE), "f"), "detector": "skip"}), 402, "payment_required")
-    body, signature = signed(subscription_event("customer.subscription.updated", customer, "active"))
-    client.post("/v1/billing/webhook", data=body, headers={"Stripe-Signature": signature}, content_type="application/json")
+    send_subscription_event(app, "customer.subscription.updated", customer, "active", account_id)
     assert analyze(app, secret) == 200
-    body, signature = signed(subscription_event("customer.subscription.deleted", customer, "canceled"))
-    client.post("/v1/billing/webhook", data=body, headers={"Stripe-Signature": signature}, content_type="application/json")
-    with app.extensions["emoscope"].db.session.begin() as session:
-        account = session.get(Account, account_id)
-        assert (account.plan, account.subscription_status) == ("free", "canceled")
+    send_subscription_event(app, "customer.subscription.deleted", customer, "canceled", account_id)
+    assert plan_of(app, account_id)[:2] == ("free", "canceled")
+
+
+def test_subscribing_again_after_a_cancellation_starts_a_new_subscription(paid, config, assert_contract):
+    app, secret, account_id, customer = paid
+    first = plan_of(app, account_id)[2]
+    send_subscription_event(app, "customer.subscription.deleted", customer, "canceled", account_id)
+    again = assert_contract(app.test_client().post("/v1/billing/subscription", json={"payment_method": card(config)},
+                                                   headers=bearer(secret)))
+    assert again.status_code == 200 and (again.json["plan"], again.json["subscription_status"]) == ("paid", "active")
+    second = plan_of(app, account_id)[2]
+    assert second != first
+    # The first subscription's deletion, delivered late (Stripe retries webhooks), leaves the new one alone.
+    late = send_subscription_event(app, "customer.subscription.deleted", customer, "canceled", account_id, first)
+    assert late.json["applied"] is False and plan_of(app, account_id) == ("paid", "active", second)
+    repeat = app.test_client().post("/v1/billing/subscription", json={}, headers=bearer(secret))
+    assert repeat.json["subscription_status"] == "active" and plan_of(app, account_id)[2] == second  # live: no third
 
 
 def test_webhook_with_a_bad_signature_is_refused(paid, assert_contract):

@@ -20,6 +20,7 @@ from api.engine import media
 from api.engine.preprocess import EMOTIONS
 from api.errors import MEDIA_STATUS, ApiError
 from api.routes.account import credentials_guard
+from api.billing import has_live_subscription
 from api.routes.billing import configured_billing, stripe_unavailable
 from api.routes.parsing import load
 from api.routes.studies import report_csv_response, stimulus_response, video_upload
@@ -152,7 +153,7 @@ def card_form():
     """The paid plan's card form: Stripe.js saves the card with a SetupIntent, then the form posts
     the payment method's id (never the card) to `subscribe`."""
     billing = configured_billing()
-    if g.account.stripe_subscription_id is not None:
+    if has_live_subscription(g.account):
         flash("The account is on the paid plan already; its card is managed in the Stripe customer portal.")
         return redirect(url_for("console.home"), 303)
     if not billing.config.publishable_key:
@@ -225,7 +226,8 @@ def _dashboard(new_key=None, new_secret: str | None = None) -> str:
     return render_template("console/dashboard.html", owner=g.owner, account=g.account, plan=plan, quota=quota,
                            keys=keys, scopes=SCOPES, usage=usage, days=_every_day(usage, first, USAGE_DAYS),
                            billing_enabled=services.billing is not None, new_key=new_key, new_secret=new_secret,
-                           card_form=services.billing is not None and bool(services.billing.config.publishable_key))
+                           card_form=services.billing is not None and bool(services.billing.config.publishable_key),
+                           live_subscription=has_live_subscription(g.account))
 
 
 def _every_day(report: dict, first, count: int) -> list[dict]:
