@@ -145,6 +145,8 @@ def apply_webhook_event(session: Session, event_type: str, subscription: dict) -
         return False
     if subscription["id"] != account.stripe_subscription_id and has_live_subscription(account):
         return False  # news of an earlier subscription (e.g. its late deletion) must not undo the current one
+    if subscription["id"] == account.stripe_subscription_id and account.subscription_status in ENDED:
+        return False  # an ended subscription never comes back: an older update delivered late is stale
     account.stripe_subscription_id = subscription["id"]
     status = "canceled" if event_type == "customer.subscription.deleted" else subscription["status"]
     apply_subscription_status(account, status)

@@ -183,6 +183,8 @@ def test_webhook_past_due_blocks_and_recovery_unblocks(paid, assert_contract):
     assert analyze(app, secret) == 200
     send_subscription_event(app, "customer.subscription.deleted", customer, "canceled", account_id)
     assert plan_of(app, account_id)[:2] == ("free", "canceled")
+    stale = send_subscription_event(app, "customer.subscription.updated", customer, "active", account_id)
+    assert stale.json["applied"] is False and plan_of(app, account_id)[:2] == ("free", "canceled")
 
 
 def test_subscribing_again_after_a_cancellation_starts_a_new_subscription(paid, config, assert_contract):
