@@ -1,6 +1,7 @@
 """Stripe billing with the real `stripe` library against localstripe on loopback."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import io
@@ -28,6 +29,13 @@ TINY_FACE = reencode(FACES / "img1.jpg", "JPEG", max_side=64)
 
 @pytest.fixture(scope="module")
 def stripe_base():
+    with localstripe() as base:
+        yield base
+
+
+@contextlib.contextmanager
+def localstripe():
+    """localstripe on loopback with the metered price; yields its URL."""
     port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "tests.localstripe_server", str(port)], cwd=REPO_ROOT,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -44,15 +52,20 @@ def stripe_base():
     client = stripe.StripeClient("sk_test_emoscope", base_addresses={"api": base})
     client.v1.plans.create(params={"id": PRICE_ID, "amount": 1, "currency": "usd", "interval": "month",
                                    "usage_type": "metered", "product": {"name": "Emoscope analysis units"}})
-    yield base
-    server.terminate()
-    server.wait(timeout=10)
+    try:
+        yield base
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def stripe_config(base: str) -> StripeConfig:
+    return StripeConfig(api_key="sk_test_emoscope", price_id=PRICE_ID, webhook_secret=WEBHOOK_SECRET, api_base=base)
 
 
 @pytest.fixture()
 def config(stripe_base) -> StripeConfig:
-    return StripeConfig(api_key="sk_test_emoscope", price_id=PRICE_ID, webhook_secret=WEBHOOK_SECRET,
-                        api_base=stripe_base)
+    return stripe_config(stripe_base)
 
 
 def card(config: StripeConfig) -> str:

@@ -283,6 +283,43 @@ def test_async_client_has_the_same_surface(server, owner):
     assert job.status == "succeeded" and job.result.faces[0].dominant_emotion == "happy" and seen[-1] == "succeeded"
 
 
+def test_account_data_deletion(server):
+    signup = emoscope.sign_up(_email("erase"), PASSWORD, "Erase me", base_url=server)
+    with emoscope.Client(api_key=signup.api_key.secret, base_url=server) as client:
+        job = client.jobs.wait(client.jobs.create(SMALL_HAPPY_PHOTO), poll_interval=0.2)
+        deleted = client.account.delete_data()
+        assert isinstance(deleted, emoscope.DataDeletion) and deleted.jobs_deleted == 1
+        with pytest.raises(emoscope.InvalidRequestError) as gone:
+            client.jobs.get(job)
+        assert gone.value.status == 404
+        assert client.usage.get().total_units >= 1  # usage stays: invoices are computed from it
+
+
+def test_billing_subscribe_and_portal(tmp_path, server, owner, client):
+    from tests.test_billing import PRICE_ID, WEBHOOK_SECRET, card, localstripe, stripe_config
+
+    with emoscope.Client(api_key=owner[1].api_key.secret, base_url=server, max_retries=0) as no_stripe:
+        with pytest.raises(emoscope.APIError) as off:
+            no_stripe.billing.subscribe()
+        assert off.value.code == "billing_not_configured"
+    with localstripe() as stripe_base, gunicorn(
+            tmp_path, STRIPE_API_KEY=stripe_config(stripe_base).api_key, STRIPE_PRICE_ID=PRICE_ID, STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,
+            STRIPE_API_BASE=stripe_base) as base:
+        signup = emoscope.sign_up(_email("payer"), PASSWORD, "Payer", base_url=base)
+        with emoscope.Client(api_key=signup.api_key.secret, base_url=base) as payer:
+            subscription = payer.billing.subscribe(payment_method=card(stripe_config(stripe_base)))
+            assert isinstance(subscription, emoscope.Subscription)
+            assert (subscription.plan, subscription.subscription_status) == ("paid", "active")
+            assert payer.account.get().quota.monthly_units is None
+            assert "/portal/" in payer.billing.portal_url("https://example.com/account")
+
+        async def again():
+            async with emoscope.AsyncClient(api_key=signup.api_key.secret, base_url=base) as payer:
+                return await payer.billing.subscribe()
+
+        assert asyncio.run(again()).stripe_customer_id == subscription.stripe_customer_id  # once per account
+
+
 # ---- asynchronous jobs ---------------------------------------------------------------------------
 
 

@@ -8,26 +8,28 @@
         print(face.box, face.emotions.dominant, face.emotions.top(3))
 """
 from . import webhooks
-from ._client import (AccountResource, AsyncAccountResource, AsyncClient, AsyncJobs, AsyncKeys, AsyncStudies,
-                      AsyncUsageResource, Client, Jobs, Keys, Studies, UsageResource, sign_in, sign_up)
+from ._client import (AccountResource, AsyncAccountResource, AsyncBilling, AsyncClient, AsyncJobs, AsyncKeys,
+                      AsyncStudies, AsyncUsageResource, Billing, Client, Jobs, Keys, Studies, UsageResource, sign_in,
+                      sign_up)
 from ._exceptions import (APIConnectionError, APIError, APITimeoutError, AuthenticationError, EmoscopeError,
                           InvalidRequestError, PaymentRequiredError, PermissionDeniedError, QuotaExceededError,
                           RateLimitError, SignatureVerificationError)
-from ._models import (EMOTIONS, Account, AccountSummary, AnalysisResult, ApiKey, Box, Emotions, Face, Frame,
+from ._models import (EMOTIONS, Account, AccountSummary, AnalysisResult, ApiKey, Box, DataDeletion, Emotions, Face, Frame,
                       ImageResult, Job, JobProgress, JobWebhook, Landmarks, Media, MicroExpression, ModelVersions, Quota, RateLimit,
-                      RegionMovement, SignUpResult, Study, StudyReport, TimelinePoint, TopMoment, Track, TrackSummary,
+                      RegionMovement, SignUpResult, Study, StudyReport, Subscription, TimelinePoint, TopMoment, Track,
+                      TrackSummary,
                       Usage, UsageDay, VideoResult, parse_analysis)
 from ._version import __version__
 
 __all__ = [
     "__version__", "Client", "AsyncClient", "sign_up", "sign_in", "webhooks", "parse_analysis",
     "Keys", "Jobs", "UsageResource", "AccountResource", "AsyncKeys", "AsyncJobs", "AsyncUsageResource",
-    "AsyncAccountResource", "Studies", "AsyncStudies", "Job", "JobProgress", "JobWebhook",
+    "AsyncAccountResource", "Studies", "AsyncStudies", "Billing", "AsyncBilling", "Job", "JobProgress", "JobWebhook",
     # results
     "EMOTIONS", "AnalysisResult", "ImageResult", "VideoResult", "Face", "Box", "Landmarks", "Emotions", "Media",
     "ModelVersions", "Frame", "Track", "TrackSummary", "TimelinePoint", "MicroExpression", "RegionMovement",
     "ApiKey", "Usage", "UsageDay", "Account", "AccountSummary", "Quota", "RateLimit", "SignUpResult",
-    "Study", "StudyReport", "TopMoment",
+    "Study", "StudyReport", "TopMoment", "DataDeletion", "Subscription",
     # errors
     "EmoscopeError", "APIConnectionError", "APITimeoutError", "AuthenticationError", "PermissionDeniedError",
     "InvalidRequestError", "QuotaExceededError", "PaymentRequiredError", "RateLimitError", "APIError",

@@ -303,6 +303,16 @@ def usage_spec(from_: Union[date, str, None], to: Union[date, str, None]) -> Req
     return RequestSpec("GET", "/v1/usage", params=params)
 
 
+def subscribe_spec(payment_method: Optional[str]) -> RequestSpec:
+    # Subscribing is idempotent on the server (once per live subscription): safe to retry.
+    body = {"payment_method": payment_method} if payment_method else {}
+    return RequestSpec("POST", "/v1/billing/subscription", json=body)
+
+
+def portal_spec(return_url: str) -> RequestSpec:
+    return RequestSpec("POST", "/v1/billing/portal", json={"return_url": return_url})
+
+
 def sign_up_spec(email: str, password: str, account_name: str) -> RequestSpec:
     return RequestSpec("POST", "/v1/signup", json={"email": email, "password": password,
                                                    "account_name": account_name},

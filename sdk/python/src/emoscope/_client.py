@@ -13,7 +13,8 @@ from . import _base
 from ._base import (DEFAULT_MAX_RETRIES, DEFAULT_MAX_RETRY_WAIT, DEFAULT_TIMEOUT, BaseClient, MediaInput,
                     RequestSpec, Timeout)
 from ._exceptions import APITimeoutError, EmoscopeError
-from ._models import Account, ApiKey, ImageResult, Job, SignUpResult, Study, StudyReport, Usage, VideoResult
+from ._models import (Account, ApiKey, DataDeletion, ImageResult, Job, SignUpResult, Study, StudyReport, Subscription,
+                      Usage, VideoResult)
 
 AnalysisResultType = Union[ImageResult, VideoResult]
 ProgressCallback = Callable[[Job], Any]
@@ -54,6 +55,7 @@ class Client(BaseClient):
         self.studies = Studies(self)
         self.usage = UsageResource(self)
         self.account = AccountResource(self)
+        self.billing = Billing(self)
 
     def with_options(self, **overrides: Any) -> "Client":
         """A copy with some settings changed (e.g. `max_retries=0`), sharing the connection pool."""
@@ -232,6 +234,22 @@ class AccountResource(_Resource):
         """Plan, quota, rate limit and billing state."""
         return Account.from_dict(self._client._request(RequestSpec("GET", "/v1/account")).json())
 
+    def delete_data(self) -> DataDeletion:
+        """Delete every stored job, result, study and stored answer of the account (usage is kept)."""
+        return DataDeletion.from_dict(self._client._request(RequestSpec("DELETE", "/v1/account/data")).json())
+
+
+class Billing(_Resource):
+    """The paid plan through Stripe (needs a key with the `admin` scope and a deployment with billing)."""
+
+    def subscribe(self, payment_method: Optional[str] = None) -> Subscription:
+        """Move to the metered paid plan; `payment_method` is a PaymentMethod id from Stripe.js."""
+        return Subscription.from_dict(self._client._request(_base.subscribe_spec(payment_method)).json())
+
+    def portal_url(self, return_url: str) -> str:
+        """A Stripe customer portal link (invoices, cards, cancellation) that returns to `return_url`."""
+        return self._client._request(_base.portal_spec(return_url)).json()["url"]
+
 
 # ---- asyncio ---------------------------------------------------------------------------------
 
@@ -256,6 +274,7 @@ class AsyncClient(BaseClient):
         self.studies = AsyncStudies(self)
         self.usage = AsyncUsageResource(self)
         self.account = AsyncAccountResource(self)
+        self.billing = AsyncBilling(self)
 
     def with_options(self, **overrides: Any) -> "AsyncClient":
         return AsyncClient(**self._copy_kwargs(overrides), http_client=self._http)
@@ -413,6 +432,17 @@ class AsyncUsageResource(_AsyncResource):
 class AsyncAccountResource(_AsyncResource):
     async def get(self) -> Account:
         return Account.from_dict((await self._client._request(RequestSpec("GET", "/v1/account"))).json())
+
+    async def delete_data(self) -> DataDeletion:
+        return DataDeletion.from_dict((await self._client._request(RequestSpec("DELETE", "/v1/account/data"))).json())
+
+
+class AsyncBilling(_AsyncResource):
+    async def subscribe(self, payment_method: Optional[str] = None) -> Subscription:
+        return Subscription.from_dict((await self._client._request(_base.subscribe_spec(payment_method))).json())
+
+    async def portal_url(self, return_url: str) -> str:
+        return (await self._client._request(_base.portal_spec(return_url))).json()["url"]
 
 
 # ---- module-level helpers --------------------------------------------------------------------

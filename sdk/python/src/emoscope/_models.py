@@ -497,6 +497,32 @@ class Account:
                    bool(data.get("billing_enabled", False)), data.get("webhook_signing_secret"), raw=dict(data))
 
 
+@dataclass(frozen=True)
+class DataDeletion:
+    """What `client.account.delete_data()` deleted (usage records stay: invoices need them)."""
+    studies_deleted: int
+    jobs_deleted: int
+    requests_scrubbed: int
+    raw: Dict[str, Any] = field(default_factory=dict, **_RAW)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "DataDeletion":
+        return cls(data["studies_deleted"], data["jobs_deleted"], data["requests_scrubbed"], raw=dict(data))
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """The account's plan after `client.billing.subscribe()`."""
+    plan: str
+    subscription_status: str
+    stripe_customer_id: str
+    raw: Dict[str, Any] = field(default_factory=dict, **_RAW)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Subscription":
+        return cls(data["plan"], data["subscription_status"], data["stripe_customer_id"], raw=dict(data))
+
+
 # ---- audience studies ------------------------------------------------------------------------
 
 
