@@ -28,19 +28,25 @@ def stripe_unavailable(exc: stripe.StripeError) -> ApiError:
                     headers={"Retry-After": "30"})
 
 
+def subscribe_account(account_id: int, payment_method: str | None) -> dict:
+    """Subscribe (the API's and the console's way): the account's plan afterwards."""
+    billing = configured_billing()
+    with current_app.extensions["emoscope"].db.session.begin() as session:
+        account = session.get(Account, account_id)
+        try:
+            billing.subscribe(session, account, payment_method)
+        except stripe.StripeError as exc:
+            raise stripe_unavailable(exc) from exc
+        return {"plan": account.plan, "subscription_status": account.subscription_status,
+                "stripe_customer_id": account.stripe_customer_id}
+
+
 @bp.post("/v1/billing/subscription")
 @require_api_key("admin")
 def subscribe():
-    billing = configured_billing()
+    configured_billing()  # 503 before validation on a deployment without Stripe
     fields = load(SubscribeSchema(), request.get_json(silent=True) or {})
-    with current_app.extensions["emoscope"].db.session.begin() as session:
-        account = session.get(Account, g.account_id)
-        try:
-            billing.subscribe(session, account, fields.get("payment_method"))
-        except stripe.StripeError as exc:
-            raise stripe_unavailable(exc) from exc
-        return jsonify({"plan": account.plan, "subscription_status": account.subscription_status,
-                        "stripe_customer_id": account.stripe_customer_id})
+    return jsonify(subscribe_account(g.account_id, fields.get("payment_method")))
 
 
 @bp.post("/v1/billing/portal")

@@ -21,7 +21,7 @@ from api.engine.preprocess import EMOTIONS
 from api.errors import MEDIA_STATUS, ApiError
 from api.routes.account import credentials_guard
 from api.billing import has_live_subscription
-from api.routes.billing import configured_billing, stripe_unavailable
+from api.routes.billing import configured_billing, stripe_unavailable, subscribe_account
 from api.routes.parsing import load
 from api.routes.studies import report_csv_response, stimulus_response, video_upload
 from api.schemas import SCOPES, KeyCreateSchema, StudyCreateSchema
@@ -174,17 +174,11 @@ def card_form():
 @bp.post("/billing/subscribe")
 @signed_in
 def subscribe():
-    billing = configured_billing()
+    configured_billing()
     payment_method = request.form.get("payment_method", "")
     if not payment_method.startswith("pm_"):
         return _message(400, "No card was saved", "Go back, enter the card again and wait for it to be checked.")
-    with _services().db.session.begin() as db_session:
-        account = db_session.get(Account, g.account.id)
-        try:
-            billing.subscribe(db_session, account, payment_method)
-        except stripe.StripeError as exc:
-            raise stripe_unavailable(exc) from exc
-        status = account.subscription_status
+    status = subscribe_account(g.account.id, payment_method)["subscription_status"]
     flash(f"The account is on the paid plan (subscription {status}): no monthly quota, usage billed by Stripe.")
     return redirect(url_for("console.home"), 303)
 
