@@ -74,10 +74,13 @@ def session(model_path: str) -> ort.InferenceSession:
     return sess
 
 
-def predict(sess: ort.InferenceSession, batch: np.ndarray, batch_size: int = 64) -> np.ndarray:
+def predict(sess: ort.InferenceSession, batch: np.ndarray, mirror: bool = False,
+            batch_size: int = 64) -> np.ndarray:
+    """Probabilities per face; with mirror, the mean over each face and its horizontal mirror image."""
     name = sess.get_inputs()[0].name
-    probs = np.concatenate([sess.run(None, {name: batch[i:i + batch_size]})[0]
-                            for i in range(0, len(batch), batch_size)])
+    views = [batch, np.ascontiguousarray(batch[:, :, ::-1])] if mirror else [batch]
+    probs = np.mean([np.concatenate([sess.run(None, {name: view[i:i + batch_size]})[0]
+                                     for i in range(0, len(view), batch_size)]) for view in views], axis=0)
     if not np.allclose(probs.sum(1), 1.0, atol=1e-3) or (probs < 0).any():
         sys.exit("error: model outputs are not probabilities (rows must be >= 0 and sum to 1)")
     return probs
@@ -133,14 +136,14 @@ def read_csv(path: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
-def eval_fer2013(sess, root: Path) -> tuple[dict, np.ndarray]:
+def eval_fer2013(sess, root: Path, mirror: bool = False) -> tuple[dict, np.ndarray]:
     rows = [r for r in read_csv(root / "labels.csv") if r["split"] == "public_test"]
     batch = faces_to_batch(load_faces(root, rows))
     y = np.array([EMOTIONS.index(r["label"]) for r in rows])
-    return metrics(predict(sess, batch), y), batch
+    return metrics(predict(sess, batch, mirror), y), batch
 
 
-def eval_ckplus(sess, root: Path) -> dict:
+def eval_ckplus(sess, root: Path, mirror: bool = False) -> dict:
     rows = read_csv(root / "labels.csv")
     main = [r for r in rows if r["label"] in CKPLUS_TO_EMOTIONS]
     contempt = [r for r in rows if r["label"] == "contempt"]
@@ -148,9 +151,9 @@ def eval_ckplus(sess, root: Path) -> dict:
     if unknown:
         sys.exit(f"error: unexpected CK+ labels {sorted(unknown)}")
     y = np.array([EMOTIONS.index(CKPLUS_TO_EMOTIONS[r["label"]]) for r in main])
-    m = metrics(predict(sess, faces_to_batch(load_faces(root, main))), y)
+    m = metrics(predict(sess, faces_to_batch(load_faces(root, main)), mirror), y)
     m["subjects"] = len({r["subject"] for r in main})
-    pc = predict(sess, faces_to_batch(load_faces(root, contempt))).argmax(1) if contempt else np.zeros(0, int)
+    pc = predict(sess, faces_to_batch(load_faces(root, contempt)), mirror).argmax(1) if contempt else np.zeros(0, int)
     m["contempt"] = {"n": len(contempt),
                      "predicted_as": {e: int((pc == i).sum()) for i, e in enumerate(EMOTIONS)}}
     return m
@@ -190,18 +193,21 @@ def main() -> None:
     ap.add_argument("--data", help="shared data dir (default $EMOSCOPE_DATA_DIR or ../shared/data)")
     ap.add_argument("--json", type=Path, help="also write all numbers to this JSON file")
     ap.add_argument("--no-speed", action="store_true", help="skip the latency/throughput measurement")
+    ap.add_argument("--mirror", action="store_true",
+                    help="average each face with its mirror image (test-time augmentation the service does "
+                         "not do: it would classify every face twice)")
     args = ap.parse_args()
 
     data = data_dir(args.data)
     sess = session(args.model)
-    fer, fer_batch = eval_fer2013(sess, data / "fer2013")
+    fer, fer_batch = eval_fer2013(sess, data / "fer2013", args.mirror)
     print_metrics("fer2013 public_test", fer)
-    ck = eval_ckplus(sess, data / "ckplus48")
+    ck = eval_ckplus(sess, data / "ckplus48", args.mirror)
     print_metrics(f"ckplus48 without contempt ({ck['subjects']} subjects)", ck)
     print(f"ckplus48 contempt (n={ck['contempt']['n']}, not in headline) predicted as: "
           + ", ".join(f"{e} {n}" for e, n in ck["contempt"]["predicted_as"].items() if n))
     result = {"model": str(args.model), "sha256": hashlib.sha256(Path(args.model).read_bytes()).hexdigest(),
-              "data": str(data), "fer2013_public_test": fer, "ckplus48": ck}
+              "data": str(data), "mirror": args.mirror, "fer2013_public_test": fer, "ckplus48": ck}
     if not args.no_speed:
         s = speed(sess, fer_batch)
         print(f"\n== speed (onnxruntime {ort.__version__} CPU, intra_op_num_threads={THREADS}): "
