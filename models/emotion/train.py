@@ -16,6 +16,10 @@ CK+ (ckplus48) is used for cross-dataset *evaluation* only, never for training.
 Usage (from the repository root):
   nice -n 19 .venv/bin/python models/emotion/train.py --dry-run 200     # time 200 batches, bench ORT
   nohup nice -n 19 .venv/bin/python models/emotion/train.py --epochs 90 --time-budget-min 110 > models/emotion/train.out 2>&1 &
+  # a further cycle from the shipped file, averaging the weights of the epochs at constant LR (cycle 4):
+  nohup nice -n 19 .venv/bin/python models/emotion/train.py --init-from models/emotion/emotion.onnx --lr 2e-4 \
+      --swa-start 0.2 --swa-lr 1e-4 --epochs 70 --time-budget-min 110 > models/emotion/train.out 2>&1 &
+  .venv/bin/python models/emotion/train.py --finish-average  # a --swa-start run stopped early: average, export
   .venv/bin/python models/emotion/train.py --resume        # continue from checkpoints/last.pt
   .venv/bin/python models/emotion/train.py --export-only   # temperature + ONNX + report from best.pt
 """
@@ -220,12 +224,28 @@ def count_macs(net: nn.Module) -> int:
 
 
 # ----------------------------------------------------------------------------- helpers
-def lr_at(p: float, max_lr: float, warmup: float = 0.03, final_div: float = 1e3) -> float:
-    """Linear warm-up then cosine decay, as a function of training progress p in [0, 1]."""
+def lr_at(p: float, max_lr: float, final_lr: float, end: float = 1.0, warmup: float = 0.03) -> float:
+    """Linear warm-up, cosine decay to final_lr at progress `end`, then constant (p in [0, 1])."""
     if p < warmup:
         return max_lr * (0.05 + 0.95 * p / warmup)
-    q = min(1.0, (p - warmup) / (1 - warmup))
-    return max_lr / final_div + (max_lr - max_lr / final_div) * 0.5 * (1 + math.cos(math.pi * q))
+    q = min(1.0, (p - warmup) / max(end - warmup, 1e-9))
+    return final_lr + (max_lr - final_lr) * 0.5 * (1 + math.cos(math.pi * q))
+
+
+@torch.no_grad()
+def recompute_bn_stats(net: nn.Module, x_u8: np.ndarray, bs: int = 512) -> None:
+    """Averaged weights need their own BatchNorm statistics: one cumulative pass over unaugmented images."""
+    bns = [m for m in net.modules() if isinstance(m, nn.BatchNorm2d)]
+    momenta = [bn.momentum for bn in bns]
+    for bn in bns:
+        bn.reset_running_stats()
+        bn.momentum = None  # cumulative average over the whole pass
+    net.train()
+    for i in range(0, len(x_u8), bs):
+        net(torch.from_numpy(to_model_batch(x_u8[i:i + bs])).permute(0, 3, 1, 2).contiguous())
+    for bn, m in zip(bns, momenta):
+        bn.momentum = m
+    net.eval()
 
 
 @torch.no_grad()
@@ -331,7 +351,9 @@ def train(args, cfg: dict):
     nparams = sum(p.numel() for p in net.parameters())
     print(f"model {cfg}  params {nparams:,}  MACs/face {count_macs(net) / 1e6:.1f} M", flush=True)
     if args.init_from:
-        init_from_onnx(net, Path(args.init_from), xtr[:4096])
+        # labels.csv is sorted by class: a random sample, or the statistics describe angry faces only
+        sample = np.random.default_rng(args.seed).choice(len(xtr), 4096, replace=False)
+        init_from_onnx(net, Path(args.init_from), xtr[sample])
         logits = predict_logits(net, xva)
         print(f"initialised from {args.init_from}: public_test acc {(logits.argmax(1) == yva).mean():.4f}",
               flush=True)
@@ -347,6 +369,7 @@ def train(args, cfg: dict):
     steps_per_epoch = len(xtr) // args.batch_size  # drop last partial batch
     total_steps = steps_per_epoch * args.epochs
     start_epoch, step, best_acc, elapsed0 = 0, 0, -1.0, 0.0
+    swa_mean, swa_count = None, 0  # running mean of the weights at the end of each epoch past --swa-start
     CKPT.mkdir(parents=True, exist_ok=True)
     if args.resume and (CKPT / "last.pt").exists():
         st = torch.load(CKPT / "last.pt", map_location="cpu", weights_only=False)
@@ -355,6 +378,7 @@ def train(args, cfg: dict):
         start_epoch, step, best_acc = st["epoch"] + 1, st["step"], st["best_acc"]
         elapsed0 = st.get("elapsed", 0.0)
         total_steps = st.get("total_steps", total_steps)
+        swa_mean, swa_count = st.get("swa_mean"), st.get("swa_count", 0)
         print(f"resumed at epoch {start_epoch} step {step} best {best_acc:.4f}", flush=True)
 
     budget = args.time_budget_min * 60.0
@@ -392,7 +416,8 @@ def train(args, cfg: dict):
             if p >= 1.0:
                 done = True
                 break
-            lr = lr_at(p, args.lr)
+            lr = (lr_at(p, args.lr, args.swa_lr, end=args.swa_start) if args.swa_start
+                  else lr_at(p, args.lr, args.lr / 1e3))
             for g in opt.param_groups:
                 g["lr"] = lr
             idx = order[b * args.batch_size:(b + 1) * args.batch_size]
@@ -436,12 +461,61 @@ def train(args, cfg: dict):
             best_acc = acc
             save_ckpt(CKPT / "best.pt", **state)
             print(f"  new best {acc:.4f} -> checkpoints/best.pt", flush=True)
+        if args.swa_start and not done and progress() >= args.swa_start:
+            swa_mean, swa_count = accumulate_mean(swa_mean, swa_count, net)
         save_ckpt(CKPT / "last.pt", **state, opt=opt.state_dict(), step=step, best_acc=best_acc,
-                  total_steps=total_steps, elapsed=elapsed0 + time.time() - t_start)
+                  total_steps=total_steps, elapsed=elapsed0 + time.time() - t_start,
+                  swa_mean=swa_mean, swa_count=swa_count)
         if done:
             break
+    if swa_count >= 2:
+        best_acc = evaluate_weight_average(swa_mean, swa_count, cfg, xtr, xva, yva, best_acc, logw, args.seed)
+        logf.flush()
     print(f"training finished: best public_test acc {best_acc:.4f}", flush=True)
     return None, cfg
+
+
+def accumulate_mean(mean: dict | None, count: int, net: nn.Module) -> tuple[dict, int]:
+    """Fold the current weights into a running mean (BatchNorm statistics are recomputed afterwards)."""
+    current = {k: v.detach().clone().contiguous() for k, v in net.state_dict().items()}
+    if mean is None:
+        return current, 1
+    for k, v in current.items():
+        if v.is_floating_point():
+            mean[k] += (v - mean[k]) / (count + 1)
+    return mean, count + 1
+
+
+def evaluate_weight_average(mean: dict, count: int, cfg: dict, xtr, xva, yva, best_acc: float, logw,
+                            seed: int) -> float:
+    """Stochastic weight averaging: the average of the late epochs competes with the best single epoch."""
+    net = build_model(cfg)
+    net.load_state_dict(mean)
+    recompute_bn_stats(net, xtr)
+    pred = predict_logits(net, xva).argmax(1)
+    acc = float((pred == yva).mean())
+    rec = per_class_recall(yva, pred)
+    print(f"weight average of {count} epochs: val_acc {acc:.4f} rec_disgust {rec[1]:.3f} rec_fear {rec[2]:.3f}",
+          flush=True)
+    logw.writerow([f"swa{count}", "", "", "", "", "", f"{acc:.4f}", f"{rec[1]:.4f}", f"{rec[2]:.4f}",
+                   f"{np.nanmean(rec):.4f}", "", time.strftime("%Y-%m-%d %H:%M:%S")])
+    if acc > best_acc:
+        save_ckpt(CKPT / "best.pt", model=net.state_dict(), cfg=cfg, epoch=f"swa{count}", val_acc=acc, seed=seed)
+        print(f"  new best {acc:.4f} (weight average) -> checkpoints/best.pt", flush=True)
+        return acc
+    return best_acc
+
+
+def finish_average() -> None:
+    """The weight average of a run stopped early (it lives in checkpoints/last.pt) against its best epoch."""
+    st = torch.load(CKPT / "last.pt", map_location="cpu", weights_only=False)
+    if st.get("swa_count", 0) < 2:
+        sys.exit("checkpoints/last.pt holds no weight average of two or more epochs (train with --swa-start)")
+    xtr, _ = load_fer("train")
+    xva, yva = load_fer("public_test")
+    with open(LOG, "a", newline="") as f:
+        evaluate_weight_average(st["swa_mean"], st["swa_count"], st["cfg"], xtr, xva, yva, st["best_acc"],
+                                csv.writer(f), st["seed"])
 
 
 # ----------------------------------------------------------------------------- export / report
@@ -629,6 +703,9 @@ def main():
     ap.add_argument("--stem", type=int, default=32)
     ap.add_argument("--dropout", type=float, default=0.3)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--swa-start", type=float, default=0,
+                    help="if >0, from this fraction of training hold the LR at --swa-lr and average the weights")
+    ap.add_argument("--swa-lr", type=float, default=1e-4)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--time-budget-min", type=float, default=0,
                     help="if >0, compress the LR schedule so training ends within this many minutes")
@@ -637,6 +714,9 @@ def main():
     ap.add_argument("--init-from", metavar="ONNX",
                     help="start from this exported model (same architecture), e.g. the shipped emotion.onnx")
     ap.add_argument("--export-only", action="store_true")
+    ap.add_argument("--finish-average", action="store_true",
+                    help="after stopping a --swa-start run early: weigh its weight average against its best "
+                         "epoch, then export")
     ap.add_argument("--no-export", action="store_true")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -645,6 +725,9 @@ def main():
     cfg = dict(widths=[int(v) for v in args.widths.split(",")], blocks=[int(v) for v in args.blocks.split(",")],
                stem=args.stem, dropout=args.dropout, pools=[int(v) for v in args.pools.split(",")])
     if args.export_only:
+        export_and_report(args)
+    elif args.finish_average:
+        finish_average()
         export_and_report(args)
     elif args.dry_run:
         dry_run(args, cfg)
