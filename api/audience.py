@@ -30,6 +30,9 @@ EXPRESSION_THRESHOLD = 0.5
 # A viewer counts as facing the screen in a second when the face was found in at least this share
 # of the second's recorded buckets.
 VISIBLE_SHARE = 0.5
+# Webcam recordings drop frames (browsers record at a variable rate, fewer frames when busy): a frame
+# stands until the next one, but no longer than this (or one sampling period, if longer).
+FRAME_HOLD_MS = 500.0
 # Top moments: the rise of an emotion's mean over the lowest of the preceding seconds.
 RISE_BASELINE_S = 3
 MIN_RISE = 0.05
@@ -66,8 +69,8 @@ def session_timeline(frame_times_ms: np.ndarray, frame_probabilities: list[np.nd
                      micro_onsets_ms: list[tuple[float, str]] = (), segment: str | None = None) -> SessionTimeline:
     """One viewer's analysed frames (recording clock) -> the stimulus grid.
 
-    Each analysed frame stands for the time until the next one would be sampled (1/sample_fps);
-    a bucket takes the frame covering its centre. `frame_probabilities[i]` is the viewer's face in
+    Each analysed frame stands until the next one, for at most FRAME_HOLD_MS or one sampling period
+    (1/sample_fps); a bucket takes the frame covering its centre. `frame_probabilities[i]` is the viewer's face in
     frame i (None: no face). Micro-expression onsets arrive on the recording clock and leave on
     the stimulus clock; those before playback or after its end are dropped.
     """
@@ -76,12 +79,13 @@ def session_timeline(frame_times_ms: np.ndarray, frame_probabilities: list[np.nd
     recorded = centres < recording_ms
     times = np.asarray(frame_times_ms, np.float64)
     covering = np.searchsorted(times, centres, side="right") - 1
+    stands_until = np.minimum(np.append(times[1:], recording_ms), times + max(FRAME_HOLD_MS, 1000.0 / sample_fps))
     probabilities = np.full((n, len(EMOTIONS)), np.nan, np.float32)
     visible = np.zeros(n, bool)
     for bucket in np.flatnonzero(recorded & (covering >= 0)):
         frame = covering[bucket]
         p = frame_probabilities[frame]
-        if p is not None and centres[bucket] < times[frame] + 1000.0 / sample_fps:
+        if p is not None and centres[bucket] < stands_until[frame]:
             visible[bucket] = True
             probabilities[bucket] = p
     onsets = [(t - stimulus_started_ms, e) for t, e in micro_onsets_ms if 0 <= t - stimulus_started_ms < stimulus_ms]

@@ -86,6 +86,16 @@ def test_a_viewer_mostly_without_a_face_is_recorded_but_not_facing():
     assert buckets[1]["emotions"]["happy"]["mean"] == pytest.approx(0.2, abs=1e-4)
 
 
+def test_a_dropped_frame_is_bridged_and_a_long_gap_is_not():
+    # A browser recording at 10 fps that dropped frames: 200 ms and 300 ms gaps, then 1.2 s without a frame.
+    times = np.array([0, 200, 500, 600, 1800, 1900], float)
+    t = audience.session_timeline(times, [probs(0.9)] * len(times), 2000, 10.0, 0.0, 2000)
+    assert t.recorded.all()
+    assert t.visible[:11].all()  # up to 1,100 ms: the frame at 600 ms stands for 500 ms
+    assert not t.visible[11:18].any()  # 1,100-1,800 ms: the viewer was not seen
+    assert t.visible[18:].all()
+
+
 def test_mixed_frame_rates_give_the_same_report():
     level = lambda t: 0.1 + 0.8 * (t >= 1000)  # noqa: E731
     slow = audience.study_report([viewer(level, fps=5.0) for _ in range(5)], 3000)
