@@ -109,6 +109,12 @@ def to_model_batch(imgs_u8: np.ndarray) -> np.ndarray:
     return np.stack([face_to_model_input(im) for im in imgs_u8])[..., None]
 
 
+def clean_batches(imgs_u8: np.ndarray, bs: int = 512):
+    """Unaugmented NCHW tensors through the serving preprocessing, bs images at a time."""
+    for i in range(0, len(imgs_u8), bs):
+        yield torch.from_numpy(to_model_batch(imgs_u8[i:i + bs])).permute(0, 3, 1, 2).contiguous()
+
+
 def augment_batch(imgs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """uint8 (n,48,48) -> augmented uint8 (n,48,48): hflip, affine, brightness/contrast, erasing."""
     n = len(imgs)
@@ -233,7 +239,7 @@ def lr_at(p: float, max_lr: float, final_lr: float, end: float = 1.0, warmup: fl
 
 
 @torch.no_grad()
-def recompute_bn_stats(net: nn.Module, x_u8: np.ndarray, bs: int = 512) -> None:
+def recompute_bn_stats(net: nn.Module, x_u8: np.ndarray) -> None:
     """Averaged weights need their own BatchNorm statistics: one cumulative pass over unaugmented images."""
     bns = [m for m in net.modules() if isinstance(m, nn.BatchNorm2d)]
     momenta = [bn.momentum for bn in bns]
@@ -241,21 +247,17 @@ def recompute_bn_stats(net: nn.Module, x_u8: np.ndarray, bs: int = 512) -> None:
         bn.reset_running_stats()
         bn.momentum = None  # cumulative average over the whole pass
     net.train()
-    for i in range(0, len(x_u8), bs):
-        net(torch.from_numpy(to_model_batch(x_u8[i:i + bs])).permute(0, 3, 1, 2).contiguous())
+    for xb in clean_batches(x_u8):
+        net(xb)
     for bn, m in zip(bns, momenta):
         bn.momentum = m
     net.eval()
 
 
 @torch.no_grad()
-def predict_logits(net: nn.Module, x_u8: np.ndarray, bs: int = 512) -> np.ndarray:
+def predict_logits(net: nn.Module, x_u8: np.ndarray) -> np.ndarray:
     net.eval()
-    outs = []
-    for i in range(0, len(x_u8), bs):
-        xb = torch.from_numpy(to_model_batch(x_u8[i:i + bs])).permute(0, 3, 1, 2).contiguous()
-        outs.append(net(xb).numpy())
-    return np.concatenate(outs)
+    return np.concatenate([net(xb).numpy() for xb in clean_batches(x_u8)])
 
 
 def per_class_recall(y: np.ndarray, pred: np.ndarray) -> np.ndarray:
