@@ -392,8 +392,7 @@ def train(args, cfg: dict):
     if args.teacher:
         sample = np.random.default_rng(args.seed + 1).choice(len(xtr), 4096, replace=False)
         teachers = load_teachers(args.teacher, cfg, xtr[sample])
-        probs = np.mean([torch.softmax(torch.from_numpy(predict_logits(t, x)), 1).numpy()
-                         for t in teachers for x in (xva, np.ascontiguousarray(xva[:, :, ::-1]))], axis=0)
+        probs = torch.cat([teacher_probs(teachers, xb, 1.0) for xb in clean_batches(xva)]).numpy()
         print(f"teacher: {len(teachers)} model(s) x mirror, public_test acc {(probs.argmax(1) == yva).mean():.4f}; "
               f"loss = {1 - args.distill_alpha:.2f} CE + {args.distill_alpha:.2f} tau^2 KL (tau {args.distill_tau})",
               flush=True)
