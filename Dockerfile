@@ -5,7 +5,8 @@
 # decoded images fragment them; README, Performance, has the measurement.
 # Every dependency is a manylinux wheel (README: no compiler), and the wheels bundle their own native
 # libraries, so the slim base needs no apt packages. Models are verified against models/manifest.json
-# at start-up and nothing is downloaded at run time.
+# at start-up and nothing is downloaded at run time. The service refuses to start without EMOSCOPE_API_KEY_PEPPER
+# (ECS passes it from Secrets Manager); EMOSCOPE_DEV_MODE is never set here.
 #checkov:skip=CKV_DOCKER_2:One image runs three roles (API, Celery worker, beat); only the API serves HTTP, so health checks live in the ECS task definitions and the load balancer, per role.
 FROM python:3.11-slim-bookworm
 

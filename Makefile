@@ -24,11 +24,12 @@ $(TOOLS_VENV)/.checkov-$(CHECKOV_VERSION):
 	$(TOOLS_VENV)/bin/python -m pip install --quiet "checkov==$(CHECKOV_VERSION)"
 	touch $@
 
+# Development mode: random secrets kept in var/dev-secrets.json (production refuses to start without its own).
 # Plain http on loopback, so the console's session cookie cannot be Secure here (it is by default).
 # MALLOC_ARENA_MAX: as in the Dockerfile, fewer glibc arenas keep worker memory flat.
 run: install
-	$(BIN)/emoscope-admin demo-key
-	EMOSCOPE_COOKIE_SECURE=false MALLOC_ARENA_MAX=2 $(BIN)/gunicorn -c gunicorn.conf.py 'api.app:create_app()'
+	EMOSCOPE_DEV_MODE=true $(BIN)/emoscope-admin demo-key
+	EMOSCOPE_DEV_MODE=true EMOSCOPE_COOKIE_SECURE=false MALLOC_ARENA_MAX=2 $(BIN)/gunicorn -c gunicorn.conf.py 'api.app:create_app()'
 
 test: install
 	$(BIN)/python -m pytest

@@ -7,7 +7,7 @@ import time
 
 from api import jobs, repository
 from api.billing import Billing
-from api.config import Settings
+from api.config import InsecureSettings, Settings
 from api.db import Account, Database
 from api.services import job_context
 
@@ -28,7 +28,10 @@ def main(argv: list[str] | None = None) -> None:
     sender.add_argument("--every", type=float, default=0, help="repeat every N seconds (0: once)")
     args = parser.parse_args(argv)
 
-    settings = Settings.from_env()
+    try:
+        settings = Settings.from_env()
+    except InsecureSettings as exc:
+        sys.exit(f"emoscope-admin: {exc}")
     db = Database(settings.database_url)
     if args.command == "push-usage":
         push_usage_forever(settings, db, args.every)

@@ -1,7 +1,9 @@
-"""Settings, read only from environment variables (each has an embedded default)."""
+"""Settings, read only from environment variables (each has an embedded default, except secrets)."""
 from __future__ import annotations
 
+import json
 import os
+import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -9,6 +11,10 @@ from api.billing import StripeConfig
 from api.metering import Plan
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# Development only (`make run`, tests): without it, the service refuses to start unless its secrets are set.
+DEV_MODE_VARIABLE = "EMOSCOPE_DEV_MODE"
+DEV_SECRETS_FILE = "dev-secrets.json"
+MIN_SECRET_LENGTH = 32
 # The emotion model served unless EMOSCOPE_EMOTION_MODEL names another manifest entry.
 DEFAULT_EMOTION_MODEL = "emotion"
 
@@ -42,6 +48,51 @@ class Limits:
             max_video_frames=_env_int("EMOSCOPE_MAX_VIDEO_FRAMES", cls.max_video_frames),
             max_video_pixels=_env_int("EMOSCOPE_MAX_VIDEO_PIXELS", cls.max_video_pixels),
         )
+
+
+class InsecureSettings(RuntimeError):
+    """A secret that production depends on is missing or weak; raised before anything is served."""
+
+
+def _dev_secrets(state_dir: Path) -> dict[str, str]:
+    """Random secrets kept in the state folder, so keys made by `make run` still work after a restart.
+
+    Every gunicorn worker calls this at start: the file appears whole (a hard link of a finished
+    file) or not at all, so a worker never reads half of another's secrets.
+    """
+    path = state_dir / DEV_SECRETS_FILE
+    if not path.exists():
+        state_dir.mkdir(parents=True, exist_ok=True)
+        draft = state_dir / f".{DEV_SECRETS_FILE}.{os.getpid()}"
+        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            json.dump({name: secrets.token_urlsafe(48) for name in ("api_key_pepper", "session_secret")}, out)
+        try:
+            os.link(draft, path)
+        except FileExistsError:  # another worker was first: use its secrets
+            pass
+        finally:
+            draft.unlink()
+    return json.loads(path.read_text())
+
+
+def _secret(variable: str, name: str, state_dir: Path, dev_mode: bool) -> str:
+    """A secret from the environment; in development mode a random one kept in the state folder.
+
+    There is no embedded default: a public one would let anyone sign a console session for any owner.
+    """
+    value = os.environ.get(variable, "")
+    if value:
+        if len(value) < MIN_SECRET_LENGTH:
+            raise InsecureSettings(f"{variable} is shorter than {MIN_SECRET_LENGTH} characters; use a random value, "
+                                   "e.g. python -c 'import secrets; print(secrets.token_urlsafe(48))'")
+        return value
+    if not dev_mode:
+        raise InsecureSettings(
+            f"{variable} is not set. Production needs its own random secret of at least {MIN_SECRET_LENGTH} "
+            f"characters (python -c 'import secrets; print(secrets.token_urlsafe(48))'). On a development machine, "
+            f"set {DEV_MODE_VARIABLE}=true to use random secrets kept in {state_dir / DEV_SECRETS_FILE}.")
+    return _dev_secrets(state_dir)[name]
 
 
 def default_plans() -> dict[str, Plan]:
@@ -91,17 +142,20 @@ class Settings:
     webhook_allow_loopback: bool = False  # tests only: lets webhooks reach http://127.0.0.1
     # Signs the web console's session cookie; unset: derived from api_key_pepper (api/websecurity.py).
     session_secret: str | None = None
+    dev_mode: bool = False  # EMOSCOPE_DEV_MODE: random secrets in the state folder; never in production
     # The console cookie is Secure (https only) unless plain-http loopback is configured (`make run`, tests).
     cookie_secure: bool = True
 
     @classmethod
     def from_env(cls) -> "Settings":
         state_dir = Path(os.environ.get("EMOSCOPE_STATE_DIR", REPO_ROOT / "var")).resolve()
+        dev_mode = os.environ.get(DEV_MODE_VARIABLE, "").lower() == "true"
+        session_secret = (_secret("EMOSCOPE_SESSION_SECRET", "session_secret", state_dir, dev_mode)
+                          if os.environ.get("EMOSCOPE_SESSION_SECRET") or dev_mode else None)
         return cls(
             database_url=os.environ.get("DATABASE_URL", f"sqlite:///{state_dir / 'emoscope.db'}"),
             state_dir=state_dir,
-            # The embedded default is fine on one machine; production must set its own secret.
-            api_key_pepper=os.environ.get("EMOSCOPE_API_KEY_PEPPER", "embedded-default-pepper"),
+            api_key_pepper=_secret("EMOSCOPE_API_KEY_PEPPER", "api_key_pepper", state_dir, dev_mode),
             emotion_model=os.environ.get("EMOSCOPE_EMOTION_MODEL", DEFAULT_EMOTION_MODEL),
             inference_threads=_env_int("EMOSCOPE_INFERENCE_THREADS", 1),
             analysis_slots=_env_int("EMOSCOPE_ANALYSIS_SLOTS", 2),
@@ -115,6 +169,7 @@ class Settings:
             media_retention_hours=_env_float("EMOSCOPE_MEDIA_RETENTION_HOURS", 24.0),
             sync_max_video_seconds=_env_float("EMOSCOPE_SYNC_MAX_VIDEO_SECONDS", 20.0),
             webhook_allow_loopback=os.environ.get("EMOSCOPE_WEBHOOK_ALLOW_LOOPBACK", "").lower() == "true",
-            session_secret=os.environ.get("EMOSCOPE_SESSION_SECRET") or None,
+            session_secret=session_secret,
+            dev_mode=dev_mode,
             cookie_secure=os.environ.get("EMOSCOPE_COOKIE_SECURE", "true").lower() != "false",
         )

@@ -44,7 +44,7 @@ CONSENT = json.dumps({"version": "bench-v1", "accepted_at": "2026-12-02T10:00:00
 
 
 def make_app(state: Path):
-    os.environ.update({"EMOSCOPE_STATE_DIR": str(state), "EMOSCOPE_FREE_REQUESTS_PER_SECOND": "1000",
+    os.environ.update({"EMOSCOPE_DEV_MODE": "true", "EMOSCOPE_STATE_DIR": str(state), "EMOSCOPE_FREE_REQUESTS_PER_SECOND": "1000",
                        "EMOSCOPE_FREE_MONTHLY_UNITS": str(10 ** 9)})
     from api.app import create_app
 

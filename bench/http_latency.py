@@ -188,7 +188,7 @@ def start_gunicorn(state: Path, port: int, workers: int, inference_threads: int,
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("EMOSCOPE_", "STRIPE_", "CELERY_", "S3_", "SQS_")) and k not in ("DATABASE_URL", "REDIS_URL")}
     env.update(extra_env or {})
-    env.update({"EMOSCOPE_STATE_DIR": str(state), "EMOSCOPE_BIND": f"127.0.0.1:{port}",
+    env.update({"EMOSCOPE_DEV_MODE": "true", "EMOSCOPE_STATE_DIR": str(state), "EMOSCOPE_BIND": f"127.0.0.1:{port}",
                 "EMOSCOPE_WORKERS": str(workers), "EMOSCOPE_INFERENCE_THREADS": str(inference_threads),
                 # the benchmark measures the engine and HTTP stack, not the demo plan's quota
                 "EMOSCOPE_FREE_MONTHLY_UNITS": str(10 ** 9), "EMOSCOPE_FREE_REQUESTS_PER_SECOND": str(10 ** 6)})

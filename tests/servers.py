@@ -27,7 +27,7 @@ def server_env(state: Path, port: int, **overrides: str) -> dict:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("EMOSCOPE_", "STRIPE_", "CELERY_", "S3_", "SQS_"))
            and k not in ("DATABASE_URL", "REDIS_URL")}
-    return {**env, "EMOSCOPE_STATE_DIR": str(state), "EMOSCOPE_BIND": f"127.0.0.1:{port}",
+    return {**env, "EMOSCOPE_DEV_MODE": "true", "EMOSCOPE_STATE_DIR": str(state), "EMOSCOPE_BIND": f"127.0.0.1:{port}",
             "EMOSCOPE_WORKERS": "1", "EMOSCOPE_THREADS": "4", **overrides}
 
 

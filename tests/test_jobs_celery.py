@@ -62,7 +62,7 @@ def deployment(app_factory, postgres_url, s3_endpoint, monkeypatch):
     redis.Redis.from_url(BROKER).flushdb()
     env = {**os.environ, **AWS, "DATABASE_URL": postgres_url, "CELERY_BROKER_URL": BROKER, "S3_BUCKET": BUCKET,
            "S3_ENDPOINT_URL": s3_endpoint, "EMOSCOPE_WEBHOOK_ALLOW_LOOPBACK": "true",
-           "CELERY_VISIBILITY_TIMEOUT": "5"}
+           "CELERY_VISIBILITY_TIMEOUT": "5", "EMOSCOPE_API_KEY_PEPPER": "celery-test-pepper-" + "x" * 32}
     app = app_factory(postgres_url, celery_broker_url=BROKER, s3_bucket=BUCKET, s3_endpoint_url=s3_endpoint,
                       webhook_allow_loopback=True)
     s3 = boto3.client("s3", endpoint_url=s3_endpoint)
@@ -107,7 +107,7 @@ def test_a_minute_long_clip_through_the_sdk_on_a_celery_worker(deployment, tmp_p
     """Issue 6's acceptance path: SDK -> gunicorn -> Redis -> Celery worker -> S3, signed webhook back."""
     _, env, s3 = deployment
     service_env = {k: env[k] for k in (*AWS, "DATABASE_URL", "CELERY_BROKER_URL", "S3_BUCKET", "S3_ENDPOINT_URL",
-                                       "EMOSCOPE_WEBHOOK_ALLOW_LOOPBACK")}
+                                       "EMOSCOPE_WEBHOOK_ALLOW_LOOPBACK", "EMOSCOPE_API_KEY_PEPPER")}
     clip = repeated_clip(CLIP, 3, tmp_path)  # 59 s of a real face
     listener, worker, progress = WebhookListener(), start_worker(env, "w1"), []
     try:
