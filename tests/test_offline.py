@@ -42,7 +42,7 @@ OFFLINE_SCRIPT = textwrap.dedent("""
     from api.config import DEFAULT_EMOTION_MODEL, Limits
     from api.engine.analyzer import Analyzer, AnalysisOptions, analyze_bytes
     analyzer = Analyzer(Path(tempfile.mkdtemp()), DEFAULT_EMOTION_MODEL)
-    for detector in ("dlib", "opencv"):
+    for detector in ("dlib", "opencv", "blazeface"):
         image = analyze_bytes(analyzer, Path(sys.argv[1]).read_bytes(), AnalysisOptions(detector=detector), Limits())
         assert len(image.faces) == 1, (detector, image.faces)
     clip = analyze_bytes(analyzer, Path(sys.argv[2]).read_bytes(), AnalysisOptions(fps=5), Limits())

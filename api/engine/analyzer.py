@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from api.engine import detection, follow, micro
+from api.engine.blazeface import FULL_RANGE, BlazeFace, BlazeFaceClient
 from api.engine.emotion import EmotionModel
 from api.config import Limits
 from api.engine.media import MAX_SAMPLE_FPS, DecodedImage, DecodedVideo, VideoFrame, decode
@@ -31,6 +32,7 @@ WEIGHT_NAMES = [
     "dlib_shape_predictor_5",
     "haarcascade_frontalface_default",
     "haarcascade_eye",
+    FULL_RANGE.manifest_name,
 ]
 
 # A detection overlapping a followed face this much is that face (tracking.IOU_THRESHOLD).
@@ -71,7 +73,8 @@ class Analyzer:
         cv2.setNumThreads(max(1, threads))
         self.emotion_model_name = emotion_model
         self.emotion_model_sha256 = load_manifest()[emotion_model].sha256
-        self.detectors = {name: detection.load_detector(name) for name in detection.DETECTORS}
+        self.detectors = {name: detection.load_detector(name) for name in detection.DEEPFACE_DETECTORS}
+        self.detectors[detection.BLAZEFACE] = BlazeFaceClient(BlazeFace(FULL_RANGE, paths[FULL_RANGE.manifest_name]))
         # DeepFace's dlib client already holds the 5-point model (the same verified file); reuse it.
         self.landmarks = detection.LandmarkPredictor(self.detectors["dlib"].model["sp"])
         self.emotion = EmotionModel(str(paths[emotion_model]), threads)

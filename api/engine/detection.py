@@ -31,7 +31,10 @@ import dlib
 import numpy as np
 from deepface.modules import modeling
 
-DETECTORS = ("dlib", "opencv")
+# DeepFace's own clients, built by DeepFace; BlazeFace is ours (api/engine/blazeface.py) behind the same interface.
+DEEPFACE_DETECTORS = ("dlib", "opencv")
+BLAZEFACE = "blazeface"
+DETECTORS = (*DEEPFACE_DETECTORS, BLAZEFACE)
 SKIP = "skip"
 # Detectors run on a downscaled copy: cost grows with pixels, and faces smaller than
 # ~1/8 of a 640 px frame are found only when the request asks for them (min_face_size).

@@ -168,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("file", metavar="FILE", help="image (JPEG, PNG, WebP, BMP) or clip (MP4, MOV, WebM, GIF)")
     analyze.add_argument("--json", action="store_true", help="print the API's JSON answer instead of a table")
     analyze.add_argument("--fps", type=float, help="clips: frames analysed per second (0.1-240)")
-    analyze.add_argument("--detector", choices=["dlib", "opencv", "skip"], help="face detector (default dlib)")
+    analyze.add_argument("--detector", choices=["dlib", "opencv", "blazeface", "skip"], help="face detector (default dlib)")
     analyze.add_argument("--min-face-size", type=int, metavar="PX", help="drop faces smaller than this")
     analyze.add_argument("--max-faces", type=int, metavar="N", help="at most N faces per picture or frame")
     analyze.add_argument("--no-landmarks", action="store_true", help="leave out eye and nose points")

