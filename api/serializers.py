@@ -36,7 +36,12 @@ def face_json(face: Face) -> dict:
         "landmarks": None if face.landmarks is None else landmarks_json(face.landmarks),
         "emotions": emotions_json(face.emotions),
         "dominant_emotion": face.dominant_emotion,
+        "head_pose": None if face.head_pose is None else {
+            "yaw": face.head_pose.yaw, "pitch": face.head_pose.pitch, "roll": face.head_pose.roll},
+        "facing_camera": None if face.head_pose is None else face.head_pose.facing_camera,
     }
+    if face.mesh is not None:
+        body["mesh"] = [[round(float(v), 1) for v in point] for point in face.mesh]
     if face.track_id is not None:
         body["track_id"] = face.track_id
     return body

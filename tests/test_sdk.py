@@ -158,6 +158,9 @@ def test_analyze_photo_from_path_bytes_and_file(client):
         from_file = client.analyze(handle, return_landmarks=False)
     assert [f.box for f in from_bytes.faces] == [f.box for f in from_file.faces]
     assert from_bytes.faces[0].landmarks is None and from_file.faces[0].dominant_emotion == "happy"
+    assert isinstance(face.head_pose, emoscope.HeadPose) and face.facing_camera is True and face.mesh is None
+    (meshed,) = client.analyze(SMALL_HAPPY_PHOTO, detector="blazeface", return_mesh=True).faces
+    assert len(meshed.mesh) == 468 and len(meshed.mesh[0]) == 3
 
 
 def test_analyze_clip_typed_tracks(client):

@@ -16,10 +16,11 @@ import numpy as np
 
 from api.engine import detection, follow, micro
 from api.engine.blazeface import FULL_RANGE, BlazeFace, BlazeFaceClient
+from api.engine.mesh import MESH_MANIFEST_NAME, FaceMesh, head_pose
 from api.engine.emotion import EmotionModel
 from api.config import Limits
 from api.engine.media import MAX_SAMPLE_FPS, DecodedImage, DecodedVideo, VideoFrame, decode
-from api.engine.preprocess import crop_face, face_to_model_input, faces_to_batch, to_grayscale
+from api.engine.preprocess import crop_face, eye_line_degrees, face_to_model_input, faces_to_batch, to_grayscale
 from api.engine.results import Face, Frame, ImageAnalysis, MicroExpression, Track, VideoAnalysis
 from api.engine.tracking import assign_tracks, iou
 from api.engine.weights import load_manifest, prepare_deepface_home
@@ -33,6 +34,7 @@ WEIGHT_NAMES = [
     "haarcascade_frontalface_default",
     "haarcascade_eye",
     FULL_RANGE.manifest_name,
+    MESH_MANIFEST_NAME,
 ]
 
 # A detection overlapping a followed face this much is that face (tracking.IOU_THRESHOLD).
@@ -45,6 +47,7 @@ class AnalysisOptions:
     min_face_size: int = 0
     max_faces: int = 20
     return_landmarks: bool = True
+    return_mesh: bool = False
     fps: float | None = None
     micro_expressions: bool = True
     micro_sensitivity: float = 0.5
@@ -75,6 +78,7 @@ class Analyzer:
         self.emotion_model_sha256 = load_manifest()[emotion_model].sha256
         self.detectors = {name: detection.load_detector(name) for name in detection.DEEPFACE_DETECTORS}
         self.detectors[detection.BLAZEFACE] = BlazeFaceClient(BlazeFace(FULL_RANGE, paths[FULL_RANGE.manifest_name]))
+        self.mesh = FaceMesh(paths[MESH_MANIFEST_NAME])
         # DeepFace's dlib client already holds the 5-point model (the same verified file); reuse it.
         self.landmarks = detection.LandmarkPredictor(self.detectors["dlib"].model["sp"])
         self.emotion = EmotionModel(str(paths[emotion_model]), threads)
@@ -89,6 +93,7 @@ class Analyzer:
         blank = np.zeros((64, 64, 3), np.uint8)
         for client in self.detectors.values():
             detection.detect(client, blank)
+        self.mesh(blank, np.array([0, 0, 64, 64], np.float32))
         self.emotion.predict(faces_to_batch([blank]))
 
     def analyze_image(self, image: DecodedImage, options: AnalysisOptions) -> ImageAnalysis:
@@ -197,14 +202,16 @@ class Analyzer:
             crops.append(crop)
         return faces, crops
 
-    @staticmethod
-    def _describe(pixels, gray, box, confidence, points, options, keep_aligned) -> tuple[Face, np.ndarray]:
+    def _describe(self, pixels, gray, box, confidence, points, options, keep_aligned) -> tuple[Face, np.ndarray]:
         if points is None:  # detector "skip": the picture is the face
             return Face(box, None, None), pixels
         crop = crop_face(pixels, box, points)
         # The spotter needs every tracked face aligned on every frame, followed or detected.
         aligned = micro.align_face(gray, points) if keep_aligned else None
-        return Face(box, confidence, points if options.return_landmarks else None, aligned=aligned), crop
+        mesh = self.mesh(pixels, box, eye_line_degrees(points))
+        return Face(box, confidence, points if options.return_landmarks else None, aligned=aligned,
+                    head_pose=None if mesh is None else head_pose(mesh.points),
+                    mesh=mesh.points if mesh is not None and options.return_mesh else None), crop
 
     def _classify(self, faces: list[Face], crops: list[np.ndarray]) -> None:
         probabilities = self.emotion.predict(faces_to_batch(crops))

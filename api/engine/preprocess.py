@@ -47,6 +47,12 @@ NOSE = 4
 CROP_SCALE = 1.2
 
 
+def eye_line_degrees(landmarks: np.ndarray) -> float:
+    """The turn (cv2.getRotationMatrix2D's angle) that levels the eyes of dlib's 5 points."""
+    dx, dy = landmarks[RIGHT_IMAGE_EYE].mean(axis=0) - landmarks[LEFT_IMAGE_EYE].mean(axis=0)
+    return float(np.degrees(np.arctan2(dy, dx)))
+
+
 def crop_face(image: np.ndarray, box: np.ndarray, landmarks: np.ndarray | None) -> np.ndarray:
     """Square crop around `box`, rotated so the eyes are level when landmarks are known.
 
@@ -56,10 +62,7 @@ def crop_face(image: np.ndarray, box: np.ndarray, landmarks: np.ndarray | None) 
     x, y, w, h = (float(v) for v in box)
     center = (x + w / 2, y + h / 2)
     side = max(1, int(round(max(w, h) * CROP_SCALE)))
-    angle = 0.0
-    if landmarks is not None:
-        dx, dy = landmarks[RIGHT_IMAGE_EYE].mean(axis=0) - landmarks[LEFT_IMAGE_EYE].mean(axis=0)
-        angle = float(np.degrees(np.arctan2(dy, dx)))
+    angle = eye_line_degrees(landmarks) if landmarks is not None else 0.0
     matrix = cv2.getRotationMatrix2D(center, angle, 1.0)
     matrix[:, 2] += (side / 2 - center[0], side / 2 - center[1])
     return cv2.warpAffine(image, matrix, (side, side), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)

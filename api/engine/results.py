@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from api.engine.mesh import HeadPose
 from api.engine.preprocess import EMOTIONS
 
 
@@ -19,6 +20,8 @@ class Face:
     track_id: int | None = None
     # Clips with micro-expressions on: the face warped onto the canonical template (api.engine.micro).
     aligned: np.ndarray | None = None
+    head_pose: HeadPose | None = None
+    mesh: np.ndarray | None = None  # (468, 3) when the request asked for it (return_mesh)
 
     @property
     def dominant_emotion(self) -> str:

@@ -15,7 +15,7 @@ from ._exceptions import (APIConnectionError, APIError, APITimeoutError, Authent
                           InvalidRequestError, PaymentRequiredError, PermissionDeniedError, QuotaExceededError,
                           RateLimitError, SignatureVerificationError)
 from ._models import (EMOTIONS, Account, AccountSummary, AnalysisResult, ApiKey, Box, DataDeletion, Emotions, Face, Frame,
-                      ImageResult, Job, JobProgress, JobWebhook, Landmarks, Media, MicroExpression, ModelVersions, Quota, RateLimit,
+                      HeadPose, ImageResult, Job, JobProgress, JobWebhook, Landmarks, Media, MicroExpression, ModelVersions, Quota, RateLimit,
                       RegionMovement, SignUpResult, Study, StudyReport, Subscription, TimelinePoint, TopMoment, Track,
                       TrackSummary,
                       Usage, UsageDay, VideoResult, parse_analysis)
@@ -26,7 +26,7 @@ __all__ = [
     "Keys", "Jobs", "UsageResource", "AccountResource", "AsyncKeys", "AsyncJobs", "AsyncUsageResource",
     "AsyncAccountResource", "Studies", "AsyncStudies", "Billing", "AsyncBilling", "Job", "JobProgress", "JobWebhook",
     # results
-    "EMOTIONS", "AnalysisResult", "ImageResult", "VideoResult", "Face", "Box", "Landmarks", "Emotions", "Media",
+    "EMOTIONS", "AnalysisResult", "ImageResult", "VideoResult", "Face", "Box", "Landmarks", "HeadPose", "Emotions", "Media",
     "ModelVersions", "Frame", "Track", "TrackSummary", "TimelinePoint", "MicroExpression", "RegionMovement",
     "ApiKey", "Usage", "UsageDay", "Account", "AccountSummary", "Quota", "RateLimit", "SignUpResult",
     "Study", "StudyReport", "TopMoment", "DataDeletion", "Subscription",

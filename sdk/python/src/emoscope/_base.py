@@ -246,7 +246,8 @@ def _check_binary(content: Any) -> bytes:
 
 
 def analyze_spec(content: bytes, filename: str, *, detector: Optional[str], min_face_size: Optional[int],
-                 max_faces: Optional[int], return_landmarks: Optional[bool], fps: Optional[float],
+                 max_faces: Optional[int], return_landmarks: Optional[bool], return_mesh: Optional[bool],
+                 fps: Optional[float],
                  micro_expressions: Union[bool, Mapping[str, Any], None], extra_fields: Optional[Mapping[str, Any]],
                  idempotency_key: Optional[str], timeout: Timeout, run_async: bool = False,
                  webhook_url: Optional[str] = None) -> RequestSpec:
@@ -256,7 +257,7 @@ def analyze_spec(content: bytes, filename: str, *, detector: Optional[str], min_
     if webhook_url is not None:
         form["webhook_url"] = webhook_url
     options = {"detector": detector, "min_face_size": min_face_size, "max_faces": max_faces,
-               "return_landmarks": return_landmarks, "fps": fps}
+               "return_landmarks": return_landmarks, "return_mesh": return_mesh, "fps": fps}
     for name, value in options.items():
         if value is not None:
             form[name] = _form_value(value)

@@ -94,7 +94,7 @@ class Client(BaseClient):
             attempt += 1
 
     def analyze(self, file: MediaInput, *, detector: Optional[str] = None, min_face_size: Optional[int] = None,
-                max_faces: Optional[int] = None, return_landmarks: Optional[bool] = None,
+                max_faces: Optional[int] = None, return_landmarks: Optional[bool] = None, return_mesh: Optional[bool] = None,
                 fps: Optional[float] = None, micro_expressions: Union[bool, Mapping[str, Any], None] = None,
                 extra_fields: Optional[Mapping[str, Any]] = None, idempotency_key: Optional[str] = None,
                 timeout: Timeout = None, on_progress: Optional[ProgressCallback] = None,
@@ -111,7 +111,7 @@ class Client(BaseClient):
         content, filename = _base.media_bytes(file)
         response = self._request(_base.analyze_spec(
             content, filename, detector=detector, min_face_size=min_face_size, max_faces=max_faces,
-            return_landmarks=return_landmarks, fps=fps, micro_expressions=micro_expressions,
+            return_landmarks=return_landmarks, return_mesh=return_mesh, fps=fps, micro_expressions=micro_expressions,
             extra_fields=extra_fields, idempotency_key=idempotency_key, timeout=timeout))
         if response.status_code == 202:
             job = self._job(response)
@@ -153,7 +153,7 @@ class Jobs(_Resource):
 
     def create(self, file: MediaInput, *, webhook_url: Optional[str] = None, detector: Optional[str] = None,
                min_face_size: Optional[int] = None, max_faces: Optional[int] = None,
-               return_landmarks: Optional[bool] = None, fps: Optional[float] = None,
+               return_landmarks: Optional[bool] = None, return_mesh: Optional[bool] = None, fps: Optional[float] = None,
                micro_expressions: Union[bool, Mapping[str, Any], None] = None,
                extra_fields: Optional[Mapping[str, Any]] = None, idempotency_key: Optional[str] = None,
                timeout: Timeout = None) -> Job:
@@ -163,7 +163,7 @@ class Jobs(_Resource):
         content, filename = _base.media_bytes(file)
         return self._client._job(self._client._request(_base.analyze_spec(
             content, filename, detector=detector, min_face_size=min_face_size, max_faces=max_faces,
-            return_landmarks=return_landmarks, fps=fps, micro_expressions=micro_expressions,
+            return_landmarks=return_landmarks, return_mesh=return_mesh, fps=fps, micro_expressions=micro_expressions,
             extra_fields=extra_fields, idempotency_key=idempotency_key, timeout=timeout, run_async=True,
             webhook_url=webhook_url)))
 
@@ -312,7 +312,7 @@ class AsyncClient(BaseClient):
             attempt += 1
 
     async def analyze(self, file: Any, *, detector: Optional[str] = None, min_face_size: Optional[int] = None,
-                      max_faces: Optional[int] = None, return_landmarks: Optional[bool] = None,
+                      max_faces: Optional[int] = None, return_landmarks: Optional[bool] = None, return_mesh: Optional[bool] = None,
                       fps: Optional[float] = None, micro_expressions: Union[bool, Mapping[str, Any], None] = None,
                       extra_fields: Optional[Mapping[str, Any]] = None, idempotency_key: Optional[str] = None,
                       timeout: Timeout = None, on_progress: Optional[ProgressCallback] = None,
@@ -328,7 +328,7 @@ class AsyncClient(BaseClient):
             content, filename = _base.media_bytes(file)
         response = await self._request(_base.analyze_spec(
             content, filename, detector=detector, min_face_size=min_face_size, max_faces=max_faces,
-            return_landmarks=return_landmarks, fps=fps, micro_expressions=micro_expressions,
+            return_landmarks=return_landmarks, return_mesh=return_mesh, fps=fps, micro_expressions=micro_expressions,
             extra_fields=extra_fields, idempotency_key=idempotency_key, timeout=timeout))
         if response.status_code == 202:
             job = self._job(response)
@@ -365,14 +365,14 @@ class AsyncKeys(_AsyncResource):
 class AsyncJobs(_AsyncResource):
     async def create(self, file: Any, *, webhook_url: Optional[str] = None, detector: Optional[str] = None,
                      min_face_size: Optional[int] = None, max_faces: Optional[int] = None,
-                     return_landmarks: Optional[bool] = None, fps: Optional[float] = None,
+                     return_landmarks: Optional[bool] = None, return_mesh: Optional[bool] = None, fps: Optional[float] = None,
                      micro_expressions: Union[bool, Mapping[str, Any], None] = None,
                      extra_fields: Optional[Mapping[str, Any]] = None, idempotency_key: Optional[str] = None,
                      timeout: Timeout = None) -> Job:
         content, filename = _base.media_bytes(file)
         response = await self._client._request(_base.analyze_spec(
             content, filename, detector=detector, min_face_size=min_face_size, max_faces=max_faces,
-            return_landmarks=return_landmarks, fps=fps, micro_expressions=micro_expressions,
+            return_landmarks=return_landmarks, return_mesh=return_mesh, fps=fps, micro_expressions=micro_expressions,
             extra_fields=extra_fields, idempotency_key=idempotency_key, timeout=timeout, run_async=True,
             webhook_url=webhook_url))
         return self._client._job(response)

@@ -91,6 +91,20 @@ class Landmarks:
 
 
 @dataclass(frozen=True)
+class HeadPose:
+    """Degrees; (0, 0, 0) looks straight into the camera. yaw > 0 turns towards the picture's right,
+    pitch > 0 tilts up, roll > 0 leans clockwise as seen in the picture."""
+
+    yaw: float
+    pitch: float
+    roll: float
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "HeadPose":
+        return cls(float(data["yaw"]), float(data["pitch"]), float(data["roll"]))
+
+
+@dataclass(frozen=True)
 class Face:
     box: Box
     confidence: Optional[float]
@@ -98,11 +112,15 @@ class Face:
     emotions: Emotions
     dominant_emotion: str
     track_id: Optional[int] = None
+    head_pose: Optional[HeadPose] = None
+    facing_camera: Optional[bool] = None
+    # 468 [x, y, z] points, only when the request asked for them (return_mesh=True).
+    mesh: Optional[List[Tuple[float, float, float]]] = None
     raw: Dict[str, Any] = field(default_factory=dict, **_RAW)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "Face":
-        landmarks = data.get("landmarks")
+        landmarks, pose, mesh = data.get("landmarks"), data.get("head_pose"), data.get("mesh")
         return cls(
             box=Box.from_dict(data["box"]),
             confidence=data.get("confidence"),
@@ -110,6 +128,9 @@ class Face:
             emotions=Emotions.from_dict(data["emotions"]),
             dominant_emotion=data["dominant_emotion"],
             track_id=data.get("track_id"),
+            head_pose=HeadPose.from_dict(pose) if pose else None,
+            facing_camera=data.get("facing_camera"),
+            mesh=[(float(x), float(y), float(z)) for x, y, z in mesh] if mesh else None,
             raw=dict(data),
         )
 
