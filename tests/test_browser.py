@@ -128,6 +128,21 @@ def test_photo_gets_boxes_and_emotion_bars(page, server):
         assert page.evaluate(OVERLAY_ALPHA, ["photo-overlay", result["media"]["width"], points]) == [255, 255, 0]
 
 
+def test_blazeface_with_the_mesh_shows_head_pose_and_draws_the_mesh(page, server):
+    _, key = server
+    page.goto(f"/demo#key={key}")
+    page.set_input_files("#media", str(FACES / "img1.jpg"))
+    page.select_option("#detector", "blazeface")
+    page.check("#mesh")
+    result = analyze_in_page(page)
+    (face,) = result["faces"]
+    assert result["model"]["detector"] == "blazeface" and len(face["mesh"]) == 468
+    expect(page.locator(".face-card .pose")).to_contain_text("facing the camera")
+    # The mesh is drawn: the nose tip (point 1), inside the face and uncovered without the mesh, is painted.
+    nose = face["mesh"][1][:2]
+    assert page.evaluate(OVERLAY_ALPHA, ["photo-overlay", result["media"]["width"], [nose]]) == [255]
+
+
 def with_an_event(result: dict) -> dict:
     """The answer with one micro-expression on its first real track, at a real analysed frame."""
     track = result["tracks"][0]

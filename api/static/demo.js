@@ -52,6 +52,8 @@ async function analyze(blob, name) {
   const form = new FormData();
   form.append("file", blob, name);
   if ($("fps").value) form.append("fps", $("fps").value);
+  form.append("detector", $("detector").value);
+  if ($("mesh").checked) form.append("return_mesh", "true");
   setStatus("Analysing…");
   const { status, body } = await call("/v1/analyze", key, { method: "POST", body: form });
   // 202: long clips (or async requests) become jobs; the page waits for this one.
@@ -100,6 +102,10 @@ function drawFaces(overlay, faces, colourOf, labelOf) {
     const colour = colourOf(face, index);
     context.strokeStyle = colour;
     context.strokeRect(x, y, w, h);
+    if (face.mesh) {
+      const dot = 1.5 * unit;
+      for (const [px, py] of face.mesh) context.fillRect(px - dot / 2, py - dot / 2, dot, dot);
+    }
     const label = labelOf(face, index);
     const top = Math.max(0, y - fontSize - 2 * pad);
     context.fillStyle = colour;
@@ -109,13 +115,21 @@ function drawFaces(overlay, faces, colourOf, labelOf) {
   });
 }
 
-function faceCard(title, colour, emotions, dominant) {
+const degrees = (value) => `${value > 0 ? "+" : ""}${Math.round(value)}°`;
+
+function poseText(pose, facing) {
+  return `Head: yaw ${degrees(pose.yaw)}, pitch ${degrees(pose.pitch)}, roll ${degrees(pose.roll)}`
+    + ` · ${facing ? "facing the camera" : "turned away"}`;
+}
+
+function faceCard(title, colour, emotions, dominant, pose = null, facing = null) {
   const card = element("article", { class: "face-card" });
   const heading = element("h3");
   const swatch = element("span", { class: "swatch", "aria-hidden": "true" });
   swatch.style.backgroundColor = colour; // CSSOM, which a strict style-src allows (markup styles it does not)
   heading.append(swatch, `${title}: ${dominant}`);
   card.append(heading);
+  if (pose) card.append(element("p", { class: "pose" }, poseText(pose, facing)));
   for (const emotion of EMOTIONS) {
     const row = element("div", { class: "bar-row" });
     const meter = element("meter", { class: "emotion-bar", "data-emotion": emotion, min: "0", max: "1",
@@ -163,7 +177,8 @@ async function showImage(result) {
     + ` · emotion model ${result.model.emotion}`;
   if (!faces.length) $("faces").append(element("p", {}, "No face found in this picture."));
   faces.forEach((face, index) => {
-    $("faces").append(faceCard(`Face ${index + 1}`, faceColour(face, index), face.emotions, face.dominant_emotion));
+    $("faces").append(faceCard(`Face ${index + 1}`, faceColour(face, index), face.emotions, face.dominant_emotion,
+                               face.head_pose, face.facing_camera));
   });
 }
 
