@@ -52,3 +52,13 @@ def test_the_api_answers_with_blazeface(client, auth, assert_contract):
     assert response.status_code == 200, response.get_data(as_text=True)
     assert_contract(response)
     assert response.json["model"]["detector"] == "blazeface" and len(response.json["faces"]) == 2
+
+
+@pytest.mark.parametrize("photo", ["img1.jpg", "img2.jpg"])
+def test_a_face_cut_through_the_middle_by_the_edge_is_found(analyzer, photo):
+    image = cv2.imread(str(FACES / photo))
+    (whole,) = detection.detect(analyzer.detectors["blazeface"], image)
+    x, y, w, h = whole.box.astype(int)
+    for cut, kept in ((image[:, : x + w // 2], (x, y, w // 2, h)), (image[:, x + w // 2:], (0, y, w - w // 2, h))):
+        (face,) = detection.detect(analyzer.detectors["blazeface"], np.ascontiguousarray(cut))
+        assert iou(face.box, np.array(kept, np.float32)) > 0.5

@@ -7,6 +7,14 @@ the picture letterboxed into its square input; its anchors are a fixed grid (Med
 `fixed_anchor_size`), so an anchor is just a cell centre, and a box is an offset and a size in
 input pixels relative to that centre. Overlapping candidates are blended, weighted by score, as
 MediaPipe's own graph does: the averaged box is steadier from frame to frame than the single best.
+
+Faces cut by the picture's edge: the picture is first extended on every side by a mirror image of
+its own margin (EDGE_PAD of its longer side). Half a face at the edge and its mirror image make a
+whole face, which BlazeFace finds; a face seen only in the mirrored margin is dropped (less than
+MIN_INSIDE of its box inside the picture). On the 52 hand-labelled photos (`python
+bench/face_detection.py --photos-only`) this finds 59 of 61 faces with no false box, where the
+picture alone gives 56 (7 of 7 in selfie-many-people.jpg, against 4); a plain copy of the edge
+pixels instead of a mirror image finds none of the three more.
 """
 from __future__ import annotations
 
@@ -19,6 +27,8 @@ import numpy as np
 from deepface.models.Detector import Detector, FacialAreaRegion
 
 BLEND_IOU = 0.3
+EDGE_PAD = 0.15
+MIN_INSIDE = 0.3
 # The six points each detection carries, in the model's order (the subject's right and left).
 KEYPOINTS = ("right_eye", "left_eye", "nose_tip", "mouth_centre", "right_ear_tragion", "left_ear_tragion")
 
@@ -112,10 +122,23 @@ class BlazeFace:
         return interpreter, self._local.indices
 
     def __call__(self, rgb: np.ndarray) -> list[FaceCandidate]:
-        """Faces in an RGB picture (H, W, 3) uint8."""
+        """Faces in an RGB picture (H, W, 3) uint8, boxes in its pixels (they may cross its edges)."""
+        height, width = rgb.shape[:2]
+        margin = min(int(round(EDGE_PAD * max(height, width))), height - 1, width - 1)
+        mirrored = cv2.copyMakeBorder(rgb, margin, margin, margin, margin, cv2.BORDER_REFLECT_101)
+        found = []
+        for face in self._detect(mirrored):
+            box = face.box - np.array([margin, margin, 0, 0], np.float32)
+            inside_w = min(width, box[0] + box[2]) - max(0.0, box[0])
+            inside_h = min(height, box[1] + box[3]) - max(0.0, box[1])
+            if min(inside_w, inside_h) > 0 and inside_w * inside_h >= MIN_INSIDE * box[2] * box[3]:
+                found.append(FaceCandidate(box, face.keypoints - margin, face.score))
+        return found
+
+    def _detect(self, rgb: np.ndarray) -> list[FaceCandidate]:
+        """One pass of the model over the whole picture, letterboxed: centred on a square, so faces keep their shape."""
         height, width = rgb.shape[:2]
         side = max(height, width)
-        # Letterbox: the picture centred on a square, so faces keep their shape.
         pad_x, pad_y = (side - width) / 2, (side - height) / 2
         square = cv2.copyMakeBorder(rgb, int(pad_y), side - height - int(pad_y), int(pad_x),
                                     side - width - int(pad_x), cv2.BORDER_CONSTANT, value=0)
