@@ -433,7 +433,7 @@ def save_pictures(pictures: list[Picture], folder: Path) -> None:
 def first_face_in_clips(analyzer: Analyzer, names: list[str]) -> None:
     print("\nClips: first frame with a face, as the clip pipeline schedules the detector (first frame, then "
           f"every {follow.DETECT_PERIOD_MS:.0f} ms until a face is found; grey frames from media.decode)")
-    header = f"{'clip':<28}{'detector':>12}{'frames':>8}{'1st face frame':>16}{'at clip ms':>12}" \
+    header = f"{'clip':<28}{'detector':>12}{'frames read':>13}{'1st face frame':>16}{'at clip ms':>12}" \
              f"{'wall ms to it':>15}{'detect ms fr.0':>16}"
     print(header)
     for path in sorted((DATA_DIR / "videos").glob("*")):
@@ -462,9 +462,9 @@ def first_face_in_clips(analyzer: Analyzer, names: list[str]) -> None:
                     video.close()
                     break
             if first is None:
-                print(f"{path.name:<28}{name:>12}{frames:>8}{'none':>16}{'-':>12}{'-':>15}{frame0_ms:>16.1f}")
+                print(f"{path.name:<28}{name:>12}{frames:>13}{'none':>16}{'-':>12}{'-':>15}{frame0_ms:>16.1f}")
             else:
-                print(f"{path.name:<28}{name:>12}{'':>8}{first:>16}{first_ms:>12.0f}{wall:>15.1f}{frame0_ms:>16.1f}")
+                print(f"{path.name:<28}{name:>12}{frames:>13}{first:>16}{first_ms:>12.0f}{wall:>15.1f}{frame0_ms:>16.1f}")
 
 
 def main() -> None:
