@@ -20,8 +20,6 @@ from api.ratelimit import make_rate_limiter
 from api.routes import account, analyze, billing, console, demo, health, jobs, participant, studies
 from api.services import job_context, make_analyzer, make_queue
 
-# Base64 inflates by 4/3; the engine enforces the exact byte limit after decoding.
-BASE64_OVERHEAD = 4 / 3
 REQUEST_ID_HEADER = "X-Request-Id"
 
 
@@ -44,7 +42,7 @@ def create_app(settings: Settings | None = None, analyzer: Analyzer | None = Non
     configure_logging(os.environ.get("EMOSCOPE_LOG_LEVEL", "INFO"))
     app = Flask(__name__)
     app.json.sort_keys = False  # keep request_id, media, faces in the documented order
-    app.config["MAX_CONTENT_LENGTH"] = int(settings.limits.max_upload_bytes * BASE64_OVERHEAD) + 64 * 1024
+    app.config["MAX_CONTENT_LENGTH"] = settings.limits.max_request_bytes
     analyzer = analyzer or make_analyzer(settings)
     db = Database(settings.database_url)
     context = job_context(settings, with_analyzer=True, analyzer=analyzer, db=db)
