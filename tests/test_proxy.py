@@ -169,3 +169,16 @@ def test_nginx_codes_are_the_apis():
     for status, code in answers.items():
         if status in HTTP_CODES:
             assert HTTP_CODES[status][0] == code, status
+
+
+def test_compose_serves_through_nginx_with_gunicorn_on_loopback_and_requires_the_pepper():
+    services = yaml.safe_load((REPO_ROOT / "compose.yaml").read_text())["services"]
+    api, proxy = services["api"], services["proxy"]
+    assert api["environment"]["EMOSCOPE_BIND"].startswith("127.0.0.1:")
+    render(api["environment"]["EMOSCOPE_PROXY_BIND"], proxy["environment"]["EMOSCOPE_BIND"], Limits())
+    assert proxy["command"] == ["python", "-m", "api.proxy"] and proxy["network_mode"] == "service:api"
+    # Only nginx's port is published (it lives in the api container's network namespace).
+    assert api["ports"] == ["8000:8000"] and api["environment"]["EMOSCOPE_PROXY_BIND"] == "0.0.0.0:8000"
+    # No usable default: compose refuses to start without a pepper from the environment.
+    assert re.fullmatch(r"\$\{EMOSCOPE_API_KEY_PEPPER:\?.+\}", api["environment"]["EMOSCOPE_API_KEY_PEPPER"])
+    assert "EMOSCOPE_API_KEY_PEPPER" not in proxy["environment"]
