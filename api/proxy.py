@@ -37,8 +37,13 @@ def render(listen: str, upstream: str, limits: Limits) -> str:
     return template.render(listen=listen, upstream=upstream, client_max_body_size=limits.max_request_bytes)
 
 
+def find_nginx() -> str | None:
+    # Debian puts it in /usr/sbin, which an unprivileged user's PATH may lack.
+    return shutil.which("nginx", path=os.pathsep.join([os.environ.get("PATH", os.defpath), "/usr/sbin"]))
+
+
 def main() -> None:
-    nginx = shutil.which("nginx")
+    nginx = find_nginx()
     if nginx is None:
         raise SystemExit("nginx is not installed (Debian: apt-get install nginx)")
     run_dir = Path(os.environ.get("EMOSCOPE_PROXY_DIR", DEFAULT_RUN_DIR))

@@ -17,6 +17,7 @@ import pytest
 import requests
 
 from api.config import REPO_ROOT
+from api.proxy import find_nginx
 
 
 def free_port() -> int:
@@ -85,7 +86,7 @@ def wait_for_port(port: int, process: subprocess.Popen, log: Path, what: str) ->
 @contextlib.contextmanager
 def nginx(upstream: str, **overrides: str):
     """nginx as the image runs it, in front of `upstream` (http://127.0.0.1:PORT); yields its base URL."""
-    if shutil.which("nginx") is None:
+    if find_nginx() is None:
         pytest.fail("nginx is not installed, and the proxy tests need it: `apt-get install -y "
                     "--no-install-recommends nginx` (.ci/run installs it when missing)")
     port = free_port()
