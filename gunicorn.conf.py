@@ -10,6 +10,7 @@ sessions after fork (onnxruntime and dlib objects must not be shared across a fo
 """
 import os
 
+# Loopback only: `make run` on 127.0.0.1:8000; the image on 127.0.0.1:8001 behind nginx (api/proxy.py).
 bind = os.environ.get("EMOSCOPE_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("EMOSCOPE_WORKERS", 2))
 threads = int(os.environ.get("EMOSCOPE_THREADS", 4))
