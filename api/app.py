@@ -1,12 +1,14 @@
 """Application factory: `gunicorn 'api.app:create_app()'`."""
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import uuid
 from dataclasses import dataclass
 
 from flask import Flask, g, request
+from werkzeug.exceptions import HTTPException
 
 from api import websecurity
 from api.billing import Billing
@@ -55,6 +57,17 @@ def create_app(settings: Settings | None = None, analyzer: Analyzer | None = Non
     def _assign_request_id():
         incoming = request.headers.get(REQUEST_ID_HEADER, "")
         g.request_id = incoming if 8 <= len(incoming) <= 64 and incoming.isalnum() else uuid.uuid4().hex
+
+    @app.after_request
+    def _read_unread_body(response):
+        # An answer given before the body was read (401, 402, 429 to an upload): gunicorn discards at most
+        # 64 KiB of what is left, then closes the connection mid-body, and nginx in front, still sending the
+        # body it buffered, loses the answer and says 503. Behind nginx the body is already whole and
+        # within the limit, so reading it to the end is quick.
+        with contextlib.suppress(HTTPException):  # over MAX_CONTENT_LENGTH: gunicorn closes, as it should
+            while request.stream.read(1 << 20):
+                pass
+        return response
 
     @app.after_request
     def _echo_request_id(response):
