@@ -126,6 +126,23 @@ def test_request_line_over_8_kib_gets_problem_json(proxy):
     _problem(response, 414, "uri_too_long")
 
 
+@pytest.mark.parametrize(("request_bytes", "status", "code"), [
+    (b"GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n", 400, "invalid_request"),  # no Host
+    (b"GET /healthz HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\nConnection: close\r\n\r\n", 400,
+     "invalid_request"),
+    (b"TRACE /healthz HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", 405, "method_not_allowed"),
+])
+def test_requests_nginx_refuses_get_problem_json(proxy, request_bytes, status, code):
+    port = int(proxy.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(request_bytes)
+        answer = b"".join(iter(lambda: sock.recv(65536), b"")).decode()
+    head, _, body = answer.partition("\r\n\r\n")
+    assert head.startswith(f"HTTP/1.1 {status}"), answer
+    assert "content-type: application/problem+json" in head.lower()
+    assert f'"code":"{code}"' in body
+
+
 def test_proxys_problem_pages_are_not_reachable_from_outside(proxy):
     _problem(requests.get(f"{proxy}/.problem/unavailable", timeout=10), 404, "not_found")
 
