@@ -49,8 +49,11 @@ def main() -> None:
     run_dir = Path(os.environ.get("EMOSCOPE_PROXY_DIR", DEFAULT_RUN_DIR))
     run_dir.mkdir(parents=True, exist_ok=True)
     config = run_dir / "nginx.conf"
-    config.write_text(render(os.environ.get("EMOSCOPE_PROXY_BIND", DEFAULT_LISTEN),
-                             os.environ.get("EMOSCOPE_BIND", DEFAULT_UPSTREAM), Limits.from_env()))
+    try:
+        config.write_text(render(os.environ.get("EMOSCOPE_PROXY_BIND", DEFAULT_LISTEN),
+                                 os.environ.get("EMOSCOPE_BIND", DEFAULT_UPSTREAM), Limits.from_env()))
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from None
     os.execv(nginx, [nginx, "-p", str(run_dir), "-c", str(config), "-e", "stderr"])
 
 
