@@ -29,6 +29,8 @@ $(TOOLS_VENV)/.checkov-$(CHECKOV_VERSION):
 
 # Development mode: random secrets kept in var/dev-secrets.json (production refuses to start without its own).
 # Plain http on loopback, so the console's session cookie cannot be Secure here (it is by default).
+# gunicorn directly, on 127.0.0.1 only, for development; production puts nginx in front of it
+# (README, Production settings: `python -m api.proxy`, compose.yaml).
 # MALLOC_ARENA_MAX: as in the Dockerfile, fewer glibc arenas keep worker memory flat.
 run: install
 	EMOSCOPE_DEV_MODE=true $(BIN)/emoscope-admin demo-key

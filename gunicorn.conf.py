@@ -10,6 +10,7 @@ sessions after fork (onnxruntime and dlib objects must not be shared across a fo
 """
 import os
 
+# Loopback only: `make run` on 127.0.0.1:8000; the image on 127.0.0.1:8001 behind nginx (api/proxy.py).
 bind = os.environ.get("EMOSCOPE_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("EMOSCOPE_WORKERS", 2))
 threads = int(os.environ.get("EMOSCOPE_THREADS", 4))
@@ -18,8 +19,13 @@ preload_app = False
 timeout = int(os.environ.get("EMOSCOPE_WORKER_TIMEOUT", 120))
 graceful_timeout = 30
 keepalive = 5
-# Clients get our problem+json errors, not gunicorn's, for oversized headers.
+# Above nginx's limits (infra/nginx/nginx.conf.j2: 8 KiB a line, 32 KiB in all), so that nginx, which
+# answers problem+json, is the one that refuses a request, never gunicorn with its HTML page: no cap on
+# the number of header lines (nginx's byte limits bound it), and the longest request line gunicorn takes
+# (0: 1 MiB). Without nginx (`make run`, loopback only) gunicorn's own HTML 400 remains for such requests.
 limit_request_field_size = 16384
+limit_request_fields = 32768
+limit_request_line = 0
 accesslog = "-"
 
 # Metrics from every worker are written here and summed at scrape time (prometheus-client's

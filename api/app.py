@@ -1,12 +1,14 @@
 """Application factory: `gunicorn 'api.app:create_app()'`."""
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import uuid
 from dataclasses import dataclass
 
 from flask import Flask, g, request
+from werkzeug.exceptions import HTTPException
 
 from api import websecurity
 from api.billing import Billing
@@ -20,8 +22,6 @@ from api.ratelimit import make_rate_limiter
 from api.routes import account, analyze, billing, console, demo, health, jobs, participant, studies
 from api.services import job_context, make_analyzer, make_queue
 
-# Base64 inflates by 4/3; the engine enforces the exact byte limit after decoding.
-BASE64_OVERHEAD = 4 / 3
 REQUEST_ID_HEADER = "X-Request-Id"
 
 
@@ -44,7 +44,7 @@ def create_app(settings: Settings | None = None, analyzer: Analyzer | None = Non
     configure_logging(os.environ.get("EMOSCOPE_LOG_LEVEL", "INFO"))
     app = Flask(__name__)
     app.json.sort_keys = False  # keep request_id, media, faces in the documented order
-    app.config["MAX_CONTENT_LENGTH"] = int(settings.limits.max_upload_bytes * BASE64_OVERHEAD) + 64 * 1024
+    app.config["MAX_CONTENT_LENGTH"] = settings.limits.max_request_bytes
     analyzer = analyzer or make_analyzer(settings)
     db = Database(settings.database_url)
     context = job_context(settings, with_analyzer=True, analyzer=analyzer, db=db)
@@ -57,6 +57,17 @@ def create_app(settings: Settings | None = None, analyzer: Analyzer | None = Non
     def _assign_request_id():
         incoming = request.headers.get(REQUEST_ID_HEADER, "")
         g.request_id = incoming if 8 <= len(incoming) <= 64 and incoming.isalnum() else uuid.uuid4().hex
+
+    @app.after_request
+    def _read_unread_body(response):
+        # An answer given before the body was read (401, 402, 429 to an upload): gunicorn discards at most
+        # 64 KiB of what is left, then closes the connection mid-body, and nginx in front, still sending the
+        # body it buffered, loses the answer and says 503. Behind nginx the body is already whole and
+        # within the limit, so reading it to the end is quick.
+        with contextlib.suppress(HTTPException):  # over MAX_CONTENT_LENGTH: gunicorn closes, as it should
+            while request.stream.read(1 << 20):
+                pass
+        return response
 
     @app.after_request
     def _echo_request_id(response):

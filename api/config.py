@@ -38,6 +38,13 @@ class Limits:
     max_video_frames: int = 3_600
     max_video_pixels: int = 4096 * 2160
 
+    @property
+    def max_request_bytes(self) -> int:
+        """Largest request body read at all (Flask's MAX_CONTENT_LENGTH, nginx's client_max_body_size): a
+        JSON body carries the upload in base64 (4/3 larger) plus options; the engine checks the exact
+        byte limit after decoding."""
+        return int(self.max_upload_bytes * 4 / 3) + 64 * 1024
+
     @classmethod
     def from_env(cls) -> "Limits":
         return cls(

@@ -20,8 +20,11 @@ HTTP_CODES = {
     400: ("invalid_request", "Invalid request"),
     404: ("not_found", "Not found"),
     405: ("method_not_allowed", "Method not allowed"),
+    408: ("request_timeout", "Request timeout"),
     413: ("media_too_large", "Upload too large"),
+    414: ("uri_too_long", "URI too long"),
     415: ("unsupported_media_type", "Unsupported media type"),
+    431: ("request_header_too_large", "Request header too large"),
 }
 
 

@@ -1,12 +1,15 @@
-"""Real servers on loopback for end-to-end tests: gunicorn running the service on embedded defaults."""
+"""Real servers on loopback for end-to-end tests: gunicorn running the service on embedded defaults, and
+nginx in front of it as in production (`python -m api.proxy`)."""
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -14,6 +17,7 @@ import pytest
 import requests
 
 from api.config import REPO_ROOT
+from api.proxy import find_nginx
 
 
 def free_port() -> int:
@@ -65,3 +69,45 @@ def gunicorn(state: Path, **overrides: str):
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def wait_for_port(port: int, process: subprocess.Popen, log: Path, what: str) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+            return
+        if process.poll() is not None:
+            pytest.fail(f"{what} exited early:\n{log.read_text()[-3000:]}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what} did not listen on {port} within 30 s")
+        time.sleep(0.1)
+
+
+@contextlib.contextmanager
+def nginx(upstream: str, **overrides: str):
+    """nginx as the image runs it, in front of `upstream` (http://127.0.0.1:PORT); yields its base URL."""
+    if find_nginx() is None:
+        pytest.fail("nginx is not installed, and the proxy tests need it: `apt-get install -y "
+                    "--no-install-recommends nginx` (.ci/run installs it when missing)")
+    port = free_port()
+    # Not under pytest's tmp_path: nginx's workers run as nobody when the tests run as root, and must
+    # reach the temp folders inside this one.
+    run_dir = Path(tempfile.mkdtemp(prefix="emoscope-nginx-"))
+    run_dir.chmod(0o755)
+    env = {**os.environ, **overrides, "EMOSCOPE_PROXY_BIND": f"127.0.0.1:{port}",
+           "EMOSCOPE_BIND": upstream.removeprefix("http://"), "EMOSCOPE_PROXY_DIR": str(run_dir)}
+    log = run_dir / "error.log"
+    with log.open("w") as stderr:
+        process = subprocess.Popen([sys.executable, "-m", "api.proxy"], env=env, cwd=REPO_ROOT,
+                                   stdout=subprocess.DEVNULL, stderr=stderr)
+    try:
+        wait_for_port(port, process, log, "nginx")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        shutil.rmtree(run_dir, ignore_errors=True)

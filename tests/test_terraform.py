@@ -266,6 +266,18 @@ def test_app_gets_its_environment_and_secrets_only_from_secrets_manager(tf):
     assert (REPO / "api" / "worker.py").is_file()
 
 
+def test_api_task_puts_nginx_in_front_of_gunicorn_on_loopback(tf):
+    api = tf.locals["containers"]["api"]
+    assert api["environment"]["EMOSCOPE_BIND"] == "127.0.0.1:${var.gunicorn_port}"
+    assert api["port_mappings"] == []
+    proxy = tf.locals["proxy_container"]
+    assert proxy["command"] == ["python", "-m", "api.proxy"]
+    assert proxy["portMappings"] == [{"containerPort": "${var.api_port}", "protocol": "tcp"}]
+    assert not proxy.get("secrets"), "nginx needs no secrets"
+    service = tf.of_type("aws_ecs_service")["api"]
+    assert _block(service["load_balancer"])["container_name"] == "proxy"
+
+
 def test_autoscaling_api_on_cpu_worker_on_queue_depth(tf):
     policies = tf.of_type("aws_appautoscaling_policy")
     api = _block(policies["api_cpu"]["target_tracking_scaling_policy_configuration"])
@@ -423,10 +435,13 @@ def test_dockerfile_is_one_image_for_api_and_worker():
     user = [line for line in instructions if line.startswith("USER ")]
     assert user and user[-1].split()[1] not in {"root", "0"}, "the image must not run as root"
     # The app finds models/ and openapi.yaml next to api/ (api/config.py REPO_ROOT): they must be copied.
-    for needed in ("gunicorn.conf.py", "openapi.yaml", "models/", "api/"):
+    # gunicorn on loopback; nginx (python -m api.proxy, its template in infra/nginx/) is the way in.
+    assert "EMOSCOPE_BIND=127.0.0.1:" in dockerfile
+    assert re.search(r"apt-get install -y --no-install-recommends nginx\b", dockerfile)
+    for needed in ("gunicorn.conf.py", "openapi.yaml", "models/", "api/", "infra/nginx/"):
         assert any(line.startswith("COPY ") and needed in line for line in instructions), needed
     ignore = [line.strip() for line in (REPO / ".dockerignore").read_text().splitlines()]
     assert "*" in ignore, "the build context must be an allow-list"
-    assert {"!api/", "!models/manifest.json", "!pyproject.toml"} <= set(ignore)
+    assert {"!api/", "!models/manifest.json", "!pyproject.toml", "!infra/nginx/"} <= set(ignore)
     allowed = [line[1:] for line in ignore if line.startswith("!")]
     assert not any(part in line for line in allowed for part in (".venv", "checkpoints", "var/", "tests", ".git"))

@@ -84,7 +84,8 @@ resource "aws_ecs_cluster_capacity_providers" "this" {
 
 ################################################################################
 # Task definitions: same image, same environment and secrets, different command
-# (api: gunicorn; worker: Celery worker, autoscaled; beat: Celery beat, exactly one).
+# (api: gunicorn, with nginx in front in a second container; worker: Celery worker, autoscaled; beat:
+# Celery beat, exactly one).
 ################################################################################
 
 locals {
@@ -113,14 +114,16 @@ locals {
 
   containers = {
     api = {
-      cpu           = var.api_cpu
-      memory        = var.api_memory
-      command       = var.api_command
-      environment   = { EMOSCOPE_BIND = "0.0.0.0:${var.api_port}" }
-      port_mappings = [{ containerPort = var.api_port, protocol = "tcp" }]
+      cpu     = var.api_cpu
+      memory  = var.api_memory
+      command = var.api_command
+      # Loopback only: the proxy container (below) is the task's only way in. The app trusts two
+      # X-Forwarded-For hops: the load balancer appends the client's address, nginx the load balancer's.
+      environment   = { EMOSCOPE_BIND = "127.0.0.1:${var.gunicorn_port}", EMOSCOPE_TRUSTED_PROXY_HOPS = "2" }
+      port_mappings = []
       stop_timeout  = 40 # gunicorn graceful_timeout (30 s) plus margin
       health_check = {
-        command     = ["CMD", "python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:${var.api_port}/healthz', timeout=4)"]
+        command     = ["CMD", "python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:${var.gunicorn_port}/healthz', timeout=4)"]
         interval    = 30
         timeout     = 5
         retries     = 3
@@ -144,6 +147,59 @@ locals {
       port_mappings = []
       stop_timeout  = 30
       health_check  = null
+    }
+  }
+}
+
+locals {
+  # nginx in front of gunicorn, a second container of the API task from the same image (sharing the task's
+  # network namespace). The load balancer passes a request body on as it arrives and only times out an
+  # idle connection, so without nginx a few dozen clients trickling bodies hold every gunicorn thread;
+  # nginx reads each request whole (header and body timeouts) first (infra/terraform/README.md).
+  proxy_container = {
+    name      = "proxy"
+    image     = local.image
+    essential = true
+    command   = ["python", "-m", "api.proxy"]
+    user      = "10001"
+
+    portMappings = [{ containerPort = var.api_port, protocol = "tcp" }]
+    # No secrets: nginx needs none. Its body limit follows the app's upload limit, when one is set.
+    environment = [
+      for k, v in merge(
+        { for k, v in var.app_environment : k => v if k == "EMOSCOPE_MAX_UPLOAD_BYTES" },
+        { EMOSCOPE_BIND = "127.0.0.1:${var.gunicorn_port}", EMOSCOPE_PROXY_BIND = "0.0.0.0:${var.api_port}" },
+      ) : { name = k, value = v }
+    ]
+    # Started once gunicorn answers; stopped first (ECS stops in reverse order), after the load balancer
+    # has drained the task.
+    dependsOn = [{ containerName = "api", condition = "HEALTHY" }]
+
+    readonlyRootFilesystem = !var.enable_execute_command
+    privileged             = false
+    mountPoints            = [{ sourceVolume = "proxy-tmp", containerPath = "/tmp", readOnly = false }]
+    linuxParameters = {
+      initProcessEnabled = true
+      capabilities       = { drop = ["ALL"] }
+    }
+    stopTimeout = 10
+    healthCheck = {
+      command     = ["CMD", "python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:${var.api_port}/healthz', timeout=4)"]
+      interval    = 30
+      timeout     = 5
+      retries     = 3
+      startPeriod = 10
+    }
+
+    logConfiguration = {
+      logDriver = "awslogs"
+      options = {
+        awslogs-group         = aws_cloudwatch_log_group.app["api"].name
+        awslogs-region        = local.region
+        awslogs-stream-prefix = "proxy"
+        mode                  = "non-blocking"
+        max-buffer-size       = "4m"
+      }
     }
   }
 }
@@ -173,7 +229,15 @@ resource "aws_ecs_task_definition" "this" {
     name = "tmp"
   }
 
-  container_definitions = jsonencode([
+  dynamic "volume" {
+    for_each = each.key == "api" ? ["proxy-tmp"] : []
+
+    content {
+      name = volume.value
+    }
+  }
+
+  container_definitions = jsonencode(concat([
     merge(
       {
         name      = each.key
@@ -215,7 +279,7 @@ resource "aws_ecs_task_definition" "this" {
       },
       { for k, v in { healthCheck = each.value.health_check } : k => v if v != null },
     )
-  ])
+  ], each.key == "api" ? [local.proxy_container] : []))
 }
 
 ################################################################################
@@ -250,7 +314,7 @@ resource "aws_ecs_service" "api" {
 
   load_balancer {
     target_group_arn = aws_lb_target_group.api.arn
-    container_name   = "api"
+    container_name   = "proxy"
     container_port   = var.api_port
   }
 

@@ -168,9 +168,15 @@ variable "beat_command" {
 }
 
 variable "api_port" {
-  description = "Port gunicorn listens on inside the API container (EMOSCOPE_BIND is set to 0.0.0.0:<port>)."
+  description = "Port of the API task that the load balancer reaches: nginx, the proxy container in front of gunicorn (EMOSCOPE_PROXY_BIND is set to 0.0.0.0:<port>)."
   type        = number
   default     = 8000
+}
+
+variable "gunicorn_port" {
+  description = "Port gunicorn listens on inside the API task, on loopback only (EMOSCOPE_BIND is set to 127.0.0.1:<port>): only the proxy container reaches it. Must differ from api_port."
+  type        = number
+  default     = 8001
 }
 
 variable "api_cpu" {

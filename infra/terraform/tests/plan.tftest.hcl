@@ -114,6 +114,25 @@ run "defaults" {
   }
 
   assert {
+    condition = (
+      jsondecode(aws_ecs_task_definition.this["api"].container_definitions)[1].name == "proxy"
+      && jsondecode(aws_ecs_task_definition.this["api"].container_definitions)[1].command == ["python", "-m", "api.proxy"]
+      && jsondecode(aws_ecs_task_definition.this["api"].container_definitions)[1].portMappings[0].containerPort == 8000
+      && [for lb in aws_ecs_service.api.load_balancer : lb.container_name] == ["proxy"]
+    )
+    error_message = "The load balancer must reach the API task through nginx (python -m api.proxy) on port 8000."
+  }
+
+  assert {
+    condition = (
+      one([for e in jsondecode(aws_ecs_task_definition.this["api"].container_definitions)[0].environment : e.value if e.name == "EMOSCOPE_BIND"]) == "127.0.0.1:8001"
+      && length(jsondecode(aws_ecs_task_definition.this["api"].container_definitions)[0].portMappings) == 0
+      && length(jsondecode(aws_ecs_task_definition.this["worker"].container_definitions)) == 1
+    )
+    error_message = "Behind nginx, gunicorn binds loopback only and maps no port; workers have no proxy."
+  }
+
+  assert {
     condition     = jsondecode(aws_ecs_task_definition.this["worker"].container_definitions)[0].command == ["celery", "-A", "api.worker", "worker", "--loglevel=INFO"]
     error_message = "Worker command changed."
   }
