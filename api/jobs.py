@@ -188,14 +188,31 @@ def _keeps_results(ctx: JobContext) -> bool:
     return ctx.retention > timedelta(0)
 
 
+class JobExpired(Exception):
+    """The job finished longer ago than the retention window: nothing of it is shown any more."""
+
+
+def _past_retention(ctx: JobContext, job: Job) -> bool:
+    # With retention 0 a result lives until its first reading, so only a kept one can be overdue.
+    return _keeps_results(ctx) and job.expires_at is not None and job.expires_at <= utcnow()
+
+
 def load(ctx: JobContext, account_id: int, job_id: str) -> dict | None:
-    """The job as the API shows it, with its result while it is kept; None if not this account's."""
+    """The job as the API shows it, with its result while it is kept; None if not this account's.
+
+    Raises JobExpired past the job's expiry even before the sweeper has run, whose next pass may be
+    minutes away; the overdue result is deleted now.
+    """
     with ctx.db.session.begin() as session:
         job = session.get(Job, job_id)
         if job is None or job.account_id != account_id:
             return None
-        result = json.loads(ctx.storage.get(job.result_key)) if job.result_key else None
+        overdue = _past_retention(ctx, job)
+        result = json.loads(ctx.storage.get(job.result_key)) if job.result_key and not overdue else None
         body = job_json(job, result)
+    if overdue:
+        _expire(ctx, job_id)
+        raise JobExpired(job_id)
     if result is not None and not _keeps_results(ctx):
         _expire(ctx, job_id)
     return body

@@ -152,16 +152,42 @@ def test_idempotent_job_submission_returns_the_same_job(app):
     assert client.get("/v1/usage", headers=bearer(secret)).json["total_units"] == 1
 
 
-def test_sweep_deletes_results_past_retention(app_factory):
+def test_sweep_deletes_results_past_retention(app):
+    from datetime import timedelta
+
     from api import jobs
 
-    app = app_factory(media_retention_hours=1e-6)  # expires at once, but only the sweeper deletes it
     client = app.test_client()
     secret = sign_up(client)["api_key"]["secret"]
     location = submit(client, secret, PHOTO, **{"async": "true"}).headers["Location"]
     job = wait_for(client, secret, location)
     storage = app.extensions["emoscope"].jobs.storage
     assert storage.exists(f"results/{job['id']}.json")
+    _age_job(app, job["id"], timedelta(hours=25))
     assert jobs.sweep(app.extensions["emoscope"].jobs) == 1
     assert not storage.exists(f"results/{job['id']}.json")
-    assert client.get(location, headers=bearer(secret)).json["result_expired"] is True
+    assert_problem(client.get(location, headers=bearer(secret)), 410, "job_expired")
+
+def _age_job(app, job_id: str, by) -> None:
+    """Move a finished job's expiry into the past, as time would, without running the sweeper."""
+    from api.db import Job
+
+    with app.extensions["emoscope"].db.session.begin() as session:
+        job = session.get(Job, job_id)
+        job.expires_at = job.expires_at - by
+
+
+def test_a_job_past_its_expiry_is_gone_before_the_sweeper_runs(app, assert_contract):
+    from datetime import timedelta
+
+    client = app.test_client()
+    secret = sign_up(client)["api_key"]["secret"]
+    location = submit(client, secret, PHOTO, **{"async": "true"}).headers["Location"]
+    job = wait_for(client, secret, location)
+    assert job["result"] is not None
+    _age_job(app, job["id"], timedelta(hours=25))
+    gone = assert_contract(client.get(location, headers=bearer(secret)))
+    assert_problem(gone, 410, "job_expired")
+    assert "result" not in gone.json
+    # The read deleted the result at once rather than leaving it to the sweeper.
+    assert not app.extensions["emoscope"].jobs.storage.exists(f"results/{job['id']}.json")
