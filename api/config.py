@@ -89,6 +89,8 @@ class Settings:
     # Clips longer than this become async jobs even when the client did not ask for one.
     sync_max_video_seconds: float = 20.0
     webhook_allow_loopback: bool = False  # tests only: lets webhooks reach http://127.0.0.1
+    # Sessions one study takes at most: a leaked participant link cannot bill the owner without end.
+    study_max_sessions: int = 10_000
     # Signs the web console's session cookie; unset: derived from api_key_pepper (api/websecurity.py).
     session_secret: str | None = None
     # The console cookie is Secure (https only) unless plain-http loopback is configured (`make run`, tests).
@@ -115,6 +117,7 @@ class Settings:
             media_retention_hours=_env_float("EMOSCOPE_MEDIA_RETENTION_HOURS", 24.0),
             sync_max_video_seconds=_env_float("EMOSCOPE_SYNC_MAX_VIDEO_SECONDS", 20.0),
             webhook_allow_loopback=os.environ.get("EMOSCOPE_WEBHOOK_ALLOW_LOOPBACK", "").lower() == "true",
+            study_max_sessions=_env_int("EMOSCOPE_STUDY_MAX_SESSIONS", 10_000),
             session_secret=os.environ.get("EMOSCOPE_SESSION_SECRET") or None,
             cookie_secure=os.environ.get("EMOSCOPE_COOKIE_SECURE", "true").lower() != "false",
         )

@@ -177,3 +177,48 @@ def test_fifty_concurrent_sessions_are_fifty_viewers_billed_once_each(owner):
     assert report["buckets"][0]["enough_viewers"] and report["buckets"][0]["emotions"] is not None
     usage = client.get("/v1/usage", headers=bearer(secret)).json
     assert usage["total_units"] == 50
+
+
+def test_sessions_are_refused_once_the_studys_key_is_revoked_until_the_owner_rotates(owner, assert_contract):
+    _, client, secret = owner
+    second = client.post("/v1/keys", headers=bearer(secret), json={"name": "studies", "scopes": ["admin"]}).json
+    study = create_study(client, second["secret"]).json
+    assert client.delete(f"/v1/keys/{second['id']}", headers=bearer(secret)).status_code == 204
+    refused = assert_contract(submit_session(client, study))
+    assert_problem(refused, 403, "study_closed")
+    assert "revoked" in refused.json["detail"]
+    assert client.get("/v1/usage", headers=bearer(secret)).json["total_units"] == 0
+
+    rotated = assert_contract(client.post(f"/v1/studies/{study['id']}/participant-token", headers=bearer(secret)))
+    assert rotated.status_code == 200
+    fresh = rotated.json
+    assert fresh["id"] == study["id"] and fresh["participant_token"] != study["participant_token"]
+    assert fresh["participant_path"] == f"/s/{fresh['participant_token']}"
+    assert_problem(submit_session(client, study), 403, "invalid_participant_token")  # the old link is dead
+    assert client.get(study["participant_path"]).status_code == 404
+    assert submit_session(client, fresh).status_code == 202  # metered against the rotating key now
+    wait_until_analysed(client, secret, study["id"], 1)
+    assert client.get("/v1/usage", headers=bearer(secret)).json["total_units"] == 1
+
+
+def test_only_the_studys_owner_rotates_its_token(owner):
+    _, client, secret = owner
+    study = create_study(client, secret).json
+    stranger = sign_up(client, "stranger@example.com")["api_key"]["secret"]
+    assert_problem(client.post(f"/v1/studies/{study['id']}/participant-token", headers=bearer(stranger)),
+                   404, "not_found")
+    assert_problem(client.post(f"/v1/studies/{study['id']}/participant-token",
+                               headers=bearer(study["participant_token"])), 401, "invalid_api_key")
+
+
+def test_a_study_takes_at_most_its_session_cap(app_factory, assert_contract):
+    app = app_factory(study_max_sessions=2)
+    client = app.test_client()
+    secret = sign_up(client)["api_key"]["secret"]
+    study = create_study(client, secret).json
+    assert submit_session(client, study).status_code == 202
+    assert submit_session(client, study).status_code == 202
+    full = assert_contract(submit_session(client, study))
+    assert_problem(full, 409, "study_full")
+    wait_until_analysed(client, secret, study["id"], 2)
+    assert client.get("/v1/usage", headers=bearer(secret)).json["total_units"] == 2

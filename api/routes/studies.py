@@ -90,6 +90,17 @@ def delete_study(study_id: str):
     return "", 204
 
 
+@bp.post("/v1/studies/<study_id>/participant-token")
+@require_api_key("admin")
+def rotate_participant_token(study_id: str):
+    services = _services()
+    with services.db.session.begin() as session:
+        study = _owned(session, study_id)
+        token = studies.rotate_token(study, g.api_key_id, services.settings.api_key_pepper)
+        body = studies.study_json(session, study, token)
+    return jsonify(body)
+
+
 @bp.get("/v1/studies/<study_id>/report")
 @require_api_key("admin")
 def study_report(study_id: str):
@@ -116,8 +127,9 @@ def stimulus_response(data: bytes, content_type: str | None) -> Response:
     return response.make_conditional(request, accept_ranges=True, complete_length=len(data))
 
 
-def _participant_study(study_id: str):
-    """The study a participant token opens (401 without one, 403 for another study's)."""
+def _participant_study(study_id: str, taking_session: bool = False):
+    """The study a participant token opens (401 without one, 403 for another study's); with
+    `taking_session`, 403 `study_closed` or 409 `study_full` when it takes no more sessions."""
     token = presented_key()
     if token is None or not token.startswith(studies.PARTICIPANT_TOKEN_PREFIX):
         raise ApiError(401, "missing_participant_token", "Authentication required",
@@ -128,6 +140,12 @@ def _participant_study(study_id: str):
         if study is None:
             raise ApiError(403, "invalid_participant_token", "Forbidden",
                            "this participant token does not open this study")
+        if taking_session:
+            try:
+                studies.check_open(session, study, services.settings.study_max_sessions)
+            except studies.StudyClosed as exc:
+                status = 409 if exc.code == "study_full" else 403
+                raise ApiError(status, exc.code, "Study takes no sessions", str(exc)) from None
         return study, session.get(Account, study.account_id)
 
 
@@ -142,7 +160,7 @@ def stimulus(study_id: str):
 @bp.post("/v1/studies/<study_id>/sessions")
 def submit_session(study_id: str):
     services = _services()
-    study, account = _participant_study(study_id)
+    study, account = _participant_study(study_id, taking_session=True)
     plan = services.settings.plans[account.plan]
     enforce_rate_limit(services, f"study:{study.id}", plan.requests_per_second, plan.burst)
     if account.subscription_status in DELINQUENT:

@@ -209,6 +209,11 @@ class Studies(_Resource):
     def get(self, study: Union[str, Study]) -> Study:
         return Study.from_dict(self._client._request(RequestSpec("GET", _base.study_path(study))).json())
 
+    def rotate_participant_token(self, study: Union[str, Study]) -> Study:
+        """A new participant token and page; the old ones stop working. The study is billed to this
+        client's key from now on (how a study whose key was revoked takes sessions again)."""
+        return Study.from_dict(self._client._request(RequestSpec("POST", _base.study_path(study, "/participant-token"))).json())
+
     def report(self, study: Union[str, Study], *, bucket_ms: Optional[int] = None) -> StudyReport:
         """Per second (or `bucket_ms`, a multiple of 100) of the stimulus: viewers, emotions with 95%
         intervals, micro-expressions; top moments; segment totals."""
@@ -412,6 +417,10 @@ class AsyncStudies(_AsyncResource):
 
     async def get(self, study: Union[str, Study]) -> Study:
         return Study.from_dict((await self._client._request(RequestSpec("GET", _base.study_path(study)))).json())
+
+    async def rotate_participant_token(self, study: Union[str, Study]) -> Study:
+        response = await self._client._request(RequestSpec("POST", _base.study_path(study, "/participant-token")))
+        return Study.from_dict(response.json())
 
     async def report(self, study: Union[str, Study], *, bucket_ms: Optional[int] = None) -> StudyReport:
         response = await self._client._request(_base.study_report_spec(study, bucket_ms, False))

@@ -535,7 +535,7 @@ class Study:
     created_at: Optional[datetime]
     #: Sessions by status: processing, succeeded, failed.
     sessions: Dict[str, int]
-    #: Only on the answer that created the study: the participant token and page (/s/<token>).
+    #: Only on the answer that created the study or rotated its token: the participant token and page (/s/<token>).
     participant_token: Optional[str] = field(default=None, repr=False)
     participant_path: Optional[str] = field(default=None, repr=False)
     raw: Dict[str, Any] = field(default_factory=dict, **_RAW)
