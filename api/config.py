@@ -47,9 +47,14 @@ class Limits:
 def default_plans() -> dict[str, Plan]:
     free_rate = _env_float("EMOSCOPE_FREE_REQUESTS_PER_SECOND", 2.0)
     paid_rate = _env_float("EMOSCOPE_PAID_REQUESTS_PER_SECOND", 20.0)
+    megabyte = 1024 * 1024
     return {
-        "free": Plan("free", _env_int("EMOSCOPE_FREE_MONTHLY_UNITS", 1000), free_rate, max(1, int(free_rate * 5))),
-        "paid": Plan("paid", None, paid_rate, max(1, int(paid_rate * 2))),
+        "free": Plan("free", _env_int("EMOSCOPE_FREE_MONTHLY_UNITS", 1000), free_rate, max(1, int(free_rate * 5)),
+                     _env_float("EMOSCOPE_FREE_STUDIES_PER_HOUR", 10.0),
+                     _env_int("EMOSCOPE_FREE_STUDY_STORAGE_MB", 200) * megabyte),
+        "paid": Plan("paid", None, paid_rate, max(1, int(paid_rate * 2)),
+                     _env_float("EMOSCOPE_PAID_STUDIES_PER_HOUR", 120.0),
+                     _env_int("EMOSCOPE_PAID_STUDY_STORAGE_MB", 20 * 1024) * megabyte),
     }
 
 

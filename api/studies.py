@@ -42,19 +42,35 @@ class StudyClosed(Exception):
         self.code = code
 
 
+class StudyStorageFull(Exception):
+    """The account's stored stimuli would exceed its plan's study storage."""
+
+
 def _new_token(pepper: str) -> tuple[str, str]:
     token = f"{PARTICIPANT_TOKEN_PREFIX}{secrets.token_urlsafe(24)}"
     return token, keys.hash_key(token, pepper)
 
 
 def create(session: Session, storage, account_id: int, api_key_id: int, name: str, stimulus_duration_ms: float,
-           stimulus: bytes | None, stimulus_content_type: str | None, pepper: str) -> tuple[Study, str]:
-    """A new study and its participant token (returned once; only its hash is stored)."""
+           stimulus: bytes | None, stimulus_content_type: str | None, pepper: str,
+           storage_limit: int | None = None) -> tuple[Study, str]:
+    """A new study and its participant token (returned once; only its hash is stored).
+
+    Raises StudyStorageFull, before anything is stored, when the stimulus would take the account's
+    stimuli past `storage_limit` bytes (None: no limit).
+    """
+    if stimulus is not None and storage_limit is not None:
+        used = session.scalar(select(func.coalesce(func.sum(Study.stimulus_bytes), 0))
+                              .where(Study.account_id == account_id))
+        if used + len(stimulus) > storage_limit:
+            raise StudyStorageFull(f"the account's stimuli take {used} of {storage_limit} bytes; this one needs "
+                                   f"{len(stimulus)} more: delete a study or upgrade")
     token, token_hash = _new_token(pepper)
     study = Study(id=f"study_{uuid.uuid4().hex}", account_id=account_id, api_key_id=api_key_id, name=name,
                   stimulus_duration_ms=stimulus_duration_ms, participant_token_hash=token_hash)
     if stimulus is not None:
         study.stimulus_key, study.stimulus_content_type = f"studies/{study.id}/stimulus", stimulus_content_type
+        study.stimulus_bytes = len(stimulus)
         storage.put(study.stimulus_key, stimulus)  # inside the transaction: no study row pointing at nothing
     session.add(study)
     session.flush()

@@ -222,3 +222,45 @@ def test_a_study_takes_at_most_its_session_cap(app_factory, assert_contract):
     assert_problem(full, 409, "study_full")
     wait_until_analysed(client, secret, study["id"], 2)
     assert client.get("/v1/usage", headers=bearer(secret)).json["total_units"] == 2
+
+
+def _plans(**free):
+    from api.metering import Plan
+    from tests.conftest import UNTHROTTLED
+
+    return {**UNTHROTTLED, "free": Plan("free", 1_000_000, 10_000.0, 10_000, **free)}
+
+
+def test_creating_studies_is_rate_limited_per_account(app_factory, assert_contract):
+    app = app_factory(plans=_plans(studies_per_hour=2))
+    client = app.test_client()
+    secret = sign_up(client)["api_key"]["secret"]
+    other_key = client.post("/v1/keys", headers=bearer(secret), json={"name": "b", "scopes": ["admin"]}).json["secret"]
+    create_study(client, secret)
+    create_study(client, other_key)
+    limited = assert_contract(client.post("/v1/studies", headers=bearer(other_key),
+                                          json={"name": "third", "stimulus_duration_ms": 1000}))
+    assert_problem(limited, 429, "rate_limited")
+    assert int(limited.headers["Retry-After"]) > 60  # two an hour: the next one in about 30 minutes
+    stranger = sign_up(client, "stranger@example.com")["api_key"]["secret"]
+    create_study(client, stranger)  # another account has its own bucket
+
+
+def test_stimuli_are_capped_in_bytes_per_account(app_factory, assert_contract):
+    app = app_factory(plans=_plans(study_storage_bytes=2 * len(CLIP) + 100))
+    client = app.test_client()
+    secret = sign_up(client)["api_key"]["secret"]
+
+    def with_stimulus():
+        return client.post("/v1/studies", headers=bearer(secret),
+                           data={"name": "ad", "stimulus_duration_ms": "1000", "stimulus": (io.BytesIO(CLIP), "ad.mp4")})
+
+    first = with_stimulus().json
+    assert with_stimulus().status_code == 201
+    full = assert_contract(with_stimulus())
+    assert_problem(full, 413, "study_storage_full")
+    storage = app.extensions["emoscope"].jobs.storage
+    assert len(list(storage.root.rglob("studies/*/stimulus"))) == 2  # the refused one was never stored
+    create_study(client, secret)  # a study without a stimulus costs no storage
+    assert client.delete(f"/v1/studies/{first['id']}", headers=bearer(secret)).status_code == 204
+    assert with_stimulus().status_code == 201  # deleting frees its bytes

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
@@ -53,19 +54,37 @@ def video_upload(name: str, required: bool) -> bytes | None:
     return data
 
 
+def admit_new_study(services, account: Account) -> metering.Plan:
+    """429 past the plan's studies per hour for this account (before the upload is read); the plan."""
+    plan = services.settings.plans[account.plan]
+    if plan.studies_per_hour is not None:
+        enforce_rate_limit(services, f"studies:{account.id}", plan.studies_per_hour / 3600,
+                           max(1, int(plan.studies_per_hour)))
+    return plan
+
+
+@contextmanager
+def study_storage_problems():
+    try:
+        yield
+    except studies.StudyStorageFull as exc:
+        raise ApiError(413, "study_storage_full", "Study storage full", str(exc)) from None
+
+
 @bp.post("/v1/studies")
 @require_api_key("admin")
 def create_study():
     services = _services()
+    plan = admit_new_study(services, g.account)
     if request.mimetype == "multipart/form-data":
         fields, stimulus = load(StudyCreateSchema(), form_fields()), video_upload("stimulus", required=False)
     else:
         fields, stimulus = load(StudyCreateSchema(), json_object()), None
     content_type = request.files["stimulus"].mimetype if stimulus is not None else None
-    with services.db.session.begin() as session:
+    with study_storage_problems(), services.db.session.begin() as session:
         study, token = studies.create(session, services.jobs.storage, g.account_id, g.api_key_id, fields["name"],
                                       fields["stimulus_duration_ms"], stimulus, content_type,
-                                      services.settings.api_key_pepper)
+                                      services.settings.api_key_pepper, plan.study_storage_bytes)
         body = studies.study_json(session, study, token)
     return jsonify(body), 201
 
