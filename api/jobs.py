@@ -15,14 +15,14 @@ import secrets
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from api import metering, studies, webhooks
+from api import metering, storage, studies, webhooks
 from api.config import Limits
-from api.db import Account, ApiRequest, Database, Job, StudySession, utcnow
+from api.db import Account, ApiRequest, Database, Job, Study, StudySession, utcnow
 from api.engine.analyzer import AnalysisOptions, Analyzer, analyze_bytes
 from api.engine.media import MediaError, UnsupportedMedia
 from api.engine.results import VideoAnalysis
@@ -78,7 +78,7 @@ def submit(ctx: JobContext, account: Account, plan: metering.Plan, api_key_id: i
     The answer is the job's JSON, or `answer` for a study participant's session (`study_session`,
     saved with the job): participants are never shown the owner's job.
     """
-    with ctx.db.session.begin() as session:
+    with storage.undone_on_error(ctx.storage) as put, ctx.db.session.begin() as session:
         metering.check_quota(session, account, plan)
         replay = metering.begin(session, request_id, account.id, api_key_id, idempotency_key, fingerprint)
         if replay is not None:
@@ -89,7 +89,7 @@ def submit(ctx: JobContext, account: Account, plan: metering.Plan, api_key_id: i
                   options=json.dumps(dataclasses.asdict(options)), frames_total=frames_total,
                   webhook_url=webhook_url, webhook_status="pending" if webhook_url else None)
         job.media_key = f"media/{job.id}"
-        ctx.storage.put(job.media_key, data)  # inside the transaction: no job row without its media
+        put(job.media_key, data)  # inside the transaction: no job row without its media, nor media without its row
         if study_session is not None:
             job.study_session_id = study_session.id
             session.add(study_session)
@@ -274,6 +274,40 @@ def give_up_webhook(ctx: JobContext, job_id: str) -> None:
         job = session.get(Job, job_id)
         if job is not None:
             job.webhook_status = "failed"
+
+
+# An object younger than this may belong to a submission whose transaction has not committed yet.
+ORPHAN_GRACE = timedelta(minutes=15)
+ORPHAN_BATCH = 500  # keys looked up per query
+
+
+def sweep_orphans(ctx: JobContext, now: datetime | None = None) -> int:
+    """Delete stored objects that no row needs; returns how many.
+
+    Media is needed only by a job that has yet to finish, a result by its job, a stimulus by its
+    study. Orphans come from a process killed between a write and its commit (or between a job's
+    end and its media's deletion), and from jobs left behind by a restart.
+    """
+    cutoff = (now or utcnow()) - ORPHAN_GRACE
+    needed = {
+        "media/": lambda keys: select(Job.media_key).where(Job.media_key.in_(keys), Job.status.not_in(FINAL)),
+        "results/": lambda keys: select(Job.result_key).where(Job.result_key.in_(keys)),
+        "studies/": lambda keys: select(Study.stimulus_key).where(Study.stimulus_key.in_(keys)),
+    }
+    deleted = 0
+    for prefix, query in needed.items():
+        old = [key for key, modified in ctx.storage.list(prefix) if modified < cutoff]
+        for start in range(0, len(old), ORPHAN_BATCH):
+            batch = old[start:start + ORPHAN_BATCH]
+            with ctx.db.session.begin() as session:
+                kept = set(session.scalars(query(batch)))
+            for key in batch:
+                if key not in kept:
+                    ctx.storage.delete(key)
+                    deleted += 1
+    if deleted:
+        log.info("deleted %d stored objects no row needed", deleted)
+    return deleted
 
 
 def sweep(ctx: JobContext) -> int:

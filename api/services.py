@@ -65,8 +65,9 @@ class InProcessQueue:
             time.sleep(SWEEP_EVERY_S)
             try:
                 jobs.sweep(self._context)
+                jobs.sweep_orphans(self._context)
             except Exception:  # a failed sweep is retried next time; it must not kill the thread
-                log.exception("sweeping expired results failed")
+                log.exception("sweeping expired results or orphan objects failed")
 
     def enqueue(self, job_id: str) -> None:
         self._pool.submit(self._run, job_id)

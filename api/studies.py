@@ -51,12 +51,13 @@ def _new_token(pepper: str) -> tuple[str, str]:
     return token, keys.hash_key(token, pepper)
 
 
-def create(session: Session, storage, account_id: int, api_key_id: int, name: str, stimulus_duration_ms: float,
+def create(session: Session, put_object, account_id: int, api_key_id: int, name: str, stimulus_duration_ms: float,
            stimulus: bytes | None, stimulus_content_type: str | None, pepper: str,
            storage_limit: int | None = None) -> tuple[Study, str]:
     """A new study and its participant token (returned once; only its hash is stored).
 
-    Raises StudyStorageFull, before anything is stored, when the stimulus would take the account's
+    `put_object(key, data)` stores the stimulus; it must undo that if the transaction fails
+    (api.storage.undone_on_error). Raises StudyStorageFull, before anything is stored, when the stimulus would take the account's
     stimuli past `storage_limit` bytes (None: no limit).
     """
     if stimulus is not None and storage_limit is not None:
@@ -71,7 +72,7 @@ def create(session: Session, storage, account_id: int, api_key_id: int, name: st
     if stimulus is not None:
         study.stimulus_key, study.stimulus_content_type = f"studies/{study.id}/stimulus", stimulus_content_type
         study.stimulus_bytes = len(stimulus)
-        storage.put(study.stimulus_key, stimulus)  # inside the transaction: no study row pointing at nothing
+        put_object(study.stimulus_key, stimulus)  # inside the transaction: no study row pointing at nothing
     session.add(study)
     session.flush()
     return study, token

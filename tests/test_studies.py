@@ -264,3 +264,60 @@ def test_stimuli_are_capped_in_bytes_per_account(app_factory, assert_contract):
     create_study(client, secret)  # a study without a stimulus costs no storage
     assert client.delete(f"/v1/studies/{first['id']}", headers=bearer(secret)).status_code == 204
     assert with_stimulus().status_code == 201  # deleting frees its bytes
+
+
+def _commits_fail(app):
+    """From now on every commit that writes a new job or study fails, as a database refusing a row would."""
+    from sqlalchemy import event
+    from sqlalchemy.exc import OperationalError
+
+    from api.db import Job, Study
+
+    sessions = app.extensions["emoscope"].db.session
+
+    def note(session, _context):
+        if any(isinstance(row, (Job, Study)) for row in session.new):
+            session.info["refuse_commit"] = True
+
+    def refuse(session):
+        if session.info.pop("refuse_commit", False):
+            raise OperationalError("COMMIT", {}, Exception("the database refused the commit"))
+
+    event.listen(sessions, "after_flush", note)
+    event.listen(sessions, "before_commit", refuse)
+
+
+def test_a_failed_commit_leaves_no_recording_or_stimulus_behind(owner):
+    app, client, secret = owner
+    study = create_study(client, secret).json
+    _commits_fail(app)
+    assert submit_session(client, study).status_code == 500
+    stimulus = client.post("/v1/studies", headers=bearer(secret),
+                           data={"name": "ad", "stimulus_duration_ms": "1000", "stimulus": (io.BytesIO(CLIP), "ad.mp4")})
+    assert stimulus.status_code == 500
+    storage = app.extensions["emoscope"].jobs.storage
+    assert [p for p in storage.root.rglob("*") if p.is_file()] == []
+
+
+def test_the_sweep_deletes_objects_no_row_points_at(owner):
+    import os
+    import time as clock
+
+    from api import jobs
+
+    app, client, secret = owner
+    study = client.post("/v1/studies", headers=bearer(secret),
+                        data={"name": "ad", "stimulus_duration_ms": "1000", "stimulus": (io.BytesIO(CLIP), "ad.mp4")}).json
+    context = app.extensions["emoscope"].jobs
+    storage = context.storage
+    for key in ("media/job_lost", "results/job_lost.json", "studies/study_lost/stimulus", "media/job_fresh"):
+        storage.put(key, b"orphan")
+    hour_ago = clock.time() - 3600
+    for path in storage.root.rglob("*"):
+        if path.is_file() and "fresh" not in path.name:
+            os.utime(path, (hour_ago, hour_ago))
+    assert jobs.sweep_orphans(context) == 3
+    assert not storage.exists("media/job_lost") and not storage.exists("results/job_lost.json")
+    assert not storage.exists("studies/study_lost/stimulus")
+    assert storage.exists("media/job_fresh")  # may belong to a submission still committing
+    assert storage.exists(f"studies/{study['id']}/stimulus")  # its row is there

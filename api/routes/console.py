@@ -26,6 +26,7 @@ from api.routes.parsing import load
 from api.routes.studies import (admit_new_study, report_csv_response, stimulus_response, study_storage_problems,
                                 video_upload)
 from api.schemas import SCOPES, KeyCreateSchema, StudyCreateSchema
+from api.storage import undone_on_error
 
 bp = Blueprint("console", __name__, url_prefix="/console")
 
@@ -257,9 +258,10 @@ def create_study():
                         "The form was sent before (a reload or a second click). The study was created the first time, "
                         "and its participant link was shown only then: if it was not copied, delete that study under "
                         "Studies and create it again.")
-    with study_storage_problems(), services.db.session.begin() as db_session:
+    with study_storage_problems(), undone_on_error(services.jobs.storage) as put, \
+            services.db.session.begin() as db_session:
         key = _active_key(db_session, request.form.get("api_key_id", type=int))
-        study, token = studies.create(db_session, services.jobs.storage, g.account.id, key.id, fields["name"],
+        study, token = studies.create(db_session, put, g.account.id, key.id, fields["name"],
                                       fields["stimulus_duration_ms"], stimulus, content_type,
                                       services.settings.api_key_pepper, plan.study_storage_bytes)
         study_id = study.id

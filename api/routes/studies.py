@@ -17,6 +17,7 @@ from api.routes.metered import (frames_to_analyse, metering_problems, open_clip,
                                 submit_job)
 from api.routes.parsing import form_fields, json_object, load
 from api.schemas import ReportQuerySchema, StudyCreateSchema, StudySessionFormSchema
+from api.storage import undone_on_error
 
 bp = Blueprint("studies", __name__)
 
@@ -81,8 +82,9 @@ def create_study():
     else:
         fields, stimulus = load(StudyCreateSchema(), json_object()), None
     content_type = request.files["stimulus"].mimetype if stimulus is not None else None
-    with study_storage_problems(), services.db.session.begin() as session:
-        study, token = studies.create(session, services.jobs.storage, g.account_id, g.api_key_id, fields["name"],
+    with study_storage_problems(), undone_on_error(services.jobs.storage) as put, \
+            services.db.session.begin() as session:
+        study, token = studies.create(session, put, g.account_id, g.api_key_id, fields["name"],
                                       fields["stimulus_duration_ms"], stimulus, content_type,
                                       services.settings.api_key_pepper, plan.study_storage_bytes)
         body = studies.study_json(session, study, token)
