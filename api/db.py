@@ -161,6 +161,9 @@ class Job(Base):
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
     # Set for a study participant's recording: the job keeps its timeline there, not a result file.
     study_session_id: Mapped[str | None] = mapped_column(String(64))
+    # The in-process queue holding the job ("inproc:<host>:<pid>"); None under Celery, or before a
+    # process took it. A restarted process adopts the jobs of runners no longer alive.
+    runner: Mapped[str | None] = mapped_column(String(100))
 
 
 class Study(Base):

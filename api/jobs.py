@@ -12,12 +12,11 @@ import dataclasses
 import json
 import logging
 import secrets
-import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from api import metering, storage, studies, webhooks
@@ -148,6 +147,29 @@ def execute(ctx: JobContext, job_id: str) -> str | None:
     return "succeeded"
 
 
+def take(ctx: JobContext, job_id: str, runner: str, held_by: str | None = None) -> bool:
+    """Make `runner` the job's only runner, if it is still held by `held_by`; False if another took it."""
+    with ctx.db.session.begin() as session:
+        taken = session.execute(update(Job).where(Job.id == job_id, Job.runner.is_(None) if held_by is None
+                                                  else Job.runner == held_by).values(runner=runner))
+        return taken.rowcount == 1
+
+
+# A job no runner took this long after its submission lost its process between commit and queueing.
+UNQUEUED_GRACE = timedelta(minutes=1)
+
+
+def orphans(ctx: JobContext, alive) -> list[tuple[str, str | None]]:
+    """(job id, its runner) of jobs whose runner is gone (`alive(runner)` False) or that no runner
+    took, and that still need work: to run, or a webhook to deliver."""
+    with ctx.db.session.begin() as session:
+        rows = session.execute(select(Job.id, Job.runner, Job.created_at)
+                               .where(or_(Job.status.not_in(FINAL), Job.webhook_status == "pending"))).all()
+    unqueued_before = utcnow() - UNQUEUED_GRACE
+    return [(job_id, runner) for job_id, runner, created_at in rows
+            if (runner is None and created_at < unqueued_before) or (runner is not None and not alive(runner))]
+
+
 def _progress_writer(db: Database, job_id: str):
     def write(frames_done: int) -> None:
         if frames_done % PROGRESS_EVERY_FRAMES == 0:
@@ -258,15 +280,6 @@ def _summary(result: dict | None) -> dict | None:
     faces = result.get("faces") or [f for frame in result.get("frames", []) for f in frame["faces"]]
     return {"media_type": result["media"]["type"], "faces": len(faces), "tracks": len(result.get("tracks", [])),
             "micro_expressions": len(result.get("micro_expressions", []))}
-
-
-def notify_with_retries(ctx: JobContext, job_id: str, sleep=time.sleep) -> bool:
-    for attempt in range(WEBHOOK_ATTEMPTS):
-        if notify(ctx, job_id):
-            return True
-        sleep(webhooks.backoff_seconds(attempt))
-    give_up_webhook(ctx, job_id)
-    return False
 
 
 def give_up_webhook(ctx: JobContext, job_id: str) -> None:
