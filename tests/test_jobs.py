@@ -274,3 +274,22 @@ def test_webhook_retries_wait_off_the_job_thread(app):
     # waited for all of them and the first job's webhook would be given up on by now.
     first = client.get(failing.headers["Location"], headers=bearer(secret)).json
     assert first["status"] == "succeeded" and first["webhook"]["status"] == "pending"
+
+
+def test_the_sweep_deletes_media_whose_job_is_finished_or_gone(app):
+    import os
+
+    from api import jobs
+
+    client = app.test_client()
+    secret = sign_up(client)["api_key"]["secret"]
+    done = wait_for(client, secret, submit(client, secret, PHOTO, **{"async": "true"}).headers["Location"])
+    context = app.extensions["emoscope"].jobs
+    context.storage.put(f"media/{done['id']}", PHOTO)  # as a crash between its commit and the delete leaves it
+    context.storage.put("media/job_deleted_meanwhile", PHOTO)
+    hour_ago = time.time() - 3600
+    for path in context.storage.root.rglob("media/*"):
+        os.utime(path, (hour_ago, hour_ago))
+    assert jobs.sweep_orphans(context) == 2
+    assert not list(context.storage.root.rglob("media/*"))
+    assert context.storage.exists(f"results/{done['id']}.json")  # still within retention
