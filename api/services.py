@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -57,15 +58,24 @@ def job_context(settings: Settings, with_analyzer: bool, analyzer: Analyzer | No
 SWEEP_EVERY_S = 600
 
 
+def _started(pid: int) -> str:
+    """When the process started (Linux: clock ticks after boot), "" where that cannot be read: a
+    restarted container reuses the small pids of its previous life."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    return stat.rpartition(")")[2].split()[19]  # field 22, counted after the command name
+
+
 def _runner_id() -> str:
-    return f"inproc:{socket.gethostname()}:{os.getpid()}"
+    return f"inproc:{socket.gethostname()}:{os.getpid()}:{_started(os.getpid())}"
 
 
 def _runner_alive(runner: str) -> bool:
     """Whether the in-process queue `runner` names still runs. Another host's cannot be checked
     from here: it counts as alive, so its jobs are never run twice."""
-    kind, _, rest = runner.partition(":")
-    host, _, pid = rest.rpartition(":")
+    kind, host, pid, started = (runner.split(":") + ["", "", ""])[:4]
     if kind != "inproc" or host != socket.gethostname() or not pid.isdigit():
         return True
     try:
@@ -73,8 +83,8 @@ def _runner_alive(runner: str) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:  # exists, under another user
-        return True
-    return True
+        pass
+    return _started(int(pid)) == started
 
 
 class _Timers:
@@ -105,7 +115,7 @@ class _Timers:
 
 class InProcessQueue:
     """The embedded default: jobs run on one background thread of the API process itself, webhooks
-    are delivered (and retried, after a backoff) on another, and a third sweeps expired results and
+    are delivered (and retried, after a backoff) on others, and one more sweeps expired results and
     orphan objects (what Celery beat does in a deployment).
 
     Each job is marked with the process that holds it. On start, a process adopts the jobs of
@@ -116,7 +126,10 @@ class InProcessQueue:
         self._context = context
         self._runner = _runner_id()
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="emoscope-job")
-        self._webhooks = _Timers("emoscope-webhooks")
+        # Deliveries wait for their endpoint (up to webhooks.TIMEOUT_S): a few at once, so one slow
+        # endpoint does not hold up other accounts' webhooks; retries wait on the timer thread.
+        self._deliveries = ThreadPoolExecutor(max_workers=4, thread_name_prefix="emoscope-webhook")
+        self._timers = _Timers("emoscope-webhook-timers")
         threading.Thread(target=self._sweep_forever, name="emoscope-sweeper", daemon=True).start()
         self._adopt_orphans()
 
@@ -146,7 +159,7 @@ class InProcessQueue:
 
     def _run(self, job_id: str) -> None:
         jobs.execute(self._context, job_id)
-        self._webhooks.call_later(0, lambda: self._notify(job_id, 0))
+        self._deliveries.submit(self._notify, job_id, 0)
 
     def _notify(self, job_id: str, attempt: int) -> None:
         if jobs.notify(self._context, job_id):
@@ -154,7 +167,8 @@ class InProcessQueue:
         if attempt + 1 >= jobs.WEBHOOK_ATTEMPTS:
             jobs.give_up_webhook(self._context, job_id)
             return
-        self._webhooks.call_later(webhooks.backoff_seconds(attempt), lambda: self._notify(job_id, attempt + 1))
+        self._timers.call_later(webhooks.backoff_seconds(attempt),
+                                lambda: self._deliveries.submit(self._notify, job_id, attempt + 1))
 
 
 class CeleryQueue:

@@ -208,6 +208,7 @@ def _until(condition, timeout: float = 60.0):
 
 
 def test_jobs_left_by_a_dead_process_run_when_the_next_one_starts(app_factory, monkeypatch):
+    import socket
     import subprocess
     import sys
     from datetime import timedelta
@@ -228,7 +229,7 @@ def test_jobs_left_by_a_dead_process_run_when_the_next_one_starts(app_factory, m
         for job_id in (never_queued, interrupted):
             session.get(Job, job_id).created_at -= timedelta(minutes=10)
         running = session.get(Job, interrupted)
-        running.status, running.runner = "running", f"inproc:{services_host()}:{dead}"
+        running.status, running.runner = "running", f"inproc:{socket.gethostname()}:{dead}:0"
 
     InProcessQueue(services.jobs)  # the restarted process
     _until(lambda: {_job_row(app, j).status for j in (never_queued, interrupted)} == {"succeeded"})
@@ -236,17 +237,9 @@ def test_jobs_left_by_a_dead_process_run_when_the_next_one_starts(app_factory, m
     assert not list(services.jobs.storage.root.rglob("media/*"))
 
 
-def services_host() -> str:
-    import socket
-
-    return socket.gethostname()
-
-
 def test_a_live_process_keeps_its_jobs_when_another_starts(app_factory, monkeypatch):
-    import os
-
     from api.db import Job
-    from api.services import InProcessQueue
+    from api.services import InProcessQueue, _runner_id
 
     app = app_factory()
     services = app.extensions["emoscope"]
@@ -256,7 +249,7 @@ def test_a_live_process_keeps_its_jobs_when_another_starts(app_factory, monkeypa
     job_id = submit(client, secret, PHOTO, **{"async": "true"}).json["id"]
     with services.db.session.begin() as session:
         row = session.get(Job, job_id)
-        row.status, row.runner = "running", f"inproc:{services_host()}:{os.getpid()}"  # alive: this process
+        row.status, row.runner = "running", _runner_id()  # alive: this very process
     InProcessQueue(services.jobs)
     time.sleep(1)
     assert _job_row(app, job_id).status == "running"
