@@ -181,6 +181,8 @@ class Study(Base):
     stimulus_content_type: Mapped[str | None] = mapped_column(String(100))
     # Counted against the plan's study storage per account.
     stimulus_bytes: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The owner's cap on sessions, below the deployment's (Settings.study_max_sessions); None: that one.
+    max_sessions: Mapped[int | None] = mapped_column(Integer)
     # The participant token can only submit sessions to this study; stored hashed like API keys.
     participant_token_hash: Mapped[str] = mapped_column(String(128), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

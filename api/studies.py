@@ -53,7 +53,7 @@ def _new_token(pepper: str) -> tuple[str, str]:
 
 def create(session: Session, put_object, account_id: int, api_key_id: int, name: str, stimulus_duration_ms: float,
            stimulus: bytes | None, stimulus_content_type: str | None, pepper: str,
-           storage_limit: int | None = None) -> tuple[Study, str]:
+           storage_limit: int | None = None, max_sessions: int | None = None) -> tuple[Study, str]:
     """A new study and its participant token (returned once; only its hash is stored).
 
     `put_object(key, data)` stores the stimulus; it must undo that if the transaction fails
@@ -68,7 +68,8 @@ def create(session: Session, put_object, account_id: int, api_key_id: int, name:
                                    f"{len(stimulus)} more: delete a study or upgrade")
     token, token_hash = _new_token(pepper)
     study = Study(id=f"study_{uuid.uuid4().hex}", account_id=account_id, api_key_id=api_key_id, name=name,
-                  stimulus_duration_ms=stimulus_duration_ms, participant_token_hash=token_hash)
+                  stimulus_duration_ms=stimulus_duration_ms, participant_token_hash=token_hash,
+                  max_sessions=max_sessions)
     if stimulus is not None:
         study.stimulus_key, study.stimulus_content_type = f"studies/{study.id}/stimulus", stimulus_content_type
         study.stimulus_bytes = len(stimulus)
@@ -88,7 +89,8 @@ def rotate_token(study: Study, api_key_id: int, pepper: str) -> str:
 
 
 def check_open(session: Session, study: Study, max_sessions: int) -> None:
-    """Raise StudyClosed unless the study may take one more session.
+    """Raise StudyClosed unless the study may take one more session: its key is active, and it has
+    fewer sessions than its own cap and the deployment's `max_sessions`.
 
     The cap is counted before the session is added, so concurrent submissions may overshoot it by
     the few that race; it bounds a leaked link's cost, it is not an exact count.
@@ -97,9 +99,10 @@ def check_open(session: Session, study: Study, max_sessions: int) -> None:
     if key is None or key.revoked_at is not None:
         raise StudyClosed("study_closed", "the API key this study is billed to was revoked; the study's owner "
                                           "must rotate its participant token before it takes sessions again")
+    limit = min(study.max_sessions or max_sessions, max_sessions)
     taken = session.scalar(select(func.count()).select_from(StudySession).where(StudySession.study_id == study.id))
-    if taken >= max_sessions:
-        raise StudyClosed("study_full", f"this study has reached its limit of {max_sessions} sessions")
+    if taken >= limit:
+        raise StudyClosed("study_full", f"this study has reached its limit of {limit} sessions")
 
 
 def study_json(session: Session, study: Study, token: str | None = None) -> dict:
@@ -108,7 +111,7 @@ def study_json(session: Session, study: Study, token: str | None = None) -> dict
         counts[status] += 1
     body = {"id": study.id, "name": study.name, "stimulus_duration_ms": study.stimulus_duration_ms,
             "has_stimulus": study.stimulus_key is not None, "created_at": study.created_at.isoformat(),
-            "sessions": counts}
+            "max_sessions": study.max_sessions, "sessions": counts}
     if token is not None:
         body["participant_token"] = token
         body["participant_path"] = participant_path(token)

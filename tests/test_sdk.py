@@ -644,7 +644,8 @@ def test_studies_create_report_csv_cli_and_delete(server, owner, client):
 
 
 def test_studies_rotate_the_participant_token(server, owner, client):
-    study = client.studies.create("Rotated ad", 1000)
+    study = client.studies.create("Rotated ad", 1000, max_sessions=5)
+    assert study.max_sessions == 5
     rotated = client.studies.rotate_participant_token(study)
     assert rotated.id == study.id and rotated.participant_token not in (None, study.participant_token)
     assert rotated.participant_path == f"/s/{rotated.participant_token}"

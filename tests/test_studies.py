@@ -321,3 +321,18 @@ def test_the_sweep_deletes_objects_no_row_points_at(owner):
     assert not storage.exists("studies/study_lost/stimulus")
     assert storage.exists("media/job_fresh")  # may belong to a submission still committing
     assert storage.exists(f"studies/{study['id']}/stimulus")  # its row is there
+
+
+def test_an_owner_caps_a_studys_sessions_below_the_deployments_cap(owner, assert_contract):
+    _, client, secret = owner
+    study = assert_contract(create_study(client, secret, max_sessions=1)).json
+    assert study["max_sessions"] == 1
+    assert submit_session(client, study).status_code == 202
+    assert_problem(submit_session(client, study), 409, "study_full")
+    assert client.get(f"/v1/studies/{study['id']}", headers=bearer(secret)).json["max_sessions"] == 1
+    assert create_study(client, secret).json["max_sessions"] is None  # the deployment's cap only
+    refused = client.post("/v1/studies", headers=bearer(secret),
+                          json={"name": "x", "stimulus_duration_ms": 1000, "max_sessions": 0})
+    assert_problem(refused, 400, "invalid_request")
+    assert "max_sessions" in refused.json["errors"]
+    wait_until_analysed(client, secret, study["id"], 1)

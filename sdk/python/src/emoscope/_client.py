@@ -201,10 +201,13 @@ class Studies(_Resource):
     """Audience studies (needs a key with the `admin` scope): create one, share its participant
     page, read the report, delete it with everything it holds."""
 
-    def create(self, name: str, stimulus_duration_ms: float, *, stimulus: Optional[MediaInput] = None) -> Study:
+    def create(self, name: str, stimulus_duration_ms: float, *, stimulus: Optional[MediaInput] = None,
+               max_sessions: Optional[int] = None) -> Study:
         """A new study; its `participant_token` and `participant_path` are shown only in this answer.
-        `stimulus` (a video) is stored and played to participants on their page."""
-        return Study.from_dict(self._client._request(_base.study_create_spec(name, stimulus_duration_ms, stimulus)).json())
+        `stimulus` (a video) is stored and played to participants on their page; past `max_sessions`
+        sessions it refuses more."""
+        spec = _base.study_create_spec(name, stimulus_duration_ms, stimulus, max_sessions)
+        return Study.from_dict(self._client._request(spec).json())
 
     def get(self, study: Union[str, Study]) -> Study:
         return Study.from_dict(self._client._request(RequestSpec("GET", _base.study_path(study))).json())
@@ -411,8 +414,10 @@ class AsyncJobs(_AsyncResource):
 
 
 class AsyncStudies(_AsyncResource):
-    async def create(self, name: str, stimulus_duration_ms: float, *, stimulus: Optional[MediaInput] = None) -> Study:
-        response = await self._client._request(_base.study_create_spec(name, stimulus_duration_ms, stimulus))
+    async def create(self, name: str, stimulus_duration_ms: float, *, stimulus: Optional[MediaInput] = None,
+                     max_sessions: Optional[int] = None) -> Study:
+        response = await self._client._request(_base.study_create_spec(name, stimulus_duration_ms, stimulus,
+                                                                       max_sessions))
         return Study.from_dict(response.json())
 
     async def get(self, study: Union[str, Study]) -> Study:
