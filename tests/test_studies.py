@@ -187,6 +187,8 @@ def test_sessions_are_refused_once_the_studys_key_is_revoked_until_the_owner_rot
     refused = assert_contract(submit_session(client, study))
     assert_problem(refused, 403, "study_closed")
     assert "revoked" in refused.json["detail"]
+    closed = client.get(study["participant_path"])  # the viewer learns it before recording
+    assert closed.status_code == 403 and "not taking participants" in closed.get_data(as_text=True)
     assert client.get("/v1/usage", headers=bearer(secret)).json["total_units"] == 0
 
     rotated = assert_contract(client.post(f"/v1/studies/{study['id']}/participant-token", headers=bearer(secret)))
@@ -220,6 +222,7 @@ def test_a_study_takes_at_most_its_session_cap(app_factory, assert_contract):
     assert submit_session(client, study).status_code == 202
     full = assert_contract(submit_session(client, study))
     assert_problem(full, 409, "study_full")
+    assert client.get(study["participant_path"]).status_code == 403
     wait_until_analysed(client, secret, study["id"], 2)
     assert client.get("/v1/usage", headers=bearer(secret)).json["total_units"] == 2
 
