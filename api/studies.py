@@ -57,8 +57,8 @@ def create(session: Session, put_object, account_id: int, api_key_id: int, name:
     """A new study and its participant token (returned once; only its hash is stored).
 
     `put_object(key, data)` stores the stimulus; it must undo that if the transaction fails
-    (api.storage.undone_on_error). Raises StudyStorageFull, before anything is stored, when the stimulus would take the account's
-    stimuli past `storage_limit` bytes (None: no limit).
+    (api.storage.undone_on_error). Raises StudyStorageFull, before anything is stored, when the
+    stimulus would take the account's stimuli past `storage_limit` bytes (None: no limit).
     """
     if stimulus is not None and storage_limit is not None:
         used = session.scalar(select(func.coalesce(func.sum(Study.stimulus_bytes), 0))

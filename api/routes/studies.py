@@ -86,7 +86,8 @@ def create_study():
             services.db.session.begin() as session:
         study, token = studies.create(session, put, g.account_id, g.api_key_id, fields["name"],
                                       fields["stimulus_duration_ms"], stimulus, content_type,
-                                      services.settings.api_key_pepper, plan.study_storage_bytes, fields["max_sessions"])
+                                      services.settings.api_key_pepper, plan.study_storage_bytes,
+                                      fields["max_sessions"])
         body = studies.study_json(session, study, token)
     return jsonify(body), 201
 
