@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 import stripe
 from sqlalchemy import select
@@ -24,6 +25,16 @@ DELINQUENT = {"past_due", "unpaid"}
 PAYING = {"active", "trialing", "past_due"}
 # Statuses a subscription never leaves: subscribing again makes a new one.
 ENDED = {"canceled", "incomplete_expired"}
+# A usage row that failed waits 1 minute, then 2, 4 … at most 6 hours; after this many failed
+# attempts (about a day and a half) it is dead-lettered: counted in /metrics, no longer tried.
+OUTBOX_MAX_ATTEMPTS = 12
+OUTBOX_FIRST_BACKOFF = timedelta(minutes=1)
+OUTBOX_MAX_BACKOFF = timedelta(hours=6)
+
+
+def outbox_backoff(attempts: int) -> timedelta:
+    """How long a row waits after its `attempts`-th failure."""
+    return min(OUTBOX_MAX_BACKOFF, OUTBOX_FIRST_BACKOFF * 2 ** (attempts - 1))
 
 
 def has_live_subscription(account: Account) -> bool:
@@ -99,20 +110,26 @@ class Billing:
             params={"customer": account.stripe_customer_id, "return_url": return_url})
         return portal.url
 
-    def push_usage(self, db: Database, batch: int = 100) -> int:
-        """Report pending usage; returns how many rows were confirmed by Stripe."""
+    def push_usage(self, db: Database, batch: int = 100, now: datetime | None = None) -> int:
+        """Report the usage rows due now; returns how many rows were confirmed by Stripe."""
+        now = now or utcnow()
         sent = 0
         with db.session.begin() as session:
-            for row in repository.claim_pending_outbox(session, batch):
+            for row in repository.claim_due_outbox(session, batch, now):
                 row.attempts += 1
                 try:
                     self._send_meter_event(row.identifier, row.stripe_customer_id, row.units,
                                            int(row.created_at.timestamp()))
                 except stripe.StripeError as exc:
                     row.last_error = f"{type(exc).__name__}: {exc.user_message or exc}"[:500]
-                    log.warning("usage push failed; will retry", extra={"outbox_id": row.id})
+                    if row.attempts >= OUTBOX_MAX_ATTEMPTS:
+                        row.status = "dead"
+                        log.error("usage push failed for good; dead-lettered", extra={"outbox_id": row.id})
+                    else:
+                        row.next_attempt_at = now + outbox_backoff(row.attempts)
+                        log.warning("usage push failed; will retry", extra={"outbox_id": row.id})
                     continue
-                row.status, row.sent_at, row.last_error = "sent", utcnow(), None
+                row.status, row.sent_at, row.last_error, row.next_attempt_at = "sent", utcnow(), None, None
                 sent += 1
         return sent
 

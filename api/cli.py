@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> None:
     key.add_argument("--name", default="")
     key.add_argument("--scopes", default="analyze")
     commands.add_parser("demo-key", help="migrate, ensure a 'demo' account, print a new key for it")
-    commands.add_parser("sweep", help="delete job results past their retention window")
+    commands.add_parser("sweep", help="delete job results past their retention window, and objects no row needs")
     sender = commands.add_parser("push-usage", help="report pending usage to Stripe (STRIPE_API_KEY must be set)")
     sender.add_argument("--every", type=float, default=0, help="repeat every N seconds (0: once)")
     args = parser.parse_args(argv)
@@ -37,7 +37,8 @@ def main(argv: list[str] | None = None) -> None:
         push_usage_forever(settings, db, args.every)
         return
     if args.command == "sweep":
-        print(f"deleted {jobs.sweep(job_context(settings, with_analyzer=False, db=db))} expired results")
+        context = job_context(settings, with_analyzer=False, db=db)
+        print(f"deleted {jobs.sweep(context)} expired results and {jobs.sweep_orphans(context)} orphan objects")
         return
     if args.command in ("migrate", "demo-key"):
         db.migrate()

@@ -105,9 +105,14 @@ def _secret(variable: str, name: str, state_dir: Path, dev_mode: bool) -> str:
 def default_plans() -> dict[str, Plan]:
     free_rate = _env_float("EMOSCOPE_FREE_REQUESTS_PER_SECOND", 2.0)
     paid_rate = _env_float("EMOSCOPE_PAID_REQUESTS_PER_SECOND", 20.0)
+    megabyte = 1024 * 1024
     return {
-        "free": Plan("free", _env_int("EMOSCOPE_FREE_MONTHLY_UNITS", 1000), free_rate, max(1, int(free_rate * 5))),
-        "paid": Plan("paid", None, paid_rate, max(1, int(paid_rate * 2))),
+        "free": Plan("free", _env_int("EMOSCOPE_FREE_MONTHLY_UNITS", 1000), free_rate, max(1, int(free_rate * 5)),
+                     _env_float("EMOSCOPE_FREE_STUDIES_PER_HOUR", 10.0),
+                     _env_int("EMOSCOPE_FREE_STUDY_STORAGE_MB", 200) * megabyte),
+        "paid": Plan("paid", None, paid_rate, max(1, int(paid_rate * 2)),
+                     _env_float("EMOSCOPE_PAID_STUDIES_PER_HOUR", 120.0),
+                     _env_int("EMOSCOPE_PAID_STUDY_STORAGE_MB", 20 * 1024) * megabyte),
     }
 
 
@@ -147,6 +152,8 @@ class Settings:
     # Clips longer than this become async jobs even when the client did not ask for one.
     sync_max_video_seconds: float = 20.0
     webhook_allow_loopback: bool = False  # tests only: lets webhooks reach http://127.0.0.1
+    # Sessions one study takes at most: a leaked participant link cannot bill the owner without end.
+    study_max_sessions: int = 10_000
     # Signs the web console's session cookie; unset: derived from api_key_pepper (api/websecurity.py).
     session_secret: str | None = None
     dev_mode: bool = False  # EMOSCOPE_DEV_MODE: random secrets in the state folder; never in production
@@ -176,6 +183,7 @@ class Settings:
             media_retention_hours=_env_float("EMOSCOPE_MEDIA_RETENTION_HOURS", 24.0),
             sync_max_video_seconds=_env_float("EMOSCOPE_SYNC_MAX_VIDEO_SECONDS", 20.0),
             webhook_allow_loopback=os.environ.get("EMOSCOPE_WEBHOOK_ALLOW_LOOPBACK", "").lower() == "true",
+            study_max_sessions=_env_int("EMOSCOPE_STUDY_MAX_SESSIONS", 10_000),
             session_secret=session_secret,
             dev_mode=dev_mode,
             cookie_secure=os.environ.get("EMOSCOPE_COOKIE_SECURE", "true").lower() != "false",

@@ -125,9 +125,13 @@ class BillingOutbox(Base):
     units: Mapped[int] = mapped_column(Integer)
     # Sent to Stripe as both the meter event identifier and the idempotency key.
     identifier: Mapped[str] = mapped_column(String(100), unique=True)
-    status: Mapped[str] = mapped_column(String(20), default="pending", index=True)  # pending, sent
+    # pending, sent; dead after too many failed attempts (counted in /metrics, replayed by hand)
+    status: Mapped[str] = mapped_column(String(20), default="pending", index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(String(500))
+    # A failed row waits until then (exponential backoff), so rows that keep failing cannot hold
+    # the head of the queue against the rows behind them. None: due now.
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
@@ -157,6 +161,9 @@ class Job(Base):
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
     # Set for a study participant's recording: the job keeps its timeline there, not a result file.
     study_session_id: Mapped[str | None] = mapped_column(String(64))
+    # The in-process queue holding the job ("inproc:<host>:<pid>"); None under Celery, or before a
+    # process took it. A restarted process adopts the jobs of runners no longer alive.
+    runner: Mapped[str | None] = mapped_column(String(100))
 
 
 class Study(Base):
@@ -172,6 +179,10 @@ class Study(Base):
     stimulus_duration_ms: Mapped[float] = mapped_column(Float)
     stimulus_key: Mapped[str | None] = mapped_column(String(200))
     stimulus_content_type: Mapped[str | None] = mapped_column(String(100))
+    # Counted against the plan's study storage per account.
+    stimulus_bytes: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The owner's cap on sessions, below the deployment's (Settings.study_max_sessions); None: that one.
+    max_sessions: Mapped[int | None] = mapped_column(Integer)
     # The participant token can only submit sessions to this study; stored hashed like API keys.
     participant_token_hash: Mapped[str] = mapped_column(String(128), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -12,17 +12,16 @@ import dataclasses
 import json
 import logging
 import secrets
-import time
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from api import metering, studies, webhooks
+from api import metering, storage, studies, webhooks
 from api.config import Limits
-from api.db import Account, ApiRequest, Database, Job, StudySession, utcnow
+from api.db import Account, ApiRequest, Database, Job, Study, StudySession, utcnow
 from api.engine.analyzer import AnalysisOptions, Analyzer, analyze_bytes
 from api.engine.media import MediaError, UnsupportedMedia
 from api.engine.results import VideoAnalysis
@@ -78,7 +77,7 @@ def submit(ctx: JobContext, account: Account, plan: metering.Plan, api_key_id: i
     The answer is the job's JSON, or `answer` for a study participant's session (`study_session`,
     saved with the job): participants are never shown the owner's job.
     """
-    with ctx.db.session.begin() as session:
+    with storage.undone_on_error(ctx.storage) as put, ctx.db.session.begin() as session:
         metering.check_quota(session, account, plan)
         replay = metering.begin(session, request_id, account.id, api_key_id, idempotency_key, fingerprint)
         if replay is not None:
@@ -89,7 +88,7 @@ def submit(ctx: JobContext, account: Account, plan: metering.Plan, api_key_id: i
                   options=json.dumps(dataclasses.asdict(options)), frames_total=frames_total,
                   webhook_url=webhook_url, webhook_status="pending" if webhook_url else None)
         job.media_key = f"media/{job.id}"
-        ctx.storage.put(job.media_key, data)  # inside the transaction: no job row without its media
+        put(job.media_key, data)  # inside the transaction: no job row without its media, nor media without its row
         if study_session is not None:
             job.study_session_id = study_session.id
             session.add(study_session)
@@ -148,6 +147,29 @@ def execute(ctx: JobContext, job_id: str) -> str | None:
     return "succeeded"
 
 
+def take(ctx: JobContext, job_id: str, runner: str, held_by: str | None = None) -> bool:
+    """Make `runner` the job's only runner, if it is still held by `held_by`; False if another took it."""
+    with ctx.db.session.begin() as session:
+        taken = session.execute(update(Job).where(Job.id == job_id, Job.runner.is_(None) if held_by is None
+                                                  else Job.runner == held_by).values(runner=runner))
+        return taken.rowcount == 1
+
+
+# A job no runner took this long after its submission lost its process between commit and queueing.
+UNQUEUED_GRACE = timedelta(minutes=1)
+
+
+def orphans(ctx: JobContext, alive) -> list[tuple[str, str | None]]:
+    """(job id, its runner) of jobs whose runner is gone (`alive(runner)` False) or that no runner
+    took, and that still need work: to run, or a webhook to deliver."""
+    with ctx.db.session.begin() as session:
+        rows = session.execute(select(Job.id, Job.runner, Job.created_at)
+                               .where(or_(Job.status.not_in(FINAL), Job.webhook_status == "pending"))).all()
+    unqueued_before = utcnow() - UNQUEUED_GRACE
+    return [(job_id, runner) for job_id, runner, created_at in rows
+            if (runner is None and created_at < unqueued_before) or (runner is not None and not alive(runner))]
+
+
 def _progress_writer(db: Database, job_id: str):
     def write(frames_done: int) -> None:
         if frames_done % PROGRESS_EVERY_FRAMES == 0:
@@ -188,14 +210,31 @@ def _keeps_results(ctx: JobContext) -> bool:
     return ctx.retention > timedelta(0)
 
 
+class JobExpired(Exception):
+    """The job finished longer ago than the retention window: nothing of it is shown any more."""
+
+
+def _past_retention(ctx: JobContext, job: Job) -> bool:
+    # With retention 0 a result lives until its first reading, so only a kept one can be overdue.
+    return _keeps_results(ctx) and job.expires_at is not None and job.expires_at <= utcnow()
+
+
 def load(ctx: JobContext, account_id: int, job_id: str) -> dict | None:
-    """The job as the API shows it, with its result while it is kept; None if not this account's."""
+    """The job as the API shows it, with its result while it is kept; None if not this account's.
+
+    Raises JobExpired past the job's expiry even before the sweeper has run, whose next pass may be
+    minutes away; the overdue result is deleted now.
+    """
     with ctx.db.session.begin() as session:
         job = session.get(Job, job_id)
         if job is None or job.account_id != account_id:
             return None
-        result = json.loads(ctx.storage.get(job.result_key)) if job.result_key else None
+        overdue = _past_retention(ctx, job)
+        result = json.loads(ctx.storage.get(job.result_key)) if job.result_key and not overdue else None
         body = job_json(job, result)
+    if overdue:
+        _expire(ctx, job_id)
+        raise JobExpired(job_id)
     if result is not None and not _keeps_results(ctx):
         _expire(ctx, job_id)
     return body
@@ -243,20 +282,45 @@ def _summary(result: dict | None) -> dict | None:
             "micro_expressions": len(result.get("micro_expressions", []))}
 
 
-def notify_with_retries(ctx: JobContext, job_id: str, sleep=time.sleep) -> bool:
-    for attempt in range(WEBHOOK_ATTEMPTS):
-        if notify(ctx, job_id):
-            return True
-        sleep(webhooks.backoff_seconds(attempt))
-    give_up_webhook(ctx, job_id)
-    return False
-
-
 def give_up_webhook(ctx: JobContext, job_id: str) -> None:
     with ctx.db.session.begin() as session:
         job = session.get(Job, job_id)
         if job is not None:
             job.webhook_status = "failed"
+
+
+# An object younger than this may belong to a submission whose transaction has not committed yet.
+ORPHAN_GRACE = timedelta(minutes=15)
+ORPHAN_BATCH = 500  # keys looked up per query
+
+
+def sweep_orphans(ctx: JobContext, now: datetime | None = None) -> int:
+    """Delete stored objects that no row needs; returns how many.
+
+    Media is needed only by a job that has yet to finish, a result by its job, a stimulus by its
+    study. Orphans come from a process killed between a write and its commit (or between a job's
+    end and its media's deletion), and from jobs left behind by a restart.
+    """
+    cutoff = (now or utcnow()) - ORPHAN_GRACE
+    needed = {
+        "media/": lambda keys: select(Job.media_key).where(Job.media_key.in_(keys), Job.status.not_in(FINAL)),
+        "results/": lambda keys: select(Job.result_key).where(Job.result_key.in_(keys)),
+        "studies/": lambda keys: select(Study.stimulus_key).where(Study.stimulus_key.in_(keys)),
+    }
+    deleted = 0
+    for prefix, query in needed.items():
+        old = [key for key, modified in ctx.storage.list(prefix) if modified < cutoff]
+        for start in range(0, len(old), ORPHAN_BATCH):
+            batch = old[start:start + ORPHAN_BATCH]
+            with ctx.db.session.begin() as session:
+                kept = set(session.scalars(query(batch)))
+            for key in batch:
+                if key not in kept:
+                    ctx.storage.delete(key)
+                    deleted += 1
+    if deleted:
+        log.info("deleted %d stored objects no row needed", deleted)
+    return deleted
 
 
 def sweep(ctx: JobContext) -> int:

@@ -34,6 +34,10 @@ class Plan:
     monthly_units: int | None  # None: no hard quota (usage is billed)
     requests_per_second: float
     burst: int
+    # Per account; None: unlimited. Stimuli are stored until their study is deleted, so creating
+    # studies is slow and their bytes are capped, or a free sign-up could fill the bucket.
+    studies_per_hour: float | None = None
+    study_storage_bytes: int | None = None
 
 
 def units_for(media: MediaInfo) -> int:

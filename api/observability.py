@@ -9,6 +9,9 @@ import time
 from flask import Flask, Response, g, has_request_context, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client import multiprocess
+from prometheus_client.core import GaugeMetricFamily
+
+from api import repository
 
 REQUESTS = Counter("emoscope_requests_total", "HTTP requests", ["route", "method", "status"])
 LATENCY = Histogram("emoscope_request_seconds", "HTTP request latency", ["route"],
@@ -53,7 +56,30 @@ def install_metrics(app: Flask) -> None:
 
     @app.get("/metrics")
     def metrics():
-        return Response(generate_latest(_registry()), mimetype=CONTENT_TYPE_LATEST)
+        outbox = _outbox_registry(app.extensions["emoscope"].db)
+        return Response(generate_latest(_registry()) + generate_latest(outbox), mimetype=CONTENT_TYPE_LATEST)
+
+
+class _OutboxRows:
+    """Read from the database at each scrape: the rows are pushed by a worker, not by this process."""
+
+    def __init__(self, db) -> None:
+        self._db = db
+
+    def collect(self):
+        gauge = GaugeMetricFamily("emoscope_billing_outbox_rows",
+                                  "Usage rows not yet reported to Stripe: pending (incl. backing off) or dead",
+                                  labels=["status"])
+        with self._db.session.begin() as session:
+            for status, count in repository.outbox_counts(session).items():
+                gauge.add_metric([status], count)
+        yield gauge
+
+
+def _outbox_registry(db) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_OutboxRows(db))
+    return registry
 
 
 class JsonFormatter(logging.Formatter):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from api import keys
@@ -107,8 +107,19 @@ def usage_events_between(session: Session, account_id: int, start: datetime, end
                                                          UsageEvent.created_at < end).order_by(UsageEvent.created_at)))
 
 
-def claim_pending_outbox(session: Session, limit: int) -> list[BillingOutbox]:
-    """Pending rows, locked so that two senders never push the same row at the same time."""
-    query = (select(BillingOutbox).where(BillingOutbox.status == "pending").order_by(BillingOutbox.id)
+def claim_due_outbox(session: Session, limit: int, now: datetime) -> list[BillingOutbox]:
+    """Pending rows whose backoff is over, locked so that two senders never push the same row at the
+    same time."""
+    due = or_(BillingOutbox.next_attempt_at.is_(None), BillingOutbox.next_attempt_at <= now)
+    query = (select(BillingOutbox).where(BillingOutbox.status == "pending", due).order_by(BillingOutbox.id)
              .limit(limit).with_for_update(skip_locked=True))
     return list(session.scalars(query))
+
+
+def outbox_counts(session: Session) -> dict[str, int]:
+    """Rows still waiting and rows given up on (sent rows, the great majority, are not counted)."""
+    counts = {"pending": 0, "dead": 0}
+    query = (select(BillingOutbox.status, func.count()).where(BillingOutbox.status.in_(counts))
+             .group_by(BillingOutbox.status))
+    counts.update(dict(session.execute(query).all()))
+    return counts

@@ -93,6 +93,7 @@ MAX_STIMULUS_MS = 600_000
 class StudyCreateSchema(Schema):
     name = fields.String(required=True, validate=validate.Length(1, 200))
     stimulus_duration_ms = fields.Float(required=True, validate=validate.Range(1000, MAX_STIMULUS_MS))
+    max_sessions = fields.Integer(load_default=None, validate=validate.Range(min=1))
 
 
 class ConsentSchema(Schema):

@@ -1,7 +1,35 @@
 """Object storage for job media and results: S3 (boto3) when S3_BUCKET is set, else a local folder."""
 from __future__ import annotations
 
+import logging
+from contextlib import contextmanager
+from datetime import datetime, timezone
 from pathlib import Path
+from typing import Iterator
+
+log = logging.getLogger(__name__)
+
+
+@contextmanager
+def undone_on_error(storage):
+    """Yields a `put(key, data)` whose objects are deleted again if the block fails, including at the
+    commit of a transaction opened inside the block: no object outlives a row that was never written.
+    (A process killed in between still leaves one; the orphan sweep removes it.)"""
+    written: list[str] = []
+
+    def put(key: str, data: bytes) -> None:
+        written.append(key)
+        storage.put(key, data)
+
+    try:
+        yield put
+    except BaseException:
+        for key in written:
+            try:
+                storage.delete(key)
+            except Exception:  # the original error matters more; the orphan sweep retries
+                log.exception("could not delete an object after a failed transaction")
+        raise
 
 
 class LocalStorage:
@@ -30,6 +58,14 @@ class LocalStorage:
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
+
+    def list(self, prefix: str) -> Iterator[tuple[str, datetime]]:
+        """(key, last modified) of every object whose key starts with `prefix` (a folder, e.g. "media/")."""
+        folder = self.root / prefix
+        for path in sorted(folder.rglob("*")) if folder.is_dir() else []:
+            if path.is_file():
+                yield (path.relative_to(self.root).as_posix(),
+                       datetime.fromtimestamp(path.stat().st_mtime, timezone.utc))
 
 
 class S3Storage:
@@ -64,3 +100,8 @@ class S3Storage:
                 return False
             raise
         return True
+
+    def list(self, prefix: str) -> Iterator[tuple[str, datetime]]:
+        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+            for item in page.get("Contents", []):
+                yield item["Key"], item["LastModified"]

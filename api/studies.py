@@ -13,11 +13,11 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from api import audience, keys
-from api.db import Job, Study, StudySession, utcnow
+from api.db import ApiKey, Job, Study, StudySession, utcnow
 from api.engine.results import VideoAnalysis
 
 PARTICIPANT_TOKEN_PREFIX = "pt_"
@@ -34,18 +34,75 @@ def participant_path(token: str) -> str:
     return f"/s/{token}"
 
 
-def create(session: Session, storage, account_id: int, api_key_id: int, name: str, stimulus_duration_ms: float,
-           stimulus: bytes | None, stimulus_content_type: str | None, pepper: str) -> tuple[Study, str]:
-    """A new study and its participant token (returned once; only its hash is stored)."""
+class StudyClosed(Exception):
+    """The study takes no more sessions; `code` says why (study_closed, study_full)."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.code = code
+
+
+class StudyStorageFull(Exception):
+    """The account's stored stimuli would exceed its plan's study storage."""
+
+
+def _new_token(pepper: str) -> tuple[str, str]:
     token = f"{PARTICIPANT_TOKEN_PREFIX}{secrets.token_urlsafe(24)}"
+    return token, keys.hash_key(token, pepper)
+
+
+def create(session: Session, put_object, account_id: int, api_key_id: int, name: str, stimulus_duration_ms: float,
+           stimulus: bytes | None, stimulus_content_type: str | None, pepper: str,
+           storage_limit: int | None = None, max_sessions: int | None = None) -> tuple[Study, str]:
+    """A new study and its participant token (returned once; only its hash is stored).
+
+    `put_object(key, data)` stores the stimulus; it must undo that if the transaction fails
+    (api.storage.undone_on_error). Raises StudyStorageFull, before anything is stored, when the
+    stimulus would take the account's stimuli past `storage_limit` bytes (None: no limit).
+    """
+    if stimulus is not None and storage_limit is not None:
+        used = session.scalar(select(func.coalesce(func.sum(Study.stimulus_bytes), 0))
+                              .where(Study.account_id == account_id))
+        if used + len(stimulus) > storage_limit:
+            raise StudyStorageFull(f"the account's stimuli take {used} of {storage_limit} bytes; this one needs "
+                                   f"{len(stimulus)} more: delete a study or upgrade")
+    token, token_hash = _new_token(pepper)
     study = Study(id=f"study_{uuid.uuid4().hex}", account_id=account_id, api_key_id=api_key_id, name=name,
-                  stimulus_duration_ms=stimulus_duration_ms, participant_token_hash=keys.hash_key(token, pepper))
+                  stimulus_duration_ms=stimulus_duration_ms, participant_token_hash=token_hash,
+                  max_sessions=max_sessions)
     if stimulus is not None:
         study.stimulus_key, study.stimulus_content_type = f"studies/{study.id}/stimulus", stimulus_content_type
-        storage.put(study.stimulus_key, stimulus)  # inside the transaction: no study row pointing at nothing
+        study.stimulus_bytes = len(stimulus)
+        put_object(study.stimulus_key, stimulus)  # inside the transaction: no study row pointing at nothing
     session.add(study)
     session.flush()
     return study, token
+
+
+def rotate_token(study: Study, api_key_id: int, pepper: str) -> str:
+    """A new participant token for the study (the old one stops working at commit), metered from now
+    on against `api_key_id`, the owner's key that rotated it: this is how a study whose key was
+    revoked takes sessions again."""
+    token, study.participant_token_hash = _new_token(pepper)
+    study.api_key_id = api_key_id
+    return token
+
+
+def check_open(session: Session, study: Study, max_sessions: int) -> None:
+    """Raise StudyClosed unless the study may take one more session: its key is active, and it has
+    fewer sessions than its own cap and the deployment's `max_sessions`.
+
+    The cap is counted before the session is added, so concurrent submissions may overshoot it by
+    the few that race; it bounds a leaked link's cost, it is not an exact count.
+    """
+    key = session.get(ApiKey, study.api_key_id)
+    if key is None or key.revoked_at is not None:
+        raise StudyClosed("study_closed", "the API key this study is billed to was revoked; the study's owner "
+                                          "must rotate its participant token before it takes sessions again")
+    limit = min(study.max_sessions or max_sessions, max_sessions)
+    taken = session.scalar(select(func.count()).select_from(StudySession).where(StudySession.study_id == study.id))
+    if taken >= limit:
+        raise StudyClosed("study_full", f"this study has reached its limit of {limit} sessions")
 
 
 def study_json(session: Session, study: Study, token: str | None = None) -> dict:
@@ -54,7 +111,7 @@ def study_json(session: Session, study: Study, token: str | None = None) -> dict
         counts[status] += 1
     body = {"id": study.id, "name": study.name, "stimulus_duration_ms": study.stimulus_duration_ms,
             "has_stimulus": study.stimulus_key is not None, "created_at": study.created_at.isoformat(),
-            "sessions": counts}
+            "max_sessions": study.max_sessions, "sessions": counts}
     if token is not None:
         body["participant_token"] = token
         body["participant_path"] = participant_path(token)

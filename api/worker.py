@@ -2,8 +2,8 @@
 
 Tasks are acknowledged only after they finish (acks_late) and are handed back to the queue when
 a worker dies mid-job, so a killed worker's job runs again elsewhere; `jobs.execute` is safe to
-repeat and billing is exactly once by construction. The beat schedule sweeps expired results and
-reports usage to Stripe.
+repeat and billing is exactly once by construction. The beat schedule sweeps expired results,
+deletes stored objects no row needs, and reports usage to Stripe.
 """
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ celery_app.conf.update(
     worker_send_task_events=False,
     beat_schedule={
         "sweep-expired-results": {"task": "emoscope.sweep", "schedule": 600.0},
+        "sweep-orphan-objects": {"task": "emoscope.sweep_orphans", "schedule": 3600.0},
         "push-usage-to-stripe": {"task": "emoscope.push_usage", "schedule": 10.0},
     },
 )
@@ -60,6 +61,11 @@ def notify_job(self, job_id: str) -> bool:
 @celery_app.task(name="emoscope.sweep")
 def sweep() -> int:
     return jobs.sweep(context())
+
+
+@celery_app.task(name="emoscope.sweep_orphans")
+def sweep_orphans() -> int:
+    return jobs.sweep_orphans(context())
 
 
 @celery_app.task(name="emoscope.push_usage")

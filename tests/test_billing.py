@@ -151,7 +151,8 @@ def test_stripe_down_keeps_usage_pending_for_later(paid, stripe_base, config):
     with services.db.session.begin() as session:
         (row,) = session.query(BillingOutbox).all()
         assert row.status == "pending" and row.attempts == 1 and row.last_error
-    assert services.billing.push_usage(services.db) == 1
+    assert services.billing.push_usage(services.db) == 0  # backing off
+    assert services.billing.push_usage(services.db, now=row.next_attempt_at) == 1
     assert len(ours(meter_events(stripe_base), customer)) == 1
 
 
@@ -229,3 +230,74 @@ def test_portal_link(paid, assert_contract):
     response = assert_contract(app.test_client().post("/v1/billing/portal", json={"return_url": "https://app.example/account"},
                                                       headers=bearer(secret)))
     assert response.status_code == 200 and "/portal/" in response.json["url"]
+
+
+class RefusesCustomer(Billing):
+    """Stripe refusing one customer's meter events for good (e.g. a deleted customer); records the rest."""
+
+    def __init__(self, bad_customer: str) -> None:
+        super().__init__(StripeConfig(api_key="sk_test_unused", price_id=PRICE_ID, webhook_secret=WEBHOOK_SECRET,
+                                      api_base="http://127.0.0.1:9"))
+        self.bad_customer, self.sent, self.tried = bad_customer, [], 0
+
+    def _send_meter_event(self, identifier, customer, units, timestamp):
+        self.tried += 1
+        if customer == self.bad_customer:
+            raise stripe.InvalidRequestError("No such customer", param="payload[stripe_customer_id]")
+        self.sent.append(identifier)
+
+
+def outbox_rows(app, customers: list[str]) -> None:
+    """One usage event and outbox row per entry of `customers`, in that order."""
+    from api import repository
+    from api.db import ApiRequest, UsageEvent
+
+    with app.extensions["emoscope"].db.session.begin() as session:
+        account = repository.create_account(session, "outbox")
+        key, _ = repository.create_api_key(session, account, "test-pepper")
+        for i, customer in enumerate(customers):
+            session.add(ApiRequest(id=f"req-{i}", account_id=account.id, api_key_id=key.id, fingerprint="",
+                                   status="succeeded"))
+            session.flush()
+            event = UsageEvent(account_id=account.id, request_id=f"req-{i}", media_kind="image", units=1)
+            session.add(event)
+            session.flush()
+            session.add(BillingOutbox(usage_event_id=event.id, stripe_customer_id=customer, units=1,
+                                      identifier=f"emoscope-usage-{i}"))
+
+
+def test_rows_that_keep_failing_back_off_so_the_row_behind_them_is_sent(app_factory):
+    from datetime import timedelta
+
+    from api.db import utcnow
+
+    app = app_factory()
+    outbox_rows(app, ["cus_gone"] * 100 + ["cus_good"])
+    billing, db, now = RefusesCustomer("cus_gone"), app.extensions["emoscope"].db, utcnow()
+    assert billing.push_usage(db, now=now) == 0  # the first batch is all failures
+    assert billing.push_usage(db, now=now + timedelta(seconds=1)) == 1  # they wait; row 101 goes
+    assert billing.sent == ["emoscope-usage-100"]
+    with db.session.begin() as session:
+        failed = session.query(BillingOutbox).filter_by(stripe_customer_id="cus_gone").all()
+        assert {row.status for row in failed} == {"pending"}
+        assert all(row.next_attempt_at > now and row.last_error for row in failed)
+
+
+def test_a_row_failing_past_the_attempt_limit_is_dead_lettered_and_counted_in_metrics(app_factory):
+    from datetime import timedelta
+
+    from api.billing import OUTBOX_MAX_ATTEMPTS
+    from api.db import utcnow
+
+    app = app_factory()
+    outbox_rows(app, ["cus_gone"])
+    billing, db, now = RefusesCustomer("cus_gone"), app.extensions["emoscope"].db, utcnow()
+    for day in range(OUTBOX_MAX_ATTEMPTS + 3):  # long enough for every backoff to have passed
+        billing.push_usage(db, now=now + timedelta(days=day))
+    assert billing.tried == OUTBOX_MAX_ATTEMPTS
+    with db.session.begin() as session:
+        (row,) = session.query(BillingOutbox).all()
+        assert row.status == "dead" and row.attempts == OUTBOX_MAX_ATTEMPTS and "No such customer" in row.last_error
+    metrics = app.test_client().get("/metrics").get_data(as_text=True)
+    assert 'emoscope_billing_outbox_rows{status="dead"} 1.0' in metrics
+    assert 'emoscope_billing_outbox_rows{status="pending"} 0.0' in metrics

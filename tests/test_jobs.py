@@ -152,16 +152,137 @@ def test_idempotent_job_submission_returns_the_same_job(app):
     assert client.get("/v1/usage", headers=bearer(secret)).json["total_units"] == 1
 
 
-def test_sweep_deletes_results_past_retention(app_factory):
+def test_sweep_deletes_results_past_retention(app):
+    from datetime import timedelta
+
     from api import jobs
 
-    app = app_factory(media_retention_hours=1e-6)  # expires at once, but only the sweeper deletes it
     client = app.test_client()
     secret = sign_up(client)["api_key"]["secret"]
     location = submit(client, secret, PHOTO, **{"async": "true"}).headers["Location"]
     job = wait_for(client, secret, location)
     storage = app.extensions["emoscope"].jobs.storage
     assert storage.exists(f"results/{job['id']}.json")
+    _age_job(app, job["id"], timedelta(hours=25))
     assert jobs.sweep(app.extensions["emoscope"].jobs) == 1
     assert not storage.exists(f"results/{job['id']}.json")
-    assert client.get(location, headers=bearer(secret)).json["result_expired"] is True
+    assert_problem(client.get(location, headers=bearer(secret)), 410, "job_expired")
+
+def _age_job(app, job_id: str, by) -> None:
+    """Move a finished job's expiry into the past, as time would, without running the sweeper."""
+    from api.db import Job
+
+    with app.extensions["emoscope"].db.session.begin() as session:
+        job = session.get(Job, job_id)
+        job.expires_at = job.expires_at - by
+
+
+def test_a_job_past_its_expiry_is_gone_before_the_sweeper_runs(app, assert_contract):
+    from datetime import timedelta
+
+    client = app.test_client()
+    secret = sign_up(client)["api_key"]["secret"]
+    location = submit(client, secret, PHOTO, **{"async": "true"}).headers["Location"]
+    job = wait_for(client, secret, location)
+    assert job["result"] is not None
+    _age_job(app, job["id"], timedelta(hours=25))
+    gone = assert_contract(client.get(location, headers=bearer(secret)))
+    assert_problem(gone, 410, "job_expired")
+    assert "result" not in gone.json
+    # The read deleted the result at once rather than leaving it to the sweeper.
+    assert not app.extensions["emoscope"].jobs.storage.exists(f"results/{job['id']}.json")
+
+
+def _job_row(app, job_id: str):
+    from api.db import Job
+
+    with app.extensions["emoscope"].db.session.begin() as session:
+        return session.get(Job, job_id)
+
+
+def _until(condition, timeout: float = 60.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.05)
+
+
+def test_jobs_left_by_a_dead_process_run_when_the_next_one_starts(app_factory, monkeypatch):
+    import socket
+    import subprocess
+    import sys
+    from datetime import timedelta
+
+    from api.db import Job
+    from api.services import InProcessQueue
+
+    app = app_factory()
+    services = app.extensions["emoscope"]
+    monkeypatch.setattr(services.queue, "enqueue", lambda job_id: None)  # the process dies before running them
+    client = app.test_client()
+    secret = sign_up(client)["api_key"]["secret"]
+    never_queued = submit(client, secret, PHOTO, **{"async": "true"}).json["id"]
+    interrupted = submit(client, secret, PHOTO, **{"async": "true", "detector": "skip"}).json["id"]
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+    with services.db.session.begin() as session:
+        for job_id in (never_queued, interrupted):
+            session.get(Job, job_id).created_at -= timedelta(minutes=10)
+        running = session.get(Job, interrupted)
+        running.status, running.runner = "running", f"inproc:{socket.gethostname()}:{dead}:0"
+
+    InProcessQueue(services.jobs)  # the restarted process
+    _until(lambda: {_job_row(app, j).status for j in (never_queued, interrupted)} == {"succeeded"})
+    assert client.get("/v1/usage", headers=bearer(secret)).json["total_units"] == 2
+    assert not list(services.jobs.storage.root.rglob("media/*"))
+
+
+def test_a_live_process_keeps_its_jobs_when_another_starts(app_factory, monkeypatch):
+    from api.db import Job
+    from api.services import InProcessQueue, _runner_id
+
+    app = app_factory()
+    services = app.extensions["emoscope"]
+    monkeypatch.setattr(services.queue, "enqueue", lambda job_id: None)
+    client = app.test_client()
+    secret = sign_up(client)["api_key"]["secret"]
+    job_id = submit(client, secret, PHOTO, **{"async": "true"}).json["id"]
+    with services.db.session.begin() as session:
+        row = session.get(Job, job_id)
+        row.status, row.runner = "running", _runner_id()  # alive: this very process
+    InProcessQueue(services.jobs)
+    time.sleep(1)
+    assert _job_row(app, job_id).status == "running"
+
+
+def test_webhook_retries_wait_off_the_job_thread(app):
+    from tests.servers import free_port
+
+    client = app.test_client()
+    secret = sign_up(client)["api_key"]["secret"]
+    failing = submit(client, secret, PHOTO, **{"async": "true", "webhook_url": f"http://127.0.0.1:{free_port()}/h"})
+    other = submit(client, secret, PHOTO, **{"async": "true"})
+    assert wait_for(client, secret, other.headers["Location"])["status"] == "succeeded"
+    # Retries back off 1, 2, 4, 8, 16 s: had they slept on the job thread, the other job would have
+    # waited for all of them and the first job's webhook would be given up on by now.
+    first = client.get(failing.headers["Location"], headers=bearer(secret)).json
+    assert first["status"] == "succeeded" and first["webhook"]["status"] == "pending"
+
+
+def test_the_sweep_deletes_media_whose_job_is_finished_or_gone(app):
+    import os
+
+    from api import jobs
+
+    client = app.test_client()
+    secret = sign_up(client)["api_key"]["secret"]
+    done = wait_for(client, secret, submit(client, secret, PHOTO, **{"async": "true"}).headers["Location"])
+    context = app.extensions["emoscope"].jobs
+    context.storage.put(f"media/{done['id']}", PHOTO)  # as a crash between its commit and the delete leaves it
+    context.storage.put("media/job_deleted_meanwhile", PHOTO)
+    hour_ago = time.time() - 3600
+    for path in context.storage.root.rglob("media/*"):
+        os.utime(path, (hour_ago, hour_ago))
+    assert jobs.sweep_orphans(context) == 2
+    assert not list(context.storage.root.rglob("media/*"))
+    assert context.storage.exists(f"results/{done['id']}.json")  # still within retention

@@ -644,3 +644,19 @@ def test_studies_create_report_csv_cli_and_delete(server, owner, client):
     with pytest.raises(emoscope.InvalidRequestError) as gone:
         client.studies.get(study)
     assert (gone.value.status, gone.value.code) == (404, "not_found")
+
+
+def test_studies_rotate_the_participant_token(server, owner, client):
+    study = client.studies.create("Rotated ad", 1000, max_sessions=5)
+    assert study.max_sessions == 5
+    rotated = client.studies.rotate_participant_token(study)
+    assert rotated.id == study.id and rotated.participant_token not in (None, study.participant_token)
+    assert rotated.participant_path == f"/s/{rotated.participant_token}"
+    assert httpx.get(f"{server}{study.participant_path}").status_code == 404
+
+    async def main():
+        async with emoscope.AsyncClient(api_key=owner[1].api_key.secret, base_url=server) as aclient:
+            return await aclient.studies.rotate_participant_token(study)
+
+    again = asyncio.run(main())
+    assert again.participant_token not in (None, rotated.participant_token)

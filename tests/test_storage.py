@@ -66,3 +66,27 @@ def test_models_and_migrations_agree(db):
     with db.engine.connect() as connection:
         differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
     assert differences == []
+
+
+@pytest.mark.parametrize("kind", ["local", "s3"])
+def test_storage_lists_objects_under_a_prefix_with_their_age(kind, tmp_path, monkeypatch):
+    from moto import mock_aws
+
+    from api.storage import LocalStorage, S3Storage
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    with mock_aws():
+        if kind == "s3":
+            storage = S3Storage("emoscope-test")
+            storage.client.create_bucket(Bucket="emoscope-test")
+        else:
+            storage = LocalStorage(tmp_path / "objects")
+        before = utcnow() - timedelta(minutes=1)
+        for key in ("media/job_a", "media/job_b", "results/job_a.json"):
+            storage.put(key, b"x")
+        listed = dict(storage.list("media/"))
+        assert sorted(listed) == ["media/job_a", "media/job_b"]
+        assert all(before < modified <= utcnow() + timedelta(minutes=1) for modified in listed.values())
+        assert list(storage.list("studies/")) == []

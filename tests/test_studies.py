@@ -177,3 +177,165 @@ def test_fifty_concurrent_sessions_are_fifty_viewers_billed_once_each(owner):
     assert report["buckets"][0]["enough_viewers"] and report["buckets"][0]["emotions"] is not None
     usage = client.get("/v1/usage", headers=bearer(secret)).json
     assert usage["total_units"] == 50
+
+
+def test_sessions_are_refused_once_the_studys_key_is_revoked_until_the_owner_rotates(owner, assert_contract):
+    _, client, secret = owner
+    second = client.post("/v1/keys", headers=bearer(secret), json={"name": "studies", "scopes": ["admin"]}).json
+    study = create_study(client, second["secret"]).json
+    assert client.delete(f"/v1/keys/{second['id']}", headers=bearer(secret)).status_code == 204
+    refused = assert_contract(submit_session(client, study))
+    assert_problem(refused, 403, "study_closed")
+    assert "revoked" in refused.json["detail"]
+    closed = client.get(study["participant_path"])  # the viewer learns it before recording
+    assert closed.status_code == 403 and "not taking participants" in closed.get_data(as_text=True)
+    assert client.get("/v1/usage", headers=bearer(secret)).json["total_units"] == 0
+
+    rotated = assert_contract(client.post(f"/v1/studies/{study['id']}/participant-token", headers=bearer(secret)))
+    assert rotated.status_code == 200
+    fresh = rotated.json
+    assert fresh["id"] == study["id"] and fresh["participant_token"] != study["participant_token"]
+    assert fresh["participant_path"] == f"/s/{fresh['participant_token']}"
+    assert_problem(submit_session(client, study), 403, "invalid_participant_token")  # the old link is dead
+    assert client.get(study["participant_path"]).status_code == 404
+    assert submit_session(client, fresh).status_code == 202  # metered against the rotating key now
+    wait_until_analysed(client, secret, study["id"], 1)
+    assert client.get("/v1/usage", headers=bearer(secret)).json["total_units"] == 1
+
+
+def test_only_the_studys_owner_rotates_its_token(owner):
+    _, client, secret = owner
+    study = create_study(client, secret).json
+    stranger = sign_up(client, "stranger@example.com")["api_key"]["secret"]
+    assert_problem(client.post(f"/v1/studies/{study['id']}/participant-token", headers=bearer(stranger)),
+                   404, "not_found")
+    assert_problem(client.post(f"/v1/studies/{study['id']}/participant-token",
+                               headers=bearer(study["participant_token"])), 401, "invalid_api_key")
+
+
+def test_a_study_takes_at_most_its_session_cap(app_factory, assert_contract):
+    app = app_factory(study_max_sessions=2)
+    client = app.test_client()
+    secret = sign_up(client)["api_key"]["secret"]
+    study = create_study(client, secret).json
+    assert submit_session(client, study).status_code == 202
+    assert submit_session(client, study).status_code == 202
+    full = assert_contract(submit_session(client, study))
+    assert_problem(full, 409, "study_full")
+    assert client.get(study["participant_path"]).status_code == 403
+    wait_until_analysed(client, secret, study["id"], 2)
+    assert client.get("/v1/usage", headers=bearer(secret)).json["total_units"] == 2
+
+
+def _plans(**free):
+    from api.metering import Plan
+    from tests.conftest import UNTHROTTLED
+
+    return {**UNTHROTTLED, "free": Plan("free", 1_000_000, 10_000.0, 10_000, **free)}
+
+
+def test_creating_studies_is_rate_limited_per_account(app_factory, assert_contract):
+    app = app_factory(plans=_plans(studies_per_hour=2))
+    client = app.test_client()
+    secret = sign_up(client)["api_key"]["secret"]
+    other_key = client.post("/v1/keys", headers=bearer(secret), json={"name": "b", "scopes": ["admin"]}).json["secret"]
+    create_study(client, secret)
+    create_study(client, other_key)
+    limited = assert_contract(client.post("/v1/studies", headers=bearer(other_key),
+                                          json={"name": "third", "stimulus_duration_ms": 1000}))
+    assert_problem(limited, 429, "rate_limited")
+    assert int(limited.headers["Retry-After"]) > 60  # two an hour: the next one in about 30 minutes
+    stranger = sign_up(client, "stranger@example.com")["api_key"]["secret"]
+    create_study(client, stranger)  # another account has its own bucket
+
+
+def test_stimuli_are_capped_in_bytes_per_account(app_factory, assert_contract):
+    app = app_factory(plans=_plans(study_storage_bytes=2 * len(CLIP) + 100))
+    client = app.test_client()
+    secret = sign_up(client)["api_key"]["secret"]
+
+    def with_stimulus():
+        return client.post("/v1/studies", headers=bearer(secret),
+                           data={"name": "ad", "stimulus_duration_ms": "1000", "stimulus": (io.BytesIO(CLIP), "ad.mp4")})
+
+    first = with_stimulus().json
+    assert with_stimulus().status_code == 201
+    full = assert_contract(with_stimulus())
+    assert_problem(full, 413, "study_storage_full")
+    storage = app.extensions["emoscope"].jobs.storage
+    assert len(list(storage.root.rglob("studies/*/stimulus"))) == 2  # the refused one was never stored
+    create_study(client, secret)  # a study without a stimulus costs no storage
+    assert client.delete(f"/v1/studies/{first['id']}", headers=bearer(secret)).status_code == 204
+    assert with_stimulus().status_code == 201  # deleting frees its bytes
+
+
+def _commits_fail(app):
+    """From now on every commit that writes a new job or study fails, as a database refusing a row would."""
+    from sqlalchemy import event
+    from sqlalchemy.exc import OperationalError
+
+    from api.db import Job, Study
+
+    sessions = app.extensions["emoscope"].db.session
+
+    def note(session, _context):
+        if any(isinstance(row, (Job, Study)) for row in session.new):
+            session.info["refuse_commit"] = True
+
+    def refuse(session):
+        if session.info.pop("refuse_commit", False):
+            raise OperationalError("COMMIT", {}, Exception("the database refused the commit"))
+
+    event.listen(sessions, "after_flush", note)
+    event.listen(sessions, "before_commit", refuse)
+
+
+def test_a_failed_commit_leaves_no_recording_or_stimulus_behind(owner):
+    app, client, secret = owner
+    study = create_study(client, secret).json
+    _commits_fail(app)
+    assert submit_session(client, study).status_code == 500
+    stimulus = client.post("/v1/studies", headers=bearer(secret),
+                           data={"name": "ad", "stimulus_duration_ms": "1000", "stimulus": (io.BytesIO(CLIP), "ad.mp4")})
+    assert stimulus.status_code == 500
+    storage = app.extensions["emoscope"].jobs.storage
+    assert [p for p in storage.root.rglob("*") if p.is_file()] == []
+
+
+def test_the_sweep_deletes_objects_no_row_points_at(owner):
+    import os
+    import time as clock
+
+    from api import jobs
+
+    app, client, secret = owner
+    study = client.post("/v1/studies", headers=bearer(secret),
+                        data={"name": "ad", "stimulus_duration_ms": "1000", "stimulus": (io.BytesIO(CLIP), "ad.mp4")}).json
+    context = app.extensions["emoscope"].jobs
+    storage = context.storage
+    for key in ("media/job_lost", "results/job_lost.json", "studies/study_lost/stimulus", "media/job_fresh"):
+        storage.put(key, b"orphan")
+    hour_ago = clock.time() - 3600
+    for path in storage.root.rglob("*"):
+        if path.is_file() and "fresh" not in path.name:
+            os.utime(path, (hour_ago, hour_ago))
+    assert jobs.sweep_orphans(context) == 3
+    assert not storage.exists("media/job_lost") and not storage.exists("results/job_lost.json")
+    assert not storage.exists("studies/study_lost/stimulus")
+    assert storage.exists("media/job_fresh")  # may belong to a submission still committing
+    assert storage.exists(f"studies/{study['id']}/stimulus")  # its row is there
+
+
+def test_an_owner_caps_a_studys_sessions_below_the_deployments_cap(owner, assert_contract):
+    _, client, secret = owner
+    study = assert_contract(create_study(client, secret, max_sessions=1)).json
+    assert study["max_sessions"] == 1
+    assert submit_session(client, study).status_code == 202
+    assert_problem(submit_session(client, study), 409, "study_full")
+    assert client.get(f"/v1/studies/{study['id']}", headers=bearer(secret)).json["max_sessions"] == 1
+    assert create_study(client, secret).json["max_sessions"] is None  # the deployment's cap only
+    refused = client.post("/v1/studies", headers=bearer(secret),
+                          json={"name": "x", "stimulus_duration_ms": 1000, "max_sessions": 0})
+    assert_problem(refused, 400, "invalid_request")
+    assert "max_sessions" in refused.json["errors"]
+    wait_until_analysed(client, secret, study["id"], 1)

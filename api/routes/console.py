@@ -23,8 +23,10 @@ from api.routes.account import credentials_guard
 from api.billing import has_live_subscription
 from api.routes.billing import configured_billing, stripe_unavailable, subscribe_account
 from api.routes.parsing import load
-from api.routes.studies import report_csv_response, stimulus_response, video_upload
+from api.routes.studies import (admit_new_study, report_csv_response, stimulus_response, study_storage_problems,
+                                video_upload)
 from api.schemas import SCOPES, KeyCreateSchema, StudyCreateSchema
+from api.storage import undone_on_error
 
 bp = Blueprint("console", __name__, url_prefix="/console")
 
@@ -246,6 +248,7 @@ def studies_page():
 @signed_in
 def create_study():
     services = _services()
+    plan = admit_new_study(services, g.account)
     fields = load(StudyCreateSchema(), {"name": request.form.get("name", ""),
                                         "stimulus_duration_ms": _milliseconds(request.form.get("duration_s", ""))})
     stimulus = video_upload("stimulus", required=False)
@@ -255,11 +258,12 @@ def create_study():
                         "The form was sent before (a reload or a second click). The study was created the first time, "
                         "and its participant link was shown only then: if it was not copied, delete that study under "
                         "Studies and create it again.")
-    with services.db.session.begin() as db_session:
+    with study_storage_problems(), undone_on_error(services.jobs.storage) as put, \
+            services.db.session.begin() as db_session:
         key = _active_key(db_session, request.form.get("api_key_id", type=int))
-        study, token = studies.create(db_session, services.jobs.storage, g.account.id, key.id, fields["name"],
+        study, token = studies.create(db_session, put, g.account.id, key.id, fields["name"],
                                       fields["stimulus_duration_ms"], stimulus, content_type,
-                                      services.settings.api_key_pepper)
+                                      services.settings.api_key_pepper, plan.study_storage_bytes)
         study_id = study.id
     # Rendered here rather than redirected to: the participant link exists only in this response.
     return _study_page(study_id, participant_url=url_for("participant.page", token=token, _external=True)), 201

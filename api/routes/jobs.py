@@ -17,7 +17,11 @@ def _not_found(job_id: str) -> ApiError:
 @bp.get("/v1/jobs/<job_id>")
 @require_api_key("analyze")
 def get_job(job_id: str):
-    body = jobs.load(current_app.extensions["emoscope"].jobs, g.account_id, job_id)
+    try:
+        body = jobs.load(current_app.extensions["emoscope"].jobs, g.account_id, job_id)
+    except jobs.JobExpired:
+        raise ApiError(410, "job_expired", "Job expired",
+                       f"job {job_id} finished longer ago than the retention window; its result is deleted") from None
     if body is None:
         raise _not_found(job_id)
     return jsonify(body)

@@ -27,6 +27,10 @@ def page(token: str):
         study = studies.by_token(session, token, services.settings.api_key_pepper)
         if study is None:
             return render_template("participant_unknown.html"), 404, PRIVATE
+        try:  # said before the viewer records anything, not after their upload
+            studies.check_open(session, study, services.settings.study_max_sessions)
+        except studies.StudyClosed:
+            return render_template("participant_closed.html"), 403, PRIVATE
         context = {"study_id": study.id, "study_name": study.name, "duration_ms": study.stimulus_duration_ms,
                    "has_stimulus": study.stimulus_key is not None}
     return render_template("participant.html", consent_version=CONSENT_VERSION, **context), 200, PRIVATE

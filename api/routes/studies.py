@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
@@ -16,6 +17,7 @@ from api.routes.metered import (frames_to_analyse, metering_problems, open_clip,
                                 submit_job)
 from api.routes.parsing import form_fields, json_object, load
 from api.schemas import ReportQuerySchema, StudyCreateSchema, StudySessionFormSchema
+from api.storage import undone_on_error
 
 bp = Blueprint("studies", __name__)
 
@@ -53,19 +55,39 @@ def video_upload(name: str, required: bool) -> bytes | None:
     return data
 
 
+def admit_new_study(services, account: Account) -> metering.Plan:
+    """429 past the plan's studies per hour for this account (before the upload is read); the plan."""
+    plan = services.settings.plans[account.plan]
+    if plan.studies_per_hour is not None:
+        enforce_rate_limit(services, f"studies:{account.id}", plan.studies_per_hour / 3600,
+                           max(1, int(plan.studies_per_hour)))
+    return plan
+
+
+@contextmanager
+def study_storage_problems():
+    try:
+        yield
+    except studies.StudyStorageFull as exc:
+        raise ApiError(413, "study_storage_full", "Study storage full", str(exc)) from None
+
+
 @bp.post("/v1/studies")
 @require_api_key("admin")
 def create_study():
     services = _services()
+    plan = admit_new_study(services, g.account)
     if request.mimetype == "multipart/form-data":
         fields, stimulus = load(StudyCreateSchema(), form_fields()), video_upload("stimulus", required=False)
     else:
         fields, stimulus = load(StudyCreateSchema(), json_object()), None
     content_type = request.files["stimulus"].mimetype if stimulus is not None else None
-    with services.db.session.begin() as session:
-        study, token = studies.create(session, services.jobs.storage, g.account_id, g.api_key_id, fields["name"],
+    with study_storage_problems(), undone_on_error(services.jobs.storage) as put, \
+            services.db.session.begin() as session:
+        study, token = studies.create(session, put, g.account_id, g.api_key_id, fields["name"],
                                       fields["stimulus_duration_ms"], stimulus, content_type,
-                                      services.settings.api_key_pepper)
+                                      services.settings.api_key_pepper, plan.study_storage_bytes,
+                                      fields["max_sessions"])
         body = studies.study_json(session, study, token)
     return jsonify(body), 201
 
@@ -88,6 +110,17 @@ def delete_study(study_id: str):
     for key in stale:
         services.jobs.storage.delete(key)
     return "", 204
+
+
+@bp.post("/v1/studies/<study_id>/participant-token")
+@require_api_key("admin")
+def rotate_participant_token(study_id: str):
+    services = _services()
+    with services.db.session.begin() as session:
+        study = _owned(session, study_id)
+        token = studies.rotate_token(study, g.api_key_id, services.settings.api_key_pepper)
+        body = studies.study_json(session, study, token)
+    return jsonify(body)
 
 
 @bp.get("/v1/studies/<study_id>/report")
@@ -116,8 +149,9 @@ def stimulus_response(data: bytes, content_type: str | None) -> Response:
     return response.make_conditional(request, accept_ranges=True, complete_length=len(data))
 
 
-def _participant_study(study_id: str):
-    """The study a participant token opens (401 without one, 403 for another study's)."""
+def _participant_study(study_id: str, taking_session: bool = False):
+    """The study a participant token opens (401 without one, 403 for another study's); with
+    `taking_session`, 403 `study_closed` or 409 `study_full` when it takes no more sessions."""
     token = presented_key()
     if token is None or not token.startswith(studies.PARTICIPANT_TOKEN_PREFIX):
         raise ApiError(401, "missing_participant_token", "Authentication required",
@@ -128,6 +162,12 @@ def _participant_study(study_id: str):
         if study is None:
             raise ApiError(403, "invalid_participant_token", "Forbidden",
                            "this participant token does not open this study")
+        if taking_session:
+            try:
+                studies.check_open(session, study, services.settings.study_max_sessions)
+            except studies.StudyClosed as exc:
+                status = 409 if exc.code == "study_full" else 403
+                raise ApiError(status, exc.code, "Study takes no sessions", str(exc)) from None
         return study, session.get(Account, study.account_id)
 
 
@@ -142,7 +182,7 @@ def stimulus(study_id: str):
 @bp.post("/v1/studies/<study_id>/sessions")
 def submit_session(study_id: str):
     services = _services()
-    study, account = _participant_study(study_id)
+    study, account = _participant_study(study_id, taking_session=True)
     plan = services.settings.plans[account.plan]
     enforce_rate_limit(services, f"study:{study.id}", plan.requests_per_second, plan.burst)
     if account.subscription_status in DELINQUENT:

@@ -334,10 +334,13 @@ def study_path(study: Any, suffix: str = "") -> str:
     return f"/v1/studies/{study_id}{suffix}"
 
 
-def study_create_spec(name: str, stimulus_duration_ms: float, stimulus: Any) -> RequestSpec:
+def study_create_spec(name: str, stimulus_duration_ms: float, stimulus: Any,
+                      max_sessions: Optional[int] = None) -> RequestSpec:
     # A study holds a one-time participant token, so like a key it is not replayed: retried only
     # when the server surely did nothing.
-    fields = {"name": name, "stimulus_duration_ms": stimulus_duration_ms}
+    fields: Dict[str, Any] = {"name": name, "stimulus_duration_ms": stimulus_duration_ms}
+    if max_sessions is not None:
+        fields["max_sessions"] = max_sessions
     if stimulus is None:
         return RequestSpec("POST", "/v1/studies", json=fields, retry="unprocessed")
     content, filename = media_bytes(stimulus)

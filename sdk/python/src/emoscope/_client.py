@@ -201,13 +201,21 @@ class Studies(_Resource):
     """Audience studies (needs a key with the `admin` scope): create one, share its participant
     page, read the report, delete it with everything it holds."""
 
-    def create(self, name: str, stimulus_duration_ms: float, *, stimulus: Optional[MediaInput] = None) -> Study:
+    def create(self, name: str, stimulus_duration_ms: float, *, stimulus: Optional[MediaInput] = None,
+               max_sessions: Optional[int] = None) -> Study:
         """A new study; its `participant_token` and `participant_path` are shown only in this answer.
-        `stimulus` (a video) is stored and played to participants on their page."""
-        return Study.from_dict(self._client._request(_base.study_create_spec(name, stimulus_duration_ms, stimulus)).json())
+        `stimulus` (a video) is stored and played to participants on their page; past `max_sessions`
+        sessions it refuses more."""
+        spec = _base.study_create_spec(name, stimulus_duration_ms, stimulus, max_sessions)
+        return Study.from_dict(self._client._request(spec).json())
 
     def get(self, study: Union[str, Study]) -> Study:
         return Study.from_dict(self._client._request(RequestSpec("GET", _base.study_path(study))).json())
+
+    def rotate_participant_token(self, study: Union[str, Study]) -> Study:
+        """A new participant token and page; the old ones stop working. The study is billed to this
+        client's key from now on (how a study whose key was revoked takes sessions again)."""
+        return Study.from_dict(self._client._request(RequestSpec("POST", _base.study_path(study, "/participant-token"))).json())
 
     def report(self, study: Union[str, Study], *, bucket_ms: Optional[int] = None) -> StudyReport:
         """Per second (or `bucket_ms`, a multiple of 100) of the stimulus: viewers, emotions with 95%
@@ -406,12 +414,18 @@ class AsyncJobs(_AsyncResource):
 
 
 class AsyncStudies(_AsyncResource):
-    async def create(self, name: str, stimulus_duration_ms: float, *, stimulus: Optional[MediaInput] = None) -> Study:
-        response = await self._client._request(_base.study_create_spec(name, stimulus_duration_ms, stimulus))
+    async def create(self, name: str, stimulus_duration_ms: float, *, stimulus: Optional[MediaInput] = None,
+                     max_sessions: Optional[int] = None) -> Study:
+        response = await self._client._request(_base.study_create_spec(name, stimulus_duration_ms, stimulus,
+                                                                       max_sessions))
         return Study.from_dict(response.json())
 
     async def get(self, study: Union[str, Study]) -> Study:
         return Study.from_dict((await self._client._request(RequestSpec("GET", _base.study_path(study)))).json())
+
+    async def rotate_participant_token(self, study: Union[str, Study]) -> Study:
+        response = await self._client._request(RequestSpec("POST", _base.study_path(study, "/participant-token")))
+        return Study.from_dict(response.json())
 
     async def report(self, study: Union[str, Study], *, bucket_ms: Optional[int] = None) -> StudyReport:
         response = await self._client._request(_base.study_report_spec(study, bucket_ms, False))

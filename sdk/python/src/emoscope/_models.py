@@ -556,16 +556,18 @@ class Study:
     created_at: Optional[datetime]
     #: Sessions by status: processing, succeeded, failed.
     sessions: Dict[str, int]
-    #: Only on the answer that created the study: the participant token and page (/s/<token>).
+    #: Only on the answer that created the study or rotated its token: the participant token and page (/s/<token>).
     participant_token: Optional[str] = field(default=None, repr=False)
     participant_path: Optional[str] = field(default=None, repr=False)
+    #: The owner's cap on sessions (None: only the deployment's).
+    max_sessions: Optional[int] = None
     raw: Dict[str, Any] = field(default_factory=dict, **_RAW)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "Study":
         return cls(data["id"], data["name"], float(data["stimulus_duration_ms"]), bool(data.get("has_stimulus")),
                    _dt(data.get("created_at")), dict(data.get("sessions", {})), data.get("participant_token"),
-                   data.get("participant_path"), raw=dict(data))
+                   data.get("participant_path"), data.get("max_sessions"), raw=dict(data))
 
 
 @dataclass(frozen=True)
