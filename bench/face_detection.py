@@ -458,7 +458,7 @@ def first_face_in_clips(analyzer: Analyzer, names: list[str]) -> None:
                 last_detection = frame.timestamp_ms
                 gray = to_grayscale(frame.pixels)
                 t0 = time.perf_counter()
-                found = analyzer._detect(frame.pixels, gray, options)
+                found = analyzer._detect(frame.pixels, gray, options, analyzer.clip_detectors)
                 if frame0_ms is None:
                     frame0_ms = (time.perf_counter() - t0) * 1000
                 if found:

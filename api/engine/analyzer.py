@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from api.engine import detection, follow, micro
-from api.engine.blazeface import FULL_RANGE, BlazeFace, BlazeFaceClient
+from api.engine.blazeface import FULL_RANGE, PHOTO_TILES, BlazeFace, BlazeFaceClient
 from api.engine.mesh import MESH_MANIFEST_NAME, FaceMesh, head_pose
 from api.engine.emotion import EmotionModel
 from api.config import Limits
@@ -77,7 +77,11 @@ class Analyzer:
         self.emotion_model_name = emotion_model
         self.emotion_model_sha256 = load_manifest()[emotion_model].sha256
         self.detectors = {name: detection.load_detector(name) for name in detection.DEEPFACE_DETECTORS}
-        self.detectors[detection.BLAZEFACE] = BlazeFaceClient(BlazeFace(FULL_RANGE, paths[FULL_RANGE.manifest_name]))
+        blazeface = BlazeFace(FULL_RANGE, paths[FULL_RANGE.manifest_name])
+        self.detectors[detection.BLAZEFACE] = BlazeFaceClient(blazeface, PHOTO_TILES)
+        # Clip frames: the whole picture only. Webcam faces are large, the detector runs several times
+        # a second, and a face it misses once is followed from the last detection.
+        self.clip_detectors = {**self.detectors, detection.BLAZEFACE: BlazeFaceClient(blazeface)}
         self.mesh = FaceMesh(paths[MESH_MANIFEST_NAME])
         # DeepFace's dlib client already holds the 5-point model (the same verified file); reuse it.
         self.landmarks = detection.LandmarkPredictor(self.detectors["dlib"].model["sp"])
@@ -161,7 +165,7 @@ class Analyzer:
                         crops.append(crop)
             if faces is None:
                 gray = None if options.detector == detection.SKIP else to_grayscale(pixels)
-                found = self._detect(pixels, gray, options)
+                found = self._detect(pixels, gray, options, self.clip_detectors)
                 faces, crops = self._describe_all(pixels, gray, found, options, keep_aligned)
                 if gray is not None:
                     # A face followed until now that the detector did not find: look again next frame.
@@ -178,17 +182,18 @@ class Analyzer:
     def _find_faces(self, pixels: np.ndarray, options: AnalysisOptions,
                     keep_aligned: bool) -> tuple[list[Face], list[np.ndarray]]:
         gray = None if options.detector == detection.SKIP else to_grayscale(pixels)
-        return self._describe_all(pixels, gray, self._detect(pixels, gray, options), options, keep_aligned)
+        return self._describe_all(pixels, gray, self._detect(pixels, gray, options, self.detectors), options,
+                                  keep_aligned)
 
-    def _detect(self, pixels: np.ndarray, gray: np.ndarray | None,
-                options: AnalysisOptions) -> list[tuple[detection.Detection, np.ndarray | None]]:
+    def _detect(self, pixels: np.ndarray, gray: np.ndarray | None, options: AnalysisOptions,
+                detectors: dict) -> list[tuple[detection.Detection, np.ndarray | None]]:
         """Detections to keep (size filter, largest first, capped), each with its 5 landmarks."""
         if options.detector == detection.SKIP:
             h, w = pixels.shape[:2]
             return [(detection.Detection(np.array([0, 0, w, h], np.float32), None), None)]
         # dlib's HOG runs on grey (the same faces, less time); DeepFace's OpenCV client wants BGR.
         image = gray if options.detector == "dlib" else pixels
-        found = detection.detect(self.detectors[options.detector], image, options.min_face_size)
+        found = detection.detect(detectors[options.detector], image, options.min_face_size)
         found = [d for d in found if min(d.box[2], d.box[3]) >= options.min_face_size]
         # Largest faces first: with a cap, the people nearest the camera are kept.
         found.sort(key=lambda d: d.box[2] * d.box[3], reverse=True)

@@ -15,6 +15,12 @@ MIN_INSIDE of its box inside the picture). On the 52 hand-labelled photos (`pyth
 bench/face_detection.py --photos-only`) this finds 59 of 61 faces with no false box, where the
 picture alone gives 56 (7 of 7 in selfie-many-people.jpg, against 4); a plain copy of the edge
 pixels instead of a mirror image finds none of the three more.
+
+Small faces: a photo is also looked at in two overlapping parts along its longer side (each 60% of
+it), each at a higher resolution than the whole. On the benchmark's 120 constructed pictures (real
+faces on real backgrounds, 24-400 px, tilted, cut, dimmed) this raises recall at IoU 0.5 from 59%
+to 78% (faces of 32-64 px: 8% to 65%) for 3 passes of the model instead of 1; the 52 photos stay at
+59 of 61 with no false box. Clip frames get the whole picture only (Analyzer.clip_detectors).
 """
 from __future__ import annotations
 
@@ -29,6 +35,8 @@ from deepface.models.Detector import Detector, FacialAreaRegion
 BLEND_IOU = 0.3
 EDGE_PAD = 0.15
 MIN_INSIDE = 0.3
+# Photos: two parts along the longer side, each 60% of it, besides the whole picture.
+PHOTO_TILES, TILE_FRACTION = 2, 0.6
 # The six points each detection carries, in the model's order (the subject's right and left).
 KEYPOINTS = ("right_eye", "left_eye", "nose_tip", "mouth_centre", "right_ear_tragion", "left_ear_tragion")
 
@@ -121,27 +129,46 @@ class BlazeFace:
                                    classifiers["index"])
         return interpreter, self._local.indices
 
-    def __call__(self, rgb: np.ndarray) -> list[FaceCandidate]:
-        """Faces in an RGB picture (H, W, 3) uint8, boxes in its pixels (they may cross its edges)."""
+    def __call__(self, rgb: np.ndarray, tiles: int = 0) -> list[FaceCandidate]:
+        """Faces in an RGB picture (H, W, 3) uint8, boxes in its pixels (they may cross its edges).
+
+        `tiles` > 0 also looks at that many overlapping parts along the longer side, each seen at a
+        higher resolution than the whole, for faces too small to show in the whole picture's pass.
+        """
         height, width = rgb.shape[:2]
         margin = min(int(round(EDGE_PAD * max(height, width))), height - 1, width - 1)
         mirrored = cv2.copyMakeBorder(rgb, margin, margin, margin, margin, cv2.BORDER_REFLECT_101)
-        found = []
-        for face in self._detect(mirrored):
-            box = face.box - np.array([margin, margin, 0, 0], np.float32)
-            inside_w = min(width, box[0] + box[2]) - max(0.0, box[0])
-            inside_h = min(height, box[1] + box[3]) - max(0.0, box[1])
-            if min(inside_w, inside_h) > 0 and inside_w * inside_h >= MIN_INSIDE * box[2] * box[3]:
-                found.append(FaceCandidate(box, face.keypoints - margin, face.score))
-        return found
+        passes = [(mirrored, -margin, -margin)]
+        if tiles > 0:
+            horizontal = width >= height
+            length = int((width if horizontal else height) * TILE_FRACTION)
+            for start in np.linspace(0, (width if horizontal else height) - length, tiles).astype(int):
+                passes.append((rgb[:, start:start + length], start, 0) if horizontal
+                              else (rgb[start:start + length], 0, start))
+        corners, keypoints, scores = [], [], []
+        for part, x, y in passes:
+            part_corners, part_keypoints, part_scores = self._candidates(np.ascontiguousarray(part))
+            corners.append(part_corners + np.array([x, y, x, y], np.float32))
+            keypoints.append(part_keypoints + np.array([x, y], np.float32))
+            scores.append(part_scores)
+        corners, keypoints, scores = np.concatenate(corners), np.concatenate(keypoints), np.concatenate(scores)
+        inside_w = np.minimum(width, corners[:, 2]) - np.maximum(0.0, corners[:, 0])
+        inside_h = np.minimum(height, corners[:, 3]) - np.maximum(0.0, corners[:, 1])
+        area = (corners[:, 2] - corners[:, 0]) * (corners[:, 3] - corners[:, 1])
+        # A face seen only in the mirrored margin is the reflection of one inside: dropped.
+        seen = (inside_w > 0) & (inside_h > 0) & (inside_w * inside_h >= MIN_INSIDE * area)
+        return [FaceCandidate(np.array([c[0], c[1], c[2] - c[0], c[3] - c[1]], np.float32), points.astype(np.float32),
+                              score)
+                for c, points, score in blend(corners[seen], keypoints[seen], scores[seen])]
 
-    def _detect(self, rgb: np.ndarray) -> list[FaceCandidate]:
-        """One pass of the model over the whole picture, letterboxed: centred on a square, so faces keep their shape."""
+    def _candidates(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One pass of the model, the picture letterboxed (centred on a square, so faces keep their
+        shape): corners (n, 4), keypoints (n, 6, 2) in the picture's pixels, and scores (n,)."""
         height, width = rgb.shape[:2]
         side = max(height, width)
-        pad_x, pad_y = (side - width) / 2, (side - height) / 2
-        square = cv2.copyMakeBorder(rgb, int(pad_y), side - height - int(pad_y), int(pad_x),
-                                    side - width - int(pad_x), cv2.BORDER_CONSTANT, value=0)
+        pad_x, pad_y = (side - width) // 2, (side - height) // 2
+        square = cv2.copyMakeBorder(rgb, pad_y, side - height - pad_y, pad_x, side - width - pad_x,
+                                    cv2.BORDER_CONSTANT, value=0)
         size = self.spec.input_side
         interpolation = cv2.INTER_AREA if side > size else cv2.INTER_LINEAR
         tensor = cv2.resize(square, (size, size), interpolation=interpolation).astype(np.float32)
@@ -153,33 +180,26 @@ class BlazeFace:
         # The sigmoid of the raw logits, written with tanh so that no logit overflows.
         scores = 0.5 + 0.5 * np.tanh(interpreter.get_tensor(classifiers_index)[0, :, 0] / 2)
         keep = scores >= self.min_score
-        if not keep.any():
-            return []
-        raw, scores, anchors = raw[keep] / size, scores[keep], self._anchors[keep]
+        raw, scores, anchors = raw[keep] / size, scores[keep].astype(np.float32), self._anchors[keep]
         centres = anchors + raw[:, 0:2]
         half = raw[:, 2:4] / 2
-        corners = np.concatenate([centres - half, centres + half], axis=1)
-        keypoints = anchors[:, None, :] + raw[:, 4:16].reshape(-1, 6, 2)
-        offset = np.array([int(pad_x), int(pad_y)], np.float32)
-        candidates = []
-        for corner, points, score in blend(corners, keypoints, scores):
-            corner = corner * side - np.tile(offset, 2)
-            box = np.array([corner[0], corner[1], corner[2] - corner[0], corner[3] - corner[1]], np.float32)
-            candidates.append(FaceCandidate(box, (points * side - offset).astype(np.float32), score))
-        return candidates
+        offset = np.array([pad_x, pad_y], np.float32)
+        corners = np.concatenate([centres - half, centres + half], axis=1) * side - np.tile(offset, 2)
+        keypoints = (anchors[:, None, :] + raw[:, 4:16].reshape(-1, 6, 2)) * side - offset
+        return corners.astype(np.float32), keypoints.astype(np.float32), scores
 
 
 class BlazeFaceClient(Detector):
     """DeepFace's detector interface (`detect_faces` on a BGR picture) over one BlazeFace model, so
     that the service's detection path and DeepFace's `extract_faces` contract stay the same."""
 
-    def __init__(self, model: BlazeFace) -> None:
-        self.model = model
+    def __init__(self, model: BlazeFace, tiles: int = 0) -> None:
+        self.model, self.tiles = model, tiles
 
     def detect_faces(self, img: np.ndarray) -> list[FacialAreaRegion]:
         rgb = cv2.cvtColor(img, cv2.COLOR_GRAY2RGB if img.ndim == 2 else cv2.COLOR_BGR2RGB)
         regions = []
-        for face in self.model(rgb):
+        for face in self.model(rgb, self.tiles):
             x, y, w, h = face.box
             points = {name: tuple(int(round(v)) for v in point) for name, point in zip(KEYPOINTS, face.keypoints)}
             # DeepFace names eyes from the subject's point of view, as BlazeFace does.
