@@ -64,7 +64,7 @@ def create_app(settings: Settings | None = None, analyzer: Analyzer | None = Non
         response.headers.update(g.get("rate_limit_headers", {}))
         return response
 
-    install_metrics(app)
+    install_metrics(app, settings.metrics_token)
     register_error_handlers(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(analyze.bp)

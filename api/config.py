@@ -93,6 +93,8 @@ class Settings:
     session_secret: str | None = None
     # The console cookie is Secure (https only) unless plain-http loopback is configured (`make run`, tests).
     cookie_secure: bool = True
+    # Bearer token a Prometheus scraper sends to /metrics; unset: only direct loopback requests may scrape.
+    metrics_token: str | None = None
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -117,4 +119,5 @@ class Settings:
             webhook_allow_loopback=os.environ.get("EMOSCOPE_WEBHOOK_ALLOW_LOOPBACK", "").lower() == "true",
             session_secret=os.environ.get("EMOSCOPE_SESSION_SECRET") or None,
             cookie_secure=os.environ.get("EMOSCOPE_COOKIE_SECURE", "true").lower() != "false",
+            metrics_token=os.environ.get("EMOSCOPE_METRICS_TOKEN") or None,
         )
