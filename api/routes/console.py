@@ -249,7 +249,6 @@ def create_study():
     fields = load(StudyCreateSchema(), {"name": request.form.get("name", ""),
                                         "stimulus_duration_ms": _milliseconds(request.form.get("duration_s", ""))})
     stimulus = video_upload("stimulus", required=False)
-    content_type = request.files["stimulus"].mimetype if stimulus is not None else None
     if not websecurity.first_submission():
         return _message(409, "This study was already created",
                         "The form was sent before (a reload or a second click). The study was created the first time, "
@@ -258,8 +257,7 @@ def create_study():
     with services.db.session.begin() as db_session:
         key = _active_key(db_session, request.form.get("api_key_id", type=int))
         study, token = studies.create(db_session, services.jobs.storage, g.account.id, key.id, fields["name"],
-                                      fields["stimulus_duration_ms"], stimulus, content_type,
-                                      services.settings.api_key_pepper)
+                                      fields["stimulus_duration_ms"], stimulus, services.settings.api_key_pepper)
         study_id = study.id
     # Rendered here rather than redirected to: the participant link exists only in this response.
     return _study_page(study_id, participant_url=url_for("participant.page", token=token, _external=True)), 201
