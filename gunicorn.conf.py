@@ -21,6 +21,8 @@ keepalive = 5
 # Clients get our problem+json errors, not gunicorn's, for oversized headers.
 limit_request_field_size = 16384
 accesslog = "-"
+# Participant tokens and receipts are in paths; this logger writes them as [redacted].
+logger_class = "api.accesslog.RedactingLogger"
 
 # Metrics from every worker are written here and summed at scrape time (prometheus-client's
 # multiprocess mode); a worker's files are retired when it exits.

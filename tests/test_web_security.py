@@ -3,10 +3,13 @@ from __future__ import annotations
 
 import io
 import socket
+from datetime import timedelta
 
 import pytest
+from sqlalchemy import select
 
 from api import webhooks
+from api.db import ApiRequest, Study
 from tests.conftest import FACES, sign_up
 from tests.samples import reencode
 from tests.webhook_listener import WebhookListener
@@ -89,3 +92,99 @@ def test_a_webhook_is_sent_to_the_address_that_was_checked(monkeypatch):
         assert headers["host"] == f"hook.test:{port}"
     finally:
         listener.close()
+
+
+# Item 6: a "video" is stored with the type its bytes show, and served so that no browser runs it as a page.
+HTML_POLYGLOT = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00<html><script src=/x.js></script></html>"
+
+
+def assert_served_inert(response, mimetype: str):
+    assert response.status_code == 200 and response.mimetype == mimetype
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["Content-Disposition"].startswith("attachment")
+    assert response.headers["Content-Security-Policy"].startswith("sandbox")
+
+
+def test_a_stimulus_is_served_with_its_sniffed_type_never_the_declared_one(app_factory):
+    app = app_factory()
+    client = app.test_client()
+    secret = sign_up(client)["api_key"]["secret"]
+    created = client.post("/v1/studies", headers={"Authorization": f"Bearer {secret}"}, data={
+        "name": "Polyglot", "stimulus_duration_ms": "2000", "stimulus": (io.BytesIO(HTML_POLYGLOT), "a.html", "text/html")})
+    assert created.status_code == 201, created.get_data(as_text=True)
+    study = created.json
+    served = client.get(f"/v1/studies/{study['id']}/stimulus",
+                        headers={"Authorization": f"Bearer {study['participant_token']}"})
+    assert_served_inert(served, "video/mp4")
+    # A row stored before this fix keeps its client-declared type: it is not served as such either.
+    with app.extensions["emoscope"].db.session.begin() as session:
+        session.get(Study, study["id"]).stimulus_content_type = "text/html"
+    served = client.get(f"/v1/studies/{study['id']}/stimulus",
+                        headers={"Authorization": f"Bearer {study['participant_token']}"})
+    assert_served_inert(served, "application/octet-stream")
+
+
+def test_the_console_serves_a_stimulus_inert_too(app_factory):
+    from tests.test_console import sign_in
+
+    client = app_factory().test_client()
+    secret = sign_up(client)["api_key"]["secret"]
+    study = client.post("/v1/studies", headers={"Authorization": f"Bearer {secret}"}, data={
+        "name": "Polyglot", "stimulus_duration_ms": "2000",
+        "stimulus": (io.BytesIO(HTML_POLYGLOT), "a.html", "text/html")}).json
+    assert sign_in(client).status_code == 303
+    assert_served_inert(client.get(f"/console/studies/{study['id']}/stimulus"), "video/mp4")
+
+
+# Item 12: participant tokens and receipts are capabilities: not in the access log, not in stored replays.
+def test_the_access_log_redacts_participant_tokens_and_receipts():
+    from gunicorn.config import Config
+
+    from api.accesslog import RedactingLogger
+
+    config = Config()
+    config.set("accesslog", "-")
+    logger = RedactingLogger(config)
+    for path in ("/s/pt_secret-token", "/v1/studies/study_1/sessions/rcpt_secret-receipt"):
+        environ = {"REQUEST_METHOD": "GET", "RAW_URI": path + "?x=1", "PATH_INFO": path, "SERVER_PROTOCOL": "HTTP/1.1",
+                   "HTTP_REFERER": f"https://emoscope.example{path}"}
+        response = type("Response", (), {"status": "200 OK", "headers": [], "sent": 10})()
+        atoms = logger.atoms(response, [], environ, timedelta(milliseconds=5))
+        logged = " ".join(str(atoms[a]) for a in ("U", "r", "f"))
+        assert "secret" not in logged and "[redacted]" in atoms["U"]
+    assert logger.atoms(response, [], {**environ, "PATH_INFO": "/v1/studies/study_1"},
+                        timedelta(0))["U"] == "/v1/studies/study_1"
+
+
+def test_gunicorn_logs_access_through_the_redacting_logger(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from api.config import REPO_ROOT
+
+    # In a child: reading gunicorn.conf.py switches prometheus-client to multiprocess mode.
+    read = subprocess.run([sys.executable, "-c", "import runpy; print(runpy.run_path('gunicorn.conf.py')['logger_class'])"],
+                          cwd=REPO_ROOT, env={**os.environ, "EMOSCOPE_STATE_DIR": str(tmp_path)},
+                          capture_output=True, text=True, check=True)
+    assert read.stdout.strip() == "api.accesslog.RedactingLogger"
+
+
+def test_a_stored_session_replay_keeps_no_receipt_and_a_replay_gets_a_working_one(app_factory):
+    from tests.test_studies import CLIP, create_study, submit_session
+
+    app = app_factory()
+    client = app.test_client()
+    secret = sign_up(client)["api_key"]["secret"]
+    study = create_study(client, secret).json
+    first = submit_session(client, study, headers={"Idempotency-Key": "viewer-1"})
+    assert first.status_code == 202 and first.json["receipt"].startswith("rcpt_")
+    with app.extensions["emoscope"].db.session.begin() as session:
+        stored = [r.response_body for r in session.scalars(select(ApiRequest)) if r.response_body]
+    assert stored and not any("rcpt_" in body for body in stored)
+    replay = submit_session(client, study, data=CLIP, headers={"Idempotency-Key": "viewer-1"})
+    assert replay.status_code == 202 and replay.headers["Idempotent-Replayed"] == "true"
+    assert replay.json["id"] == first.json["id"] and replay.json["receipt"].startswith("rcpt_")
+    # The receipt given at the replay replaces the first (which the client may never have received).
+    assert client.delete(f"/v1/studies/{study['id']}/sessions/{first.json['receipt']}").status_code == 404
+    assert client.delete(f"/v1/studies/{study['id']}/sessions/{replay.json['receipt']}").status_code == 204
