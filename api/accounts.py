@@ -20,6 +20,18 @@ class EmailTaken(Exception):
     pass
 
 
+class KeyLimitReached(Exception):
+    pass
+
+
+def create_key(session: Session, account: Account, pepper: str, name: str, scopes: tuple[str, ...],
+               max_keys: int) -> tuple[ApiKey, str]:
+    """A new key (returned secret, shown once), unless the account holds `max_keys` active keys."""
+    if repository.count_active_keys(session, account.id) >= max_keys:
+        raise KeyLimitReached(max_keys)
+    return repository.create_api_key(session, account, pepper, name, scopes)
+
+
 def sign_up(session: Session, email: str, password: str, account_name: str, pepper: str) -> tuple[Account, ApiKey, str]:
     """New account with its owner and a first admin key (returned secret, shown once)."""
     email = email.strip().lower()
@@ -45,9 +57,6 @@ def verify_owner(session: Session, email: str, password: str) -> Owner | None:
     return owner if passwords.verify_password(password, owner.password_hash) else None
 
 
-def sign_in(session: Session, email: str, password: str, key_name: str, pepper: str) -> tuple[ApiKey, str] | None:
-    """A new admin key for the owner, or None when email or password is wrong (indistinguishably)."""
-    owner = verify_owner(session, email, password)
-    if owner is None:
-        return None
-    return repository.create_api_key(session, session.get(Account, owner.account_id), pepper, key_name, OWNER_SCOPES)
+def sign_in(session: Session, owner: Owner, key_name: str, pepper: str, max_keys: int) -> tuple[ApiKey, str]:
+    """A new admin key for an owner whose password was verified."""
+    return create_key(session, session.get(Account, owner.account_id), pepper, key_name, OWNER_SCOPES, max_keys)

@@ -7,6 +7,7 @@ import uuid
 from dataclasses import dataclass
 
 from flask import Flask, g, request
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from api import websecurity
 from api.billing import Billing
@@ -43,6 +44,9 @@ def create_app(settings: Settings | None = None, analyzer: Analyzer | None = Non
     settings = settings or Settings.from_env()
     configure_logging(os.environ.get("EMOSCOPE_LOG_LEVEL", "INFO"))
     app = Flask(__name__)
+    if settings.trusted_proxy_hops:
+        # The client's address (rate limits) and scheme (links) as the configured proxies saw them.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxy_hops, x_proto=settings.trusted_proxy_hops)
     app.json.sort_keys = False  # keep request_id, media, faces in the documented order
     app.config["MAX_CONTENT_LENGTH"] = int(settings.limits.max_upload_bytes * BASE64_OVERHEAD) + 64 * 1024
     analyzer = analyzer or make_analyzer(settings)

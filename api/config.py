@@ -95,6 +95,12 @@ class Settings:
     cookie_secure: bool = True
     # Bearer token a Prometheus scraper sends to /metrics; unset: only direct loopback requests may scrape.
     metrics_token: str | None = None
+    # Proxies in front that append to X-Forwarded-For (1 behind the ALB or nginx); 0 trusts no header,
+    # since a client can write any address into it.
+    trusted_proxy_hops: int = 0
+    # Active (unrevoked, unexpired) keys one account may hold: rate limits are per account, and keys
+    # are credentials to audit and rotate.
+    max_keys_per_account: int = 50
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -120,4 +126,6 @@ class Settings:
             session_secret=os.environ.get("EMOSCOPE_SESSION_SECRET") or None,
             cookie_secure=os.environ.get("EMOSCOPE_COOKIE_SECURE", "true").lower() != "false",
             metrics_token=os.environ.get("EMOSCOPE_METRICS_TOKEN") or None,
+            trusted_proxy_hops=_env_int("EMOSCOPE_TRUSTED_PROXY_HOPS", 0),
+            max_keys_per_account=_env_int("EMOSCOPE_MAX_KEYS_PER_ACCOUNT", 50),
         )

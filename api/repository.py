@@ -60,6 +60,11 @@ def owner_by_email(session: Session, email: str) -> Owner | None:
     return session.scalars(select(Owner).where(Owner.email == email)).first()
 
 
+def count_active_keys(session: Session, account_id: int) -> int:
+    return session.scalar(select(func.count()).select_from(ApiKey).where(ApiKey.account_id == account_id,
+                                                                         ApiKey.revoked_at.is_(None)))
+
+
 def list_api_keys(session: Session, account_id: int) -> list[ApiKey]:
     return list(session.scalars(select(ApiKey).where(ApiKey.account_id == account_id).order_by(ApiKey.id)))
 

@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from api import webhooks
 from api.db import ApiRequest, Study
+from api.metering import Plan
 from tests.conftest import FACES, sign_up
 from tests.samples import reencode
 from tests.webhook_listener import WebhookListener
@@ -188,3 +189,88 @@ def test_a_stored_session_replay_keeps_no_receipt_and_a_replay_gets_a_working_on
     # The receipt given at the replay replaces the first (which the client may never have received).
     assert client.delete(f"/v1/studies/{study['id']}/sessions/{first.json['receipt']}").status_code == 404
     assert client.delete(f"/v1/studies/{study['id']}/sessions/{replay.json['receipt']}").status_code == 204
+
+
+# Item 7: rate limits keyed by the real client, by purpose, by email and by account.
+PASSWORD = "correct horse battery"  # what tests.conftest.sign_up uses
+
+
+def signin(client, password: str = PASSWORD, email: str = "owner@example.com", address: str | None = None):
+    headers = {"X-Forwarded-For": address} if address else {}
+    return client.post("/v1/signin", json={"email": email, "password": password}, headers=headers)
+
+
+def test_forwarded_addresses_count_only_behind_a_configured_proxy(app_factory, monkeypatch):
+    monkeypatch.setattr("api.routes.account.CREDENTIAL_RATE", 0.001)  # no refill while the test runs
+    behind_proxy = app_factory(trusted_proxy_hops=1).test_client()
+    sign_up(behind_proxy)
+    for _ in range(5):
+        signin(behind_proxy, "a wrong guess", address="198.51.100.7")
+    assert signin(behind_proxy, "a wrong guess", address="198.51.100.7").status_code == 429
+    # The attacker's exhausted bucket is not the owner's: the proxy tells them apart.
+    assert signin(behind_proxy, address="203.0.113.20").status_code == 201
+
+    direct = app_factory().test_client()  # no proxy configured: the header is anyone's to forge
+    sign_up(direct)
+    statuses = [signin(direct, "a wrong guess", address=f"198.51.100.{i}").status_code for i in range(5)]
+    assert statuses[-1] == 429
+
+
+def test_receipt_withdrawals_do_not_spend_the_sign_in_budget(app_factory, monkeypatch):
+    monkeypatch.setattr("api.routes.account.CREDENTIAL_RATE", 0.001)
+    client = app_factory().test_client()
+    sign_up(client)  # one of the address's 5 credential attempts
+    for i in range(10):
+        client.delete(f"/v1/studies/study_x/sessions/rcpt_guess{i}")
+    assert signin(client).status_code == 201
+
+
+def test_repeated_failed_sign_ins_lock_the_email_from_every_address(app_factory):
+    client = app_factory(trusted_proxy_hops=1).test_client()
+    sign_up(client)
+    statuses = [signin(client, "a wrong guess", address=f"198.51.100.{i}").status_code for i in range(12)]
+    assert statuses[:10] == [401] * 10 and statuses[10] == 429
+    locked = signin(client, address="203.0.113.20")  # even the right password, for now
+    assert locked.status_code == 429 and locked.json["code"] == "sign_in_locked" and "Retry-After" in locked.headers
+    # Another email is not locked.
+    sign_up(client, email="other@example.com")
+    assert signin(client, email="other@example.com", address="203.0.113.21").status_code == 201
+
+
+def test_the_plan_rate_limit_is_per_account_however_many_keys(app_factory):
+    from tests.test_accounts import analyze
+
+    plans = {"free": Plan("free", 1000, 0.001, 2), "paid": Plan("paid", None, 0.001, 2)}
+    client = app_factory(plans=plans).test_client()
+    admin = sign_up(client)["api_key"]["secret"]
+    more = [client.post("/v1/keys", headers={"Authorization": f"Bearer {admin}"}, json={"name": f"k{i}"}).json["secret"]
+            for i in range(3)]
+    statuses = [analyze(client, secret).status_code for secret in [admin, *more]]
+    assert statuses == [200, 200, 429, 429]
+
+
+def test_an_account_holds_a_bounded_number_of_active_keys(app_factory):
+    client = app_factory(max_keys_per_account=3).test_client()
+    admin = {"Authorization": f"Bearer {sign_up(client)['api_key']['secret']}"}
+    created = [client.post("/v1/keys", headers=admin, json={"name": f"k{i}"}) for i in range(3)]
+    assert [r.status_code for r in created] == [201, 201, 409]
+    assert created[2].json["code"] == "key_limit_reached"
+    assert client.delete(f"/v1/keys/{created[0].json['id']}", headers=admin).status_code == 204
+    assert client.post("/v1/keys", headers=admin, json={"name": "after a revocation"}).status_code == 201
+
+
+@pytest.mark.parametrize("limiter", ["memory", "redis"])
+def test_a_bucket_can_be_looked_at_without_taking(limiter):
+    import os
+    import uuid
+
+    from api.ratelimit import MemoryRateLimiter, RedisRateLimiter
+
+    if limiter == "redis":
+        limiter = RedisRateLimiter(os.environ.get("EMOSCOPE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15"))
+    else:
+        limiter = MemoryRateLimiter()
+    bucket = f"failed-sign-ins:{uuid.uuid4().hex}"
+    assert [limiter.hit(bucket, 0.001, 2, take=False).allowed for _ in range(5)] == [True] * 5
+    assert [limiter.hit(bucket, 0.001, 2).allowed for _ in range(3)] == [True, True, False]
+    assert limiter.hit(bucket, 0.001, 2, take=False).allowed is False

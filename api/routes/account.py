@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 
 from flask import Blueprint, current_app, g, jsonify, request
 
 from api import accounts, erasure, metering, repository
 from api.auth import enforce_rate_limit, require_api_key
-from api.db import ApiKey, utcnow
+from api.db import ApiKey, Owner, utcnow
 from api.errors import ApiError
 from api.routes.parsing import json_object, load
 from api.schemas import KeyCreateSchema, SignInSchema, SignUpSchema, UsageQuerySchema
@@ -16,6 +17,10 @@ bp = Blueprint("account", __name__)
 
 # Per client address, against sign-up spam and password guessing.
 CREDENTIAL_RATE, CREDENTIAL_BURST = 0.2, 5
+# Per email, counting failures only, from any address: ten wrong passwords lock the email, then one
+# more guess every 90 s. An attacker can keep an owner locked out of signing in this way (not out
+# of the keys or console sessions the owner has); with many addresses they would otherwise guess freely.
+FAILED_SIGN_IN_RATE, FAILED_SIGN_IN_BURST = 1 / 90, 10
 
 
 def key_json(key: ApiKey, secret: str | None = None) -> dict:
@@ -39,7 +44,28 @@ def _services():
 
 def credentials_guard() -> None:
     """Shared by every door that takes a password (the API and the console): one budget per address."""
-    enforce_rate_limit(_services(), f"ip:{request.remote_addr}", CREDENTIAL_RATE, CREDENTIAL_BURST)
+    enforce_rate_limit(_services(), f"credentials:ip:{request.remote_addr}", CREDENTIAL_RATE, CREDENTIAL_BURST)
+
+
+def check_password(session, email: str, password: str) -> Owner | None:
+    """`accounts.verify_owner` behind the address's budget and the email's lock-out (API and console)."""
+    credentials_guard()
+    limiter = _services().rate_limiter
+    bucket = f"failed-sign-ins:{hashlib.sha256(email.strip().lower().encode()).hexdigest()}"
+    state = limiter.hit(bucket, FAILED_SIGN_IN_RATE, FAILED_SIGN_IN_BURST, take=False)
+    if not state.allowed:
+        raise ApiError(429, "sign_in_locked", "Sign-in locked",
+                       f"too many failed sign-ins for this email; retry after {state.retry_after_s} s",
+                       headers={"Retry-After": str(state.retry_after_s)})
+    owner = accounts.verify_owner(session, email, password)
+    if owner is None:
+        limiter.hit(bucket, FAILED_SIGN_IN_RATE, FAILED_SIGN_IN_BURST)
+    return owner
+
+
+def key_limit_problem(exc: accounts.KeyLimitReached) -> ApiError:
+    return ApiError(409, "key_limit_reached", "Too many keys",
+                    f"an account holds at most {exc.args[0]} active keys; revoke one first")
 
 
 @bp.post("/v1/signup")
@@ -61,14 +87,17 @@ def sign_up():
 
 @bp.post("/v1/signin")
 def sign_in():
-    credentials_guard()
     fields = load(SignInSchema(), json_object())
     services = _services()
     with services.db.session.begin() as session:
-        issued = accounts.sign_in(session, fields["email"], fields["password"], fields["key_name"],
-                                  services.settings.api_key_pepper)
-        if issued is None:
+        owner = check_password(session, fields["email"], fields["password"])
+        if owner is None:
             raise ApiError(401, "invalid_credentials", "Sign-in failed", "wrong email or password")
+        try:
+            issued = accounts.sign_in(session, owner, fields["key_name"], services.settings.api_key_pepper,
+                                      services.settings.max_keys_per_account)
+        except accounts.KeyLimitReached as exc:
+            raise key_limit_problem(exc) from exc
         return jsonify({"api_key": key_json(*issued)}), 201
 
 
@@ -85,8 +114,12 @@ def create_key():
     fields = load(KeyCreateSchema(), json_object())
     services = _services()
     with services.db.session.begin() as session:
-        key, secret = repository.create_api_key(session, g.account, services.settings.api_key_pepper,
-                                                fields["name"], tuple(dict.fromkeys(fields["scopes"])))
+        try:
+            key, secret = accounts.create_key(session, g.account, services.settings.api_key_pepper, fields["name"],
+                                              tuple(dict.fromkeys(fields["scopes"])),
+                                              services.settings.max_keys_per_account)
+        except accounts.KeyLimitReached as exc:
+            raise key_limit_problem(exc) from exc
         return jsonify(key_json(key, secret)), 201
 
 

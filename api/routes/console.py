@@ -19,7 +19,7 @@ from api.db import Account, Owner, utcnow
 from api.engine import media
 from api.engine.preprocess import EMOTIONS
 from api.errors import MEDIA_STATUS, ApiError
-from api.routes.account import credentials_guard
+from api.routes.account import check_password, key_limit_problem
 from api.billing import has_live_subscription
 from api.routes.billing import configured_billing, stripe_unavailable, subscribe_account
 from api.routes.parsing import load
@@ -89,10 +89,9 @@ def sign_in_form():
 
 @bp.post("/signin")
 def sign_in():
-    credentials_guard()
     email, password = request.form.get("email", ""), request.form.get("password", "")
     with _services().db.session.begin() as db_session:
-        owner = accounts.verify_owner(db_session, email, password)
+        owner = check_password(db_session, email, password)
     if owner is None:
         return render_template("console/signin.html", email=email, error="Wrong email or password."), 401
     websecurity.start_session(owner_id=owner.id, account_id=owner.account_id)
@@ -130,8 +129,12 @@ def create_key():
                         "and its secret was shown only then: if it was not copied, revoke that key and create another.")
     services = _services()
     with services.db.session.begin() as db_session:
-        key, secret = repository.create_api_key(db_session, g.account, services.settings.api_key_pepper,
-                                                fields["name"], tuple(dict.fromkeys(fields["scopes"])))
+        try:
+            key, secret = accounts.create_key(db_session, g.account, services.settings.api_key_pepper, fields["name"],
+                                              tuple(dict.fromkeys(fields["scopes"])),
+                                              services.settings.max_keys_per_account)
+        except accounts.KeyLimitReached as exc:
+            raise key_limit_problem(exc) from exc
     # Rendered here rather than redirected to: the secret exists only in this response.
     return _dashboard(new_key=key, new_secret=secret), 201
 

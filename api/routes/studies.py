@@ -182,7 +182,7 @@ def submit_session(study_id: str):
 def delete_session(study_id: str, receipt: str):
     """The receipt is the participant's only credential: it deletes that session and nothing else."""
     services = _services()
-    enforce_rate_limit(services, f"ip:{request.remote_addr}", RECEIPT_RATE, RECEIPT_BURST)
+    enforce_rate_limit(services, f"receipts:ip:{request.remote_addr}", RECEIPT_RATE, RECEIPT_BURST)
     with services.db.session.begin() as session:
         stale = studies.delete_session(session, study_id, receipt, services.settings.api_key_pepper)
     if stale is None:
