@@ -274,3 +274,18 @@ def test_a_bucket_can_be_looked_at_without_taking(limiter):
     assert [limiter.hit(bucket, 0.001, 2, take=False).allowed for _ in range(5)] == [True] * 5
     assert [limiter.hit(bucket, 0.001, 2).allowed for _ in range(3)] == [True, True, False]
     assert limiter.hit(bucket, 0.001, 2, take=False).allowed is False
+
+
+# Item 16: passwords worth the name, a way to change and reset them, and no admin key per sign-in.
+@pytest.mark.parametrize("password", [" " * 10, "  abc  \t  ", "aaaaaaaaaaaa", "ababababab", "1234567890",
+                                      "qwertyuiop", "Password123!", "iloveyou2026", "Dragon!!!!!!"])
+def test_weak_passwords_are_refused_at_sign_up(app_factory, password):
+    response = app_factory().test_client().post("/v1/signup", json={"email": "weak@example.com", "password": password, "account_name": "W"})
+    assert response.status_code == 400 and "password" in response.json["errors"]
+
+
+def test_a_long_uncommon_password_is_accepted():
+    from api import passwords
+
+    passwords.check_strength("correct horse battery")  # raises when weak
+    passwords.check_strength("ein langes Passwort")
