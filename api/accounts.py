@@ -6,12 +6,14 @@ every request by every worker. The password is only for a person to obtain such 
 """
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from api import passwords, repository
 from api.jobs import new_webhook_secret
-from api.db import Account, ApiKey, Owner
+from api.db import Account, ApiKey, Owner, utcnow
 
 OWNER_SCOPES = ("analyze", "admin")
 
@@ -25,11 +27,11 @@ class KeyLimitReached(Exception):
 
 
 def create_key(session: Session, account: Account, pepper: str, name: str, scopes: tuple[str, ...],
-               max_keys: int) -> tuple[ApiKey, str]:
+               max_keys: int, expires_at: datetime | None = None) -> tuple[ApiKey, str]:
     """A new key (returned secret, shown once), unless the account holds `max_keys` active keys."""
     if repository.count_active_keys(session, account.id) >= max_keys:
         raise KeyLimitReached(max_keys)
-    return repository.create_api_key(session, account, pepper, name, scopes)
+    return repository.create_api_key(session, account, pepper, name, scopes, expires_at)
 
 
 def sign_up(session: Session, email: str, password: str, account_name: str, pepper: str) -> tuple[Account, ApiKey, str]:
@@ -57,6 +59,11 @@ def verify_owner(session: Session, email: str, password: str) -> Owner | None:
     return owner if passwords.verify_password(password, owner.password_hash) else None
 
 
-def sign_in(session: Session, owner: Owner, key_name: str, pepper: str, max_keys: int) -> tuple[ApiKey, str]:
-    """A new admin key for an owner whose password was verified."""
-    return create_key(session, session.get(Account, owner.account_id), pepper, key_name, OWNER_SCOPES, max_keys)
+def sign_in(session: Session, owner: Owner, key_name: str, pepper: str, max_keys: int,
+            lifetime: timedelta) -> tuple[ApiKey, str]:
+    """A short-lived admin key for an owner whose password was verified. It replaces the key an
+    earlier sign-in issued under the same name, so signing in again and again does not pile up
+    admin keys (each one a credential that outlives the need for it)."""
+    repository.revoke_expiring_keys(session, owner.account_id, key_name)
+    return create_key(session, session.get(Account, owner.account_id), pepper, key_name, OWNER_SCOPES, max_keys,
+                      expires_at=utcnow() + lifetime)

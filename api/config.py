@@ -101,6 +101,8 @@ class Settings:
     # Active (unrevoked, unexpired) keys one account may hold: rate limits are per account, and keys
     # are credentials to audit and rotate.
     max_keys_per_account: int = 50
+    # How long a key issued by sign-in works (a key meant to last is created with POST /v1/keys).
+    sign_in_key_hours: float = 24.0
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -128,4 +130,5 @@ class Settings:
             metrics_token=os.environ.get("EMOSCOPE_METRICS_TOKEN") or None,
             trusted_proxy_hops=_env_int("EMOSCOPE_TRUSTED_PROXY_HOPS", 0),
             max_keys_per_account=_env_int("EMOSCOPE_MAX_KEYS_PER_ACCOUNT", 50),
+            sign_in_key_hours=_env_float("EMOSCOPE_SIGN_IN_KEY_HOURS", 24.0),
         )

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from api import webhooks
-from api.db import ApiRequest, Study
+from api.db import ApiKey, ApiRequest, Study, utcnow
 from api.metering import Plan
 from tests.conftest import FACES, sign_up
 from tests.samples import reencode
@@ -289,3 +289,24 @@ def test_a_long_uncommon_password_is_accepted():
 
     passwords.check_strength("correct horse battery")  # raises when weak
     passwords.check_strength("ein langes Passwort")
+
+
+def test_sign_in_keys_expire_and_a_second_sign_in_replaces_the_first(app_factory, assert_contract):
+    app = app_factory(trusted_proxy_hops=1)
+    client = app.test_client()
+    sign_up(client)
+    first = assert_contract(signin(client, address="203.0.113.1")).json["api_key"]
+    assert first["expires_at"] is not None
+    second = assert_contract(signin(client, address="203.0.113.2")).json["api_key"]
+    keys = {k["id"]: k for k in client.get("/v1/keys", headers={"Authorization": f"Bearer {second['secret']}"}).json["data"]}
+    assert keys[first["id"]]["revoked_at"] is not None and keys[second["id"]]["revoked_at"] is None
+    # Twenty sign-ins leave one live sign-in key, not twenty admin keys.
+    for i in range(20):
+        latest = signin(client, address=f"203.0.113.{10 + i}").json["api_key"]
+    live = [k for k in client.get("/v1/keys", headers={"Authorization": f"Bearer {latest['secret']}"}).json["data"]
+            if k["revoked_at"] is None]
+    assert len(live) == 2  # the sign-up key and the latest sign-in key
+    # Once expired, the key no longer authenticates.
+    with app.extensions["emoscope"].db.session.begin() as session:
+        session.get(ApiKey, latest["id"]).expires_at = utcnow() - timedelta(seconds=1)
+    assert client.get("/v1/keys", headers={"Authorization": f"Bearer {latest['secret']}"}).status_code == 401

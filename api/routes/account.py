@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+from datetime import timedelta
 
 from flask import Blueprint, current_app, g, jsonify, request
 
@@ -32,6 +33,7 @@ def key_json(key: ApiKey, secret: str | None = None) -> dict:
         "created_at": key.created_at.isoformat(),
         "last_used_at": key.last_used_at.isoformat() if key.last_used_at else None,
         "revoked_at": key.revoked_at.isoformat() if key.revoked_at else None,
+        "expires_at": key.expires_at.isoformat() if key.expires_at else None,
     }
     if secret is not None:
         body["secret"] = secret
@@ -95,7 +97,8 @@ def sign_in():
             raise ApiError(401, "invalid_credentials", "Sign-in failed", "wrong email or password")
         try:
             issued = accounts.sign_in(session, owner, fields["key_name"], services.settings.api_key_pepper,
-                                      services.settings.max_keys_per_account)
+                                      services.settings.max_keys_per_account,
+                                      timedelta(hours=services.settings.sign_in_key_hours))
         except accounts.KeyLimitReached as exc:
             raise key_limit_problem(exc) from exc
         return jsonify({"api_key": key_json(*issued)}), 201
