@@ -1,4 +1,4 @@
-"""Owners and their accounts: sign-up and sign-in. Owners act through admin-scoped API keys.
+"""Owners and their accounts: sign-up, sign-in, passwords. Owners act through admin-scoped API keys.
 
 Why keys rather than a second credential for owners: machine clients and the SDK already speak
 `Authorization: Bearer`, keys are hashed, scoped and revocable, and revocation is checked on
@@ -6,16 +6,20 @@ every request by every worker. The password is only for a person to obtain such 
 """
 from __future__ import annotations
 
+import secrets
 from datetime import datetime, timedelta
 
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from api import passwords, repository
+from api import keys, passwords, repository
 from api.jobs import new_webhook_secret
-from api.db import Account, ApiKey, Owner, utcnow
+from api.db import Account, ApiKey, Owner, PasswordReset, utcnow
 
 OWNER_SCOPES = ("analyze", "admin")
+RESET_TOKEN_PREFIX = "pwr_"
+RESET_LIFETIME = timedelta(hours=1)
 
 
 class EmailTaken(Exception):
@@ -67,3 +71,36 @@ def sign_in(session: Session, owner: Owner, key_name: str, pepper: str, max_keys
     repository.revoke_expiring_keys(session, owner.account_id, key_name)
     return create_key(session, session.get(Account, owner.account_id), pepper, key_name, OWNER_SCOPES, max_keys,
                       expires_at=utcnow() + lifetime)
+
+
+def set_password(session: Session, owner: Owner, new_password: str) -> None:
+    """Replace the password (checked by the caller's schema) and end every console session of the
+    owner: whoever had the old password may be signed in with it."""
+    owner.password_hash = passwords.hash_password(new_password)
+    owner.sessions_ended_at = utcnow()
+    session.execute(update(PasswordReset).where(PasswordReset.owner_id == owner.id, PasswordReset.used_at.is_(None))
+                    .values(used_at=utcnow()))
+
+
+def request_password_reset(session: Session, email: str, pepper: str, lifetime: timedelta) -> tuple[Owner, str] | None:
+    """A single-use reset token for the owner with this email (returned once; only its hash is
+    stored), or None when there is no such owner."""
+    owner = repository.owner_by_email(session, email.strip().lower())
+    if owner is None:
+        return None
+    token = f"{RESET_TOKEN_PREFIX}{secrets.token_urlsafe(32)}"
+    session.add(PasswordReset(owner_id=owner.id, token_hash=keys.hash_key(token, pepper),
+                              expires_at=utcnow() + lifetime))
+    return owner, token
+
+
+def reset_password(session: Session, token: str, new_password: str, pepper: str) -> Owner | None:
+    """Set the password of the owner this unused, unexpired token names; None for any other token."""
+    reset = session.scalars(select(PasswordReset).where(PasswordReset.token_hash == keys.hash_key(token, pepper),
+                                                        PasswordReset.used_at.is_(None),
+                                                        PasswordReset.expires_at > utcnow())).first()
+    if reset is None:
+        return None
+    owner = session.get(Owner, reset.owner_id)
+    set_password(session, owner, new_password)  # marks this token used, with the owner's others
+    return owner

@@ -16,6 +16,7 @@ from api.db import Database
 from api.engine.analyzer import Analyzer
 from api.errors import register_error_handlers
 from api.jobs import JobContext
+from api.mailer import make_mailer
 from api.observability import configure_logging, install_metrics
 from api.ratelimit import make_rate_limiter
 from api.routes import account, analyze, billing, console, demo, health, jobs, participant, studies
@@ -38,6 +39,7 @@ class Services:
     analysis_slots: threading.BoundedSemaphore
     jobs: JobContext
     queue: object
+    mailer: object
 
 
 def create_app(settings: Settings | None = None, analyzer: Analyzer | None = None) -> Flask:
@@ -55,7 +57,8 @@ def create_app(settings: Settings | None = None, analyzer: Analyzer | None = Non
     app.extensions["emoscope"] = Services(settings, db, analyzer, make_rate_limiter(settings.redis_url),
                                           Billing(settings.stripe) if settings.stripe else None,
                                           threading.BoundedSemaphore(settings.analysis_slots),
-                                          context, make_queue(settings, context))
+                                          context, make_queue(settings, context),
+                                          make_mailer(settings.smtp_url, settings.mail_from))
 
     @app.before_request
     def _assign_request_id():

@@ -103,6 +103,12 @@ class Settings:
     max_keys_per_account: int = 50
     # How long a key issued by sign-in works (a key meant to last is created with POST /v1/keys).
     sign_in_key_hours: float = 24.0
+    # Where owners reach the console: links in emails are built from it, never from a request's Host
+    # header (which a client chooses, and would then receive the reset link).
+    public_url: str = "http://127.0.0.1:8000"
+    # Unset: emails are logged, reset links included (development only; see api/mailer.py).
+    smtp_url: str | None = None
+    mail_from: str = "Emoscope <no-reply@localhost>"
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -131,4 +137,7 @@ class Settings:
             trusted_proxy_hops=_env_int("EMOSCOPE_TRUSTED_PROXY_HOPS", 0),
             max_keys_per_account=_env_int("EMOSCOPE_MAX_KEYS_PER_ACCOUNT", 50),
             sign_in_key_hours=_env_float("EMOSCOPE_SIGN_IN_KEY_HOURS", 24.0),
+            public_url=os.environ.get("EMOSCOPE_PUBLIC_URL", "http://127.0.0.1:8000"),
+            smtp_url=os.environ.get("EMOSCOPE_SMTP_URL") or None,
+            mail_from=os.environ.get("EMOSCOPE_MAIL_FROM", "Emoscope <no-reply@localhost>"),
         )

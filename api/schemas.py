@@ -59,6 +59,24 @@ class SignUpSchema(Schema):
     account_name = fields.String(required=True, validate=validate.Length(1, 200))
 
 
+class PasswordChangeSchema(Schema):
+    email = fields.Email(required=True)
+    current_password = fields.String(required=True, validate=validate.Length(1, passwords.MAX_LENGTH))
+    new_password = fields.String(required=True, validate=[validate.Length(max=passwords.MAX_LENGTH), strong_password])
+
+
+class NewPasswordSchema(Schema):
+    new_password = fields.String(required=True, validate=[validate.Length(max=passwords.MAX_LENGTH), strong_password])
+
+
+class PasswordResetRequestSchema(Schema):
+    email = fields.Email(required=True)
+
+
+class PasswordResetConfirmSchema(NewPasswordSchema):
+    token = fields.String(required=True, validate=validate.Length(1, 200))
+
+
 class SignInSchema(Schema):
     email = fields.Email(required=True)
     password = fields.String(required=True, validate=validate.Length(1, 200))

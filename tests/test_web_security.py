@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import re
 import socket
 from datetime import timedelta
 
@@ -9,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from api import webhooks
-from api.db import ApiKey, ApiRequest, Study, utcnow
+from api.db import ApiKey, ApiRequest, PasswordReset, Study, utcnow
 from api.metering import Plan
 from tests.conftest import FACES, sign_up
 from tests.samples import reencode
@@ -310,3 +311,131 @@ def test_sign_in_keys_expire_and_a_second_sign_in_replaces_the_first(app_factory
     with app.extensions["emoscope"].db.session.begin() as session:
         session.get(ApiKey, latest["id"]).expires_at = utcnow() - timedelta(seconds=1)
     assert client.get("/v1/keys", headers={"Authorization": f"Bearer {latest['secret']}"}).status_code == 401
+
+
+NEW_PASSWORD = "a brand new passphrase"
+
+
+def test_the_owner_changes_the_password_with_the_current_one(app_factory, monkeypatch):
+    monkeypatch.setattr("api.routes.account.CREDENTIAL_BURST", 100)  # many credential calls in one test
+    client = app_factory().test_client()
+    sign_up(client)
+    change = {"email": "owner@example.com", "current_password": "not it at all", "new_password": NEW_PASSWORD}
+    assert client.post("/v1/password", json=change).status_code == 401
+    weak = client.post("/v1/password", json={**change, "current_password": PASSWORD, "new_password": " " * 12})
+    assert weak.status_code == 400 and "new_password" in weak.json["errors"]
+    assert client.post("/v1/password", json={**change, "current_password": PASSWORD}).status_code == 204
+    assert signin(client).status_code == 401 and signin(client, NEW_PASSWORD).status_code == 201
+
+
+def test_a_console_owner_changes_the_password_and_other_sessions_end(app_factory, monkeypatch):
+    monkeypatch.setattr("api.routes.account.CREDENTIAL_BURST", 100)  # many credential calls in one test
+    from tests.test_console import console_post, sign_in
+
+    app = app_factory()
+    client, elsewhere = app.test_client(), app.test_client()
+    sign_up(client)
+    assert sign_in(client).status_code == 303 and sign_in(elsewhere).status_code == 303
+    wrong = console_post(client, "/console/password", current_password="not it at all", new_password=NEW_PASSWORD)
+    assert wrong.status_code == 401
+    changed = console_post(client, "/console/password", current_password=PASSWORD, new_password=NEW_PASSWORD)
+    assert changed.status_code == 303
+    assert client.get("/console").status_code == 200  # this browser stays signed in
+    assert elsewhere.get("/console").status_code == 303  # every other session ends
+    assert signin(client, NEW_PASSWORD).status_code == 201
+
+
+class Outbox:
+    """A mailer that keeps what it is given to send."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str, str]] = []
+
+    def send(self, to: str, subject: str, body: str) -> None:
+        self.sent.append((to, subject, body))
+
+    def last_link(self) -> str:
+        return re.search(r"https?://\S+/console/password-reset\?token=\S+", self.sent[-1][2]).group(0)
+
+
+def with_outbox(app) -> Outbox:
+    outbox = app.extensions["emoscope"].mailer = Outbox()
+    return outbox
+
+
+def test_the_embedded_mailer_logs_the_message_and_says_it_holds_secrets(caplog):
+    import logging
+
+    from api.mailer import LoggingMailer
+
+    with caplog.at_level(logging.INFO, logger="api.mailer"):
+        LoggingMailer().send("owner@example.com", "Reset", "https://x.example/console/password-reset?token=pwr_1")
+    (record,) = caplog.records
+    assert "pwr_1" in record.getMessage() and "secrets included" in record.getMessage()
+
+
+def test_a_password_reset_link_is_mailed_works_once_and_expires(app_factory, monkeypatch):
+    monkeypatch.setattr("api.routes.account.CREDENTIAL_BURST", 100)  # many credential calls in one test
+    app = app_factory(public_url="https://console.example")
+    outbox = with_outbox(app)
+    client = app.test_client()
+    sign_up(client)
+    unknown = client.post("/v1/password-reset", json={"email": "nobody@example.com"})
+    known = client.post("/v1/password-reset", json={"email": "owner@example.com"}, headers={"Host": "evil.example"})
+    assert unknown.status_code == known.status_code == 202 and unknown.json == known.json  # no account oracle
+    assert [to for to, _, _ in outbox.sent] == ["owner@example.com"]
+    link = outbox.last_link()
+    assert link.startswith("https://console.example/")  # never from the request's Host header
+    token = link.split("token=")[1]
+    with app.extensions["emoscope"].db.session.begin() as session:
+        assert token not in str([(r.token_hash,) for r in session.scalars(select(PasswordReset))])
+
+    form = client.get(f"/console/password-reset?token={token}")
+    assert form.status_code == 200 and form.headers["Referrer-Policy"] == "no-referrer"
+    confirm = {"token": token, "new_password": NEW_PASSWORD}
+    assert client.post("/v1/password-reset/confirm", json={**confirm, "new_password": "qwertyuiop"}).status_code == 400
+    assert client.post("/v1/password-reset/confirm", json=confirm).status_code == 204
+    assert signin(client, NEW_PASSWORD).status_code == 201
+    again = client.post("/v1/password-reset/confirm", json={**confirm, "new_password": "yet another passphrase"})
+    assert again.status_code == 400 and again.json["code"] == "invalid_reset_token"
+
+    client.post("/v1/password-reset", json={"email": "owner@example.com"})
+    token = outbox.last_link().split("token=")[1]
+    with app.extensions["emoscope"].db.session.begin() as session:
+        for row in session.scalars(select(PasswordReset)):
+            row.expires_at = utcnow() - timedelta(seconds=1)
+    expired = client.post("/v1/password-reset/confirm", json={**confirm, "token": token})
+    assert expired.status_code == 400 and expired.json["code"] == "invalid_reset_token"
+
+
+def test_the_console_reset_form_sets_the_password(app_factory, monkeypatch):
+    monkeypatch.setattr("api.routes.account.CREDENTIAL_BURST", 100)  # many credential calls in one test
+    from tests.test_console import hidden_fields
+
+    app = app_factory()
+    outbox = with_outbox(app)
+    client = app.test_client()
+    sign_up(client)
+    asked = client.post("/console/password-reset/request",
+                        data={**hidden_fields(client.get("/console/password-reset/request")), "email": "owner@example.com"})
+    assert asked.status_code == 200
+    token = outbox.last_link().split("token=")[1]
+    form = client.get(f"/console/password-reset?token={token}")
+    done = client.post("/console/password-reset", data={**hidden_fields(form), "new_password": NEW_PASSWORD})
+    assert done.status_code == 303 and done.headers["Location"].endswith("/console/signin")
+    assert signin(client, NEW_PASSWORD).status_code == 201
+
+
+def test_password_endpoints_answer_as_the_contract_says(app_factory, assert_contract, monkeypatch):
+    monkeypatch.setattr("api.routes.account.CREDENTIAL_BURST", 100)
+    app = app_factory()
+    outbox = with_outbox(app)
+    client = app.test_client()
+    sign_up(client)
+    assert_contract(client.post("/v1/password-reset", json={"email": "owner@example.com"}))
+    token = outbox.last_link().split("token=")[1]
+    assert_contract(client.post("/v1/password-reset/confirm", json={"token": token, "new_password": "qwertyuiop"}))
+    assert_contract(client.post("/v1/password-reset/confirm", json={"token": token, "new_password": NEW_PASSWORD}))
+    assert_contract(client.post("/v1/password-reset/confirm", json={"token": token, "new_password": NEW_PASSWORD}))
+    assert_contract(client.post("/v1/password", json={"email": "owner@example.com", "current_password": NEW_PASSWORD,
+                                                      "new_password": "a third fine passphrase"}))

@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import logging
+import smtplib
 from datetime import timedelta
+from urllib.parse import urlencode
 
 from flask import Blueprint, current_app, g, jsonify, request
 
@@ -12,7 +15,8 @@ from api.auth import enforce_rate_limit, require_api_key
 from api.db import ApiKey, Owner, utcnow
 from api.errors import ApiError
 from api.routes.parsing import json_object, load
-from api.schemas import KeyCreateSchema, SignInSchema, SignUpSchema, UsageQuerySchema
+from api.schemas import (KeyCreateSchema, PasswordChangeSchema, PasswordResetConfirmSchema, PasswordResetRequestSchema,
+                         SignInSchema, SignUpSchema, UsageQuerySchema)
 
 bp = Blueprint("account", __name__)
 
@@ -22,6 +26,9 @@ CREDENTIAL_RATE, CREDENTIAL_BURST = 0.2, 5
 # more guess every 90 s. An attacker can keep an owner locked out of signing in this way (not out
 # of the keys or console sessions the owner has); with many addresses they would otherwise guess freely.
 FAILED_SIGN_IN_RATE, FAILED_SIGN_IN_BURST = 1 / 90, 10
+# Per email: reset links are emails we send, so asking for them must not become a way to flood a mailbox.
+RESET_RATE, RESET_BURST = 1 / 600, 3
+log = logging.getLogger(__name__)
 
 
 def key_json(key: ApiKey, secret: str | None = None) -> dict:
@@ -49,11 +56,16 @@ def credentials_guard() -> None:
     enforce_rate_limit(_services(), f"credentials:ip:{request.remote_addr}", CREDENTIAL_RATE, CREDENTIAL_BURST)
 
 
+def _email_bucket(email: str) -> str:
+    """Buckets per email name a hash, so that no address is kept in Redis."""
+    return hashlib.sha256(email.strip().lower().encode()).hexdigest()
+
+
 def check_password(session, email: str, password: str) -> Owner | None:
     """`accounts.verify_owner` behind the address's budget and the email's lock-out (API and console)."""
     credentials_guard()
     limiter = _services().rate_limiter
-    bucket = f"failed-sign-ins:{hashlib.sha256(email.strip().lower().encode()).hexdigest()}"
+    bucket = f"failed-sign-ins:{_email_bucket(email)}"
     state = limiter.hit(bucket, FAILED_SIGN_IN_RATE, FAILED_SIGN_IN_BURST, take=False)
     if not state.allowed:
         raise ApiError(429, "sign_in_locked", "Sign-in locked",
@@ -102,6 +114,63 @@ def sign_in():
         except accounts.KeyLimitReached as exc:
             raise key_limit_problem(exc) from exc
         return jsonify({"api_key": key_json(*issued)}), 201
+
+
+@bp.post("/v1/password")
+def change_password():
+    fields = load(PasswordChangeSchema(), json_object())
+    with _services().db.session.begin() as session:
+        owner = check_password(session, fields["email"], fields["current_password"])
+        if owner is None:
+            raise ApiError(401, "invalid_credentials", "Password not changed", "wrong email or current password")
+        accounts.set_password(session, owner, fields["new_password"])
+    return "", 204
+
+
+def send_reset_link(email: str) -> None:
+    """Mail a reset link if an owner has this email; nothing tells the caller whether one does."""
+    services = _services()
+    enforce_rate_limit(services, f"password-resets:{_email_bucket(email)}", RESET_RATE, RESET_BURST)
+    with services.db.session.begin() as session:
+        issued = accounts.request_password_reset(session, email, services.settings.api_key_pepper,
+                                                 accounts.RESET_LIFETIME)
+        if issued is None:
+            return
+        address, token = issued[0].email, issued[1]
+    link = f"{services.settings.public_url.rstrip('/')}/console/password-reset?{urlencode({'token': token})}"
+    try:
+        services.mailer.send(address, "Reset your Emoscope password",
+                             f"Someone asked to reset the password of the Emoscope account owner {address}.\n\n"
+                             f"Set a new password here (the link works once, within an hour):\n{link}\n\n"
+                             "If it was not you, ignore this email: the password stays as it is.")
+    except (smtplib.SMTPException, OSError):
+        log.exception("the password reset email could not be sent")
+
+
+@bp.post("/v1/password-reset")
+def request_password_reset():
+    credentials_guard()
+    fields = load(PasswordResetRequestSchema(), json_object())
+    send_reset_link(fields["email"])
+    return jsonify({"status": "requested",
+                    "detail": "if an account owner has this email, a reset link is on its way"}), 202
+
+
+@bp.post("/v1/password-reset/confirm")
+def confirm_password_reset():
+    fields = load(PasswordResetConfirmSchema(), json_object())
+    services = _services()
+    with services.db.session.begin() as session:
+        owner = accounts.reset_password(session, fields["token"], fields["new_password"],
+                                        services.settings.api_key_pepper)
+    if owner is None:
+        raise invalid_reset_token()
+    return "", 204
+
+
+def invalid_reset_token() -> ApiError:
+    return ApiError(400, "invalid_reset_token", "Invalid reset link",
+                    "this reset link is unknown, used or expired; ask for a new one")
 
 
 @bp.get("/v1/keys")

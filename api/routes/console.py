@@ -19,12 +19,14 @@ from api.db import Account, Owner, utcnow
 from api.engine import media
 from api.engine.preprocess import EMOTIONS
 from api.errors import MEDIA_STATUS, ApiError
-from api.routes.account import check_password, key_limit_problem
+from api.routes.account import (check_password, credentials_guard, invalid_reset_token, key_limit_problem,
+                                send_reset_link)
 from api.billing import has_live_subscription
 from api.routes.billing import configured_billing, stripe_unavailable, subscribe_account
 from api.routes.parsing import load
 from api.routes.studies import report_csv_response, stimulus_response, video_upload
-from api.schemas import SCOPES, KeyCreateSchema, StudyCreateSchema
+from api.schemas import (SCOPES, KeyCreateSchema, NewPasswordSchema, PasswordResetConfirmSchema,
+                         PasswordResetRequestSchema, StudyCreateSchema)
 
 bp = Blueprint("console", __name__, url_prefix="/console")
 
@@ -95,6 +97,54 @@ def sign_in():
     if owner is None:
         return render_template("console/signin.html", email=email, error="Wrong email or password."), 401
     websecurity.start_session(owner_id=owner.id, account_id=owner.account_id)
+    return redirect(url_for("console.home"), 303)
+
+
+@bp.get("/password-reset/request")
+def password_reset_request_form():
+    return render_template("console/password_reset_request.html", requested=False)
+
+
+@bp.post("/password-reset/request")
+def password_reset_request():
+    credentials_guard()
+    send_reset_link(load(PasswordResetRequestSchema(), {"email": request.form.get("email", "")})["email"])
+    return render_template("console/password_reset_request.html", requested=True)
+
+
+@bp.get("/password-reset")
+def password_reset_form():
+    """The page an emailed link opens (the token is in the query string, which the access log leaves out)."""
+    return render_template("console/password_reset.html", token=request.args.get("token", ""))
+
+
+@bp.post("/password-reset")
+def password_reset():
+    fields = load(PasswordResetConfirmSchema(), {"token": request.form.get("token", ""),
+                                                 "new_password": request.form.get("new_password", "")})
+    services = _services()
+    with services.db.session.begin() as db_session:
+        owner = accounts.reset_password(db_session, fields["token"], fields["new_password"],
+                                        services.settings.api_key_pepper)
+    if owner is None:
+        raise invalid_reset_token()
+    session.clear()
+    flash("The password is set; sign in with it.")
+    return redirect(url_for("console.sign_in_form"), 303)
+
+
+@bp.post("/password")
+@signed_in
+def change_password():
+    fields = load(NewPasswordSchema(), {"new_password": request.form.get("new_password", "")})
+    with _services().db.session.begin() as db_session:
+        owner = check_password(db_session, g.owner.email, request.form.get("current_password", ""))
+        if owner is None:
+            return _message(401, "Password not changed", "The current password was wrong.")
+        accounts.set_password(db_session, owner, fields["new_password"])
+    # Every session ended with the change; this browser's goes on in a fresh one.
+    websecurity.start_session(owner_id=g.owner.id, account_id=g.account.id)
+    flash("The password is changed; console sessions in other browsers have ended.")
     return redirect(url_for("console.home"), 303)
 
 
