@@ -439,3 +439,36 @@ def test_password_endpoints_answer_as_the_contract_says(app_factory, assert_cont
     assert_contract(client.post("/v1/password-reset/confirm", json={"token": token, "new_password": NEW_PASSWORD}))
     assert_contract(client.post("/v1/password", json={"email": "owner@example.com", "current_password": NEW_PASSWORD,
                                                       "new_password": "a third fine passphrase"}))
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_the_migration_takes_receipts_out_of_answers_stored_before(backend, tmp_path, request):
+    import json
+
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import text
+
+    from api.db import MIGRATIONS, Database
+
+    url = request.getfixturevalue("postgres_url") if backend == "postgresql" else f"sqlite:///{tmp_path / 'm.db'}"
+    db = Database(url)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with db.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0005")
+        connection.execute(text("INSERT INTO accounts (id, name, plan, created_at) VALUES (1, 'a', 'free', '2026-12-01')"))
+        connection.execute(text("INSERT INTO api_keys (id, account_id, prefix, key_hash, name, scopes, created_at) "
+                                "VALUES (1, 1, 'p', 'h', '', 'analyze', '2026-12-01')"))
+        for request_id, body in (("r1", {"id": "ses_1", "status": "processing", "receipt": "rcpt_secret"}),
+                                 ("r2", {"media": {"type": "image"}, "note": "receipt"})):
+            connection.execute(text("INSERT INTO api_requests (id, account_id, api_key_id, idempotency_key, fingerprint, "
+                                    "status, response_body, created_at) VALUES (:id, 1, 1, :id, 'f', 'accepted', :body, "
+                                    "'2026-12-01')"), {"id": request_id, "body": json.dumps(body)})
+    db.migrate()
+    with db.engine.begin() as connection:
+        bodies = dict(connection.execute(text("SELECT id, response_body FROM api_requests")).all())
+    assert json.loads(bodies["r1"]) == {"id": "ses_1", "status": "processing"}
+    assert json.loads(bodies["r2"]) == {"media": {"type": "image"}, "note": "receipt"}
+    db.engine.dispose()

@@ -1,8 +1,11 @@
-"""Sign-in keys expire; owners' password-reset tokens (hashed, single use, expiring).
+"""Sign-in keys expire; owners' password-reset tokens (hashed, single use, expiring); stored
+answers of study sessions lose the receipt they used to keep (a replay now issues a new one).
 
 Revision ID: 0008
 Revises: 0005
 """
+import json
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -24,6 +27,14 @@ def upgrade() -> None:
         sa.Column("used_at", sa.DateTime(timezone=True), nullable=True),
     )
     op.create_index("ix_password_resets_owner_id", "password_resets", ["owner_id"])
+    connection = op.get_bind()
+    stored = connection.execute(sa.text("SELECT id, response_body FROM api_requests WHERE response_body LIKE :receipt"),
+                                {"receipt": '%"receipt"%'}).all()
+    for request_id, body in stored:
+        answer = json.loads(body)
+        if isinstance(answer, dict) and answer.pop("receipt", None) is not None:
+            connection.execute(sa.text("UPDATE api_requests SET response_body = :body WHERE id = :id"),
+                               {"body": json.dumps(answer), "id": request_id})
 
 
 def downgrade() -> None:
