@@ -82,6 +82,16 @@ def key_limit_problem(exc: accounts.KeyLimitReached) -> ApiError:
                     f"an account holds at most {exc.args[0]} active keys; revoke one first")
 
 
+def create_capped_key(session, account, name: str, scopes: list[str]) -> tuple[ApiKey, str]:
+    """`accounts.create_key` with this deployment's cap, as the API and the console create keys."""
+    settings = _services().settings
+    try:
+        return accounts.create_key(session, account, settings.api_key_pepper, name, tuple(dict.fromkeys(scopes)),
+                                   settings.max_keys_per_account)
+    except accounts.KeyLimitReached as exc:
+        raise key_limit_problem(exc) from exc
+
+
 @bp.post("/v1/signup")
 def sign_up():
     credentials_guard()
@@ -129,6 +139,7 @@ def change_password():
 
 def send_reset_link(email: str) -> None:
     """Mail a reset link if an owner has this email; nothing tells the caller whether one does."""
+    credentials_guard()
     services = _services()
     enforce_rate_limit(services, f"password-resets:{_email_bucket(email)}", RESET_RATE, RESET_BURST)
     with services.db.session.begin() as session:
@@ -149,7 +160,6 @@ def send_reset_link(email: str) -> None:
 
 @bp.post("/v1/password-reset")
 def request_password_reset():
-    credentials_guard()
     fields = load(PasswordResetRequestSchema(), json_object())
     send_reset_link(fields["email"])
     return jsonify({"status": "requested",
@@ -184,14 +194,8 @@ def list_keys():
 @require_api_key("admin")
 def create_key():
     fields = load(KeyCreateSchema(), json_object())
-    services = _services()
-    with services.db.session.begin() as session:
-        try:
-            key, secret = accounts.create_key(session, g.account, services.settings.api_key_pepper, fields["name"],
-                                              tuple(dict.fromkeys(fields["scopes"])),
-                                              services.settings.max_keys_per_account)
-        except accounts.KeyLimitReached as exc:
-            raise key_limit_problem(exc) from exc
+    with _services().db.session.begin() as session:
+        key, secret = create_capped_key(session, g.account, fields["name"], fields["scopes"])
         return jsonify(key_json(key, secret)), 201
 
 

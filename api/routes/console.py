@@ -19,8 +19,7 @@ from api.db import Account, Owner, utcnow
 from api.engine import media
 from api.engine.preprocess import EMOTIONS
 from api.errors import MEDIA_STATUS, ApiError
-from api.routes.account import (check_password, credentials_guard, invalid_reset_token, key_limit_problem,
-                                send_reset_link)
+from api.routes.account import check_password, create_capped_key, invalid_reset_token, send_reset_link
 from api.billing import has_live_subscription
 from api.routes.billing import configured_billing, stripe_unavailable, subscribe_account
 from api.routes.parsing import load
@@ -107,7 +106,6 @@ def password_reset_request_form():
 
 @bp.post("/password-reset/request")
 def password_reset_request():
-    credentials_guard()
     send_reset_link(load(PasswordResetRequestSchema(), {"email": request.form.get("email", "")})["email"])
     return render_template("console/password_reset_request.html", requested=True)
 
@@ -177,14 +175,8 @@ def create_key():
         return _message(409, "This key was already created",
                         "The form was sent before (a reload or a second click). The key was created the first time, "
                         "and its secret was shown only then: if it was not copied, revoke that key and create another.")
-    services = _services()
-    with services.db.session.begin() as db_session:
-        try:
-            key, secret = accounts.create_key(db_session, g.account, services.settings.api_key_pepper, fields["name"],
-                                              tuple(dict.fromkeys(fields["scopes"])),
-                                              services.settings.max_keys_per_account)
-        except accounts.KeyLimitReached as exc:
-            raise key_limit_problem(exc) from exc
+    with _services().db.session.begin() as db_session:
+        key, secret = create_capped_key(db_session, g.account, fields["name"], fields["scopes"])
     # Rendered here rather than redirected to: the secret exists only in this response.
     return _dashboard(new_key=key, new_secret=secret), 201
 
