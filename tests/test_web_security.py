@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import re
+import shutil
 import socket
 from datetime import timedelta
 
@@ -472,3 +473,44 @@ def test_the_migration_takes_receipts_out_of_answers_stored_before(backend, tmp_
     assert json.loads(bodies["r1"]) == {"id": "ses_1", "status": "processing"}
     assert json.loads(bodies["r2"]) == {"media": {"type": "image"}, "note": "receipt"}
     db.engine.dispose()
+
+
+@pytest.mark.skipif(not shutil.which("openssl"), reason="needs the openssl command to make a certificate")
+def test_an_https_webhook_to_the_pinned_address_still_checks_the_certificate_for_the_name(monkeypatch, tmp_path):
+    import http.server
+    import ssl
+    import subprocess
+    import threading
+
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", tmp_path / "key.pem",
+                    "-out", tmp_path / "cert.pem", "-days", "1", "-subj", "/CN=hook.test",
+                    "-addext", "subjectAltName=DNS:hook.test"], check=True, capture_output=True)
+    names, hosts = [], []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            hosts.append(self.headers["Host"])
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    context.sni_callback = lambda _socket, name, _context: names.append(name)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    monkeypatch.setattr(webhooks.certifi, "where", lambda: str(tmp_path / "cert.pem"))
+    try:
+        resolving(monkeypatch, {"hook.test": ["127.0.0.1"], "other.test": ["127.0.0.1"]})
+        assert webhooks.deliver(f"https://hook.test:{port}/x", b"{}", "whsec", allow_loopback=True)
+        assert names == ["hook.test"] and hosts == [f"hook.test:{port}"]
+        # The same address under a name the certificate does not carry is refused.
+        assert not webhooks.deliver(f"https://other.test:{port}/x", b"{}", "whsec", allow_loopback=True)
+    finally:
+        server.shutdown()
+        server.server_close()
