@@ -27,6 +27,8 @@ limit_request_field_size = 16384
 limit_request_fields = 32768
 limit_request_line = 0
 accesslog = "-"
+# Participant tokens and receipts are in paths; this logger writes them as [redacted].
+logger_class = "api.accesslog.RedactingLogger"
 
 # Metrics from every worker are written here and summed at scrape time (prometheus-client's
 # multiprocess mode); a worker's files are retired when it exits.

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from flask import Flask, g, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from api import websecurity
 from api.billing import Billing
@@ -17,6 +18,7 @@ from api.db import Database
 from api.engine.analyzer import Analyzer
 from api.errors import register_error_handlers
 from api.jobs import JobContext
+from api.mailer import make_mailer
 from api.observability import configure_logging, install_metrics
 from api.ratelimit import make_rate_limiter
 from api.routes import account, analyze, billing, console, demo, health, jobs, participant, studies
@@ -37,12 +39,16 @@ class Services:
     analysis_slots: threading.BoundedSemaphore
     jobs: JobContext
     queue: object
+    mailer: object
 
 
 def create_app(settings: Settings | None = None, analyzer: Analyzer | None = None) -> Flask:
     settings = settings or Settings.from_env()
     configure_logging(os.environ.get("EMOSCOPE_LOG_LEVEL", "INFO"))
     app = Flask(__name__)
+    if settings.trusted_proxy_hops:
+        # The client's address (rate limits) and scheme (links) as the configured proxies saw them.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxy_hops, x_proto=settings.trusted_proxy_hops)
     app.json.sort_keys = False  # keep request_id, media, faces in the documented order
     app.config["MAX_CONTENT_LENGTH"] = settings.limits.max_request_bytes
     analyzer = analyzer or make_analyzer(settings)
@@ -51,7 +57,8 @@ def create_app(settings: Settings | None = None, analyzer: Analyzer | None = Non
     app.extensions["emoscope"] = Services(settings, db, analyzer, make_rate_limiter(settings.redis_url),
                                           Billing(settings.stripe) if settings.stripe else None,
                                           threading.BoundedSemaphore(settings.analysis_slots),
-                                          context, make_queue(settings, context))
+                                          context, make_queue(settings, context),
+                                          make_mailer(settings.smtp_url, settings.mail_from))
 
     @app.before_request
     def _assign_request_id():
@@ -75,7 +82,7 @@ def create_app(settings: Settings | None = None, analyzer: Analyzer | None = Non
         response.headers.update(g.get("rate_limit_headers", {}))
         return response
 
-    install_metrics(app)
+    install_metrics(app, settings.metrics_token)
     register_error_handlers(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(analyze.bp)

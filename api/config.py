@@ -159,6 +159,22 @@ class Settings:
     dev_mode: bool = False  # EMOSCOPE_DEV_MODE: random secrets in the state folder; never in production
     # The console cookie is Secure (https only) unless plain-http loopback is configured (`make run`, tests).
     cookie_secure: bool = True
+    # Bearer token a Prometheus scraper sends to /metrics; unset: only direct loopback requests may scrape.
+    metrics_token: str | None = None
+    # Proxies in front that append to X-Forwarded-For (1 behind the ALB or nginx); 0 trusts no header,
+    # since a client can write any address into it.
+    trusted_proxy_hops: int = 0
+    # Active (unrevoked, unexpired) keys one account may hold: rate limits are per account, and keys
+    # are credentials to audit and rotate.
+    max_keys_per_account: int = 50
+    # How long a key issued by sign-in works (a key meant to last is created with POST /v1/keys).
+    sign_in_key_hours: float = 24.0
+    # Where owners reach the console: links in emails are built from it, never from a request's Host
+    # header (which a client chooses, and would then receive the reset link).
+    public_url: str = "http://127.0.0.1:8000"
+    # Unset: emails are logged, reset links included (development only; see api/mailer.py).
+    smtp_url: str | None = None
+    mail_from: str = "Emoscope <no-reply@localhost>"
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -187,4 +203,11 @@ class Settings:
             session_secret=session_secret,
             dev_mode=dev_mode,
             cookie_secure=os.environ.get("EMOSCOPE_COOKIE_SECURE", "true").lower() != "false",
+            metrics_token=os.environ.get("EMOSCOPE_METRICS_TOKEN") or None,
+            trusted_proxy_hops=_env_int("EMOSCOPE_TRUSTED_PROXY_HOPS", 0),
+            max_keys_per_account=_env_int("EMOSCOPE_MAX_KEYS_PER_ACCOUNT", 50),
+            sign_in_key_hours=_env_float("EMOSCOPE_SIGN_IN_KEY_HOURS", 24.0),
+            public_url=os.environ.get("EMOSCOPE_PUBLIC_URL", "http://127.0.0.1:8000"),
+            smtp_url=os.environ.get("EMOSCOPE_SMTP_URL") or None,
+            mail_from=os.environ.get("EMOSCOPE_MAIL_FROM", "Emoscope <no-reply@localhost>"),
         )

@@ -1,6 +1,8 @@
 """Prometheus metrics and structured JSON logs. Nothing here ever records media or secrets."""
 from __future__ import annotations
 
+import hmac
+import ipaddress
 import json
 import logging
 import os
@@ -12,6 +14,8 @@ from prometheus_client import multiprocess
 from prometheus_client.core import GaugeMetricFamily
 
 from api import repository
+
+from api.errors import ApiError
 
 REQUESTS = Counter("emoscope_requests_total", "HTTP requests", ["route", "method", "status"])
 LATENCY = Histogram("emoscope_request_seconds", "HTTP request latency", ["route"],
@@ -41,7 +45,18 @@ def _registry():
     return REGISTRY
 
 
-def install_metrics(app: Flask) -> None:
+def _may_scrape(token: str | None) -> bool:
+    """With a token, whoever presents it; without one, only a request made on this machine, and not
+    one a local proxy forwarded (that would be the internet, seen from loopback)."""
+    if token is not None:
+        sent = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        return hmac.compare_digest(sent.encode(), token.encode())
+    if "X-Forwarded-For" in request.headers or "Forwarded" in request.headers:
+        return False
+    return ipaddress.ip_address(request.remote_addr or "0.0.0.0").is_loopback
+
+
+def install_metrics(app: Flask, token: str | None = None) -> None:
     @app.before_request
     def _start_timer():
         g.started_at = time.perf_counter()
@@ -56,6 +71,13 @@ def install_metrics(app: Flask) -> None:
 
     @app.get("/metrics")
     def metrics():
+        if not _may_scrape(token):
+            if token is not None:
+                raise ApiError(401, "missing_metrics_token", "Authentication required",
+                               "send the metrics token as 'Authorization: Bearer <token>'",
+                               headers={"WWW-Authenticate": 'Bearer realm="metrics"'})
+            raise ApiError(403, "metrics_forbidden", "Forbidden",
+                           "metrics are served to loopback only; set EMOSCOPE_METRICS_TOKEN to scrape from elsewhere")
         outbox = _outbox_registry(app.extensions["emoscope"].db)
         return Response(generate_latest(_registry()) + generate_latest(outbox), mimetype=CONTENT_TYPE_LATEST)
 

@@ -1,4 +1,9 @@
-"""Per-key token buckets: in Redis when REDIS_URL is set (shared by every worker), else in memory."""
+"""Token buckets: in Redis when REDIS_URL is set (shared by every worker), else in memory.
+
+Each bucket's name says what it limits (`credentials:ip:…`, `account:…`): one name, one rate, or
+two limits of different rates would drain each other. `take=False` looks without taking, for
+buckets that count only failures.
+"""
 from __future__ import annotations
 
 import math
@@ -36,13 +41,13 @@ class MemoryRateLimiter:
         self._buckets: dict[str, tuple[float, float]] = {}
         self._lock = threading.Lock()
 
-    def hit(self, key: str, rate: float, burst: int) -> Decision:
+    def hit(self, key: str, rate: float, burst: int, take: bool = True) -> Decision:
         now = time.monotonic()
         with self._lock:
             tokens, last = self._buckets.get(key, (float(burst), now))
             tokens = min(burst, tokens + (now - last) * rate)
             allowed = tokens >= 1
-            if allowed:
+            if allowed and take:
                 tokens -= 1
             self._buckets[key] = (tokens, now)
         return _decide(tokens, allowed, rate, burst)
@@ -52,13 +57,13 @@ class MemoryRateLimiter:
 TOKEN_BUCKET = """
 local now = redis.call('TIME')
 local t = tonumber(now[1]) + tonumber(now[2]) / 1e6
-local rate, burst = tonumber(ARGV[1]), tonumber(ARGV[2])
+local rate, burst, take = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
 local tokens = tonumber(state[1]) or burst
 local at = tonumber(state[2]) or t
 tokens = math.min(burst, tokens + (t - at) * rate)
 local allowed = 0
-if tokens >= 1 then tokens = tokens - 1; allowed = 1 end
+if tokens >= 1 then tokens = tokens - take; allowed = 1 end
 redis.call('HSET', KEYS[1], 'tokens', tokens, 'at', t)
 redis.call('EXPIRE', KEYS[1], math.ceil(burst / rate) + 1)
 return {allowed, tostring(tokens)}
@@ -72,8 +77,8 @@ class RedisRateLimiter:
         self._redis = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
         self._script = self._redis.register_script(TOKEN_BUCKET)
 
-    def hit(self, key: str, rate: float, burst: int) -> Decision:
-        allowed, tokens = self._script(keys=[f"emoscope:ratelimit:{key}"], args=[rate, burst])
+    def hit(self, key: str, rate: float, burst: int, take: bool = True) -> Decision:
+        allowed, tokens = self._script(keys=[f"emoscope:ratelimit:{key}"], args=[rate, burst, int(take)])
         return _decide(float(tokens), bool(allowed), rate, burst)
 
 

@@ -25,11 +25,11 @@ def account_by_name(session: Session, name: str) -> Account | None:
 
 
 def create_api_key(session: Session, account: Account, pepper: str, name: str = "",
-                   scopes: tuple[str, ...] = ("analyze",)) -> tuple[ApiKey, str]:
+                   scopes: tuple[str, ...] = ("analyze",), expires_at: datetime | None = None) -> tuple[ApiKey, str]:
     """Returns the row and the secret key, which exists only in this return value."""
     prefix, secret = keys.generate_key()
     row = ApiKey(account_id=account.id, prefix=prefix, key_hash=keys.hash_key(secret, pepper),
-                 name=name, scopes=",".join(scopes))
+                 name=name, scopes=",".join(scopes), expires_at=expires_at)
     session.add(row)
     session.flush()
     return row, secret
@@ -41,9 +41,10 @@ def authenticate(session: Session, secret: str, pepper: str) -> ApiKey | None:
     if prefix is None:
         return None
     row = session.scalars(select(ApiKey).where(ApiKey.prefix == prefix)).first()
-    if row is None or row.revoked_at is not None or not keys.key_matches(secret, row.key_hash, pepper):
-        return None
     now = utcnow()
+    if (row is None or row.revoked_at is not None or (row.expires_at is not None and row.expires_at <= now)
+            or not keys.key_matches(secret, row.key_hash, pepper)):
+        return None
     if row.last_used_at is None or now - row.last_used_at > LAST_USED_RESOLUTION:
         row.last_used_at = now
     return row
@@ -58,6 +59,21 @@ def create_owner(session: Session, account: Account, email: str, password_hash: 
 
 def owner_by_email(session: Session, email: str) -> Owner | None:
     return session.scalars(select(Owner).where(Owner.email == email)).first()
+
+
+def _active(account_id: int):
+    return (ApiKey.account_id == account_id, ApiKey.revoked_at.is_(None),
+            (ApiKey.expires_at.is_(None)) | (ApiKey.expires_at > utcnow()))
+
+
+def count_active_keys(session: Session, account_id: int) -> int:
+    return session.scalar(select(func.count()).select_from(ApiKey).where(*_active(account_id)))
+
+
+def revoke_expiring_keys(session: Session, account_id: int, name: str) -> None:
+    """Revoke the account's live short-lived keys of this name (an earlier sign-in's)."""
+    session.execute(update(ApiKey).where(*_active(account_id), ApiKey.expires_at.is_not(None), ApiKey.name == name)
+                    .values(revoked_at=utcnow()))
 
 
 def list_api_keys(session: Session, account_id: int) -> list[ApiKey]:

@@ -5,6 +5,7 @@ from datetime import timezone
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from api import passwords
 from api.audience import GRID_MS
 from api.engine.detection import DETECTORS, SKIP
 from api.engine.media import MAX_SAMPLE_FPS
@@ -46,10 +47,35 @@ SCOPES = ("analyze", "admin")
 MAX_USAGE_DAYS = 366
 
 
+def strong_password(password: str) -> None:
+    try:
+        passwords.check_strength(password)
+    except passwords.WeakPassword as exc:
+        raise ValidationError(str(exc)) from exc
+
+
 class SignUpSchema(Schema):
     email = fields.Email(required=True)
-    password = fields.String(required=True, validate=validate.Length(10, 200))
+    password = fields.String(required=True, validate=[validate.Length(max=passwords.MAX_LENGTH), strong_password])
     account_name = fields.String(required=True, validate=validate.Length(1, 200))
+
+
+class PasswordChangeSchema(Schema):
+    email = fields.Email(required=True)
+    current_password = fields.String(required=True, validate=validate.Length(1, passwords.MAX_LENGTH))
+    new_password = fields.String(required=True, validate=[validate.Length(max=passwords.MAX_LENGTH), strong_password])
+
+
+class NewPasswordSchema(Schema):
+    new_password = fields.String(required=True, validate=[validate.Length(max=passwords.MAX_LENGTH), strong_password])
+
+
+class PasswordResetRequestSchema(Schema):
+    email = fields.Email(required=True)
+
+
+class PasswordResetConfirmSchema(NewPasswordSchema):
+    token = fields.String(required=True, validate=validate.Length(1, 200))
 
 
 class SignInSchema(Schema):

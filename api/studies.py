@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from api import audience, keys
 from api.db import ApiKey, Job, Study, StudySession, utcnow
+from api.engine import media
 from api.engine.results import VideoAnalysis
 
 PARTICIPANT_TOKEN_PREFIX = "pt_"
@@ -52,9 +53,10 @@ def _new_token(pepper: str) -> tuple[str, str]:
 
 
 def create(session: Session, put_object, account_id: int, api_key_id: int, name: str, stimulus_duration_ms: float,
-           stimulus: bytes | None, stimulus_content_type: str | None, pepper: str,
-           storage_limit: int | None = None, max_sessions: int | None = None) -> tuple[Study, str]:
-    """A new study and its participant token (returned once; only its hash is stored).
+           stimulus: bytes | None, pepper: str, storage_limit: int | None = None,
+           max_sessions: int | None = None) -> tuple[Study, str]:
+    """A new study and its participant token (returned once; only its hash is stored). The stimulus
+    (a video by its magic bytes) is stored with the type its container names, never the client's.
 
     `put_object(key, data)` stores the stimulus; it must undo that if the transaction fails
     (api.storage.undone_on_error). Raises StudyStorageFull, before anything is stored, when the
@@ -71,7 +73,8 @@ def create(session: Session, put_object, account_id: int, api_key_id: int, name:
                   stimulus_duration_ms=stimulus_duration_ms, participant_token_hash=token_hash,
                   max_sessions=max_sessions)
     if stimulus is not None:
-        study.stimulus_key, study.stimulus_content_type = f"studies/{study.id}/stimulus", stimulus_content_type
+        study.stimulus_key = f"studies/{study.id}/stimulus"
+        study.stimulus_content_type = media.VIDEO_MIMETYPES[media.sniff_format(stimulus)]
         study.stimulus_bytes = len(stimulus)
         put_object(study.stimulus_key, stimulus)  # inside the transaction: no study row pointing at nothing
     session.add(study)
@@ -153,10 +156,14 @@ def delete(session: Session, study: Study) -> list[str]:
     return stale + [k for k in (study.stimulus_key,) if k]
 
 
+def _new_receipt() -> str:
+    return f"{RECEIPT_PREFIX}{secrets.token_urlsafe(16)}"
+
+
 def new_session(study: Study, stimulus_started_ms: float, consent: Consent, segment: str | None,
                 pepper: str) -> tuple[StudySession, str]:
     """An unsaved session and its receipt code (shown to the participant once)."""
-    receipt = f"{RECEIPT_PREFIX}{secrets.token_urlsafe(16)}"
+    receipt = _new_receipt()
     row = StudySession(id=f"ses_{uuid.uuid4().hex}", study_id=study.id, receipt_hash=keys.hash_key(receipt, pepper),
                        status="processing", stimulus_started_ms=stimulus_started_ms, consent_version=consent.version,
                        consented_at=consent.accepted_at, segment=segment, created_at=utcnow())
@@ -169,6 +176,18 @@ def session_json(row: StudySession, receipt: str | None = None) -> dict:
     if receipt is not None:
         body["receipt"] = receipt
     return body
+
+
+def reissue_receipt(session: Session, study_id: str, session_id: str, pepper: str) -> str | None:
+    """A new receipt for a session whose submission is replayed (its first answer may never have
+    arrived), replacing the one given before; None when the session was deleted meanwhile."""
+    row = session.scalars(select(StudySession).where(StudySession.id == session_id,
+                                                     StudySession.study_id == study_id)).first()
+    if row is None:
+        return None
+    receipt = _new_receipt()
+    row.receipt_hash = keys.hash_key(receipt, pepper)
+    return receipt
 
 
 def delete_session(session: Session, study_id: str, receipt: str, pepper: str) -> list[str] | None:

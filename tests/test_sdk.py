@@ -103,6 +103,7 @@ def test_sign_in_and_credential_errors(server, owner):
     email, _ = owner
     key = emoscope.sign_in(email, PASSWORD, key_name="laptop", base_url=server)
     assert isinstance(key, emoscope.ApiKey) and key.name == "laptop" and key.secret.startswith("emo_")
+    assert key.expires_at is not None  # sign-in keys are short-lived
     with pytest.raises(emoscope.AuthenticationError) as wrong:
         emoscope.sign_in(email, "not the password", base_url=server)
     assert (wrong.value.status, wrong.value.code) == (401, "invalid_credentials")

@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 
 IMAGE_FORMATS = {"jpeg", "png", "webp", "bmp"}
 VIDEO_FORMATS = {"mp4", "mov", "webm"}
+# The type a stored video is served with: from its container, never from what the client declared.
+VIDEO_MIMETYPES = {"mp4": "video/mp4", "mov": "video/quicktime", "webm": "video/webm"}
 
 
 class MediaError(Exception):

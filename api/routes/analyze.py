@@ -28,7 +28,8 @@ bp = Blueprint("analyze", __name__)
 def analyze():
     services = current_app.extensions["emoscope"]
     account, plan = g.account, services.settings.plans[g.account.plan]
-    enforce_rate_limit(services, f"key:{g.api_key_id}", plan.requests_per_second, plan.burst)
+    # Per account, not per key: keys are the account's to mint, so a per-key limit multiplies.
+    enforce_rate_limit(services, f"account:{g.account_id}", plan.requests_per_second, plan.burst)
     if account.subscription_status in DELINQUENT:
         raise ApiError(402, "payment_required", "Payment required",
                        "the account's subscription is past due; update the payment method in the billing portal")

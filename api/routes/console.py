@@ -19,13 +19,14 @@ from api.db import Account, Owner, utcnow
 from api.engine import media
 from api.engine.preprocess import EMOTIONS
 from api.errors import MEDIA_STATUS, ApiError
-from api.routes.account import credentials_guard
+from api.routes.account import check_password, create_capped_key, invalid_reset_token, send_reset_link
 from api.billing import has_live_subscription
 from api.routes.billing import configured_billing, stripe_unavailable, subscribe_account
 from api.routes.parsing import load
 from api.routes.studies import (admit_new_study, report_csv_response, stimulus_response, study_storage_problems,
                                 video_upload)
-from api.schemas import SCOPES, KeyCreateSchema, StudyCreateSchema
+from api.schemas import (SCOPES, KeyCreateSchema, NewPasswordSchema, PasswordResetConfirmSchema,
+                         PasswordResetRequestSchema, StudyCreateSchema)
 from api.storage import undone_on_error
 
 bp = Blueprint("console", __name__, url_prefix="/console")
@@ -91,13 +92,59 @@ def sign_in_form():
 
 @bp.post("/signin")
 def sign_in():
-    credentials_guard()
     email, password = request.form.get("email", ""), request.form.get("password", "")
     with _services().db.session.begin() as db_session:
-        owner = accounts.verify_owner(db_session, email, password)
+        owner = check_password(db_session, email, password)
     if owner is None:
         return render_template("console/signin.html", email=email, error="Wrong email or password."), 401
     websecurity.start_session(owner_id=owner.id, account_id=owner.account_id)
+    return redirect(url_for("console.home"), 303)
+
+
+@bp.get("/password-reset/request")
+def password_reset_request_form():
+    return render_template("console/password_reset_request.html", requested=False)
+
+
+@bp.post("/password-reset/request")
+def password_reset_request():
+    send_reset_link(load(PasswordResetRequestSchema(), {"email": request.form.get("email", "")})["email"])
+    return render_template("console/password_reset_request.html", requested=True)
+
+
+@bp.get("/password-reset")
+def password_reset_form():
+    """The page an emailed link opens (the token is in the query string, which the access log leaves out)."""
+    return render_template("console/password_reset.html", token=request.args.get("token", ""))
+
+
+@bp.post("/password-reset")
+def password_reset():
+    fields = load(PasswordResetConfirmSchema(), {"token": request.form.get("token", ""),
+                                                 "new_password": request.form.get("new_password", "")})
+    services = _services()
+    with services.db.session.begin() as db_session:
+        owner = accounts.reset_password(db_session, fields["token"], fields["new_password"],
+                                        services.settings.api_key_pepper)
+    if owner is None:
+        raise invalid_reset_token()
+    session.clear()
+    flash("The password is set; sign in with it.")
+    return redirect(url_for("console.sign_in_form"), 303)
+
+
+@bp.post("/password")
+@signed_in
+def change_password():
+    fields = load(NewPasswordSchema(), {"new_password": request.form.get("new_password", "")})
+    with _services().db.session.begin() as db_session:
+        owner = check_password(db_session, g.owner.email, request.form.get("current_password", ""))
+        if owner is None:
+            return _message(401, "Password not changed", "The current password was wrong.")
+        accounts.set_password(db_session, owner, fields["new_password"])
+    # Every session ended with the change; this browser's goes on in a fresh one.
+    websecurity.start_session(owner_id=g.owner.id, account_id=g.account.id)
+    flash("The password is changed; console sessions in other browsers have ended.")
     return redirect(url_for("console.home"), 303)
 
 
@@ -130,10 +177,8 @@ def create_key():
         return _message(409, "This key was already created",
                         "The form was sent before (a reload or a second click). The key was created the first time, "
                         "and its secret was shown only then: if it was not copied, revoke that key and create another.")
-    services = _services()
-    with services.db.session.begin() as db_session:
-        key, secret = repository.create_api_key(db_session, g.account, services.settings.api_key_pepper,
-                                                fields["name"], tuple(dict.fromkeys(fields["scopes"])))
+    with _services().db.session.begin() as db_session:
+        key, secret = create_capped_key(db_session, g.account, fields["name"], fields["scopes"])
     # Rendered here rather than redirected to: the secret exists only in this response.
     return _dashboard(new_key=key, new_secret=secret), 201
 
@@ -252,7 +297,6 @@ def create_study():
     fields = load(StudyCreateSchema(), {"name": request.form.get("name", ""),
                                         "stimulus_duration_ms": _milliseconds(request.form.get("duration_s", ""))})
     stimulus = video_upload("stimulus", required=False)
-    content_type = request.files["stimulus"].mimetype if stimulus is not None else None
     if not websecurity.first_submission():
         return _message(409, "This study was already created",
                         "The form was sent before (a reload or a second click). The study was created the first time, "
@@ -262,8 +306,8 @@ def create_study():
             services.db.session.begin() as db_session:
         key = _active_key(db_session, request.form.get("api_key_id", type=int))
         study, token = studies.create(db_session, put, g.account.id, key.id, fields["name"],
-                                      fields["stimulus_duration_ms"], stimulus, content_type,
-                                      services.settings.api_key_pepper, plan.study_storage_bytes)
+                                      fields["stimulus_duration_ms"], stimulus, services.settings.api_key_pepper,
+                                      plan.study_storage_bytes)
         study_id = study.id
     # Rendered here rather than redirected to: the participant link exists only in this response.
     return _study_page(study_id, participant_url=url_for("participant.page", token=token, _external=True)), 201

@@ -11,7 +11,7 @@ from api.auth import enforce_rate_limit, presented_key, require_api_key
 from api.billing import DELINQUENT
 from api.db import Account
 from api.engine.analyzer import AnalysisOptions
-from api.engine.media import VIDEO_FORMATS, sniff_format
+from api.engine.media import VIDEO_FORMATS, VIDEO_MIMETYPES, sniff_format
 from api.errors import ApiError
 from api.routes.metered import (frames_to_analyse, metering_problems, open_clip, read_idempotency_key, replayable,
                                 submit_job)
@@ -81,13 +81,11 @@ def create_study():
         fields, stimulus = load(StudyCreateSchema(), form_fields()), video_upload("stimulus", required=False)
     else:
         fields, stimulus = load(StudyCreateSchema(), json_object()), None
-    content_type = request.files["stimulus"].mimetype if stimulus is not None else None
     with study_storage_problems(), undone_on_error(services.jobs.storage) as put, \
             services.db.session.begin() as session:
         study, token = studies.create(session, put, g.account_id, g.api_key_id, fields["name"],
-                                      fields["stimulus_duration_ms"], stimulus, content_type,
-                                      services.settings.api_key_pepper, plan.study_storage_bytes,
-                                      fields["max_sessions"])
+                                      fields["stimulus_duration_ms"], stimulus, services.settings.api_key_pepper,
+                                      plan.study_storage_bytes, fields["max_sessions"])
         body = studies.study_json(session, study, token)
     return jsonify(body), 201
 
@@ -141,11 +139,19 @@ def report_csv_response(study_id: str, report: dict) -> Response:
                     headers={"Content-Disposition": f'attachment; filename="{study_id}-report.csv"'})
 
 
+# Uploaded bytes on our origin: a <video> element plays them, but a browser opening the address
+# downloads them (attachment), never sniffs them (nosniff), and would run them without our origin
+# (sandbox) even if it rendered them as a page.
+INERT_MEDIA_HEADERS = {"Cache-Control": "private, max-age=3600", "X-Content-Type-Options": "nosniff",
+                       "Content-Disposition": "attachment", "Content-Security-Policy": "sandbox; default-src 'none'"}
+
+
 def stimulus_response(data: bytes, content_type: str | None) -> Response:
     """The stored stimulus video (also the console's player), with byte ranges: without them a
-    browser cannot seek its player, e.g. to a moment of the report."""
-    response = Response(data, mimetype=content_type or "application/octet-stream",
-                        headers={"Cache-Control": "private, max-age=3600"})
+    browser cannot seek its player, e.g. to a moment of the report. Only a video type is served:
+    rows stored before types were sniffed may hold whatever the client declared."""
+    mimetype = content_type if content_type in VIDEO_MIMETYPES.values() else "application/octet-stream"
+    response = Response(data, mimetype=mimetype, headers=INERT_MEDIA_HEADERS)
     return response.make_conditional(request, accept_ranges=True, complete_length=len(data))
 
 
@@ -199,10 +205,16 @@ def submit_session(study_id: str):
     row, receipt = studies.new_session(study, fields["stimulus_started_ms"], consent, fields["segment"],
                                        services.settings.api_key_pepper)
     fingerprint = metering.fingerprint(data, (study.id, fields["stimulus_started_ms"], fields["segment"]))
+    # The stored answer (for idempotent replays) holds no receipt: a replay is given a new one.
     with metering_problems():
         body, replayed = submit_job(services, account, plan, study.api_key_id, g.request_id, data, options,
                                     frames_to_analyse(clip), None, read_idempotency_key(),
-                                    fingerprint, study_session=row, answer=studies.session_json(row, receipt))
+                                    fingerprint, study_session=row, answer=studies.session_json(row))
+    if replayed:
+        with services.db.session.begin() as session:
+            receipt = studies.reissue_receipt(session, study.id, body["id"], services.settings.api_key_pepper)
+    if receipt is not None:
+        body = {**body, "receipt": receipt}
     return replayable(Response(json.dumps(body), status=202, mimetype="application/json"), replayed)
 
 
@@ -210,7 +222,7 @@ def submit_session(study_id: str):
 def delete_session(study_id: str, receipt: str):
     """The receipt is the participant's only credential: it deletes that session and nothing else."""
     services = _services()
-    enforce_rate_limit(services, f"ip:{request.remote_addr}", RECEIPT_RATE, RECEIPT_BURST)
+    enforce_rate_limit(services, f"receipts:ip:{request.remote_addr}", RECEIPT_RATE, RECEIPT_BURST)
     with services.db.session.begin() as session:
         stale = studies.delete_session(session, study_id, receipt, services.settings.api_key_pepper)
     if stale is None:

@@ -123,7 +123,8 @@ class Client(BaseClient):
         return SignUpResult.from_dict(self._request(_base.sign_up_spec(email, password, account_name)).json())
 
     def sign_in(self, email: str, password: str, key_name: Optional[str] = None) -> ApiKey:
-        """A new admin key for an owner's email and password."""
+        """A short-lived admin key for an owner's email and password (see `.expires_at`); it replaces
+        the key an earlier sign-in issued under the same `key_name`."""
         return ApiKey.from_dict(self._request(_base.sign_in_spec(email, password, key_name)).json()["api_key"])
 
 

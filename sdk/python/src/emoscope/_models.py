@@ -415,6 +415,8 @@ class ApiKey:
     revoked_at: Optional[datetime]
     #: The whole key; only set on the answer that created it (never shown again).
     secret: Optional[str] = field(default=None, repr=False)
+    #: When a key issued by sign-in stops working; None for keys created to last.
+    expires_at: Optional[datetime] = None
     raw: Dict[str, Any] = field(default_factory=dict, **_RAW)
 
     @property
@@ -425,7 +427,7 @@ class ApiKey:
     def from_dict(cls, data: Mapping[str, Any]) -> "ApiKey":
         return cls(data["id"], data["prefix"], data.get("name", ""), tuple(data.get("scopes", ())),
                    _dt(data.get("created_at")), _dt(data.get("last_used_at")), _dt(data.get("revoked_at")),
-                   data.get("secret"), raw=dict(data))
+                   data.get("secret"), _dt(data.get("expires_at")), raw=dict(data))
 
 
 @dataclass(frozen=True)

@@ -3,13 +3,13 @@ studies: their stimulus's size in bytes, counted against the account's study sto
 owner's cap on their sessions; jobs: the
 in-process queue that runs them, so a restarted process adopts only a dead one's jobs.
 
-Revision ID: 0007
+Revision ID: 0006
 Revises: 0005
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0007"
+revision = "0006"
 down_revision = "0005"
 branch_labels = None
 depends_on = None
