@@ -79,8 +79,7 @@ def submit(ctx: JobContext, account: Account, plan: metering.Plan, api_key_id: i
     saved with the job): participants are never shown the owner's job.
     """
     with ctx.db.session.begin() as session:
-        metering.check_quota(session, account, plan)
-        replay = metering.begin(session, request_id, account.id, api_key_id, idempotency_key, fingerprint)
+        replay = metering.admit(session, account, plan, request_id, api_key_id, idempotency_key, fingerprint)
         if replay is not None:
             return json.loads(replay), None
         owner = session.get(Account, account.id)
