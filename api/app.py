@@ -19,6 +19,7 @@ from api.observability import configure_logging, install_metrics
 from api.ratelimit import make_rate_limiter
 from api.routes import account, analyze, billing, console, demo, health, jobs, participant, studies
 from api.services import job_context, make_analyzer, make_queue
+from api.routes.parsing import JSONProvider
 
 # Base64 inflates by 4/3; the engine enforces the exact byte limit after decoding.
 BASE64_OVERHEAD = 4 / 3
@@ -43,6 +44,7 @@ def create_app(settings: Settings | None = None, analyzer: Analyzer | None = Non
     settings = settings or Settings.from_env()
     configure_logging(os.environ.get("EMOSCOPE_LOG_LEVEL", "INFO"))
     app = Flask(__name__)
+    app.json = JSONProvider(app)
     app.json.sort_keys = False  # keep request_id, media, faces in the documented order
     app.config["MAX_CONTENT_LENGTH"] = int(settings.limits.max_upload_bytes * BASE64_OVERHEAD) + 64 * 1024
     analyzer = analyzer or make_analyzer(settings)

@@ -80,11 +80,11 @@ def _submit_job(services, account, plan, data, options, delivery, frames_total, 
 
 def _parse(max_bytes: int) -> tuple[bytes, AnalysisOptions, dict]:
     if request.mimetype == "multipart/form-data":
+        form = form_fields(json_fields=("micro_expressions",))
         upload = request.files.get("file")
         if upload is None:
             raise ApiError(400, "invalid_request", "Invalid request", "the multipart body needs a 'file' part",
                            errors={"file": ["Missing data for required field."]})
-        form = form_fields(json_fields=("micro_expressions",))
         return (upload.read(max_bytes + 1), *_options(load(AnalyzeFormSchema(), form)))
     if request.mimetype == "application/json":
         fields = load(AnalyzeJsonSchema(), json_object())

@@ -19,8 +19,10 @@ MAX_IDEMPOTENCY_KEY = 255
 
 def read_idempotency_key() -> str | None:
     key = request.headers.get("Idempotency-Key")
-    if key is not None and not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY:
-        raise ApiError(400, "invalid_request", "Invalid request", "Idempotency-Key must be 1-255 characters")
+    if key is not None and (not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY or not key.isprintable()):
+        raise ApiError(400, "invalid_request", "Invalid request",
+                       "Idempotency-Key must be 1-255 printable characters",
+                       errors={"Idempotency-Key": ["1-255 printable characters."]})
     return key
 
 
