@@ -65,12 +65,13 @@ def quota(session: Session, account_id: int, plan: Plan, now: datetime | None = 
 
 
 def check_quota(session: Session, account: Account, plan: Plan, now: datetime | None = None) -> None:
-    """Refuse when the month's units are spent. Soft by design: requests already in flight may
-    finish past the limit, which is cheaper than serialising every request of an account."""
+    """Refuse when the month's units are spent, counting the units reserved by queued and running
+    jobs. Soft by design: requests already in flight may finish past the limit, which is cheaper
+    than serialising every request of an account."""
     if plan.monthly_units is None:
         return
     now = now or utcnow()
-    used = repository.units_since(session, account.id, month_start(now))
+    used = repository.units_since(session, account.id, month_start(now)) + repository.reserved_units(session, account.id)
     if used >= plan.monthly_units:
         raise QuotaExceeded(plan.monthly_units, used, next_month_start(now))
 

@@ -9,7 +9,7 @@ from flask import Response, request
 from api import jobs, metering
 from api.db import utcnow
 from api.engine.analyzer import AnalysisOptions
-from api.engine.media import IMAGE_FORMATS, DecodedImage, DecodedVideo, decode, sniff_format
+from api.engine.media import IMAGE_FORMATS, DecodedImage, DecodedVideo, check_image, decode, sniff_format
 from api.errors import ApiError
 from api.observability import JOBS_QUEUED
 
@@ -56,19 +56,27 @@ def submit_job(services, *args, **kwargs) -> tuple[dict, bool]:
 
 
 def open_clip(services, data: bytes, options: AnalysisOptions) -> DecodedVideo | None:
-    """The upload opened as a clip (headers read, GIFs their frame timing), or None for a picture.
+    """The upload checked from its headers and opened as a clip (timeline read from its packets or
+    GIF blocks, no frame decoded), or None for a picture (checked from its header, decoded later).
 
-    Clips longer than the sync limit become jobs on their own, so their length is needed before
-    anything runs; pictures are told apart by their magic bytes alone and decoded later.
+    Cheap enough to run before an analysis slot is taken, so a bomb is 413 even when every slot is
+    busy; clips longer than the sync limit become jobs, so their length is needed before anything runs.
     """
+    limits = services.settings.limits
     if sniff_format(data) in IMAGE_FORMATS:
+        check_image(data, limits)
         return None
-    decoded = decode(data, services.settings.limits, options.sample_fps)
+    decoded = decode(data, limits, options.sample_fps)
     return None if isinstance(decoded, DecodedImage) else decoded  # a single-frame GIF is a picture
 
 
 def clip_seconds(clip: DecodedVideo | None) -> float:
     return (clip.info.duration_ms or 0) / 1000 if clip else 0.0
+
+
+def estimated_units(clip: DecodedVideo | None) -> int:
+    """What a job will cost, reserved against the quota at submission: its clip's packets' length."""
+    return metering.units_for(clip.info) if clip else 1
 
 
 def frames_to_analyse(clip: DecodedVideo | None) -> int | None:

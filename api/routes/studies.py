@@ -12,8 +12,8 @@ from api.db import Account
 from api.engine.analyzer import AnalysisOptions
 from api.engine.media import VIDEO_FORMATS, sniff_format
 from api.errors import ApiError
-from api.routes.metered import (frames_to_analyse, metering_problems, open_clip, read_idempotency_key, replayable,
-                                submit_job)
+from api.routes.metered import (estimated_units, frames_to_analyse, metering_problems, open_clip,
+                                read_idempotency_key, replayable, submit_job)
 from api.routes.parsing import form_fields, json_object, load
 from api.schemas import ReportQuerySchema, StudyCreateSchema, StudySessionFormSchema
 
@@ -162,7 +162,8 @@ def submit_session(study_id: str):
     with metering_problems():
         body, replayed = submit_job(services, account, plan, study.api_key_id, g.request_id, data, options,
                                     frames_to_analyse(clip), None, read_idempotency_key(),
-                                    fingerprint, study_session=row, answer=studies.session_json(row, receipt))
+                                    fingerprint, reserve_units=estimated_units(clip), study_session=row,
+                                    answer=studies.session_json(row, receipt))
     return replayable(Response(json.dumps(body), status=202, mimetype="application/json"), replayed)
 
 
