@@ -111,7 +111,7 @@ class DecodedVideo:
 def decode(data: bytes, limits: Limits, sample_fps: float | None) -> DecodedImage | DecodedVideo:
     """Pictures are decoded now; clips are only opened (headers and timeline read, limits checked)
     and their frames decoded as they are read."""
-    fmt = _sniff_within_limits(data, limits)
+    fmt = sniff_upload(data, limits)
     with _refusals(fmt):
         if fmt in IMAGE_FORMATS:
             return _decode_image(data, fmt, limits)
@@ -123,12 +123,13 @@ def decode(data: bytes, limits: Limits, sample_fps: float | None) -> DecodedImag
 def check_image(data: bytes, limits: Limits) -> None:
     """A picture's size and dimensions from its header, without decoding a pixel: cheap enough to
     answer before an analysis slot is taken, so a bomb is refused even when every slot is busy."""
-    fmt = _sniff_within_limits(data, limits)
+    fmt = sniff_upload(data, limits)
     with _refusals(fmt), Image.open(io.BytesIO(data)) as image:  # reads the header only
         _check_dimensions(*image.size, limits.max_image_pixels, limits.max_image_side)
 
 
-def _sniff_within_limits(data: bytes, limits: Limits) -> str:
+def sniff_upload(data: bytes, limits: Limits) -> str:
+    """The upload's format, once its size is known to be within the limit and not zero."""
     if len(data) > limits.max_upload_bytes:
         raise MediaTooLarge(f"upload is {len(data)} bytes; the limit is {limits.max_upload_bytes}")
     if not data:

@@ -9,7 +9,7 @@ from flask import Response, request
 from api import jobs, metering
 from api.db import utcnow
 from api.engine.analyzer import AnalysisOptions
-from api.engine.media import IMAGE_FORMATS, DecodedImage, DecodedVideo, check_image, decode, sniff_format
+from api.engine.media import IMAGE_FORMATS, DecodedImage, DecodedVideo, check_image, decode, sniff_upload
 from api.errors import ApiError
 from api.observability import JOBS_QUEUED
 
@@ -63,7 +63,7 @@ def open_clip(services, data: bytes, options: AnalysisOptions) -> DecodedVideo |
     busy; clips longer than the sync limit become jobs, so their length is needed before anything runs.
     """
     limits = services.settings.limits
-    if sniff_format(data) in IMAGE_FORMATS:
+    if sniff_upload(data, limits) in IMAGE_FORMATS:
         check_image(data, limits)
         return None
     decoded = decode(data, limits, options.sample_fps)
