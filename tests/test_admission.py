@@ -8,9 +8,9 @@ import time
 import pytest
 
 from api.metering import Plan
-from tests.conftest import FACES, sign_up
+from tests.conftest import FACES, VIDEOS, sign_up
 from tests.test_accounts import TINY_FACE, analyze, bearer
-from tests.samples import (animated_gif, empty_fragmented_mp4, gif_bomb, png_bomb, recorder_webm,
+from tests.samples import (animated_gif, empty_fragmented_mp4, gif_bomb, png_bomb, recorder_webm, reencode,
                            webm_with_random_blocks, webm_with_random_clusters)
 from tests.test_api import assert_problem
 
@@ -105,15 +105,20 @@ def bearer_post(client, secret: str, data: bytes, **fields):
     return client.post("/v1/analyze", headers=bearer(secret), data={"file": (io.BytesIO(data), "f"), **fields})
 
 
-def test_an_over_quota_key_gets_402_before_any_gif_frame_is_decoded(app_factory, monkeypatch):
+@pytest.mark.parametrize("upload", ["animated.gif", "still.gif", "photo.png", "clip.mp4"])
+def test_an_over_quota_key_gets_402_before_any_pixel_is_decoded(app_factory, monkeypatch, upload):
     from api.engine import media
 
+    data = {"animated.gif": lambda: animated_gif(FACES / "img1.jpg", frames=6),
+            "still.gif": lambda: reencode(FACES / "img1.jpg", "GIF", max_side=200),
+            "photo.png": lambda: reencode(FACES / "img1.jpg", "PNG", max_side=200),
+            "clip.mp4": lambda: (VIDEOS / "single_face.mp4").read_bytes()}[upload]()
     client = app_factory(plans=TWO_UNITS).test_client()
     secret = sign_up(client)["api_key"]["secret"]
     assert analyze(client, secret).status_code == analyze(client, secret).status_code == 200
-    gif = animated_gif(FACES / "img1.jpg", frames=6)
-    monkeypatch.setattr(media.ImageSequence, "Iterator", lambda *_: pytest.fail("a frame was decoded"))
-    assert_problem(bearer_post(client, secret, gif, detector="skip"), 402, "quota_exceeded")
+    for decoder in ("_to_bgr", "luma"):
+        monkeypatch.setattr(media, decoder, lambda *_: pytest.fail("a picture was decoded"))
+    assert_problem(bearer_post(client, secret, data, detector="skip"), 402, "quota_exceeded")
 
 
 def test_a_gif_bomb_is_413_within_a_second_of_cpu(client, auth, assert_contract):

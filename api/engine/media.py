@@ -116,16 +116,26 @@ def decode(data: bytes, limits: Limits, sample_fps: float | None) -> DecodedImag
         if fmt in IMAGE_FORMATS:
             return _decode_image(data, fmt, limits)
         if fmt == "gif":
-            return _decode_gif(data, limits, sample_fps)
+            return _open_gif(data, limits, sample_fps) or _decode_still_gif(data)
         return _open_video(data, fmt, limits, sample_fps)
 
 
-def check_image(data: bytes, limits: Limits) -> None:
-    """A picture's size and dimensions from its header, without decoding a pixel: cheap enough to
-    answer before an analysis slot is taken, so a bomb is refused even when every slot is busy."""
+def open_clip(data: bytes, limits: Limits, sample_fps: float | None) -> DecodedVideo | None:
+    """The upload checked from its headers, packets or GIF blocks without decoding a pixel: a clip
+    opened (frames decoded as they are read), or None for a picture, which `decode` decodes later.
+
+    Cheap enough to run before an analysis slot is taken and before the quota is asked, so a bomb
+    is refused even when every slot is busy.
+    """
     fmt = sniff_upload(data, limits)
-    with _refusals(fmt), Image.open(io.BytesIO(data)) as image:  # reads the header only
-        _check_dimensions(*image.size, limits.max_image_pixels, limits.max_image_side)
+    with _refusals(fmt):
+        if fmt in IMAGE_FORMATS:
+            with Image.open(io.BytesIO(data)) as image:  # reads the header only
+                _check_dimensions(*image.size, limits.max_image_pixels, limits.max_image_side)
+            return None
+        if fmt == "gif":
+            return _open_gif(data, limits, sample_fps)
+        return _open_video(data, fmt, limits, sample_fps)
 
 
 def sniff_upload(data: bytes, limits: Limits) -> str:
@@ -177,16 +187,21 @@ GIF_TRAILER = b";"
 GIF_DEFAULT_DELAY_MS = 100  # what browsers show a frame with no delay, or a delay of 0, for
 
 
-def _decode_gif(data: bytes, limits: Limits, sample_fps: float | None) -> DecodedImage | DecodedVideo:
+def _decode_still_gif(data: bytes) -> DecodedImage:
+    with Image.open(io.BytesIO(data)) as image:
+        image.load()
+        return DecodedImage(MediaInfo("image", "gif", *image.size), _to_bgr(image))
+
+
+def _open_gif(data: bytes, limits: Limits, sample_fps: float | None) -> DecodedVideo | None:
+    """An animated GIF opened as a clip, or None for a single frame (a picture) within the image limits."""
     # A GIF cut at a frame boundary decodes cleanly with frames missing; only the trailer tells.
     if not data.endswith(GIF_TRAILER):
         raise MediaCorrupt("the GIF is truncated: it does not end with the GIF trailer")
     width, height, delays_ms = gif_timeline(data)
     if len(delays_ms) == 1:
         _check_dimensions(width, height, limits.max_image_pixels, limits.max_image_side)
-        with Image.open(io.BytesIO(data)) as image:
-            image.load()
-            return DecodedImage(MediaInfo("image", "gif", width, height), _to_bgr(image))
+        return None
     _check_dimensions(width, height, limits.max_video_pixels, limits.max_image_side)
     starts_ms = np.concatenate([[0.0], np.cumsum(delays_ms[:-1], dtype=float)]).tolist()
     t_ms = starts_ms[-1] + delays_ms[-1]

@@ -9,7 +9,8 @@ from flask import Response, request
 from api import jobs, metering
 from api.db import utcnow
 from api.engine.analyzer import AnalysisOptions
-from api.engine.media import IMAGE_FORMATS, DecodedImage, DecodedVideo, check_image, decode, sniff_upload
+from api.engine import media
+from api.engine.media import DecodedVideo
 from api.errors import ApiError
 from api.observability import JOBS_QUEUED
 
@@ -56,18 +57,9 @@ def submit_job(services, *args, **kwargs) -> tuple[dict, bool]:
 
 
 def open_clip(services, data: bytes, options: AnalysisOptions) -> DecodedVideo | None:
-    """The upload checked from its headers and opened as a clip (timeline read from its packets or
-    GIF blocks, no frame decoded), or None for a picture (checked from its header, decoded later).
-
-    Cheap enough to run before an analysis slot is taken, so a bomb is 413 even when every slot is
-    busy; clips longer than the sync limit become jobs, so their length is needed before anything runs.
-    """
-    limits = services.settings.limits
-    if sniff_upload(data, limits) in IMAGE_FORMATS:
-        check_image(data, limits)
-        return None
-    decoded = decode(data, limits, options.sample_fps)
-    return None if isinstance(decoded, DecodedImage) else decoded  # a single-frame GIF is a picture
+    """`media.open_clip`: limits checked without decoding a pixel; clips longer than the sync limit
+    become jobs, so their length is needed before anything runs."""
+    return media.open_clip(data, services.settings.limits, options.sample_fps)
 
 
 def clip_seconds(clip: DecodedVideo | None) -> float:
