@@ -20,8 +20,9 @@ from functools import cache
 from pathlib import Path
 
 from tests.conftest import FACES, VIDEOS
-from tests.samples import (animated_gif, empty_fragmented_mp4, faststart_mp4, gif_bomb, png_bomb,
-                           recorder_webm, reencode, short_clip, webm_with_random_blocks, webm_with_random_clusters)
+from tests.samples import (animated_gif, empty_fragmented_mp4, faststart_mp4, gif_bomb, gif_of_tiny_sub_blocks,
+                           png_bomb, recorder_webm, reencode, short_clip, webm_with_random_blocks,
+                           webm_with_random_clusters)
 
 ANALYZE = "/v1/analyze"
 SESSIONS = "/v1/studies/{study}/sessions"
@@ -135,6 +136,8 @@ def bombs() -> list[Case]:
         Case("gif-too-many-frames", upload(lambda: gif_bomb(16, 16, 3601)), 422, "clip_too_long"),
         Case("gif-too-long", upload(lambda: gif_bomb(16, 16, 3001)), 422, "clip_too_long"),  # 60.02 s of 20 ms
         Case("h264-past-the-pixel-limit", upload(big_h264), 413, dims),
+        Case("gif-of-two-million-one-byte-sub-blocks", upload(lambda: gif_of_tiny_sub_blocks(2_000_000)), 422,
+             "media_corrupt"),
         Case("webm-61-s-no-duration", upload(lambda: recorder_webm(61, fps=1, side=16)), 422, "clip_too_long"),
         Case("webm-3601-frames-no-duration", upload(lambda: recorder_webm(36.01, fps=100, side=16)), 422,
              "clip_too_long"),

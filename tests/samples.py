@@ -181,3 +181,9 @@ def gif_bomb(width: int = 4096, height: int = 2160, frames: int = 900) -> bytes:
     frame = (b"\x21\xf9\x04\x00" + struct.pack("<H", 2) + b"\x00\x00"  # graphic control: 20 ms
              + b"\x2c" + struct.pack("<HHHHB", 0, 0, 1, 1, 0) + b"\x02\x02\x44\x01\x00")  # 1x1 LZW data
     return header + frame * frames + b";"
+
+
+def gif_of_tiny_sub_blocks(sub_blocks: int) -> bytes:
+    """A one-frame 16x16 GIF whose picture data is cut into `sub_blocks` one-byte sub-blocks (encoders use 255)."""
+    frame = b"\x2c" + struct.pack("<HHHHB", 0, 0, 16, 16, 0) + b"\x02" + b"\x01\x00" * sub_blocks + b"\x00"
+    return gif_bomb(16, 16, 0)[:-1] + frame + b";"

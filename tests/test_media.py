@@ -10,7 +10,7 @@ from api.config import Limits
 from api.engine import media
 from api.metering import units_for
 from tests.conftest import FACES, VIDEOS
-from tests.samples import (animated_gif, empty_fragmented_mp4, gif_bomb, png_bomb, recorder_webm, reencode,
+from tests.samples import (animated_gif, empty_fragmented_mp4, gif_bomb, gif_of_tiny_sub_blocks, png_bomb, recorder_webm, reencode,
                            webm_with_random_blocks, webm_with_random_clusters, with_exif_rotation)
 
 PHOTO = FACES / "img1.jpg"
@@ -136,6 +136,13 @@ def test_gif_timeline_reads_frames_and_delays_without_decoding():
     assert media.gif_timeline(gif_bomb(64, 48, 3)) == (64, 48, [20.0, 20.0, 20.0])
     with pytest.raises(media.MediaCorrupt, match="truncated"):
         media.gif_timeline(gif_bomb(64, 48, 3)[:-9])
+
+
+def test_a_gif_of_millions_of_tiny_sub_blocks_is_refused_within_its_walk():
+    started = time.process_time()
+    with pytest.raises(media.MediaCorrupt, match="sub-blocks"):
+        media.gif_timeline(gif_of_tiny_sub_blocks(2_000_000))
+    assert time.process_time() - started < 1.0
 
 
 def test_a_webm_without_duration_is_as_long_as_its_frames():

@@ -109,15 +109,13 @@ class DecodedVideo:
 
 
 def decode(data: bytes, limits: Limits, sample_fps: float | None) -> DecodedImage | DecodedVideo:
-    """Pictures are decoded now; clips are only opened (headers and timeline read, limits checked)
-    and their frames decoded as they are read."""
-    fmt = sniff_upload(data, limits)
+    """`open_clip`, then a picture decoded; a clip's frames are decoded as they are read."""
+    clip = open_clip(data, limits, sample_fps)
+    if clip is not None:
+        return clip
+    fmt = sniff_format(data)
     with _refusals(fmt):
-        if fmt in IMAGE_FORMATS:
-            return _decode_image(data, fmt, limits)
-        if fmt == "gif":
-            return _open_gif(data, limits, sample_fps) or _decode_still_gif(data)
-        return _open_video(data, fmt, limits, sample_fps)
+        return _decode_still_gif(data) if fmt == "gif" else _decode_image(data, fmt, limits)
 
 
 def open_clip(data: bytes, limits: Limits, sample_fps: float | None) -> DecodedVideo | None:
@@ -184,6 +182,9 @@ def _decode_image(data: bytes, fmt: str, limits: Limits) -> DecodedImage:
 
 
 GIF_TRAILER = b";"
+# Encoders write 255-byte sub-blocks: a 50 MB GIF has about 205,000. Walking is Python, so a file of
+# 1-byte sub-blocks (25 million) must stop early rather than cost seconds before any admission.
+MAX_GIF_SUB_BLOCKS = 1_000_000
 GIF_DEFAULT_DELAY_MS = 100  # what browsers show a frame with no delay, or a delay of 0, for
 
 
@@ -240,7 +241,7 @@ def gif_timeline(data: bytes) -> tuple[int, int, list[float]]:
     try:
         width, height, flags = struct.unpack_from("<HHB", data, 6)
         pos = 13 + _colour_table_size(flags)
-        delays, delay = [], None
+        delays, delay, budget = [], None, [MAX_GIF_SUB_BLOCKS]
         while True:
             block = data[pos]
             if block == 0x3B:  # trailer
@@ -248,11 +249,11 @@ def gif_timeline(data: bytes) -> tuple[int, int, list[float]]:
             if block == 0x21:  # extension: label, then data sub-blocks
                 if data[pos + 1] == 0xF9 and data[pos + 2] >= 4:  # graphic control: the next frame's delay
                     delay = struct.unpack_from("<H", data, pos + 4)[0] * 10
-                pos = _skip_sub_blocks(data, pos + 2)
+                pos = _skip_sub_blocks(data, pos + 2, budget)
             elif block == 0x2C:  # image descriptor, local colour table, LZW code size, data sub-blocks
                 delays.append(float(delay or GIF_DEFAULT_DELAY_MS))
                 delay = None
-                pos = _skip_sub_blocks(data, pos + 10 + _colour_table_size(data[pos + 9]) + 1)
+                pos = _skip_sub_blocks(data, pos + 10 + _colour_table_size(data[pos + 9]) + 1, budget)
             else:
                 raise MediaCorrupt(f"the GIF has an unknown block 0x{block:02x} at byte {pos}")
     except (IndexError, struct.error) as exc:
@@ -266,9 +267,12 @@ def _colour_table_size(flags: int) -> int:
     return 3 * 2 ** ((flags & 0x07) + 1) if flags & 0x80 else 0
 
 
-def _skip_sub_blocks(data: bytes, pos: int) -> int:
+def _skip_sub_blocks(data: bytes, pos: int, budget: list[int]) -> int:
     while data[pos]:
         pos += data[pos] + 1
+        budget[0] -= 1
+        if budget[0] < 0:
+            raise MediaCorrupt(f"the GIF has more than {MAX_GIF_SUB_BLOCKS} data sub-blocks")
     return pos + 1
 
 

@@ -71,8 +71,6 @@ def estimated_units(clip: DecodedVideo | None) -> int:
     return metering.units_for(clip.info) if clip else 1
 
 
-def frames_to_analyse(clip: DecodedVideo | None) -> int | None:
-    """Frames the analysis will cover (for job progress): 1 for a picture, None if the header is silent."""
-    if clip is None:
-        return 1
-    return max(1, round(clip_seconds(clip) * clip.sample_fps)) if clip_seconds(clip) else None
+def frames_to_analyse(clip: DecodedVideo | None) -> int:
+    """Frames the analysis will cover (for job progress): 1 for a picture; a clip's length comes from its packets."""
+    return max(1, round(clip_seconds(clip) * clip.sample_fps)) if clip else 1
