@@ -18,8 +18,8 @@ from api.jobs import JobContext
 from api.observability import configure_logging, install_metrics
 from api.ratelimit import make_rate_limiter
 from api.routes import account, analyze, billing, console, demo, health, jobs, participant, studies
-from api.services import job_context, make_analyzer, make_queue
 from api.routes.parsing import JSONProvider
+from api.services import job_context, make_analyzer, make_queue
 
 # Base64 inflates by 4/3; the engine enforces the exact byte limit after decoding.
 BASE64_OVERHEAD = 4 / 3

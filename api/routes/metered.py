@@ -8,8 +8,8 @@ from flask import Response, request
 
 from api import jobs, metering
 from api.db import utcnow
-from api.engine.analyzer import AnalysisOptions
 from api.engine import media
+from api.engine.analyzer import AnalysisOptions
 from api.engine.media import DecodedVideo
 from api.errors import ApiError
 from api.observability import JOBS_QUEUED
