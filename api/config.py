@@ -37,6 +37,9 @@ class Limits:
     max_video_seconds: float = 60.0
     max_video_frames: int = 3_600
     max_video_pixels: int = 4096 * 2160
+    # An animated GIF's canvas x frames: Pillow composes each frame onto the whole canvas, about
+    # 100 Mpx per second of CPU, so this bounds a GIF's decoding to a few seconds.
+    max_gif_pixels: int = 250_000_000
 
     @property
     def max_request_bytes(self) -> int:
@@ -54,6 +57,7 @@ class Limits:
             max_video_seconds=_env_float("EMOSCOPE_MAX_VIDEO_SECONDS", cls.max_video_seconds),
             max_video_frames=_env_int("EMOSCOPE_MAX_VIDEO_FRAMES", cls.max_video_frames),
             max_video_pixels=_env_int("EMOSCOPE_MAX_VIDEO_PIXELS", cls.max_video_pixels),
+            max_gif_pixels=_env_int("EMOSCOPE_MAX_GIF_PIXELS", cls.max_gif_pixels),
         )
 
 

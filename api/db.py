@@ -170,6 +170,9 @@ class Job(Base):
     webhook_url: Mapped[str | None] = mapped_column(String(2000))
     webhook_status: Mapped[str | None] = mapped_column(String(20))  # pending, delivered, failed
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Units held against the quota while the job is queued or running (its clip's length from its
+    # packets); on completion its usage event, with the units actually decoded, takes their place.
+    reserved_units: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

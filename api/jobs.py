@@ -69,24 +69,27 @@ def job_json(job: Job, result: dict | None = None) -> dict:
 
 def submit(ctx: JobContext, account: Account, plan: metering.Plan, api_key_id: int, request_id: str, data: bytes,
            options: AnalysisOptions, frames_total: int | None, webhook_url: str | None,
-           idempotency_key: str | None, fingerprint: str, study_session: StudySession | None = None,
-           answer: dict | None = None) -> tuple[dict, str | None]:
+           idempotency_key: str | None, fingerprint: str, *, reserve_units: int,
+           study_session: StudySession | None = None, answer: dict | None = None) -> tuple[dict, str | None]:
     """Store the media and record the job; returns (the answer, the new job's id to queue), the id
     None when an earlier submission with this Idempotency-Key is replayed.
+
+    The job holds `reserve_units` (its estimated cost) against the quota until it ends: success
+    bills what was decoded in the same transaction, failure bills nothing.
 
     The answer is the job's JSON, or `answer` for a study participant's session (`study_session`,
     saved with the job): participants are never shown the owner's job.
     """
     with storage.undone_on_error(ctx.storage) as put, ctx.db.session.begin() as session:
-        metering.check_quota(session, account, plan)
-        replay = metering.begin(session, request_id, account.id, api_key_id, idempotency_key, fingerprint)
+        replay = metering.admit(session, account, plan, request_id, api_key_id, idempotency_key, fingerprint)
         if replay is not None:
             return json.loads(replay), None
         owner = session.get(Account, account.id)
         owner.webhook_secret = owner.webhook_secret or new_webhook_secret()
         job = Job(id=f"job_{uuid.uuid4().hex}", account_id=account.id, request_id=request_id,
                   options=json.dumps(dataclasses.asdict(options)), frames_total=frames_total,
-                  webhook_url=webhook_url, webhook_status="pending" if webhook_url else None)
+                  webhook_url=webhook_url, webhook_status="pending" if webhook_url else None,
+                  reserved_units=reserve_units)
         job.media_key = f"media/{job.id}"
         put(job.media_key, data)  # inside the transaction: no job row without its media, nor media without its row
         if study_session is not None:

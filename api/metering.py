@@ -69,12 +69,13 @@ def quota(session: Session, account_id: int, plan: Plan, now: datetime | None = 
 
 
 def check_quota(session: Session, account: Account, plan: Plan, now: datetime | None = None) -> None:
-    """Refuse when the month's units are spent. Soft by design: requests already in flight may
-    finish past the limit, which is cheaper than serialising every request of an account."""
+    """Refuse when the month's units are spent, counting the units reserved by queued and running
+    jobs. Soft by design: requests already in flight may finish past the limit, which is cheaper
+    than serialising every request of an account."""
     if plan.monthly_units is None:
         return
     now = now or utcnow()
-    used = repository.units_since(session, account.id, month_start(now))
+    used = repository.units_since(session, account.id, month_start(now)) + repository.reserved_units(session, account.id)
     if used >= plan.monthly_units:
         raise QuotaExceeded(plan.monthly_units, used, next_month_start(now))
 
@@ -128,6 +129,16 @@ def _replay_or_take_over(session: Session, existing: ApiRequest, request_id: str
     return None
 
 
+def admit(session: Session, account: Account, plan: Plan, request_id: str, api_key_id: int,
+          idempotency_key: str | None, request_fingerprint: str) -> str | None:
+    """`begin`, then the quota check: a stored answer is replayed even when the quota is spent since
+    (it was paid for). A refusal rolls the new ledger entry back with the caller's transaction."""
+    replay = begin(session, request_id, account.id, api_key_id, idempotency_key, request_fingerprint)
+    if replay is None:
+        check_quota(session, account, plan)
+    return replay
+
+
 def complete(session: Session, request_id: str, account: Account, media: MediaInfo, response_body: str) -> UsageEvent:
     """Mark the request done and write its usage (and outbox row when billed) in this transaction."""
     record = session.get(ApiRequest, request_id)
@@ -152,14 +163,13 @@ def abandon(session: Session, request_id: str) -> None:
 
 def run_metered(db, account: Account, plan: Plan, request_id: str, api_key_id: int, idempotency_key: str | None,
                 request_fingerprint: str, work) -> tuple[str, bool]:
-    """Quota check, ledger entry, `work()` -> (MediaInfo, JSON body), then usage, exactly once.
+    """Ledger entry (or replay), quota check, `work()` -> (MediaInfo, JSON body), then usage, exactly once.
 
     Returns (body, replayed). Any exception from `work` removes the ledger entry and propagates,
     so failed requests are never billed.
     """
     with db.session.begin() as session:
-        check_quota(session, account, plan)
-        replay = begin(session, request_id, account.id, api_key_id, idempotency_key, request_fingerprint)
+        replay = admit(session, account, plan, request_id, api_key_id, idempotency_key, request_fingerprint)
     if replay is not None:
         return replay, True
     try:

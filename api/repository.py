@@ -117,6 +117,13 @@ def units_since(session: Session, account_id: int, since: datetime) -> int:
     return int(total)
 
 
+def reserved_units(session: Session, account_id: int) -> int:
+    """Units held by the account's jobs still queued or running (see Job.reserved_units)."""
+    total = session.scalar(select(func.coalesce(func.sum(Job.reserved_units), 0))
+                           .where(Job.account_id == account_id, Job.status.in_(("queued", "running"))))
+    return int(total)
+
+
 def usage_events_between(session: Session, account_id: int, start: datetime, end: datetime) -> list[UsageEvent]:
     return list(session.scalars(select(UsageEvent).where(UsageEvent.account_id == account_id,
                                                          UsageEvent.created_at >= start,

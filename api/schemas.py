@@ -1,9 +1,10 @@
 """Request schemas, mirroring openapi.yaml's AnalyzeOptions and AnalyzeJsonRequest."""
 from __future__ import annotations
 
+import re
 from datetime import timezone
 
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import Schema, ValidationError, fields, pre_load, validate, validates_schema
 
 from api import passwords
 from api.audience import GRID_MS
@@ -11,12 +12,45 @@ from api.engine.detection import DETECTORS, SKIP
 from api.engine.media import MAX_SAMPLE_FPS
 
 
-class MicroExpressionOptionsSchema(Schema):
+# NUL is refused by PostgreSQL, a lone surrogate cannot be encoded for SQLite: neither is text anyone means.
+UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+class StrictSchema(Schema):
+    """Refuses NUL and lone surrogates anywhere in a field's value (nested JSON included), naming the field."""
+
+    @pre_load
+    def _storable_text(self, data, **_kwargs):
+        if not isinstance(data, dict):
+            return data  # marshmallow answers "Invalid input type"
+        errors = {name: ["Contains a NUL character or a lone surrogate."]
+                  for name, value in data.items() if _unstorable(name) or _unstorable(value)}
+        if errors:
+            raise ValidationError(errors)
+        return data
+
+
+def _unstorable(value) -> bool:
+    pending = [value]  # a walk without recursion: the value may nest as deep as the JSON decoder allows
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if UNSTORABLE.search(item):
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return False
+
+
+class MicroExpressionOptionsSchema(StrictSchema):
     enabled = fields.Boolean(load_default=True)
     sensitivity = fields.Float(load_default=0.5, validate=validate.Range(0.0, 1.0))
 
 
-class AnalyzeOptionsSchema(Schema):
+class AnalyzeOptionsSchema(StrictSchema):
     detector = fields.String(load_default="dlib", validate=validate.OneOf([*DETECTORS, SKIP]))
     min_face_size = fields.Integer(load_default=0, validate=validate.Range(0, 10_000))
     max_faces = fields.Integer(load_default=20, validate=validate.Range(1, 100))
@@ -54,23 +88,23 @@ def strong_password(password: str) -> None:
         raise ValidationError(str(exc)) from exc
 
 
-class SignUpSchema(Schema):
+class SignUpSchema(StrictSchema):
     email = fields.Email(required=True)
     password = fields.String(required=True, validate=[validate.Length(max=passwords.MAX_LENGTH), strong_password])
     account_name = fields.String(required=True, validate=validate.Length(1, 200))
 
 
-class PasswordChangeSchema(Schema):
+class PasswordChangeSchema(StrictSchema):
     email = fields.Email(required=True)
     current_password = fields.String(required=True, validate=validate.Length(1, passwords.MAX_LENGTH))
     new_password = fields.String(required=True, validate=[validate.Length(max=passwords.MAX_LENGTH), strong_password])
 
 
-class NewPasswordSchema(Schema):
+class NewPasswordSchema(StrictSchema):
     new_password = fields.String(required=True, validate=[validate.Length(max=passwords.MAX_LENGTH), strong_password])
 
 
-class PasswordResetRequestSchema(Schema):
+class PasswordResetRequestSchema(StrictSchema):
     email = fields.Email(required=True)
 
 
@@ -78,19 +112,19 @@ class PasswordResetConfirmSchema(NewPasswordSchema):
     token = fields.String(required=True, validate=validate.Length(1, 200))
 
 
-class SignInSchema(Schema):
+class SignInSchema(StrictSchema):
     email = fields.Email(required=True)
     password = fields.String(required=True, validate=validate.Length(1, 200))
     key_name = fields.String(load_default="sign-in", validate=validate.Length(0, 200))
 
 
-class KeyCreateSchema(Schema):
+class KeyCreateSchema(StrictSchema):
     name = fields.String(load_default="", validate=validate.Length(0, 200))
     scopes = fields.List(fields.String(validate=validate.OneOf(SCOPES)), load_default=lambda: ["analyze"],
                          validate=validate.Length(1, len(SCOPES)))
 
 
-class UsageQuerySchema(Schema):
+class UsageQuerySchema(StrictSchema):
     start = fields.Date(data_key="from")
     end = fields.Date(data_key="to")
     granularity = fields.String(load_default="day", validate=validate.OneOf(["day"]))
@@ -104,11 +138,11 @@ class UsageQuerySchema(Schema):
                 raise ValidationError(f"at most {MAX_USAGE_DAYS} days per query", "to")
 
 
-class PortalSchema(Schema):
+class PortalSchema(StrictSchema):
     return_url = fields.Url(required=True, schemes={"http", "https"})
 
 
-class SubscribeSchema(Schema):
+class SubscribeSchema(StrictSchema):
     payment_method = fields.String(validate=validate.Regexp(r"^pm_[A-Za-z0-9_]+$"))
 
 
@@ -116,24 +150,24 @@ class SubscribeSchema(Schema):
 MAX_STIMULUS_MS = 600_000
 
 
-class StudyCreateSchema(Schema):
+class StudyCreateSchema(StrictSchema):
     name = fields.String(required=True, validate=validate.Length(1, 200))
     stimulus_duration_ms = fields.Float(required=True, validate=validate.Range(1000, MAX_STIMULUS_MS))
     max_sessions = fields.Integer(load_default=None, validate=validate.Range(min=1))
 
 
-class ConsentSchema(Schema):
+class ConsentSchema(StrictSchema):
     version = fields.String(required=True, validate=validate.Length(1, 50))
     accepted_at = fields.AwareDateTime(required=True, default_timezone=timezone.utc)
 
 
-class StudySessionFormSchema(Schema):
+class StudySessionFormSchema(StrictSchema):
     stimulus_started_ms = fields.Float(required=True, validate=validate.Range(0, MAX_STIMULUS_MS))
     consent = fields.Nested(ConsentSchema, required=True)
     segment = fields.String(load_default=None, validate=validate.Length(1, 100))
 
 
-class ReportQuerySchema(Schema):
+class ReportQuerySchema(StrictSchema):
     bucket_ms = fields.Integer(load_default=1000, validate=[validate.Range(GRID_MS, 60_000)])
 
     @validates_schema

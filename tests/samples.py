@@ -110,3 +110,80 @@ def short_clip(path: Path, frames: int, fps: int = 10) -> bytes:
         for packet in stream.encode():
             out.mux(packet)
     return buffer.getvalue()
+
+
+def recorder_webm(seconds: float, fps: int = 5, side: int = 64) -> bytes:
+    """A VP8 WebM as a browser's MediaRecorder writes it: live, so no Duration element and no cues."""
+    import av
+    import numpy as np
+
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format="webm", options={"live": "1"}) as out:
+        stream = out.add_stream("libvpx", rate=fps)
+        stream.width = stream.height = side
+        stream.pix_fmt = "yuv420p"
+        for i in range(round(seconds * fps)):
+            frame = av.VideoFrame.from_ndarray(np.full((side, side, 3), i % 256, np.uint8), format="rgb24")
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return buffer.getvalue()
+
+
+MATROSKA_CLUSTER = b"\x1f\x43\xb6\x75"
+
+
+def webm_with_random_clusters(seconds: float = 2.0, seed: int = 0) -> bytes:
+    """A WebM whose headers are intact and whose clusters (every frame) are random bytes."""
+    import random
+
+    data = recorder_webm(seconds)
+    first_cluster = data.index(MATROSKA_CLUSTER)
+    noise = random.Random(seed).randbytes(len(data) - first_cluster - 4)
+    return data[:first_cluster] + MATROSKA_CLUSTER + noise
+
+
+def webm_with_random_blocks(frames: int = 10, seed: int = 0) -> bytes:
+    """A well-formed WebM whose every frame (SimpleBlock) holds random bytes instead of VP8."""
+    import random
+
+    import av
+
+    noise, buffer = random.Random(seed), io.BytesIO()
+    with av.open(buffer, "w", format="webm", options={"live": "1"}) as out:
+        stream = out.add_stream("libvpx", rate=5)
+        stream.width = stream.height = 64
+        stream.pix_fmt = "yuv420p"
+        out.start_encoding()
+        for i in range(frames):
+            packet = av.Packet(noise.randbytes(200))
+            packet.stream, packet.pts, packet.dts, packet.time_base = stream, i * 200, i * 200, Fraction(1, 1000)
+            out.mux(packet)
+    return buffer.getvalue()
+
+
+def empty_fragmented_mp4(width: int = 640, height: int = 360) -> bytes:
+    """A fragmented MP4 with an H.264 track and no frame at all (an empty moov, no fragments)."""
+    import av
+
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format="mp4", options={"movflags": "frag_keyframe+empty_moov"}) as out:
+        stream = out.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        out.start_encoding()  # the header, and nothing after it
+    return buffer.getvalue()
+
+
+def gif_bomb(width: int = 4096, height: int = 2160, frames: int = 900) -> bytes:
+    """A tiny GIF: a huge canvas and many one-pixel frames, each decoded onto the whole canvas."""
+    header = b"GIF89a" + struct.pack("<HHBBB", width, height, 0x80, 0, 0) + b"\x00\x00\x00\xff\xff\xff"
+    frame = (b"\x21\xf9\x04\x00" + struct.pack("<H", 2) + b"\x00\x00"  # graphic control: 20 ms
+             + b"\x2c" + struct.pack("<HHHHB", 0, 0, 1, 1, 0) + b"\x02\x02\x44\x01\x00")  # 1x1 LZW data
+    return header + frame * frames + b";"
+
+
+def gif_of_tiny_sub_blocks(sub_blocks: int) -> bytes:
+    """A one-frame 16x16 GIF whose picture data is cut into `sub_blocks` one-byte sub-blocks (encoders use 255)."""
+    frame = b"\x2c" + struct.pack("<HHHHB", 0, 0, 16, 16, 0) + b"\x02" + b"\x01\x00" * sub_blocks + b"\x00"
+    return gif_bomb(16, 16, 0)[:-1] + frame + b";"

@@ -1,13 +1,17 @@
 """Decoding and limits, checked before any pixel is decoded."""
 from __future__ import annotations
 
+import time
+
 import av
 import pytest
 
 from api.config import Limits
 from api.engine import media
+from api.metering import units_for
 from tests.conftest import FACES, VIDEOS
-from tests.samples import animated_gif, png_bomb, reencode, with_exif_rotation
+from tests.samples import (animated_gif, empty_fragmented_mp4, gif_bomb, gif_of_tiny_sub_blocks, png_bomb, recorder_webm, reencode,
+                           webm_with_random_blocks, webm_with_random_clusters, with_exif_rotation)
 
 PHOTO = FACES / "img1.jpg"
 av_open = av.open
@@ -71,9 +75,9 @@ def test_a_clip_closed_before_any_frame_releases_its_decoder(monkeypatch):
     opened = []
     monkeypatch.setattr(media.av, "open", lambda *a, **k: opened.append(av_open(*a, **k)) or opened[-1])
     clip = media.decode((VIDEOS / "single_face.mp4").read_bytes(), Limits(), None)
-    assert opened[0].streams.video  # open: headers read, no frame decoded
+    assert opened[-1].streams.video  # open: headers read, no frame decoded (opened[0] read the packets)
     clip.close()  # what a clip that becomes a job does
-    assert not opened[0].streams.video and list(clip.frames) == []
+    assert not opened[-1].streams.video and list(clip.frames) == []
 
 
 def test_clip_limits_checked_from_the_header():
@@ -118,3 +122,40 @@ def test_clip_frames_are_the_grey_picture_of_their_colours(name):
     # The Y plane stretched to full range, against YUV->BGR->grey: rounding apart, the same picture.
     difference = np.abs(grey.astype(int) - expected)
     assert difference.mean() < 2.0 and np.percentile(difference, 99) <= 4
+
+
+def test_a_gif_bomb_is_refused_from_its_blocks_before_any_frame_is_decoded(monkeypatch):
+    monkeypatch.setattr(media.ImageSequence, "Iterator", lambda *_: pytest.fail("a frame was decoded"))
+    started = time.process_time()
+    with pytest.raises(media.MediaDimensionsTooLarge, match="decoded pixels"):
+        media.decode(gif_bomb(4096, 2160, 900), Limits(), None)
+    assert time.process_time() - started < 1.0
+
+
+def test_gif_timeline_reads_frames_and_delays_without_decoding():
+    assert media.gif_timeline(gif_bomb(64, 48, 3)) == (64, 48, [20.0, 20.0, 20.0])
+    with pytest.raises(media.MediaCorrupt, match="truncated"):
+        media.gif_timeline(gif_bomb(64, 48, 3)[:-9])
+
+
+def test_a_gif_of_millions_of_tiny_sub_blocks_is_refused_within_its_walk():
+    started = time.process_time()
+    with pytest.raises(media.MediaCorrupt, match="sub-blocks"):
+        media.gif_timeline(gif_of_tiny_sub_blocks(2_000_000))
+    assert time.process_time() - started < 1.0
+
+
+def test_a_webm_without_duration_is_as_long_as_its_frames():
+    data = recorder_webm(58)
+    clip = media.decode(data, Limits(), None)
+    assert clip.info.duration_ms == 58_000  # from the packets, before decoding
+    assert len(list(clip.frames)) == 290
+    assert clip.info.duration_ms == 58_000 and clip.info.frame_count == 290  # as decoded
+    assert units_for(clip.info) == 6
+
+
+@pytest.mark.parametrize("data", [empty_fragmented_mp4(), webm_with_random_clusters(), webm_with_random_blocks()],
+                         ids=["fragmented-mp4-no-frames", "webm-random-clusters", "webm-random-blocks"])
+def test_a_clip_without_a_decodable_frame_is_corrupt(data):
+    with pytest.raises(media.MediaCorrupt):
+        list(media.decode(data, Limits(), None).frames)

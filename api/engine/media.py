@@ -6,9 +6,12 @@ again while decoding, because headers can lie.
 """
 from __future__ import annotations
 
+import dataclasses
 import io
 import logging
+import struct
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import av
@@ -90,7 +93,8 @@ class VideoFrame:
 
 @dataclass
 class DecodedVideo:
-    """Header facts plus a generator that decodes (and samples) frames on demand.
+    """Header facts plus a generator that decodes (and samples) frames on demand; once the frames
+    run out, `info` holds the length and frame count of what decoded.
 
     The decoder is released when the frames run out; `close()` releases it without decoding, e.g.
     when the clip becomes a job (closing a generator that never started runs none of its code).
@@ -107,17 +111,46 @@ class DecodedVideo:
 
 
 def decode(data: bytes, limits: Limits, sample_fps: float | None) -> DecodedImage | DecodedVideo:
+    """`open_clip`, then a picture decoded; a clip's frames are decoded as they are read."""
+    clip = open_clip(data, limits, sample_fps)
+    if clip is not None:
+        return clip
+    fmt = sniff_format(data)
+    with _refusals(fmt):
+        return _decode_still_gif(data) if fmt == "gif" else _decode_image(data, fmt, limits)
+
+
+def open_clip(data: bytes, limits: Limits, sample_fps: float | None) -> DecodedVideo | None:
+    """The upload checked from its headers, packets or GIF blocks without decoding a pixel: a clip
+    opened (frames decoded as they are read), or None for a picture, which `decode` decodes later.
+
+    Cheap enough to run before an analysis slot is taken and before the quota is asked, so a bomb
+    is refused even when every slot is busy.
+    """
+    fmt = sniff_upload(data, limits)
+    with _refusals(fmt):
+        if fmt in IMAGE_FORMATS:
+            with Image.open(io.BytesIO(data)) as image:  # reads the header only
+                _check_dimensions(*image.size, limits.max_image_pixels, limits.max_image_side)
+            return None
+        if fmt == "gif":
+            return _open_gif(data, limits, sample_fps)
+        return _open_video(data, fmt, limits, sample_fps)
+
+
+def sniff_upload(data: bytes, limits: Limits) -> str:
+    """The upload's format, once its size is known to be within the limit and not zero."""
     if len(data) > limits.max_upload_bytes:
         raise MediaTooLarge(f"upload is {len(data)} bytes; the limit is {limits.max_upload_bytes}")
     if not data:
         raise MediaCorrupt("the upload is empty")
-    fmt = sniff_format(data)
+    return sniff_format(data)
+
+
+@contextmanager
+def _refusals(fmt: str) -> Iterator[None]:
     try:
-        if fmt in IMAGE_FORMATS:
-            return _decode_image(data, fmt, limits)
-        if fmt == "gif":
-            return _decode_gif(data, limits, sample_fps)
-        return _open_video(data, fmt, limits, sample_fps)
+        yield
     except MediaError:
         raise
     except Image.DecompressionBombError as exc:
@@ -151,38 +184,98 @@ def _decode_image(data: bytes, fmt: str, limits: Limits) -> DecodedImage:
 
 
 GIF_TRAILER = b";"
+# Encoders write 255-byte sub-blocks: a 50 MB GIF has about 205,000. Walking is Python, so a file of
+# 1-byte sub-blocks (25 million) must stop early rather than cost seconds before any admission.
+MAX_GIF_SUB_BLOCKS = 1_000_000
+GIF_DEFAULT_DELAY_MS = 100  # what browsers show a frame with no delay, or a delay of 0, for
 
 
-def _decode_gif(data: bytes, limits: Limits, sample_fps: float | None) -> DecodedImage | DecodedVideo:
+def _decode_still_gif(data: bytes) -> DecodedImage:
+    with Image.open(io.BytesIO(data)) as image:
+        image.load()
+        return DecodedImage(MediaInfo("image", "gif", *image.size), _to_bgr(image))
+
+
+def _open_gif(data: bytes, limits: Limits, sample_fps: float | None) -> DecodedVideo | None:
+    """An animated GIF opened as a clip, or None for a single frame (a picture) within the image limits."""
     # A GIF cut at a frame boundary decodes cleanly with frames missing; only the trailer tells.
     if not data.endswith(GIF_TRAILER):
         raise MediaCorrupt("the GIF is truncated: it does not end with the GIF trailer")
-    image = Image.open(io.BytesIO(data))
-    width, height = image.size
-    if getattr(image, "is_animated", False) is False:
+    width, height, delays_ms = gif_timeline(data)
+    if len(delays_ms) == 1:
         _check_dimensions(width, height, limits.max_image_pixels, limits.max_image_side)
-        image.load()
-        return DecodedImage(MediaInfo("image", "gif", width, height), _to_bgr(image))
+        return None
     _check_dimensions(width, height, limits.max_video_pixels, limits.max_image_side)
-    # GIF headers carry no frame count or duration: decode once, enforcing limits as we go,
-    # keeping only timestamps so the frames can be re-decoded lazily.
-    timestamps, t_ms = [], 0.0
-    for frame in ImageSequence.Iterator(image):
-        timestamps.append(t_ms)
-        t_ms += frame.info.get("duration", 100) or 100
-        _check_clip_length(len(timestamps), t_ms / 1000, limits)
-    fps = 1000 * len(timestamps) / t_ms
-    info = MediaInfo("video", "gif", width, height, t_ms, fps, len(timestamps))
+    starts_ms = np.concatenate([[0.0], np.cumsum(delays_ms[:-1], dtype=float)]).tolist()
+    t_ms = starts_ms[-1] + delays_ms[-1]
+    _check_clip_length(len(delays_ms), t_ms / 1000, limits)
+    # Every frame is composed onto the full canvas, so this, not the file's size, is what decoding costs.
+    if width * height * len(delays_ms) > limits.max_gif_pixels:
+        raise MediaDimensionsTooLarge(
+            f"{len(delays_ms)} frames of {width}x{height} exceed the limit of {limits.max_gif_pixels} "
+            "decoded pixels per GIF")
+    fps = 1000 * len(delays_ms) / t_ms
+    info = MediaInfo("video", "gif", width, height, t_ms, fps, len(delays_ms))
     rate = sample_rate(fps, sample_fps)
     sampler = FrameSampler(rate)
+    image = Image.open(io.BytesIO(data))
 
     def frames() -> Iterator[VideoFrame]:
-        for index, frame in enumerate(ImageSequence.Iterator(image)):
-            if sampler.due(timestamps[index]):
-                yield VideoFrame(index, timestamps[index], _to_bgr(frame))
-        image.close()
+        with _refusals("gif"):
+            try:
+                for index, frame in enumerate(ImageSequence.Iterator(image)):
+                    if index >= len(starts_ms):  # the walk counted every frame; this is not one
+                        raise MediaCorrupt("the GIF has more frames than its blocks declare")
+                    if sampler.due(starts_ms[index]):
+                        yield VideoFrame(index, starts_ms[index], _to_bgr(frame))
+            finally:
+                image.close()
 
     return DecodedVideo(info, rate, frames(), image.close)
+
+
+def gif_timeline(data: bytes) -> tuple[int, int, list[float]]:
+    """The canvas size and each frame's delay (ms), read from the GIF's block structure.
+
+    Walks the blocks without decompressing any picture: a GIF's header states no frame count or
+    duration, and decoding frames to count them is what a GIF bomb makes expensive.
+    """
+    try:
+        width, height, flags = struct.unpack_from("<HHB", data, 6)
+        pos = 13 + _colour_table_size(flags)
+        delays, delay, budget = [], None, [MAX_GIF_SUB_BLOCKS]
+        while True:
+            block = data[pos]
+            if block == 0x3B:  # trailer
+                break
+            if block == 0x21:  # extension: label, then data sub-blocks
+                if data[pos + 1] == 0xF9 and data[pos + 2] >= 4:  # graphic control: the next frame's delay
+                    delay = struct.unpack_from("<H", data, pos + 4)[0] * 10
+                pos = _skip_sub_blocks(data, pos + 2, budget)
+            elif block == 0x2C:  # image descriptor, local colour table, LZW code size, data sub-blocks
+                delays.append(float(delay or GIF_DEFAULT_DELAY_MS))
+                delay = None
+                pos = _skip_sub_blocks(data, pos + 10 + _colour_table_size(data[pos + 9]) + 1, budget)
+            else:
+                raise MediaCorrupt(f"the GIF has an unknown block 0x{block:02x} at byte {pos}")
+    except (IndexError, struct.error) as exc:
+        raise MediaCorrupt("the GIF is truncated inside a block") from exc
+    if not delays:
+        raise MediaCorrupt("the GIF has no frame")
+    return width, height, delays
+
+
+def _colour_table_size(flags: int) -> int:
+    return 3 * 2 ** ((flags & 0x07) + 1) if flags & 0x80 else 0
+
+
+def _skip_sub_blocks(data: bytes, pos: int, budget: list[int]) -> int:
+    while data[pos]:
+        pos += data[pos] + 1
+        budget[0] -= 1
+        if budget[0] < 0:
+            raise MediaCorrupt(f"the GIF has more than {MAX_GIF_SUB_BLOCKS} data sub-blocks")
+    return pos + 1
 
 
 def _check_clip_length(frame_count: int, seconds: float, limits: Limits) -> None:
@@ -243,28 +336,22 @@ def luma(frame: av.VideoFrame) -> np.ndarray:
 
 
 def _open_video(data: bytes, fmt: str, limits: Limits, sample_fps: float | None) -> DecodedVideo:
+    seconds, packets = _demuxed_timeline(data, fmt, limits)
     container = av.open(io.BytesIO(data), mode="r")
-    if not container.streams.video:
-        container.close()
-        raise MediaCorrupt("the clip has no video stream")
     stream = container.streams.video[0]
-    width, height = stream.codec_context.width, stream.codec_context.height
-    _check_dimensions(width, height, limits.max_video_pixels, limits.max_image_side)
     fps = float(stream.average_rate or stream.guessed_rate or 0) or 30.0
-    if stream.duration is not None and stream.time_base is not None:
-        seconds = float(stream.duration * stream.time_base)
-    else:
-        seconds = (container.duration or 0) / av.time_base
-    _check_clip_length(stream.frames or 0, seconds, limits)
-    info = MediaInfo("video", fmt, width, height, seconds * 1000, fps, stream.frames or None)
+    width, height = stream.codec_context.width, stream.codec_context.height
+    info = MediaInfo("video", fmt, width, height, seconds * 1000, fps, packets)
     rate = sample_rate(fps, sample_fps)
     sampler = FrameSampler(rate)
 
     def frames() -> Iterator[VideoFrame]:
+        span = Span()
         try:
             for index, frame in enumerate(container.decode(stream)):
                 t_ms = 1000.0 * float(frame.time) if frame.time is not None else index * 1000.0 / fps
                 _check_clip_length(index + 1, t_ms / 1000, limits)
+                span.add(t_ms)
                 if sampler.due(t_ms):
                     yield VideoFrame(index, t_ms, luma(frame))
         except MediaError:
@@ -273,5 +360,52 @@ def _open_video(data: bytes, fmt: str, limits: Limits, sample_fps: float | None)
             raise MediaCorrupt(f"the {fmt} clip could not be decoded: {type(exc).__name__}") from exc
         finally:
             container.close()
+        if not span.count:
+            raise MediaCorrupt(f"the {fmt} clip has no decodable frame")
+        # What is billed: the frames that decoded, not what the header or the packets claimed.
+        video.info = dataclasses.replace(video.info, duration_ms=span.duration_ms, frame_count=span.count)
 
-    return DecodedVideo(info, rate, frames(), container.close)
+    video = DecodedVideo(info, rate, iter(()), container.close)
+    video.frames = frames()
+    return video
+
+
+def _demuxed_timeline(data: bytes, fmt: str, limits: Limits) -> tuple[float, int]:
+    """The clip's length (s) and frame count from its video packets, read without decoding any.
+
+    Headers can lie or be silent: a browser's MediaRecorder writes WebM with no Duration at all,
+    so length is never taken from them; reading packets costs a small fraction of decoding them.
+    """
+    with av.open(io.BytesIO(data), mode="r") as container:
+        if not container.streams.video:
+            raise MediaCorrupt("the clip has no video stream")
+        stream = container.streams.video[0]
+        _check_dimensions(stream.codec_context.width, stream.codec_context.height,
+                          limits.max_video_pixels, limits.max_image_side)
+        span = Span()
+        for packet in container.demux(stream):
+            t = packet.pts if packet.pts is not None else packet.dts
+            if t is not None and packet.size:
+                span.add(1000.0 * float(t * stream.time_base))
+                _check_clip_length(span.count, span.duration_ms / 1000, limits)
+    if not span.count:
+        raise MediaCorrupt(f"the {fmt} clip has no frames")
+    return span.duration_ms / 1000, span.count
+
+
+class Span:
+    """A clip's length from its frames' timestamps: first to last, plus the mean frame period for the last one."""
+
+    def __init__(self) -> None:
+        self.count, self.first_ms, self.last_ms = 0, float("inf"), float("-inf")
+
+    def add(self, t_ms: float) -> None:
+        self.count += 1
+        self.first_ms, self.last_ms = min(self.first_ms, t_ms), max(self.last_ms, t_ms)
+
+    @property
+    def duration_ms(self) -> float:
+        if self.count < 2:
+            return 0.0
+        # Rounded so a 10 s clip of 300 frames is 10000.0 ms, not one float step more (another unit).
+        return round((self.last_ms - self.first_ms) * self.count / (self.count - 1), 1)

@@ -13,14 +13,13 @@ from api.billing import DELINQUENT
 from api.engine.analyzer import AnalysisOptions, analyze_bytes, analyze_decoded
 from api.errors import ApiError
 from api.observability import observe_analysis
-from api.routes.metered import (clip_seconds, frames_to_analyse, metering_problems, open_clip, read_idempotency_key,
-                                replayable, submit_job)
+from api.routes.metered import (clip_seconds, estimated_units, frames_to_analyse, metering_problems, open_clip,
+                                read_idempotency_key, replayable, submit_job)
 from api.routes.parsing import form_fields, json_object, load
 from api.schemas import AnalyzeFormSchema, AnalyzeJsonSchema
 from api.serializers import analysis_json
 
 bp = Blueprint("analyze", __name__)
-
 
 
 @bp.post("/v1/analyze")
@@ -37,12 +36,12 @@ def analyze():
     data, options, delivery = _parse(services.settings.limits.max_upload_bytes)
     fingerprint = metering.fingerprint(data, (options, delivery))
     with metering_problems():
+        # Limits from headers, packets and GIF blocks: no pixel decoded, no slot taken, quota not yet asked.
         clip = open_clip(services, data, options)
         if delivery["run_async"] or clip_seconds(clip) > services.settings.sync_max_video_seconds:
             if clip:
                 clip.close()
-            return _submit_job(services, account, plan, data, options, delivery, frames_to_analyse(clip),
-                               idempotency_key, fingerprint)
+            return _submit_job(services, account, plan, data, options, delivery, clip, idempotency_key, fingerprint)
 
         def work():
             # Shed load rather than queue: a client told to retry in a second beats one that times out.
@@ -52,7 +51,7 @@ def analyze():
             try:
                 if clip is None:
                     analysis = analyze_bytes(services.analyzer, data, options, services.settings.limits)
-                else:  # already opened to read its length; a GIF's frames were walked once already
+                else:  # opened to read its length; its frames decode here, in the slot
                     analysis = analyze_decoded(services.analyzer, clip, options)
             finally:
                 services.analysis_slots.release()
@@ -60,20 +59,25 @@ def analyze():
             observe_analysis(analysis.timing_ms, len(body.get("faces") or body.get("tracks") or []))
             return analysis.media, json.dumps(body)
 
-        body, replayed = metering.run_metered(services.db, account, plan, g.request_id, g.api_key_id,
-                                              idempotency_key, fingerprint, work)
+        try:  # the quota is checked (after any replay) before work() decodes anything
+            body, replayed = metering.run_metered(services.db, account, plan, g.request_id, g.api_key_id,
+                                                  idempotency_key, fingerprint, work)
+        finally:
+            if clip:
+                clip.close()  # a replay or a refusal never reads the frames
     return replayable(Response(body, mimetype="application/json"), replayed)
 
 
-def _submit_job(services, account, plan, data, options, delivery, frames_total, idempotency_key, fingerprint):
+def _submit_job(services, account, plan, data, options, delivery, clip, idempotency_key, fingerprint):
     webhook_url = delivery["webhook_url"]
     if webhook_url is not None:
         try:
             webhooks.check_destination(webhook_url, services.settings.webhook_allow_loopback)
         except webhooks.UnsafeWebhookUrl as exc:
             raise ApiError(400, "invalid_request", "Invalid request", str(exc), errors={"webhook_url": [str(exc)]}) from exc
-    body, replayed = submit_job(services, account, plan, g.api_key_id, g.request_id, data, options, frames_total,
-                                webhook_url, idempotency_key, fingerprint)
+    body, replayed = submit_job(services, account, plan, g.api_key_id, g.request_id, data, options,
+                                frames_to_analyse(clip), webhook_url, idempotency_key, fingerprint,
+                                reserve_units=estimated_units(clip))
     response = Response(json.dumps(body), status=202, mimetype="application/json")
     response.headers["Location"] = f"/v1/jobs/{body['id']}"
     return replayable(response, replayed)
@@ -81,11 +85,11 @@ def _submit_job(services, account, plan, data, options, delivery, frames_total, 
 
 def _parse(max_bytes: int) -> tuple[bytes, AnalysisOptions, dict]:
     if request.mimetype == "multipart/form-data":
+        form = form_fields(json_fields=("micro_expressions",))
         upload = request.files.get("file")
         if upload is None:
             raise ApiError(400, "invalid_request", "Invalid request", "the multipart body needs a 'file' part",
                            errors={"file": ["Missing data for required field."]})
-        form = form_fields(json_fields=("micro_expressions",))
         return (upload.read(max_bytes + 1), *_options(load(AnalyzeFormSchema(), form)))
     if request.mimetype == "application/json":
         fields = load(AnalyzeJsonSchema(), json_object())

@@ -8,8 +8,9 @@ from flask import Response, request
 
 from api import jobs, metering
 from api.db import utcnow
+from api.engine import media
 from api.engine.analyzer import AnalysisOptions
-from api.engine.media import IMAGE_FORMATS, DecodedImage, DecodedVideo, decode, sniff_format
+from api.engine.media import DecodedVideo
 from api.errors import ApiError
 from api.observability import JOBS_QUEUED
 
@@ -19,8 +20,10 @@ MAX_IDEMPOTENCY_KEY = 255
 
 def read_idempotency_key() -> str | None:
     key = request.headers.get("Idempotency-Key")
-    if key is not None and not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY:
-        raise ApiError(400, "invalid_request", "Invalid request", "Idempotency-Key must be 1-255 characters")
+    if key is not None and (not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY or not key.isprintable()):
+        raise ApiError(400, "invalid_request", "Invalid request",
+                       "Idempotency-Key must be 1-255 printable characters",
+                       errors={"Idempotency-Key": ["1-255 printable characters."]})
     return key
 
 
@@ -54,23 +57,20 @@ def submit_job(services, *args, **kwargs) -> tuple[dict, bool]:
 
 
 def open_clip(services, data: bytes, options: AnalysisOptions) -> DecodedVideo | None:
-    """The upload opened as a clip (headers read, GIFs their frame timing), or None for a picture.
-
-    Clips longer than the sync limit become jobs on their own, so their length is needed before
-    anything runs; pictures are told apart by their magic bytes alone and decoded later.
-    """
-    if sniff_format(data) in IMAGE_FORMATS:
-        return None
-    decoded = decode(data, services.settings.limits, options.sample_fps)
-    return None if isinstance(decoded, DecodedImage) else decoded  # a single-frame GIF is a picture
+    """`media.open_clip`: limits checked without decoding a pixel; clips longer than the sync limit
+    become jobs, so their length is needed before anything runs."""
+    return media.open_clip(data, services.settings.limits, options.sample_fps)
 
 
 def clip_seconds(clip: DecodedVideo | None) -> float:
     return (clip.info.duration_ms or 0) / 1000 if clip else 0.0
 
 
-def frames_to_analyse(clip: DecodedVideo | None) -> int | None:
-    """Frames the analysis will cover (for job progress): 1 for a picture, None if the header is silent."""
-    if clip is None:
-        return 1
-    return max(1, round(clip_seconds(clip) * clip.sample_fps)) if clip_seconds(clip) else None
+def estimated_units(clip: DecodedVideo | None) -> int:
+    """What a job will cost, reserved against the quota at submission: its clip's packets' length."""
+    return metering.units_for(clip.info) if clip else 1
+
+
+def frames_to_analyse(clip: DecodedVideo | None) -> int:
+    """Frames the analysis will cover (for job progress): 1 for a picture; a clip's length comes from its packets."""
+    return max(1, round(clip_seconds(clip) * clip.sample_fps)) if clip else 1

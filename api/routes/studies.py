@@ -13,8 +13,8 @@ from api.db import Account
 from api.engine.analyzer import AnalysisOptions
 from api.engine.media import VIDEO_FORMATS, VIDEO_MIMETYPES, sniff_format
 from api.errors import ApiError
-from api.routes.metered import (frames_to_analyse, metering_problems, open_clip, read_idempotency_key, replayable,
-                                submit_job)
+from api.routes.metered import (estimated_units, frames_to_analyse, metering_problems, open_clip,
+                                read_idempotency_key, replayable, submit_job)
 from api.routes.parsing import form_fields, json_object, load
 from api.schemas import ReportQuerySchema, StudyCreateSchema, StudySessionFormSchema
 from api.storage import undone_on_error
@@ -209,7 +209,8 @@ def submit_session(study_id: str):
     with metering_problems():
         body, replayed = submit_job(services, account, plan, study.api_key_id, g.request_id, data, options,
                                     frames_to_analyse(clip), None, read_idempotency_key(),
-                                    fingerprint, study_session=row, answer=studies.session_json(row))
+                                    fingerprint, reserve_units=estimated_units(clip), study_session=row,
+                                    answer=studies.session_json(row))
     if replayed:
         with services.db.session.begin() as session:
             receipt = studies.reissue_receipt(session, study.id, body["id"], services.settings.api_key_pepper)
