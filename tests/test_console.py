@@ -303,3 +303,11 @@ def test_data_deletion_from_the_console(owner):
     assert "(with their media and results): 1;" in page and "kept for invoicing" in page
     assert client.get(f"/v1/jobs/{job_id}", headers=bearer(secret)).status_code == 404
     assert client.get("/v1/usage", headers=bearer(secret)).json["total_units"] == 1
+
+
+def test_console_sign_in_refuses_text_the_database_cannot_store(app_factory, postgres_url):
+    client = app_factory(postgres_url).test_client()
+    for email in ("own\x00er@example.com", "owner@example.com\x00"):
+        refused = client.post("/console/signin", data={CSRF_FIELD: csrf_of(client.get("/console/signin")),
+                                                       "email": email, "password": PASSWORD})
+        assert refused.status_code == 400, refused.get_data(as_text=True)

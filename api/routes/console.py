@@ -26,7 +26,7 @@ from api.routes.parsing import load
 from api.routes.studies import (admit_new_study, report_csv_response, stimulus_response, study_storage_problems,
                                 video_upload)
 from api.schemas import (SCOPES, KeyCreateSchema, NewPasswordSchema, PasswordResetConfirmSchema,
-                         PasswordResetRequestSchema, StudyCreateSchema)
+                         PasswordResetRequestSchema, SignInSchema, StudyCreateSchema)
 from api.storage import undone_on_error
 
 bp = Blueprint("console", __name__, url_prefix="/console")
@@ -92,7 +92,9 @@ def sign_in_form():
 
 @bp.post("/signin")
 def sign_in():
-    email, password = request.form.get("email", ""), request.form.get("password", "")
+    # Through the API's schema: an email the database cannot store (a NUL) is refused, not a 500.
+    fields = load(SignInSchema(), {"email": request.form.get("email", ""), "password": request.form.get("password", "")})
+    email, password = fields["email"], fields["password"]
     with _services().db.session.begin() as db_session:
         owner = check_password(db_session, email, password)
     if owner is None:
