@@ -40,7 +40,7 @@ REQUIRED_VARIABLES = VARIABLES_WITHOUT_DEFAULT | {
     "api_command", "worker_command", "beat_command", "api_cpu", "api_memory", "api_min_count", "api_max_count",
     "api_cpu_target", "worker_cpu", "worker_memory", "worker_min_count", "worker_max_count",
     "worker_backlog_per_task_target", "app_environment", "log_retention_days",
-    "media_retention_days", "s3_object_prefixes", "sqs_visibility_timeout_seconds",
+    "media_retention_days", "s3_object_prefixes", "s3_expiring_prefixes", "sqs_visibility_timeout_seconds",
     "db_instance_class", "db_engine_version", "db_multi_az", "db_backup_retention_days", "db_iam_auth",
     "db_deletion_protection", "redis_node_type", "redis_multi_az", "alarm_emails",
 }
@@ -200,9 +200,17 @@ def test_every_bucket_is_encrypted_private_versioned_and_expiring(tf):
 
 def test_media_expires_after_the_retention_the_app_is_told(tf):
     assert tf.variables["media_retention_days"]["default"] == 1
-    rules = tf.resources[("aws_s3_bucket_lifecycle_configuration", "media")]["rule"]
-    expiring = [_block(r["expiration"]) for r in rules if "days" in _block(r.get("expiration", [{}]))]
-    assert [e["days"] for e in expiring] == ["${var.media_retention_days}"]
+    lifecycle = tf.resources[("aws_s3_bucket_lifecycle_configuration", "media")]
+    rules = lifecycle["rule"]
+    assert not any("days" in _block(r.get("expiration", [{}])) for r in rules)  # nothing expires bucket-wide
+    (expiring,) = lifecycle["dynamic"]
+    assert expiring["rule"]["for_each"] == "${toset(var.s3_expiring_prefixes)}"
+    content = _block(expiring["rule"]["content"])
+    assert _block(content["expiration"])["days"] == "${var.media_retention_days}"
+    assert _block(content["filter"])["prefix"] == "${rule.value}"
+    # Study stimuli are written by the task roles and kept until their study is deleted.
+    assert "studies/" in tf.variables["s3_object_prefixes"]["default"]
+    assert "studies/" not in tf.variables["s3_expiring_prefixes"]["default"]
     hours = tf.locals["app_environment"]["EMOSCOPE_MEDIA_RETENTION_HOURS"]
     assert "var.media_retention_days * 24" in hours
 

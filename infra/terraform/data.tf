@@ -50,15 +50,29 @@ resource "aws_s3_bucket_versioning" "media" {
 resource "aws_s3_bucket_lifecycle_configuration" "media" {
   bucket = aws_s3_bucket.media.id
 
+  # Job media and results expire; study stimuli (studies/) stay until their study is deleted.
+  dynamic "rule" {
+    for_each = toset(var.s3_expiring_prefixes)
+
+    content {
+      id     = "expire-${trimsuffix(rule.value, "/")}-after-retention"
+      status = "Enabled"
+
+      filter {
+        prefix = rule.value
+      }
+
+      expiration {
+        days = var.media_retention_days
+      }
+    }
+  }
+
   rule {
-    id     = "expire-media-after-retention"
+    id     = "drop-old-versions-and-uploads"
     status = "Enabled"
 
     filter {}
-
-    expiration {
-      days = var.media_retention_days
-    }
 
     # An overwritten or deleted object survives at most one more day as a noncurrent version.
     noncurrent_version_expiration {

@@ -297,10 +297,21 @@ variable "media_retention_days" {
 variable "s3_object_prefixes" {
   description = "Key prefixes under which the app stores objects; the task roles may read, write and delete only under these."
   type        = list(string)
-  default     = ["media/", "results/"]
+  default     = ["media/", "results/", "studies/"]
 
   validation {
     condition     = alltrue([for p in var.s3_object_prefixes : can(regex("^[A-Za-z0-9!_.()'-]+/$", p))])
+    error_message = "Each prefix must be a plain folder name ending with '/'."
+  }
+}
+
+variable "s3_expiring_prefixes" {
+  description = "Prefixes whose objects expire after media_retention_days (job media and results); study stimuli are kept until their study is deleted."
+  type        = list(string)
+  default     = ["media/", "results/"]
+
+  validation {
+    condition     = alltrue([for p in var.s3_expiring_prefixes : can(regex("^[A-Za-z0-9!_.()'-]+/$", p))])
     error_message = "Each prefix must be a plain folder name ending with '/'."
   }
 }

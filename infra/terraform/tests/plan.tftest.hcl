@@ -84,7 +84,7 @@ run "defaults" {
   }
 
   assert {
-    condition     = aws_s3_bucket_lifecycle_configuration.media.rule[0].expiration[0].days == 1
+    condition     = one([for r in aws_s3_bucket_lifecycle_configuration.media.rule : r.expiration[0].days if r.id == "expire-media-after-retention"]) == 1
     error_message = "Media must expire after media_retention_days (default 1)."
   }
 
@@ -195,7 +195,7 @@ run "small_and_open_features_off" {
   }
 
   assert {
-    condition     = output.media_retention_hours == 72 && aws_s3_bucket_lifecycle_configuration.media.rule[0].expiration[0].days == 3
+    condition     = output.media_retention_hours == 72 && one([for r in aws_s3_bucket_lifecycle_configuration.media.rule : r.expiration[0].days if r.id == "expire-media-after-retention"]) == 3
     error_message = "Retention must follow media_retention_days."
   }
 
