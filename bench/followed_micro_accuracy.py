@@ -43,7 +43,7 @@ def main() -> None:
         for name in order:
             analyzer.detect_period_ms = variants[name]
             started = time.perf_counter()
-            r = run_clip(analyzer, spec, args.sensitivity)
+            r = run_clip(analyzer, spec, args.sensitivity, "dlib")
             seconds[name] += time.perf_counter() - started
             results[name][0 if spec.events else 1].append(r)
         print(f"{spec.name:16s} " + "  ".join(

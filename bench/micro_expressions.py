@@ -125,7 +125,7 @@ class ClipResult:
     counts: dict[str, Counts] = field(default_factory=dict)
 
 
-def run_clip(analyzer, spec, sensitivity: float) -> ClipResult:
+def run_clip(analyzer, spec, sensitivity: float, detector: str) -> ClipResult:
     from api.config import Limits
     from api.engine.analyzer import AnalysisOptions, analyze_bytes
     from bench.micro_clips import render_clip
@@ -133,7 +133,8 @@ def run_clip(analyzer, spec, sensitivity: float) -> ClipResult:
     clip = render_clip(spec)
     started = time.perf_counter()
     analysis = analyze_bytes(analyzer, clip.data,
-                             AnalysisOptions(fps=spec.fps, micro_expressions=True, micro_sensitivity=sensitivity),
+                             AnalysisOptions(detector=detector, fps=spec.fps, micro_expressions=True,
+                                             micro_sensitivity=sensitivity),
                              Limits())
     elapsed = time.perf_counter() - started
     truth = [{"onset_ms": e.onset_ms, "apex_ms": e.apex_ms, "offset_ms": e.offset_ms, "kind": e.kind,
@@ -165,7 +166,7 @@ def speed_clip_bytes(seconds: float = 10.0, seed: int = 11) -> bytes:
     return render_clip(spec).data
 
 
-def measure_speed(analyzer, repeats: int = 2) -> dict:
+def measure_speed(analyzer, detector: str, repeats: int = 2) -> dict:
     from api.config import Limits
     from api.engine.analyzer import AnalysisOptions, analyze_bytes
 
@@ -173,7 +174,7 @@ def measure_speed(analyzer, repeats: int = 2) -> dict:
     best = None
     for _ in range(repeats):
         started = time.perf_counter()
-        analysis = analyze_bytes(analyzer, data, AnalysisOptions(micro_expressions=True), Limits())
+        analysis = analyze_bytes(analyzer, data, AnalysisOptions(detector=detector, micro_expressions=True), Limits())
         elapsed = time.perf_counter() - started
         frames = len(analysis.frames)
         result = {"frames": frames, "seconds": round(elapsed, 2), "fps": round(frames / elapsed, 1),
@@ -222,6 +223,7 @@ def main() -> None:
     parser.add_argument("--sensitivity", type=float, default=0.5)
     parser.add_argument("--json", type=Path, help="also write every clip's events and the summary here")
     parser.add_argument("--no-speed", action="store_true")
+    parser.add_argument("--detector", default="dlib", help="face detector (api.engine.detection.DETECTORS)")
     args = parser.parse_args()
 
     from api.config import DEFAULT_EMOTION_MODEL
@@ -233,7 +235,7 @@ def main() -> None:
     event_specs, quiet_specs = benchmark_specs(args.seed, args.scale)
     results, quiet = [], []
     for spec in event_specs + quiet_specs:
-        r = run_clip(analyzer, spec, args.sensitivity)
+        r = run_clip(analyzer, spec, args.sensitivity, args.detector)
         (results if spec.events else quiet).append(r)
         c = r.counts["overall"]
         print(f"{r.name:16s} {r.frames:4d} frames {r.analyse_s:6.1f}s  truth {c.n_true}  predicted {c.n_pred}  "
@@ -243,9 +245,10 @@ def main() -> None:
                         "events": sum(len(r.truth) for r in results),
                         "micro_events": sum(t["kind"] == "micro" for r in results for t in r.truth)}
     summary["sensitivity"] = args.sensitivity
+    summary["detector"] = args.detector
     summary["seed"] = args.seed
     if not args.no_speed:
-        summary["speed_640x480_30fps"] = measure_speed(analyzer)
+        summary["speed_640x480_30fps"] = measure_speed(analyzer, args.detector)
     summary["benchmark_seconds"] = round(time.perf_counter() - started, 1)
     print(json.dumps(summary, indent=1))
     if args.json:

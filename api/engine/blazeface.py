@@ -24,13 +24,14 @@ to 78% (faces of 32-64 px: 8% to 65%) for 3 passes of the model instead of 1; th
 """
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 from deepface.models.Detector import Detector, FacialAreaRegion
+
+from api.engine.litert import LiteRTModel
 
 BLEND_IOU = 0.3
 EDGE_PAD = 0.15
@@ -106,28 +107,10 @@ def blend(corners: np.ndarray, keypoints: np.ndarray, scores: np.ndarray) -> lis
 
 
 class BlazeFace:
-    """One model file; an interpreter per thread (LiteRT interpreters are not thread-safe, and an
-    API worker runs analyses on several threads)."""
-
     def __init__(self, spec: ModelSpec, model_path: Path, min_score: float = 0.5) -> None:
-        from ai_edge_litert.interpreter import Interpreter  # imported here: only this detector needs it
-
         self.spec, self.min_score = spec, min_score
-        self._model = model_path.read_bytes()
-        self._interpreter_class = Interpreter
+        self._model = LiteRTModel(model_path)
         self._anchors = anchor_centres(spec)
-        self._local = threading.local()
-
-    def _interpreter(self):
-        interpreter = getattr(self._local, "interpreter", None)
-        if interpreter is None:
-            interpreter = self._interpreter_class(model_content=self._model, num_threads=1)
-            interpreter.allocate_tensors()
-            regressors, classifiers = sorted(interpreter.get_output_details(), key=lambda d: -d["shape"][-1])
-            self._local.interpreter = interpreter
-            self._local.indices = (interpreter.get_input_details()[0]["index"], regressors["index"],
-                                   classifiers["index"])
-        return interpreter, self._local.indices
 
     def __call__(self, rgb: np.ndarray, tiles: int = 0) -> list[FaceCandidate]:
         """Faces in an RGB picture (H, W, 3) uint8, boxes in its pixels (they may cross its edges).
@@ -173,12 +156,10 @@ class BlazeFace:
         interpolation = cv2.INTER_AREA if side > size else cv2.INTER_LINEAR
         tensor = cv2.resize(square, (size, size), interpolation=interpolation).astype(np.float32)
         tensor = tensor[None] / 127.5 - 1.0
-        interpreter, (input_index, regressors_index, classifiers_index) = self._interpreter()
-        interpreter.set_tensor(input_index, tensor)
-        interpreter.invoke()
-        raw = interpreter.get_tensor(regressors_index)[0]
+        regressors, classifiers = self._model.run(tensor)
+        raw = regressors[0]
         # The sigmoid of the raw logits, written with tanh so that no logit overflows.
-        scores = 0.5 + 0.5 * np.tanh(interpreter.get_tensor(classifiers_index)[0, :, 0] / 2)
+        scores = 0.5 + 0.5 * np.tanh(classifiers[0, :, 0] / 2)
         keep = scores >= self.min_score
         raw, scores, anchors = raw[keep] / size, scores[keep].astype(np.float32), self._anchors[keep]
         centres = anchors + raw[:, 0:2]

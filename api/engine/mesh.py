@@ -18,12 +18,13 @@ Pose convention, in degrees, with (0, 0, 0) looking straight into the camera, up
 """
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+from api.engine.litert import LiteRTModel
 
 MESH_MANIFEST_NAME = "face_mesh"
 INPUT_SIDE = 192
@@ -96,24 +97,8 @@ def region_transform(box: np.ndarray, eye_line_degrees: float) -> np.ndarray:
 
 
 class FaceMesh:
-    """One interpreter per thread, as for BlazeFace (LiteRT interpreters are not thread-safe)."""
-
     def __init__(self, model_path: Path) -> None:
-        from ai_edge_litert.interpreter import Interpreter  # only the mesh and BlazeFace need LiteRT
-
-        self._model = model_path.read_bytes()
-        self._interpreter_class = Interpreter
-        self._local = threading.local()
-
-    def _interpreter(self):
-        interpreter = getattr(self._local, "interpreter", None)
-        if interpreter is None:
-            interpreter = self._interpreter_class(model_content=self._model, num_threads=1)
-            interpreter.allocate_tensors()
-            points, presence = sorted(interpreter.get_output_details(), key=lambda d: -d["shape"][-1])
-            self._local.interpreter = interpreter
-            self._local.indices = (interpreter.get_input_details()[0]["index"], points["index"], presence["index"])
-        return interpreter, self._local.indices
+        self._model = LiteRTModel(model_path)
 
     def __call__(self, image: np.ndarray, box: np.ndarray, eye_line_degrees: float = 0.0) -> Mesh | None:
         """The mesh of the face in `box` (BGR or grey picture); None when the region holds no face."""
@@ -121,13 +106,11 @@ class FaceMesh:
         region = cv2.warpAffine(image, matrix, (INPUT_SIDE, INPUT_SIDE), flags=cv2.INTER_LINEAR,
                                 borderMode=cv2.BORDER_REPLICATE)
         rgb = cv2.cvtColor(region, cv2.COLOR_GRAY2RGB if region.ndim == 2 else cv2.COLOR_BGR2RGB)
-        interpreter, (input_index, points_index, presence_index) = self._interpreter()
-        interpreter.set_tensor(input_index, (rgb.astype(np.float32) / 255.0)[None])
-        interpreter.invoke()
-        presence = float(0.5 + 0.5 * np.tanh(interpreter.get_tensor(presence_index).ravel()[0] / 2))
+        local, presence_logit = self._model.run((rgb.astype(np.float32) / 255.0)[None])
+        presence = float(0.5 + 0.5 * np.tanh(presence_logit.ravel()[0] / 2))
         if presence < MIN_PRESENCE:
             return None
-        local = interpreter.get_tensor(points_index).reshape(POINTS, 3)
+        local = local.reshape(POINTS, 3)
         inverse = cv2.invertAffineTransform(matrix)
         xy = local[:, :2] @ inverse[:, :2].T + inverse[:, 2]
         z = local[:, 2:] / np.hypot(*matrix[0, :2])  # the region's scale, undone

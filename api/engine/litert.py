@@ -1,0 +1,37 @@
+"""One LiteRT model file, run with one interpreter per thread.
+
+LiteRT interpreters are not thread-safe, and an API worker runs analyses on several threads; an
+interpreter is cheap beside the model bytes, which are read once and shared.
+"""
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+
+
+class LiteRTModel:
+    def __init__(self, model_path: Path) -> None:
+        from ai_edge_litert.interpreter import Interpreter  # only the LiteRT models need it
+
+        self._model = model_path.read_bytes()
+        self._interpreter_class = Interpreter
+        self._local = threading.local()
+
+    def _interpreter(self):
+        interpreter = getattr(self._local, "interpreter", None)
+        if interpreter is None:
+            interpreter = self._interpreter_class(model_content=self._model, num_threads=1)
+            interpreter.allocate_tensors()
+            self._local.interpreter = interpreter
+        return interpreter
+
+    def run(self, tensor: np.ndarray) -> list[np.ndarray]:
+        """The model's outputs for one input tensor, widest last axis first (so callers name them by
+        shape, not by the exporter's tensor names)."""
+        interpreter = self._interpreter()
+        interpreter.set_tensor(interpreter.get_input_details()[0]["index"], tensor)
+        interpreter.invoke()
+        outputs = sorted(interpreter.get_output_details(), key=lambda d: -d["shape"][-1])
+        return [interpreter.get_tensor(output["index"]) for output in outputs]
