@@ -7,6 +7,7 @@ and take turns, one at a time, so background load hits all alike:
   every-frame   this code with the detector on every frame (`Analyzer.detect_period_ms = 0`)
   followed      this code as served: detector every 200 ms and when a face is lost, faces followed
   baseline      with `--baseline-root DIR`: the engine in DIR (e.g. `git worktree add /tmp/base HEAD`)
+  followed X    with `--detectors X,...`: as served, with face detector X (the others use the default)
 
 frames/CPU-s divides by the process's own CPU time: on a shared machine it shows what the
 code costs, while frames/s also counts the time other processes took the cores. Besides
@@ -14,7 +15,7 @@ frames/s it reports how far the followed boxes and labels stray from every-frame
 detection (box IoU, same dominant emotion) and the track count.
 
     python bench/clip_fps.py [--clip PATH] [--size 640x480|native] [--repeats 3] [--baseline-root DIR]
-                             [--no-micro] [--cv2-threads 2]
+                             [--no-micro] [--cv2-threads 2] [--detectors dlib,blazeface]
 """
 from __future__ import annotations
 
@@ -70,7 +71,8 @@ def padded_clip(path: Path, size: str) -> tuple[bytes, int, int, int]:
     return out.getvalue(), w, h, len(frames)
 
 
-def serve(root: Path, period_ms: float | None, clip_file: Path, micro: bool, cv2_threads: int | None) -> None:
+def serve(root: Path, period_ms: float | None, clip_file: Path, micro: bool, cv2_threads: int | None,
+          detector: str | None) -> None:
     """Worker: load the engine under `root`, then analyse the clip once per line on stdin."""
     sys.path.insert(0, str(root))
     import cv2
@@ -84,7 +86,8 @@ def serve(root: Path, period_ms: float | None, clip_file: Path, micro: bool, cv2
     if cv2_threads is not None:
         cv2.setNumThreads(cv2_threads)
     data = clip_file.read_bytes()
-    options, limits = AnalysisOptions(micro_expressions=micro), Limits()
+    options = AnalysisOptions(micro_expressions=micro, **({"detector": detector} if detector else {}))
+    limits = Limits()
     for _ in sys.stdin:
         started, cpu = time.perf_counter(), time.process_time()
         result = analyze_bytes(analyzer, data, options, limits)
@@ -123,25 +126,31 @@ def main() -> None:
     parser.add_argument("--no-micro", action="store_true", help="micro-expressions off")
     parser.add_argument("--baseline-root", type=Path, help="a checkout of the engine to compare with")
     parser.add_argument("--cv2-threads", type=int, help="add a 'followed' variant with this many OpenCV threads")
+    parser.add_argument("--detectors", help="add a 'followed' variant per detector, comma-separated")
+    parser.add_argument("--detector", help=argparse.SUPPRESS)
     parser.add_argument("--serve", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--period", type=float, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        return serve(args.serve, args.period, args.clip, not args.no_micro, args.cv2_threads)
+        return serve(args.serve, args.period, args.clip, not args.no_micro, args.cv2_threads, args.detector)
 
     data, width, height, count = padded_clip(args.clip, args.size)
     clip_file = Path(tempfile.mkdtemp()) / "clip.mp4"
     clip_file.write_bytes(data)
-    variants = {"every-frame": (ROOT, 0.0, None), "followed": (ROOT, None, None)}
+    variants = {"every-frame": (ROOT, 0.0, None, None), "followed": (ROOT, None, None, None)}
     if args.cv2_threads:
-        variants[f"cv2 x{args.cv2_threads}"] = (ROOT, None, args.cv2_threads)
+        variants[f"cv2 x{args.cv2_threads}"] = (ROOT, None, args.cv2_threads, None)
+    for detector in (args.detectors or "").split(","):
+        if detector:
+            variants[f"followed {detector}"] = (ROOT, None, None, detector)
     if args.baseline_root:
-        variants = {"baseline": (args.baseline_root.resolve(), None, None), **variants}
+        variants = {"baseline": (args.baseline_root.resolve(), None, None, None), **variants}
     workers = {}
-    for name, (root, period, threads) in variants.items():
+    for name, (root, period, threads, detector) in variants.items():
         command = [sys.executable, __file__, "--serve", str(root), "--clip", str(clip_file)]
         command += ["--period", str(period)] if period is not None else []
         command += ["--cv2-threads", str(threads)] if threads is not None else []
+        command += ["--detector", detector] if detector else []
         command += ["--no-micro"] if args.no_micro else []
         workers[name] = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=root)
     results = {name: [] for name in workers}
@@ -163,7 +172,7 @@ def main() -> None:
           f"{describe()}")
     reference = results["every-frame"][0]["frames"]
     first = None
-    print(f"{'variant':<12} {'frames/s':>8} {'x':>5} {'frames/CPU-s':>12} {'median s':>8} {'detect+decode s':>15} {'micro s':>7} "
+    print(f"{'variant':<18} {'frames/s':>8} {'x':>5} {'frames/CPU-s':>12} {'median s':>8} {'detect+decode s':>15} {'micro s':>7} "
           f"{'tracks':>6} {'box IoU':>7} {'same label':>10} {'face diff':>9}")
     for name, runs in results.items():
         seconds = statistics.median(r["seconds"] for r in runs)
@@ -172,7 +181,7 @@ def main() -> None:
         first = first or fps
         iou, same, diff = agreement(reference, runs[0]["frames"])
         timing = runs[0]["timing"]
-        print(f"{name:<12} {fps:>8.1f} {fps / first:>5.2f} {cpu_fps:>12.1f} {seconds:>8.2f} "
+        print(f"{name:<18} {fps:>8.1f} {fps / first:>5.2f} {cpu_fps:>12.1f} {seconds:>8.2f} "
               f"{timing.get('decode_and_detect', 0) / 1000:>15.2f} {timing.get('micro_expressions', 0) / 1000:>7.2f} "
               f"{runs[0]['tracks']:>6} {iou:>7.3f} {same:>10.1%} {diff:>9}")
 
