@@ -189,6 +189,24 @@ def test_clip_gets_overlays_timelines_and_seekable_events(page, server):
     page.wait_for_function("() => document.getElementById('clip').currentTime < 0.2")
     page.locator(".event-button").first.click()
     page.wait_for_function(at_apex, arg=first["apex_ms"])
+    expect(page.locator(".event-button").first).to_contain_text(f"lasted {round(first['duration_ms'])} ms from onset")
+
+
+def test_a_failed_file_clears_the_previous_answer(browser, server, shoot, tmp_path):
+    base, key = server
+    # The browser logs the 415 answer; nothing else may fail.
+    with watched_page(browser, base, "demo_failed_file", shoot, expected_console_errors=("status of 415",)) as page:
+        page.goto(f"/demo#key={key}")
+        page.set_input_files("#media", str(FACES / "couple.jpg"))
+        analyze_in_page(page)
+        expect(page.locator(".face-card")).to_have_count(2)
+        junk = tmp_path / "notes.jpg"
+        junk.write_bytes(b"not a picture at all")
+        page.set_input_files("#media", str(junk))
+        page.click("#analyze")
+        expect(page.locator("#error")).to_be_visible()
+        expect(page.locator("#result")).to_be_hidden()
+        expect(page.locator(".face-card")).to_have_count(0)
 
 
 # Counts the page's camera streams; injected by the browser before any page script (CSP does not apply).

@@ -69,6 +69,9 @@ async function run(task) {
   try {
     await task();
   } catch (error) {
+    // The answer on screen belongs to the previous file: it must not pass for this one's.
+    resetResult();
+    $("result").hidden = true;
     showError(error.message);
   } finally {
     buttons.forEach((button) => { button.disabled = false; });
@@ -296,7 +299,7 @@ function timelineChart(track, durationMs, events, video) {
 function eventText(event) {
   const emotion = event.emotion ? `${event.emotion} ${percent(event.emotion_probability)}` : "no emotion change";
   return `Track #${event.track_id} · ${event.kind}-expression · ${emotion} · apex at ${seconds(event.apex_ms)}`
-    + ` (${Math.round(event.duration_ms)} ms, intensity ${percent(event.intensity)})`;
+    + ` · lasted ${Math.round(event.duration_ms)} ms from onset to offset · intensity ${percent(event.intensity)}`;
 }
 
 function eventList(events, video) {
