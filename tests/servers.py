@@ -26,6 +26,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def stop(process: subprocess.Popen, timeout: float) -> None:
+    """SIGTERM (a graceful shutdown), then SIGKILL after `timeout` seconds."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def server_env(state: Path, port: int, **overrides: str) -> dict:
     # Embedded defaults only: no shared database, Redis limiter or Stripe from the caller's environment.
     env = {k: v for k, v in os.environ.items()
@@ -63,12 +73,7 @@ def gunicorn(state: Path, **overrides: str):
             time.sleep(0.25)
         yield base
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process, timeout=60)
 
 
 def wait_for_port(port: int, process: subprocess.Popen, log: Path, what: str) -> None:
@@ -104,10 +109,5 @@ def nginx(upstream: str, **overrides: str):
         wait_for_port(port, process, log, "nginx")
         yield f"http://127.0.0.1:{port}"
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process, timeout=15)
         shutil.rmtree(run_dir, ignore_errors=True)
