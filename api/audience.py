@@ -7,6 +7,8 @@ viewers recorded at different frame rates line up, and a report over any number 
 a few array operations:
 - `recorded`: the webcam recording covers the bucket (a viewer who stopped early has no later ones);
 - `visible`: the viewer's face was found in the analysed frame covering the bucket;
+- `attending`: visible and facing the camera, and so the screen beside it (its head pose,
+  api.engine.mesh.HeadPose.facing_camera);
 - `probabilities`: that frame's seven emotion probabilities (NaN when not visible).
 """
 from __future__ import annotations
@@ -28,8 +30,9 @@ MIN_VIEWERS = 5
 # A viewer "shows" an emotion in a second when its mean probability over that second is at least this.
 EXPRESSION_THRESHOLD = 0.5
 # A viewer counts as facing the screen in a second when the face was found in at least this share
-# of the second's recorded buckets.
+# of the second's recorded buckets (and as attending when it also faced the camera that long).
 VISIBLE_SHARE = 0.5
+Z_95 = 1.959964
 # Webcam recordings drop frames (browsers record at a variable rate, fewer frames when busy): a frame
 # stands until the next one, but no longer than this (or one sampling period, if longer).
 FRAME_HOLD_MS = 500.0
@@ -45,19 +48,25 @@ UNKNOWN_EMOTION = "unknown"
 class SessionTimeline:
     recorded: np.ndarray       # (n,) bool
     visible: np.ndarray        # (n,) bool
+    attending: np.ndarray      # (n,) bool, only where visible
     probabilities: np.ndarray  # (n, 7) float32, NaN where not visible
     micro_onsets_ms: list[tuple[float, str]] = field(default_factory=list)  # stimulus clock, emotion
     segment: str | None = None
 
     def to_bytes(self) -> bytes:
-        """(n, 9) float32: recorded, visible, then the seven probabilities."""
-        table = np.column_stack([self.recorded, self.visible, self.probabilities]).astype(np.float32)
+        """(n, 10) float32: recorded, visible, attending, then the seven probabilities."""
+        table = np.column_stack([self.recorded, self.visible, self.attending, self.probabilities]).astype(np.float32)
         return table.tobytes()
 
     @classmethod
-    def from_bytes(cls, data: bytes, micro_onsets_ms: list, segment: str | None) -> "SessionTimeline":
-        table = np.frombuffer(data, np.float32).reshape(-1, 2 + len(EMOTIONS))
-        return cls(table[:, 0] > 0, table[:, 1] > 0, table[:, 2:], [tuple(m) for m in micro_onsets_ms], segment)
+    def from_bytes(cls, data: bytes, n_buckets: int, micro_onsets_ms: list, segment: str | None) -> "SessionTimeline":
+        """Also reads the (n, 9) rows stored before head pose existed: their viewers count as attending
+        whenever their face was found, the best that is known of them."""
+        table = np.frombuffer(data, np.float32).reshape(n_buckets, -1)
+        visible = table[:, 1] > 0
+        attending = table[:, 2] > 0 if table.shape[1] == 3 + len(EMOTIONS) else visible
+        return cls(table[:, 0] > 0, visible, attending, table[:, -len(EMOTIONS):],
+                   [tuple(m) for m in micro_onsets_ms], segment)
 
 
 def grid_size(stimulus_ms: float) -> int:
@@ -66,13 +75,15 @@ def grid_size(stimulus_ms: float) -> int:
 
 def session_timeline(frame_times_ms: np.ndarray, frame_probabilities: list[np.ndarray | None],
                      recording_ms: float, sample_fps: float, stimulus_started_ms: float, stimulus_ms: float,
-                     micro_onsets_ms: list[tuple[float, str]] = (), segment: str | None = None) -> SessionTimeline:
+                     micro_onsets_ms: list[tuple[float, str]] = (), segment: str | None = None,
+                     frame_facing: list[bool] | None = None) -> SessionTimeline:
     """One viewer's analysed frames (recording clock) -> the stimulus grid.
 
     Each analysed frame stands until the next one, for at most FRAME_HOLD_MS or one sampling period
     (1/sample_fps); a bucket takes the frame covering its centre. `frame_probabilities[i]` is the viewer's face in
-    frame i (None: no face). Micro-expression onsets arrive on the recording clock and leave on
-    the stimulus clock; those before playback or after its end are dropped.
+    frame i (None: no face); `frame_facing[i]` whether that face faced the camera (None: every face
+    did). Micro-expression onsets arrive on the recording clock and leave on the stimulus clock;
+    those before playback or after its end are dropped.
     """
     n = grid_size(stimulus_ms)
     centres = stimulus_started_ms + (np.arange(n) + 0.5) * GRID_MS  # recording clock
@@ -81,26 +92,28 @@ def session_timeline(frame_times_ms: np.ndarray, frame_probabilities: list[np.nd
     covering = np.searchsorted(times, centres, side="right") - 1
     stands_until = np.minimum(np.append(times[1:], recording_ms), times + max(FRAME_HOLD_MS, 1000.0 / sample_fps))
     probabilities = np.full((n, len(EMOTIONS)), np.nan, np.float32)
-    visible = np.zeros(n, bool)
+    visible, attending = np.zeros(n, bool), np.zeros(n, bool)
     for bucket in np.flatnonzero(recorded & (covering >= 0)):
         frame = covering[bucket]
         p = frame_probabilities[frame]
         if p is not None and centres[bucket] < stands_until[frame]:
             visible[bucket] = True
+            attending[bucket] = frame_facing is None or frame_facing[frame]
             probabilities[bucket] = p
     onsets = [(t - stimulus_started_ms, e) for t, e in micro_onsets_ms if 0 <= t - stimulus_started_ms < stimulus_ms]
-    return SessionTimeline(recorded, visible, probabilities, onsets, segment)
+    return SessionTimeline(recorded, visible, attending, probabilities, onsets, segment)
 
 
 def timeline_from_analysis(analysis: VideoAnalysis, stimulus_started_ms: float, stimulus_ms: float,
                            segment: str | None = None) -> SessionTimeline:
     """A webcam recording's analysis -> its timeline. The viewer is the largest face in each frame
     (the person at the webcam); micro-expressions count on the tracks that were mostly that face."""
-    times, frame_probabilities, largest_on = [], [], {}
+    times, frame_probabilities, frame_facing, largest_on = [], [], [], {}
     for frame in analysis.frames:
         times.append(frame.timestamp_ms)
         face = max(frame.faces, key=lambda f: float(f.box[2] * f.box[3]), default=None)
         frame_probabilities.append(None if face is None else face.emotions)
+        frame_facing.append(face is not None and face.head_pose is not None and face.head_pose.facing_camera)
         if face is not None and face.track_id is not None:
             largest_on[face.track_id] = largest_on.get(face.track_id, 0) + 1
     viewer_tracks = {t.track_id for t in analysis.tracks if largest_on.get(t.track_id, 0) * 2 >= len(t.faces)}
@@ -109,7 +122,7 @@ def timeline_from_analysis(analysis: VideoAnalysis, stimulus_started_ms: float, 
     period = 1000.0 / analysis.sample_fps
     recording_ms = max(analysis.media.duration_ms or 0.0, (times[-1] + period) if times else 0.0)
     return session_timeline(np.asarray(times), frame_probabilities, recording_ms, analysis.sample_fps,
-                            stimulus_started_ms, stimulus_ms, onsets, segment)
+                            stimulus_started_ms, stimulus_ms, onsets, segment, frame_facing)
 
 
 # --- the report ---------------------------------------------------------------------------------
@@ -126,23 +139,37 @@ def t_quantile_975(df: int) -> float:
 
 
 def _bucket_view(timelines: list[SessionTimeline], fine_per_bucket: int, n_fine: int):
-    """Per viewer and report bucket: recorded?, facing?, mean probabilities over the facing buckets."""
+    """Per viewer and report bucket: recorded?, facing?, attending?, mean probabilities over the facing buckets."""
     n_buckets = math.ceil(n_fine / fine_per_bucket)
     pad = n_buckets * fine_per_bucket - n_fine
     if not timelines:
-        return np.zeros((0, n_buckets), bool), np.zeros((0, n_buckets), bool), np.zeros((0, n_buckets, len(EMOTIONS)))
+        empty = np.zeros((0, n_buckets), bool)
+        return empty, empty, empty, np.zeros((0, n_buckets, len(EMOTIONS)))
     recorded = np.stack([np.pad(t.recorded[:n_fine], (0, pad)) for t in timelines])
     visible = np.stack([np.pad(t.visible[:n_fine], (0, pad)) for t in timelines])
+    attending = np.stack([np.pad(t.attending[:n_fine], (0, pad)) for t in timelines])
     probabilities = np.stack([np.pad(t.probabilities[:n_fine], ((0, pad), (0, 0)), constant_values=np.nan)
                               for t in timelines])
     shape = (len(timelines), n_buckets, fine_per_bucket)
     recorded_count = recorded.reshape(shape).sum(axis=2)
     visible_count = visible.reshape(shape).sum(axis=2)
     facing = (recorded_count > 0) & (visible_count >= VISIBLE_SHARE * np.maximum(recorded_count, 1))
+    attending_count = attending.reshape(shape).sum(axis=2)
+    attends = (recorded_count > 0) & (attending_count >= VISIBLE_SHARE * np.maximum(recorded_count, 1))
     seen = np.where(visible[..., None], probabilities, 0.0).reshape(*shape, len(EMOTIONS)).sum(axis=2)
     means = np.full(seen.shape, np.nan)
     means[facing] = seen[facing] / visible_count[facing][:, None]
-    return recorded_count > 0, facing, means
+    return recorded_count > 0, facing, attends, means
+
+
+def share_interval(hits: int, n: int) -> list[float]:
+    """Wilson's 95% interval of a share (sound at 0 and 1, and with few viewers)."""
+    if n == 0:
+        return [0.0, 1.0]
+    p = hits / n
+    centre = (p + Z_95 ** 2 / (2 * n)) / (1 + Z_95 ** 2 / n)
+    half = Z_95 * math.sqrt(p * (1 - p) / n + Z_95 ** 2 / (4 * n * n)) / (1 + Z_95 ** 2 / n)
+    return [round(max(0.0, centre - half), 4), round(min(1.0, centre + half), 4)]
 
 
 def _emotion_stats(means: np.ndarray) -> dict:
@@ -203,20 +230,41 @@ def study_report(timelines: list[SessionTimeline], stimulus_ms: float, bucket_ms
     report["top_moments"] = top_moments({e: [b["emotions"][e]["mean"] if b["emotions"] else None for b in per_second]
                                          for e in EMOTIONS})
     report["segments"] = _segments(timelines, n_fine)
+    report["attention"] = _attention_summary([a for a in map(session_attention, timelines) if a is not None])
     return report
+
+
+def _attention_summary(shares: list[float]) -> dict | None:
+    """Across viewers: the mean share of their recording spent facing the screen, with a 95% t-interval."""
+    if len(shares) < MIN_VIEWERS:
+        return None
+    values = np.array(shares)
+    half = t_quantile_975(len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values))
+    mean = float(values.mean())
+    return {"mean": round(mean, 4), "ci95": [round(max(0.0, mean - half), 4), round(min(1.0, mean + half), 4)],
+            "viewers": len(values)}
+
+
+def session_attention(timeline: SessionTimeline) -> float | None:
+    """The share of a viewer's recorded stimulus during which the face was present and facing the screen."""
+    recorded = int(timeline.recorded.sum())
+    return float((timeline.attending & timeline.recorded).sum() / recorded) if recorded else None
 
 
 def _buckets(timelines, fine_per_bucket: int, n_fine: int, bucket_ms: int) -> list[dict]:
     n_buckets = math.ceil(n_fine / fine_per_bucket)
-    recorded, facing, means = _bucket_view(timelines, fine_per_bucket, n_fine)
+    recorded, facing, attends, means = _bucket_view(timelines, fine_per_bucket, n_fine)
     micro = _micro_counts(timelines, bucket_ms, n_buckets)
     out = []
     for k in range(n_buckets):
-        with_face = int(facing[:, k].sum())
+        with_face, viewers, attending = int(facing[:, k].sum()), int(recorded[:, k].sum()), int(attends[:, k].sum())
         enough = with_face >= MIN_VIEWERS
-        out.append({"start_ms": k * bucket_ms, "viewers": int(recorded[:, k].sum()), "viewers_with_face": with_face,
+        out.append({"start_ms": k * bucket_ms, "viewers": viewers, "viewers_with_face": with_face,
                     "enough_viewers": enough,
                     "emotions": _emotion_stats(means[facing[:, k], k]) if enough else None,
+                    # Of the viewers whose recording covers the bucket: withheld below MIN_VIEWERS of them.
+                    "attention": {"share": round(attending / viewers, 4), "viewers_attending": attending,
+                                  "ci95": share_interval(attending, viewers)} if viewers >= MIN_VIEWERS else None,
                     "micro_expressions": micro[k]})
     return out
 
@@ -228,7 +276,7 @@ def _segments(timelines: list[SessionTimeline], n_fine: int) -> list[dict]:
             by_label.setdefault(t.segment, []).append(t)
     out = []
     for label, members in sorted(by_label.items()):
-        _, facing, means = _bucket_view(members, n_fine, n_fine)  # one bucket: the whole stimulus
+        _, facing, _, means = _bucket_view(members, n_fine, n_fine)  # one bucket: the whole stimulus
         seen = means[facing[:, 0], 0]
         micro: dict[str, int] = {}
         for t in members:
@@ -249,6 +297,7 @@ def report_csv(report: dict) -> str:
     for e in EMOTIONS:
         header += [f"{e}_mean", f"{e}_ci95_low", f"{e}_ci95_high", f"{e}_share_above_threshold"]
     header += [f"micro_{e}" for e in (*EMOTIONS, UNKNOWN_EMOTION)]
+    header += ["attention_share", "attention_ci95_low", "attention_ci95_high"]
     writer.writerow(header)
     for b in report["buckets"]:
         row = [b["start_ms"], b["viewers"], b["viewers_with_face"], str(b["enough_viewers"]).lower()]
@@ -256,5 +305,7 @@ def report_csv(report: dict) -> str:
             s = b["emotions"][e] if b["emotions"] else None
             row += [s["mean"], s["ci95"][0], s["ci95"][1], s["share_above_threshold"]] if s else ["", "", "", ""]
         row += [b["micro_expressions"].get(e, 0) for e in (*EMOTIONS, UNKNOWN_EMOTION)]
+        attention = b["attention"]
+        row += [attention["share"], *attention["ci95"]] if attention else ["", "", ""]
         writer.writerow(row)
     return out.getvalue()

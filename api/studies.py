@@ -230,5 +230,6 @@ def record_failure(session: Session, study_session_id: str) -> None:
 def report(session: Session, study: Study, bucket_ms: int = 1000) -> dict:
     rows = session.execute(select(StudySession.timeline, StudySession.micro_onsets, StudySession.segment)
                            .where(StudySession.study_id == study.id, StudySession.status == "succeeded")).all()
-    timelines = [audience.SessionTimeline.from_bytes(t, json.loads(m), seg) for t, m, seg in rows]
+    n_buckets = audience.grid_size(study.stimulus_duration_ms)
+    timelines = [audience.SessionTimeline.from_bytes(t, n_buckets, json.loads(m), seg) for t, m, seg in rows]
     return {"study_id": study.id, **audience.study_report(timelines, study.stimulus_duration_ms, bucket_ms)}

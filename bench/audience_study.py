@@ -149,7 +149,7 @@ def run_report_scale(sessions: int, session_s: float, seed: int) -> dict:
             visible = recorded & (rng.random(n) > 0.1)
             p[~visible] = np.nan
             onsets = [(float(rng.uniform(0, session_s * 1000)), str(rng.choice(EMOTIONS))) for _ in range(3)]
-            timeline = audience.SessionTimeline(recorded, visible, p, onsets, "a" if i % 2 else "b")
+            timeline = audience.SessionTimeline(recorded, visible, visible, p, onsets, "a" if i % 2 else "b")
             session.add(StudySession(id=f"ses_scale_{i}", study_id=study.id, receipt_hash=f"scale-{i}",
                                      status="succeeded", stimulus_started_ms=0, consent_version="bench",
                                      consented_at=utcnow(), segment=timeline.segment, timeline=timeline.to_bytes(),

@@ -22,13 +22,13 @@ def probs(happy: float) -> np.ndarray:
 
 
 def viewer(happy, fps=10.0, seconds=3.0, stimulus_started_ms=0.0, stimulus_ms=3000.0, face=lambda t: True,
-           micro=(), segment=None) -> audience.SessionTimeline:
+           micro=(), segment=None, facing=lambda t: True) -> audience.SessionTimeline:
     """A recording at `fps`; `happy(t_ms)` on the recording clock, or a constant."""
     times = np.arange(int(seconds * fps)) * 1000.0 / fps
     level = happy if callable(happy) else (lambda t: happy)
     frames = [probs(level(t)) if face(t) else None for t in times]
     return audience.session_timeline(times, frames, seconds * 1000, fps, stimulus_started_ms, stimulus_ms,
-                                     list(micro), segment)
+                                     list(micro), segment, [facing(t) for t in times])
 
 
 def test_frames_land_on_the_stimulus_clock():
@@ -141,9 +141,50 @@ def test_frame_buckets_and_csv():
 
 def test_timeline_survives_storage():
     t = viewer(lambda t: 0.5 if t < 1000 else 0.1, face=lambda t: t < 2000, micro=[(100.0, "happy")], segment="x")
-    back = audience.SessionTimeline.from_bytes(t.to_bytes(), t.micro_onsets_ms, t.segment)
+    back = audience.SessionTimeline.from_bytes(t.to_bytes(), len(t.recorded), t.micro_onsets_ms, t.segment)
     assert (back.recorded == t.recorded).all() and (back.visible == t.visible).all()
+    assert (back.attending == t.attending).all()
     assert np.allclose(back.probabilities, t.probabilities, equal_nan=True)
+
+
+def test_timelines_stored_before_head_pose_still_read():
+    t = viewer(0.4, face=lambda t: t < 2000)
+    legacy = np.column_stack([t.recorded, t.visible, t.probabilities]).astype(np.float32).tobytes()
+    back = audience.SessionTimeline.from_bytes(legacy, len(t.recorded), [], None)
+    assert (back.visible == t.visible).all() and (back.attending == t.visible).all()
+    assert np.allclose(back.probabilities, t.probabilities, equal_nan=True)
+
+
+def test_attention_counts_viewers_present_and_facing_the_screen():
+    # 10 viewers over 3 s: all face the screen in the first second; in the second, 4 turn away and 2 leave
+    # the picture; in the third, everyone is back but 1 turns away.
+    def one(i):
+        turned = (lambda t: 1000 <= t < 2000) if i < 4 else (lambda t: t >= 2000) if i == 9 else (lambda t: False)
+        gone = (lambda t: 1000 <= t < 2000) if i in (4, 5) else (lambda t: False)
+        return viewer(0.3, face=lambda t: not gone(t), facing=lambda t: not turned(t))
+    report = audience.study_report([one(i) for i in range(10)], 3000)
+    shares = [b["attention"]["share"] for b in report["buckets"]]
+    assert shares == [1.0, 0.4, 0.9]
+    low, high = report["buckets"][1]["attention"]["ci95"]
+    assert low < 0.4 < high and 0 < low and high < 1
+    # Each viewer's share of the recording spent attending: 2/3 for the 4 who turned, the 2 who left and
+    # the last one; 1 for the other 3.
+    per_viewer = [2 / 3] * 4 + [2 / 3] * 2 + [1.0] * 3 + [2 / 3]
+    assert report["attention"]["mean"] == pytest.approx(np.mean(per_viewer), abs=1e-3)
+    assert report["attention"]["viewers"] == 10
+    rows = list(csv.reader(io.StringIO(audience.report_csv(report))))
+    assert rows[0][-3:] == ["attention_share", "attention_ci95_low", "attention_ci95_high"]
+    assert [float(r[-3]) for r in rows[1:]] == shares
+
+
+def test_attention_is_withheld_below_the_minimum_audience():
+    report = audience.study_report([viewer(0.3) for _ in range(audience.MIN_VIEWERS - 1)], 3000)
+    assert all(b["attention"] is None for b in report["buckets"]) and report["attention"] is None
+
+
+def test_wilson_interval_by_hand():
+    assert audience.share_interval(0, 10) == [0.0, pytest.approx(0.2775, abs=1e-4)]
+    assert audience.share_interval(10, 10) == [pytest.approx(0.7225, abs=1e-4), 1.0]
 
 
 def test_t_quantiles():

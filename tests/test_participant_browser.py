@@ -215,6 +215,11 @@ def test_console_study_from_creation_to_report(page, owner, shoot):
     expect(page.locator("#viewers")).to_contain_text("6 viewers analysed")
     expect(page.locator("svg.study-chart")).to_be_visible()
     assert page.locator("polyline.emotion-curve").count() >= len(EMOTIONS)
+    # The six viewers face the camera throughout: the attention curve stands at 100%.
+    attention = page.locator("polyline.attention-curve")
+    expect(attention).to_have_count(1)
+    heights = {point.split(",")[1] for point in attention.get_attribute("points").split()}
+    assert heights == {f"{20:.1f}"}  # y of 100% (the chart's top margin)
     moments = page.locator(".moment-button")
     expect(moments.first).to_be_visible()
     first = int(moments.first.get_attribute("data-time-ms"))

@@ -1,6 +1,6 @@
 "use strict";
 // The study report's chart, drawn from the report the page carries (data-report): the seven emotion
-// means per second over the stimulus, withheld seconds greyed, micro-expression and top-moment
+// means per second over the stimulus and the share of viewers attending, withheld seconds greyed, micro-expression and top-moment
 // markers, a scrubber synced to the stimulus player, and PNG export. Colours, fonts and sizes are SVG
 // attributes rather than CSS so that the exported picture looks like the page.
 
@@ -11,6 +11,7 @@ const INK = "#1d2330";
 const MUTED = "#5b6474";
 const WITHHELD_FILL = "#e3e6ec";
 const MICRO_COLOUR = "#ff6d00";
+const ATTENTION_COLOUR = INK;
 const TICK_STEPS_S = [1, 2, 5, 10, 15, 30, 60, 120];
 const MAX_TICKS = 12;
 const PNG_SCALE = 2;
@@ -39,18 +40,19 @@ function titled(node, text) {
   return node;
 }
 
-// Runs of consecutive seconds with figures: withheld seconds are gaps in the curves, not zeros.
-function curveRuns(emotion) {
+// Runs of consecutive seconds with figures (`valueOf(bucket)`, null when withheld): withheld seconds
+// are gaps in the curves, not zeros.
+function curveRuns(valueOf) {
   const runs = [];
   let run = [];
   for (const bucket of report.buckets) {
-    if (!bucket.emotions) {
+    const value = valueOf(bucket);
+    if (value === null) {
       if (run.length) runs.push(run);
       run = [];
       continue;
     }
-    run.push({ start: bucket.start_ms, end: bucketEnd(bucket.start_ms, report.bucket_ms),
-               p: bucket.emotions[emotion].mean });
+    run.push({ start: bucket.start_ms, end: bucketEnd(bucket.start_ms, report.bucket_ms), p: value });
   }
   if (run.length) runs.push(run);
   return runs.map((points) => (points.length === 1
@@ -82,24 +84,32 @@ function drawAxes(svg) {
     svg.append(label(`${s} s`, { x: String(x(s * 1000)), y: String(CHART.top + PLOT_HEIGHT + 14),
                                  "text-anchor": "middle" }));
   }
-  EMOTIONS.forEach((emotion, index) => { // the legend inside the picture, so that the PNG carries it
-    const left = CHART.left + index * 95;
+  const legend = [...EMOTIONS.map((emotion) => [emotion, EMOTION_COLOURS[emotion]]), ["attention", ATTENTION_COLOUR]];
+  legend.forEach(([name, colour], index) => { // the legend inside the picture, so that the PNG carries it
+    const left = CHART.left + index * 92;
     const top = CHART.height - 16;
-    svg.append(svgElement("rect", { x: String(left), y: String(top), width: "10", height: "10",
-                                    fill: EMOTION_COLOURS[emotion] }),
-               label(emotion, { x: String(left + 14), y: String(top + 9), fill: INK }));
+    svg.append(svgElement("rect", { x: String(left), y: String(top), width: "10", height: "10", fill: colour }),
+               label(name, { x: String(left + 14), y: String(top + 9), fill: INK }));
   });
 }
 
+const polyline = (run) => run.map(([ms, p]) => `${x(ms).toFixed(1)},${y(p).toFixed(1)}`).join(" ");
+
 function drawCurves(svg) {
   for (const emotion of EMOTIONS) {
-    for (const run of curveRuns(emotion)) {
+    for (const run of curveRuns((bucket) => (bucket.emotions ? bucket.emotions[emotion].mean : null))) {
       svg.append(svgElement("polyline", {
         class: "emotion-curve", "data-emotion": emotion, fill: "none", stroke: EMOTION_COLOURS[emotion],
-        "stroke-width": "1.8", "stroke-linejoin": "round",
-        points: run.map(([ms, p]) => `${x(ms).toFixed(1)},${y(p).toFixed(1)}`).join(" "),
+        "stroke-width": "1.8", "stroke-linejoin": "round", points: polyline(run),
       }));
     }
+  }
+  // Attention: the share of viewers present and facing the screen, dashed so it reads apart from emotions.
+  for (const run of curveRuns((bucket) => (bucket.attention ? bucket.attention.share : null))) {
+    svg.append(svgElement("polyline", {
+      class: "attention-curve", fill: "none", stroke: ATTENTION_COLOUR, "stroke-width": "1.5",
+      "stroke-dasharray": "5 3", "stroke-linejoin": "round", points: polyline(run),
+    }));
   }
 }
 
