@@ -16,8 +16,8 @@ import requests
 from api.engine.preprocess import EMOTIONS
 from api.routes.participant import CONSENT_VERSION
 from tests.conftest import FACES, VIDEOS
-from tests.test_browser import (CHROMIUM, CHROMIUM_ARGS, PASSWORD, RECORD_CAMERA_STREAMS, TRACK_STATES, expect, page,
-                                playwright_api, server, shoot)  # noqa: F401  (fixtures)
+from tests.test_browser import (CHROMIUM, CHROMIUM_ARGS, PASSWORD, RECORD_CAMERA_STREAMS, TRACK_STATES, browser,
+                                expect, page, playwright_api, server, shoot, watched_page)  # noqa: F401  (fixtures)
 
 CAMERA_SIZE = (640, 480)
 CAMERA_FPS = 10  # the fake camera's rate: few frames to analyse per recorded second
@@ -151,8 +151,32 @@ def test_consent_records_uploads_and_the_session_is_in_the_report(page, owner, s
     assert all(b["viewers"] == 1 for b in report["buckets"])  # the recording covers the whole stimulus
     assert max(b["viewers_with_face"] for b in report["buckets"]) == 1  # the real face on the fake camera
 
+    with page.expect_download() as saved:
+        page.click("#receipt-download")
+    assert receipt in Path(saved.value.path()).read_text()
     page.click("#withdraw")
     expect(page.locator("#withdrawn")).to_be_visible()
+    assert api(owner, "GET", f"/v1/studies/{study['id']}/report").json()["viewers"] == 0
+
+
+def test_a_viewer_who_left_withdraws_with_the_receipt_on_the_withdrawal_page(browser, owner, shoot):
+    base, _ = owner
+    study = api(owner, "POST", "/v1/studies", json={"name": "Later", "stimulus_duration_ms": 2000}).json()
+    sent = requests.post(f"{base}/v1/studies/{study['id']}/sessions", timeout=60,
+                         headers={"Authorization": f"Bearer {study['participant_token']}"},
+                         files={"file": ("webcam.mp4", expression_change_clip(), "video/mp4")},
+                         data={"stimulus_started_ms": "0", "consent": CONSENT})
+    assert sent.status_code == 202, sent.text
+    wait_until_analysed(owner, study["id"], 1)
+    # The browser logs the 404 of a mistyped receipt; nothing else may fail.
+    with watched_page(browser, base, "participant_withdrawal", shoot, expected_console_errors=("status of 404",)) as page:
+        page.goto(study["participant_path"] + "/withdraw")
+        page.fill("#receipt", "rcpt_mistyped")
+        page.click("#withdraw")
+        expect(page.locator("#error")).to_be_visible()
+        page.fill("#receipt", sent.json()["receipt"])
+        page.click("#withdraw")
+        expect(page.locator("#withdrawn")).to_be_visible()
     assert api(owner, "GET", f"/v1/studies/{study['id']}/report").json()["viewers"] == 0
 
 

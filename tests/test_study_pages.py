@@ -38,9 +38,25 @@ def test_participant_page_names_the_study_and_asks_consent_first(owner):
     assert study["participant_token"] not in html  # the script reads it from the address, nothing echoes it
     assert not re.search(INLINE, html)
     assert "/console" not in html  # a participant is not sent to the owners' pages
-    for unknown in ("/s/pt_guessed", "/s/not-even-a-token"):
+    for unknown in ("/s/pt_guessed", "/s/not-even-a-token", "/s/pt_guessed/withdraw"):
         missing = client.get(unknown)
         assert missing.status_code == 404 and "does not work" in missing.get_data(as_text=True)
+
+
+def test_the_withdrawal_page_asks_only_for_the_receipt(owner):
+    client, secret, _ = owner
+    study = client.post("/v1/studies", headers=bearer(secret), json={"name": "Spring ad",
+                                                                      "stimulus_duration_ms": 3000}).json
+    page = client.get(study["participant_path"] + "/withdraw")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200 and "Spring ad" in html and 'id="receipt"' in html
+    assert page.headers["Cache-Control"] == "no-store" and page.headers["Referrer-Policy"] == "no-referrer"
+    assert study["participant_token"] not in html and not re.search(INLINE, html)
+    # Withdrawal stays open when the study no longer takes sessions: the viewer's right does not end with it.
+    client.delete(f"/v1/keys/{client.get('/v1/keys', headers=bearer(secret)).json['data'][0]['id']}",
+                  headers=bearer(secret))
+    assert client.get(study["participant_path"]).status_code == 403  # closed: the study's key is revoked
+    assert client.get(study["participant_path"] + "/withdraw").status_code == 200
 
 
 def test_console_creates_a_study_and_shows_its_link_once(owner):

@@ -15,7 +15,7 @@ bp = Blueprint("participant", __name__)
 
 # Stored with every session as the version of the consent text the viewer agreed to: change it
 # whenever the wording in participant.html changes.
-CONSENT_VERSION = "2026-12-v1"
+CONSENT_VERSION = "2026-12-v2"  # v2: head pose (facing the screen) is kept; the withdrawal page
 # The page's address is a credential: no cache keeps what is behind it, no search engine lists it.
 PRIVATE = {"Cache-Control": "no-store", "X-Robots-Tag": "noindex"}
 
@@ -34,3 +34,15 @@ def page(token: str):
         context = {"study_id": study.id, "study_name": study.name, "duration_ms": study.stimulus_duration_ms,
                    "has_stimulus": study.stimulus_key is not None}
     return render_template("participant.html", consent_version=CONSENT_VERSION, **context), 200, PRIVATE
+
+
+@bp.get("/s/<token>/withdraw")
+def withdraw_page(token: str):
+    """Where a receipt is pasted to withdraw, whenever the viewer comes back: open or closed studies alike."""
+    services = current_app.extensions["emoscope"]
+    with services.db.session.begin() as session:
+        study = studies.by_token(session, token, services.settings.api_key_pepper)
+        if study is None:
+            return render_template("participant_unknown.html"), 404, PRIVATE
+        context = {"study_id": study.id, "study_name": study.name}
+    return render_template("participant_withdraw.html", **context), 200, PRIVATE

@@ -72,3 +72,28 @@ function seek(video, ms) {
 function stopTracks(stream) {
   if (stream) stream.getTracks().forEach((track) => track.stop());
 }
+
+// Buttons with data-copy="<field id>" copy that field's value (a key, a link, a receipt).
+function enableCopyButtons() {
+  document.querySelectorAll("button[data-copy]").forEach((button) => {
+    button.addEventListener("click", async () => {
+      const field = document.getElementById(button.dataset.copy);
+      field.select();
+      try {
+        await navigator.clipboard.writeText(field.value);
+        button.textContent = "Copied";
+      } catch {
+        button.textContent = "Press Ctrl+C"; // no clipboard permission: the text is selected for the keyboard
+      }
+    });
+  });
+}
+
+// Saves `blob` as a file named `name` (a chart, a receipt).
+function download(blob, name) {
+  const link = element("a", { href: URL.createObjectURL(blob), download: name });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(link.href), 60_000); // the download has long started
+}

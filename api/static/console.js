@@ -1,18 +1,7 @@
 "use strict";
 // Conveniences only: every console form works without this script.
 
-document.querySelectorAll("button[data-copy]").forEach((button) => {
-  button.addEventListener("click", async () => {
-    const field = document.getElementById(button.dataset.copy);
-    field.select();
-    try {
-      await navigator.clipboard.writeText(field.value);
-      button.textContent = "Copied";
-    } catch {
-      button.textContent = "Press Ctrl+C"; // no clipboard permission: the text is selected for the keyboard
-    }
-  });
-});
+enableCopyButtons();
 
 document.querySelectorAll("form[data-confirm]").forEach((form) => {
   form.addEventListener("submit", (submit) => {

@@ -214,6 +214,14 @@ function init() {
     setStatus("The recording was discarded; nothing was sent.");
   });
   $("withdraw").addEventListener("click", withdraw);
+  $("receipt-download").addEventListener("click", () => {
+    const text = `Receipt for the study "${document.querySelector("h1").textContent}": ${receipt}\n`
+      + `Withdraw at ${location.origin}${location.pathname}/withdraw\n`;
+    download(new Blob([text], { type: "text/plain" }), "emoscope-receipt.txt");
+  });
+  enableCopyButtons();
+  // The page's address holds the token, which the markup never repeats: the link is made here.
+  document.querySelectorAll("a.withdraw-link").forEach((link) => { link.href = `${location.pathname}/withdraw`; });
   // Leaving (or reloading) mid-viewing ends it: the camera goes off and the recording is dropped.
   window.addEventListener("pagehide", () => { if (viewing) viewing.abort(); stopCamera(); });
 }

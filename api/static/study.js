@@ -181,14 +181,6 @@ function syncWithPlayer() {
   }
 }
 
-function download(blob, name) {
-  const link = element("a", { href: URL.createObjectURL(blob), download: name });
-  document.body.append(link);
-  link.click();
-  link.remove();
-  setTimeout(() => URL.revokeObjectURL(link.href), 60_000); // the download has long started
-}
-
 async function exportPng() {
   const picture = holder.querySelector("svg").cloneNode(true);
   picture.setAttribute("width", String(CHART.width * PNG_SCALE));
