@@ -15,7 +15,7 @@ from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from api import jobs, webhooks
+from api import jobs, orphans, studies, webhooks
 from api.config import Settings
 from api.db import Database
 from api.engine.analyzer import Analyzer
@@ -52,7 +52,8 @@ def job_context(settings: Settings, with_analyzer: bool, analyzer: Analyzer | No
     if analyzer is None and with_analyzer:
         analyzer = make_analyzer(settings)
     return jobs.JobContext(db or Database(settings.database_url), make_storage(settings), analyzer, settings.limits,
-                           timedelta(hours=settings.media_retention_hours), settings.webhook_allow_loopback)
+                           timedelta(hours=settings.media_retention_hours), settings.webhook_allow_loopback,
+                           kinds={jobs.ANALYSIS: jobs.JobKind(), studies.JOB_KIND: studies.session_job_kind()})
 
 
 SWEEP_EVERY_S = 600
@@ -138,7 +139,7 @@ class InProcessQueue:
             time.sleep(SWEEP_EVERY_S)
             try:
                 jobs.sweep(self._context)
-                jobs.sweep_orphans(self._context)
+                orphans.sweep(self._context)
             except Exception:  # a failed sweep is retried next time; it must not kill the thread
                 log.exception("sweeping expired results or orphan objects failed")
 

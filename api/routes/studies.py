@@ -209,8 +209,8 @@ def submit_session(study_id: str):
     with metering_problems():
         body, replayed = submit_job(services, account, plan, study.api_key_id, g.request_id, data, options,
                                     frames_to_analyse(clip), None, read_idempotency_key(),
-                                    fingerprint, reserve_units=estimated_units(clip), study_session=row,
-                                    answer=studies.session_json(row))
+                                    fingerprint, reserve_units=estimated_units(clip), kind=studies.JOB_KIND,
+                                    attach=studies.attach(row), answer=studies.session_json(row))
     if replayed:
         with services.db.session.begin() as session:
             receipt = studies.reissue_receipt(session, study.id, body["id"], services.settings.api_key_pepper)
