@@ -20,13 +20,14 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from api import metering, storage, webhooks
+from api import metering, webhooks
 from api.config import Limits
 from api.db import Account, ApiRequest, Database, Job, utcnow
 from api.engine.analyzer import AnalysisOptions, Analyzer, analyze_bytes
 from api.engine.media import MediaError
 from api.engine.results import ImageAnalysis, VideoAnalysis
 from api.serializers import analysis_json
+from api.storage import Storage, undone_on_error
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ def _accept_any(analysis: ImageAnalysis | VideoAnalysis) -> None:
     pass
 
 
-def _nothing(*args: object) -> None:
+def nothing(*args: object) -> None:
     pass
 
 
@@ -52,8 +53,8 @@ class JobKind:
 
     keeps_result: bool = True  # False: no result file; `on_done` keeps what it needs of the analysis
     accept: Callable[[ImageAnalysis | VideoAnalysis], None] = _accept_any  # raises MediaError to fail the job
-    on_done: Callable[[Session, Job, ImageAnalysis | VideoAnalysis], None] = _nothing
-    on_failed: Callable[[Session, Job], None] = _nothing
+    on_done: Callable[[Session, Job, ImageAnalysis | VideoAnalysis], None] = nothing
+    on_failed: Callable[[Session, Job], None] = nothing
 
 
 @dataclass
@@ -61,7 +62,7 @@ class JobContext:
     """Everything a job needs, in the API process or a worker."""
 
     db: Database
-    storage: object
+    storage: Storage
     analyzer: Analyzer | None
     limits: Limits
     retention: timedelta
@@ -108,7 +109,7 @@ def job_json(job: Job, result: dict | None = None) -> dict:
 def submit(ctx: JobContext, account: Account, plan: metering.Plan, api_key_id: int, request_id: str, data: bytes,
            options: AnalysisOptions, frames_total: int | None, webhook_url: str | None,
            idempotency_key: str | None, fingerprint: str, *, reserve_units: int, kind: str = ANALYSIS,
-           attach: Callable[[Session, Job], None] = _nothing,
+           attach: Callable[[Session, Job], None] = nothing,
            answer: dict | None = None) -> tuple[dict, str | None]:
     """Store the media and record the job; returns (the answer, the new job's id to queue), the id
     None when an earlier submission with this Idempotency-Key is replayed.
@@ -120,12 +121,12 @@ def submit(ctx: JobContext, account: Account, plan: metering.Plan, api_key_id: i
     the job's transaction; its answer is `answer` rather than the job's JSON, when the client
     is not the account that the job belongs to.
     """
-    with storage.undone_on_error(ctx.storage) as put, ctx.db.session.begin() as session:
+    with undone_on_error(ctx.storage) as put, ctx.db.session.begin() as session:
         replay = metering.admit(session, account, plan, request_id, api_key_id, idempotency_key, fingerprint)
         if replay is not None:
             return json.loads(replay), None
         owner = session.get(Account, account.id)
-        owner.webhook_secret = owner.webhook_secret or new_webhook_secret()
+        owner.webhook_secret = owner.webhook_secret or webhooks.new_webhook_secret()
         job = Job(id=f"job_{uuid.uuid4().hex}", account_id=account.id, request_id=request_id, kind=kind,
                   options=dump_options(options), frames_total=frames_total,
                   webhook_url=webhook_url, webhook_status="pending" if webhook_url else None,

@@ -12,7 +12,7 @@ import pytest
 from api.db import Job
 from tests.conftest import sign_up
 from tests.samples import webm_with_random_blocks
-from tests.test_accounts import TINY_FACE, bearer
+from tests.test_accounts import TINY_FACE
 from tests.test_admission import bearer_post
 
 API = Path(__file__).resolve().parents[1] / "api"
@@ -121,3 +121,50 @@ def test_jobs_queued_before_kinds_existed_keep_their_kind(backend, request, tmp_
         command.upgrade(config, "0009")
         kinds = dict(connection.execute(text("SELECT id, kind FROM jobs")).all())
     assert kinds == {"job_api": "analysis", "job_session": "study_session"}
+
+
+ROUTES = API / "routes"
+USE_CASES = ("api.admission", "api.submission", "api.billing", "api.services", "api.jobs", "api.studies",
+             "api.accounts")
+
+
+def blueprint_modules() -> set[str]:
+    return {f"api.routes.{path.stem}" for path in ROUTES.glob("*.py") if "Blueprint(" in path.read_text()}
+
+
+def test_blueprints_import_no_blueprint():
+    blueprints = blueprint_modules()
+    assert {"api.routes.console", "api.routes.analyze", "api.routes.studies"} <= blueprints
+    for module in blueprints:
+        path = ROUTES / f"{module.rsplit('.', 1)[1]}.py"
+        assert imported_modules(path) & blueprints == set(), module
+
+
+def test_use_cases_never_import_flask():
+    import subprocess
+    import sys
+
+    code = f"import sys\nfor m in {USE_CASES!r}: __import__(m)\nprint('flask' in sys.modules)"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                            cwd=API.parent).stdout.strip()
+    assert loaded == "False"
+
+
+def test_handlers_reach_the_services_through_one_typed_accessor():
+    readers = [path.relative_to(API.parent).as_posix() for path in API.rglob("*.py")
+               if 'extensions["emoscope"]' in path.read_text()]
+    assert readers == ["api/routes/context.py"]
+    assert not [path.name for path in API.rglob("*.py") if "def _services(" in path.read_text()]
+
+
+def test_the_services_name_protocols_that_their_implementations_meet(tmp_path):
+    import typing
+
+    from api.ratelimit import MemoryRateLimiter, RateLimiter
+    from api.services import Queue, Services
+    from api.storage import LocalStorage, Storage
+
+    hints = typing.get_type_hints(Services)
+    assert (hints["rate_limiter"], hints["queue"]) == (RateLimiter, Queue)
+    assert hints["jobs"].__annotations__["storage"] in ("Storage", Storage)
+    assert isinstance(MemoryRateLimiter(), RateLimiter) and isinstance(LocalStorage(tmp_path), Storage)
