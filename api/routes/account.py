@@ -8,8 +8,8 @@ from flask import Blueprint, g, jsonify, request
 
 from api import accounts, erasure, metering, repository
 from api.db import ApiKey, utcnow
-from api.auth import require_api_key
 from api.errors import ApiError
+from api.routes.auth import require_api_key
 from api.routes.context import services as current_services
 from api.routes.credentials import check_password, create_capped_key, credentials_guard, send_reset_link
 from api.routes.parsing import json_object, load

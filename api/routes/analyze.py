@@ -8,9 +8,9 @@ from flask import Blueprint, Response, g, request
 
 from api import metering, submission
 from api.admission import admit_paid_work
-from api.auth import require_api_key, show_rate_limit
 from api.engine.analyzer import AnalysisOptions
 from api.errors import ApiError
+from api.routes.auth import require_api_key, show_rate_limit
 from api.routes.context import services as current_services
 from api.routes.metered import read_idempotency_key, replayable
 from api.routes.parsing import form_fields, json_object, load

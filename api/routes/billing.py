@@ -4,9 +4,9 @@ from __future__ import annotations
 import stripe
 from flask import Blueprint, g, jsonify, request
 
-from api.auth import require_api_key
 from api.billing import apply_webhook_event
 from api.errors import ApiError
+from api.routes.auth import require_api_key
 from api.routes.context import configured_billing, services
 from api.routes.parsing import json_object, load
 from api.routes.problems import stripe_problems

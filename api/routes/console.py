@@ -15,12 +15,12 @@ from flask import Blueprint, flash, g, redirect, render_template, request, sessi
 
 from api import accounts, erasure, metering, repository, studies, websecurity
 from api.admission import admit_new_study
-from api.auth import show_rate_limit
 from api.billing import has_live_subscription
 from api.db import Account, Owner, utcnow
 from api.engine import media
 from api.engine.preprocess import EMOTIONS
 from api.errors import MEDIA_STATUS, ApiError
+from api.routes.auth import show_rate_limit
 from api.routes.context import configured_billing, services as current_services
 from api.routes.credentials import check_password, create_capped_key, send_reset_link
 from api.routes.files import report_csv_response, stimulus_response, video_upload

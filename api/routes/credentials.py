@@ -11,9 +11,9 @@ from flask import request
 from sqlalchemy.orm import Session
 
 from api import accounts
-from api.auth import enforce_rate_limit
 from api.db import Account, ApiKey, Owner
 from api.errors import ApiError
+from api.routes.auth import enforce_rate_limit
 from api.routes.context import services
 from api.routes.problems import key_limit_problems
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 from flask import Blueprint, g, jsonify
 
 from api import jobs
-from api.auth import require_api_key
 from api.errors import ApiError
+from api.routes.auth import require_api_key
 from api.routes.context import services
 
 bp = Blueprint("jobs", __name__)

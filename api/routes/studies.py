@@ -7,9 +7,9 @@ from flask import Blueprint, Response, g, jsonify, request
 
 from api import studies, submission
 from api.admission import admit_new_study, admit_paid_work
-from api.auth import enforce_rate_limit, presented_key, require_api_key, show_rate_limit
 from api.db import Account
 from api.errors import ApiError
+from api.routes.auth import enforce_rate_limit, presented_key, require_api_key, show_rate_limit
 from api.routes.context import services as current_services
 from api.routes.files import CSV, report_csv_response, stimulus_response, video_upload
 from api.routes.metered import read_idempotency_key, replayable
