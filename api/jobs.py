@@ -38,12 +38,8 @@ ANALYSIS = "analysis"  # the kind of the API's own jobs
 OPTIONS_VERSION = 1
 
 
-def _accept_any(analysis: ImageAnalysis | VideoAnalysis) -> None:
-    pass
-
-
 def nothing(*args: object) -> None:
-    pass
+    """The hook of a kind that adds nothing there."""
 
 
 @dataclass(frozen=True)
@@ -52,7 +48,7 @@ class JobKind:
     `JobContext.kinds`); the hooks run in the transaction that ends the job."""
 
     keeps_result: bool = True  # False: no result file; `on_done` keeps what it needs of the analysis
-    accept: Callable[[ImageAnalysis | VideoAnalysis], None] = _accept_any  # raises MediaError to fail the job
+    accept: Callable[[ImageAnalysis | VideoAnalysis], None] = nothing  # raises MediaError to fail the job
     on_done: Callable[[Session, Job, ImageAnalysis | VideoAnalysis], None] = nothing
     on_failed: Callable[[Session, Job], None] = nothing
 

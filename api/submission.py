@@ -91,24 +91,29 @@ def analyze(services: Services, account: Account, plan: Plan, api_key_id: int, r
     return body, replayed, None
 
 
+def recording_clip(services: Services, data: bytes) -> DecodedVideo:
+    """A participant's recording (a video by its magic bytes, so never None) with its header limits
+    checked, before anything is stored or billed; closed, as only its length is needed."""
+    clip = open_clip(services, data, AnalysisOptions())
+    clip.close()
+    return clip
+
+
 def submit_session(services: Services, study: Study, account: Account, plan: Plan, request_id: str, data: bytes,
-                   stimulus_started_ms: float, consent: studies.Consent, segment: str | None,
+                   clip: DecodedVideo, stimulus_started_ms: float, consent: studies.Consent, segment: str | None,
                    idempotency_key: str | None) -> tuple[dict, bool]:
-    """A participant's recording (a video by its magic bytes), analysed as a job of the study's
-    account and metered against the study's key; returns (the session's JSON with its receipt, replayed).
+    """A participant's recording (`recording_clip`), analysed as a job of the study's account and
+    metered against the study's key; returns (the session's JSON with its receipt, replayed).
 
     The stored answer (for idempotent replays) holds no receipt: a replay is given a new one, since
     the first answer may never have arrived.
     """
-    options = AnalysisOptions()
-    clip = open_clip(services, data, options)  # header limits, before anything is stored or billed
-    clip.close()
     pepper = services.settings.api_key_pepper
     row, receipt = studies.new_session(study, stimulus_started_ms, consent, segment, pepper)
     fingerprint = metering.fingerprint(data, (study.id, stimulus_started_ms, segment))
-    body, replayed = submit_job(services, account, plan, study.api_key_id, request_id, data, options, clip, None,
-                                idempotency_key, fingerprint, kind=studies.JOB_KIND, attach=studies.attach(row),
-                                answer=studies.session_json(row))
+    body, replayed = submit_job(services, account, plan, study.api_key_id, request_id, data, AnalysisOptions(), clip,
+                                None, idempotency_key, fingerprint, kind=studies.JOB_KIND,
+                                attach=studies.attach(row), answer=studies.session_json(row))
     if replayed:
         with services.db.session.begin() as session:
             receipt = studies.reissue_receipt(session, study.id, body["id"], pepper)

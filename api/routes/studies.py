@@ -136,9 +136,10 @@ def submit_session(study_id: str):
                        "send multipart/form-data with a 'file' part (the webcam recording)")
     fields = load(StudySessionFormSchema(), form_fields(json_fields=("consent",)))
     data = video_upload("file", required=True)
+    clip = submission.recording_clip(services, data)
     consent = studies.Consent(fields["consent"]["version"], fields["consent"]["accepted_at"])
     with metering_problems():
-        body, replayed = submission.submit_session(services, study, account, plan, g.request_id, data,
+        body, replayed = submission.submit_session(services, study, account, plan, g.request_id, data, clip,
                                                    fields["stimulus_started_ms"], consent, fields["segment"],
                                                    read_idempotency_key())
     return replayable(Response(json.dumps(body), status=202, mimetype="application/json"), replayed)
