@@ -14,8 +14,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from api import keys, passwords, repository
-from api.jobs import new_webhook_secret
 from api.db import Account, ApiKey, Owner, PasswordReset, utcnow
+from api.webhooks import new_webhook_secret
 
 OWNER_SCOPES = ("analyze", "admin")
 RESET_TOKEN_PREFIX = "pwr_"

@@ -5,7 +5,6 @@ import contextlib
 import os
 import threading
 import uuid
-from dataclasses import dataclass
 
 from flask import Flask, g, request
 from werkzeug.exceptions import HTTPException
@@ -17,30 +16,14 @@ from api.config import Settings
 from api.db import Database
 from api.engine.analyzer import Analyzer
 from api.errors import register_error_handlers
-from api.jobs import JobContext
 from api.mailer import make_mailer
 from api.observability import configure_logging, install_metrics
 from api.ratelimit import make_rate_limiter
-from api.routes import account, analyze, billing, console, demo, health, jobs, participant, studies
+from api.routes import account, analyze, billing, console, context, demo, health, jobs, participant, studies
 from api.routes.parsing import JSONProvider
-from api.services import job_context, make_analyzer, make_queue
+from api.services import Services, job_context, make_analyzer, make_queue
 
 REQUEST_ID_HEADER = "X-Request-Id"
-
-
-@dataclass
-class Services:
-    """What a request handler may use: built once per process, read-only afterwards."""
-
-    settings: Settings
-    db: Database
-    analyzer: Analyzer
-    rate_limiter: object
-    billing: Billing | None
-    analysis_slots: threading.BoundedSemaphore
-    jobs: JobContext
-    queue: object
-    mailer: object
 
 
 def create_app(settings: Settings | None = None, analyzer: Analyzer | None = None) -> Flask:
@@ -55,12 +38,12 @@ def create_app(settings: Settings | None = None, analyzer: Analyzer | None = Non
     app.config["MAX_CONTENT_LENGTH"] = settings.limits.max_request_bytes
     analyzer = analyzer or make_analyzer(settings)
     db = Database(settings.database_url)
-    context = job_context(settings, with_analyzer=True, analyzer=analyzer, db=db)
-    app.extensions["emoscope"] = Services(settings, db, analyzer, make_rate_limiter(settings.redis_url),
-                                          Billing(settings.stripe) if settings.stripe else None,
-                                          threading.BoundedSemaphore(settings.analysis_slots),
-                                          context, make_queue(settings, context),
-                                          make_mailer(settings.smtp_url, settings.mail_from))
+    jobs_context = job_context(settings, with_analyzer=True, analyzer=analyzer, db=db)
+    context.install(app, Services(settings, db, analyzer, make_rate_limiter(settings.redis_url),
+                                  Billing(settings.stripe) if settings.stripe else None,
+                                  threading.BoundedSemaphore(settings.analysis_slots),
+                                  jobs_context, make_queue(settings, jobs_context),
+                                  make_mailer(settings.smtp_url, settings.mail_from)))
 
     @app.before_request
     def _assign_request_id():

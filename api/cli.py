@@ -5,7 +5,7 @@ import argparse
 import sys
 import time
 
-from api import jobs, repository
+from api import jobs, orphans, repository
 from api.billing import Billing
 from api.config import InsecureSettings, Settings
 from api.db import Account, Database
@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.command == "sweep":
         context = job_context(settings, with_analyzer=False, db=db)
-        print(f"deleted {jobs.sweep(context)} expired results and {jobs.sweep_orphans(context)} orphan objects")
+        print(f"deleted {jobs.sweep(context)} expired results and {orphans.sweep(context)} orphan objects")
         return
     if args.command in ("migrate", "demo-key"):
         db.migrate()

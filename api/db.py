@@ -177,6 +177,8 @@ class Job(Base):
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
+    # Which module's hooks end the job (api.jobs.JobKind): "analysis" for the API's own jobs.
+    kind: Mapped[str] = mapped_column(String(32), default="analysis", server_default="analysis")
     # Set for a study participant's recording: the job keeps its timeline there, not a result file.
     study_session_id: Mapped[str | None] = mapped_column(String(64))
     # The in-process queue holding the job ("inproc:<host>:<pid>"); None under Celery, or before a

@@ -11,27 +11,46 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import secrets
 import uuid
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
-from api import metering, storage, studies, webhooks
+from api import metering, webhooks
 from api.config import Limits
-from api.db import Account, ApiRequest, Database, Job, Study, StudySession, utcnow
+from api.db import Account, ApiRequest, Database, Job, utcnow
 from api.engine.analyzer import AnalysisOptions, Analyzer, analyze_bytes
-from api.engine.media import MediaError, UnsupportedMedia
-from api.engine.results import VideoAnalysis
+from api.engine.media import MediaError
+from api.engine.results import ImageAnalysis, VideoAnalysis
 from api.serializers import analysis_json
+from api.storage import Storage, undone_on_error
 
 log = logging.getLogger(__name__)
 
 FINAL = {"succeeded", "failed"}
 PROGRESS_EVERY_FRAMES = 10
 WEBHOOK_ATTEMPTS = 6
+ANALYSIS = "analysis"  # the kind of the API's own jobs
+OPTIONS_VERSION = 1
+
+
+def nothing(*args: object) -> None:
+    """The hook of a kind that adds nothing there."""
+
+
+@dataclass(frozen=True)
+class JobKind:
+    """What another module adds to the jobs it submits (a job's `kind` names its entry in
+    `JobContext.kinds`); the hooks run in the transaction that ends the job."""
+
+    keeps_result: bool = True  # False: no result file; `on_done` keeps what it needs of the analysis
+    accept: Callable[[ImageAnalysis | VideoAnalysis], None] = nothing  # raises MediaError to fail the job
+    on_done: Callable[[Session, Job, ImageAnalysis | VideoAnalysis], None] = nothing
+    on_failed: Callable[[Session, Job], None] = nothing
 
 
 @dataclass
@@ -39,15 +58,31 @@ class JobContext:
     """Everything a job needs, in the API process or a worker."""
 
     db: Database
-    storage: object
+    storage: Storage
     analyzer: Analyzer | None
     limits: Limits
     retention: timedelta
     allow_loopback_webhooks: bool = False
+    kinds: dict[str, JobKind] = field(default_factory=lambda: {ANALYSIS: JobKind()})
+
+    def kind(self, name: str) -> JobKind:
+        if name not in self.kinds:
+            raise LookupError(f"no job kind {name!r} is registered in this process")
+        return self.kinds[name]
 
 
-def new_webhook_secret() -> str:
-    return f"whsec_{secrets.token_urlsafe(24)}"
+def dump_options(options: AnalysisOptions) -> str:
+    return json.dumps({"version": OPTIONS_VERSION, **dataclasses.asdict(options)})
+
+
+def load_options(stored: str) -> AnalysisOptions:
+    """A job's options as `dump_options` wrote them, or as rows before version 1 hold them (the
+    bare fields): a job queued before an upgrade still runs after it."""
+    fields = json.loads(stored)
+    version = fields.pop("version", None)
+    if version not in (None, OPTIONS_VERSION):
+        raise ValueError(f"job options of schema version {version} are newer than this process reads")
+    return AnalysisOptions(**fields)
 
 
 def job_json(job: Job, result: dict | None = None) -> dict:
@@ -69,32 +104,32 @@ def job_json(job: Job, result: dict | None = None) -> dict:
 
 def submit(ctx: JobContext, account: Account, plan: metering.Plan, api_key_id: int, request_id: str, data: bytes,
            options: AnalysisOptions, frames_total: int | None, webhook_url: str | None,
-           idempotency_key: str | None, fingerprint: str, *, reserve_units: int,
-           study_session: StudySession | None = None, answer: dict | None = None) -> tuple[dict, str | None]:
+           idempotency_key: str | None, fingerprint: str, *, reserve_units: int, kind: str = ANALYSIS,
+           attach: Callable[[Session, Job], None] = nothing,
+           answer: dict | None = None) -> tuple[dict, str | None]:
     """Store the media and record the job; returns (the answer, the new job's id to queue), the id
     None when an earlier submission with this Idempotency-Key is replayed.
 
     The job holds `reserve_units` (its estimated cost) against the quota until it ends: success
     bills what was decoded in the same transaction, failure bills nothing.
 
-    The answer is the job's JSON, or `answer` for a study participant's session (`study_session`,
-    saved with the job): participants are never shown the owner's job.
+    A job of another module's `kind` is tied to that module's rows by `attach(session, job)`, in
+    the job's transaction; its answer is `answer` rather than the job's JSON, when the client
+    is not the account that the job belongs to.
     """
-    with storage.undone_on_error(ctx.storage) as put, ctx.db.session.begin() as session:
+    with undone_on_error(ctx.storage) as put, ctx.db.session.begin() as session:
         replay = metering.admit(session, account, plan, request_id, api_key_id, idempotency_key, fingerprint)
         if replay is not None:
             return json.loads(replay), None
         owner = session.get(Account, account.id)
-        owner.webhook_secret = owner.webhook_secret or new_webhook_secret()
-        job = Job(id=f"job_{uuid.uuid4().hex}", account_id=account.id, request_id=request_id,
-                  options=json.dumps(dataclasses.asdict(options)), frames_total=frames_total,
+        owner.webhook_secret = owner.webhook_secret or webhooks.new_webhook_secret()
+        job = Job(id=f"job_{uuid.uuid4().hex}", account_id=account.id, request_id=request_id, kind=kind,
+                  options=dump_options(options), frames_total=frames_total,
                   webhook_url=webhook_url, webhook_status="pending" if webhook_url else None,
                   reserved_units=reserve_units)
         job.media_key = f"media/{job.id}"
         put(job.media_key, data)  # inside the transaction: no job row without its media, nor media without its row
-        if study_session is not None:
-            job.study_session_id = study_session.id
-            session.add(study_session)
+        attach(session, job)
         session.add(job)
         session.flush()
         body = answer if answer is not None else job_json(job)
@@ -111,31 +146,28 @@ def execute(ctx: JobContext, job_id: str) -> str | None:
         if job is None or job.status in FINAL:
             return job.status if job else None
         job.status, job.started_at, job.attempts = "running", utcnow(), job.attempts + 1
-        media_key, options, request_id = job.media_key, AnalysisOptions(**json.loads(job.options)), job.request_id
-        study_session_id = job.study_session_id
+        media_key, options, request_id = job.media_key, load_options(job.options), job.request_id
+        kind = ctx.kind(job.kind)
     try:
         data = ctx.storage.get(media_key)
         analysis = analyze_bytes(ctx.analyzer, data, options, ctx.limits, _progress_writer(ctx.db, job_id))
-        if study_session_id is not None and not isinstance(analysis, VideoAnalysis):
-            raise UnsupportedMedia("a study session must be a video recording, not a still picture")
+        kind.accept(analysis)
     except MediaError as exc:
         return _fail(ctx, job_id, exc.code, str(exc))
     except FileNotFoundError:
         return _fail(ctx, job_id, "media_gone", "the job's media was deleted before it could run")
     body = analysis_json(analysis, request_id, ctx.analyzer.model_versions(options.detector))
-    # A study session keeps only its timeline, written with the bill below; no result file.
-    result_key = None if study_session_id else f"results/{job_id}.json"
+    result_key = f"results/{job_id}.json" if kind.keeps_result else None
     if result_key:
         ctx.storage.put(result_key, json.dumps(body).encode())
     try:
         with ctx.db.session.begin() as session:
             job = session.get(Job, job_id)
-            if job is None:  # deleted by its owner (or a study participant, by receipt) while running
+            if job is None:  # deleted while running (by its owner, or with what its kind tied it to)
                 if result_key:
                     ctx.storage.delete(result_key)
                 return None
-            if study_session_id:
-                studies.record_result(session, study_session_id, analysis)
+            kind.on_done(session, job, analysis)
             now = utcnow()
             job.status, job.finished_at, job.result_key = "succeeded", now, result_key
             job.expires_at = now + ctx.retention
@@ -194,8 +226,7 @@ def _fail(ctx: JobContext, job_id: str, code: str, detail: str) -> str | None:
         job.error = json.dumps({"type": f"urn:emoscope:problem:{code}", "title": "Job failed", "status": 422,
                                 "detail": detail, "code": code})
         session.get(ApiRequest, job.request_id).status = "failed"  # never billed
-        if job.study_session_id:
-            studies.record_failure(session, job.study_session_id)
+        ctx.kind(job.kind).on_failed(session, job)
         media_key = job.media_key
     ctx.storage.delete(media_key)
     return "failed"
@@ -290,40 +321,6 @@ def give_up_webhook(ctx: JobContext, job_id: str) -> None:
         job = session.get(Job, job_id)
         if job is not None:
             job.webhook_status = "failed"
-
-
-# An object younger than this may belong to a submission whose transaction has not committed yet.
-ORPHAN_GRACE = timedelta(minutes=15)
-ORPHAN_BATCH = 500  # keys looked up per query
-
-
-def sweep_orphans(ctx: JobContext, now: datetime | None = None) -> int:
-    """Delete stored objects that no row needs; returns how many.
-
-    Media is needed only by a job that has yet to finish, a result by its job, a stimulus by its
-    study. Orphans come from a process killed between a write and its commit (or between a job's
-    end and its media's deletion), and from jobs left behind by a restart.
-    """
-    cutoff = (now or utcnow()) - ORPHAN_GRACE
-    needed = {
-        "media/": lambda keys: select(Job.media_key).where(Job.media_key.in_(keys), Job.status.not_in(FINAL)),
-        "results/": lambda keys: select(Job.result_key).where(Job.result_key.in_(keys)),
-        "studies/": lambda keys: select(Study.stimulus_key).where(Study.stimulus_key.in_(keys)),
-    }
-    deleted = 0
-    for prefix, query in needed.items():
-        old = [key for key, modified in ctx.storage.list(prefix) if modified < cutoff]
-        for start in range(0, len(old), ORPHAN_BATCH):
-            batch = old[start:start + ORPHAN_BATCH]
-            with ctx.db.session.begin() as session:
-                kept = set(session.scalars(query(batch)))
-            for key in batch:
-                if key not in kept:
-                    ctx.storage.delete(key)
-                    deleted += 1
-    if deleted:
-        log.info("deleted %d stored objects no row needed", deleted)
-    return deleted
 
 
 def sweep(ctx: JobContext) -> int:

@@ -9,10 +9,15 @@ from __future__ import annotations
 import logging
 import smtplib
 from email.message import EmailMessage
+from typing import Protocol
 from urllib.parse import unquote, urlsplit
 
 log = logging.getLogger(__name__)
 TIMEOUT_S = 10
+
+
+class Mailer(Protocol):
+    def send(self, to: str, subject: str, body: str) -> None: ...
 
 
 class LoggingMailer:
@@ -44,5 +49,5 @@ class SmtpMailer:
             connection.send_message(message)
 
 
-def make_mailer(smtp_url: str | None, sender: str):
+def make_mailer(smtp_url: str | None, sender: str) -> Mailer:
     return SmtpMailer(smtp_url, sender) if smtp_url else LoggingMailer()

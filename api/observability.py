@@ -14,24 +14,12 @@ from prometheus_client import multiprocess
 from prometheus_client.core import GaugeMetricFamily
 
 from api import repository
-
 from api.errors import ApiError
+from api.routes.context import services
 
 REQUESTS = Counter("emoscope_requests_total", "HTTP requests", ["route", "method", "status"])
 LATENCY = Histogram("emoscope_request_seconds", "HTTP request latency", ["route"],
                     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60))
-STAGE = Histogram("emoscope_inference_seconds", "Time per analysis stage", ["stage"],
-                  buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5, 30))
-FACES = Histogram("emoscope_faces_per_request", "Faces found per analysed image or clip",
-                  buckets=(0, 1, 2, 3, 5, 10, 20, 50, 100, 1000))
-JOBS_QUEUED = Counter("emoscope_jobs_submitted_total", "Jobs accepted for asynchronous analysis")
-
-
-def observe_analysis(timing_ms: dict[str, float], faces: int) -> None:
-    for stage, ms in timing_ms.items():
-        if stage != "total":
-            STAGE.labels(stage).observe(ms / 1000)
-    FACES.observe(faces)
 
 
 def _registry():
@@ -78,7 +66,7 @@ def install_metrics(app: Flask, token: str | None = None) -> None:
                                headers={"WWW-Authenticate": 'Bearer realm="metrics"'})
             raise ApiError(403, "metrics_forbidden", "Forbidden",
                            "metrics are served to loopback only; set EMOSCOPE_METRICS_TOKEN to scrape from elsewhere")
-        outbox = _outbox_registry(app.extensions["emoscope"].db)
+        outbox = _outbox_registry(services().db)
         return Response(generate_latest(_registry()) + generate_latest(outbox), mimetype=CONTENT_TYPE_LATEST)
 
 

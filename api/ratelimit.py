@@ -10,6 +10,7 @@ import math
 import threading
 import time
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,13 @@ def _decide(tokens: float, allowed: bool, rate: float, burst: int) -> Decision:
     missing = burst - tokens
     return Decision(allowed, burst, max(0, math.floor(tokens)),
                     0 if allowed else max(1, math.ceil((1 - tokens) / rate)), math.ceil(missing / rate))
+
+
+@runtime_checkable
+class RateLimiter(Protocol):
+    """MemoryRateLimiter, RedisRateLimiter."""
+
+    def hit(self, key: str, rate: float, burst: int, take: bool = True) -> Decision: ...
 
 
 class MemoryRateLimiter:
@@ -82,5 +90,5 @@ class RedisRateLimiter:
         return _decide(float(tokens), bool(allowed), rate, burst)
 
 
-def make_rate_limiter(redis_url: str | None):
+def make_rate_limiter(redis_url: str | None) -> RateLimiter:
     return RedisRateLimiter(redis_url) if redis_url else MemoryRateLimiter()

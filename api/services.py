@@ -1,4 +1,5 @@
-"""Wiring: settings -> database, storage, job context and queue. No Flask here (workers use it too)."""
+"""Wiring: settings -> database, storage, job context and queue, and the Services a request uses.
+No Flask here (workers use it too)."""
 from __future__ import annotations
 
 import heapq
@@ -10,20 +11,47 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from api import jobs, webhooks
+from api import jobs, orphans, studies, webhooks
+from api.billing import Billing
 from api.config import Settings
 from api.db import Database
 from api.engine.analyzer import Analyzer
-from api.storage import LocalStorage, S3Storage
+from api.mailer import Mailer
+from api.ratelimit import RateLimiter
+from api.storage import LocalStorage, S3Storage, Storage
 
 log = logging.getLogger(__name__)
 
 JOB_TASK, JOB_QUEUE = "emoscope.run_job", "emoscope-jobs"
+
+
+@runtime_checkable
+class Queue(Protocol):
+    """Runs a submitted job: InProcessQueue, CeleryQueue."""
+
+    def enqueue(self, job_id: str) -> None: ...
+
+
+@dataclass
+class Services:
+    """What a request handler may use: built once per process, read-only afterwards."""
+
+    settings: Settings
+    db: Database
+    analyzer: Analyzer
+    rate_limiter: RateLimiter
+    billing: Billing | None
+    analysis_slots: threading.BoundedSemaphore
+    jobs: jobs.JobContext
+    queue: Queue
+    mailer: Mailer
 
 
 def celery_transport_options() -> dict:
@@ -37,7 +65,7 @@ def celery_transport_options() -> dict:
     return options
 
 
-def make_storage(settings: Settings):
+def make_storage(settings: Settings) -> Storage:
     if settings.s3_bucket:
         return S3Storage(settings.s3_bucket, settings.s3_endpoint_url, settings.s3_kms_key_id)
     return LocalStorage(settings.state_dir / "objects")
@@ -52,7 +80,8 @@ def job_context(settings: Settings, with_analyzer: bool, analyzer: Analyzer | No
     if analyzer is None and with_analyzer:
         analyzer = make_analyzer(settings)
     return jobs.JobContext(db or Database(settings.database_url), make_storage(settings), analyzer, settings.limits,
-                           timedelta(hours=settings.media_retention_hours), settings.webhook_allow_loopback)
+                           timedelta(hours=settings.media_retention_hours), settings.webhook_allow_loopback,
+                           kinds={jobs.ANALYSIS: jobs.JobKind(), studies.JOB_KIND: studies.session_job_kind()})
 
 
 SWEEP_EVERY_S = 600
@@ -138,7 +167,7 @@ class InProcessQueue:
             time.sleep(SWEEP_EVERY_S)
             try:
                 jobs.sweep(self._context)
-                jobs.sweep_orphans(self._context)
+                orphans.sweep(self._context)
             except Exception:  # a failed sweep is retried next time; it must not kill the thread
                 log.exception("sweeping expired results or orphan objects failed")
 
@@ -184,5 +213,5 @@ class CeleryQueue:
         self._celery.send_task(JOB_TASK, args=[job_id], queue=JOB_QUEUE)
 
 
-def make_queue(settings: Settings, context: jobs.JobContext):
+def make_queue(settings: Settings, context: jobs.JobContext) -> Queue:
     return CeleryQueue(settings.celery_broker_url) if settings.celery_broker_url else InProcessQueue(context)

@@ -5,13 +5,28 @@ import logging
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Protocol, runtime_checkable
 
 log = logging.getLogger(__name__)
 
 
+@runtime_checkable
+class Storage(Protocol):
+    """Objects by key: LocalStorage, S3Storage."""
+
+    def put(self, key: str, data: bytes) -> None: ...
+
+    def get(self, key: str) -> bytes: ...  # FileNotFoundError when there is no such object
+
+    def delete(self, key: str) -> None: ...
+
+    def exists(self, key: str) -> bool: ...
+
+    def list(self, prefix: str) -> Iterator[tuple[str, datetime]]: ...
+
+
 @contextmanager
-def undone_on_error(storage):
+def undone_on_error(storage: Storage):
     """Yields a `put(key, data)` whose objects are deleted again if the block fails, including at the
     commit of a transaction opened inside the block: no object outlives a row that was never written.
     (A process killed in between still leaves one; the orphan sweep removes it.)"""

@@ -16,13 +16,14 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from api import audience, keys
+from api import audience, jobs, keys
 from api.db import ApiKey, Job, Study, StudySession, utcnow
 from api.engine import media
-from api.engine.results import VideoAnalysis
+from api.engine.results import ImageAnalysis, VideoAnalysis
 
 PARTICIPANT_TOKEN_PREFIX = "pt_"
 RECEIPT_PREFIX = "rcpt_"
+JOB_KIND = "study_session"  # a session's recording, analysed as a job of the owner's account
 
 
 @dataclass(frozen=True)
@@ -211,9 +212,29 @@ def _delete_jobs(session: Session, session_ids: list[str]) -> list[str]:
     return stale
 
 
-def record_result(session: Session, study_session_id: str, analysis: VideoAnalysis) -> None:
+def session_job_kind() -> jobs.JobKind:
+    """How a session's job ends: a video's timeline is kept on the session, and no result file."""
+    return jobs.JobKind(keeps_result=False, accept=_accept_recording, on_done=_record_result,
+                        on_failed=_record_failure)
+
+
+def attach(row: StudySession):
+    """`jobs.submit`'s `attach` for a session's recording: the session is saved with its job."""
+    def to_job(session: Session, job: Job) -> None:
+        job.study_session_id = row.id
+        session.add(row)
+
+    return to_job
+
+
+def _accept_recording(analysis: ImageAnalysis | VideoAnalysis) -> None:
+    if not isinstance(analysis, VideoAnalysis):
+        raise media.UnsupportedMedia("a study session must be a video recording, not a still picture")
+
+
+def _record_result(session: Session, job: Job, analysis: VideoAnalysis) -> None:
     """Keep the session's timeline (its job row is deleted with it, so it exists here)."""
-    row = session.get(StudySession, study_session_id)
+    row = session.get(StudySession, job.study_session_id)
     study = session.get(Study, row.study_id)
     timeline = audience.timeline_from_analysis(analysis, row.stimulus_started_ms, study.stimulus_duration_ms,
                                                row.segment)
@@ -221,8 +242,8 @@ def record_result(session: Session, study_session_id: str, analysis: VideoAnalys
     row.status, row.finished_at = "succeeded", utcnow()
 
 
-def record_failure(session: Session, study_session_id: str) -> None:
-    row = session.get(StudySession, study_session_id)
+def _record_failure(session: Session, job: Job) -> None:
+    row = session.get(StudySession, job.study_session_id)
     if row is not None:
         row.status, row.finished_at = "failed", utcnow()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
+import secrets
 import socket
 import time
 from dataclasses import dataclass
@@ -18,6 +19,11 @@ TIMEOUT_S = 10
 
 class UnsafeWebhookUrl(ValueError):
     pass
+
+
+def new_webhook_secret() -> str:
+    """An account's signing secret, made at sign-up (or at its first job, for older accounts)."""
+    return f"whsec_{secrets.token_urlsafe(24)}"
 
 
 def sign(payload: bytes, secret: str, timestamp: int | None = None) -> str:

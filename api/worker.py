@@ -12,7 +12,7 @@ from functools import cache
 
 from celery import Celery
 
-from api import jobs, webhooks
+from api import jobs, orphans, webhooks
 from api.config import Settings
 from api.services import JOB_QUEUE, JOB_TASK, celery_transport_options, job_context
 
@@ -65,7 +65,7 @@ def sweep() -> int:
 
 @celery_app.task(name="emoscope.sweep_orphans")
 def sweep_orphans() -> int:
-    return jobs.sweep_orphans(context())
+    return orphans.sweep(context())
 
 
 @celery_app.task(name="emoscope.push_usage")

@@ -157,7 +157,7 @@ def test_sessions_end_twelve_hours_after_sign_in_however_active(owner):
 
 
 def test_console_sign_in_shares_the_api_password_guessing_budget(app_factory, monkeypatch):
-    monkeypatch.setattr("api.routes.account.CREDENTIAL_RATE", 0.001)  # no refill while the test runs
+    monkeypatch.setattr("api.routes.credentials.CREDENTIAL_RATE", 0.001)  # no refill while the test runs
     client = app_factory().test_client()
     sign_up(client)  # one of the address's 5 attempts
     statuses = [sign_in(client, password="guess number one").status_code for _ in range(5)]

@@ -272,7 +272,7 @@ def test_webhook_retries_wait_off_the_job_thread(app):
 def test_the_sweep_deletes_media_whose_job_is_finished_or_gone(app):
     import os
 
-    from api import jobs
+    from api import orphans
 
     client = app.test_client()
     secret = sign_up(client)["api_key"]["secret"]
@@ -283,6 +283,6 @@ def test_the_sweep_deletes_media_whose_job_is_finished_or_gone(app):
     hour_ago = time.time() - 3600
     for path in context.storage.root.rglob("media/*"):
         os.utime(path, (hour_ago, hour_ago))
-    assert jobs.sweep_orphans(context) == 2
+    assert orphans.sweep(context) == 2
     assert not list(context.storage.root.rglob("media/*"))
     assert context.storage.exists(f"results/{done['id']}.json")  # still within retention

@@ -306,7 +306,7 @@ def test_the_sweep_deletes_objects_no_row_points_at(owner):
     import os
     import time as clock
 
-    from api import jobs
+    from api import orphans
 
     app, client, secret = owner
     study = client.post("/v1/studies", headers=bearer(secret),
@@ -319,7 +319,7 @@ def test_the_sweep_deletes_objects_no_row_points_at(owner):
     for path in storage.root.rglob("*"):
         if path.is_file() and "fresh" not in path.name:
             os.utime(path, (hour_ago, hour_ago))
-    assert jobs.sweep_orphans(context) == 3
+    assert orphans.sweep(context) == 3
     assert not storage.exists("media/job_lost") and not storage.exists("results/job_lost.json")
     assert not storage.exists("studies/study_lost/stimulus")
     assert storage.exists("media/job_fresh")  # may belong to a submission still committing

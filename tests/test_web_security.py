@@ -203,7 +203,7 @@ def signin(client, password: str = PASSWORD, email: str = "owner@example.com", a
 
 
 def test_forwarded_addresses_count_only_behind_a_configured_proxy(app_factory, monkeypatch):
-    monkeypatch.setattr("api.routes.account.CREDENTIAL_RATE", 0.001)  # no refill while the test runs
+    monkeypatch.setattr("api.routes.credentials.CREDENTIAL_RATE", 0.001)  # no refill while the test runs
     behind_proxy = app_factory(trusted_proxy_hops=1).test_client()
     sign_up(behind_proxy)
     for _ in range(5):
@@ -219,7 +219,7 @@ def test_forwarded_addresses_count_only_behind_a_configured_proxy(app_factory, m
 
 
 def test_receipt_withdrawals_do_not_spend_the_sign_in_budget(app_factory, monkeypatch):
-    monkeypatch.setattr("api.routes.account.CREDENTIAL_RATE", 0.001)
+    monkeypatch.setattr("api.routes.credentials.CREDENTIAL_RATE", 0.001)
     client = app_factory().test_client()
     sign_up(client)  # one of the address's 5 credential attempts
     for i in range(10):
@@ -318,7 +318,7 @@ NEW_PASSWORD = "a brand new passphrase"
 
 
 def test_the_owner_changes_the_password_with_the_current_one(app_factory, monkeypatch):
-    monkeypatch.setattr("api.routes.account.CREDENTIAL_BURST", 100)  # many credential calls in one test
+    monkeypatch.setattr("api.routes.credentials.CREDENTIAL_BURST", 100)  # many credential calls in one test
     client = app_factory().test_client()
     sign_up(client)
     change = {"email": "owner@example.com", "current_password": "not it at all", "new_password": NEW_PASSWORD}
@@ -330,7 +330,7 @@ def test_the_owner_changes_the_password_with_the_current_one(app_factory, monkey
 
 
 def test_a_console_owner_changes_the_password_and_other_sessions_end(app_factory, monkeypatch):
-    monkeypatch.setattr("api.routes.account.CREDENTIAL_BURST", 100)  # many credential calls in one test
+    monkeypatch.setattr("api.routes.credentials.CREDENTIAL_BURST", 100)  # many credential calls in one test
     from tests.test_console import console_post, sign_in
 
     app = app_factory()
@@ -376,7 +376,7 @@ def test_the_embedded_mailer_logs_the_message_and_says_it_holds_secrets(caplog):
 
 
 def test_a_password_reset_link_is_mailed_works_once_and_expires(app_factory, monkeypatch):
-    monkeypatch.setattr("api.routes.account.CREDENTIAL_BURST", 100)  # many credential calls in one test
+    monkeypatch.setattr("api.routes.credentials.CREDENTIAL_BURST", 100)  # many credential calls in one test
     app = app_factory(public_url="https://console.example")
     outbox = with_outbox(app)
     client = app.test_client()
@@ -410,7 +410,7 @@ def test_a_password_reset_link_is_mailed_works_once_and_expires(app_factory, mon
 
 
 def test_the_console_reset_form_sets_the_password(app_factory, monkeypatch):
-    monkeypatch.setattr("api.routes.account.CREDENTIAL_BURST", 100)  # many credential calls in one test
+    monkeypatch.setattr("api.routes.credentials.CREDENTIAL_BURST", 100)  # many credential calls in one test
     from tests.test_console import hidden_fields
 
     app = app_factory()
@@ -428,7 +428,7 @@ def test_the_console_reset_form_sets_the_password(app_factory, monkeypatch):
 
 
 def test_password_endpoints_answer_as_the_contract_says(app_factory, assert_contract, monkeypatch):
-    monkeypatch.setattr("api.routes.account.CREDENTIAL_BURST", 100)
+    monkeypatch.setattr("api.routes.credentials.CREDENTIAL_BURST", 100)
     app = app_factory()
     outbox = with_outbox(app)
     client = app.test_client()

@@ -11,31 +11,29 @@ from __future__ import annotations
 from datetime import timedelta
 from functools import wraps
 
-import stripe
-from flask import Blueprint, current_app, flash, g, redirect, render_template, request, session, url_for
+from flask import Blueprint, flash, g, redirect, render_template, request, session, url_for
 
 from api import accounts, erasure, metering, repository, studies, websecurity
+from api.admission import admit_new_study
+from api.billing import has_live_subscription
 from api.db import Account, Owner, utcnow
 from api.engine import media
 from api.engine.preprocess import EMOTIONS
 from api.errors import MEDIA_STATUS, ApiError
-from api.routes.account import check_password, create_capped_key, invalid_reset_token, send_reset_link
-from api.billing import has_live_subscription
-from api.routes.billing import configured_billing, stripe_unavailable, subscribe_account
+from api.routes.auth import show_rate_limit
+from api.routes.context import configured_billing, services as current_services
+from api.routes.credentials import check_password, create_capped_key, send_reset_link
+from api.routes.files import report_csv_response, stimulus_response, video_upload
 from api.routes.parsing import load
-from api.routes.studies import (admit_new_study, report_csv_response, stimulus_response, study_storage_problems,
-                                video_upload)
+from api.routes.problems import admission_problems, invalid_reset_token, stripe_problems, study_storage_problems
 from api.schemas import (SCOPES, KeyCreateSchema, NewPasswordSchema, PasswordResetConfirmSchema,
                          PasswordResetRequestSchema, SignInSchema, StudyCreateSchema)
 from api.storage import undone_on_error
+from api.subscriptions import subscribe_account
 
 bp = Blueprint("console", __name__, url_prefix="/console")
 
 USAGE_DAYS = 30
-
-
-def _services():
-    return current_app.extensions["emoscope"]
 
 
 def _message(status: int, title: str, detail: str, headers: dict | None = None):
@@ -72,7 +70,7 @@ def signed_in(view):
     @wraps(view)
     def guarded(*args, **kwargs):
         owner_id = session.get("owner_id")
-        with _services().db.session.begin() as db_session:
+        with current_services().db.session.begin() as db_session:
             owner = db_session.get(Owner, owner_id) if owner_id is not None else None
             account = db_session.get(Account, owner.account_id) if owner is not None else None
         ended = owner.sessions_ended_at.timestamp() if owner is not None and owner.sessions_ended_at else None
@@ -95,7 +93,7 @@ def sign_in():
     # Through the API's schema: an email the database cannot store (a NUL) is refused, not a 500.
     fields = load(SignInSchema(), {"email": request.form.get("email", ""), "password": request.form.get("password", "")})
     email, password = fields["email"], fields["password"]
-    with _services().db.session.begin() as db_session:
+    with current_services().db.session.begin() as db_session:
         owner = check_password(db_session, email, password)
     if owner is None:
         return render_template("console/signin.html", email=email, error="Wrong email or password."), 401
@@ -124,7 +122,7 @@ def password_reset_form():
 def password_reset():
     fields = load(PasswordResetConfirmSchema(), {"token": request.form.get("token", ""),
                                                  "new_password": request.form.get("new_password", "")})
-    services = _services()
+    services = current_services()
     with services.db.session.begin() as db_session:
         owner = accounts.reset_password(db_session, fields["token"], fields["new_password"],
                                         services.settings.api_key_pepper)
@@ -139,7 +137,7 @@ def password_reset():
 @signed_in
 def change_password():
     fields = load(NewPasswordSchema(), {"new_password": request.form.get("new_password", "")})
-    with _services().db.session.begin() as db_session:
+    with current_services().db.session.begin() as db_session:
         owner = check_password(db_session, g.owner.email, request.form.get("current_password", ""))
         if owner is None:
             return _message(401, "Password not changed", "The current password was wrong.")
@@ -156,7 +154,7 @@ def sign_out():
     browser, or a stolen one) would otherwise stay valid until it expires."""
     owner_id = session.get("owner_id")
     if owner_id is not None and not websecurity.session_expired():
-        with _services().db.session.begin() as db_session:
+        with current_services().db.session.begin() as db_session:
             owner = db_session.get(Owner, owner_id)
             if owner is not None:
                 owner.sessions_ended_at = utcnow()
@@ -179,7 +177,7 @@ def create_key():
         return _message(409, "This key was already created",
                         "The form was sent before (a reload or a second click). The key was created the first time, "
                         "and its secret was shown only then: if it was not copied, revoke that key and create another.")
-    with _services().db.session.begin() as db_session:
+    with current_services().db.session.begin() as db_session:
         key, secret = create_capped_key(db_session, g.account, fields["name"], fields["scopes"])
     # Rendered here rather than redirected to: the secret exists only in this response.
     return _dashboard(new_key=key, new_secret=secret), 201
@@ -188,7 +186,7 @@ def create_key():
 @bp.post("/keys/<int:key_id>/revoke")
 @signed_in
 def revoke_key(key_id: int):
-    with _services().db.session.begin() as db_session:
+    with current_services().db.session.begin() as db_session:
         key = repository.revoke_api_key(db_session, g.account.id, key_id)
     if key is None:
         return _message(404, "No such key", f"There is no key {key_id} in this account.")
@@ -209,12 +207,10 @@ def card_form():
         return _message(409, "No card form on this deployment",
                         "It has no Stripe publishable key (STRIPE_PUBLISHABLE_KEY); subscribe through the API: "
                         "POST /v1/billing/subscription.")
-    with _services().db.session.begin() as db_session:
+    with current_services().db.session.begin() as db_session:
         account = db_session.get(Account, g.account.id)
-        try:
+        with stripe_problems():
             client_secret = billing.card_setup_secret(account)
-        except stripe.StripeError as exc:
-            raise stripe_unavailable(exc) from exc
     page = render_template("console/card.html", account=g.account, client_secret=client_secret,
                            publishable_key=billing.config.publishable_key, stripe_js_url=billing.config.js_url)
     return page, 200, {"Content-Security-Policy": websecurity.card_form_policy(billing.config.js_url)}
@@ -223,11 +219,12 @@ def card_form():
 @bp.post("/billing/subscribe")
 @signed_in
 def subscribe():
-    configured_billing()
+    billing = configured_billing()
     payment_method = request.form.get("payment_method", "")
     if not payment_method.startswith("pm_"):
         return _message(400, "No card was saved", "Go back, enter the card again and wait for it to be checked.")
-    status = subscribe_account(g.account.id, payment_method)["subscription_status"]
+    with stripe_problems():
+        status = subscribe_account(current_services().db, billing, g.account.id, payment_method)["subscription_status"]
     flash(f"The account is on the paid plan (subscription {status}): no monthly quota, usage billed by Stripe.")
     return redirect(url_for("console.home"), 303)
 
@@ -238,10 +235,8 @@ def billing_portal():
     billing = configured_billing()
     if g.account.stripe_customer_id is None:
         return _message(409, "No billing account yet", "The account is on the free plan and has no invoices.")
-    try:
+    with stripe_problems():
         url = billing.portal_url(g.account, url_for("console.home", _external=True))
-    except stripe.StripeError as exc:
-        raise stripe_unavailable(exc) from exc
     return redirect(url, 303)
 
 
@@ -250,7 +245,7 @@ def billing_portal():
 def delete_data():
     if request.form.get("confirm") != "yes":
         return _message(400, "Nothing deleted", "Tick the box to confirm the deletion.")
-    erased = erasure.erase_account_data(_services().jobs, g.account.id)
+    erased = erasure.erase_account_data(current_services().jobs, g.account.id)
     flash(f"Studies deleted (with their stimulus and session timelines): {erased.studies_deleted}; jobs deleted "
           f"(with their media and results): {erased.jobs_deleted}; requests whose stored data was deleted: "
           f"{erased.requests_scrubbed}. Usage records are kept for invoicing.")
@@ -258,7 +253,7 @@ def delete_data():
 
 
 def _dashboard(new_key=None, new_secret: str | None = None) -> str:
-    services = _services()
+    services = current_services()
     plan = services.settings.plans[g.account.plan]
     last = utcnow().date()
     first = last - timedelta(days=USAGE_DAYS - 1)
@@ -285,7 +280,7 @@ def _every_day(report: dict, first, count: int) -> list[dict]:
 @bp.get("/studies")
 @signed_in
 def studies_page():
-    with _services().db.session.begin() as db_session:
+    with current_services().db.session.begin() as db_session:
         rows = [studies.study_json(db_session, study) for study in studies.of_account(db_session, g.account.id)]
         keys = [key for key in repository.list_api_keys(db_session, g.account.id) if key.revoked_at is None]
     return render_template("console/studies.html", account=g.account, studies=rows, keys=keys)
@@ -294,8 +289,10 @@ def studies_page():
 @bp.post("/studies")
 @signed_in
 def create_study():
-    services = _services()
-    plan = admit_new_study(services, g.account)
+    services = current_services()
+    with admission_problems():
+        plan, decision = admit_new_study(services, g.account)
+        show_rate_limit(decision)
     fields = load(StudyCreateSchema(), {"name": request.form.get("name", ""),
                                         "stimulus_duration_ms": _milliseconds(request.form.get("duration_s", ""))})
     stimulus = video_upload("stimulus", required=False)
@@ -324,7 +321,7 @@ def study_page(study_id: str):
 @bp.get("/studies/<study_id>/report.csv")
 @signed_in
 def study_report_csv(study_id: str):
-    with _services().db.session.begin() as db_session:
+    with current_services().db.session.begin() as db_session:
         report = studies.report(db_session, _owned_study(db_session, study_id))
     return report_csv_response(study_id, report)
 
@@ -332,7 +329,7 @@ def study_report_csv(study_id: str):
 @bp.get("/studies/<study_id>/stimulus")
 @signed_in
 def study_stimulus(study_id: str):
-    services = _services()
+    services = current_services()
     with services.db.session.begin() as db_session:
         study = _owned_study(db_session, study_id)
         key, content_type = study.stimulus_key, study.stimulus_content_type
@@ -344,7 +341,7 @@ def study_stimulus(study_id: str):
 @bp.post("/studies/<study_id>/delete")
 @signed_in
 def delete_study(study_id: str):
-    services = _services()
+    services = current_services()
     with services.db.session.begin() as db_session:
         study = _owned_study(db_session, study_id)
         name, stale = study.name, studies.delete(db_session, study)
@@ -380,7 +377,7 @@ def _milliseconds(seconds: str):
 
 
 def _study_page(study_id: str, participant_url: str | None = None) -> str:
-    with _services().db.session.begin() as db_session:
+    with current_services().db.session.begin() as db_session:
         study = _owned_study(db_session, study_id)
         body, report = studies.study_json(db_session, study), studies.report(db_session, study)
     return render_template("console/study.html", study=body, report=report, emotions=EMOTIONS,

@@ -1,7 +1,9 @@
 """The live demo page (/demo): a visitor's photo, clip or webcam picture sent to /v1/analyze by page script."""
 from __future__ import annotations
 
-from flask import Blueprint, current_app, redirect, render_template, url_for
+from flask import Blueprint, redirect, render_template, url_for
+
+from api.routes.context import services
 
 bp = Blueprint("demo", __name__)
 
@@ -13,6 +15,6 @@ def index():
 
 @bp.get("/demo")
 def page():
-    settings = current_app.extensions["emoscope"].settings
+    settings = services().settings
     return render_template("demo.html", max_upload_mb=settings.limits.max_upload_bytes // (1024 * 1024),
                            sync_max_video_seconds=settings.sync_max_video_seconds)

@@ -6,6 +6,7 @@ from sqlalchemy import text
 
 from api.config import REPO_ROOT
 from api.errors import problem
+from api.routes.context import services as current_services
 
 bp = Blueprint("health", __name__)
 
@@ -17,7 +18,7 @@ def healthz():
 
 @bp.get("/readyz")
 def readyz():
-    services = current_app.extensions["emoscope"]
+    services = current_services()
     try:
         with services.db.engine.connect() as connection:
             connection.execute(text("SELECT 1"))

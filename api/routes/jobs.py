@@ -1,11 +1,12 @@
 """GET and DELETE /v1/jobs/{id}: status, progress and result of asynchronous analyses."""
 from __future__ import annotations
 
-from flask import Blueprint, current_app, g, jsonify
+from flask import Blueprint, g, jsonify
 
 from api import jobs
-from api.auth import require_api_key
 from api.errors import ApiError
+from api.routes.auth import require_api_key
+from api.routes.context import services
 
 bp = Blueprint("jobs", __name__)
 
@@ -18,7 +19,7 @@ def _not_found(job_id: str) -> ApiError:
 @require_api_key("analyze")
 def get_job(job_id: str):
     try:
-        body = jobs.load(current_app.extensions["emoscope"].jobs, g.account_id, job_id)
+        body = jobs.load(services().jobs, g.account_id, job_id)
     except jobs.JobExpired:
         raise ApiError(410, "job_expired", "Job expired",
                        f"job {job_id} finished longer ago than the retention window; its result is deleted") from None
@@ -30,6 +31,6 @@ def get_job(job_id: str):
 @bp.delete("/v1/jobs/<job_id>")
 @require_api_key("analyze")
 def delete_job(job_id: str):
-    if not jobs.delete(current_app.extensions["emoscope"].jobs, g.account_id, job_id):
+    if not jobs.delete(services().jobs, g.account_id, job_id):
         raise _not_found(job_id)
     return "", 204

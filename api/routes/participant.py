@@ -7,9 +7,10 @@ keeps the address from leaving with any request the page makes.
 """
 from __future__ import annotations
 
-from flask import Blueprint, current_app, render_template
+from flask import Blueprint, render_template
 
 from api import studies
+from api.routes.context import services as current_services
 
 bp = Blueprint("participant", __name__)
 
@@ -22,7 +23,7 @@ PRIVATE = {"Cache-Control": "no-store", "X-Robots-Tag": "noindex"}
 
 @bp.get("/s/<token>")
 def page(token: str):
-    services = current_app.extensions["emoscope"]
+    services = current_services()
     with services.db.session.begin() as session:
         study = studies.by_token(session, token, services.settings.api_key_pepper)
         if study is None:

@@ -3,11 +3,16 @@ from __future__ import annotations
 
 from functools import wraps
 
-from flask import current_app, g, request
+from flask import g, request
 
 from api import repository
+from api.admission import rate_limit
 from api.db import Account
 from api.errors import ApiError
+from api.ratelimit import Decision
+from api.routes.context import services as current_services
+from api.routes.problems import admission_problems
+from api.services import Services
 
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="emoscope"'}
 
@@ -28,7 +33,7 @@ def require_api_key(scope: str):
                 raise ApiError(401, "missing_api_key", "Authentication required",
                                "send your API key as 'Authorization: Bearer <key>' or 'X-API-Key'",
                                headers=CHALLENGE)
-            services = current_app.extensions["emoscope"]
+            services = current_services()
             with services.db.session.begin() as session:
                 key = repository.authenticate(session, secret, services.settings.api_key_pepper)
                 if key is None:
@@ -45,11 +50,13 @@ def require_api_key(scope: str):
     return decorator
 
 
-def enforce_rate_limit(services, bucket: str, rate: float, burst: int) -> None:
+def enforce_rate_limit(services: Services, bucket: str, rate: float, burst: int) -> None:
     """429 when the bucket is empty; the X-RateLimit-* headers go on the response either way."""
-    decision = services.rate_limiter.hit(bucket, rate, burst)
-    g.rate_limit_headers = decision.headers()
-    if not decision.allowed:
-        raise ApiError(429, "rate_limited", "Too many requests",
-                       f"at most {rate:g} requests per second (bursts of {burst}); retry after "
-                       f"{decision.retry_after_s} s", headers=decision.headers())
+    with admission_problems():
+        show_rate_limit(rate_limit(services.rate_limiter, bucket, rate, burst))
+
+
+def show_rate_limit(decision: Decision | None) -> None:
+    """The X-RateLimit-* headers of the bucket a request was admitted by, on its response."""
+    if decision is not None:
+        g.rate_limit_headers = decision.headers()

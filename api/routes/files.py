@@ -1,0 +1,50 @@
+"""Files in and out of the web layer, for the API and the console alike: uploaded videos, the
+stored stimulus with byte ranges, reports as CSV."""
+from __future__ import annotations
+
+from flask import Response, request
+
+from api import audience
+from api.engine.media import VIDEO_FORMATS, VIDEO_MIMETYPES, sniff_format
+from api.errors import ApiError
+from api.routes.context import services
+
+CSV = "text/csv"
+# Uploaded bytes on our origin: a <video> element plays them, but a browser opening the address
+# downloads them (attachment), never sniffs them (nosniff), and would run them without our origin
+# (sandbox) even if it rendered them as a page.
+INERT_MEDIA_HEADERS = {"Cache-Control": "private, max-age=3600", "X-Content-Type-Options": "nosniff",
+                       "Content-Disposition": "attachment", "Content-Security-Policy": "sandbox; default-src 'none'"}
+
+
+def video_upload(name: str, required: bool) -> bytes | None:
+    """The multipart part `name`: a video within the upload limit."""
+    upload = request.files.get(name)
+    if upload is None or upload.filename == "":  # a form's file field left empty sends a nameless, empty part
+        if required:
+            raise ApiError(400, "invalid_request", "Invalid request", f"the multipart body needs a '{name}' part",
+                           errors={name: ["Missing data for required field."]})
+        return None
+    max_bytes = services().settings.limits.max_upload_bytes
+    data = upload.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise ApiError(413, "media_too_large", "Upload too large", f"uploads are limited to {max_bytes} bytes")
+    if sniff_format(data) not in VIDEO_FORMATS:
+        raise ApiError(415, "unsupported_media_type", "Unsupported media type",
+                       f"'{name}' must be an MP4, MOV or WebM video")
+    return data
+
+
+def stimulus_response(data: bytes, content_type: str | None) -> Response:
+    """The stored stimulus video, with byte ranges: without them a browser cannot seek its player,
+    e.g. to a moment of the report. Only a video type is served: rows stored before types were
+    sniffed may hold whatever the client declared."""
+    mimetype = content_type if content_type in VIDEO_MIMETYPES.values() else "application/octet-stream"
+    response = Response(data, mimetype=mimetype, headers=INERT_MEDIA_HEADERS)
+    return response.make_conditional(request, accept_ranges=True, complete_length=len(data))
+
+
+def report_csv_response(study_id: str, report: dict) -> Response:
+    """The report as a CSV download."""
+    return Response(audience.report_csv(report), mimetype=CSV,
+                    headers={"Content-Disposition": f'attachment; filename="{study_id}-report.csv"'})
