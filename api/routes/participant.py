@@ -40,7 +40,7 @@ def page(token: str):
 @bp.get("/s/<token>/withdraw")
 def withdraw_page(token: str):
     """Where a receipt is pasted to withdraw, whenever the viewer comes back: open or closed studies alike."""
-    services = current_app.extensions["emoscope"]
+    services = current_services()
     with services.db.session.begin() as session:
         study = studies.by_token(session, token, services.settings.api_key_pepper)
         if study is None:
