@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from sqlalchemy.exc import IntegrityError
@@ -18,6 +17,7 @@ from sqlalchemy.orm import Session
 from api import repository
 from api.db import Account, ApiRequest, BillingOutbox, UsageEvent, utcnow
 from api.engine.results import MediaInfo
+from api.plans import Plan
 
 # Units: one per image; one per started 10 seconds of clip.
 SECONDS_PER_VIDEO_UNIT = 10
@@ -26,18 +26,6 @@ SECONDS_PER_VIDEO_UNIT = 10
 REPLAYABLE = {"succeeded", "accepted", "failed"}
 # A request still `processing` after this long died with its worker; a retry may take it over.
 STALE_PROCESSING = timedelta(minutes=5)
-
-
-@dataclass(frozen=True)
-class Plan:
-    name: str
-    monthly_units: int | None  # None: no hard quota (usage is billed)
-    requests_per_second: float
-    burst: int
-    # Per account; None: unlimited. Stimuli are stored until their study is deleted, so creating
-    # studies is slow and their bytes are capped, or a free sign-up could fill the bucket.
-    studies_per_hour: float | None = None
-    study_storage_bytes: int | None = None
 
 
 def units_for(media: MediaInfo) -> int:

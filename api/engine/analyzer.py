@@ -5,6 +5,7 @@ An `Analyzer` holds every model, loaded and warmed once per process; requests on
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable, Iterable
 from importlib.metadata import version
@@ -18,7 +19,7 @@ from api.engine import detection, follow, micro
 from api.engine.blazeface import FULL_RANGE, PHOTO_TILES, BlazeFace, BlazeFaceClient
 from api.engine.mesh import MESH_MANIFEST_NAME, FaceMesh, head_pose
 from api.engine.emotion import EmotionModel
-from api.config import Limits
+from api.engine.limits import Limits
 from api.engine.media import MAX_SAMPLE_FPS, DecodedImage, DecodedVideo, VideoFrame, decode
 from api.engine.preprocess import crop_face, eye_line_degrees, face_to_model_input, faces_to_batch, to_grayscale
 from api.engine.results import Face, Frame, ImageAnalysis, MicroExpression, Track, VideoAnalysis
@@ -39,6 +40,16 @@ WEIGHT_NAMES = [
 
 # A detection overlapping a followed face this much is that face (tracking.IOU_THRESHOLD).
 LOST_IOU = 0.3
+
+
+def configure_deepface(deepface_home: Path, threads: int) -> None:
+    """Process-wide settings the models depend on; the `Analyzer` makes this call when it is built."""
+    # DeepFace finds (never fetches) the files `prepare_deepface_home` linked there.
+    os.environ["DEEPFACE_HOME"] = str(deepface_home)
+    # DeepFace prefers TensorFlow or PyTorch when importable; only its ONNX engine loads our file.
+    os.environ["DEEPFACE_BACKEND_ENGINE"] = "onnx"
+    # OpenCV's default pool has one thread per core; with a worker per core that oversubscribes.
+    cv2.setNumThreads(max(1, threads))
 
 
 @dataclass(frozen=True)
@@ -72,8 +83,7 @@ class Analyzer:
 
     def __init__(self, deepface_home: Path, emotion_model: str, threads: int = 1) -> None:
         paths = prepare_deepface_home(deepface_home, WEIGHT_NAMES, emotion_model)
-        # OpenCV's default pool has one thread per core; with a worker per core that oversubscribes.
-        cv2.setNumThreads(max(1, threads))
+        configure_deepface(deepface_home, threads)
         self.emotion_model_name = emotion_model
         self.emotion_model_sha256 = load_manifest()[emotion_model].sha256
         self.detectors = {name: detection.load_detector(name) for name in detection.DEEPFACE_DETECTORS}

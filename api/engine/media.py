@@ -18,7 +18,7 @@ import av
 import numpy as np
 from PIL import Image, ImageOps, ImageSequence
 
-from api.config import Limits
+from api.engine.limits import Limits
 from api.engine.results import MediaInfo
 
 log = logging.getLogger(__name__)
