@@ -198,6 +198,7 @@ def _fail(ctx: JobContext, job_id: str, code: str, detail: str) -> str | None:
             studies.record_failure(session, job.study_session_id)
         media_key = job.media_key
     ctx.storage.delete(media_key)
+    log.warning("job failed: %s", code, extra={"job_id": job_id, "code": code})
     return "failed"
 
 
@@ -290,6 +291,8 @@ def give_up_webhook(ctx: JobContext, job_id: str) -> None:
         job = session.get(Job, job_id)
         if job is not None:
             job.webhook_status = "failed"
+    # The URL is not logged: an owner may have put a token in it.
+    log.warning("webhook given up after %d attempts", WEBHOOK_ATTEMPTS, extra={"job_id": job_id})
 
 
 # An object younger than this may belong to a submission whose transaction has not committed yet.
