@@ -25,9 +25,12 @@ Figures and the benchmark are in models/micro_expression/MODEL_CARD.md.
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import cv2
 import numpy as np
 
+from api.engine.geometry import fit_similarity
 from api.engine.preprocess import EMOTIONS
 from api.engine.results import MicroExpression, RegionMovement
 
@@ -50,21 +53,8 @@ def align_face(gray: np.ndarray, landmarks: np.ndarray, size: int = ALIGNED_SIZE
 
 def similarity_to_template(landmarks: np.ndarray, size: int = ALIGNED_SIZE) -> np.ndarray:
     """(2, 3) least-squares similarity taking dlib's 5 points onto the template at `size` px."""
-    src = np.asarray(landmarks, np.float64).reshape(-1, 2)
-    dst = TEMPLATE.astype(np.float64) * size
-    src_mean, dst_mean = src.mean(axis=0), dst.mean(axis=0)
-    s, d = src - src_mean, dst - dst_mean
-    variance = (s ** 2).sum()
-    if not np.isfinite(variance) or variance < 1e-6:  # degenerate points: centre the face, no scale
-        matrix = np.zeros((2, 3))
-        matrix[0, 0] = matrix[1, 1] = 1.0
-        matrix[:, 2] = dst_mean - (src_mean if np.all(np.isfinite(src_mean)) else 0.0)
-        return matrix
-    # Closed form for a similarity (no reflection): a = sum(s.d)/|s|^2, b = sum(s x d)/|s|^2.
-    a = (s * d).sum() / variance
-    b = (s[:, 0] * d[:, 1] - s[:, 1] * d[:, 0]).sum() / variance
-    rotation = np.array([[a, -b], [b, a]])
-    return np.hstack([rotation, (dst_mean - rotation @ src_mean)[:, None]])
+    _, matrix, shift = fit_similarity(landmarks, TEMPLATE.astype(np.float64) * size)
+    return np.hstack([matrix, shift[:, None]])
 
 
 # --- Motion measurement -----------------------------------------------------------------------
@@ -416,7 +406,7 @@ def spot_micro_expressions(aligned: np.ndarray, timestamps_ms: np.ndarray, emoti
                            sensitivity: float) -> list[MicroExpression]:
     """(T, S, S) aligned crops of one track, their times and (T, 7) emotions -> events.
 
-    `track_id` on the returned events is left for the caller to set.
+    The events carry track id 0: the caller knows the track (`dataclasses.replace`).
     """
     t = np.asarray(timestamps_ms, np.float64)
     if len(aligned) < 5 or t[-1] - t[0] < 150.0:
@@ -595,10 +585,9 @@ def _merge(events: list[MicroExpression]) -> list[MicroExpression]:
     for e in sorted(events, key=lambda e: e.onset_ms):
         if out and e.onset_ms < out[-1].offset_ms:
             if e.intensity > out[-1].intensity:
-                e.onset_ms = min(e.onset_ms, out[-1].onset_ms)
-                out[-1] = e
+                out[-1] = replace(e, onset_ms=min(e.onset_ms, out[-1].onset_ms))
             else:
-                out[-1].offset_ms = max(out[-1].offset_ms, e.offset_ms)
+                out[-1] = replace(out[-1], offset_ms=max(out[-1].offset_ms, e.offset_ms))
             continue
         out.append(e)
     return out
