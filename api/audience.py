@@ -55,7 +55,7 @@ class SessionTimeline:
         return table.tobytes()
 
     @classmethod
-    def from_bytes(cls, data: bytes, micro_onsets_ms: list, segment: str | None) -> "SessionTimeline":
+    def from_bytes(cls, data: bytes, micro_onsets_ms: list, segment: str | None) -> SessionTimeline:
         table = np.frombuffer(data, np.float32).reshape(-1, 2 + len(EMOTIONS))
         return cls(table[:, 0] > 0, table[:, 1] > 0, table[:, 2:], [tuple(m) for m in micro_onsets_ms], segment)
 

@@ -160,7 +160,7 @@ class Settings:
     mail_from: str = "Emoscope <no-reply@localhost>"
 
     @classmethod
-    def from_env(cls) -> "Settings":
+    def from_env(cls) -> Settings:
         state_dir = Path(os.environ.get("EMOSCOPE_STATE_DIR", REPO_ROOT / "var")).resolve()
         dev_mode = os.environ.get(DEV_MODE_VARIABLE, "").lower() == "true"
         session_secret = (_secret("EMOSCOPE_SESSION_SECRET", "session_secret", state_dir, dev_mode)

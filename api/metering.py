@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -173,8 +173,8 @@ def run_metered(db, account: Account, plan: Plan, request_id: str, api_key_id: i
 
 def usage_report(session: Session, account_id: int, first_day, last_day) -> dict:
     """Units and requests per UTC day, inclusive of both days, with totals."""
-    start = datetime.combine(first_day, datetime.min.time(), timezone.utc)
-    end = datetime.combine(last_day, datetime.min.time(), timezone.utc) + timedelta(days=1)
+    start = datetime.combine(first_day, datetime.min.time(), UTC)
+    end = datetime.combine(last_day, datetime.min.time(), UTC) + timedelta(days=1)
     days: dict = {}
     for event in repository.usage_events_between(session, account_id, start, end):
         day = days.setdefault(event.created_at.date(), {"units": 0, "requests": 0})

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import re
-from datetime import timezone
+from datetime import UTC
 
 from marshmallow import Schema, ValidationError, fields, pre_load, validate, validates_schema
 
@@ -158,7 +158,7 @@ class StudyCreateSchema(StrictSchema):
 
 class ConsentSchema(StrictSchema):
     version = fields.String(required=True, validate=validate.Length(1, 50))
-    accepted_at = fields.AwareDateTime(required=True, default_timezone=timezone.utc)
+    accepted_at = fields.AwareDateTime(required=True, default_timezone=UTC)
 
 
 class StudySessionFormSchema(StrictSchema):

@@ -139,11 +139,14 @@ def main() -> None:
             ms[n].append(best[n])
             same, missed, extra = match(found[names[0]], found[n])
             t = tallies[n]
-            t[0] += len(found[n]); t[1] += same; t[2] += missed; t[3] += extra
+            t[0] += len(found[n])
+            t[1] += same
+            t[2] += missed
+            t[3] += extra
             if args.verbose and (missed or extra):
                 print(f"  {label}: {n}: ref {len(found[names[0]])}, found {len(found[n])}, missed {missed}, extra {extra}")
 
-    print(f"{len(pictures)} pictures ({sum(1 for l, _ in pictures if '#' not in l)} photos from {DATA_DIR / 'faces'}, "
+    print(f"{len(pictures)} pictures ({sum(1 for label, _ in pictures if '#' not in label)} photos from {DATA_DIR / 'faces'}, "
           f"the rest clip frames), best of {args.repeats} per picture, {describe()}")
     base = statistics.median(ms[names[0]])
     print(f"{'setting':<30} {'faces':>5} {'same':>5} {'missed':>6} {'extra':>5} {'median ms':>9} {'mean ms':>8} {'x ref':>6}")

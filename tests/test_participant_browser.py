@@ -16,8 +16,10 @@ import requests
 from api.engine.preprocess import EMOTIONS
 from api.routes.participant import CONSENT_VERSION
 from tests.conftest import FACES, VIDEOS
-from tests.test_browser import (CHROMIUM, CHROMIUM_ARGS, PASSWORD, RECORD_CAMERA_STREAMS, TRACK_STATES, expect, page,
-                                playwright_api, server, shoot)  # noqa: F401  (fixtures)
+from tests.test_browser import (CHROMIUM, CHROMIUM_ARGS, PASSWORD, RECORD_CAMERA_STREAMS, TRACK_STATES, expect,
+                                page, playwright_api, server, shoot)  # noqa: F401  (fixtures)
+
+pytestmark = [pytest.mark.browser, pytest.mark.data]
 
 CAMERA_SIZE = (640, 480)
 CAMERA_FPS = 10  # the fake camera's rate: few frames to analyse per recorded second

@@ -16,6 +16,8 @@ from api.engine.tracking import iou
 from tests.conftest import FACES, VIDEOS
 from tests.samples import reencode
 
+pytestmark = pytest.mark.data
+
 # --- detector setting ----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("name, faces", [("couple.jpg", 2), ("img1.jpg", 1), ("selfie-many-people.jpg", 4),

@@ -382,7 +382,7 @@ def motion_field(aligned: np.ndarray, timestamps_ms: np.ndarray, busy_score: flo
         owner[lo:hi + 1] = k  # widest first, so the closest pair is written last
     field = short
     scale = np.ones(len(t), np.float32)
-    for k, (width_ms, lo, hi, p, q) in enumerate(spans):
+    for k, (width_ms, _, _, p, q) in enumerate(spans):
         for s, e in _runs(owner == k):
             field[s:e + 1] = _measure_against(flows, t, p, q, s, e)
             # Drift grows with the distance to the references, and so does the noise; a stretch

@@ -57,7 +57,7 @@ class Client(BaseClient):
         self.account = AccountResource(self)
         self.billing = Billing(self)
 
-    def with_options(self, **overrides: Any) -> "Client":
+    def with_options(self, **overrides: Any) -> Client:
         """A copy with some settings changed (e.g. `max_retries=0`), sharing the connection pool."""
         return Client(**self._copy_kwargs(overrides), http_client=self._http)
 
@@ -65,7 +65,7 @@ class Client(BaseClient):
         if self._owns_http:
             self._http.close()
 
-    def __enter__(self) -> "Client":
+    def __enter__(self) -> Client:
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
@@ -285,14 +285,14 @@ class AsyncClient(BaseClient):
         self.account = AsyncAccountResource(self)
         self.billing = AsyncBilling(self)
 
-    def with_options(self, **overrides: Any) -> "AsyncClient":
+    def with_options(self, **overrides: Any) -> AsyncClient:
         return AsyncClient(**self._copy_kwargs(overrides), http_client=self._http)
 
     async def close(self) -> None:
         if self._owns_http:
             await self._http.aclose()
 
-    async def __aenter__(self) -> "AsyncClient":
+    async def __aenter__(self) -> AsyncClient:
         return self
 
     async def __aexit__(self, *exc_info: Any) -> None:

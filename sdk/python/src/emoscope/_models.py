@@ -33,7 +33,7 @@ class Emotions:
     raw: Dict[str, Any] = field(default_factory=dict, **_RAW)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Emotions":
+    def from_dict(cls, data: Mapping[str, Any]) -> Emotions:
         return cls(*(float(data.get(label, 0.0)) for label in EMOTIONS), raw=dict(data))
 
     @property
@@ -71,7 +71,7 @@ class Box:
     raw: Dict[str, Any] = field(default_factory=dict, **_RAW)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Box":
+    def from_dict(cls, data: Mapping[str, Any]) -> Box:
         return cls(int(data["x"]), int(data["y"]), int(data["w"]), int(data["h"]), raw=dict(data))
 
 
@@ -85,7 +85,7 @@ class Landmarks:
     raw: Dict[str, Any] = field(default_factory=dict, **_RAW)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Landmarks":
+    def from_dict(cls, data: Mapping[str, Any]) -> Landmarks:
         point = lambda p: (float(p[0]), float(p[1]))  # noqa: E731
         return cls(point(data["left_eye"]), point(data["right_eye"]), point(data["nose"]), raw=dict(data))
 
@@ -100,7 +100,7 @@ class HeadPose:
     roll: float
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "HeadPose":
+    def from_dict(cls, data: Mapping[str, Any]) -> HeadPose:
         return cls(float(data["yaw"]), float(data["pitch"]), float(data["roll"]))
 
 
@@ -119,7 +119,7 @@ class Face:
     raw: Dict[str, Any] = field(default_factory=dict, **_RAW)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Face":
+    def from_dict(cls, data: Mapping[str, Any]) -> Face:
         landmarks, pose, mesh = data.get("landmarks"), data.get("head_pose"), data.get("mesh")
         return cls(
             box=Box.from_dict(data["box"]),
@@ -147,7 +147,7 @@ class Media:
     raw: Dict[str, Any] = field(default_factory=dict, **_RAW)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Media":
+    def from_dict(cls, data: Mapping[str, Any]) -> Media:
         return cls(data["type"], data["format"], data["width"], data["height"], data.get("duration_ms"),
                    data.get("fps"), data.get("frames_analyzed", 0), raw=dict(data))
 
@@ -161,7 +161,7 @@ class ModelVersions:
     raw: Dict[str, Any] = field(default_factory=dict, **_RAW)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "ModelVersions":
+    def from_dict(cls, data: Mapping[str, Any]) -> ModelVersions:
         return cls(data.get("detector", ""), data.get("emotion", ""), data.get("emotion_sha256", ""),
                    data.get("deepface", ""), raw=dict(data))
 
@@ -174,7 +174,7 @@ class Frame:
     raw: Dict[str, Any] = field(default_factory=dict, **_RAW)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Frame":
+    def from_dict(cls, data: Mapping[str, Any]) -> Frame:
         return cls(data["index"], data["timestamp_ms"], tuple(Face.from_dict(f) for f in data.get("faces", ())),
                    raw=dict(data))
 
@@ -188,7 +188,7 @@ class TimelinePoint:
     raw: Dict[str, Any] = field(default_factory=dict, **_RAW)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "TimelinePoint":
+    def from_dict(cls, data: Mapping[str, Any]) -> TimelinePoint:
         return cls(data["timestamp_ms"], data["frame_index"], Emotions.from_dict(data["emotions"]),
                    data["dominant_emotion"], raw=dict(data))
 
@@ -202,7 +202,7 @@ class TrackSummary:
     raw: Dict[str, Any] = field(default_factory=dict, **_RAW)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "TrackSummary":
+    def from_dict(cls, data: Mapping[str, Any]) -> TrackSummary:
         return cls(Emotions.from_dict(data["emotions"]), data["dominant_emotion"], raw=dict(data))
 
 
@@ -219,7 +219,7 @@ class Track:
     raw: Dict[str, Any] = field(default_factory=dict, **_RAW)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Track":
+    def from_dict(cls, data: Mapping[str, Any]) -> Track:
         return cls(data["track_id"], data["start_ms"], data["end_ms"], data["frame_count"],
                    TrackSummary.from_dict(data["summary"]),
                    tuple(TimelinePoint.from_dict(p) for p in data.get("timeline", ())), raw=dict(data))
@@ -233,7 +233,7 @@ class RegionMovement:
     raw: Dict[str, Any] = field(default_factory=dict, **_RAW)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "RegionMovement":
+    def from_dict(cls, data: Mapping[str, Any]) -> RegionMovement:
         return cls(data["name"], data["magnitude"], tuple(data.get("action_units", ())), raw=dict(data))
 
 
@@ -252,7 +252,7 @@ class MicroExpression:
     raw: Dict[str, Any] = field(default_factory=dict, **_RAW)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "MicroExpression":
+    def from_dict(cls, data: Mapping[str, Any]) -> MicroExpression:
         return cls(data["track_id"], data["kind"], data["onset_ms"], data["apex_ms"], data["offset_ms"],
                    data["duration_ms"], data["intensity"],
                    tuple(RegionMovement.from_dict(r) for r in data.get("regions", ())),
@@ -284,7 +284,7 @@ class ImageResult(AnalysisResult):
     replayed: bool = field(default=False, compare=False)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], replayed: bool = False) -> "ImageResult":
+    def from_dict(cls, data: Mapping[str, Any], replayed: bool = False) -> ImageResult:
         return cls(data["request_id"], ModelVersions.from_dict(data.get("model", {})),
                    dict(data.get("timing_ms", {})), Media.from_dict(data["media"]),
                    tuple(Face.from_dict(f) for f in data.get("faces", ())), raw=dict(data), replayed=replayed)
@@ -305,7 +305,7 @@ class VideoResult(AnalysisResult):
     replayed: bool = field(default=False, compare=False)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], replayed: bool = False) -> "VideoResult":
+    def from_dict(cls, data: Mapping[str, Any], replayed: bool = False) -> VideoResult:
         return cls(data["request_id"], ModelVersions.from_dict(data.get("model", {})),
                    dict(data.get("timing_ms", {})), Media.from_dict(data["media"]),
                    data.get("sample_fps", 0.0), data.get("temporal_resolution_ms", 0.0),
@@ -358,7 +358,7 @@ class Job:
     finished_at: Optional[datetime]
     expires_at: Optional[datetime]
     #: The same typed result as a synchronous analysis, once succeeded (None after it expired).
-    result: Optional[Union["ImageResult", "VideoResult"]]
+    result: Optional[Union[ImageResult, VideoResult]]
     result_expired: bool
     #: The problem document of a failed job.
     error: Optional[Dict[str, Any]]
@@ -371,7 +371,7 @@ class Job:
         return self.status in JOB_FINAL
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], replayed: bool = False) -> "Job":
+    def from_dict(cls, data: Mapping[str, Any], replayed: bool = False) -> Job:
         progress = data.get("progress") or {}
         webhook = data.get("webhook")
         result = data.get("result")
@@ -383,7 +383,7 @@ class Job:
                    JobWebhook(webhook["url"], webhook.get("status")) if webhook else None,
                    raw=dict(data), replayed=replayed)
 
-    def result_or_raise(self) -> Union["ImageResult", "VideoResult"]:
+    def result_or_raise(self) -> Union[ImageResult, VideoResult]:
         """The result of a succeeded job; a failed job raises the exception its problem maps to
         (e.g. InvalidRequestError for `media_corrupt`)."""
         if self.status == "failed":
@@ -424,7 +424,7 @@ class ApiKey:
         return self.revoked_at is not None
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "ApiKey":
+    def from_dict(cls, data: Mapping[str, Any]) -> ApiKey:
         return cls(data["id"], data["prefix"], data.get("name", ""), tuple(data.get("scopes", ())),
                    _dt(data.get("created_at")), _dt(data.get("last_used_at")), _dt(data.get("revoked_at")),
                    data.get("secret"), _dt(data.get("expires_at")), raw=dict(data))
@@ -438,7 +438,7 @@ class AccountSummary:
     raw: Dict[str, Any] = field(default_factory=dict, **_RAW)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "AccountSummary":
+    def from_dict(cls, data: Mapping[str, Any]) -> AccountSummary:
         return cls(data["id"], data["name"], data["plan"], raw=dict(data))
 
 
@@ -451,7 +451,7 @@ class SignUpResult:
     raw: Dict[str, Any] = field(default_factory=dict, **_RAW)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "SignUpResult":
+    def from_dict(cls, data: Mapping[str, Any]) -> SignUpResult:
         return cls(AccountSummary.from_dict(data["account"]), data.get("owner", {}).get("email", ""),
                    ApiKey.from_dict(data["api_key"]), raw=dict(data))
 
@@ -475,7 +475,7 @@ class Usage:
     raw: Dict[str, Any] = field(default_factory=dict, **_RAW)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Usage":
+    def from_dict(cls, data: Mapping[str, Any]) -> Usage:
         days = tuple(UsageDay(date.fromisoformat(d["date"]), d["units"], d["requests"], raw=dict(d))
                      for d in data.get("data", ()))
         return cls(date.fromisoformat(data["from"]), date.fromisoformat(data["to"]),
@@ -512,7 +512,7 @@ class Account:
     raw: Dict[str, Any] = field(default_factory=dict, **_RAW)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Account":
+    def from_dict(cls, data: Mapping[str, Any]) -> Account:
         q, r = data.get("quota", {}), data.get("rate_limit", {})
         return cls(data["id"], data["name"], data["plan"], data.get("subscription_status", "none"),
                    Quota(q.get("monthly_units"), q.get("used_units", 0), _dt(q.get("resets_at")), raw=dict(q)),
@@ -529,7 +529,7 @@ class DataDeletion:
     raw: Dict[str, Any] = field(default_factory=dict, **_RAW)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "DataDeletion":
+    def from_dict(cls, data: Mapping[str, Any]) -> DataDeletion:
         return cls(data["studies_deleted"], data["jobs_deleted"], data["requests_scrubbed"], raw=dict(data))
 
 
@@ -542,7 +542,7 @@ class Subscription:
     raw: Dict[str, Any] = field(default_factory=dict, **_RAW)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Subscription":
+    def from_dict(cls, data: Mapping[str, Any]) -> Subscription:
         return cls(data["plan"], data["subscription_status"], data["stripe_customer_id"], raw=dict(data))
 
 
@@ -566,7 +566,7 @@ class Study:
     raw: Dict[str, Any] = field(default_factory=dict, **_RAW)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Study":
+    def from_dict(cls, data: Mapping[str, Any]) -> Study:
         return cls(data["id"], data["name"], float(data["stimulus_duration_ms"]), bool(data.get("has_stimulus")),
                    _dt(data.get("created_at")), dict(data.get("sessions", {})), data.get("participant_token"),
                    data.get("participant_path"), data.get("max_sessions"), raw=dict(data))
@@ -594,7 +594,7 @@ class StudyReport:
     raw: Dict[str, Any] = field(default_factory=dict, **_RAW)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "StudyReport":
+    def from_dict(cls, data: Mapping[str, Any]) -> StudyReport:
         moments = tuple(TopMoment(m["emotion"], int(m["time_ms"]), float(m["rise"]), float(m["mean"]))
                         for m in data.get("top_moments", ()))
         return cls(data["study_id"], int(data["viewers"]), int(data["bucket_ms"]), tuple(data.get("buckets", ())),

@@ -127,7 +127,7 @@ class Progress:
         return (f"{self.label} [{'#' * filled}{'.' * (self.WIDTH - filled)}] {fraction * 100:3.0f}% "
                 f"{job.progress.frames_done}/{job.progress.frames_total} frames, {job.status} {elapsed}")
 
-    def __enter__(self) -> "Progress":
+    def __enter__(self) -> Progress:
         self._start = time.monotonic()
         if self.enabled and not self.live:
             sys.stderr.write(f"{self.label}...\n")
