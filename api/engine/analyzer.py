@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable
 from importlib.metadata import version
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -96,7 +97,7 @@ class Analyzer:
         self.detect_period_ms = follow.DETECT_PERIOD_MS
         self._warm_up()
 
-    def model_versions(self, detector: str) -> dict:
+    def model_versions(self, detector: str) -> dict[str, str]:
         return {"detector": detector, "emotion": self.emotion_model_name,
                 "emotion_sha256": self.emotion_model_sha256, "deepface": version("deepface")}
 
@@ -132,9 +133,9 @@ class Analyzer:
             faces = [candidate.face(next(probabilities), track_id)
                      for candidate, track_id in zip(candidates, frame_ids)]
             frames.append(Frame(index, timestamp_ms, faces))
-            for candidate, face in zip(candidates, faces):
+            for candidate, face, track_id in zip(candidates, faces, frame_ids):
                 if candidate.aligned is not None:
-                    spotted.setdefault(face.track_id, []).append((timestamp_ms, candidate.aligned, face.emotions))
+                    spotted.setdefault(track_id, []).append((timestamp_ms, candidate.aligned, face.emotions))
         tracks = group_tracks(frames)
         tracked = time.perf_counter()
         events = self._spot(spotted, options) if options.micro_expressions else []
@@ -146,7 +147,7 @@ class Analyzer:
     @staticmethod
     def _spot(spotted: dict[int, list[tuple[float, np.ndarray, np.ndarray]]],
               options: AnalysisOptions) -> list[MicroExpression]:
-        events = []
+        events: list[MicroExpression] = []
         for track_id in sorted(spotted):
             seen = spotted[track_id]
             if len(seen) < 3:
@@ -206,11 +207,12 @@ class Analyzer:
                                   keep_aligned=False)
 
     def _detect(self, pixels: np.ndarray, gray: np.ndarray | None, options: AnalysisOptions,
-                detectors: dict) -> list[tuple[detection.Detection, np.ndarray | None]]:
+                detectors: dict[str, Any]) -> list[tuple[detection.Detection, np.ndarray | None]]:
         """Detections to keep (size filter, largest first, capped), each with its 5 landmarks."""
         if options.detector == detection.SKIP:
             h, w = pixels.shape[:2]
             return [(detection.Detection(np.array([0, 0, w, h], np.float32), None), None)]
+        assert gray is not None  # made whenever a detector runs
         # dlib's HOG runs on grey (the same faces, less time); DeepFace's OpenCV client wants BGR.
         image = gray if options.detector == "dlib" else pixels
         found = detection.detect(detectors[options.detector], image, options.min_face_size)
@@ -219,7 +221,9 @@ class Analyzer:
         found.sort(key=lambda d: d.box[2] * d.box[3], reverse=True)
         return [(d, self.landmarks(gray, d.box)) for d in found[: options.max_faces]]
 
-    def _describe_all(self, pixels, gray, found, options, keep_aligned):
+    def _describe_all(self, pixels: np.ndarray, gray: np.ndarray | None,
+                      found: list[tuple[detection.Detection, np.ndarray | None]], options: AnalysisOptions,
+                      keep_aligned: bool) -> tuple[list[_Candidate], list[np.ndarray]]:
         faces, crops = [], []
         for d, points in found:
             face, crop = self._describe(pixels, gray, d.box, d.confidence, points, options, keep_aligned)
@@ -227,10 +231,13 @@ class Analyzer:
             crops.append(crop)
         return faces, crops
 
-    def _describe(self, pixels, gray, box, confidence, points, options, keep_aligned) -> tuple[_Candidate, np.ndarray]:
+    def _describe(self, pixels: np.ndarray, gray: np.ndarray | None, box: np.ndarray, confidence: float | None,
+                  points: np.ndarray | None, options: AnalysisOptions,
+                  keep_aligned: bool) -> tuple[_Candidate, np.ndarray]:
         """A found face and its crop for the emotion model."""
         if points is None:  # detector "skip": the picture is the face
             return _Candidate(box, None, None), pixels
+        assert gray is not None  # landmarks are found on grey
         crop = crop_face(pixels, box, points)
         # The spotter needs every tracked face aligned on every frame, followed or detected.
         aligned = micro.align_face(gray, points) if keep_aligned else None
@@ -262,14 +269,15 @@ def _ms(start: float, end: float) -> float:
 
 
 def analyze_bytes(analyzer: Analyzer, data: bytes, options: AnalysisOptions, limits: Limits,
-                  progress: Callable[[int], None] | None = None):
+                  progress: Callable[[int], None] | None = None) -> ImageAnalysis | VideoAnalysis:
     """Decode (limits first) and analyse one upload; `timing_ms` covers every stage."""
     started = time.perf_counter()
     return analyze_decoded(analyzer, decode(data, limits, options.sample_fps), options, progress, started)
 
 
 def analyze_decoded(analyzer: Analyzer, decoded: DecodedImage | DecodedVideo, options: AnalysisOptions,
-                    progress: Callable[[int], None] | None = None, started: float | None = None):
+                    progress: Callable[[int], None] | None = None,
+                    started: float | None = None) -> ImageAnalysis | VideoAnalysis:
     """Analyse what `decode(data, limits, options.sample_fps)` returned; `started` is when decoding began."""
     started = time.perf_counter() if started is None else started
     analysis: ImageAnalysis | VideoAnalysis

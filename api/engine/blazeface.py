@@ -24,6 +24,8 @@ to 78% (faces of 32-64 px: 8% to 65%) for 3 passes of the model instead of 1; th
 """
 from __future__ import annotations
 
+from typing import Any
+
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,7 +120,7 @@ class BlazeFace:
         self._anchors = anchor_centres(spec)
         self._local = threading.local()
 
-    def _interpreter(self):
+    def _interpreter(self) -> Any:
         interpreter = getattr(self._local, "interpreter", None)
         if interpreter is None:
             interpreter = self._interpreter_class(model_content=self._model, num_threads=1)
@@ -145,13 +147,14 @@ class BlazeFace:
             for start in np.linspace(0, (width if horizontal else height) - length, tiles).astype(int):
                 passes.append((rgb[:, start:start + length], start, 0) if horizontal
                               else (rgb[start:start + length], 0, start))
-        corners, keypoints, scores = [], [], []
+        corner_parts, keypoint_parts, score_parts = [], [], []
         for part, x, y in passes:
             part_corners, part_keypoints, part_scores = self._candidates(np.ascontiguousarray(part))
-            corners.append(part_corners + np.array([x, y, x, y], np.float32))
-            keypoints.append(part_keypoints + np.array([x, y], np.float32))
-            scores.append(part_scores)
-        corners, keypoints, scores = np.concatenate(corners), np.concatenate(keypoints), np.concatenate(scores)
+            corner_parts.append(part_corners + np.array([x, y, x, y], np.float32))
+            keypoint_parts.append(part_keypoints + np.array([x, y], np.float32))
+            score_parts.append(part_scores)
+        corners, keypoints = np.concatenate(corner_parts), np.concatenate(keypoint_parts)
+        scores = np.concatenate(score_parts)
         inside_w = np.minimum(width, corners[:, 2]) - np.maximum(0.0, corners[:, 0])
         inside_h = np.minimum(height, corners[:, 3]) - np.maximum(0.0, corners[:, 1])
         area = (corners[:, 2] - corners[:, 0]) * (corners[:, 3] - corners[:, 1])
@@ -189,7 +192,7 @@ class BlazeFace:
         return corners.astype(np.float32), keypoints.astype(np.float32), scores
 
 
-class BlazeFaceClient(Detector):
+class BlazeFaceClient(Detector):  # type: ignore[misc]  # DeepFace ships no type hints
     """DeepFace's detector interface (`detect_faces` on a BGR picture) over one BlazeFace model, so
     that the service's detection path and DeepFace's `extract_faces` contract stay the same."""
 

@@ -11,6 +11,7 @@ implausibly. A detection that fails to find a followed face is repeated on the n
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
@@ -107,7 +108,8 @@ def start(gray: np.ndarray, box: np.ndarray, points: np.ndarray, confidence: flo
     return Followed(box, points, aligned_patch(gray, points), confidence, box, points)
 
 
-def relocate(landmarks, gray: np.ndarray, face: Followed, passes: int | None = None) -> Followed | None:
+def relocate(landmarks: Callable[[np.ndarray, np.ndarray], np.ndarray], gray: np.ndarray, face: Followed,
+             passes: int | None = None) -> Followed | None:
     """Find `face` in the next frame (`gray`); None when it is lost.
 
     `landmarks(gray, box) -> (5, 2)` is the 5-point predictor, started from the previous box; with

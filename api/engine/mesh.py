@@ -18,6 +18,8 @@ Pose convention, in degrees, with (0, 0, 0) looking straight into the camera, up
 """
 from __future__ import annotations
 
+from typing import Any
+
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,7 +93,7 @@ def region_transform(box: np.ndarray, eye_line_degrees: float) -> np.ndarray:
     x, y, w, h = (float(v) for v in box)
     side = max(w, h) * ROI_SCALE
     matrix = cv2.getRotationMatrix2D((x + w / 2, y + h / 2), eye_line_degrees, INPUT_SIDE / max(side, 1.0))
-    matrix[:, 2] += (INPUT_SIDE / 2 - (x + w / 2), INPUT_SIDE / 2 - (y + h / 2))
+    matrix[:, 2] += np.array([INPUT_SIDE / 2 - (x + w / 2), INPUT_SIDE / 2 - (y + h / 2)])
     return matrix
 
 
@@ -105,7 +107,7 @@ class FaceMesh:
         self._interpreter_class = Interpreter
         self._local = threading.local()
 
-    def _interpreter(self):
+    def _interpreter(self) -> Any:
         interpreter = getattr(self._local, "interpreter", None)
         if interpreter is None:
             interpreter = self._interpreter_class(model_content=self._model, num_threads=1)

@@ -129,11 +129,11 @@ def _normalise(aligned: np.ndarray) -> np.ndarray:
     return out
 
 
-def _flow_engine():
+def _flow_engine() -> cv2.DISOpticalFlow:
     """DIS at full resolution. The presets stop at 1/4 or 1/2 scale, which averages away sub-pixel
     local movements (measured on real crops: ~25% of a 1 px lip-corner pull recovered at the
     preset's scale, ~90% at full scale), at ~0.7 ms per 112 px pair."""
-    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
+    dis = cv2.DISOpticalFlow.create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
     dis.setFinestScale(0)
     dis.setPatchSize(8)
     dis.setPatchStride(6)
@@ -161,7 +161,8 @@ class _Flows:
         pooled = np.zeros((len(pairs), GRID, GRID, 2), np.float32)
         size = ((c1 - c0) // cell, (r1 - r0) // cell)
         for k, (ref, i) in enumerate(pairs):
-            flow = self.dis.calc(self.frames[ref], self.frames[i], None)
+            # OpenCV's stubs want an initial flow; None (start from zero) is what the binding accepts.
+            flow = self.dis.calc(self.frames[ref], self.frames[i], None)  # type: ignore[call-overload]
             pooled[k, r0 // cell:r1 // cell, c0 // cell:c1 // cell] = cv2.resize(flow, size,
                                                                                  interpolation=cv2.INTER_AREA)
         return pooled - _fit_head_motion(pooled) * FACE_WINDOW_CELLS[None, :, :, None] if len(pairs) else pooled
@@ -255,7 +256,8 @@ def _smooth(x: np.ndarray, width: int) -> np.ndarray:
     half = width // 2
     padded = np.pad(flat, ((half, half), (0, 0)), mode="edge")
     cumsum = np.cumsum(np.vstack([np.zeros((1, flat.shape[1])), padded]), axis=0)
-    return ((cumsum[width:] - cumsum[:-width]) / width).reshape(x.shape).astype(np.float32)
+    smooth: np.ndarray = ((cumsum[width:] - cumsum[:-width]) / width).reshape(x.shape).astype(np.float32)
+    return smooth
 
 
 def _region_scores(field: np.ndarray, noise: np.ndarray) -> np.ndarray:
@@ -319,7 +321,7 @@ def _neutral_pair(flows: _Flows, t: np.ndarray, s: int, e: int, noise: np.ndarra
     return pairs[k]
 
 
-def _drift_scale(span_ms):
+def _drift_scale(span_ms: float | np.ndarray) -> np.ndarray:
     """Noise growth with the time between a frame and its references (drift: light, pose, codec)."""
     return np.maximum(1.0, np.sqrt(np.asarray(span_ms, np.float64) / DRIFT_SPAN_MS))
 
@@ -330,11 +332,13 @@ def _measure_against(flows: _Flows, t: np.ndarray, before: int | None, after: in
     frames = list(range(s, e + 1))
     if before is None or after is None:
         ref = before if after is None else after
+        assert ref is not None  # the caller gives a reference on one side at least
         return flows([(ref, i) for i in frames])
     pooled = flows([(before, i) for i in frames] + [(after, i) for i in frames])
     a, b = pooled[:len(frames)], pooled[len(frames):]
     w = ((t[s:e + 1] - t[before]) / max(t[after] - t[before], 1e-6)).astype(np.float32)[:, None, None, None]
-    return (1 - w) * a + w * b
+    blended: np.ndarray = (1 - w) * a + w * b
+    return blended
 
 
 def _cell_noise(field: np.ndarray) -> np.ndarray:
@@ -344,10 +348,12 @@ def _cell_noise(field: np.ndarray) -> np.ndarray:
     For Rayleigh-distributed magnitudes median / lower quartile = 1.177 / 0.759.
     """
     mag = np.hypot(field[..., 0], field[..., 1])
-    return np.maximum(np.quantile(mag, 0.25, axis=0) * (1.177 / 0.759), NOISE_FLOOR_PX)
+    noise: np.ndarray = np.maximum(np.quantile(mag, 0.25, axis=0) * (1.177 / 0.759), NOISE_FLOOR_PX)
+    return noise
 
 
-def motion_field(aligned: np.ndarray, timestamps_ms: np.ndarray, busy_score: float = BUSY_SCORE):
+def motion_field(aligned: np.ndarray, timestamps_ms: np.ndarray, busy_score: float = BUSY_SCORE
+                 ) -> tuple[np.ndarray, np.ndarray, list[tuple[int, int]], np.ndarray]:
     """Displacement of every frame against neutral references, and what it took.
 
     Returns (field (T, G, G, 2) in crop px, per-cell noise (G, G) px, busy stretches, per-frame
@@ -435,7 +441,8 @@ def spot_micro_expressions(aligned: np.ndarray, timestamps_ms: np.ndarray, emoti
     return _merge(events)
 
 
-def _describe(field, smooth, scores, noise, t, emotions, peak) -> MicroExpression | None:
+def _describe(field: np.ndarray, smooth: np.ndarray, scores: np.ndarray, noise: np.ndarray, t: np.ndarray,
+              emotions: np.ndarray, peak: int) -> MicroExpression | None:
     """Onset/apex/offset, regions, intensity and emotion of the movement peaking at `peak`."""
     # The apex pattern: displacement of the cells that moved (z > 2) at the peak.
     z = np.hypot(smooth[peak, ..., 0], smooth[peak, ..., 1]) / noise

@@ -45,7 +45,8 @@ class Track:
 
     @property
     def mean_emotions(self) -> np.ndarray:
-        return np.mean([f.emotions for f in self.faces], axis=0)
+        mean: np.ndarray = np.mean([f.emotions for f in self.faces], axis=0)
+        return mean
 
 
 # Movements up to half a second are micro-expressions; longer ones are macro-expressions.

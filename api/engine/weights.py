@@ -93,7 +93,7 @@ def prepare_deepface_home(home: Path, names: list[str], emotion_model: str) -> d
         raise WeightsError(f"models/manifest.json has no entry for {unknown}")
     weights_dir = home / ".deepface" / "weights"
     weights_dir.mkdir(parents=True, exist_ok=True)
-    links = {manifest[n].deepface_file: n for n in names if manifest[n].deepface_file}
+    links = {file: n for n in names if (file := manifest[n].deepface_file)}
     links[DEEPFACE_EMOTION_FILE] = emotion_model
     paths = {n: verified_path(manifest[n]) for n in {*names, emotion_model}}
     for file_name, name in links.items():

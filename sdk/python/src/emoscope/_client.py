@@ -22,7 +22,7 @@ DEFAULT_JOB_TIMEOUT = 1800.0
 DEFAULT_POLL_INTERVAL = 1.0
 
 
-def _job_timeout_error(job: Job, timeout: float) -> APITimeoutError:
+def _job_timeout_error(job: Job, timeout: Optional[float]) -> APITimeoutError:
     return APITimeoutError(f"job {job.id} still {job.status} after {timeout:g} s "
                            f"({job.progress.frames_done}/{job.progress.frames_total or '?'} frames)")
 
@@ -257,7 +257,8 @@ class Billing(_Resource):
 
     def portal_url(self, return_url: str) -> str:
         """A Stripe customer portal link (invoices, cards, cancellation) that returns to `return_url`."""
-        return self._client._request(_base.portal_spec(return_url)).json()["url"]
+        url: str = self._client._request(_base.portal_spec(return_url)).json()["url"]
+        return url
 
 
 # ---- asyncio ---------------------------------------------------------------------------------
@@ -457,7 +458,8 @@ class AsyncBilling(_AsyncResource):
         return Subscription.from_dict((await self._client._request(_base.subscribe_spec(payment_method))).json())
 
     async def portal_url(self, return_url: str) -> str:
-        return (await self._client._request(_base.portal_spec(return_url))).json()["url"]
+        url: str = (await self._client._request(_base.portal_spec(return_url))).json()["url"]
+        return url
 
 
 # ---- module-level helpers --------------------------------------------------------------------

@@ -10,7 +10,11 @@ from ._exceptions import EmoscopeError, error_class
 
 EMOTIONS: Tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 
-_RAW = dict(repr=False, compare=False, hash=False)
+
+
+def _raw() -> Dict[str, Any]:
+    """A view's `.raw`: the dict it came from, left out of repr, equality and hashing."""
+    return field(default_factory=dict, repr=False, compare=False, hash=False)
 
 
 def _dt(value: Optional[str]) -> Optional[datetime]:
@@ -30,11 +34,12 @@ class Emotions:
     sad: float
     surprise: float
     neutral: float
-    raw: Dict[str, Any] = field(default_factory=dict, **_RAW)
+    raw: Dict[str, Any] = _raw()
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Emotions:
-        return cls(*(float(data.get(label, 0.0)) for label in EMOTIONS), raw=dict(data))
+        p = [float(data.get(label, 0.0)) for label in EMOTIONS]
+        return cls(p[0], p[1], p[2], p[3], p[4], p[5], p[6], raw=dict(data))
 
     @property
     def dominant(self) -> str:
@@ -54,7 +59,8 @@ class Emotions:
     def __getitem__(self, label: str) -> float:
         if label not in EMOTIONS:
             raise KeyError(label)
-        return getattr(self, label)
+        value: float = getattr(self, label)
+        return value
 
     def __iter__(self) -> Iterator[str]:
         return iter(EMOTIONS)
@@ -68,7 +74,7 @@ class Box:
     y: int
     w: int
     h: int
-    raw: Dict[str, Any] = field(default_factory=dict, **_RAW)
+    raw: Dict[str, Any] = _raw()
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Box:
@@ -82,11 +88,13 @@ class Landmarks:
     left_eye: Tuple[float, float]
     right_eye: Tuple[float, float]
     nose: Tuple[float, float]
-    raw: Dict[str, Any] = field(default_factory=dict, **_RAW)
+    raw: Dict[str, Any] = _raw()
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Landmarks:
-        point = lambda p: (float(p[0]), float(p[1]))  # noqa: E731
+        def point(p: Any) -> Tuple[float, float]:
+            return float(p[0]), float(p[1])
+
         return cls(point(data["left_eye"]), point(data["right_eye"]), point(data["nose"]), raw=dict(data))
 
 
@@ -116,7 +124,7 @@ class Face:
     facing_camera: Optional[bool] = None
     # 468 [x, y, z] points, only when the request asked for them (return_mesh=True).
     mesh: Optional[List[Tuple[float, float, float]]] = None
-    raw: Dict[str, Any] = field(default_factory=dict, **_RAW)
+    raw: Dict[str, Any] = _raw()
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Face:
@@ -144,7 +152,7 @@ class Media:
     duration_ms: Optional[float]
     fps: Optional[float]
     frames_analyzed: int
-    raw: Dict[str, Any] = field(default_factory=dict, **_RAW)
+    raw: Dict[str, Any] = _raw()
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Media:
@@ -158,7 +166,7 @@ class ModelVersions:
     emotion: str
     emotion_sha256: str
     deepface: str
-    raw: Dict[str, Any] = field(default_factory=dict, **_RAW)
+    raw: Dict[str, Any] = _raw()
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ModelVersions:
@@ -171,7 +179,7 @@ class Frame:
     index: int
     timestamp_ms: float
     faces: Tuple[Face, ...]
-    raw: Dict[str, Any] = field(default_factory=dict, **_RAW)
+    raw: Dict[str, Any] = _raw()
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Frame:
@@ -185,7 +193,7 @@ class TimelinePoint:
     frame_index: int
     emotions: Emotions
     dominant_emotion: str
-    raw: Dict[str, Any] = field(default_factory=dict, **_RAW)
+    raw: Dict[str, Any] = _raw()
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TimelinePoint:
@@ -199,7 +207,7 @@ class TrackSummary:
 
     emotions: Emotions
     dominant_emotion: str
-    raw: Dict[str, Any] = field(default_factory=dict, **_RAW)
+    raw: Dict[str, Any] = _raw()
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TrackSummary:
@@ -216,7 +224,7 @@ class Track:
     frame_count: int
     summary: TrackSummary
     timeline: Tuple[TimelinePoint, ...]
-    raw: Dict[str, Any] = field(default_factory=dict, **_RAW)
+    raw: Dict[str, Any] = _raw()
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Track:
@@ -230,7 +238,7 @@ class RegionMovement:
     name: str  # brows, eyes, nose, mouth, chin
     magnitude: float
     action_units: Tuple[str, ...]
-    raw: Dict[str, Any] = field(default_factory=dict, **_RAW)
+    raw: Dict[str, Any] = _raw()
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RegionMovement:
@@ -249,7 +257,7 @@ class MicroExpression:
     regions: Tuple[RegionMovement, ...]
     emotion: Optional[str]
     emotion_probability: Optional[float]
-    raw: Dict[str, Any] = field(default_factory=dict, **_RAW)
+    raw: Dict[str, Any] = _raw()
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> MicroExpression:
@@ -279,7 +287,7 @@ class ImageResult(AnalysisResult):
     timing_ms: Dict[str, float]
     media: Media
     faces: Tuple[Face, ...]
-    raw: Dict[str, Any] = field(default_factory=dict, **_RAW)
+    raw: Dict[str, Any] = _raw()
     #: True when the API answered with the stored result of an earlier call with the same Idempotency-Key.
     replayed: bool = field(default=False, compare=False)
 
@@ -301,7 +309,7 @@ class VideoResult(AnalysisResult):
     frames: Tuple[Frame, ...]
     tracks: Tuple[Track, ...]
     micro_expressions: Tuple[MicroExpression, ...]
-    raw: Dict[str, Any] = field(default_factory=dict, **_RAW)
+    raw: Dict[str, Any] = _raw()
     replayed: bool = field(default=False, compare=False)
 
     @classmethod
@@ -363,7 +371,7 @@ class Job:
     #: The problem document of a failed job.
     error: Optional[Dict[str, Any]]
     webhook: Optional[JobWebhook]
-    raw: Dict[str, Any] = field(default_factory=dict, **_RAW)
+    raw: Dict[str, Any] = _raw()
     replayed: bool = field(default=False, compare=False)
 
     @property
@@ -417,7 +425,7 @@ class ApiKey:
     secret: Optional[str] = field(default=None, repr=False)
     #: When a key issued by sign-in stops working; None for keys created to last.
     expires_at: Optional[datetime] = None
-    raw: Dict[str, Any] = field(default_factory=dict, **_RAW)
+    raw: Dict[str, Any] = _raw()
 
     @property
     def revoked(self) -> bool:
@@ -435,7 +443,7 @@ class AccountSummary:
     id: int
     name: str
     plan: str
-    raw: Dict[str, Any] = field(default_factory=dict, **_RAW)
+    raw: Dict[str, Any] = _raw()
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> AccountSummary:
@@ -448,7 +456,7 @@ class SignUpResult:
     owner_email: str
     #: The first admin key; `api_key.secret` is shown only here.
     api_key: ApiKey
-    raw: Dict[str, Any] = field(default_factory=dict, **_RAW)
+    raw: Dict[str, Any] = _raw()
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SignUpResult:
@@ -461,7 +469,7 @@ class UsageDay:
     date: date
     units: int
     requests: int
-    raw: Dict[str, Any] = field(default_factory=dict, **_RAW)
+    raw: Dict[str, Any] = _raw()
 
 
 @dataclass(frozen=True)
@@ -472,7 +480,7 @@ class Usage:
     total_units: int
     total_requests: int
     data: Tuple[UsageDay, ...]
-    raw: Dict[str, Any] = field(default_factory=dict, **_RAW)
+    raw: Dict[str, Any] = _raw()
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Usage:
@@ -488,14 +496,14 @@ class Quota:
     monthly_units: Optional[int]  # None: no hard quota (usage is billed)
     used_units: int
     resets_at: Optional[datetime]
-    raw: Dict[str, Any] = field(default_factory=dict, **_RAW)
+    raw: Dict[str, Any] = _raw()
 
 
 @dataclass(frozen=True)
 class RateLimit:
     requests_per_second: float
     burst: int
-    raw: Dict[str, Any] = field(default_factory=dict, **_RAW)
+    raw: Dict[str, Any] = _raw()
 
 
 @dataclass(frozen=True)
@@ -509,7 +517,7 @@ class Account:
     billing_enabled: bool
     #: Verifies the `Emoscope-Signature` of this account's job webhooks (see emoscope.webhooks).
     webhook_signing_secret: Optional[str] = field(default=None, repr=False)
-    raw: Dict[str, Any] = field(default_factory=dict, **_RAW)
+    raw: Dict[str, Any] = _raw()
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Account:
@@ -526,7 +534,7 @@ class DataDeletion:
     studies_deleted: int
     jobs_deleted: int
     requests_scrubbed: int
-    raw: Dict[str, Any] = field(default_factory=dict, **_RAW)
+    raw: Dict[str, Any] = _raw()
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> DataDeletion:
@@ -539,7 +547,7 @@ class Subscription:
     plan: str
     subscription_status: str
     stripe_customer_id: str
-    raw: Dict[str, Any] = field(default_factory=dict, **_RAW)
+    raw: Dict[str, Any] = _raw()
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Subscription:
@@ -563,7 +571,7 @@ class Study:
     participant_path: Optional[str] = field(default=None, repr=False)
     #: The owner's cap on sessions (None: only the deployment's).
     max_sessions: Optional[int] = None
-    raw: Dict[str, Any] = field(default_factory=dict, **_RAW)
+    raw: Dict[str, Any] = _raw()
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Study:
@@ -591,7 +599,7 @@ class StudyReport:
     buckets: Tuple[Dict[str, Any], ...]
     top_moments: Tuple[TopMoment, ...]
     segments: Tuple[Dict[str, Any], ...]
-    raw: Dict[str, Any] = field(default_factory=dict, **_RAW)
+    raw: Dict[str, Any] = _raw()
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> StudyReport:

@@ -12,7 +12,7 @@ import os
 import sys
 import threading
 import time
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Union
 
 from ._client import Client
 from ._exceptions import EmoscopeError
@@ -45,7 +45,7 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]], indent: str = "
     return "\n".join(lines)
 
 
-def render(result, name: str) -> str:
+def render(result: Union[ImageResult, VideoResult], name: str) -> str:
     media = result.media
     out: List[str] = []
     if isinstance(result, ImageResult):
