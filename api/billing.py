@@ -88,7 +88,8 @@ class Billing:
     def card_setup_secret(self, account: Account) -> str:
         """A SetupIntent's client secret: Stripe.js saves a card for later (metered) charges with it."""
         intent = self.client.v1.setup_intents.create(
-            params={"customer": self.ensure_customer(account), "usage": "off_session", "payment_method_types": ["card"]})
+            params={"customer": self.ensure_customer(account), "usage": "off_session",
+                    "payment_method_types": ["card"]})
         return intent.client_secret
 
     def portal_url(self, account: Account, return_url: str) -> str:

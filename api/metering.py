@@ -63,7 +63,8 @@ def check_quota(session: Session, account: Account, plan: Plan, now: datetime | 
     if plan.monthly_units is None:
         return
     now = now or utcnow()
-    used = repository.units_since(session, account.id, month_start(now)) + repository.reserved_units(session, account.id)
+    used = (repository.units_since(session, account.id, month_start(now))
+            + repository.reserved_units(session, account.id))
     if used >= plan.monthly_units:
         raise QuotaExceeded(plan.monthly_units, used, next_month_start(now))
 

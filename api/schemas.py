@@ -57,7 +57,8 @@ class AnalyzeOptionsSchema(StrictSchema):
     return_landmarks = fields.Boolean(load_default=True)
     return_mesh = fields.Boolean(load_default=False)
     fps = fields.Float(load_default=None, allow_none=True, validate=validate.Range(0.1, MAX_SAMPLE_FPS))
-    micro_expressions = fields.Nested(MicroExpressionOptionsSchema, load_default=lambda: {"enabled": True, "sensitivity": 0.5})
+    micro_expressions = fields.Nested(MicroExpressionOptionsSchema,
+                                      load_default=lambda: {"enabled": True, "sensitivity": 0.5})
 
 
 class AnalyzeFormSchema(AnalyzeOptionsSchema):

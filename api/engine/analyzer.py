@@ -154,7 +154,8 @@ class Analyzer:
                 continue
             found = micro.spot_micro_expressions(np.stack([aligned for _, aligned, _ in seen]),
                                                  np.array([t for t, _, _ in seen]),
-                                                 np.stack([emotions for _, _, emotions in seen]), options.micro_sensitivity)
+                                                 np.stack([emotions for _, _, emotions in seen]),
+                                                 options.micro_sensitivity)
             events.extend(replace(event, track_id=track_id) for event in found)
         return sorted(events, key=lambda e: (e.onset_ms, e.track_id))
 

@@ -46,7 +46,8 @@ def analyze():
         def work():
             # Shed load rather than queue: a client told to retry in a second beats one that times out.
             if not services.analysis_slots.acquire(blocking=False):
-                raise ApiError(503, "overloaded", "Overloaded", "every analysis slot of this worker is busy; retry shortly",
+                raise ApiError(503, "overloaded", "Overloaded",
+                               "every analysis slot of this worker is busy; retry shortly",
                                headers={"Retry-After": "1"})
             try:
                 if clip is None:
@@ -74,7 +75,8 @@ def _submit_job(services, account, plan, data, options, delivery, clip, idempote
         try:
             webhooks.check_destination(webhook_url, services.settings.webhook_allow_loopback)
         except webhooks.UnsafeWebhookUrl as exc:
-            raise ApiError(400, "invalid_request", "Invalid request", str(exc), errors={"webhook_url": [str(exc)]}) from exc
+            raise ApiError(400, "invalid_request", "Invalid request", str(exc),
+                           errors={"webhook_url": [str(exc)]}) from exc
     body, replayed = submit_job(services, account, plan, g.api_key_id, g.request_id, data, options,
                                 frames_to_analyse(clip), webhook_url, idempotency_key, fingerprint,
                                 reserve_units=estimated_units(clip))

@@ -94,7 +94,8 @@ class Client(BaseClient):
             attempt += 1
 
     def analyze(self, file: MediaInput, *, detector: Optional[str] = None, min_face_size: Optional[int] = None,
-                max_faces: Optional[int] = None, return_landmarks: Optional[bool] = None, return_mesh: Optional[bool] = None,
+                max_faces: Optional[int] = None, return_landmarks: Optional[bool] = None,
+                return_mesh: Optional[bool] = None,
                 fps: Optional[float] = None, micro_expressions: Union[bool, Mapping[str, Any], None] = None,
                 extra_fields: Optional[Mapping[str, Any]] = None, idempotency_key: Optional[str] = None,
                 timeout: Timeout = None, on_progress: Optional[ProgressCallback] = None,
@@ -216,7 +217,8 @@ class Studies(_Resource):
     def rotate_participant_token(self, study: Union[str, Study]) -> Study:
         """A new participant token and page; the old ones stop working. The study is billed to this
         client's key from now on (how a study whose key was revoked takes sessions again)."""
-        return Study.from_dict(self._client._request(RequestSpec("POST", _base.study_path(study, "/participant-token"))).json())
+        spec = RequestSpec("POST", _base.study_path(study, "/participant-token"))
+        return Study.from_dict(self._client._request(spec).json())
 
     def report(self, study: Union[str, Study], *, bucket_ms: Optional[int] = None) -> StudyReport:
         """Per second (or `bucket_ms`, a multiple of 100) of the stimulus: viewers, emotions with 95%
@@ -322,7 +324,8 @@ class AsyncClient(BaseClient):
             attempt += 1
 
     async def analyze(self, file: Any, *, detector: Optional[str] = None, min_face_size: Optional[int] = None,
-                      max_faces: Optional[int] = None, return_landmarks: Optional[bool] = None, return_mesh: Optional[bool] = None,
+                      max_faces: Optional[int] = None, return_landmarks: Optional[bool] = None,
+                return_mesh: Optional[bool] = None,
                       fps: Optional[float] = None, micro_expressions: Union[bool, Mapping[str, Any], None] = None,
                       extra_fields: Optional[Mapping[str, Any]] = None, idempotency_key: Optional[str] = None,
                       timeout: Timeout = None, on_progress: Optional[ProgressCallback] = None,
@@ -375,7 +378,8 @@ class AsyncKeys(_AsyncResource):
 class AsyncJobs(_AsyncResource):
     async def create(self, file: Any, *, webhook_url: Optional[str] = None, detector: Optional[str] = None,
                      min_face_size: Optional[int] = None, max_faces: Optional[int] = None,
-                     return_landmarks: Optional[bool] = None, return_mesh: Optional[bool] = None, fps: Optional[float] = None,
+                     return_landmarks: Optional[bool] = None, return_mesh: Optional[bool] = None,
+                     fps: Optional[float] = None,
                      micro_expressions: Union[bool, Mapping[str, Any], None] = None,
                      extra_fields: Optional[Mapping[str, Any]] = None, idempotency_key: Optional[str] = None,
                      timeout: Timeout = None) -> Job:
