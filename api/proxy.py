@@ -15,7 +15,8 @@ from pathlib import Path
 
 import jinja2
 
-from api.config import REPO_ROOT, Limits
+from api.config import REPO_ROOT, limits_from_env
+from api.engine.limits import Limits
 
 TEMPLATE = REPO_ROOT / "infra" / "nginx" / "nginx.conf.j2"
 DEFAULT_LISTEN = "0.0.0.0:8000"
@@ -51,7 +52,7 @@ def main() -> None:
     config = run_dir / "nginx.conf"
     try:
         config.write_text(render(os.environ.get("EMOSCOPE_PROXY_BIND", DEFAULT_LISTEN),
-                                 os.environ.get("EMOSCOPE_BIND", DEFAULT_UPSTREAM), Limits.from_env()))
+                                 os.environ.get("EMOSCOPE_BIND", DEFAULT_UPSTREAM), limits_from_env()))
     except ValueError as exc:
         raise SystemExit(str(exc)) from None
     os.execv(nginx, [nginx, "-p", str(run_dir), "-c", str(config), "-e", "stderr"])

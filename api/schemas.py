@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import re
-from datetime import timezone
+from datetime import UTC
 
 from marshmallow import Schema, ValidationError, fields, pre_load, validate, validates_schema
 
@@ -57,7 +57,8 @@ class AnalyzeOptionsSchema(StrictSchema):
     return_landmarks = fields.Boolean(load_default=True)
     return_mesh = fields.Boolean(load_default=False)
     fps = fields.Float(load_default=None, allow_none=True, validate=validate.Range(0.1, MAX_SAMPLE_FPS))
-    micro_expressions = fields.Nested(MicroExpressionOptionsSchema, load_default=lambda: {"enabled": True, "sensitivity": 0.5})
+    micro_expressions = fields.Nested(MicroExpressionOptionsSchema,
+                                      load_default=lambda: {"enabled": True, "sensitivity": 0.5})
 
 
 class AnalyzeFormSchema(AnalyzeOptionsSchema):
@@ -158,7 +159,7 @@ class StudyCreateSchema(StrictSchema):
 
 class ConsentSchema(StrictSchema):
     version = fields.String(required=True, validate=validate.Length(1, 50))
-    accepted_at = fields.AwareDateTime(required=True, default_timezone=timezone.utc)
+    accepted_at = fields.AwareDateTime(required=True, default_timezone=UTC)
 
 
 class StudySessionFormSchema(StrictSchema):

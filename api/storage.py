@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import logging
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
-from typing import Iterator, Protocol, runtime_checkable
+from collections.abc import Iterator
+from typing import Protocol, runtime_checkable
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +81,7 @@ class LocalStorage:
         for path in sorted(folder.rglob("*")) if folder.is_dir() else []:
             if path.is_file():
                 yield (path.relative_to(self.root).as_posix(),
-                       datetime.fromtimestamp(path.stat().st_mtime, timezone.utc))
+                       datetime.fromtimestamp(path.stat().st_mtime, UTC))
 
 
 class S3Storage:

@@ -26,6 +26,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from api.config import DEFAULT_EMOTION_MODEL, REPO_ROOT  # noqa: E402
+from api.engine.analyzer import configure_deepface  # noqa: E402
 from api.engine import detection  # noqa: E402
 from api.engine.tracking import iou  # noqa: E402
 from api.engine.weights import prepare_deepface_home  # noqa: E402
@@ -113,7 +114,9 @@ def main() -> None:
     parser.add_argument("--verbose", action="store_true", help="list pictures where a setting differs")
     args = parser.parse_args()
 
-    prepare_deepface_home(Path(tempfile.mkdtemp()), ["dlib_shape_predictor_5"], DEFAULT_EMOTION_MODEL)
+    home = Path(tempfile.mkdtemp())
+    prepare_deepface_home(home, ["dlib_shape_predictor_5"], DEFAULT_EMOTION_MODEL)
+    configure_deepface(home, threads=1)
     client = detection.load_detector("dlib")
     pictures = [(p.name, cv2.imread(str(p))) for p in sorted((DATA_DIR / "faces").glob("*.jpg"))]
     pictures += clip_frames(args.clip_frames)
@@ -136,11 +139,14 @@ def main() -> None:
             ms[n].append(best[n])
             same, missed, extra = match(found[names[0]], found[n])
             t = tallies[n]
-            t[0] += len(found[n]); t[1] += same; t[2] += missed; t[3] += extra
+            t[0] += len(found[n])
+            t[1] += same
+            t[2] += missed
+            t[3] += extra
             if args.verbose and (missed or extra):
                 print(f"  {label}: {n}: ref {len(found[names[0]])}, found {len(found[n])}, missed {missed}, extra {extra}")
 
-    print(f"{len(pictures)} pictures ({sum(1 for l, _ in pictures if '#' not in l)} photos from {DATA_DIR / 'faces'}, "
+    print(f"{len(pictures)} pictures ({sum(1 for label, _ in pictures if '#' not in label)} photos from {DATA_DIR / 'faces'}, "
           f"the rest clip frames), best of {args.repeats} per picture, {describe()}")
     base = statistics.median(ms[names[0]])
     print(f"{'setting':<30} {'faces':>5} {'same':>5} {'missed':>6} {'extra':>5} {'median ms':>9} {'mean ms':>8} {'x ref':>6}")

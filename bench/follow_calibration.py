@@ -24,6 +24,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from api.config import DEFAULT_EMOTION_MODEL, REPO_ROOT  # noqa: E402
+from api.engine.analyzer import configure_deepface  # noqa: E402
 from api.engine import detection, follow  # noqa: E402
 from api.engine.tracking import iou  # noqa: E402
 from api.engine.weights import prepare_deepface_home  # noqa: E402
@@ -58,7 +59,9 @@ def main() -> None:
     parser.add_argument("--horizon", type=int, default=6, help="frames followed after each detection")
     parser.add_argument("--passes", type=int, default=follow.LANDMARK_PASSES, help="shape-predictor passes per frame")
     args = parser.parse_args()
-    prepare_deepface_home(Path(tempfile.mkdtemp()), ["dlib_shape_predictor_5"], DEFAULT_EMOTION_MODEL)
+    home = Path(tempfile.mkdtemp())
+    prepare_deepface_home(home, ["dlib_shape_predictor_5"], DEFAULT_EMOTION_MODEL)
+    configure_deepface(home, threads=1)
     client = detection.load_detector("dlib")
     landmarks = detection.LandmarkPredictor(client.model["sp"])
     positives, negatives, cuts, ious, drops = [], [], [], [], 0

@@ -125,10 +125,14 @@ def serve_load(port: int, key: str, image_path: Path) -> None:
 
 def serve_deepface(image_path: Path, emotion_model: str) -> None:
     sys.path.insert(0, str(ROOT))
-    from api.engine.analyzer import WEIGHT_NAMES
+    import cv2
+
+    from api.engine.analyzer import WEIGHT_NAMES, configure_deepface
     from api.engine.weights import prepare_deepface_home
 
-    prepare_deepface_home(Path(tempfile.mkdtemp()), WEIGHT_NAMES, emotion_model)
+    home = Path(tempfile.mkdtemp())
+    prepare_deepface_home(home, WEIGHT_NAMES, emotion_model)
+    configure_deepface(home, threads=cv2.getNumThreads())  # plain DeepFace keeps OpenCV's own pool
     from deepface import DeepFace
 
     def once() -> int:

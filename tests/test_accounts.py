@@ -11,6 +11,8 @@ from tests.conftest import FACES, VIDEOS, sign_up
 from tests.samples import reencode
 from tests.test_api import assert_problem
 
+pytestmark = [pytest.mark.postgres, pytest.mark.data]
+
 TINY_FACE = reencode(FACES / "img1.jpg", "JPEG", max_side=64)
 
 

@@ -14,6 +14,8 @@ from tests.samples import (animated_gif, empty_fragmented_mp4, gif_bomb, png_bom
                            webm_with_random_blocks, webm_with_random_clusters)
 from tests.test_api import assert_problem
 
+pytestmark = [pytest.mark.postgres, pytest.mark.data]
+
 TWO_UNITS = {"free": Plan("free", 2, 1000.0, 1000), "paid": Plan("paid", None, 1000.0, 1000)}
 
 

@@ -10,6 +10,8 @@ from api.config import DEFAULT_EMOTION_MODEL
 from tests.conftest import FACES, VIDEOS
 from tests.samples import animated_gif, png_bomb, reencode
 
+pytestmark = pytest.mark.data
+
 EMOTIONS = {"angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"}
 
 

@@ -22,6 +22,8 @@ from tests.samples import reencode
 from tests.test_api import assert_problem
 from tests.servers import free_port
 
+pytestmark = [pytest.mark.postgres, pytest.mark.data]
+
 PRICE_ID = "price_emoscope_units"
 WEBHOOK_SECRET = "whsec_test_secret"
 TINY_FACE = reencode(FACES / "img1.jpg", "JPEG", max_side=64)

@@ -10,6 +10,8 @@ from api.engine.blazeface import FULL_RANGE, SHORT_RANGE, anchor_centres, blend
 from api.engine.tracking import iou
 from tests.conftest import FACES
 
+pytestmark = pytest.mark.data
+
 
 @pytest.mark.parametrize(("spec", "count"), [(SHORT_RANGE, 896), (FULL_RANGE, 2304)])
 def test_anchor_grids_match_the_models_outputs(spec, count):

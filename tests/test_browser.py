@@ -19,6 +19,8 @@ from tests.conftest import FACES, VIDEOS
 from tests.servers import gunicorn, server_env
 from tests.test_billing import PRICE_ID, WEBHOOK_SECRET, stripe_base  # noqa: F401  (stripe_base: localstripe)
 
+pytestmark = [pytest.mark.browser, pytest.mark.data]
+
 playwright_api = pytest.importorskip("playwright.sync_api")
 expect = playwright_api.expect
 

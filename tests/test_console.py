@@ -15,6 +15,8 @@ from tests.conftest import FACES, sign_up
 from tests.samples import reencode
 from tests.test_billing import config, paid, stripe_base  # noqa: F401  (fixtures: localstripe and a paying account)
 
+pytestmark = [pytest.mark.postgres, pytest.mark.data]
+
 TINY_FACE = reencode(FACES / "img1.jpg", "JPEG", max_side=64)
 PASSWORD = "correct horse battery"  # what tests.conftest.sign_up uses
 

@@ -12,6 +12,8 @@ from api.config import REPO_ROOT
 from tests.conftest import FACES, VIDEOS
 from tests.servers import gunicorn, server_env
 
+pytestmark = pytest.mark.data
+
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):

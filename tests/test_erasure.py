@@ -13,6 +13,8 @@ from tests.conftest import FACES, VIDEOS, sign_up
 from tests.samples import reencode, short_clip
 from tests.test_api import assert_problem
 
+pytestmark = [pytest.mark.postgres, pytest.mark.data]
+
 TINY_FACE = reencode(FACES / "img1.jpg", "JPEG", max_side=64)
 
 

@@ -12,6 +12,8 @@ import pytest
 from api.config import REPO_ROOT
 from tests.conftest import FACES
 
+pytestmark = pytest.mark.data
+
 LABELS = REPO_ROOT / "bench" / "data" / "face_boxes.json"
 KEYS = {"x", "y", "w", "h", "ignore"}
 

@@ -14,6 +14,8 @@ from api.config import REPO_ROOT
 from tests.conftest import FACES, VIDEOS
 from tests.samples import animated_gif, faststart_mp4, png_bomb, reencode
 
+pytestmark = pytest.mark.data
+
 MAGIC = [b"\xff\xd8\xff\xe0", b"\x89PNG\r\n\x1a\n", b"RIFF\x00\x00\x00\x00WEBP", b"BM", b"GIF89a",
          b"\x00\x00\x00\x18ftypmp42", b"\x00\x00\x00\x14ftypqt  ", b"\x1a\x45\xdf\xa3"]
 PROBLEM_CODES = set(yaml.safe_load((REPO_ROOT / "openapi.yaml").read_text())

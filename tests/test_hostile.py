@@ -10,6 +10,8 @@ from tests.conftest import sign_up
 from tests.hostile import SESSIONS, Case, cases
 from tests.test_fuzz import PROBLEM_CODES
 
+pytestmark = pytest.mark.data
+
 CPU_SECONDS_PER_CASE = 5.0
 CASES = cases()
 

@@ -14,6 +14,8 @@ from tests.samples import reencode
 from tests.test_api import assert_problem
 from tests.webhook_listener import WebhookListener
 
+pytestmark = pytest.mark.data
+
 PHOTO = reencode(FACES / "img1.jpg", "JPEG", max_side=400)
 
 

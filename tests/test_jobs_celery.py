@@ -26,6 +26,8 @@ from tests.servers import free_port, gunicorn
 from tests.test_sdk import emoscope
 from tests.webhook_listener import WebhookListener
 
+pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.celery, pytest.mark.data]
+
 BROKER = os.environ.get("EMOSCOPE_TEST_BROKER_URL", "redis://127.0.0.1:6379/14")
 BUCKET = "emoscope-test-media"
 CLIP = VIDEOS / "WolfgangLanger_Pexels.mp4"  # 19.7 s of a real face

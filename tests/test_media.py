@@ -13,6 +13,8 @@ from tests.conftest import FACES, VIDEOS
 from tests.samples import (animated_gif, empty_fragmented_mp4, gif_bomb, gif_of_tiny_sub_blocks, png_bomb, recorder_webm, reencode,
                            webm_with_random_blocks, webm_with_random_clusters, with_exif_rotation)
 
+pytestmark = pytest.mark.data
+
 PHOTO = FACES / "img1.jpg"
 av_open = av.open
 

@@ -13,6 +13,8 @@ from api.engine.preprocess import eye_line_degrees, to_grayscale
 from tests.conftest import FACES
 from tests.test_blazeface import rotated
 
+pytestmark = pytest.mark.data
+
 
 def poses(analyzer, image: np.ndarray) -> list:
     """Head poses of the faces BlazeFace finds, left to right."""

@@ -15,6 +15,8 @@ from api.ratelimit import RedisRateLimiter
 from tests.conftest import FACES, sign_up
 from tests.samples import reencode
 
+pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.data]
+
 TINY_FACE = reencode(FACES / "img1.jpg", "JPEG", max_side=64)
 THREADS, REQUESTS_EACH = 8, 50
 REDIS_URL = os.environ.get("EMOSCOPE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")

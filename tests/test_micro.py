@@ -31,6 +31,8 @@ from bench.micro_expressions import (
 )
 from tests.conftest import FACES
 
+pytestmark = pytest.mark.data
+
 # --- MEGC scoring ---------------------------------------------------------------------------------
 
 

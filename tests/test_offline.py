@@ -12,6 +12,8 @@ from api.config import REPO_ROOT
 from api.engine.weights import WeightFile, WeightsError, load_manifest, sha256_of, verified_path
 from tests.conftest import FACES, VIDEOS
 
+pytestmark = pytest.mark.data
+
 # Runs in a fresh interpreter, so nothing is cached from other tests, with every socket
 # connection to a non-loopback address refused and recorded.
 OFFLINE_SCRIPT = textwrap.dedent("""
@@ -84,4 +86,4 @@ def test_tampered_weight_is_refused(tmp_path: Path):
 
 def test_weights_from_an_uninstalled_package_are_a_clear_error():
     with pytest.raises(WeightsError, match="not installed"):
-        WeightFile("x", "package:no_such_package_here/model.dat", "0" * 64).path
+        WeightFile("x", "package:no_such_package_here/model.dat", "0" * 64).path  # noqa: B018  (raises)

@@ -19,6 +19,8 @@ from tests.conftest import FACES, VIDEOS
 from tests.test_browser import (CHROMIUM, CHROMIUM_ARGS, PASSWORD, RECORD_CAMERA_STREAMS, TRACK_STATES, browser,
                                 expect, page, playwright_api, server, shoot, watched_page)  # noqa: F401  (fixtures)
 
+pytestmark = [pytest.mark.browser, pytest.mark.data]
+
 CAMERA_SIZE = (640, 480)
 CAMERA_FPS = 10  # the fake camera's rate: few frames to analyse per recorded second
 CONSENT = json.dumps({"version": CONSENT_VERSION, "accepted_at": "2026-12-02T10:00:00Z"})

@@ -21,7 +21,7 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 
 import httpx
 import pytest
@@ -30,6 +30,8 @@ from api.config import REPO_ROOT
 from tests.conftest import FACES, VIDEOS
 from tests.servers import free_port, gunicorn
 from tests.webhook_listener import WebhookListener
+
+pytestmark = pytest.mark.data
 
 SDK_SRC = REPO_ROOT / "sdk" / "python" / "src"
 try:
@@ -95,7 +97,7 @@ def test_sign_up_gives_a_typed_admin_key_and_account(client, owner):
     account = client.account.get()
     assert isinstance(account, emoscope.Account)
     assert (account.id, account.name, account.plan) == (signup.account.id, "SDK tests", "free")
-    assert account.quota.monthly_units == 1000 and account.quota.resets_at > datetime.now(timezone.utc)
+    assert account.quota.monthly_units == 1000 and account.quota.resets_at > datetime.now(UTC)
     assert account.rate_limit.requests_per_second == 100 and isinstance(account.billing_enabled, bool)
 
 
@@ -181,7 +183,7 @@ def test_analyze_clip_typed_tracks(client):
 
 
 def test_usage_totals_and_idempotent_replay(client):
-    today = datetime.now(timezone.utc).date()
+    today = datetime.now(UTC).date()
     before = client.usage.get(from_=today, to=today)
     assert isinstance(before, emoscope.Usage) and before.from_ == before.to == today
 

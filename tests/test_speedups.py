@@ -9,11 +9,14 @@ import numpy as np
 import pytest
 
 from api.config import Limits
-from api.engine import detection, follow
+from api.engine import detection, follow, micro
 from api.engine.analyzer import AnalysisOptions, analyze_bytes
+from api.engine.geometry import fit_similarity
 from api.engine.tracking import iou
 from tests.conftest import FACES, VIDEOS
 from tests.samples import reencode
+
+pytestmark = pytest.mark.data
 
 # --- detector setting ----------------------------------------------------------------------------
 
@@ -85,7 +88,7 @@ def test_similarity_and_move_box():
     np.testing.assert_allclose(follow.move_box(box, points, points + (7, -3)), box + (7, -3, 0, 0), atol=1e-4)
     centre = points.mean(axis=0)
     scaled = (points - centre) * 2 + centre
-    scale, matrix, _ = follow.similarity(points, scaled)
+    scale, matrix, _ = fit_similarity(points, scaled)
     assert scale == pytest.approx(2.0)
     np.testing.assert_allclose(matrix, 2 * np.eye(2), atol=1e-6)
     moved = follow.move_box(box, points, scaled)
@@ -133,8 +136,22 @@ def counting_detector(monkeypatch) -> list[int]:
     return calls
 
 
+def spotter_inputs(monkeypatch) -> list[np.ndarray]:
+    """The aligned crops of each track the micro-expression spotter is given."""
+    seen = []
+    real = micro.spot_micro_expressions
+
+    def recorded(aligned, *args, **kwargs):
+        seen.append(aligned)
+        return real(aligned, *args, **kwargs)
+
+    monkeypatch.setattr(micro, "spot_micro_expressions", recorded)
+    return seen
+
+
 def test_following_keeps_one_stable_track_on_the_real_clip(analyzer, monkeypatch):
     calls = counting_detector(monkeypatch)
+    spotted = spotter_inputs(monkeypatch)
     data = (VIDEOS / "single_face.mp4").read_bytes()  # 72 frames at 30 fps, one man
     followed = analyze_bytes(analyzer, data, AnalysisOptions(), Limits())
     detections = len(calls)
@@ -143,7 +160,7 @@ def test_following_keeps_one_stable_track_on_the_real_clip(analyzer, monkeypatch
     assert [t.track_id for t in followed.tracks] == [1]
     assert all(len(frame.faces) == 1 and frame.faces[0].track_id == 1 for frame in followed.frames)
     # micro-expressions on: every followed face was aligned for the spotter too
-    assert all(frame.faces[0].aligned is not None for frame in followed.frames)
+    assert [len(aligned) for aligned in spotted] == [72]
     # followed boxes stay on the face the detector finds on every frame
     monkeypatch.setattr(analyzer, "detect_period_ms", 0.0)
     every = analyze_bytes(analyzer, data, AnalysisOptions(), Limits())

@@ -9,6 +9,8 @@ from sqlalchemy import text
 from api import repository
 from api.db import ApiKey, Database, utcnow
 
+pytestmark = pytest.mark.postgres
+
 PEPPER = "pepper"
 
 

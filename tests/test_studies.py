@@ -14,6 +14,8 @@ from tests.conftest import FACES, VIDEOS, sign_up
 from tests.samples import reencode, short_clip
 from tests.test_api import assert_problem
 
+pytestmark = pytest.mark.data
+
 # One second of a real face (10 frames at 10 fps) keeps 50 analysed sessions cheap.
 CLIP = short_clip(VIDEOS / "single_face.mp4", frames=10, fps=10)
 CONSENT = json.dumps({"version": "2026-11-v1", "accepted_at": "2026-12-02T10:00:00Z"})

@@ -11,6 +11,8 @@ from tests.conftest import VIDEOS, sign_up
 from tests.test_console import console_post, hidden_fields, owner, sign_in  # noqa: F401  (owner: a fixture)
 from tests.test_studies import bearer, submit_session, wait_until_analysed
 
+pytestmark = pytest.mark.data
+
 STIMULUS = (VIDEOS / "single_face.mp4").read_bytes()
 INLINE = r"<script(?![^>]*\ssrc=)|\sstyle=|<style|\son\w+="
 

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.terraform
+
 try:
     import hcl2
 except ImportError as exc:  # pragma: no cover - a broken dev install

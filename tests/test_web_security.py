@@ -17,6 +17,8 @@ from tests.conftest import FACES, sign_up
 from tests.samples import reencode
 from tests.webhook_listener import WebhookListener
 
+pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.data]
+
 TINY_FACE = reencode(FACES / "img1.jpg", "JPEG", max_side=64)
 
 

@@ -5,24 +5,26 @@ An `Analyzer` holds every model, loaded and warmed once per process; requests on
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable, Iterable
 from importlib.metadata import version
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 
 from api.engine import detection, follow, micro
 from api.engine.blazeface import FULL_RANGE, PHOTO_TILES, BlazeFace, BlazeFaceClient
-from api.engine.mesh import MESH_MANIFEST_NAME, FaceMesh, head_pose
+from api.engine.mesh import MESH_MANIFEST_NAME, FaceMesh, HeadPose, head_pose
 from api.engine.emotion import EmotionModel
-from api.config import Limits
-from api.engine.media import MAX_SAMPLE_FPS, DecodedImage, DecodedVideo, VideoFrame, decode
+from api.engine.limits import Limits
+from api.engine.media import DecodedImage, DecodedVideo, VideoFrame, decode, sampling_target
 from api.engine.preprocess import crop_face, eye_line_degrees, face_to_model_input, faces_to_batch, to_grayscale
-from api.engine.results import Face, Frame, ImageAnalysis, MicroExpression, Track, VideoAnalysis
-from api.engine.tracking import assign_tracks, iou
+from api.engine.results import Face, Frame, ImageAnalysis, MicroExpression, VideoAnalysis
+from api.engine.tracking import group_tracks, iou, track_ids
 from api.engine.weights import load_manifest, prepare_deepface_home
 
 log = logging.getLogger(__name__)
@@ -41,6 +43,16 @@ WEIGHT_NAMES = [
 LOST_IOU = 0.3
 
 
+def configure_deepface(deepface_home: Path, threads: int) -> None:
+    """Process-wide settings the models depend on; the `Analyzer` makes this call when it is built."""
+    # DeepFace finds (never fetches) the files `prepare_deepface_home` linked there.
+    os.environ["DEEPFACE_HOME"] = str(deepface_home)
+    # DeepFace prefers TensorFlow or PyTorch when importable; only its ONNX engine loads our file.
+    os.environ["DEEPFACE_BACKEND_ENGINE"] = "onnx"
+    # OpenCV's default pool has one thread per core; with a worker per core that oversubscribes.
+    cv2.setNumThreads(max(1, threads))
+
+
 @dataclass(frozen=True)
 class AnalysisOptions:
     detector: str = "dlib"
@@ -53,12 +65,9 @@ class AnalysisOptions:
     micro_sensitivity: float = 0.5
 
     @property
-    def sample_fps(self) -> float | None:
-        """Frames per second to analyse: as asked; else every frame when spotting micro-expressions
-        (a 120 fps clip keeps its 8 ms resolution), else every frame up to 30 fps."""
-        if self.fps:
-            return self.fps
-        return MAX_SAMPLE_FPS if self.micro_expressions else None
+    def sample_fps(self) -> float:
+        """Frames per second to analyse at most (media.sampling_target)."""
+        return sampling_target(self.fps, self.micro_expressions)
 
 
 class Analyzer:
@@ -72,8 +81,7 @@ class Analyzer:
 
     def __init__(self, deepface_home: Path, emotion_model: str, threads: int = 1) -> None:
         paths = prepare_deepface_home(deepface_home, WEIGHT_NAMES, emotion_model)
-        # OpenCV's default pool has one thread per core; with a worker per core that oversubscribes.
-        cv2.setNumThreads(max(1, threads))
+        configure_deepface(deepface_home, threads)
         self.emotion_model_name = emotion_model
         self.emotion_model_sha256 = load_manifest()[emotion_model].sha256
         self.detectors = {name: detection.load_detector(name) for name in detection.DEEPFACE_DETECTORS}
@@ -89,7 +97,7 @@ class Analyzer:
         self.detect_period_ms = follow.DETECT_PERIOD_MS
         self._warm_up()
 
-    def model_versions(self, detector: str) -> dict:
+    def model_versions(self, detector: str) -> dict[str, str]:
         return {"detector": detector, "emotion": self.emotion_model_name,
                 "emotion_sha256": self.emotion_model_sha256, "deepface": version("deepface")}
 
@@ -102,9 +110,9 @@ class Analyzer:
 
     def analyze_image(self, image: DecodedImage, options: AnalysisOptions) -> ImageAnalysis:
         started = time.perf_counter()
-        faces, crops = self._find_faces(image.pixels, options, keep_aligned=False)
+        found, crops = self._find_faces(image.pixels, options)
         detected = time.perf_counter()
-        self._classify(faces, crops)
+        faces = [candidate.face(p) for candidate, p in zip(found, self.emotion.predict(faces_to_batch(crops)))]
         finished = time.perf_counter()
         timing = {"detect": _ms(started, detected), "classify": _ms(detected, finished)}
         return ImageAnalysis(image.info, faces, timing)
@@ -113,36 +121,51 @@ class Analyzer:
                       progress: Callable[[int], None] | None = None) -> VideoAnalysis:
         """`progress(frames_done)` is called after each analysed frame."""
         started = time.perf_counter()
-        frames, inputs = self._find_faces_in_frames(video.frames, options, progress)
+        found, inputs = self._find_faces_in_frames(video.frames, options, progress)
         detected = time.perf_counter()
-        self._classify_inputs([face for frame in frames for face in frame.faces], inputs)
-        tracks = assign_tracks(frames)
+        batch = np.stack(inputs)[..., None] if inputs else faces_to_batch([])
+        probabilities = iter(self.emotion.predict(batch))
+        ids = track_ids((timestamp_ms, [c.box for c in candidates]) for _, timestamp_ms, candidates in found)
+        frames = []
+        # Per track, in time order: the aligned crops and emotions the spotter reads.
+        spotted: dict[int, list[tuple[float, np.ndarray, np.ndarray]]] = {}
+        for (index, timestamp_ms, candidates), frame_ids in zip(found, ids):
+            faces = [candidate.face(next(probabilities), track_id)
+                     for candidate, track_id in zip(candidates, frame_ids)]
+            frames.append(Frame(index, timestamp_ms, faces))
+            for candidate, face, track_id in zip(candidates, faces, frame_ids):
+                if candidate.aligned is not None:
+                    spotted.setdefault(track_id, []).append((timestamp_ms, candidate.aligned, face.emotions))
+        tracks = group_tracks(frames)
         tracked = time.perf_counter()
-        events = self._spot(tracks, options) if options.micro_expressions else []
+        events = self._spot(spotted, options) if options.micro_expressions else []
         finished = time.perf_counter()
         timing = {"decode_and_detect": _ms(started, detected), "classify_and_track": _ms(detected, tracked),
                   "micro_expressions": _ms(tracked, finished)}
         return VideoAnalysis(video.info, frames, tracks, video.sample_fps, timing, events)
 
     @staticmethod
-    def _spot(tracks: list[Track], options: AnalysisOptions) -> list[MicroExpression]:
-        events = []
-        for track in tracks:
-            pairs = [(frame.timestamp_ms, face) for frame, face in zip(track.frames, track.faces)
-                     if face.aligned is not None]
-            if len(pairs) < 3:
+    def _spot(spotted: dict[int, list[tuple[float, np.ndarray, np.ndarray]]],
+              options: AnalysisOptions) -> list[MicroExpression]:
+        events: list[MicroExpression] = []
+        for track_id in sorted(spotted):
+            seen = spotted[track_id]
+            if len(seen) < 3:
                 continue
-            faces = [face for _, face in pairs]
-            found = micro.spot_micro_expressions(np.stack([f.aligned for f in faces]), np.array([t for t, _ in pairs]),
-                                                 np.stack([f.emotions for f in faces]), options.micro_sensitivity)
-            for event in found:
-                event.track_id = track.track_id
-            events.extend(found)
+            found = micro.spot_micro_expressions(np.stack([aligned for _, aligned, _ in seen]),
+                                                 np.array([t for t, _, _ in seen]),
+                                                 np.stack([emotions for _, _, emotions in seen]),
+                                                 options.micro_sensitivity)
+            events.extend(replace(event, track_id=track_id) for event in found)
         return sorted(events, key=lambda e: (e.onset_ms, e.track_id))
 
-    def _find_faces_in_frames(self, decoded: Iterable[VideoFrame], options: AnalysisOptions, progress):
-        """Detect on schedule, follow faces in between. Returns frames and model inputs (48x48 each)."""
-        frames, inputs = [], []
+    def _find_faces_in_frames(self, decoded: Iterable[VideoFrame], options: AnalysisOptions,
+                              progress: Callable[[int], None] | None
+                              ) -> tuple[list[tuple[int, float, list[_Candidate]]], list[np.ndarray]]:
+        """Detect on schedule, follow faces in between. Returns (index, timestamp_ms, faces found) per
+        frame and the model inputs (48x48 each) of all those faces in order."""
+        frames: list[tuple[int, float, list[_Candidate]]] = []
+        inputs: list[np.ndarray] = []
         keep_aligned = options.micro_expressions
         followed: list[follow.Followed] = []
         last_detection_ms: float | None = None
@@ -155,7 +178,7 @@ class Analyzer:
                 gray = to_grayscale(pixels)
                 moved = [follow.relocate(self.landmarks, gray, f) for f in followed]
                 if all(m is not None for m in moved):  # a lost face sends this frame to the detector
-                    followed = moved
+                    followed = [m for m in moved if m is not None]
                     height, width = gray.shape[:2]
                     faces, crops = [], []
                     for f in followed:
@@ -173,24 +196,24 @@ class Analyzer:
                                       for f in followed)
                     followed = [follow.start(gray, d.box, points, d.confidence) for d, points in found]
                     last_detection_ms = frame.timestamp_ms
-            frames.append(Frame(frame.index, frame.timestamp_ms, faces))
+            frames.append((frame.index, frame.timestamp_ms, faces))
             inputs.extend(face_to_model_input(crop) for crop in crops)
             if progress is not None:
                 progress(len(frames))
         return frames, inputs
 
-    def _find_faces(self, pixels: np.ndarray, options: AnalysisOptions,
-                    keep_aligned: bool) -> tuple[list[Face], list[np.ndarray]]:
+    def _find_faces(self, pixels: np.ndarray, options: AnalysisOptions) -> tuple[list[_Candidate], list[np.ndarray]]:
         gray = None if options.detector == detection.SKIP else to_grayscale(pixels)
         return self._describe_all(pixels, gray, self._detect(pixels, gray, options, self.detectors), options,
-                                  keep_aligned)
+                                  keep_aligned=False)
 
     def _detect(self, pixels: np.ndarray, gray: np.ndarray | None, options: AnalysisOptions,
-                detectors: dict) -> list[tuple[detection.Detection, np.ndarray | None]]:
+                detectors: dict[str, Any]) -> list[tuple[detection.Detection, np.ndarray | None]]:
         """Detections to keep (size filter, largest first, capped), each with its 5 landmarks."""
         if options.detector == detection.SKIP:
             h, w = pixels.shape[:2]
             return [(detection.Detection(np.array([0, 0, w, h], np.float32), None), None)]
+        assert gray is not None  # made whenever a detector runs
         # dlib's HOG runs on grey (the same faces, less time); DeepFace's OpenCV client wants BGR.
         image = gray if options.detector == "dlib" else pixels
         found = detection.detect(detectors[options.detector], image, options.min_face_size)
@@ -199,7 +222,9 @@ class Analyzer:
         found.sort(key=lambda d: d.box[2] * d.box[3], reverse=True)
         return [(d, self.landmarks(gray, d.box)) for d in found[: options.max_faces]]
 
-    def _describe_all(self, pixels, gray, found, options, keep_aligned):
+    def _describe_all(self, pixels: np.ndarray, gray: np.ndarray | None,
+                      found: list[tuple[detection.Detection, np.ndarray | None]], options: AnalysisOptions,
+                      keep_aligned: bool) -> tuple[list[_Candidate], list[np.ndarray]]:
         faces, crops = [], []
         for d, points in found:
             face, crop = self._describe(pixels, gray, d.box, d.confidence, points, options, keep_aligned)
@@ -207,27 +232,37 @@ class Analyzer:
             crops.append(crop)
         return faces, crops
 
-    def _describe(self, pixels, gray, box, confidence, points, options, keep_aligned) -> tuple[Face, np.ndarray]:
+    def _describe(self, pixels: np.ndarray, gray: np.ndarray | None, box: np.ndarray, confidence: float | None,
+                  points: np.ndarray | None, options: AnalysisOptions,
+                  keep_aligned: bool) -> tuple[_Candidate, np.ndarray]:
+        """A found face and its crop for the emotion model."""
         if points is None:  # detector "skip": the picture is the face
-            return Face(box, None, None), pixels
+            return _Candidate(box, None, None), pixels
+        assert gray is not None  # landmarks are found on grey
         crop = crop_face(pixels, box, points)
         # The spotter needs every tracked face aligned on every frame, followed or detected.
         aligned = micro.align_face(gray, points) if keep_aligned else None
         mesh = self.mesh(pixels, box, eye_line_degrees(points))
-        return Face(box, confidence, points if options.return_landmarks else None, aligned=aligned,
-                    head_pose=None if mesh is None else head_pose(mesh.points),
-                    mesh=mesh.points if mesh is not None and options.return_mesh else None), crop
+        return _Candidate(box, confidence, points if options.return_landmarks else None,
+                          head_pose=None if mesh is None else head_pose(mesh.points),
+                          mesh=mesh.points if mesh is not None and options.return_mesh else None,
+                          aligned=aligned), crop
 
-    def _classify(self, faces: list[Face], crops: list[np.ndarray]) -> None:
-        probabilities = self.emotion.predict(faces_to_batch(crops))
-        for face, p in zip(faces, probabilities):
-            face.emotions = p
 
-    def _classify_inputs(self, faces: list[Face], inputs: list[np.ndarray]) -> None:
-        """Like `_classify`, from `face_to_model_input` results (clips keep 48x48 inputs, not crops)."""
-        batch = np.stack(inputs)[..., None] if inputs else faces_to_batch([])
-        for face, p in zip(faces, self.emotion.predict(batch)):
-            face.emotions = p
+@dataclass(frozen=True)
+class _Candidate:
+    """A face found but not yet classified, with the working crop only this module reads."""
+
+    box: np.ndarray
+    confidence: float | None
+    landmarks: np.ndarray | None
+    head_pose: HeadPose | None = None
+    mesh: np.ndarray | None = None
+    # Clips with micro-expressions on: the face warped onto the spotter's 112x112 template (api.engine.micro).
+    aligned: np.ndarray | None = None
+
+    def face(self, emotions: np.ndarray, track_id: int | None = None) -> Face:
+        return Face(self.box, self.confidence, self.landmarks, emotions, track_id, self.head_pose, self.mesh)
 
 
 def _ms(start: float, end: float) -> float:
@@ -235,22 +270,24 @@ def _ms(start: float, end: float) -> float:
 
 
 def analyze_bytes(analyzer: Analyzer, data: bytes, options: AnalysisOptions, limits: Limits,
-                  progress: Callable[[int], None] | None = None):
+                  progress: Callable[[int], None] | None = None) -> ImageAnalysis | VideoAnalysis:
     """Decode (limits first) and analyse one upload; `timing_ms` covers every stage."""
     started = time.perf_counter()
     return analyze_decoded(analyzer, decode(data, limits, options.sample_fps), options, progress, started)
 
 
 def analyze_decoded(analyzer: Analyzer, decoded: DecodedImage | DecodedVideo, options: AnalysisOptions,
-                    progress: Callable[[int], None] | None = None, started: float | None = None):
+                    progress: Callable[[int], None] | None = None,
+                    started: float | None = None) -> ImageAnalysis | VideoAnalysis:
     """Analyse what `decode(data, limits, options.sample_fps)` returned; `started` is when decoding began."""
     started = time.perf_counter() if started is None else started
+    analysis: ImageAnalysis | VideoAnalysis
     if isinstance(decoded, DecodedImage):
         decoded_at = time.perf_counter()
         analysis = analyzer.analyze_image(decoded, options)
-        analysis.timing_ms = {"decode": _ms(started, decoded_at), **analysis.timing_ms}
+        timing = {"decode": _ms(started, decoded_at), **analysis.timing_ms}
     else:
         # Clip frames are decoded lazily while faces are found, so decoding is inside that stage.
         analysis = analyzer.analyze_video(decoded, options, progress)
-    analysis.timing_ms["total"] = _ms(started, time.perf_counter())
-    return analysis
+        timing = dict(analysis.timing_ms)
+    return replace(analysis, timing_ms={**timing, "total": _ms(started, time.perf_counter())})

@@ -128,13 +128,14 @@ class BlazeFace:
             for start in np.linspace(0, (width if horizontal else height) - length, tiles).astype(int):
                 passes.append((rgb[:, start:start + length], start, 0) if horizontal
                               else (rgb[start:start + length], 0, start))
-        corners, keypoints, scores = [], [], []
+        corner_parts, keypoint_parts, score_parts = [], [], []
         for part, x, y in passes:
             part_corners, part_keypoints, part_scores = self._candidates(np.ascontiguousarray(part))
-            corners.append(part_corners + np.array([x, y, x, y], np.float32))
-            keypoints.append(part_keypoints + np.array([x, y], np.float32))
-            scores.append(part_scores)
-        corners, keypoints, scores = np.concatenate(corners), np.concatenate(keypoints), np.concatenate(scores)
+            corner_parts.append(part_corners + np.array([x, y, x, y], np.float32))
+            keypoint_parts.append(part_keypoints + np.array([x, y], np.float32))
+            score_parts.append(part_scores)
+        corners, keypoints = np.concatenate(corner_parts), np.concatenate(keypoint_parts)
+        scores = np.concatenate(score_parts)
         inside_w = np.minimum(width, corners[:, 2]) - np.maximum(0.0, corners[:, 0])
         inside_h = np.minimum(height, corners[:, 3]) - np.maximum(0.0, corners[:, 1])
         area = (corners[:, 2] - corners[:, 0]) * (corners[:, 3] - corners[:, 1])
@@ -170,7 +171,7 @@ class BlazeFace:
         return corners.astype(np.float32), keypoints.astype(np.float32), scores
 
 
-class BlazeFaceClient(Detector):
+class BlazeFaceClient(Detector):  # type: ignore[misc]  # DeepFace ships no type hints
     """DeepFace's detector interface (`detect_faces` on a BGR picture) over one BlazeFace model, so
     that the service's detection path and DeepFace's `extract_faces` contract stay the same."""
 

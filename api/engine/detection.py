@@ -24,6 +24,8 @@ copy gets a larger copy (`detection_scale`), up to 1280 px, which covers what up
 """
 from __future__ import annotations
 
+from typing import Any
+
 from dataclasses import dataclass
 
 import cv2
@@ -49,10 +51,10 @@ SMALL_FACE_MAX_SIDE = 1280
 @dataclass
 class Detection:
     box: np.ndarray  # (x, y, w, h) in source pixels
-    confidence: float
+    confidence: float | None  # None: no detector ran ("skip")
 
 
-def load_detector(name: str):
+def load_detector(name: str) -> Any:
     """DeepFace's own client, built once and cached by DeepFace."""
     return modeling.build_model(task="face_detector", model_name=name)
 
@@ -73,12 +75,12 @@ def detection_scale(height: int, width: int, min_face_size: int = 0) -> float:
     return scale
 
 
-def _hog(client) -> object | None:
+def _hog(client: Any) -> Any:
     model = getattr(client, "model", None)
     return model.get("face_detector") if isinstance(model, dict) and "sp" in model else None
 
 
-def detect(client, image: np.ndarray, min_face_size: int = 0) -> list[Detection]:
+def detect(client: Any, image: np.ndarray, min_face_size: int = 0) -> list[Detection]:
     """Faces in `image` (BGR or grey), boxes in source pixels."""
     height, width = image.shape[:2]
     hog = _hog(client)

@@ -24,5 +24,6 @@ class EmotionModel:
             self._session.run(None, {self._input: batch[i : i + BATCH_SIZE]})[0]
             for i in range(0, len(batch), BATCH_SIZE)
         ]
-        probs = np.concatenate(outputs).astype(np.float64)
-        return (probs / probs.sum(axis=1, keepdims=True)).astype(np.float32)
+        probs: np.ndarray = np.concatenate(outputs).astype(np.float64)
+        normalised: np.ndarray = (probs / probs.sum(axis=1, keepdims=True)).astype(np.float32)
+        return normalised

@@ -11,10 +11,13 @@ implausibly. A detection that fails to find a followed face is repeated on the n
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
+
+from api.engine.geometry import fit_similarity
 
 # Detect at least 5 times per second of video: a face entering the picture is found within
 # 200 ms, and every followed face is re-anchored on a detector box at that rate.
@@ -40,31 +43,13 @@ MAX_SCALE_CHANGE = 1.5
 _PATCH_TEMPLATE = np.array([(0.70, 0.36), (0.58, 0.37), (0.30, 0.36), (0.42, 0.37), (0.5, 0.6)], np.float64)
 
 
-def similarity(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-    """Least-squares similarity (no reflection) taking points `src` onto `dst`.
-
-    Returns (scale, 2x2 rotation-and-scale matrix, translation) with dst ~ A @ src + t.
-    """
-    src = np.asarray(src, np.float64).reshape(-1, 2)
-    dst = np.asarray(dst, np.float64).reshape(-1, 2)
-    src_mean, dst_mean = src.mean(axis=0), dst.mean(axis=0)
-    s, d = src - src_mean, dst - dst_mean
-    variance = float((s ** 2).sum())
-    if not np.isfinite(variance) or variance < 1e-9:
-        return 1.0, np.eye(2), dst_mean - src_mean
-    a = float((s * d).sum()) / variance
-    b = float((s[:, 0] * d[:, 1] - s[:, 1] * d[:, 0]).sum()) / variance
-    matrix = np.array([[a, -b], [b, a]])
-    return float(np.hypot(a, b)), matrix, dst_mean - matrix @ src_mean
-
-
 def move_box(box: np.ndarray, old_points: np.ndarray, new_points: np.ndarray) -> np.ndarray:
     """The axis-aligned box (x, y, w, h) moved and scaled as the landmarks moved.
 
     The centre goes where the similarity takes it; width and height scale with it. Rotation
     moves the centre but leaves the box axis-aligned, like the detector's boxes.
     """
-    scale, matrix, shift = similarity(old_points, new_points)
+    scale, matrix, shift = fit_similarity(old_points, new_points)
     x, y, w, h = (float(v) for v in box)
     cx, cy = matrix @ np.array([x + w / 2, y + h / 2]) + shift
     w, h = w * scale, h * scale
@@ -73,7 +58,7 @@ def move_box(box: np.ndarray, old_points: np.ndarray, new_points: np.ndarray) ->
 
 def aligned_patch(gray: np.ndarray, points: np.ndarray, size: int = PATCH_SIZE) -> np.ndarray:
     """(size, size) float32 patch of the face, eyes on fixed positions, zero mean and unit norm."""
-    _, matrix, shift = similarity(points, _PATCH_TEMPLATE * size)
+    _, matrix, shift = fit_similarity(points, _PATCH_TEMPLATE * size)
     warp = np.hstack([matrix, shift[:, None]])
     patch = cv2.warpAffine(gray, warp, (size, size), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE)
     patch = patch.astype(np.float32)
@@ -123,7 +108,8 @@ def start(gray: np.ndarray, box: np.ndarray, points: np.ndarray, confidence: flo
     return Followed(box, points, aligned_patch(gray, points), confidence, box, points)
 
 
-def relocate(landmarks, gray: np.ndarray, face: Followed, passes: int | None = None) -> Followed | None:
+def relocate(landmarks: Callable[[np.ndarray, np.ndarray], np.ndarray], gray: np.ndarray, face: Followed,
+             passes: int | None = None) -> Followed | None:
     """Find `face` in the next frame (`gray`); None when it is lost.
 
     `landmarks(gray, box) -> (5, 2)` is the 5-point predictor, started from the previous box; with

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -19,7 +20,7 @@ class LiteRTModel:
         self._interpreter_class = Interpreter
         self._local = threading.local()
 
-    def _interpreter(self):
+    def _interpreter(self) -> Any:  # LiteRT's Interpreter ships no type hints
         interpreter = getattr(self._local, "interpreter", None)
         if interpreter is None:
             interpreter = self._interpreter_class(model_content=self._model, num_threads=1)

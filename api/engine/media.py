@@ -10,7 +10,7 @@ import dataclasses
 import io
 import logging
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -18,7 +18,7 @@ import av
 import numpy as np
 from PIL import Image, ImageOps, ImageSequence
 
-from api.config import Limits
+from api.engine.limits import Limits
 from api.engine.results import MediaInfo
 
 log = logging.getLogger(__name__)
@@ -102,7 +102,7 @@ class DecodedVideo:
 
     info: MediaInfo
     sample_fps: float
-    frames: Iterator[VideoFrame]
+    frames: Generator[VideoFrame, None, None]
     release: Callable[[], None]
 
     def close(self) -> None:
@@ -220,7 +220,7 @@ def _open_gif(data: bytes, limits: Limits, sample_fps: float | None) -> DecodedV
     sampler = FrameSampler(rate)
     image = Image.open(io.BytesIO(data))
 
-    def frames() -> Iterator[VideoFrame]:
+    def frames() -> Generator[VideoFrame, None, None]:
         with _refusals("gif"):
             try:
                 for index, frame in enumerate(ImageSequence.Iterator(image)):
@@ -292,10 +292,17 @@ DEFAULT_MAX_SAMPLE_FPS = 30.0
 MAX_SAMPLE_FPS = 240.0
 
 
-def sample_rate(native_fps: float, requested_fps: float | None) -> float:
-    """Every frame up to 30 fps by default; never more often than the clip has frames."""
-    target = requested_fps if requested_fps else DEFAULT_MAX_SAMPLE_FPS
-    return min(native_fps, target)
+def sampling_target(requested_fps: float | None, micro_expressions: bool = False) -> float:
+    """Frames per second to analyse at most, the one sampling policy: as asked; else every frame when
+    spotting micro-expressions (a 120 fps clip keeps its 8 ms resolution); else every frame up to 30 fps."""
+    if requested_fps:
+        return requested_fps
+    return MAX_SAMPLE_FPS if micro_expressions else DEFAULT_MAX_SAMPLE_FPS
+
+
+def sample_rate(native_fps: float, target_fps: float | None) -> float:
+    """The target (`sampling_target`; None: its default), never more often than the clip has frames."""
+    return min(native_fps, target_fps or sampling_target(None))
 
 
 class FrameSampler:
@@ -330,7 +337,7 @@ def luma(frame: av.VideoFrame) -> np.ndarray:
     if frame.format.name not in PLANAR_YUV8:
         return frame.to_ndarray(format="gray")
     plane = frame.planes[0]
-    rows = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[: frame.height, : frame.width]
+    rows = np.frombuffer(memoryview(plane), np.uint8).reshape(-1, plane.line_size)[: frame.height, : frame.width]
     full_range = frame.format.name.startswith("yuvj") or frame.color_range == 2  # AVCOL_RANGE_JPEG
     return rows.copy() if full_range else LIMITED_TO_FULL[rows]
 
@@ -345,7 +352,7 @@ def _open_video(data: bytes, fmt: str, limits: Limits, sample_fps: float | None)
     rate = sample_rate(fps, sample_fps)
     sampler = FrameSampler(rate)
 
-    def frames() -> Iterator[VideoFrame]:
+    def frames() -> Generator[VideoFrame, None, None]:
         span = Span()
         try:
             for index, frame in enumerate(container.decode(stream)):
@@ -365,8 +372,8 @@ def _open_video(data: bytes, fmt: str, limits: Limits, sample_fps: float | None)
         # What is billed: the frames that decoded, not what the header or the packets claimed.
         video.info = dataclasses.replace(video.info, duration_ms=span.duration_ms, frame_count=span.count)
 
-    video = DecodedVideo(info, rate, iter(()), container.close)
-    video.frames = frames()
+    # `frames` reads `video` only once iterated, by which time it is bound.
+    video = DecodedVideo(info, rate, frames(), container.close)
     return video
 
 
@@ -382,11 +389,14 @@ def _demuxed_timeline(data: bytes, fmt: str, limits: Limits) -> tuple[float, int
         stream = container.streams.video[0]
         _check_dimensions(stream.codec_context.width, stream.codec_context.height,
                           limits.max_video_pixels, limits.max_image_side)
+        if stream.time_base is None:
+            raise MediaCorrupt(f"the {fmt} clip's video stream has no time base")
+        time_base = stream.time_base
         span = Span()
         for packet in container.demux(stream):
             t = packet.pts if packet.pts is not None else packet.dts
             if t is not None and packet.size:
-                span.add(1000.0 * float(t * stream.time_base))
+                span.add(1000.0 * float(t * time_base))
                 _check_clip_length(span.count, span.duration_ms / 1000, limits)
     if not span.count:
         raise MediaCorrupt(f"the {fmt} clip has no frames")

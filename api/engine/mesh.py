@@ -92,7 +92,7 @@ def region_transform(box: np.ndarray, eye_line_degrees: float) -> np.ndarray:
     x, y, w, h = (float(v) for v in box)
     side = max(w, h) * ROI_SCALE
     matrix = cv2.getRotationMatrix2D((x + w / 2, y + h / 2), eye_line_degrees, INPUT_SIDE / max(side, 1.0))
-    matrix[:, 2] += (INPUT_SIDE / 2 - (x + w / 2), INPUT_SIDE / 2 - (y + h / 2))
+    matrix[:, 2] += np.array([INPUT_SIDE / 2 - (x + w / 2), INPUT_SIDE / 2 - (y + h / 2)])
     return matrix
 
 

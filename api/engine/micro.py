@@ -25,9 +25,12 @@ Figures and the benchmark are in models/micro_expression/MODEL_CARD.md.
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import cv2
 import numpy as np
 
+from api.engine.geometry import fit_similarity
 from api.engine.preprocess import EMOTIONS
 from api.engine.results import MicroExpression, RegionMovement
 
@@ -50,21 +53,8 @@ def align_face(gray: np.ndarray, landmarks: np.ndarray, size: int = ALIGNED_SIZE
 
 def similarity_to_template(landmarks: np.ndarray, size: int = ALIGNED_SIZE) -> np.ndarray:
     """(2, 3) least-squares similarity taking dlib's 5 points onto the template at `size` px."""
-    src = np.asarray(landmarks, np.float64).reshape(-1, 2)
-    dst = TEMPLATE.astype(np.float64) * size
-    src_mean, dst_mean = src.mean(axis=0), dst.mean(axis=0)
-    s, d = src - src_mean, dst - dst_mean
-    variance = (s ** 2).sum()
-    if not np.isfinite(variance) or variance < 1e-6:  # degenerate points: centre the face, no scale
-        matrix = np.zeros((2, 3))
-        matrix[0, 0] = matrix[1, 1] = 1.0
-        matrix[:, 2] = dst_mean - (src_mean if np.all(np.isfinite(src_mean)) else 0.0)
-        return matrix
-    # Closed form for a similarity (no reflection): a = sum(s.d)/|s|^2, b = sum(s x d)/|s|^2.
-    a = (s * d).sum() / variance
-    b = (s[:, 0] * d[:, 1] - s[:, 1] * d[:, 0]).sum() / variance
-    rotation = np.array([[a, -b], [b, a]])
-    return np.hstack([rotation, (dst_mean - rotation @ src_mean)[:, None]])
+    _, matrix, shift = fit_similarity(landmarks, TEMPLATE.astype(np.float64) * size)
+    return np.hstack([matrix, shift[:, None]])
 
 
 # --- Motion measurement -----------------------------------------------------------------------
@@ -139,11 +129,11 @@ def _normalise(aligned: np.ndarray) -> np.ndarray:
     return out
 
 
-def _flow_engine():
+def _flow_engine() -> cv2.DISOpticalFlow:
     """DIS at full resolution. The presets stop at 1/4 or 1/2 scale, which averages away sub-pixel
     local movements (measured on real crops: ~25% of a 1 px lip-corner pull recovered at the
     preset's scale, ~90% at full scale), at ~0.7 ms per 112 px pair."""
-    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
+    dis = cv2.DISOpticalFlow.create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
     dis.setFinestScale(0)
     dis.setPatchSize(8)
     dis.setPatchStride(6)
@@ -171,7 +161,8 @@ class _Flows:
         pooled = np.zeros((len(pairs), GRID, GRID, 2), np.float32)
         size = ((c1 - c0) // cell, (r1 - r0) // cell)
         for k, (ref, i) in enumerate(pairs):
-            flow = self.dis.calc(self.frames[ref], self.frames[i], None)
+            # OpenCV's stubs want an initial flow; None (start from zero) is what the binding accepts.
+            flow = self.dis.calc(self.frames[ref], self.frames[i], None)  # type: ignore[call-overload]
             pooled[k, r0 // cell:r1 // cell, c0 // cell:c1 // cell] = cv2.resize(flow, size,
                                                                                  interpolation=cv2.INTER_AREA)
         return pooled - _fit_head_motion(pooled) * FACE_WINDOW_CELLS[None, :, :, None] if len(pairs) else pooled
@@ -265,7 +256,8 @@ def _smooth(x: np.ndarray, width: int) -> np.ndarray:
     half = width // 2
     padded = np.pad(flat, ((half, half), (0, 0)), mode="edge")
     cumsum = np.cumsum(np.vstack([np.zeros((1, flat.shape[1])), padded]), axis=0)
-    return ((cumsum[width:] - cumsum[:-width]) / width).reshape(x.shape).astype(np.float32)
+    smooth: np.ndarray = ((cumsum[width:] - cumsum[:-width]) / width).reshape(x.shape).astype(np.float32)
+    return smooth
 
 
 def _region_scores(field: np.ndarray, noise: np.ndarray) -> np.ndarray:
@@ -329,7 +321,7 @@ def _neutral_pair(flows: _Flows, t: np.ndarray, s: int, e: int, noise: np.ndarra
     return pairs[k]
 
 
-def _drift_scale(span_ms):
+def _drift_scale(span_ms: float | np.ndarray) -> np.ndarray:
     """Noise growth with the time between a frame and its references (drift: light, pose, codec)."""
     return np.maximum(1.0, np.sqrt(np.asarray(span_ms, np.float64) / DRIFT_SPAN_MS))
 
@@ -340,11 +332,13 @@ def _measure_against(flows: _Flows, t: np.ndarray, before: int | None, after: in
     frames = list(range(s, e + 1))
     if before is None or after is None:
         ref = before if after is None else after
+        assert ref is not None  # the caller gives a reference on one side at least
         return flows([(ref, i) for i in frames])
     pooled = flows([(before, i) for i in frames] + [(after, i) for i in frames])
     a, b = pooled[:len(frames)], pooled[len(frames):]
     w = ((t[s:e + 1] - t[before]) / max(t[after] - t[before], 1e-6)).astype(np.float32)[:, None, None, None]
-    return (1 - w) * a + w * b
+    blended: np.ndarray = (1 - w) * a + w * b
+    return blended
 
 
 def _cell_noise(field: np.ndarray) -> np.ndarray:
@@ -354,10 +348,12 @@ def _cell_noise(field: np.ndarray) -> np.ndarray:
     For Rayleigh-distributed magnitudes median / lower quartile = 1.177 / 0.759.
     """
     mag = np.hypot(field[..., 0], field[..., 1])
-    return np.maximum(np.quantile(mag, 0.25, axis=0) * (1.177 / 0.759), NOISE_FLOOR_PX)
+    noise: np.ndarray = np.maximum(np.quantile(mag, 0.25, axis=0) * (1.177 / 0.759), NOISE_FLOOR_PX)
+    return noise
 
 
-def motion_field(aligned: np.ndarray, timestamps_ms: np.ndarray, busy_score: float = BUSY_SCORE):
+def motion_field(aligned: np.ndarray, timestamps_ms: np.ndarray, busy_score: float = BUSY_SCORE
+                 ) -> tuple[np.ndarray, np.ndarray, list[tuple[int, int]], np.ndarray]:
     """Displacement of every frame against neutral references, and what it took.
 
     Returns (field (T, G, G, 2) in crop px, per-cell noise (G, G) px, busy stretches, per-frame
@@ -392,7 +388,7 @@ def motion_field(aligned: np.ndarray, timestamps_ms: np.ndarray, busy_score: flo
         owner[lo:hi + 1] = k  # widest first, so the closest pair is written last
     field = short
     scale = np.ones(len(t), np.float32)
-    for k, (width_ms, lo, hi, p, q) in enumerate(spans):
+    for k, (width_ms, _, _, p, q) in enumerate(spans):
         for s, e in _runs(owner == k):
             field[s:e + 1] = _measure_against(flows, t, p, q, s, e)
             # Drift grows with the distance to the references, and so does the noise; a stretch
@@ -416,7 +412,7 @@ def spot_micro_expressions(aligned: np.ndarray, timestamps_ms: np.ndarray, emoti
                            sensitivity: float) -> list[MicroExpression]:
     """(T, S, S) aligned crops of one track, their times and (T, 7) emotions -> events.
 
-    `track_id` on the returned events is left for the caller to set.
+    The events carry track id 0: the caller knows the track (`dataclasses.replace`).
     """
     t = np.asarray(timestamps_ms, np.float64)
     if len(aligned) < 5 or t[-1] - t[0] < 150.0:
@@ -445,7 +441,8 @@ def spot_micro_expressions(aligned: np.ndarray, timestamps_ms: np.ndarray, emoti
     return _merge(events)
 
 
-def _describe(field, smooth, scores, noise, t, emotions, peak) -> MicroExpression | None:
+def _describe(field: np.ndarray, smooth: np.ndarray, scores: np.ndarray, noise: np.ndarray, t: np.ndarray,
+              emotions: np.ndarray, peak: int) -> MicroExpression | None:
     """Onset/apex/offset, regions, intensity and emotion of the movement peaking at `peak`."""
     # The apex pattern: displacement of the cells that moved (z > 2) at the peak.
     z = np.hypot(smooth[peak, ..., 0], smooth[peak, ..., 1]) / noise
@@ -595,10 +592,9 @@ def _merge(events: list[MicroExpression]) -> list[MicroExpression]:
     for e in sorted(events, key=lambda e: e.onset_ms):
         if out and e.onset_ms < out[-1].offset_ms:
             if e.intensity > out[-1].intensity:
-                e.onset_ms = min(e.onset_ms, out[-1].onset_ms)
-                out[-1] = e
+                out[-1] = replace(e, onset_ms=min(e.onset_ms, out[-1].onset_ms))
             else:
-                out[-1].offset_ms = max(out[-1].offset_ms, e.offset_ms)
+                out[-1] = replace(out[-1], offset_ms=max(out[-1].offset_ms, e.offset_ms))
             continue
         out.append(e)
     return out

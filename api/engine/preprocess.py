@@ -64,5 +64,5 @@ def crop_face(image: np.ndarray, box: np.ndarray, landmarks: np.ndarray | None) 
     side = max(1, int(round(max(w, h) * CROP_SCALE)))
     angle = eye_line_degrees(landmarks) if landmarks is not None else 0.0
     matrix = cv2.getRotationMatrix2D(center, angle, 1.0)
-    matrix[:, 2] += (side / 2 - center[0], side / 2 - center[1])
+    matrix[:, 2] += np.array([side / 2 - center[0], side / 2 - center[1]])
     return cv2.warpAffine(image, matrix, (side, side), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)

@@ -1,4 +1,5 @@
-"""Plain result types. Arrays stay numpy inside; the API layer turns them into JSON."""
+"""Plain result types, complete when built and never changed after. Arrays stay numpy inside; the API
+layer turns them into JSON."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -9,17 +10,16 @@ from api.engine.mesh import HeadPose
 from api.engine.preprocess import EMOTIONS
 
 
-@dataclass
+@dataclass(frozen=True)
 class Face:
-    """One detected face. `box` is (x, y, w, h) in source pixels; `landmarks` is dlib's 5 points (5, 2) or None."""
+    """One detected and classified face. `box` is (x, y, w, h) in source pixels; `landmarks` is dlib's
+    5 points (5, 2) or None; `emotions` holds one probability per class of `EMOTIONS`."""
 
     box: np.ndarray
     confidence: float | None
     landmarks: np.ndarray | None
-    emotions: np.ndarray = field(default_factory=lambda: np.zeros(len(EMOTIONS), np.float32))
+    emotions: np.ndarray
     track_id: int | None = None
-    # Clips with micro-expressions on: the face warped onto the canonical template (api.engine.micro).
-    aligned: np.ndarray | None = None
     head_pose: HeadPose | None = None
     mesh: np.ndarray | None = None  # (468, 3) when the request asked for it (return_mesh)
 
@@ -28,14 +28,14 @@ class Face:
         return EMOTIONS[int(np.argmax(self.emotions))]
 
 
-@dataclass
+@dataclass(frozen=True)
 class Frame:
     index: int
     timestamp_ms: float
     faces: list[Face]
 
 
-@dataclass
+@dataclass(frozen=True)
 class Track:
     """A face followed across frames: `frames[i]` holds `faces[i]`."""
 
@@ -45,7 +45,8 @@ class Track:
 
     @property
     def mean_emotions(self) -> np.ndarray:
-        return np.mean([f.emotions for f in self.faces], axis=0)
+        mean: np.ndarray = np.mean([f.emotions for f in self.faces], axis=0)
+        return mean
 
 
 # Movements up to half a second are micro-expressions; longer ones are macro-expressions.
@@ -56,7 +57,7 @@ def expression_kind(duration_ms: float) -> str:
     return "micro" if duration_ms <= MICRO_MAX_MS else "macro"
 
 
-@dataclass
+@dataclass(frozen=True)
 class RegionMovement:
     """A facial region that moved during an event, with the action units its motion suggests."""
 
@@ -65,7 +66,7 @@ class RegionMovement:
     action_units: list[str] = field(default_factory=list)
 
 
-@dataclass
+@dataclass(frozen=True)
 class MicroExpression:
     onset_ms: float
     apex_ms: float
@@ -96,14 +97,14 @@ class MediaInfo:
     frame_count: int | None = None
 
 
-@dataclass
+@dataclass(frozen=True)
 class ImageAnalysis:
     media: MediaInfo
     faces: list[Face]
     timing_ms: dict[str, float]
 
 
-@dataclass
+@dataclass(frozen=True)
 class VideoAnalysis:
     media: MediaInfo
     frames: list[Frame]

@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import numpy as np
 
-from api.engine.results import Frame, Track
+from api.engine.results import Face, Frame, Track
 
 IOU_THRESHOLD = 0.3
 # A face unseen for longer than this starts a new track when it reappears.
@@ -35,28 +36,46 @@ def greedy_pairs(scored: Iterable[tuple[float, int, int]], threshold: float) -> 
     return pairs
 
 
-def assign_tracks(frames: list[Frame]) -> list[Track]:
-    """Give every face a `track_id` (set on the face) and return the tracks in id order."""
-    tracks: list[Track] = []
-    active: list[Track] = []
-    for frame in frames:
-        active = [t for t in active if frame.timestamp_ms - t.frames[-1].timestamp_ms <= MAX_GAP_MS]
-        pairs = greedy_pairs(((iou(t.faces[-1].box, f.box), ti, fi)
-                              for ti, t in enumerate(active) for fi, f in enumerate(frame.faces)), IOU_THRESHOLD)
-        for ti, fi in pairs:
-            _extend(active[ti], frame, fi)
-        used_faces = {fi for _, fi in pairs}
-        for fi, face in enumerate(frame.faces):
-            if fi not in used_faces:
-                track = Track(len(tracks) + 1, [], [])
-                _extend(track, frame, fi)
-                tracks.append(track)
+@dataclass
+class _Open:
+    """A track that may still continue: its id and where and when its face was last seen."""
+
+    track_id: int
+    box: np.ndarray
+    timestamp_ms: float
+
+
+def track_ids(frames: Iterable[tuple[float, list[np.ndarray]]]) -> list[list[int]]:
+    """Track ids (1, 2, … in order of appearance) for every face box of every frame, given as
+    (timestamp_ms, boxes) in time order."""
+    ids: list[list[int]] = []
+    active: list[_Open] = []
+    count = 0
+    for timestamp_ms, boxes in frames:
+        active = [t for t in active if timestamp_ms - t.timestamp_ms <= MAX_GAP_MS]
+        pairs = greedy_pairs(((iou(t.box, box), ti, fi) for ti, t in enumerate(active) for fi, box in enumerate(boxes)),
+                             IOU_THRESHOLD)
+        matched = {fi: active[ti] for ti, fi in pairs}
+        frame_ids = []
+        for fi, box in enumerate(boxes):
+            track = matched.get(fi)
+            if track is None:
+                count += 1
+                track = _Open(count, box, timestamp_ms)
                 active.append(track)
-    return tracks
+            track.box, track.timestamp_ms = box, timestamp_ms
+            frame_ids.append(track.track_id)
+        ids.append(frame_ids)
+    return ids
 
 
-def _extend(track: Track, frame: Frame, face_index: int) -> None:
-    face = frame.faces[face_index]
-    face.track_id = track.track_id
-    track.frames.append(frame)
-    track.faces.append(face)
+def group_tracks(frames: list[Frame]) -> list[Track]:
+    """The tracks, in id order, of frames whose faces carry their `track_id`."""
+    members: dict[int, tuple[list[Frame], list[Face]]] = {}
+    for frame in frames:
+        for face in frame.faces:
+            if face.track_id is not None:
+                track_frames, track_faces = members.setdefault(face.track_id, ([], []))
+                track_frames.append(frame)
+                track_faces.append(face)
+    return [Track(track_id, *members[track_id]) for track_id in sorted(members)]

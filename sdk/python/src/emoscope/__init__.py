@@ -14,11 +14,10 @@ from ._client import (AccountResource, AsyncAccountResource, AsyncBilling, Async
 from ._exceptions import (APIConnectionError, APIError, APITimeoutError, AuthenticationError, EmoscopeError,
                           InvalidRequestError, PaymentRequiredError, PermissionDeniedError, QuotaExceededError,
                           RateLimitError, SignatureVerificationError)
-from ._models import (EMOTIONS, Account, AccountSummary, AnalysisResult, ApiKey, Box, DataDeletion, Emotions, Face, Frame,
-                      HeadPose, ImageResult, Job, JobProgress, JobWebhook, Landmarks, Media, MicroExpression, ModelVersions, Quota, RateLimit,
-                      RegionMovement, SignUpResult, Study, StudyReport, Subscription, TimelinePoint, TopMoment, Track,
-                      TrackSummary,
-                      Usage, UsageDay, VideoResult, parse_analysis)
+from ._models import (EMOTIONS, Account, AccountSummary, AnalysisResult, ApiKey, Box, DataDeletion, Emotions, Face,
+                      Frame, HeadPose, ImageResult, Job, JobProgress, JobWebhook, Landmarks, Media, MicroExpression,
+                      ModelVersions, Quota, RateLimit, RegionMovement, SignUpResult, Study, StudyReport, Subscription,
+                      TimelinePoint, TopMoment, Track, TrackSummary, Usage, UsageDay, VideoResult, parse_analysis)
 from ._version import __version__
 
 __all__ = [
@@ -26,7 +25,8 @@ __all__ = [
     "Keys", "Jobs", "UsageResource", "AccountResource", "AsyncKeys", "AsyncJobs", "AsyncUsageResource",
     "AsyncAccountResource", "Studies", "AsyncStudies", "Billing", "AsyncBilling", "Job", "JobProgress", "JobWebhook",
     # results
-    "EMOTIONS", "AnalysisResult", "ImageResult", "VideoResult", "Face", "Box", "Landmarks", "HeadPose", "Emotions", "Media",
+    "EMOTIONS", "AnalysisResult", "ImageResult", "VideoResult", "Face", "Box", "Landmarks", "HeadPose", "Emotions",
+    "Media",
     "ModelVersions", "Frame", "Track", "TrackSummary", "TimelinePoint", "MicroExpression", "RegionMovement",
     "ApiKey", "Usage", "UsageDay", "Account", "AccountSummary", "Quota", "RateLimit", "SignUpResult",
     "Study", "StudyReport", "TopMoment", "DataDeletion", "Subscription",

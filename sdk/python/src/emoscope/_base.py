@@ -173,7 +173,7 @@ class BaseClient:
 
     @staticmethod
     def _replayed(response: httpx.Response) -> bool:
-        return response.headers.get("Idempotent-Replayed") == "true"
+        return bool(response.headers.get("Idempotent-Replayed") == "true")
 
     @classmethod
     def _analysis(cls, response: httpx.Response) -> Union[ImageResult, VideoResult]:

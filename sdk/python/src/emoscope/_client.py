@@ -22,7 +22,7 @@ DEFAULT_JOB_TIMEOUT = 1800.0
 DEFAULT_POLL_INTERVAL = 1.0
 
 
-def _job_timeout_error(job: Job, timeout: float) -> APITimeoutError:
+def _job_timeout_error(job: Job, timeout: Optional[float]) -> APITimeoutError:
     return APITimeoutError(f"job {job.id} still {job.status} after {timeout:g} s "
                            f"({job.progress.frames_done}/{job.progress.frames_total or '?'} frames)")
 
@@ -57,7 +57,7 @@ class Client(BaseClient):
         self.account = AccountResource(self)
         self.billing = Billing(self)
 
-    def with_options(self, **overrides: Any) -> "Client":
+    def with_options(self, **overrides: Any) -> Client:
         """A copy with some settings changed (e.g. `max_retries=0`), sharing the connection pool."""
         return Client(**self._copy_kwargs(overrides), http_client=self._http)
 
@@ -65,7 +65,7 @@ class Client(BaseClient):
         if self._owns_http:
             self._http.close()
 
-    def __enter__(self) -> "Client":
+    def __enter__(self) -> Client:
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
@@ -94,7 +94,8 @@ class Client(BaseClient):
             attempt += 1
 
     def analyze(self, file: MediaInput, *, detector: Optional[str] = None, min_face_size: Optional[int] = None,
-                max_faces: Optional[int] = None, return_landmarks: Optional[bool] = None, return_mesh: Optional[bool] = None,
+                max_faces: Optional[int] = None, return_landmarks: Optional[bool] = None,
+                return_mesh: Optional[bool] = None,
                 fps: Optional[float] = None, micro_expressions: Union[bool, Mapping[str, Any], None] = None,
                 extra_fields: Optional[Mapping[str, Any]] = None, idempotency_key: Optional[str] = None,
                 timeout: Timeout = None, on_progress: Optional[ProgressCallback] = None,
@@ -216,7 +217,8 @@ class Studies(_Resource):
     def rotate_participant_token(self, study: Union[str, Study]) -> Study:
         """A new participant token and page; the old ones stop working. The study is billed to this
         client's key from now on (how a study whose key was revoked takes sessions again)."""
-        return Study.from_dict(self._client._request(RequestSpec("POST", _base.study_path(study, "/participant-token"))).json())
+        spec = RequestSpec("POST", _base.study_path(study, "/participant-token"))
+        return Study.from_dict(self._client._request(spec).json())
 
     def report(self, study: Union[str, Study], *, bucket_ms: Optional[int] = None) -> StudyReport:
         """Per second (or `bucket_ms`, a multiple of 100) of the stimulus: viewers, emotions with 95%
@@ -257,7 +259,8 @@ class Billing(_Resource):
 
     def portal_url(self, return_url: str) -> str:
         """A Stripe customer portal link (invoices, cards, cancellation) that returns to `return_url`."""
-        return self._client._request(_base.portal_spec(return_url)).json()["url"]
+        url: str = self._client._request(_base.portal_spec(return_url)).json()["url"]
+        return url
 
 
 # ---- asyncio ---------------------------------------------------------------------------------
@@ -285,14 +288,14 @@ class AsyncClient(BaseClient):
         self.account = AsyncAccountResource(self)
         self.billing = AsyncBilling(self)
 
-    def with_options(self, **overrides: Any) -> "AsyncClient":
+    def with_options(self, **overrides: Any) -> AsyncClient:
         return AsyncClient(**self._copy_kwargs(overrides), http_client=self._http)
 
     async def close(self) -> None:
         if self._owns_http:
             await self._http.aclose()
 
-    async def __aenter__(self) -> "AsyncClient":
+    async def __aenter__(self) -> AsyncClient:
         return self
 
     async def __aexit__(self, *exc_info: Any) -> None:
@@ -321,7 +324,8 @@ class AsyncClient(BaseClient):
             attempt += 1
 
     async def analyze(self, file: Any, *, detector: Optional[str] = None, min_face_size: Optional[int] = None,
-                      max_faces: Optional[int] = None, return_landmarks: Optional[bool] = None, return_mesh: Optional[bool] = None,
+                      max_faces: Optional[int] = None, return_landmarks: Optional[bool] = None,
+                return_mesh: Optional[bool] = None,
                       fps: Optional[float] = None, micro_expressions: Union[bool, Mapping[str, Any], None] = None,
                       extra_fields: Optional[Mapping[str, Any]] = None, idempotency_key: Optional[str] = None,
                       timeout: Timeout = None, on_progress: Optional[ProgressCallback] = None,
@@ -374,7 +378,8 @@ class AsyncKeys(_AsyncResource):
 class AsyncJobs(_AsyncResource):
     async def create(self, file: Any, *, webhook_url: Optional[str] = None, detector: Optional[str] = None,
                      min_face_size: Optional[int] = None, max_faces: Optional[int] = None,
-                     return_landmarks: Optional[bool] = None, return_mesh: Optional[bool] = None, fps: Optional[float] = None,
+                     return_landmarks: Optional[bool] = None, return_mesh: Optional[bool] = None,
+                     fps: Optional[float] = None,
                      micro_expressions: Union[bool, Mapping[str, Any], None] = None,
                      extra_fields: Optional[Mapping[str, Any]] = None, idempotency_key: Optional[str] = None,
                      timeout: Timeout = None) -> Job:
@@ -457,7 +462,8 @@ class AsyncBilling(_AsyncResource):
         return Subscription.from_dict((await self._client._request(_base.subscribe_spec(payment_method))).json())
 
     async def portal_url(self, return_url: str) -> str:
-        return (await self._client._request(_base.portal_spec(return_url))).json()["url"]
+        url: str = (await self._client._request(_base.portal_spec(return_url))).json()["url"]
+        return url
 
 
 # ---- module-level helpers --------------------------------------------------------------------

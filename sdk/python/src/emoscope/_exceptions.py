@@ -14,7 +14,7 @@
 """
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional
+from typing import Any, Dict, Mapping, Optional, Type
 
 
 class EmoscopeError(Exception):
@@ -30,13 +30,13 @@ class EmoscopeError(Exception):
         self.code = code
         self.detail = detail
         self.request_id = request_id
-        self.problem: dict = dict(problem or {})
-        self.headers: dict = dict(headers or {})
+        self.problem: Dict[str, Any] = dict(problem or {})
+        self.headers: Dict[str, str] = dict(headers or {})
         #: Seconds the API asked us to wait (`Retry-After`), when it said so.
         self.retry_after = retry_after
 
     @property
-    def errors(self) -> dict:
+    def errors(self) -> Dict[str, Any]:
         """Field name -> messages, for `invalid_request`."""
         return dict(self.problem.get("errors") or {})
 
@@ -107,7 +107,7 @@ _BY_STATUS = {
 }
 
 
-def error_class(status: int, code: Optional[str]) -> type:
+def error_class(status: int, code: Optional[str]) -> Type[EmoscopeError]:
     if status == 402 and code == "payment_required":
         return PaymentRequiredError
     if status in _BY_STATUS:

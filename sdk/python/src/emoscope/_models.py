@@ -10,7 +10,11 @@ from ._exceptions import EmoscopeError, error_class
 
 EMOTIONS: Tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 
-_RAW = dict(repr=False, compare=False, hash=False)
+
+
+def _raw() -> Dict[str, Any]:
+    """A view's `.raw`: the dict it came from, left out of repr, equality and hashing."""
+    return field(default_factory=dict, repr=False, compare=False, hash=False)
 
 
 def _dt(value: Optional[str]) -> Optional[datetime]:
@@ -30,11 +34,12 @@ class Emotions:
     sad: float
     surprise: float
     neutral: float
-    raw: Dict[str, Any] = field(default_factory=dict, **_RAW)
+    raw: Dict[str, Any] = _raw()
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Emotions":
-        return cls(*(float(data.get(label, 0.0)) for label in EMOTIONS), raw=dict(data))
+    def from_dict(cls, data: Mapping[str, Any]) -> Emotions:
+        p = [float(data.get(label, 0.0)) for label in EMOTIONS]
+        return cls(p[0], p[1], p[2], p[3], p[4], p[5], p[6], raw=dict(data))
 
     @property
     def dominant(self) -> str:
@@ -54,7 +59,8 @@ class Emotions:
     def __getitem__(self, label: str) -> float:
         if label not in EMOTIONS:
             raise KeyError(label)
-        return getattr(self, label)
+        value: float = getattr(self, label)
+        return value
 
     def __iter__(self) -> Iterator[str]:
         return iter(EMOTIONS)
@@ -68,10 +74,10 @@ class Box:
     y: int
     w: int
     h: int
-    raw: Dict[str, Any] = field(default_factory=dict, **_RAW)
+    raw: Dict[str, Any] = _raw()
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Box":
+    def from_dict(cls, data: Mapping[str, Any]) -> Box:
         return cls(int(data["x"]), int(data["y"]), int(data["w"]), int(data["h"]), raw=dict(data))
 
 
@@ -82,11 +88,13 @@ class Landmarks:
     left_eye: Tuple[float, float]
     right_eye: Tuple[float, float]
     nose: Tuple[float, float]
-    raw: Dict[str, Any] = field(default_factory=dict, **_RAW)
+    raw: Dict[str, Any] = _raw()
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Landmarks":
-        point = lambda p: (float(p[0]), float(p[1]))  # noqa: E731
+    def from_dict(cls, data: Mapping[str, Any]) -> Landmarks:
+        def point(p: Any) -> Tuple[float, float]:
+            return float(p[0]), float(p[1])
+
         return cls(point(data["left_eye"]), point(data["right_eye"]), point(data["nose"]), raw=dict(data))
 
 
@@ -100,7 +108,7 @@ class HeadPose:
     roll: float
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "HeadPose":
+    def from_dict(cls, data: Mapping[str, Any]) -> HeadPose:
         return cls(float(data["yaw"]), float(data["pitch"]), float(data["roll"]))
 
 
@@ -116,10 +124,10 @@ class Face:
     facing_camera: Optional[bool] = None
     # 468 [x, y, z] points, only when the request asked for them (return_mesh=True).
     mesh: Optional[List[Tuple[float, float, float]]] = None
-    raw: Dict[str, Any] = field(default_factory=dict, **_RAW)
+    raw: Dict[str, Any] = _raw()
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Face":
+    def from_dict(cls, data: Mapping[str, Any]) -> Face:
         landmarks, pose, mesh = data.get("landmarks"), data.get("head_pose"), data.get("mesh")
         return cls(
             box=Box.from_dict(data["box"]),
@@ -144,10 +152,10 @@ class Media:
     duration_ms: Optional[float]
     fps: Optional[float]
     frames_analyzed: int
-    raw: Dict[str, Any] = field(default_factory=dict, **_RAW)
+    raw: Dict[str, Any] = _raw()
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Media":
+    def from_dict(cls, data: Mapping[str, Any]) -> Media:
         return cls(data["type"], data["format"], data["width"], data["height"], data.get("duration_ms"),
                    data.get("fps"), data.get("frames_analyzed", 0), raw=dict(data))
 
@@ -158,10 +166,10 @@ class ModelVersions:
     emotion: str
     emotion_sha256: str
     deepface: str
-    raw: Dict[str, Any] = field(default_factory=dict, **_RAW)
+    raw: Dict[str, Any] = _raw()
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "ModelVersions":
+    def from_dict(cls, data: Mapping[str, Any]) -> ModelVersions:
         return cls(data.get("detector", ""), data.get("emotion", ""), data.get("emotion_sha256", ""),
                    data.get("deepface", ""), raw=dict(data))
 
@@ -171,10 +179,10 @@ class Frame:
     index: int
     timestamp_ms: float
     faces: Tuple[Face, ...]
-    raw: Dict[str, Any] = field(default_factory=dict, **_RAW)
+    raw: Dict[str, Any] = _raw()
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Frame":
+    def from_dict(cls, data: Mapping[str, Any]) -> Frame:
         return cls(data["index"], data["timestamp_ms"], tuple(Face.from_dict(f) for f in data.get("faces", ())),
                    raw=dict(data))
 
@@ -185,10 +193,10 @@ class TimelinePoint:
     frame_index: int
     emotions: Emotions
     dominant_emotion: str
-    raw: Dict[str, Any] = field(default_factory=dict, **_RAW)
+    raw: Dict[str, Any] = _raw()
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "TimelinePoint":
+    def from_dict(cls, data: Mapping[str, Any]) -> TimelinePoint:
         return cls(data["timestamp_ms"], data["frame_index"], Emotions.from_dict(data["emotions"]),
                    data["dominant_emotion"], raw=dict(data))
 
@@ -199,10 +207,10 @@ class TrackSummary:
 
     emotions: Emotions
     dominant_emotion: str
-    raw: Dict[str, Any] = field(default_factory=dict, **_RAW)
+    raw: Dict[str, Any] = _raw()
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "TrackSummary":
+    def from_dict(cls, data: Mapping[str, Any]) -> TrackSummary:
         return cls(Emotions.from_dict(data["emotions"]), data["dominant_emotion"], raw=dict(data))
 
 
@@ -216,10 +224,10 @@ class Track:
     frame_count: int
     summary: TrackSummary
     timeline: Tuple[TimelinePoint, ...]
-    raw: Dict[str, Any] = field(default_factory=dict, **_RAW)
+    raw: Dict[str, Any] = _raw()
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Track":
+    def from_dict(cls, data: Mapping[str, Any]) -> Track:
         return cls(data["track_id"], data["start_ms"], data["end_ms"], data["frame_count"],
                    TrackSummary.from_dict(data["summary"]),
                    tuple(TimelinePoint.from_dict(p) for p in data.get("timeline", ())), raw=dict(data))
@@ -230,10 +238,10 @@ class RegionMovement:
     name: str  # brows, eyes, nose, mouth, chin
     magnitude: float
     action_units: Tuple[str, ...]
-    raw: Dict[str, Any] = field(default_factory=dict, **_RAW)
+    raw: Dict[str, Any] = _raw()
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "RegionMovement":
+    def from_dict(cls, data: Mapping[str, Any]) -> RegionMovement:
         return cls(data["name"], data["magnitude"], tuple(data.get("action_units", ())), raw=dict(data))
 
 
@@ -249,10 +257,10 @@ class MicroExpression:
     regions: Tuple[RegionMovement, ...]
     emotion: Optional[str]
     emotion_probability: Optional[float]
-    raw: Dict[str, Any] = field(default_factory=dict, **_RAW)
+    raw: Dict[str, Any] = _raw()
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "MicroExpression":
+    def from_dict(cls, data: Mapping[str, Any]) -> MicroExpression:
         return cls(data["track_id"], data["kind"], data["onset_ms"], data["apex_ms"], data["offset_ms"],
                    data["duration_ms"], data["intensity"],
                    tuple(RegionMovement.from_dict(r) for r in data.get("regions", ())),
@@ -279,12 +287,12 @@ class ImageResult(AnalysisResult):
     timing_ms: Dict[str, float]
     media: Media
     faces: Tuple[Face, ...]
-    raw: Dict[str, Any] = field(default_factory=dict, **_RAW)
+    raw: Dict[str, Any] = _raw()
     #: True when the API answered with the stored result of an earlier call with the same Idempotency-Key.
     replayed: bool = field(default=False, compare=False)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], replayed: bool = False) -> "ImageResult":
+    def from_dict(cls, data: Mapping[str, Any], replayed: bool = False) -> ImageResult:
         return cls(data["request_id"], ModelVersions.from_dict(data.get("model", {})),
                    dict(data.get("timing_ms", {})), Media.from_dict(data["media"]),
                    tuple(Face.from_dict(f) for f in data.get("faces", ())), raw=dict(data), replayed=replayed)
@@ -301,11 +309,11 @@ class VideoResult(AnalysisResult):
     frames: Tuple[Frame, ...]
     tracks: Tuple[Track, ...]
     micro_expressions: Tuple[MicroExpression, ...]
-    raw: Dict[str, Any] = field(default_factory=dict, **_RAW)
+    raw: Dict[str, Any] = _raw()
     replayed: bool = field(default=False, compare=False)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], replayed: bool = False) -> "VideoResult":
+    def from_dict(cls, data: Mapping[str, Any], replayed: bool = False) -> VideoResult:
         return cls(data["request_id"], ModelVersions.from_dict(data.get("model", {})),
                    dict(data.get("timing_ms", {})), Media.from_dict(data["media"]),
                    data.get("sample_fps", 0.0), data.get("temporal_resolution_ms", 0.0),
@@ -358,12 +366,12 @@ class Job:
     finished_at: Optional[datetime]
     expires_at: Optional[datetime]
     #: The same typed result as a synchronous analysis, once succeeded (None after it expired).
-    result: Optional[Union["ImageResult", "VideoResult"]]
+    result: Optional[Union[ImageResult, VideoResult]]
     result_expired: bool
     #: The problem document of a failed job.
     error: Optional[Dict[str, Any]]
     webhook: Optional[JobWebhook]
-    raw: Dict[str, Any] = field(default_factory=dict, **_RAW)
+    raw: Dict[str, Any] = _raw()
     replayed: bool = field(default=False, compare=False)
 
     @property
@@ -371,7 +379,7 @@ class Job:
         return self.status in JOB_FINAL
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], replayed: bool = False) -> "Job":
+    def from_dict(cls, data: Mapping[str, Any], replayed: bool = False) -> Job:
         progress = data.get("progress") or {}
         webhook = data.get("webhook")
         result = data.get("result")
@@ -383,7 +391,7 @@ class Job:
                    JobWebhook(webhook["url"], webhook.get("status")) if webhook else None,
                    raw=dict(data), replayed=replayed)
 
-    def result_or_raise(self) -> Union["ImageResult", "VideoResult"]:
+    def result_or_raise(self) -> Union[ImageResult, VideoResult]:
         """The result of a succeeded job; a failed job raises the exception its problem maps to
         (e.g. InvalidRequestError for `media_corrupt`)."""
         if self.status == "failed":
@@ -417,14 +425,14 @@ class ApiKey:
     secret: Optional[str] = field(default=None, repr=False)
     #: When a key issued by sign-in stops working; None for keys created to last.
     expires_at: Optional[datetime] = None
-    raw: Dict[str, Any] = field(default_factory=dict, **_RAW)
+    raw: Dict[str, Any] = _raw()
 
     @property
     def revoked(self) -> bool:
         return self.revoked_at is not None
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "ApiKey":
+    def from_dict(cls, data: Mapping[str, Any]) -> ApiKey:
         return cls(data["id"], data["prefix"], data.get("name", ""), tuple(data.get("scopes", ())),
                    _dt(data.get("created_at")), _dt(data.get("last_used_at")), _dt(data.get("revoked_at")),
                    data.get("secret"), _dt(data.get("expires_at")), raw=dict(data))
@@ -435,10 +443,10 @@ class AccountSummary:
     id: int
     name: str
     plan: str
-    raw: Dict[str, Any] = field(default_factory=dict, **_RAW)
+    raw: Dict[str, Any] = _raw()
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "AccountSummary":
+    def from_dict(cls, data: Mapping[str, Any]) -> AccountSummary:
         return cls(data["id"], data["name"], data["plan"], raw=dict(data))
 
 
@@ -448,10 +456,10 @@ class SignUpResult:
     owner_email: str
     #: The first admin key; `api_key.secret` is shown only here.
     api_key: ApiKey
-    raw: Dict[str, Any] = field(default_factory=dict, **_RAW)
+    raw: Dict[str, Any] = _raw()
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "SignUpResult":
+    def from_dict(cls, data: Mapping[str, Any]) -> SignUpResult:
         return cls(AccountSummary.from_dict(data["account"]), data.get("owner", {}).get("email", ""),
                    ApiKey.from_dict(data["api_key"]), raw=dict(data))
 
@@ -461,7 +469,7 @@ class UsageDay:
     date: date
     units: int
     requests: int
-    raw: Dict[str, Any] = field(default_factory=dict, **_RAW)
+    raw: Dict[str, Any] = _raw()
 
 
 @dataclass(frozen=True)
@@ -472,10 +480,10 @@ class Usage:
     total_units: int
     total_requests: int
     data: Tuple[UsageDay, ...]
-    raw: Dict[str, Any] = field(default_factory=dict, **_RAW)
+    raw: Dict[str, Any] = _raw()
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Usage":
+    def from_dict(cls, data: Mapping[str, Any]) -> Usage:
         days = tuple(UsageDay(date.fromisoformat(d["date"]), d["units"], d["requests"], raw=dict(d))
                      for d in data.get("data", ()))
         return cls(date.fromisoformat(data["from"]), date.fromisoformat(data["to"]),
@@ -488,14 +496,14 @@ class Quota:
     monthly_units: Optional[int]  # None: no hard quota (usage is billed)
     used_units: int
     resets_at: Optional[datetime]
-    raw: Dict[str, Any] = field(default_factory=dict, **_RAW)
+    raw: Dict[str, Any] = _raw()
 
 
 @dataclass(frozen=True)
 class RateLimit:
     requests_per_second: float
     burst: int
-    raw: Dict[str, Any] = field(default_factory=dict, **_RAW)
+    raw: Dict[str, Any] = _raw()
 
 
 @dataclass(frozen=True)
@@ -509,10 +517,10 @@ class Account:
     billing_enabled: bool
     #: Verifies the `Emoscope-Signature` of this account's job webhooks (see emoscope.webhooks).
     webhook_signing_secret: Optional[str] = field(default=None, repr=False)
-    raw: Dict[str, Any] = field(default_factory=dict, **_RAW)
+    raw: Dict[str, Any] = _raw()
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Account":
+    def from_dict(cls, data: Mapping[str, Any]) -> Account:
         q, r = data.get("quota", {}), data.get("rate_limit", {})
         return cls(data["id"], data["name"], data["plan"], data.get("subscription_status", "none"),
                    Quota(q.get("monthly_units"), q.get("used_units", 0), _dt(q.get("resets_at")), raw=dict(q)),
@@ -526,10 +534,10 @@ class DataDeletion:
     studies_deleted: int
     jobs_deleted: int
     requests_scrubbed: int
-    raw: Dict[str, Any] = field(default_factory=dict, **_RAW)
+    raw: Dict[str, Any] = _raw()
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "DataDeletion":
+    def from_dict(cls, data: Mapping[str, Any]) -> DataDeletion:
         return cls(data["studies_deleted"], data["jobs_deleted"], data["requests_scrubbed"], raw=dict(data))
 
 
@@ -539,10 +547,10 @@ class Subscription:
     plan: str
     subscription_status: str
     stripe_customer_id: str
-    raw: Dict[str, Any] = field(default_factory=dict, **_RAW)
+    raw: Dict[str, Any] = _raw()
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Subscription":
+    def from_dict(cls, data: Mapping[str, Any]) -> Subscription:
         return cls(data["plan"], data["subscription_status"], data["stripe_customer_id"], raw=dict(data))
 
 
@@ -563,10 +571,10 @@ class Study:
     participant_path: Optional[str] = field(default=None, repr=False)
     #: The owner's cap on sessions (None: only the deployment's).
     max_sessions: Optional[int] = None
-    raw: Dict[str, Any] = field(default_factory=dict, **_RAW)
+    raw: Dict[str, Any] = _raw()
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Study":
+    def from_dict(cls, data: Mapping[str, Any]) -> Study:
         return cls(data["id"], data["name"], float(data["stimulus_duration_ms"]), bool(data.get("has_stimulus")),
                    _dt(data.get("created_at")), dict(data.get("sessions", {})), data.get("participant_token"),
                    data.get("participant_path"), data.get("max_sessions"), raw=dict(data))
@@ -591,10 +599,10 @@ class StudyReport:
     buckets: Tuple[Dict[str, Any], ...]
     top_moments: Tuple[TopMoment, ...]
     segments: Tuple[Dict[str, Any], ...]
-    raw: Dict[str, Any] = field(default_factory=dict, **_RAW)
+    raw: Dict[str, Any] = _raw()
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "StudyReport":
+    def from_dict(cls, data: Mapping[str, Any]) -> StudyReport:
         moments = tuple(TopMoment(m["emotion"], int(m["time_ms"]), float(m["rise"]), float(m["mean"]))
                         for m in data.get("top_moments", ()))
         return cls(data["study_id"], int(data["viewers"]), int(data["bucket_ms"]), tuple(data.get("buckets", ())),

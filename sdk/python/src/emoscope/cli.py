@@ -12,7 +12,7 @@ import os
 import sys
 import threading
 import time
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Union
 
 from ._client import Client
 from ._exceptions import EmoscopeError
@@ -45,7 +45,7 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]], indent: str = "
     return "\n".join(lines)
 
 
-def render(result, name: str) -> str:
+def render(result: Union[ImageResult, VideoResult], name: str) -> str:
     media = result.media
     out: List[str] = []
     if isinstance(result, ImageResult):
@@ -127,7 +127,7 @@ class Progress:
         return (f"{self.label} [{'#' * filled}{'.' * (self.WIDTH - filled)}] {fraction * 100:3.0f}% "
                 f"{job.progress.frames_done}/{job.progress.frames_total} frames, {job.status} {elapsed}")
 
-    def __enter__(self) -> "Progress":
+    def __enter__(self) -> Progress:
         self._start = time.monotonic()
         if self.enabled and not self.live:
             sys.stderr.write(f"{self.label}...\n")
@@ -168,7 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("file", metavar="FILE", help="image (JPEG, PNG, WebP, BMP) or clip (MP4, MOV, WebM, GIF)")
     analyze.add_argument("--json", action="store_true", help="print the API's JSON answer instead of a table")
     analyze.add_argument("--fps", type=float, help="clips: frames analysed per second (0.1-240)")
-    analyze.add_argument("--detector", choices=["dlib", "opencv", "blazeface", "skip"], help="face detector (default dlib)")
+    analyze.add_argument("--detector", choices=["dlib", "opencv", "blazeface", "skip"],
+                         help="face detector (default dlib)")
     analyze.add_argument("--min-face-size", type=int, metavar="PX", help="drop faces smaller than this")
     analyze.add_argument("--max-faces", type=int, metavar="N", help="at most N faces per picture or frame")
     analyze.add_argument("--no-landmarks", action="store_true", help="leave out eye and nose points")
@@ -229,7 +230,8 @@ def render_report(report: StudyReport) -> str:
         else:
             leading = "too few viewers"
         micro = ", ".join(f"{e} {n}" for e, n in sorted(bucket["micro_expressions"].items())) or "-"
-        rows.append([_secs(bucket["start_ms"]), str(bucket["viewers"]), str(bucket["viewers_with_face"]), leading, micro])
+        rows.append([_secs(bucket["start_ms"]), str(bucket["viewers"]), str(bucket["viewers_with_face"]), leading,
+                     micro])
     out = [f"study {report.study_id}: {report.viewers} viewers, buckets of {report.bucket_ms} ms", "",
            table(["from", "viewers", "with face", "leading emotion (95% CI)", "micro-expressions"], rows)]
     if report.top_moments:
