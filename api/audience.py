@@ -33,6 +33,11 @@ EXPRESSION_THRESHOLD = 0.5
 # of the second's recorded buckets (and as attending when it also faced the camera that long).
 VISIBLE_SHARE = 0.5
 Z_95 = 1.959964
+# Quality gate: a session whose face was found over less than this share of the stimulus says little
+# about the stimulus (a camera on the ceiling, a viewer who walked away, an empty room); it is kept
+# as low quality, left out of reports unless asked for, and not billed. Half: below it, most seconds
+# of that viewer are missing, and the per-second figures already need half a second with a face.
+MIN_FACE_SHARE = 0.5
 # Webcam recordings drop frames (browsers record at a variable rate, fewer frames when busy): a frame
 # stands until the next one, but no longer than this (or one sampling period, if longer).
 FRAME_HOLD_MS = 500.0
@@ -243,6 +248,11 @@ def _attention_summary(shares: list[float]) -> dict | None:
     mean = float(values.mean())
     return {"mean": round(mean, 4), "ci95": [round(max(0.0, mean - half), 4), round(min(1.0, mean + half), 4)],
             "viewers": len(values)}
+
+
+def face_share(timeline: SessionTimeline) -> float:
+    """The share of the stimulus during which the viewer's face was found (0 when nothing was recorded)."""
+    return float((timeline.visible & timeline.recorded).sum() / len(timeline.recorded))
 
 
 def session_attention(timeline: SessionTimeline) -> float | None:

@@ -217,7 +217,7 @@ class StudySession(Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     study_id: Mapped[str] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), index=True)
     receipt_hash: Mapped[str] = mapped_column(String(128), unique=True)
-    status: Mapped[str] = mapped_column(String(20), default="processing")  # processing, succeeded, failed
+    status: Mapped[str] = mapped_column(String(20), default="processing")  # studies.SESSION_STATUSES
     stimulus_started_ms: Mapped[float] = mapped_column(Float)
     consent_version: Mapped[str] = mapped_column(String(50))
     consented_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -51,6 +51,8 @@ class JobKind:
     accept: Callable[[ImageAnalysis | VideoAnalysis], None] = nothing  # raises MediaError to fail the job
     on_done: Callable[[Session, Job, ImageAnalysis | VideoAnalysis], None] = nothing
     on_failed: Callable[[Session, Job], None] = nothing
+    # Whether a job that succeeded is billed, asked after `on_done` in the same transaction.
+    billable: Callable[[Session, Job], bool] = lambda session, job: True
 
 
 @dataclass
@@ -174,7 +176,7 @@ def execute(ctx: JobContext, job_id: str) -> str | None:
             job.frames_done = len(getattr(analysis, "frames", [])) or 1
             record = session.get(ApiRequest, request_id)
             metering.complete(session, request_id, session.get(Account, job.account_id), analysis.media,
-                              record.response_body)
+                              record.response_body, billed=kind.billable(session, job))
     except IntegrityError:
         log.info("job already billed by an earlier delivery", extra={"job_id": job_id})
         return "succeeded"

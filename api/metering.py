@@ -128,16 +128,19 @@ def admit(session: Session, account: Account, plan: Plan, request_id: str, api_k
     return replay
 
 
-def complete(session: Session, request_id: str, account: Account, media: MediaInfo, response_body: str) -> UsageEvent:
-    """Mark the request done and write its usage (and outbox row when billed) in this transaction."""
+def complete(session: Session, request_id: str, account: Account, media: MediaInfo, response_body: str,
+             billed: bool = True) -> UsageEvent:
+    """Mark the request done and write its usage (and outbox row when billed) in this transaction.
+    `billed=False` (a study session below the quality gate) records the request with 0 units."""
     record = session.get(ApiRequest, request_id)
     record.status, record.completed_at = "succeeded", utcnow()
     # Results are kept only where a retry may need them replayed, never by default.
     record.response_body = response_body if record.idempotency_key else None
-    event = UsageEvent(account_id=account.id, request_id=request_id, media_kind=media.kind, units=units_for(media))
+    event = UsageEvent(account_id=account.id, request_id=request_id, media_kind=media.kind,
+                       units=units_for(media) if billed else 0)
     session.add(event)
     session.flush()
-    if account.plan == "paid" and account.stripe_customer_id:
+    if event.units and account.plan == "paid" and account.stripe_customer_id:
         session.add(BillingOutbox(usage_event_id=event.id, stripe_customer_id=account.stripe_customer_id,
                                   units=event.units, identifier=f"emoscope-usage-{event.id}-{request_id}"))
     return event

@@ -170,6 +170,7 @@ class StudySessionFormSchema(StrictSchema):
 
 class ReportQuerySchema(StrictSchema):
     bucket_ms = fields.Integer(load_default=1000, validate=[validate.Range(GRID_MS, 60_000)])
+    include_low_quality = fields.Boolean(load_default=False)
 
     @validates_schema
     def _whole_grid_steps(self, data, **_kwargs):

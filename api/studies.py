@@ -22,6 +22,8 @@ from api.engine import media
 from api.engine.results import ImageAnalysis, VideoAnalysis
 
 PARTICIPANT_TOKEN_PREFIX = "pt_"
+LOW_QUALITY = "low_quality"  # analysed, but the face was found over too little of the stimulus
+SESSION_STATUSES = ("processing", "succeeded", LOW_QUALITY, "failed")
 RECEIPT_PREFIX = "rcpt_"
 JOB_KIND = "study_session"  # a session's recording, analysed as a job of the owner's account
 
@@ -110,7 +112,7 @@ def check_open(session: Session, study: Study, max_sessions: int) -> None:
 
 
 def study_json(session: Session, study: Study, token: str | None = None) -> dict:
-    counts = {status: 0 for status in ("processing", "succeeded", "failed")}
+    counts = {status: 0 for status in SESSION_STATUSES}
     for status in session.scalars(select(StudySession.status).where(StudySession.study_id == study.id)):
         counts[status] += 1
     body = {"id": study.id, "name": study.name, "stimulus_duration_ms": study.stimulus_duration_ms,
@@ -215,7 +217,7 @@ def _delete_jobs(session: Session, session_ids: list[str]) -> list[str]:
 def session_job_kind() -> jobs.JobKind:
     """How a session's job ends: a video's timeline is kept on the session, and no result file."""
     return jobs.JobKind(keeps_result=False, accept=_accept_recording, on_done=_record_result,
-                        on_failed=_record_failure)
+                        on_failed=_record_failure, billable=_billable)
 
 
 def attach(row: StudySession):
@@ -239,7 +241,13 @@ def _record_result(session: Session, job: Job, analysis: VideoAnalysis) -> None:
     timeline = audience.timeline_from_analysis(analysis, row.stimulus_started_ms, study.stimulus_duration_ms,
                                                row.segment)
     row.timeline, row.micro_onsets = timeline.to_bytes(), json.dumps(timeline.micro_onsets_ms)
-    row.status, row.finished_at = "succeeded", utcnow()
+    low_quality = audience.face_share(timeline) < audience.MIN_FACE_SHARE
+    row.status, row.finished_at = LOW_QUALITY if low_quality else "succeeded", utcnow()
+
+
+def _billable(session: Session, job: Job) -> bool:
+    """A session below the quality gate is not billed (audience.MIN_FACE_SHARE)."""
+    return session.get(StudySession, job.study_session_id).status != LOW_QUALITY
 
 
 def _record_failure(session: Session, job: Job) -> None:
@@ -248,9 +256,14 @@ def _record_failure(session: Session, job: Job) -> None:
         row.status, row.finished_at = "failed", utcnow()
 
 
-def report(session: Session, study: Study, bucket_ms: int = 1000) -> dict:
+def report(session: Session, study: Study, bucket_ms: int = 1000, include_low_quality: bool = False) -> dict:
+    """Over the analysed sessions; those below the quality gate only when asked for."""
+    statuses = ("succeeded", LOW_QUALITY) if include_low_quality else ("succeeded",)
     rows = session.execute(select(StudySession.timeline, StudySession.micro_onsets, StudySession.segment)
-                           .where(StudySession.study_id == study.id, StudySession.status == "succeeded")).all()
+                           .where(StudySession.study_id == study.id, StudySession.status.in_(statuses))).all()
     n_buckets = audience.grid_size(study.stimulus_duration_ms)
     timelines = [audience.SessionTimeline.from_bytes(t, n_buckets, json.loads(m), seg) for t, m, seg in rows]
-    return {"study_id": study.id, **audience.study_report(timelines, study.stimulus_duration_ms, bucket_ms)}
+    low_quality = session.scalar(select(func.count()).select_from(StudySession)
+                                 .where(StudySession.study_id == study.id, StudySession.status == LOW_QUALITY))
+    return {"study_id": study.id, "low_quality_sessions": low_quality, "low_quality_included": include_low_quality,
+            **audience.study_report(timelines, study.stimulus_duration_ms, bucket_ms)}

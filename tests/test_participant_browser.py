@@ -85,7 +85,7 @@ def wait_until_analysed(owner, study_id: str, expected: int, timeout: float = 90
     deadline = time.monotonic() + timeout
     while True:
         counts = api(owner, "GET", f"/v1/studies/{study_id}").json()["sessions"]
-        if counts["processing"] == 0 and counts["succeeded"] + counts["failed"] >= expected:
+        if counts["processing"] == 0 and counts["succeeded"] + counts["low_quality"] + counts["failed"] >= expected:
             return counts
         assert time.monotonic() < deadline, f"sessions still processing after {timeout} s: {counts}"
         time.sleep(0.3)
@@ -111,7 +111,7 @@ def test_refusing_consent_records_nothing(page, owner):
     assert page.evaluate(TRACK_STATES) == []  # the camera was never asked for
     assert posted == []
     assert api(owner, "GET", f"/v1/studies/{study['id']}").json()["sessions"] == {
-        "processing": 0, "succeeded": 0, "failed": 0}
+        "processing": 0, "succeeded": 0, "low_quality": 0, "failed": 0}
 
 
 def test_stopping_midway_turns_the_camera_off_and_sends_nothing(page, owner):
@@ -147,7 +147,7 @@ def test_consent_records_uploads_and_the_session_is_in_the_report(page, owner, s
     assert page.evaluate(TRACK_STATES) == ["ended"]  # the camera is off once the stimulus is over
     assert page.evaluate("document.getElementById('upload-progress').value") == 1
 
-    assert wait_until_analysed(owner, study["id"], 1) == {"processing": 0, "succeeded": 1, "failed": 0}
+    assert wait_until_analysed(owner, study["id"], 1) == {"processing": 0, "succeeded": 1, "low_quality": 0, "failed": 0}
     report = api(owner, "GET", f"/v1/studies/{study['id']}/report").json()
     assert report["viewers"] == 1 and len(report["buckets"]) == 2
     assert all(b["viewers"] == 1 for b in report["buckets"])  # the recording covers the whole stimulus

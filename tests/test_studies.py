@@ -49,7 +49,7 @@ def wait_until_analysed(client, secret, study_id, expected, timeout=240.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         counts = client.get(f"/v1/studies/{study_id}", headers=bearer(secret)).json["sessions"]
-        if counts["processing"] == 0 and counts["succeeded"] + counts["failed"] >= expected:
+        if counts["processing"] == 0 and counts["succeeded"] + counts["low_quality"] + counts["failed"] >= expected:
             return counts
         time.sleep(0.2)
     raise AssertionError(f"sessions still processing after {timeout} s: {counts}")
@@ -61,7 +61,7 @@ def test_a_session_becomes_a_timeline_and_its_media_is_gone(owner, assert_contra
     assert study["participant_path"] == f"/s/{study['participant_token']}"
     accepted = assert_contract(submit_session(client, study, segment="returning"))
     assert accepted.status_code == 202 and accepted.json["receipt"].startswith("rcpt_")
-    assert wait_until_analysed(client, secret, study["id"], 1) == {"processing": 0, "succeeded": 1, "failed": 0}
+    assert wait_until_analysed(client, secret, study["id"], 1) == {"processing": 0, "succeeded": 1, "low_quality": 0, "failed": 0}
 
     report = assert_contract(client.get(f"/v1/studies/{study['id']}/report", headers=bearer(secret))).json
     assert report["viewers"] == 1 and len(report["buckets"]) == 1
@@ -341,3 +341,22 @@ def test_an_owner_caps_a_studys_sessions_below_the_deployments_cap(owner, assert
     assert_problem(refused, 400, "invalid_request")
     assert "max_sessions" in refused.json["errors"]
     wait_until_analysed(client, secret, study["id"], 1)
+
+
+def test_a_session_without_a_face_for_most_of_the_stimulus_is_low_quality_unbilled_and_left_out(owner,
+                                                                                               assert_contract):
+    _, client, secret = owner
+    study = create_study(client, secret).json
+    assert submit_session(client, study).status_code == 202  # a face throughout
+    empty_room = short_clip(VIDEOS / "no_face.mp4", frames=10, fps=10)
+    assert submit_session(client, study, data=empty_room).status_code == 202  # a whole second without one
+    counts = wait_until_analysed(client, secret, study["id"], 2)
+    assert counts == {"processing": 0, "succeeded": 1, "low_quality": 1, "failed": 0}
+    assert client.get("/v1/usage", headers=bearer(secret)).json["total_units"] == 1  # only the good session
+
+    path = f"/v1/studies/{study['id']}/report"
+    report = assert_contract(client.get(path, headers=bearer(secret))).json
+    assert report["viewers"] == 1 and report["low_quality_sessions"] == 1 and not report["low_quality_included"]
+    everyone = assert_contract(client.get(f"{path}?include_low_quality=true", headers=bearer(secret))).json
+    assert everyone["viewers"] == 2 and everyone["low_quality_included"]
+    assert everyone["buckets"][0]["viewers_with_face"] == 1

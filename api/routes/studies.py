@@ -88,7 +88,7 @@ def study_report(study_id: str):
     query = load(ReportQuerySchema(), request.args.to_dict())
     with current_services().db.session.begin() as session:
         study = _owned(session, study_id)
-        report = studies.report(session, study, query["bucket_ms"])
+        report = studies.report(session, study, query["bucket_ms"], query["include_low_quality"])
     if request.accept_mimetypes.best_match(["application/json", CSV]) == CSV:
         return report_csv_response(study_id, report)
     return jsonify(report)

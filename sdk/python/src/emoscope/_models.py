@@ -564,7 +564,7 @@ class Study:
     stimulus_duration_ms: float
     has_stimulus: bool
     created_at: Optional[datetime]
-    #: Sessions by status: processing, succeeded, failed.
+    #: Sessions by status: processing, succeeded, low_quality (face under half the stimulus; unbilled), failed.
     sessions: Dict[str, int]
     #: Only on the answer that created the study or rotated its token: the participant token and page (/s/<token>).
     participant_token: Optional[str] = field(default=None, repr=False)
