@@ -206,6 +206,8 @@ class Study(Base):
     max_sessions: Mapped[int | None] = mapped_column(Integer)
     # The participant token can only submit sessions to this study; stored hashed like API keys.
     participant_token_hash: Mapped[str] = mapped_column(String(128), unique=True)
+    # With the pepper, derives the token again (studies.participant_token); NULL before migration 0010.
+    participant_token_nonce: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 

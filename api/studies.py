@@ -7,6 +7,9 @@ no face images, boxes or embeddings. Each session's receipt code deletes it and 
 """
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
 import secrets
 import uuid
@@ -50,15 +53,28 @@ class StudyStorageFull(Exception):
     """The account's stored stimuli would exceed its plan's study storage."""
 
 
-def _new_token(pepper: str) -> tuple[str, str]:
-    token = f"{PARTICIPANT_TOKEN_PREFIX}{secrets.token_urlsafe(24)}"
-    return token, keys.hash_key(token, pepper)
+def participant_token(study: Study, pepper: str) -> str | None:
+    """The study's participant token, derived from its nonce and the server's pepper, so that the owner
+    can see the link again at any time while the database alone (a backup, a leak) holds no link:
+    the nonce without the pepper derives nothing. None for a study made before nonces existed."""
+    if study.participant_token_nonce is None:
+        return None
+    digest = hmac.new(pepper.encode(), f"participant-token:{study.participant_token_nonce}".encode(), hashlib.sha256)
+    return f"{PARTICIPANT_TOKEN_PREFIX}{base64.urlsafe_b64encode(digest.digest()).decode().rstrip('=')}"
+
+
+def _new_token(study: Study, pepper: str) -> str:
+    """A fresh token for the study (a new nonce); its hash is what participants' requests are looked up by."""
+    study.participant_token_nonce = secrets.token_hex(16)
+    token = participant_token(study, pepper)
+    study.participant_token_hash = keys.hash_key(token, pepper)
+    return token
 
 
 def create(session: Session, put_object, account_id: int, api_key_id: int, name: str, stimulus_duration_ms: float,
            stimulus: bytes | None, pepper: str, storage_limit: int | None = None,
            max_sessions: int | None = None) -> tuple[Study, str]:
-    """A new study and its participant token (returned once; only its hash is stored). The stimulus
+    """A new study and its participant token (stored hashed; `participant_token` derives it again). The stimulus
     (a video by its magic bytes) is stored with the type its container names, never the client's.
 
     `put_object(key, data)` stores the stimulus; it must undo that if the transaction fails
@@ -71,10 +87,9 @@ def create(session: Session, put_object, account_id: int, api_key_id: int, name:
         if used + len(stimulus) > storage_limit:
             raise StudyStorageFull(f"the account's stimuli take {used} of {storage_limit} bytes; this one needs "
                                    f"{len(stimulus)} more: delete a study or upgrade")
-    token, token_hash = _new_token(pepper)
     study = Study(id=f"study_{uuid.uuid4().hex}", account_id=account_id, api_key_id=api_key_id, name=name,
-                  stimulus_duration_ms=stimulus_duration_ms, participant_token_hash=token_hash,
-                  max_sessions=max_sessions)
+                  stimulus_duration_ms=stimulus_duration_ms, max_sessions=max_sessions)
+    token = _new_token(study, pepper)
     if stimulus is not None:
         study.stimulus_key = f"studies/{study.id}/stimulus"
         study.stimulus_content_type = media.VIDEO_MIMETYPES[media.sniff_format(stimulus)]
@@ -89,7 +104,7 @@ def rotate_token(study: Study, api_key_id: int, pepper: str) -> str:
     """A new participant token for the study (the old one stops working at commit), metered from now
     on against `api_key_id`, the owner's key that rotated it: this is how a study whose key was
     revoked takes sessions again."""
-    token, study.participant_token_hash = _new_token(pepper)
+    token = _new_token(study, pepper)
     study.api_key_id = api_key_id
     return token
 
@@ -111,16 +126,17 @@ def check_open(session: Session, study: Study, max_sessions: int) -> None:
         raise StudyClosed("study_full", f"this study has reached its limit of {limit} sessions")
 
 
-def study_json(session: Session, study: Study, token: str | None = None) -> dict:
+def study_json(session: Session, study: Study, pepper: str) -> dict:
+    """The owner's view of a study, with its participant link whenever it can be derived."""
     counts = {status: 0 for status in SESSION_STATUSES}
     for status in session.scalars(select(StudySession.status).where(StudySession.study_id == study.id)):
         counts[status] += 1
     body = {"id": study.id, "name": study.name, "stimulus_duration_ms": study.stimulus_duration_ms,
             "has_stimulus": study.stimulus_key is not None, "created_at": study.created_at.isoformat(),
             "max_sessions": study.max_sessions, "sessions": counts}
-    if token is not None:
-        body["participant_token"] = token
-        body["participant_path"] = participant_path(token)
+    token = participant_token(study, pepper)
+    body["participant_token"] = token
+    body["participant_path"] = participant_path(token) if token else None
     return body
 
 

@@ -360,3 +360,23 @@ def test_a_session_without_a_face_for_most_of_the_stimulus_is_low_quality_unbill
     everyone = assert_contract(client.get(f"{path}?include_low_quality=true", headers=bearer(secret))).json
     assert everyone["viewers"] == 2 and everyone["low_quality_included"]
     assert everyone["buckets"][0]["viewers_with_face"] == 1
+
+
+def test_the_participant_link_is_derived_again_never_stored(owner):
+    from api import studies
+    from api.db import Study
+
+    app, client, secret = owner
+    created = create_study(client, secret).json
+    shown_later = client.get(f"/v1/studies/{created['id']}", headers=bearer(secret)).json
+    assert shown_later["participant_path"] == created["participant_path"]
+    services = app.extensions["emoscope"]
+    with services.db.session.begin() as session:
+        row = session.get(Study, created["id"])
+        stored = " ".join(str(v) for v in vars(row).values())
+        assert created["participant_token"] not in stored  # the database alone holds no link
+        assert studies.participant_token(row, "another-pepper-" + "x" * 32) != created["participant_token"]
+        row.participant_token_nonce = None  # a study made before links could be shown again
+    legacy = client.get(f"/v1/studies/{created['id']}", headers=bearer(secret)).json
+    assert legacy["participant_token"] is None and legacy["participant_path"] is None
+    assert client.get(created["participant_path"]).status_code == 200  # its old link still works

@@ -61,7 +61,7 @@ def test_the_withdrawal_page_asks_only_for_the_receipt(owner):
     assert client.get(study["participant_path"] + "/withdraw").status_code == 200
 
 
-def test_console_creates_a_study_and_shows_its_link_once(owner):
+def test_console_creates_a_study_and_shows_its_link_whenever_asked(owner):
     client, secret, _ = owner
     key_id = client.get("/v1/keys", headers=bearer(secret)).json["data"][0]["id"]
     created = create_in_console(client, key_id, stimulus=(io.BytesIO(STIMULUS), "ad.mp4", "video/mp4"))
@@ -73,7 +73,14 @@ def test_console_creates_a_study_and_shows_its_link_once(owner):
     study_id = re.search(r'data-study-id="(study_\w+)"', listing).group(1)
     report = client.get(f"/console/studies/{study_id}")
     html = report.get_data(as_text=True)
-    assert report.status_code == 200 and "participant-link" not in html and link not in html
+    assert report.status_code == 200 and participant_url(report) == link  # the same link, any time
+    # A new link: the old one stops working, the page shows the new one, and the API agrees.
+    rotated = client.post(f"/console/studies/{study_id}/participant-token", data=hidden_fields(report))
+    assert rotated.status_code == 303
+    new_link = participant_url(client.get(f"/console/studies/{study_id}"))
+    assert new_link != link and client.get(link.removeprefix("http://localhost")).status_code == 404
+    api_view = client.get(f"/v1/studies/{study_id}", headers=bearer(secret)).json
+    assert f"http://localhost{api_view['participant_path']}" == new_link
     assert 'id="player"' in html and not re.search(INLINE, html)
     # the stimulus streams to the signed-in owner in byte ranges (the player seeks)
     ranged = client.get(f"/console/studies/{study_id}/stimulus", headers={"Range": "bytes=0-99"})

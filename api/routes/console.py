@@ -282,7 +282,8 @@ def _every_day(report: dict, first, count: int) -> list[dict]:
 @signed_in
 def studies_page():
     with current_services().db.session.begin() as db_session:
-        rows = [studies.study_json(db_session, study) for study in studies.of_account(db_session, g.account.id)]
+        pepper = current_services().settings.api_key_pepper
+        rows = [studies.study_json(db_session, study, pepper) for study in studies.of_account(db_session, g.account.id)]
         keys = [key for key in repository.list_api_keys(db_session, g.account.id) if key.revoked_at is None]
     return render_template("console/studies.html", account=g.account, studies=rows, keys=keys)
 
@@ -299,18 +300,16 @@ def create_study():
     stimulus = video_upload("stimulus", required=False)
     if not websecurity.first_submission():
         return _message(409, "This study was already created",
-                        "The form was sent before (a reload or a second click). The study was created the first time, "
-                        "and its participant link was shown only then: if it was not copied, delete that study under "
-                        "Studies and create it again.")
+                        "The form was sent before (a reload or a second click). The study was created the first time; "
+                        "its page under Studies shows its participant link.")
     with study_storage_problems(), undone_on_error(services.jobs.storage) as put, \
             services.db.session.begin() as db_session:
         key = _active_key(db_session, request.form.get("api_key_id", type=int))
-        study, token = studies.create(db_session, put, g.account.id, key.id, fields["name"],
-                                      fields["stimulus_duration_ms"], stimulus, services.settings.api_key_pepper,
-                                      plan.study_storage_bytes)
+        study, _ = studies.create(db_session, put, g.account.id, key.id, fields["name"],
+                                  fields["stimulus_duration_ms"], stimulus, services.settings.api_key_pepper,
+                                  plan.study_storage_bytes)
         study_id = study.id
-    # Rendered here rather than redirected to: the participant link exists only in this response.
-    return _study_page(study_id, participant_url=url_for("participant.page", token=token, _external=True)), 201
+    return _study_page(study_id), 201
 
 
 @bp.get("/studies/<study_id>")
@@ -337,6 +336,18 @@ def study_stimulus(study_id: str):
     if key is None:
         return _message(404, "No stimulus", "This study has no stored stimulus video.")
     return stimulus_response(services.jobs.storage.get(key), content_type)
+
+
+@bp.post("/studies/<study_id>/participant-token")
+@signed_in
+def rotate_participant_link(study_id: str):
+    """A new participant link; the old one stops working. The study stays metered against its key."""
+    services = current_services()
+    with services.db.session.begin() as db_session:
+        study = _owned_study(db_session, study_id)
+        studies.rotate_token(study, study.api_key_id, services.settings.api_key_pepper)
+    flash("The participant link is new: the old one no longer works.")
+    return redirect(url_for("console.study_page", study_id=study_id), 303)
 
 
 @bp.post("/studies/<study_id>/delete")
@@ -377,9 +388,12 @@ def _milliseconds(seconds: str):
         return seconds  # not a number: the schema says so
 
 
-def _study_page(study_id: str, participant_url: str | None = None) -> str:
+def _study_page(study_id: str) -> str:
     with current_services().db.session.begin() as db_session:
         study = _owned_study(db_session, study_id)
-        body, report = studies.study_json(db_session, study), studies.report(db_session, study)
+        body = studies.study_json(db_session, study, current_services().settings.api_key_pepper)
+        report = studies.report(db_session, study)
+    token = body["participant_token"]
+    participant_url = url_for("participant.page", token=token, _external=True) if token else None
     return render_template("console/study.html", study=body, report=report, emotions=EMOTIONS,
                            participant_url=participant_url)

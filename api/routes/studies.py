@@ -44,19 +44,20 @@ def create_study():
         fields, stimulus = load(StudyCreateSchema(), json_object()), None
     with study_storage_problems(), undone_on_error(services.jobs.storage) as put, \
             services.db.session.begin() as session:
-        study, token = studies.create(session, put, g.account_id, g.api_key_id, fields["name"],
-                                      fields["stimulus_duration_ms"], stimulus, services.settings.api_key_pepper,
-                                      plan.study_storage_bytes, fields["max_sessions"])
-        body = studies.study_json(session, study, token)
+        study, _ = studies.create(session, put, g.account_id, g.api_key_id, fields["name"],
+                                  fields["stimulus_duration_ms"], stimulus, services.settings.api_key_pepper,
+                                  plan.study_storage_bytes, fields["max_sessions"])
+        body = studies.study_json(session, study, services.settings.api_key_pepper)
     return jsonify(body), 201
 
 
 @bp.get("/v1/studies/<study_id>")
 @require_api_key("admin")
 def get_study(study_id: str):
-    with current_services().db.session.begin() as session:
+    services = current_services()
+    with services.db.session.begin() as session:
         study = _owned(session, study_id)
-        return jsonify(studies.study_json(session, study))
+        return jsonify(studies.study_json(session, study, services.settings.api_key_pepper))
 
 
 @bp.delete("/v1/studies/<study_id>")
@@ -77,8 +78,8 @@ def rotate_participant_token(study_id: str):
     services = current_services()
     with services.db.session.begin() as session:
         study = _owned(session, study_id)
-        token = studies.rotate_token(study, g.api_key_id, services.settings.api_key_pepper)
-        body = studies.study_json(session, study, token)
+        studies.rotate_token(study, g.api_key_id, services.settings.api_key_pepper)
+        body = studies.study_json(session, study, services.settings.api_key_pepper)
     return jsonify(body)
 
 

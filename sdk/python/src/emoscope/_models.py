@@ -566,7 +566,7 @@ class Study:
     created_at: Optional[datetime]
     #: Sessions by status: processing, succeeded, low_quality (face under half the stimulus; unbilled), failed.
     sessions: Dict[str, int]
-    #: Only on the answer that created the study or rotated its token: the participant token and page (/s/<token>).
+    #: The participant token and page (/s/<token>); None for a study made before links could be shown again.
     participant_token: Optional[str] = field(default=None, repr=False)
     participant_path: Optional[str] = field(default=None, repr=False)
     #: The owner's cap on sessions (None: only the deployment's).
