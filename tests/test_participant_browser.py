@@ -238,7 +238,7 @@ def test_console_study_from_creation_to_report(page, owner, shoot):
     assert wait_until_analysed(owner, study_id, 6)["succeeded"] == 6
 
     page.goto(f"/console/studies/{study_id}")
-    expect(page.locator("#viewers")).to_contain_text("6 viewers analysed")
+    expect(page.locator("#viewers")).to_contain_text("6 viewers analysed, attending 100% of the time")
     expect(page.locator("svg.study-chart")).to_be_visible()
     assert page.locator("polyline.emotion-curve").count() >= len(EMOTIONS)
     # The six viewers face the camera throughout: the attention curve stands at 100%.
@@ -269,4 +269,8 @@ def test_console_study_from_creation_to_report(page, owner, shoot):
         page.click("#png-export")
     assert png_download.value.suggested_filename == f"{study_id}-chart.png"
     png = cv2.imread(png_download.value.path())
-    assert png.shape[:2] == (500, 1600) and png.std() > 10  # the chart, drawn at twice its size
+    assert png.shape[:2] == (580, 1600) and png.std() > 10  # titled chart, drawn at twice its size
+    # Hovering a second shows its figures.
+    band = page.locator("rect.bucket-band").nth(2)
+    assert "6 viewers with a face" in band.locator("title").text_content()
+    assert "happy" in band.locator("title").text_content() and "attention 100%" in band.locator("title").text_content()

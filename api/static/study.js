@@ -15,6 +15,7 @@ const ATTENTION_COLOUR = INK;
 const TICK_STEPS_S = [1, 2, 5, 10, 15, 30, 60, 120];
 const MAX_TICKS = 12;
 const PNG_SCALE = 2;
+const PNG_TITLE_HEIGHT = 40; // the exported picture's own title band: study, audience, date
 
 const holder = $("report-chart");
 const report = JSON.parse(holder.dataset.report);
@@ -113,6 +114,32 @@ function drawCurves(svg) {
   }
 }
 
+// Each second's figures on hover: an invisible band over the plot, titled with them.
+function bucketText(bucket) {
+  const at = `${bucket.start_ms / 1000} s`;
+  const attention = bucket.attention
+    ? `attention ${percent(bucket.attention.share)} (${percent(bucket.attention.ci95[0])}–${percent(bucket.attention.ci95[1])})`
+    : "attention withheld";
+  if (!bucket.emotions) {
+    return `${at}: ${bucket.viewers_with_face} of ${report.min_viewers} viewers with a face needed; ${attention}`;
+  }
+  const emotions = EMOTIONS.map((emotion) => {
+    const { mean, ci95 } = bucket.emotions[emotion];
+    return `${emotion} ${percent(mean)} (${percent(ci95[0])}–${percent(ci95[1])})`;
+  });
+  return `${at}, ${bucket.viewers_with_face} viewers with a face: ${emotions.join(", ")}; ${attention}`;
+}
+
+function drawHoverBands(svg) {
+  for (const bucket of report.buckets) {
+    const end = bucketEnd(bucket.start_ms, report.bucket_ms);
+    svg.append(titled(svgElement("rect", {
+      class: "bucket-band", x: String(x(bucket.start_ms)), y: String(CHART.top),
+      width: String(Math.max(0.5, x(end) - x(bucket.start_ms))), height: String(PLOT_HEIGHT), fill: "transparent",
+    }), bucketText(bucket)));
+  }
+}
+
 function drawMarkers(svg) {
   for (const bucket of report.buckets) {
     const counts = Object.entries(bucket.micro_expressions);
@@ -142,6 +169,7 @@ function drawChart() {
   const svg = svgElement("svg", { class: "study-chart", viewBox: `0 0 ${CHART.width} ${CHART.height}`, role: "img",
                                   "aria-label": "Mean emotion probabilities per second of the stimulus" });
   drawAxes(svg);
+  drawHoverBands(svg);
   drawCurves(svg);
   drawMarkers(svg);
   scrubber = svgElement("line", { class: "scrubber", x1: String(x(0)), x2: String(x(0)), y1: String(CHART.top),
@@ -181,10 +209,30 @@ function syncWithPlayer() {
   }
 }
 
+// The chart under a title band that says what it is, so the picture stands alone in a client's deck.
+function titledPicture() {
+  const height = CHART.height + PNG_TITLE_HEIGHT;
+  const picture = svgElement("svg", { xmlns: SVG_NS, viewBox: `0 0 ${CHART.width} ${height}`,
+                                      width: String(CHART.width * PNG_SCALE), height: String(height * PNG_SCALE) });
+  const chart = holder.querySelector("svg").cloneNode(true);
+  chart.setAttribute("y", String(PNG_TITLE_HEIGHT));
+  chart.setAttribute("width", String(CHART.width));
+  chart.setAttribute("height", String(CHART.height));
+  const audience = `${report.viewers} ${report.viewers === 1 ? "viewer" : "viewers"}`;
+  const attention = report.attention ? ` · attention ${percent(report.attention.mean)} on average` : "";
+  picture.append(
+    svgElement("rect", { x: "0", y: "0", width: String(CHART.width), height: String(height), fill: "#ffffff" }),
+    label(holder.dataset.studyName, { x: String(CHART.left), y: "18", "font-size": "15", fill: INK,
+                                      "font-weight": "bold" }),
+    label(`${audience}${attention} · mean emotion probabilities per second · exported `
+          + `${new Date().toISOString().slice(0, 10)}`, { x: String(CHART.left), y: "34" }),
+    chart,
+  );
+  return { picture, height };
+}
+
 async function exportPng() {
-  const picture = holder.querySelector("svg").cloneNode(true);
-  picture.setAttribute("width", String(CHART.width * PNG_SCALE));
-  picture.setAttribute("height", String(CHART.height * PNG_SCALE));
+  const { picture, height } = titledPicture();
   const url = URL.createObjectURL(new Blob([new XMLSerializer().serializeToString(picture)],
                                            { type: "image/svg+xml" }));
   try {
@@ -192,7 +240,7 @@ async function exportPng() {
     image.src = url;
     await image.decode();
     const canvas = element("canvas", { width: String(CHART.width * PNG_SCALE),
-                                       height: String(CHART.height * PNG_SCALE) });
+                                       height: String(height * PNG_SCALE) });
     canvas.getContext("2d").drawImage(image, 0, 0);
     const png = await new Promise((resolve) => canvas.toBlob(resolve, "image/png"));
     download(png, `${holder.dataset.studyId}-chart.png`);
