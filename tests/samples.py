@@ -112,18 +112,22 @@ def short_clip(path: Path, frames: int, fps: int = 10) -> bytes:
     return buffer.getvalue()
 
 
-def recorder_webm(seconds: float, fps: int = 5, side: int = 64) -> bytes:
-    """A VP8 WebM as a browser's MediaRecorder writes it: live, so no Duration element and no cues."""
+def recorder_webm(seconds: float, fps: int = 5, side: int = 64, face: Path | None = None) -> bytes:
+    """A VP8 WebM as a browser's MediaRecorder writes it: live, so no Duration element and no cues.
+    Its frames are flat grey levels, or the photo `face` (a viewer at a webcam)."""
     import av
+    import cv2
     import numpy as np
 
+    still = None if face is None else cv2.cvtColor(cv2.resize(cv2.imread(str(face)), (side, side)), cv2.COLOR_BGR2RGB)
     buffer = io.BytesIO()
     with av.open(buffer, "w", format="webm", options={"live": "1"}) as out:
         stream = out.add_stream("libvpx", rate=fps)
         stream.width = stream.height = side
         stream.pix_fmt = "yuv420p"
         for i in range(round(seconds * fps)):
-            frame = av.VideoFrame.from_ndarray(np.full((side, side, 3), i % 256, np.uint8), format="rgb24")
+            pixels = np.full((side, side, 3), i % 256, np.uint8) if still is None else still
+            frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
             for packet in stream.encode(frame):
                 out.mux(packet)
         for packet in stream.encode():

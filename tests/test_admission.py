@@ -172,7 +172,8 @@ def test_a_participant_recording_without_duration_is_billed_by_its_decoded_lengt
     client = app_factory().test_client()
     secret = sign_up(client)["api_key"]["secret"]
     study = create_study(client, secret, stimulus_duration_ms=30_000).json
-    assert submit_session(client, study, data=recorder_webm(25)).status_code == 202
+    # A real face throughout: a faceless recording would be low quality, and not billed at all.
+    assert submit_session(client, study, data=recorder_webm(25, side=256, face=FACES / "img1.jpg")).status_code == 202
     assert wait_until_analysed(client, secret, study["id"], 1)["succeeded"] == 1
     assert client.get("/v1/usage", headers=bearer(secret)).json["total_units"] == 3
 
