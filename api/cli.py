@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 
@@ -56,9 +57,16 @@ def main(argv: list[str] | None = None) -> None:
             owner = repository.account_by_name(session, "demo") or repository.create_account(session, "demo")
             _, secret = repository.create_api_key(session, owner, settings.api_key_pepper, "demo")
             print(f"Demo API key (shown once): {secret}")
-            print(f"Try: curl -H 'Authorization: Bearer {secret}' -F file=@photo.jpg http://127.0.0.1:8000/v1/analyze")
+            base = local_url(os.environ.get("EMOSCOPE_BIND", "127.0.0.1:8000"))
+            print(f"Try: curl -H 'Authorization: Bearer {secret}' -F file=@photo.jpg {base}/v1/analyze")
             # The key travels in the fragment, which browsers never send; the page moves it to tab storage.
-            print(f"Or open http://127.0.0.1:8000/demo#key={secret} and choose a photo")
+            print(f"Or open {base}/demo#key={secret} and choose a photo")
+
+
+def local_url(bind: str) -> str:
+    """Where gunicorn's `EMOSCOPE_BIND` serves, as a browser on this machine reaches it."""
+    host, _, port = bind.rpartition(":")
+    return f"http://{'127.0.0.1' if host in ('', '0.0.0.0', '[::]') else host}:{port}"
 
 
 def push_usage_forever(settings: Settings, db: Database, every: float) -> None:

@@ -60,6 +60,13 @@ class AnalyzeOptionsSchema(StrictSchema):
     micro_expressions = fields.Nested(MicroExpressionOptionsSchema,
                                       load_default=lambda: {"enabled": True, "sensitivity": 0.5})
 
+    @pre_load
+    def _micro_expressions_as_a_switch(self, data, **_kwargs):
+        """`micro_expressions=true` (a form field, a JSON bool, as the SDK sends it) means {"enabled": true}."""
+        if isinstance(data, dict) and isinstance(data.get("micro_expressions"), bool):
+            data = {**data, "micro_expressions": {"enabled": data["micro_expressions"]}}
+        return data
+
 
 class AnalyzeFormSchema(AnalyzeOptionsSchema):
     """Options plus how to deliver: synchronously, or as a job (optionally with a webhook)."""

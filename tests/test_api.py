@@ -220,3 +220,23 @@ def test_logs_are_json_with_the_request_id_and_no_secrets(client, api_key, caplo
     record = logging.LogRecord("t", logging.INFO, __file__, 1, "hello %s", ("world",), None)
     assert _json.loads(formatter.format(record))["message"] == "hello world"
     assert response.status_code == 415
+
+
+def test_micro_expressions_as_a_plain_switch(client, auth, assert_contract):
+    clip = (VIDEOS / "single_face.mp4").read_bytes()
+    for switch in ("true", "false"):
+        response = assert_contract(upload(client, clip, auth, fps="5", micro_expressions=switch))
+        assert response.status_code == 200, response.get_data(as_text=True)
+        spotted = response.json["timing_ms"]["micro_expressions"] > 0  # the spotter ran, or was switched off
+        assert spotted == (switch == "true")
+
+
+def test_an_upload_over_the_byte_limit_names_the_limit_not_a_made_up_size(app_factory, assert_contract):
+    from api.config import Limits
+    from tests.conftest import sign_up
+
+    client = app_factory(limits=Limits(max_upload_bytes=2048)).test_client()
+    secret = sign_up(client)["api_key"]["secret"]
+    response = assert_contract(upload(client, b"\xff\xd8\xff" + b"\x00" * 60_000, {"Authorization": f"Bearer {secret}"}))
+    assert_problem(response, 413, "media_too_large")
+    assert "over the limit of 2048 bytes" in response.json["detail"] and "2049" not in response.json["detail"]

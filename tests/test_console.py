@@ -313,3 +313,9 @@ def test_console_sign_in_refuses_text_the_database_cannot_store(app_factory, pos
         refused = client.post("/console/signin", data={CSRF_FIELD: csrf_of(client.get("/console/signin")),
                                                        "email": email, "password": PASSWORD})
         assert refused.status_code == 400, refused.get_data(as_text=True)
+
+
+def test_reloading_the_key_form_goes_to_the_dashboard_not_a_405(owner):
+    client, _, _ = owner
+    reloaded = client.get("/console/keys")
+    assert reloaded.status_code == 303 and reloaded.headers["Location"].endswith("/console")

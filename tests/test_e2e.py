@@ -57,3 +57,10 @@ def test_metrics_sum_over_gunicorn_workers(server):
     base, _ = server
     text = requests.get(f"{base}/metrics", timeout=10).text
     assert 'emoscope_requests_total{method="POST",route="/v1/analyze",status="200"}' in text
+
+
+def test_the_demo_key_points_at_where_the_service_listens(server, tmp_path):
+    env = {**server_env(tmp_path, port=0), "EMOSCOPE_BIND": "0.0.0.0:8123"}
+    admin = subprocess.run([sys.executable, "-m", "api.cli", "demo-key"], env=env, cwd=REPO_ROOT,
+                           capture_output=True, text=True, check=True)
+    assert "http://127.0.0.1:8123/demo#key=emo_" in admin.stdout and ":8000" not in admin.stdout

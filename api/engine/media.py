@@ -141,7 +141,9 @@ def open_clip(data: bytes, limits: Limits, sample_fps: float | None) -> DecodedV
 def sniff_upload(data: bytes, limits: Limits) -> str:
     """The upload's format, once its size is known to be within the limit and not zero."""
     if len(data) > limits.max_upload_bytes:
-        raise MediaTooLarge(f"upload is {len(data)} bytes; the limit is {limits.max_upload_bytes}")
+        # Reading stops one byte past the limit, so the upload's real size is not known here.
+        raise MediaTooLarge(f"the upload is over the limit of {limits.max_upload_bytes} bytes "
+                            f"({limits.max_upload_bytes / 2**20:g} MiB)")
     if not data:
         raise MediaCorrupt("the upload is empty")
     return sniff_format(data)

@@ -169,6 +169,12 @@ def home():
     return _dashboard()
 
 
+@bp.get("/keys")
+def keys_page():
+    """A reload after creating a key lands here: the keys are on the dashboard."""
+    return redirect(url_for("console.home"), 303)
+
+
 @bp.post("/keys")
 @signed_in
 def create_key():
