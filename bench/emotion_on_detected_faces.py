@@ -23,6 +23,9 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "models"))
+
+from evaluate import CKPLUS_TO_EMOTIONS  # noqa: E402  (models/evaluate.py: the one CK+ label map)
 
 from api.config import DEFAULT_EMOTION_MODEL, REPO_ROOT  # noqa: E402
 from api.engine import detection  # noqa: E402
@@ -33,8 +36,6 @@ from api.engine.results import MediaInfo  # noqa: E402
 from machine import describe  # noqa: E402  (bench/machine.py)
 
 DATA_DIR = Path(os.environ.get("EMOSCOPE_DATA_DIR", REPO_ROOT.parent / "shared" / "data"))
-CKPLUS_TO_EMOTIONS = {"anger": "angry", "disgust": "disgust", "fear": "fear", "happy": "happy",
-                      "sadness": "sad", "surprise": "surprise"}  # contempt: no counterpart
 CANVAS_W, CANVAS_H, FACE_SIDE, MARGIN = 640, 480, 192, 48
 
 
