@@ -20,19 +20,21 @@ class LiteRTModel:
         self._interpreter_class = Interpreter
         self._local = threading.local()
 
-    def _interpreter(self) -> Any:  # LiteRT's Interpreter ships no type hints
-        interpreter = getattr(self._local, "interpreter", None)
-        if interpreter is None:
+    def _interpreter(self) -> tuple[Any, int, list[int]]:  # LiteRT's Interpreter ships no type hints
+        """This thread's interpreter, its input's index and its outputs' indices, widest last axis first
+        (so callers name outputs by shape, not by the exporter's tensor names); looked up once per thread."""
+        built = getattr(self._local, "built", None)
+        if built is None:
             interpreter = self._interpreter_class(model_content=self._model, num_threads=1)
             interpreter.allocate_tensors()
-            self._local.interpreter = interpreter
-        return interpreter
+            outputs = sorted(interpreter.get_output_details(), key=lambda d: -d["shape"][-1])
+            built = (interpreter, interpreter.get_input_details()[0]["index"], [o["index"] for o in outputs])
+            self._local.built = built
+        return built
 
     def run(self, tensor: np.ndarray) -> list[np.ndarray]:
-        """The model's outputs for one input tensor, widest last axis first (so callers name them by
-        shape, not by the exporter's tensor names)."""
-        interpreter = self._interpreter()
-        interpreter.set_tensor(interpreter.get_input_details()[0]["index"], tensor)
+        """The model's outputs for one input tensor, widest last axis first."""
+        interpreter, input_index, output_indices = self._interpreter()
+        interpreter.set_tensor(input_index, tensor)
         interpreter.invoke()
-        outputs = sorted(interpreter.get_output_details(), key=lambda d: -d["shape"][-1])
-        return [interpreter.get_tensor(output["index"]) for output in outputs]
+        return [interpreter.get_tensor(index) for index in output_indices]
