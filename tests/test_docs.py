@@ -89,7 +89,7 @@ def test_docs_are_served_under_the_site_policy_with_their_inline_scripts_allowed
     page = client.get("/docs/")
     assert page.status_code == 200 and page.mimetype == "text/html"
     policy = page.headers["Content-Security-Policy"]
-    assert "default-src 'self'" in policy and "unsafe-inline" not in policy
+    assert "default-src 'self'" in policy and "unsafe-inline" not in policy and "img-src 'self' data:" in policy
     script_src = next(part for part in policy.split("; ") if part.startswith("script-src"))
     hashes = inline_script_hashes(page.get_data(as_text=True))
     assert hashes and set(script_src.split()[2:]) == hashes
@@ -136,6 +136,8 @@ def test_the_site_runs_in_a_browser_under_the_policy_and_search_finds_pages(buil
     """Chromium reports every CSP violation as a console error; Material's search runs in a web worker."""
     playwright_api = pytest.importorskip("playwright.sync_api")
     chromium = Path(os.environ.get("EMOSCOPE_CHROMIUM", "/usr/bin/chromium"))
+    artifacts = Path(os.environ.get("EMOSCOPE_TEST_ARTIFACTS", REPO_ROOT / "var" / "test-artifacts"))
+    artifacts.mkdir(parents=True, exist_ok=True)
     with gunicorn(tmp_path / "state", EMOSCOPE_DOCS_SITE_DIR=str(built_site)) as base, \
             playwright_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(chromium),
@@ -147,10 +149,13 @@ def test_the_site_runs_in_a_browser_under_the_policy_and_search_finds_pages(buil
         page.on("console", lambda message: problems.append(message.text) if message.type == "error" else None)
         page.goto("/demo")
         page.click("text=API reference")
-        playwright_api.expect(page.locator("h1")).to_contain_text("API reference")
-        page.goto("/docs/")
+        playwright_api.expect(page.locator("h1").first).to_have_text(re.compile("API reference"))
+        playwright_api.expect(page.locator("text=POST").first).to_be_visible()
+        page.screenshot(path=str(artifacts / "docs-reference.png"))
+        page.goto("/docs/quickstart/")
         page.keyboard.press("/")  # Material's shortcut into the search box
         page.keyboard.type("idempotency")
         playwright_api.expect(page.locator(".md-search-result__item").first).to_be_visible(timeout=30_000)
+        page.screenshot(path=str(artifacts / "docs-search.png"))
         browser.close()
     assert not problems, problems
