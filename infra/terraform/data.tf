@@ -4,12 +4,16 @@
 # modules/s3-bucket, which holds what the buckets share.
 ################################################################################
 
+locals {
+  media_bucket_name = "${local.name}-media-${local.account_id}"
+}
+
 module "media_bucket" {
   #checkov:skip=CKV_AWS_144:Cross-region replication would keep a second copy of user media that must expire after media_retention_days; the data is transient by design.
   #checkov:skip=CKV2_AWS_62:Nothing consumes S3 events: jobs are announced on the SQS queue by the API.
   source = "./modules/s3-bucket"
 
-  bucket        = "${local.name}-media-${local.account_id}"
+  bucket        = local.media_bucket_name
   sse_algorithm = "aws:kms"
   kms_key_arn   = aws_kms_key.this.arn
 
@@ -100,7 +104,9 @@ module "logs_bucket" {
         principals     = ["logging.s3.amazonaws.com"]
         key_prefix     = "s3/"
         conditions = [
-          { test = "ArnLike", variable = "aws:SourceArn", values = [module.media_bucket.arn] },
+          # Written out rather than read from module.media_bucket, which refers to this bucket already:
+          # checkov stops resolving the variables of two module calls that refer to each other.
+          { test = "ArnLike", variable = "aws:SourceArn", values = ["arn:${local.partition}:s3:::${local.media_bucket_name}"] },
           { test = "StringEquals", variable = "aws:SourceAccount", values = [local.account_id] },
         ]
       },
