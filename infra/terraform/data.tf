@@ -1,6 +1,6 @@
 ################################################################################
-# Media and results bucket: SSE-KMS with the CMK, no public access, versioned, TLS only, and every
-# object (and every old version) gone after media_retention_days. Every bucket is made by
+# Media and results bucket: SSE-KMS with the CMK, no public access, versioned, TLS only, job media
+# and results (and every old version) gone after media_retention_days. Every bucket is made by
 # modules/s3-bucket, which holds what the buckets share.
 ################################################################################
 
@@ -73,8 +73,9 @@ module "logs_bucket" {
   source = "./modules/s3-bucket"
   count  = var.enable_access_logs ? 1 : 0
 
-  bucket            = "${local.name}-logs-${local.account_id}"
-  sse_algorithm     = "AES256" # see above
+  bucket        = "${local.name}-logs-${local.account_id}"
+  sse_algorithm = "AES256" # see above
+  # Not yet here: refusing TLS < 1.2 changes this bucket's policy, a change to roll out on its own.
   deny_outdated_tls = false
 
   lifecycle_rules = [{

@@ -19,7 +19,7 @@ resource "aws_default_security_group" "this" {
 }
 
 # Three tiers of one subnet per zone, each tier two /20s of the VPC (netnum = first + zone index).
-# Keys are "<tier>-<zone index>", so that the subnets never move when the zones are renamed.
+# Keys are "<tier>-<zone index>": the zone index is the count index these subnets had (migrations.tf).
 locals {
   subnet_tiers = {
     public   = 0
@@ -217,10 +217,24 @@ resource "aws_vpc_security_group_ingress_rule" "api_from_alb" {
   to_port                      = var.api_port
 }
 
+# The API and worker tasks (their security groups) go out on HTTPS and to PostgreSQL and Redis: a rule
+# out of each task group and one into each data store's group, keyed "<tasks>-<store>".
+locals {
+  app_task_groups = ["api", "worker"]
+  data_stores = {
+    postgres = { security_group = "db", port = 5432, label = "PostgreSQL" }
+    redis    = { security_group = "redis", port = 6379, label = "Redis" }
+  }
+  app_to_data_store = {
+    for pair in setproduct(local.app_task_groups, keys(local.data_stores)) :
+    "${pair[0]}-${pair[1]}" => merge(local.data_stores[pair[1]], { app = pair[0] })
+  }
+}
+
 # HTTPS out: AWS APIs (SQS, Secrets Manager, ECR, CloudWatch Logs; S3 goes through the gateway endpoint)
 # and Stripe, whose addresses are not fixed, hence 0.0.0.0/0 on 443 only.
 resource "aws_vpc_security_group_egress_rule" "app_https" {
-  for_each = toset(local.app_tiers)
+  for_each = toset(local.app_task_groups)
 
   security_group_id = aws_security_group.this[each.key].id
   description       = "HTTPS to AWS APIs and Stripe"
@@ -228,20 +242,6 @@ resource "aws_vpc_security_group_egress_rule" "app_https" {
   ip_protocol       = "tcp"
   from_port         = 443
   to_port           = 443
-}
-
-# The API and worker tasks reach PostgreSQL and Redis: a rule out of each task group and one into
-# each data store's group, keyed "<tasks>-<store>".
-locals {
-  app_tiers = ["api", "worker"]
-  data_stores = {
-    postgres = { security_group = "db", port = 5432, label = "PostgreSQL" }
-    redis    = { security_group = "redis", port = 6379, label = "Redis" }
-  }
-  app_to_data_store = {
-    for pair in setproduct(local.app_tiers, keys(local.data_stores)) :
-    "${pair[0]}-${pair[1]}" => merge(local.data_stores[pair[1]], { app = pair[0] })
-  }
 }
 
 resource "aws_vpc_security_group_egress_rule" "app_to_data_store" {

@@ -11,8 +11,8 @@
 # Rotation: none of these rotate automatically (see the checkov skips for why). A generated secret is
 # rotated with `terraform apply -replace='aws_secretsmanager_secret_version.generated["<name>"]'`, which
 # writes a new value, updates RDS or Redis and the composed URL; then force a new ECS deployment. Stripe
-# secrets are rolled in the Stripe dashboard and put again. The pepper must not be rotated without a re-hash plan:
-# every stored API key hash depends on it.
+# secrets are rolled in the Stripe dashboard and put again. The pepper must not be rotated without a
+# re-hash plan: every stored API key hash depends on it.
 ################################################################################
 
 locals {
