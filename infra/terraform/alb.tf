@@ -7,8 +7,8 @@ resource "aws_lb" "this" {
   name               = local.name
   load_balancer_type = "application"
   internal           = false
-  security_groups    = [aws_security_group.alb.id]
-  subnets            = aws_subnet.public[*].id
+  security_groups    = [aws_security_group.this["alb"].id]
+  subnets            = local.subnet_ids.public
 
   drop_invalid_header_fields = true
   desync_mitigation_mode     = "defensive"
@@ -21,13 +21,13 @@ resource "aws_lb" "this" {
     for_each = var.enable_access_logs ? [1] : []
 
     content {
-      bucket  = aws_s3_bucket.logs[0].id
+      bucket  = module.logs_bucket[0].id
       prefix  = "alb"
       enabled = true
     }
   }
 
-  depends_on = [aws_s3_bucket_policy.logs]
+  depends_on = [module.logs_bucket]
 }
 
 resource "aws_lb_target_group" "api" {
@@ -249,19 +249,11 @@ resource "aws_wafv2_web_acl_association" "this" {
   web_acl_arn  = aws_wafv2_web_acl.this[0].arn
 }
 
-resource "aws_cloudwatch_log_group" "waf" {
-  count = var.enable_waf ? 1 : 0
-
-  name              = local.log_groups.waf
-  retention_in_days = var.log_retention_days
-  kms_key_id        = aws_kms_key.this.arn
-}
-
 resource "aws_wafv2_web_acl_logging_configuration" "this" {
   count = var.enable_waf ? 1 : 0
 
   resource_arn            = aws_wafv2_web_acl.this[0].arn
-  log_destination_configs = [aws_cloudwatch_log_group.waf[0].arn]
+  log_destination_configs = [aws_cloudwatch_log_group.this["waf"].arn]
 
   redacted_fields {
     single_header {

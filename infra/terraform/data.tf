@@ -1,278 +1,50 @@
 ################################################################################
-# Media and results bucket: SSE-KMS with the CMK, no public access, versioned, TLS only, and every
-# object (and every old version) gone after media_retention_days.
+# Media and results bucket: SSE-KMS with the CMK, no public access, versioned, TLS only, job media
+# and results (and every old version) gone after media_retention_days. Every bucket is made by
+# modules/s3-bucket, which holds what the buckets share.
 ################################################################################
 
-resource "aws_s3_bucket" "media" {
+locals {
+  media_bucket_name = "${local.name}-media-${local.account_id}"
+}
+
+module "media_bucket" {
   #checkov:skip=CKV_AWS_144:Cross-region replication would keep a second copy of user media that must expire after media_retention_days; the data is transient by design.
   #checkov:skip=CKV2_AWS_62:Nothing consumes S3 events: jobs are announced on the SQS queue by the API.
-  bucket        = "${local.name}-media-${local.account_id}"
-  force_destroy = false
-}
+  source = "./modules/s3-bucket"
 
-resource "aws_s3_bucket_ownership_controls" "media" {
-  bucket = aws_s3_bucket.media.id
+  bucket        = local.media_bucket_name
+  sse_algorithm = "aws:kms"
+  kms_key_arn   = aws_kms_key.this.arn
 
-  rule {
-    object_ownership = "BucketOwnerEnforced"
-  }
-}
+  lifecycle_rules = concat(
+    # Job media and results expire; study stimuli (studies/) stay until their study is deleted.
+    [for prefix in toset(var.s3_expiring_prefixes) : {
+      id              = "expire-${trimsuffix(prefix, "/")}-after-retention"
+      prefix          = prefix
+      expiration_days = var.media_retention_days
+    }],
+    [
+      # An overwritten or deleted object survives at most one more day as a noncurrent version.
+      {
+        id                                     = "drop-old-versions-and-uploads"
+        noncurrent_version_expiration_days     = 1
+        abort_incomplete_multipart_upload_days = 1
+      },
+      {
+        id                           = "remove-expired-delete-markers"
+        expired_object_delete_marker = true
+      },
+    ],
+  )
 
-resource "aws_s3_bucket_public_access_block" "media" {
-  bucket = aws_s3_bucket.media.id
-
-  block_public_acls       = true
-  block_public_policy     = true
-  ignore_public_acls      = true
-  restrict_public_buckets = true
-}
-
-resource "aws_s3_bucket_server_side_encryption_configuration" "media" {
-  bucket = aws_s3_bucket.media.id
-
-  rule {
-    apply_server_side_encryption_by_default {
-      sse_algorithm     = "aws:kms"
-      kms_master_key_id = aws_kms_key.this.arn
-    }
-    bucket_key_enabled = true
-  }
-}
-
-resource "aws_s3_bucket_versioning" "media" {
-  bucket = aws_s3_bucket.media.id
-
-  versioning_configuration {
-    status = "Enabled"
-  }
-}
-
-resource "aws_s3_bucket_lifecycle_configuration" "media" {
-  bucket = aws_s3_bucket.media.id
-
-  # Job media and results expire; study stimuli (studies/) stay until their study is deleted.
-  dynamic "rule" {
-    for_each = toset(var.s3_expiring_prefixes)
-
-    content {
-      id     = "expire-${trimsuffix(rule.value, "/")}-after-retention"
-      status = "Enabled"
-
-      filter {
-        prefix = rule.value
-      }
-
-      expiration {
-        days = var.media_retention_days
-      }
-    }
-  }
-
-  rule {
-    id     = "drop-old-versions-and-uploads"
-    status = "Enabled"
-
-    filter {}
-
-    # An overwritten or deleted object survives at most one more day as a noncurrent version.
-    noncurrent_version_expiration {
-      noncurrent_days = 1
-    }
-
-    abort_incomplete_multipart_upload {
-      days_after_initiation = 1
-    }
-  }
-
-  rule {
-    id     = "remove-expired-delete-markers"
-    status = "Enabled"
-
-    filter {}
-
-    expiration {
-      expired_object_delete_marker = true
-    }
-  }
-
-  depends_on = [aws_s3_bucket_versioning.media]
-}
-
-resource "aws_s3_bucket_logging" "media" {
-  count = var.enable_access_logs ? 1 : 0
-
-  bucket        = aws_s3_bucket.media.id
-  target_bucket = aws_s3_bucket.logs[0].id
-  target_prefix = "s3/media/"
-}
-
-data "aws_iam_policy_document" "media_bucket" {
-  statement {
-    sid       = "DenyInsecureTransport"
-    effect    = "Deny"
-    actions   = ["s3:*"]
-    resources = [aws_s3_bucket.media.arn, "${aws_s3_bucket.media.arn}/*"]
-
-    principals {
-      type        = "*"
-      identifiers = ["*"]
-    }
-
-    condition {
-      test     = "Bool"
-      variable = "aws:SecureTransport"
-      values   = ["false"]
-    }
-  }
-
-  # Uploads that name an encryption must name this key (those that name none get the bucket default).
-  statement {
-    sid       = "DenyOtherEncryption"
-    effect    = "Deny"
-    actions   = ["s3:PutObject"]
-    resources = ["${aws_s3_bucket.media.arn}/*"]
-
-    principals {
-      type        = "*"
-      identifiers = ["*"]
-    }
-
-    condition {
-      test     = "StringNotEqualsIfExists"
-      variable = "s3:x-amz-server-side-encryption"
-      values   = ["aws:kms"]
-    }
-  }
-
-  statement {
-    sid       = "DenyOtherKmsKeys"
-    effect    = "Deny"
-    actions   = ["s3:PutObject"]
-    resources = ["${aws_s3_bucket.media.arn}/*"]
-
-    principals {
-      type        = "*"
-      identifiers = ["*"]
-    }
-
-    condition {
-      test     = "StringNotEqualsIfExists"
-      variable = "s3:x-amz-server-side-encryption-aws-kms-key-id"
-      values   = [aws_kms_key.this.arn]
-    }
-  }
-
-  statement {
-    sid       = "DenyOutdatedTLS"
-    effect    = "Deny"
-    actions   = ["s3:*"]
-    resources = [aws_s3_bucket.media.arn, "${aws_s3_bucket.media.arn}/*"]
-
-    principals {
-      type        = "*"
-      identifiers = ["*"]
-    }
-
-    condition {
-      test     = "NumericLessThan"
-      variable = "s3:TlsVersion"
-      values   = ["1.2"]
-    }
-  }
-}
-
-resource "aws_s3_bucket_policy" "media" {
-  bucket = aws_s3_bucket.media.id
-  policy = data.aws_iam_policy_document.media_bucket.json
-
-  depends_on = [aws_s3_bucket_public_access_block.media]
+  access_log_target = var.enable_access_logs ? { bucket = module.logs_bucket[0].id, prefix = "s3/media/" } : null
 }
 
 ################################################################################
 # Log bucket (optional): ALB access logs and S3 server access logs. Both AWS log deliveries write
 # only to buckets encrypted with SSE-S3, so this bucket cannot use the CMK.
 ################################################################################
-
-resource "aws_s3_bucket" "logs" {
-  #checkov:skip=CKV_AWS_18:This is the access-log bucket itself; logging it into itself would loop and logging it elsewhere needs yet another bucket.
-  #checkov:skip=CKV_AWS_144:Access logs are kept for access_logs_retention_days in one region; a replica would double cost for no recovery need.
-  #checkov:skip=CKV_AWS_145:ALB access logs and S3 server access logs can only be delivered to SSE-S3 (AES256) buckets; SSE-KMS is not supported by either delivery.
-  #checkov:skip=CKV2_AWS_62:Nothing consumes events of the log bucket.
-  count = var.enable_access_logs ? 1 : 0
-
-  bucket        = "${local.name}-logs-${local.account_id}"
-  force_destroy = false
-}
-
-resource "aws_s3_bucket_ownership_controls" "logs" {
-  count = var.enable_access_logs ? 1 : 0
-
-  bucket = aws_s3_bucket.logs[0].id
-
-  rule {
-    object_ownership = "BucketOwnerEnforced"
-  }
-}
-
-resource "aws_s3_bucket_public_access_block" "logs" {
-  count = var.enable_access_logs ? 1 : 0
-
-  bucket = aws_s3_bucket.logs[0].id
-
-  block_public_acls       = true
-  block_public_policy     = true
-  ignore_public_acls      = true
-  restrict_public_buckets = true
-}
-
-resource "aws_s3_bucket_server_side_encryption_configuration" "logs" {
-  count = var.enable_access_logs ? 1 : 0
-
-  bucket = aws_s3_bucket.logs[0].id
-
-  rule {
-    apply_server_side_encryption_by_default {
-      sse_algorithm = "AES256"
-    }
-  }
-}
-
-resource "aws_s3_bucket_versioning" "logs" {
-  count = var.enable_access_logs ? 1 : 0
-
-  bucket = aws_s3_bucket.logs[0].id
-
-  versioning_configuration {
-    status = "Enabled"
-  }
-}
-
-resource "aws_s3_bucket_lifecycle_configuration" "logs" {
-  count = var.enable_access_logs ? 1 : 0
-
-  bucket = aws_s3_bucket.logs[0].id
-
-  rule {
-    id     = "expire-access-logs"
-    status = "Enabled"
-
-    filter {}
-
-    expiration {
-      days = var.access_logs_retention_days
-    }
-
-    noncurrent_version_expiration {
-      noncurrent_days = 1
-    }
-
-    abort_incomplete_multipart_upload {
-      days_after_initiation = 1
-    }
-  }
-
-  depends_on = [aws_s3_bucket_versioning.logs]
-}
 
 # Regions opened before August 2022 deliver ALB logs from a regional ELB account; newer ones from the
 # log delivery service principal. Both are allowed, only under the alb/ prefix of this account. The
@@ -286,93 +58,61 @@ locals {
     "cn-north-1", "cn-northwest-1",
   ]
   elb_account_principals = var.enable_access_logs && contains(local.elb_account_regions, var.aws_region) ? [data.aws_elb_service_account.this[0].arn] : []
+  alb_log_prefix         = "alb/AWSLogs/${local.account_id}/"
 }
 
 data "aws_elb_service_account" "this" {
   count = var.enable_access_logs && contains(local.elb_account_regions, var.aws_region) ? 1 : 0
 }
 
-data "aws_iam_policy_document" "logs_bucket" {
-  count = var.enable_access_logs ? 1 : 0
+module "logs_bucket" {
+  #checkov:skip=CKV_AWS_18:This is the access-log bucket itself; logging it into itself would loop and logging it elsewhere needs yet another bucket.
+  #checkov:skip=CKV_AWS_144:Access logs are kept for access_logs_retention_days in one region; a replica would double cost for no recovery need.
+  #checkov:skip=CKV_AWS_145:ALB access logs and S3 server access logs can only be delivered to SSE-S3 (AES256) buckets; SSE-KMS is not supported by either delivery.
+  #checkov:skip=CKV2_AWS_62:Nothing consumes events of the log bucket.
+  source = "./modules/s3-bucket"
+  count  = var.enable_access_logs ? 1 : 0
 
-  statement {
-    sid       = "DenyInsecureTransport"
-    effect    = "Deny"
-    actions   = ["s3:*"]
-    resources = [aws_s3_bucket.logs[0].arn, "${aws_s3_bucket.logs[0].arn}/*"]
+  bucket        = "${local.name}-logs-${local.account_id}"
+  sse_algorithm = "AES256" # see above
+  # Not yet here: refusing TLS < 1.2 changes this bucket's policy, a change to roll out on its own.
+  deny_outdated_tls = false
 
-    principals {
-      type        = "*"
-      identifiers = ["*"]
-    }
+  lifecycle_rules = [{
+    id                                     = "expire-access-logs"
+    expiration_days                        = var.access_logs_retention_days
+    noncurrent_version_expiration_days     = 1
+    abort_incomplete_multipart_upload_days = 1
+  }]
 
-    condition {
-      test     = "Bool"
-      variable = "aws:SecureTransport"
-      values   = ["false"]
-    }
-  }
-
-  dynamic "statement" {
-    for_each = length(local.elb_account_principals) > 0 ? [1] : []
-
-    content {
-      sid       = "AlbAccessLogsLegacyRegions"
-      effect    = "Allow"
-      actions   = ["s3:PutObject"]
-      resources = ["${aws_s3_bucket.logs[0].arn}/alb/AWSLogs/${local.account_id}/*"]
-
-      principals {
-        type        = "AWS"
-        identifiers = local.elb_account_principals
-      }
-    }
-  }
-
-  statement {
-    sid       = "AlbAccessLogs"
-    effect    = "Allow"
-    actions   = ["s3:PutObject"]
-    resources = ["${aws_s3_bucket.logs[0].arn}/alb/AWSLogs/${local.account_id}/*"]
-
-    principals {
-      type        = "Service"
-      identifiers = ["logdelivery.elasticloadbalancing.amazonaws.com"]
-    }
-  }
-
-  statement {
-    sid       = "S3ServerAccessLogs"
-    effect    = "Allow"
-    actions   = ["s3:PutObject"]
-    resources = ["${aws_s3_bucket.logs[0].arn}/s3/*"]
-
-    principals {
-      type        = "Service"
-      identifiers = ["logging.s3.amazonaws.com"]
-    }
-
-    condition {
-      test     = "ArnLike"
-      variable = "aws:SourceArn"
-      values   = [aws_s3_bucket.media.arn]
-    }
-
-    condition {
-      test     = "StringEquals"
-      variable = "aws:SourceAccount"
-      values   = [local.account_id]
-    }
-  }
-}
-
-resource "aws_s3_bucket_policy" "logs" {
-  count = var.enable_access_logs ? 1 : 0
-
-  bucket = aws_s3_bucket.logs[0].id
-  policy = data.aws_iam_policy_document.logs_bucket[0].json
-
-  depends_on = [aws_s3_bucket_public_access_block.logs]
+  object_writers = concat(
+    length(local.elb_account_principals) > 0 ? [{
+      sid            = "AlbAccessLogsLegacyRegions"
+      principal_type = "AWS"
+      principals     = local.elb_account_principals
+      key_prefix     = local.alb_log_prefix
+    }] : [],
+    [
+      {
+        sid            = "AlbAccessLogs"
+        principal_type = "Service"
+        principals     = ["logdelivery.elasticloadbalancing.amazonaws.com"]
+        key_prefix     = local.alb_log_prefix
+      },
+      {
+        sid            = "S3ServerAccessLogs"
+        principal_type = "Service"
+        principals     = ["logging.s3.amazonaws.com"]
+        key_prefix     = "s3/"
+        conditions = [
+          # Written out rather than read from module.media_bucket, which refers to this bucket already:
+          # checkov stops resolving the variables of two module calls that refer to each other.
+          { test = "ArnLike", variable = "aws:SourceArn", values = ["arn:${local.partition}:s3:::${local.media_bucket_name}"] },
+          { test = "StringEquals", variable = "aws:SourceAccount", values = [local.account_id] },
+        ]
+      },
+    ],
+  )
 }
 
 ################################################################################
@@ -409,17 +149,21 @@ resource "aws_sqs_queue_redrive_allow_policy" "jobs_dlq" {
   })
 }
 
-data "aws_iam_policy_document" "queue_tls_only" {
-  for_each = {
-    jobs     = aws_sqs_queue.jobs.arn
-    jobs_dlq = aws_sqs_queue.jobs_dlq.arn
+locals {
+  queues = {
+    jobs     = aws_sqs_queue.jobs
+    jobs_dlq = aws_sqs_queue.jobs_dlq
   }
+}
+
+data "aws_iam_policy_document" "queue_tls_only" {
+  for_each = local.queues
 
   statement {
     sid       = "DenyInsecureTransport"
     effect    = "Deny"
     actions   = ["sqs:*"]
-    resources = [each.value]
+    resources = [each.value.arn]
 
     principals {
       type        = "*"
@@ -434,24 +178,21 @@ data "aws_iam_policy_document" "queue_tls_only" {
   }
 }
 
-resource "aws_sqs_queue_policy" "jobs" {
-  queue_url = aws_sqs_queue.jobs.id
-  policy    = data.aws_iam_policy_document.queue_tls_only["jobs"].json
-}
+resource "aws_sqs_queue_policy" "tls_only" {
+  for_each = local.queues
 
-resource "aws_sqs_queue_policy" "jobs_dlq" {
-  queue_url = aws_sqs_queue.jobs_dlq.id
-  policy    = data.aws_iam_policy_document.queue_tls_only["jobs_dlq"].json
+  queue_url = each.value.id
+  policy    = data.aws_iam_policy_document.queue_tls_only[each.key].json
 }
 
 ################################################################################
 # PostgreSQL (RDS): CMK-encrypted storage and Performance Insights, TLS forced, private subnets,
-# backups, deletion protection, logs to encrypted log groups created here first.
+# backups, deletion protection, logs to the encrypted log groups (main.tf), created first.
 ################################################################################
 
 resource "aws_db_subnet_group" "this" {
   name       = "${local.name}-db"
-  subnet_ids = aws_subnet.database[*].id
+  subnet_ids = local.subnet_ids.database
 }
 
 resource "aws_db_parameter_group" "this" {
@@ -489,17 +230,6 @@ resource "aws_db_parameter_group" "this" {
   }
 }
 
-resource "aws_cloudwatch_log_group" "rds" {
-  for_each = {
-    postgres = local.log_groups.postgres
-    upgrade  = local.log_groups.upgrade
-  }
-
-  name              = each.value
-  retention_in_days = var.log_retention_days
-  kms_key_id        = aws_kms_key.this.arn
-}
-
 resource "aws_db_instance" "this" {
   identifier     = "${local.name}-postgres"
   engine         = "postgres"
@@ -508,7 +238,7 @@ resource "aws_db_instance" "this" {
 
   db_name  = "emoscope"
   username = "emoscope"
-  password = aws_secretsmanager_secret_version.db_password.secret_string
+  password = aws_secretsmanager_secret_version.generated["db_password"].secret_string
   port     = 5432
 
   allocated_storage     = var.db_allocated_storage
@@ -519,7 +249,7 @@ resource "aws_db_instance" "this" {
 
   multi_az               = var.db_multi_az
   db_subnet_group_name   = aws_db_subnet_group.this.name
-  vpc_security_group_ids = [aws_security_group.db.id]
+  vpc_security_group_ids = [aws_security_group.this["db"].id]
   publicly_accessible    = false
   parameter_group_name   = aws_db_parameter_group.this.name
   ca_cert_identifier     = "rds-ca-rsa2048-g1"
@@ -547,7 +277,7 @@ resource "aws_db_instance" "this" {
   monitoring_role_arn             = aws_iam_role.rds_monitoring.arn
   enabled_cloudwatch_logs_exports = ["postgresql", "upgrade"]
 
-  depends_on = [aws_cloudwatch_log_group.rds]
+  depends_on = [aws_cloudwatch_log_group.this]
 }
 
 ################################################################################
@@ -557,13 +287,7 @@ resource "aws_db_instance" "this" {
 
 resource "aws_elasticache_subnet_group" "this" {
   name       = "${local.name}-redis"
-  subnet_ids = aws_subnet.database[*].id
-}
-
-resource "aws_cloudwatch_log_group" "redis" {
-  name              = local.log_groups.redis
-  retention_in_days = var.log_retention_days
-  kms_key_id        = aws_kms_key.this.arn
+  subnet_ids = local.subnet_ids.database
 }
 
 resource "aws_elasticache_replication_group" "this" {
@@ -579,12 +303,12 @@ resource "aws_elasticache_replication_group" "this" {
   multi_az_enabled           = var.redis_multi_az
 
   subnet_group_name  = aws_elasticache_subnet_group.this.name
-  security_group_ids = [aws_security_group.redis.id]
+  security_group_ids = [aws_security_group.this["redis"].id]
 
   at_rest_encryption_enabled = true
   kms_key_id                 = aws_kms_key.this.arn
   transit_encryption_enabled = true
-  auth_token                 = aws_secretsmanager_secret_version.redis_auth_token.secret_string
+  auth_token                 = aws_secretsmanager_secret_version.generated["redis_auth_token"].secret_string
 
   snapshot_retention_limit   = var.redis_snapshot_retention_days
   snapshot_window            = "01:00-02:00"
@@ -593,7 +317,7 @@ resource "aws_elasticache_replication_group" "this" {
   apply_immediately          = false
 
   log_delivery_configuration {
-    destination      = aws_cloudwatch_log_group.redis.name
+    destination      = aws_cloudwatch_log_group.this["redis"].name
     destination_type = "cloudwatch-logs"
     log_format       = "json"
     log_type         = "slow-log"

@@ -38,19 +38,6 @@ resource "aws_ecr_lifecycle_policy" "this" {
 # Cluster and logs
 ################################################################################
 
-resource "aws_cloudwatch_log_group" "app" {
-  for_each = {
-    api    = local.log_groups.api
-    worker = local.log_groups.worker
-    beat   = local.log_groups.beat
-    exec   = local.log_groups.exec
-  }
-
-  name              = each.value
-  retention_in_days = var.log_retention_days
-  kms_key_id        = aws_kms_key.this.arn
-}
-
 resource "aws_ecs_cluster" "this" {
   name = local.name
 
@@ -66,7 +53,7 @@ resource "aws_ecs_cluster" "this" {
 
       log_configuration {
         cloud_watch_encryption_enabled = true
-        cloud_watch_log_group_name     = aws_cloudwatch_log_group.app["exec"].name
+        cloud_watch_log_group_name     = aws_cloudwatch_log_group.this["exec"].name
       }
     }
   }
@@ -91,7 +78,7 @@ resource "aws_ecs_cluster_capacity_providers" "this" {
 locals {
   # Plain settings of the app (README's configuration table). Values here win over var.app_environment.
   app_environment = {
-    S3_BUCKET                      = aws_s3_bucket.media.id
+    S3_BUCKET                      = module.media_bucket.id
     S3_KMS_KEY_ID                  = aws_kms_key.this.arn # the app sends SSE-KMS with it (else it asks for AES256)
     SQS_QUEUE_URL                  = aws_sqs_queue.jobs.url
     CELERY_BROKER_URL              = "sqs://" # credentials from the task role
@@ -194,7 +181,7 @@ locals {
     logConfiguration = {
       logDriver = "awslogs"
       options = {
-        awslogs-group         = aws_cloudwatch_log_group.app["api"].name
+        awslogs-group         = aws_cloudwatch_log_group.this["api"].name
         awslogs-region        = local.region
         awslogs-stream-prefix = "proxy"
         mode                  = "non-blocking"
@@ -269,7 +256,7 @@ resource "aws_ecs_task_definition" "this" {
         logConfiguration = {
           logDriver = "awslogs"
           options = {
-            awslogs-group         = aws_cloudwatch_log_group.app[each.key].name
+            awslogs-group         = aws_cloudwatch_log_group.this[each.key].name
             awslogs-region        = local.region
             awslogs-stream-prefix = each.key
             mode                  = "non-blocking"
@@ -307,8 +294,8 @@ resource "aws_ecs_service" "api" {
   }
 
   network_configuration {
-    subnets          = aws_subnet.private[*].id
-    security_groups  = [aws_security_group.api.id]
+    subnets          = local.subnet_ids.private
+    security_groups  = [aws_security_group.this["api"].id]
     assign_public_ip = false
   }
 
@@ -350,8 +337,8 @@ resource "aws_ecs_service" "worker" {
   }
 
   network_configuration {
-    subnets          = aws_subnet.private[*].id
-    security_groups  = [aws_security_group.worker.id]
+    subnets          = local.subnet_ids.private
+    security_groups  = [aws_security_group.this["worker"].id]
     assign_public_ip = false
   }
 
@@ -388,8 +375,8 @@ resource "aws_ecs_service" "beat" {
   }
 
   network_configuration {
-    subnets          = aws_subnet.private[*].id
-    security_groups  = [aws_security_group.worker.id]
+    subnets          = local.subnet_ids.private
+    security_groups  = [aws_security_group.this["worker"].id]
     assign_public_ip = false
   }
 

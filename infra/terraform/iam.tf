@@ -5,7 +5,7 @@
 
 locals {
   log_group_arn_prefix = "arn:${local.partition}:logs:${local.region}:${local.account_id}:log-group:"
-  s3_object_arns       = [for p in var.s3_object_prefixes : "${aws_s3_bucket.media.arn}/${p}*"]
+  s3_object_arns       = [for p in var.s3_object_prefixes : "${module.media_bucket.arn}/${p}*"]
 }
 
 ################################################################################
@@ -58,7 +58,7 @@ data "aws_iam_policy_document" "execution" {
   statement {
     sid       = "WriteContainerLogs"
     actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
-    resources = [for role in ["api", "worker", "beat"] : "${aws_cloudwatch_log_group.app[role].arn}:log-stream:*"]
+    resources = [for role in ["api", "worker", "beat"] : "${aws_cloudwatch_log_group.this[role].arn}:log-stream:*"]
   }
 
   statement {
@@ -114,7 +114,7 @@ data "aws_iam_policy_document" "api_task" {
   statement {
     sid       = "MissingKeysAre404"
     actions   = ["s3:ListBucket"]
-    resources = [aws_s3_bucket.media.arn]
+    resources = [module.media_bucket.arn]
   }
 
   statement {
@@ -146,7 +146,7 @@ data "aws_iam_policy_document" "worker_task" {
   statement {
     sid       = "MissingKeysAre404"
     actions   = ["s3:ListBucket"]
-    resources = [aws_s3_bucket.media.arn]
+    resources = [module.media_bucket.arn]
   }
 
   statement {
@@ -223,7 +223,7 @@ data "aws_iam_policy_document" "exec" {
   statement {
     sid       = "SessionLogs"
     actions   = ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"]
-    resources = ["${aws_cloudwatch_log_group.app["exec"].arn}:*"]
+    resources = ["${aws_cloudwatch_log_group.this["exec"].arn}:*"]
   }
 
   statement {
@@ -277,7 +277,7 @@ resource "aws_iam_role" "flow_logs" {
 data "aws_iam_policy_document" "flow_logs" {
   statement {
     actions   = ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"]
-    resources = ["${aws_cloudwatch_log_group.flow_logs.arn}:*"]
+    resources = ["${aws_cloudwatch_log_group.this["flow"].arn}:*"]
   }
 
   statement {

@@ -21,6 +21,7 @@ data "aws_region" "current" {}
 
 # The zones are named, not "the first two available": a zone that AWS adds, or that is briefly
 # unavailable, must never move (and so replace) the subnets. The data source checks they exist.
+# tflint-ignore: terraform_unused_declarations (read only by its own postcondition, which is its purpose)
 data "aws_availability_zones" "selected" {
   state = "available"
 
@@ -58,6 +59,15 @@ locals {
     postgres = "/aws/rds/instance/${local.name}-postgres/postgresql"
     upgrade  = "/aws/rds/instance/${local.name}-postgres/upgrade"
   }
+}
+
+# Every log group of the deployment, encrypted and expiring alike; the WAF's only with the WAF.
+resource "aws_cloudwatch_log_group" "this" {
+  for_each = { for key, name in local.log_groups : key => name if key != "waf" || var.enable_waf }
+
+  name              = each.value
+  retention_in_days = var.log_retention_days
+  kms_key_id        = aws_kms_key.this.arn
 }
 
 ################################################################################

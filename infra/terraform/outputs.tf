@@ -45,12 +45,12 @@ output "beat_service_name" {
 
 output "s3_bucket" {
   description = "Media and results bucket (the app's S3_BUCKET)."
-  value       = aws_s3_bucket.media.id
+  value       = module.media_bucket.id
 }
 
 output "access_logs_bucket" {
   description = "Bucket of the ALB and S3 access logs (null when enable_access_logs is false)."
-  value       = var.enable_access_logs ? aws_s3_bucket.logs[0].id : null
+  value       = var.enable_access_logs ? module.logs_bucket[0].id : null
 }
 
 output "media_retention_hours" {
@@ -100,12 +100,12 @@ output "vpc_id" {
 
 output "private_subnet_ids" {
   description = "Private subnets of the tasks (for one-off tasks such as `emoscope-admin migrate`)."
-  value       = aws_subnet.private[*].id
+  value       = local.subnet_ids.private
 }
 
 output "api_security_group_id" {
   description = "Security group of the API tasks (one-off tasks such as migrations reuse it)."
-  value       = aws_security_group.api.id
+  value       = aws_security_group.this["api"].id
 }
 
 output "task_definition_arns" {

@@ -9,10 +9,10 @@
 #   stripe-api-key, stripe-webhook-secret  (aws secretsmanager put-secret-value, see README.md).
 #
 # Rotation: none of these rotate automatically (see the checkov skips for why). A generated secret is
-# rotated with `terraform apply -replace=aws_secretsmanager_secret_version.<name>`, which writes a new
-# value, updates RDS or Redis and the composed URL; then force a new ECS deployment. Stripe secrets are
-# rolled in the Stripe dashboard and put again. The pepper must not be rotated without a re-hash plan:
-# every stored API key hash depends on it.
+# rotated with `terraform apply -replace='aws_secretsmanager_secret_version.generated["<name>"]'`, which
+# writes a new value, updates RDS or Redis and the composed URL; then force a new ECS deployment. Stripe
+# secrets are rolled in the Stripe dashboard and put again. The pepper must not be rotated without a
+# re-hash plan: every stored API key hash depends on it.
 ################################################################################
 
 locals {
@@ -38,42 +38,26 @@ resource "aws_secretsmanager_secret" "this" {
 }
 
 # Alphanumeric only: these values go into URLs (no escaping needed) and Redis AUTH forbids some symbols.
-data "aws_secretsmanager_random_password" "db_password" {
-  password_length     = 40
-  exclude_punctuation = true
-}
-
-data "aws_secretsmanager_random_password" "redis_auth_token" {
-  password_length     = 64
-  exclude_punctuation = true
-}
-
-data "aws_secretsmanager_random_password" "api_key_pepper" {
-  password_length     = 64
-  exclude_punctuation = true
-}
-
-resource "aws_secretsmanager_secret_version" "db_password" {
-  secret_id     = aws_secretsmanager_secret.this["db_password"].id
-  secret_string = data.aws_secretsmanager_random_password.db_password.random_password
-
-  lifecycle {
-    ignore_changes = [secret_string]
+locals {
+  generated_secret_lengths = {
+    db_password      = 40
+    redis_auth_token = 64
+    api_key_pepper   = 64
   }
 }
 
-resource "aws_secretsmanager_secret_version" "redis_auth_token" {
-  secret_id     = aws_secretsmanager_secret.this["redis_auth_token"].id
-  secret_string = data.aws_secretsmanager_random_password.redis_auth_token.random_password
+data "aws_secretsmanager_random_password" "this" {
+  for_each = local.generated_secret_lengths
 
-  lifecycle {
-    ignore_changes = [secret_string]
-  }
+  password_length     = each.value
+  exclude_punctuation = true
 }
 
-resource "aws_secretsmanager_secret_version" "api_key_pepper" {
-  secret_id     = aws_secretsmanager_secret.this["api_key_pepper"].id
-  secret_string = data.aws_secretsmanager_random_password.api_key_pepper.random_password
+resource "aws_secretsmanager_secret_version" "generated" {
+  for_each = local.generated_secret_lengths
+
+  secret_id     = aws_secretsmanager_secret.this[each.key].id
+  secret_string = data.aws_secretsmanager_random_password.this[each.key].random_password
 
   lifecycle {
     ignore_changes = [secret_string]
@@ -84,7 +68,7 @@ resource "aws_secretsmanager_secret_version" "database_url" {
   secret_id = aws_secretsmanager_secret.this["database_url"].id
   secret_string = format(
     "postgresql://%s@%s:%d/%s?sslmode=require",
-    join(":", [aws_db_instance.this.username, aws_secretsmanager_secret_version.db_password.secret_string]),
+    join(":", [aws_db_instance.this.username, aws_secretsmanager_secret_version.generated["db_password"].secret_string]),
     aws_db_instance.this.address,
     aws_db_instance.this.port,
     aws_db_instance.this.db_name,
@@ -95,7 +79,7 @@ resource "aws_secretsmanager_secret_version" "redis_url" {
   secret_id = aws_secretsmanager_secret.this["redis_url"].id
   secret_string = format(
     "rediss://:%s@%s:%d/0",
-    aws_secretsmanager_secret_version.redis_auth_token.secret_string,
+    aws_secretsmanager_secret_version.generated["redis_auth_token"].secret_string,
     aws_elasticache_replication_group.this.primary_endpoint_address,
     aws_elasticache_replication_group.this.port,
   )

@@ -84,8 +84,26 @@ run "defaults" {
   }
 
   assert {
-    condition     = one([for r in aws_s3_bucket_lifecycle_configuration.media.rule : r.expiration[0].days if r.id == "expire-media-after-retention"]) == 1
+    condition     = one([for r in module.media_bucket.lifecycle_rules : r.expiration[0].days if r.id == "expire-media-after-retention"]) == 1
     error_message = "Media must expire after media_retention_days (default 1)."
+  }
+
+  assert {
+    condition     = length([for r in module.media_bucket.lifecycle_rules : r if r.filter[0].prefix == "studies/"]) == 0
+    error_message = "Study stimuli (studies/) must not expire with job media."
+  }
+
+  assert {
+    condition = (
+      length(aws_cloudwatch_metric_alarm.this) == 7
+      && alltrue([for a in aws_cloudwatch_metric_alarm.this : a.alarm_actions == toset([aws_sns_topic.alarms.arn])])
+    )
+    error_message = "Seven alarms, each notifying the alarm topic."
+  }
+
+  assert {
+    condition     = length(aws_cloudwatch_log_group.this) == 9 && length(aws_vpc_security_group_ingress_rule.data_store_from_app) == 4
+    error_message = "Every log group (the WAF's included), and PostgreSQL and Redis each open to the API and worker tasks."
   }
 
   assert {
@@ -158,7 +176,7 @@ run "defaults" {
   }
 
   assert {
-    condition     = length(aws_nat_gateway.this) == 2 && length(aws_s3_bucket.logs) == 1 && length(aws_wafv2_web_acl.this) == 1
+    condition     = length(aws_nat_gateway.this) == 2 && length(module.logs_bucket) == 1 && length(aws_wafv2_web_acl.this) == 1
     error_message = "Defaults: one NAT gateway per zone, access logs and WAF on."
   }
 
@@ -168,7 +186,7 @@ run "defaults" {
   }
 
   assert {
-    condition     = aws_subnet.private[0].availability_zone == "eu-west-1a" && aws_subnet.private[1].availability_zone == "eu-west-1b"
+    condition     = aws_subnet.this["private-0"].availability_zone == "eu-west-1a" && aws_subnet.this["private-1"].availability_zone == "eu-west-1b"
     error_message = "Subnets must lie in <region>a and <region>b by default."
   }
 }
@@ -190,12 +208,17 @@ run "small_and_open_features_off" {
   }
 
   assert {
-    condition     = length(aws_nat_gateway.this) == 1 && length(aws_s3_bucket.logs) == 0 && length(aws_wafv2_web_acl.this) == 0
+    condition     = length(aws_nat_gateway.this) == 1 && length(module.logs_bucket) == 0 && length(aws_wafv2_web_acl.this) == 0
     error_message = "Optional features must be off."
   }
 
   assert {
-    condition     = output.media_retention_hours == 72 && one([for r in aws_s3_bucket_lifecycle_configuration.media.rule : r.expiration[0].days if r.id == "expire-media-after-retention"]) == 3
+    condition     = !contains(keys(aws_cloudwatch_log_group.this), "waf") && length(aws_cloudwatch_log_group.this) == 8
+    error_message = "No WAF, no WAF log group."
+  }
+
+  assert {
+    condition     = output.media_retention_hours == 72 && one([for r in module.media_bucket.lifecycle_rules : r.expiration[0].days if r.id == "expire-media-after-retention"]) == 3
     error_message = "Retention must follow media_retention_days."
   }
 
@@ -224,7 +247,7 @@ run "small_and_open_features_off" {
   }
 
   assert {
-    condition     = aws_subnet.public[0].availability_zone == "eu-west-1b"
+    condition     = aws_subnet.this["public-0"].availability_zone == "eu-west-1b"
     error_message = "availability_zones must be honoured."
   }
 }
