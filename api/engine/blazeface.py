@@ -175,6 +175,8 @@ class BlazeFaceClient(Detector):  # type: ignore[misc]  # DeepFace ships no type
     """DeepFace's detector interface (`detect_faces` on a BGR picture) over one BlazeFace model, so
     that the service's detection path and DeepFace's `extract_faces` contract stay the same."""
 
+    thread_safe = True  # each thread runs its own LiteRT interpreter (litert.py)
+
     def __init__(self, model: BlazeFace, tiles: int = 0) -> None:
         self.model, self.tiles = model, tiles
 

@@ -24,9 +24,10 @@ copy gets a larger copy (`detection_scale`), up to 1280 px, which covers what up
 """
 from __future__ import annotations
 
-from typing import Any
-
+import contextlib
+import threading
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import dlib
@@ -75,9 +76,23 @@ def detection_scale(height: int, width: int, min_face_size: int = 0) -> float:
     return scale
 
 
+# dlib's HOG detector loads each picture into a feature pyramid that it keeps inside, and OpenCV's cascade
+# classifiers keep scratch buffers: two threads sharing one corrupt the heap (an API worker died when a
+# clip and a photo were analysed at once). Each thread gets its own HOG detector, which is as cheap to
+# build as a constant table; a client that is not `thread_safe` (OpenCV's) is serialised instead.
+_per_thread = threading.local()
+_shared_client_lock = threading.Lock()
+
+
 def _hog(client: Any) -> Any:
+    """This thread's own copy of dlib's HOG detector when `client` is DeepFace's dlib client, else None."""
     model = getattr(client, "model", None)
-    return model.get("face_detector") if isinstance(model, dict) and "sp" in model else None
+    if not (isinstance(model, dict) and "sp" in model):
+        return None
+    hog = getattr(_per_thread, "hog", None)
+    if hog is None:
+        hog = _per_thread.hog = dlib.get_frontal_face_detector()
+    return hog
 
 
 def detect(client: Any, image: np.ndarray, min_face_size: int = 0) -> list[Detection]:
@@ -97,7 +112,8 @@ def detect(client: Any, image: np.ndarray, min_face_size: int = 0) -> list[Detec
         small = _resized(image, scale)
         if small.ndim == 2:  # clip frames are grey (media.luma); DeepFace's other clients take BGR
             small = cv2.cvtColor(small, cv2.COLOR_GRAY2BGR)
-        regions = [(r.x, r.y, r.w, r.h, r.confidence) for r in client.detect_faces(small)]
+        with contextlib.nullcontext() if getattr(client, "thread_safe", False) else _shared_client_lock:
+            regions = [(r.x, r.y, r.w, r.h, r.confidence) for r in client.detect_faces(small)]
     detections = []
     for x, y, w, h, score in regions:
         x0, y0 = max(0.0, x / scale), max(0.0, y / scale)
