@@ -225,6 +225,22 @@ def test_problem_documents_map_to_exceptions(client, server, monkeypatch):
     assert (missing.value.status, missing.value.code) == (401, "missing_api_key")
 
 
+def test_a_400_names_its_invalid_fields_typed(client):
+    with pytest.raises(emoscope.InvalidRequestError) as bad:
+        client.analyze(SMALL_HAPPY_PHOTO, max_faces=0, micro_expressions={"enabled": True, "sensitivity": 3})
+    params = {param.name: param for param in bad.value.invalid_params}
+    assert set(params) == {"max_faces", "micro_expressions.sensitivity"}  # a nested field by its dotted path
+    assert all(isinstance(p, emoscope.InvalidParam) and p.reason for p in params.values())
+    assert "1" in params["max_faces"].reason  # the bound it broke
+
+    # The problem's `invalid_params` member, where the server sends it, is taken as it is.
+    problem = {"code": "invalid_request", "errors": {"fps": ["Not a number."]},
+               "invalid_params": [{"name": "fps", "reason": "must be between 0.1 and 240"}, {"reason": "no name"}]}
+    error = emoscope.InvalidRequestError("400 invalid_request", status=400, problem=problem)
+    assert error.invalid_params == (emoscope.InvalidParam("fps", "must be between 0.1 and 240"),)
+    assert emoscope.APIError("500 internal_error", status=500).invalid_params == ()
+
+
 def test_environment_user_agent_and_options(server, owner, monkeypatch):
     monkeypatch.setenv("EMOSCOPE_API_KEY", owner[1].api_key.secret)
     monkeypatch.setenv("EMOSCOPE_BASE_URL", server)
