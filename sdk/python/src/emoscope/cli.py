@@ -24,6 +24,7 @@ from ._exceptions import EmoscopeError
 from ._models import EMOTIONS, Emotions, Face, ImageResult, Job, StudyReport, VideoResult
 from ._version import __version__
 
+Result = Union[ImageResult, VideoResult]
 EXIT_STATUS = "exit status: 0 done; 1 the API refused or failed (a batch: some file did); 2 bad usage"
 
 
@@ -242,8 +243,7 @@ def _options(args: argparse.Namespace) -> Dict[str, Any]:
 
 
 def _analysis(client: Client, path: str, options: Dict[str, Any], run_async: bool,
-              idempotency_key: Optional[str] = None, progress: Optional[Progress] = None) -> Union[ImageResult,
-                                                                                                   VideoResult]:
+              idempotency_key: Optional[str] = None, progress: Optional[Progress] = None) -> Result:
     on_progress = progress.update if progress is not None else None
     if run_async:
         job = client.jobs.create(path, idempotency_key=idempotency_key, **options)
@@ -299,9 +299,9 @@ def _analyze_batch(args: argparse.Namespace, paths: List[str]) -> int:
                     rows.write(outcome.path, outcome.result)
                 else:
                     print(render(outcome.result, outcome.path) + "\n", flush=True)
-        except KeyboardInterrupt:
+        except BaseException as exc:  # Ctrl-C, or stdout closed (`| head`): send no more files
             in_flight = sum(not future.cancel() and not future.done() for future in futures)
-            if in_flight:
+            if in_flight and isinstance(exc, KeyboardInterrupt):
                 print(f"emoscope: interrupted; waiting for the {in_flight} files in flight (Ctrl-C again to abandon "
                       "them)", file=sys.stderr)
             raise
@@ -333,7 +333,7 @@ class FaceRows:
         self._writer = csv.writer(out, lineterminator="\n")
         self._writer.writerow(self.HEADER)
 
-    def write(self, path: str, result: Union[ImageResult, VideoResult]) -> None:
+    def write(self, path: str, result: Result) -> None:
         frames: List[Tuple[Optional[int], Optional[float], Tuple[Face, ...]]]
         if isinstance(result, ImageResult):
             frames = [(None, None, result.faces)]
@@ -445,6 +445,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except BrokenPipeError:  # e.g. `emoscope analyze clip.mp4 --json | head`
         sys.stdout = open(os.devnull, "w")
         return 0
+    except OSError as exc:  # a file named on the command line that cannot be read
+        print(f"emoscope: error: {exc}", file=sys.stderr)
+        return 2
     return 2
 
 
