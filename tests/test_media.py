@@ -70,6 +70,8 @@ def test_mp4_every_frame_by_default_and_sampled_on_request():
     assert len(list(every.frames)) == 72
     sampled = media.decode(data, Limits(), 10)
     assert sampled.sample_fps == 10
+    # A frame is picked once the next one has decoded: it keeps its own picture, not the next one's.
+    assert all((f.pixels == every_frame[f.index].pixels).all() for f in frames)
     assert len(list(sampled.frames)) == 24
 
 
@@ -95,7 +97,7 @@ def test_a_variable_frame_rate_clip_is_sampled_by_its_timestamps():
     data = variable_rate_clip(VIDEOS / "single_face.mp4", VFR_STEPS)
     every = media.decode(data, Limits(), None)
     assert every.info.fps < media.DEFAULT_MAX_SAMPLE_FPS  # its average: the old sampler skipped frames at this rate
-    frames = list(every.frames)
+    frames = every_frame = list(every.frames)
     # "Every frame" is every decoded frame, the 60 fps burst included, each at its presentation time.
     assert [f.index for f in frames] == list(range(25))
     assert [f.timestamp_ms for f in frames] == pytest.approx(VFR_TIMES_MS)
@@ -109,6 +111,8 @@ def test_a_variable_frame_rate_clip_is_sampled_by_its_timestamps():
     assert [f.timestamp_ms for f in frames] == pytest.approx([0, 100, 200, 300, 400, 900, 983.33, 1066.67, 1233.33,
                                                               1316.67, 1400], abs=0.01)
     assert sampled.sample_fps == 10
+    # A frame is picked once the next one has decoded: it keeps its own picture, not the next one's.
+    assert all((f.pixels == every_frame[f.index].pixels).all() for f in frames)
 
 
 def test_a_variable_rate_gif_is_sampled_by_its_delays():
