@@ -67,11 +67,12 @@ def is_batch(paths: Sequence[str]) -> bool:
     return len(paths) != 1 or not os.path.isfile(paths[0])
 
 
-def batch_key(secret: str, content: bytes, options: Mapping[str, Any]) -> str:
-    """An Idempotency-Key from the batch's `secret`, the file's bytes and the options: the same
-    command run again replays what was analysed (unbilled); other options make another key."""
-    digest = hashlib.sha256(secret.encode())
-    digest.update(json.dumps(options, sort_keys=True).encode())
+def batch_key(secret: str, path: str, content: bytes, options: Mapping[str, Any]) -> str:
+    """An Idempotency-Key from the batch's `secret`, the file (its absolute path and its bytes) and
+    the options (every field the request sends): the same command run again replays what was
+    analysed (unbilled); an edited file or other options make another key rather than a 422
+    `idempotency_key_reused`; two copies of a file in one batch are two files, not a 409."""
+    digest = hashlib.sha256(json.dumps([secret, os.path.abspath(path), options], sort_keys=True).encode())
     digest.update(content)
     return f"batch-{digest.hexdigest()}"
 
@@ -151,7 +152,7 @@ def run(client: Client, paths: Sequence[str], analyse: Callable[[Client, str, st
                 raise EmoscopeError(f"skipped: an earlier file was refused ({ended[0].code or ended[0].status})")
             if key_secret is not None:
                 with open(path, "rb") as handle:
-                    key = batch_key(key_secret, handle.read(), options or {})
+                    key = batch_key(key_secret, path, handle.read(), options or {})
             outcome = Outcome(path, key, result=analyse(client, path, key))
         except EmoscopeError as exc:
             if isinstance(exc, ENDS_BATCH):

@@ -283,7 +283,8 @@ def _analyze_batch(args: argparse.Namespace, paths: List[str]) -> int:
     failed = 0
     with httpx.Client(event_hooks=pacer.hooks()) as http, _client(args, http) as client, BatchBar(len(paths)) as bar:
         futures = _batch.run(client, paths, lambda c, path, key: _analysis(c, path, options, args.run_async, key),
-                             concurrency=args.concurrency, key_secret=args.batch_key, options=options,
+                             concurrency=args.concurrency, key_secret=args.batch_key,
+                             options={**options, "async": args.run_async},
                              on_done=bar.advance)
         try:
             for future in futures:  # in the order given, each as soon as it and those before it are done
