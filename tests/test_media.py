@@ -70,8 +70,6 @@ def test_mp4_every_frame_by_default_and_sampled_on_request():
     assert len(list(every.frames)) == 72
     sampled = media.decode(data, Limits(), 10)
     assert sampled.sample_fps == 10
-    # A frame is picked once the next one has decoded: it keeps its own picture, not the next one's.
-    assert all((f.pixels == every_frame[f.index].pixels).all() for f in frames)
     assert len(list(sampled.frames)) == 24
 
 
