@@ -173,7 +173,8 @@ def execute(ctx: JobContext, job_id: str) -> str | None:
             now = utcnow()
             job.status, job.finished_at, job.result_key = "succeeded", now, result_key
             job.expires_at = now + ctx.retention
-            job.frames_done = len(getattr(analysis, "frames", [])) or 1
+            # The total was an estimate until decoding ended; a finished job's is what was analysed.
+            job.frames_done = job.frames_total = len(getattr(analysis, "frames", [])) or 1
             record = session.get(ApiRequest, request_id)
             metering.complete(session, request_id, session.get(Account, job.account_id), analysis.media,
                               record.response_body, billed=kind.billable(session, job))
@@ -214,6 +215,8 @@ def _progress_writer(db: Database, job_id: str):
                 job = session.get(Job, job_id)
                 if job is not None:
                     job.frames_done = frames_done
+                    if job.frames_total is not None:  # an estimate from the packets' length: never below what is done
+                        job.frames_total = max(job.frames_total, frames_done)
 
     return write
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import struct
 import zlib
 from fractions import Fraction
@@ -30,7 +31,7 @@ def png_bomb(width: int = 100_000, height: int = 100_000) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", pixels) + _png_chunk(b"IEND", b"")
 
 
-def animated_gif(path: Path, frames: int = 6, duration_ms: int = 100, side: int = 320) -> bytes:
+def animated_gif(path: Path, frames: int = 6, duration_ms: int | list[int] = 100, side: int = 320) -> bytes:
     """A GIF clip panning slowly across a real photo."""
     image = Image.open(path).convert("RGB")
     image.thumbnail((side + 8 * frames, side + 8 * frames))
@@ -105,6 +106,30 @@ def short_clip(path: Path, frames: int, fps: int = 10) -> bytes:
                 stream.width, stream.height, stream.pix_fmt = frame.width, frame.height, "yuv420p"
             frame = frame.reformat(format="yuv420p")
             frame.pts, frame.time_base = i, Fraction(1, fps)
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return buffer.getvalue()
+
+
+def variable_rate_clip(path: Path, steps: list[int], time_base: Fraction = Fraction(1, 90000),
+                       side: int = 160) -> bytes:
+    """The first len(steps) + 1 frames of a real clip, shrunk to `side` px wide and re-encoded as H.264
+    MP4 at a variable frame rate: frame i + 1 shows `steps[i]` ticks of `time_base` after frame i."""
+    import av
+
+    pts = [0, *itertools.accumulate(steps)]
+    buffer = io.BytesIO()
+    with av.open(str(path)) as source, av.open(buffer, "w", format="mp4") as out:
+        stream = out.add_stream("libx264", options={"bf": "0"})  # no B-frames: packets in presentation order
+        stream.time_base = stream.codec_context.time_base = time_base
+        stream.pix_fmt = "yuv420p"
+        for i, (frame, t) in enumerate(zip(source.decode(video=0), pts)):
+            if i == 0:
+                stream.width, stream.height = side, side * frame.height // frame.width // 2 * 2
+            frame = frame.reformat(width=stream.width, height=stream.height, format="yuv420p")
+            frame.pts, frame.time_base = t, time_base
             for packet in stream.encode(frame):
                 out.mux(packet)
         for packet in stream.encode():

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from tests.conftest import FACES, VIDEOS, sign_up
-from tests.samples import reencode
+from tests.samples import reencode, variable_rate_clip
 from tests.test_api import assert_problem
 from tests.webhook_listener import WebhookListener
 
@@ -72,6 +72,22 @@ def test_long_clips_become_jobs_by_themselves_with_progress(app_factory, assert_
     assert accepted.status_code == 202 and accepted.json["progress"]["frames_total"] == 24
     job = wait_for(client, secret, accepted.headers["Location"])
     assert job["progress"]["frames_done"] == 24 and len(job["result"]["tracks"]) == 1
+
+
+def test_a_finished_jobs_progress_is_the_frames_analysed(app_factory, assert_contract):
+    # A variable-frame-rate clip sampled at 10 fps: the estimate counts its length at 10 fps, but a frame held
+    # for half a second stands for several target times, so fewer frames are analysed (test_media).
+    from tests.test_media import VFR_STEPS
+
+    app = app_factory(sync_max_video_seconds=1.0)
+    client = app.test_client()
+    secret = sign_up(client)["api_key"]["secret"]
+    clip = variable_rate_clip(VIDEOS / "single_face.mp4", VFR_STEPS)
+    accepted = assert_contract(submit(client, secret, clip, fps="10", micro_expressions="false"))
+    assert accepted.status_code == 202 and accepted.json["progress"]["frames_total"] == 15
+    job = wait_for(client, secret, accepted.headers["Location"])
+    assert job["status"] == "succeeded", job["error"]
+    assert job["progress"] == {"frames_done": 11, "frames_total": 11} and len(job["result"]["frames"]) == 11
 
 
 def test_webhook_is_signed_with_the_accounts_secret(app, listener, assert_contract):

@@ -11,7 +11,7 @@ from api.engine import media
 from api.metering import units_for
 from tests.conftest import FACES, VIDEOS
 from tests.samples import (animated_gif, empty_fragmented_mp4, gif_bomb, gif_of_tiny_sub_blocks, png_bomb, recorder_webm, reencode,
-                           webm_with_random_blocks, webm_with_random_clusters, with_exif_rotation)
+                           variable_rate_clip, webm_with_random_blocks, webm_with_random_clusters, with_exif_rotation)
 
 pytestmark = pytest.mark.data
 
@@ -71,6 +71,55 @@ def test_mp4_every_frame_by_default_and_sampled_on_request():
     sampled = media.decode(data, Limits(), 10)
     assert sampled.sample_fps == 10
     assert len(list(sampled.frames)) == 24
+
+
+# A variable-frame-rate clip of real frames (ticks of 1/90000 s): 30 fps, a 60 fps burst, a frame held
+# for half a second, then 12 fps. 25 frames in 1.48 s: 16.4 fps on average, so under the default target.
+VFR_STEPS = [3000] * 8 + [1500] * 8 + [45000] + [7500] * 7
+VFR_TIMES_MS = [sum(VFR_STEPS[:i]) / 90 for i in range(len(VFR_STEPS) + 1)]
+
+
+def nearest_frames(times_ms: list[float], fps: float) -> list[int]:
+    """By brute force: for each target time up to the last frame, the nearest frame (the earlier on a tie), once."""
+    picked: list[int] = []
+    k = 0
+    while (target := times_ms[0] + k * 1000 / fps) <= times_ms[-1]:
+        nearest = min(range(len(times_ms)), key=lambda i: (abs(times_ms[i] - target), i))
+        if nearest not in picked:
+            picked.append(nearest)
+        k += 1
+    return picked
+
+
+def test_a_variable_frame_rate_clip_is_sampled_by_its_timestamps():
+    data = variable_rate_clip(VIDEOS / "single_face.mp4", VFR_STEPS)
+    every = media.decode(data, Limits(), None)
+    assert every.info.fps < media.DEFAULT_MAX_SAMPLE_FPS  # its average: the old sampler skipped frames at this rate
+    frames = every_frame = list(every.frames)
+    # "Every frame" is every decoded frame, the 60 fps burst included, each at its presentation time.
+    assert [f.index for f in frames] == list(range(25))
+    assert [f.timestamp_ms for f in frames] == pytest.approx(VFR_TIMES_MS)
+    assert every.info.frame_count == 25
+
+    sampled = media.decode(data, Limits(), 10)
+    frames = list(sampled.frames)
+    expected = nearest_frames(VFR_TIMES_MS, 10)
+    assert [f.index for f in frames] == expected
+    # 0, 100, 200, 300, 400 ms; the held frame at 400 ms stands for 500 and 600, 900 ms for 700-900; then 12 fps.
+    assert [f.timestamp_ms for f in frames] == pytest.approx([0, 100, 200, 300, 400, 900, 983.33, 1066.67, 1233.33,
+                                                              1316.67, 1400], abs=0.01)
+    assert sampled.sample_fps == 10
+    # A frame is picked once the next one has decoded: it keeps its own picture, not the next one's.
+    assert all((f.pixels == every_frame[f.index].pixels).all() for f in frames)
+
+
+def test_a_variable_rate_gif_is_sampled_by_its_delays():
+    gif = animated_gif(PHOTO, frames=6, duration_ms=[30, 30, 30, 300, 30, 30])
+    times = [0, 30, 60, 90, 390, 420]
+    every = media.decode(gif, Limits(), None)
+    assert [f.timestamp_ms for f in every.frames] == times
+    sampled = media.decode(gif, Limits(), 10)
+    assert [f.index for f in sampled.frames] == nearest_frames(times, 10) == [0, 3, 4]
 
 
 def test_a_clip_closed_before_any_frame_releases_its_decoder(monkeypatch):

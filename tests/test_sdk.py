@@ -9,11 +9,14 @@ Requests are observed (not altered) through httpx event hooks.
 from __future__ import annotations
 
 import asyncio
+import csv
 import dataclasses
 import hashlib
 import hmac
+import io
 import json
 import os
+import pty
 import socket
 import subprocess
 import sys
@@ -22,6 +25,7 @@ import time
 import uuid
 from collections import defaultdict
 from datetime import datetime, timedelta, UTC
+from pathlib import Path
 
 import httpx
 import pytest
@@ -40,7 +44,7 @@ except ImportError:  # not installed into the venv (`pip install -e sdk/python`)
     sys.path.insert(0, str(SDK_SRC))
     import emoscope
 
-from emoscope import webhooks  # noqa: E402
+from emoscope import _batch, webhooks  # noqa: E402
 
 PASSWORD = "correct horse battery"
 HAPPY_PHOTO = FACES / "img1.jpg"  # one face, a broad smile
@@ -223,6 +227,22 @@ def test_problem_documents_map_to_exceptions(client, server, monkeypatch):
         with pytest.raises(emoscope.AuthenticationError) as missing:
             anonymous.account.get()
     assert (missing.value.status, missing.value.code) == (401, "missing_api_key")
+
+
+def test_a_400_names_its_invalid_fields_typed(client):
+    with pytest.raises(emoscope.InvalidRequestError) as bad:
+        client.analyze(SMALL_HAPPY_PHOTO, max_faces=0, micro_expressions={"enabled": True, "sensitivity": 3})
+    params = {param.name: param for param in bad.value.invalid_params}
+    assert set(params) == {"max_faces", "micro_expressions.sensitivity"}  # a nested field by its dotted path
+    assert all(isinstance(p, emoscope.InvalidParam) and p.reason for p in params.values())
+    assert "1" in params["max_faces"].reason  # the bound it broke
+
+    # The problem's `invalid_params` member, where the server sends it, is taken as it is.
+    problem = {"code": "invalid_request", "errors": {"fps": ["Not a number."]},
+               "invalid_params": [{"name": "fps", "reason": "must be between 0.1 and 240"}, {"reason": "no name"}]}
+    error = emoscope.InvalidRequestError("400 invalid_request", status=400, problem=problem)
+    assert error.invalid_params == (emoscope.InvalidParam("fps", "must be between 0.1 and 240"),)
+    assert emoscope.APIError("500 internal_error", status=500).invalid_params == ()
 
 
 def test_environment_user_agent_and_options(server, owner, monkeypatch):
@@ -587,6 +607,134 @@ def test_cli_table_and_json(server, owner):
 
     refused = _cli(server, "emo_not_a_key", "analyze", str(SMALL_HAPPY_PHOTO))
     assert refused.returncode == 1 and "invalid_api_key" in refused.stderr
+
+
+def test_cli_names_the_invalid_fields(server, owner):
+    refused = _cli(server, owner[1].api_key.secret, "analyze", str(SMALL_HAPPY_PHOTO), "--max-faces", "0")
+    assert refused.returncode == 1 and "400 invalid_request" in refused.stderr
+    assert "emoscope:   max_faces: Must be greater than or equal to 1" in refused.stderr
+
+
+@pytest.fixture()
+def batch_folder(tmp_path):
+    """Two real photos (three faces), a file that is no picture, and what a folder's walk leaves out."""
+    folder = tmp_path / "shoot"
+    (folder / "later").mkdir(parents=True)
+    (folder / "a.jpg").write_bytes(SMALL_HAPPY_PHOTO.read_bytes())
+    (folder / "b.jpg").write_bytes(COUPLE.read_bytes())
+    (folder / "c.jpg").write_bytes(b"not a picture at all")
+    (folder / "notes.txt").write_text("not media, by its name")
+    (folder / ".hidden.jpg").write_bytes(SMALL_HAPPY_PHOTO.read_bytes())
+    (folder / "later" / "d.jpg").write_bytes(SMALL_HAPPY_PHOTO.read_bytes())
+    return folder
+
+
+def test_cli_batch_of_a_folder_as_json_lines(server, owner, batch_folder):
+    key = owner[1].api_key.secret
+    run = _cli(server, key, "analyze", str(batch_folder), "--json", "-j", "3")
+    assert run.returncode == 1, run.stderr  # one file failed; the others were analysed
+    lines = [json.loads(line) for line in run.stdout.splitlines()]
+    assert [line["file"] for line in lines] == [str(batch_folder / name) for name in ("a.jpg", "b.jpg", "c.jpg")]
+    assert [line["ok"] for line in lines] == [True, True, False]
+    assert [len(line["result"]["faces"]) for line in lines[:2]] == [1, 2]
+    assert lines[2]["error"]["code"] == "unsupported_media_type" and lines[2]["error"]["status"] == 415
+    assert len({line["idempotency_key"] for line in lines}) == 3  # one per file
+    assert f"{batch_folder / 'c.jpg'}: 415 unsupported_media_type" in run.stderr
+    assert "3 files: 2 analysed, 1 failed" in run.stderr
+    assert "\x1b[" not in run.stderr  # stderr is no terminal: no bar drawn
+
+    again = _cli(server, key, "analyze", str(batch_folder), "-r", "--json", "--batch-key", "shoot-1")
+    repeat = _cli(server, key, "analyze", str(batch_folder), "-r", "--json", "--batch-key", "shoot-1")
+    first, second = ([json.loads(line) for line in r.stdout.splitlines()] for r in (again, repeat))
+    assert [line["file"] for line in first][-1] == str(batch_folder / "later" / "d.jpg")
+    assert [line["idempotency_key"] for line in first] == [line["idempotency_key"] for line in second]
+    assert [line.get("replayed") for line in second] == [True, True, None, True]  # answered again, not billed again
+    assert first[0]["result"]["request_id"] == second[0]["result"]["request_id"]
+
+
+def test_cli_batch_of_files_and_patterns_as_csv(server, owner, batch_folder):
+    # One at a time: a clip analysed beside other requests can crash the server's worker (reported, issue 22 work).
+    run = _cli(server, owner[1].api_key.secret, "analyze", str(batch_folder / "b.jpg"), str(batch_folder / "a.jpg"),
+               str(batch_folder / "*" / "*.jpg"), str(CLIP), "--csv", "--fps", "5", "--concurrency", "1")
+    assert run.returncode == 0, run.stderr
+    rows = list(csv.DictReader(io.StringIO(run.stdout)))
+    assert list(rows[0]) == ["file", "frame", "time_ms", "face", "track", "x", "y", "w", "h", "emotion",
+                             *emoscope.EMOTIONS]
+    photos = [row for row in rows if row["frame"] == ""]
+    assert [(Path(row["file"]).name, row["face"]) for row in photos] == [("b.jpg", "0"), ("b.jpg", "1"),
+                                                                         ("a.jpg", "0"), ("d.jpg", "0")]
+    assert photos[2]["emotion"] == "happy" and float(photos[2]["happy"]) > 0.5
+    assert sum(float(photos[0][label]) for label in emoscope.EMOTIONS) == pytest.approx(1, abs=1e-3)
+    frames = [row for row in rows if row["file"] == str(CLIP)]
+    assert len(frames) == 12 and frames[1]["frame"] == "6" and float(frames[1]["time_ms"]) == pytest.approx(200)
+    assert {row["track"] for row in frames} == {"1"}
+
+
+def test_cli_batch_usage_errors(server, owner, batch_folder):
+    key = owner[1].api_key.secret
+    for args in ([str(batch_folder / "missing.jpg")], [str(batch_folder / "*.png")], [str(batch_folder / "later"),
+                                                                                     "--concurrency", "0"]):
+        run = _cli(server, key, "analyze", *args)
+        assert run.returncode == 2 and run.stdout == "", (args, run.stderr)
+    (batch_folder / "empty").mkdir()
+    assert _cli(server, key, "analyze", str(batch_folder / "empty")).returncode == 2
+
+
+def test_cli_batch_draws_a_bar_when_stderr_is_a_terminal(server, owner, batch_folder):
+    primary, secondary = pty.openpty()
+    env = {**os.environ, "EMOSCOPE_API_KEY": owner[1].api_key.secret, "EMOSCOPE_BASE_URL": server, "TERM": "xterm",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(SDK_SRC), os.environ.get("PYTHONPATH")]))}
+    process = subprocess.Popen([sys.executable, "-m", "emoscope", "analyze", str(batch_folder), "--json"], env=env,
+                               stdout=subprocess.PIPE, stderr=secondary)
+    os.close(secondary)
+    stdout, _ = process.communicate(timeout=120)
+    drawn = b""
+    while True:
+        try:
+            chunk = os.read(primary, 65536)
+        except OSError:  # the terminal's other end is closed once the CLI has exited
+            break
+        if not chunk:
+            break
+        drawn += chunk
+    os.close(primary)
+    assert process.returncode == 1
+    assert len(stdout.splitlines()) == 3  # piped stdout keeps the JSON lines; the bar is on the terminal only
+    assert b"analysing" in drawn and b"3/3" in drawn and b"1 failed" in drawn
+
+
+def test_batch_pacing_keeps_to_the_rate_a_429_states():
+    now = [100.0]
+    slept: list = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(round(seconds, 3))
+        now[0] += seconds
+
+    pacer = _batch.RatePacer(clock=lambda: now[0], sleep=sleep)
+    request = httpx.Request("POST", "http://127.0.0.1/v1/analyze")
+    for _ in range(3):
+        pacer.before_request(request)  # the burst: nothing waits
+    assert slept == []
+    # A 429 of a plan of 2 requests/s in bursts of 10: the bucket refills in 5 s.
+    pacer.after_response(httpx.Response(429, headers={"Retry-After": "1", "X-RateLimit-Limit": "10",
+                                                      "X-RateLimit-Reset": "5"}, request=request))
+    for _ in range(3):
+        pacer.before_request(request)
+    assert slept == [1.0, 0.556, 0.556]  # Retry-After, then evenly at no more than 9 requests per 5 s
+    pacer.after_response(httpx.Response(503, headers={"Retry-After": "2"}, request=request))
+    pacer.before_request(request)
+    assert slept[-1] == 2.0  # an overloaded server's Retry-After holds every thread
+
+
+def test_cli_batch_on_a_rate_limited_account_finishes_every_file(limited_server, tmp_path):
+    key = emoscope.sign_up(_email("batch"), PASSWORD, "batch", base_url=limited_server).api_key.secret
+    for i in range(4):
+        (tmp_path / f"{i}.jpg").write_bytes(SMALL_HAPPY_PHOTO.read_bytes())
+    # 0.5 requests/s in bursts of 2: four at once meet 429s, and the batch slows to the stated rate.
+    run = _cli(limited_server, key, "analyze", str(tmp_path), "--json", "-j", "4", "--max-retries", "3")
+    assert run.returncode == 0, run.stderr
+    assert [json.loads(line)["ok"] for line in run.stdout.splitlines()] == [True] * 4
 
 
 def test_cli_renders_micro_expressions():

@@ -13,6 +13,7 @@ import struct
 from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 import av
 import numpy as np
@@ -22,6 +23,8 @@ from api.engine.limits import Limits
 from api.engine.results import MediaInfo
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 IMAGE_FORMATS = {"jpeg", "png", "webp", "bmp"}
 VIDEO_FORMATS = {"mp4", "mov", "webm"}
@@ -219,7 +222,10 @@ def _open_gif(data: bytes, limits: Limits, sample_fps: float | None) -> DecodedV
     fps = 1000 * len(delays_ms) / t_ms
     info = MediaInfo("video", "gif", width, height, t_ms, fps, len(delays_ms))
     rate = sample_rate(fps, sample_fps)
-    sampler = FrameSampler(rate)
+    # Every frame's time is known from the walk, so which frames are analysed is known before decoding.
+    sampler: FrameSampler[int] = frame_sampler(fps, sample_fps)
+    picked = {i for index, t_ms in enumerate(starts_ms) for i in sampler.push(t_ms, index)}
+    picked.update(sampler.finish())
     image = Image.open(io.BytesIO(data))
 
     def frames() -> Generator[VideoFrame, None, None]:
@@ -228,7 +234,7 @@ def _open_gif(data: bytes, limits: Limits, sample_fps: float | None) -> DecodedV
                 for index, frame in enumerate(ImageSequence.Iterator(image)):
                     if index >= len(starts_ms):  # the walk counted every frame; this is not one
                         raise MediaCorrupt("the GIF has more frames than its blocks declare")
-                    if sampler.due(starts_ms[index]):
+                    if index in picked:
                         yield VideoFrame(index, starts_ms[index], _to_bgr(frame))
             finally:
                 image.close()
@@ -307,20 +313,57 @@ def sample_rate(native_fps: float, target_fps: float | None) -> float:
     return min(native_fps, target_fps or sampling_target(None))
 
 
-class FrameSampler:
-    """Keeps the first frame at or after each multiple of the sampling period."""
+def frame_sampler(native_fps: float, target_fps: float | None) -> FrameSampler[T]:
+    """Every decoded frame when the clip averages no more frames per second than the target
+    (`sample_rate`), else the frames nearest to the target's times. A variable-frame-rate clip
+    averaging under the target is analysed whole, its fast stretches included."""
+    rate = sample_rate(native_fps, target_fps)
+    return FrameSampler(None if rate >= native_fps else rate)
 
-    def __init__(self, fps: float) -> None:
-        self.period_ms = 1000.0 / fps
-        self.last_slot = -1
 
-    def due(self, t_ms: float) -> bool:
-        # The tolerance absorbs float error in timestamps like 33.333... ms at 30 fps.
-        slot = int(t_ms / self.period_ms + 0.01)
-        if slot <= self.last_slot:
-            return False
-        self.last_slot = slot
-        return True
+class FrameSampler(Generic[T]):
+    """Picks frames by their presentation times, fed in time order as they decode.
+
+    With a rate, for each target time (the first frame's time plus a multiple of the period, up to
+    the last frame's) the frame nearest to it, each frame once, a tie going to the earlier one: the
+    times a frame really shows, never an assumed constant rate. Without one, every frame. A frame is
+    known to be nearest only once the next one is seen, so one frame waits in `_held`.
+    """
+
+    def __init__(self, fps: float | None) -> None:
+        self.period_ms = None if fps is None else 1000.0 / fps
+        self._first_ms = 0.0
+        self._next_target = 0  # index of the first target time no frame has been picked for
+        self._held: tuple[float, T] | None = None
+        self._held_picked = False
+
+    def push(self, t_ms: float, frame: T) -> list[T]:
+        """The frames (at most two, in time order) now known to be picked, `frame` among them only without a rate."""
+        if self.period_ms is None:
+            return [frame]
+        if self._held is None:
+            self._first_ms = t_ms
+        picked = self._held is None  # the first frame is at the first target time
+        while self._target_ms(self._next_target) <= t_ms:
+            target = self._target_ms(self._next_target)
+            if self._held is not None and target - self._held[0] <= t_ms - target:
+                self._held_picked = True
+            else:
+                picked = True
+            self._next_target += 1
+        done = [self._held[1]] if self._held is not None and self._held_picked else []
+        self._held, self._held_picked = (t_ms, frame), picked
+        return done
+
+    def finish(self) -> list[T]:
+        """The last frame, when it was picked."""
+        held, self._held = self._held, None
+        return [held[1]] if held is not None and self._held_picked else []
+
+    def _target_ms(self, k: int) -> float:
+        assert self.period_ms is not None
+        # Multiplied, not summed, so a long clip's target times do not drift by float error.
+        return self._first_ms + k * self.period_ms
 
 
 # 8-bit planar YUV: the first plane is the luma at full resolution.
@@ -352,7 +395,8 @@ def _open_video(data: bytes, fmt: str, limits: Limits, sample_fps: float | None)
     width, height = stream.codec_context.width, stream.codec_context.height
     info = MediaInfo("video", fmt, width, height, seconds * 1000, fps, packets)
     rate = sample_rate(fps, sample_fps)
-    sampler = FrameSampler(rate)
+    # Picked by presentation time (frame.time), so a variable-frame-rate clip is sampled where its frames are.
+    sampler: FrameSampler[tuple[int, float, av.VideoFrame]] = frame_sampler(fps, sample_fps)
 
     def frames() -> Generator[VideoFrame, None, None]:
         span = Span()
@@ -361,8 +405,10 @@ def _open_video(data: bytes, fmt: str, limits: Limits, sample_fps: float | None)
                 t_ms = 1000.0 * float(frame.time) if frame.time is not None else index * 1000.0 / fps
                 _check_clip_length(index + 1, t_ms / 1000, limits)
                 span.add(t_ms)
-                if sampler.due(t_ms):
-                    yield VideoFrame(index, t_ms, luma(frame))
+                for picked_index, picked_ms, picked in sampler.push(t_ms, (index, t_ms, frame)):
+                    yield VideoFrame(picked_index, picked_ms, luma(picked))
+            for picked_index, picked_ms, picked in sampler.finish():
+                yield VideoFrame(picked_index, picked_ms, luma(picked))
         except MediaError:
             raise
         except Exception as exc:

@@ -12,8 +12,8 @@ from ._client import (AccountResource, AsyncAccountResource, AsyncBilling, Async
                       AsyncStudies, AsyncUsageResource, Billing, Client, Jobs, Keys, Studies, UsageResource, sign_in,
                       sign_up)
 from ._exceptions import (APIConnectionError, APIError, APITimeoutError, AuthenticationError, EmoscopeError,
-                          InvalidRequestError, PaymentRequiredError, PermissionDeniedError, QuotaExceededError,
-                          RateLimitError, SignatureVerificationError)
+                          InvalidParam, InvalidRequestError, PaymentRequiredError, PermissionDeniedError,
+                          QuotaExceededError, RateLimitError, SignatureVerificationError)
 from ._models import (EMOTIONS, Account, AccountSummary, AnalysisResult, ApiKey, Box, DataDeletion, Emotions, Face,
                       Frame, HeadPose, ImageResult, Job, JobProgress, JobWebhook, Landmarks, Media, MicroExpression,
                       ModelVersions, Quota, RateLimit, RegionMovement, SignUpResult, Study, StudyReport, Subscription,
@@ -32,6 +32,6 @@ __all__ = [
     "Study", "StudyReport", "TopMoment", "DataDeletion", "Subscription",
     # errors
     "EmoscopeError", "APIConnectionError", "APITimeoutError", "AuthenticationError", "PermissionDeniedError",
-    "InvalidRequestError", "QuotaExceededError", "PaymentRequiredError", "RateLimitError", "APIError",
+    "InvalidRequestError", "InvalidParam", "QuotaExceededError", "PaymentRequiredError", "RateLimitError", "APIError",
     "SignatureVerificationError",
 ]

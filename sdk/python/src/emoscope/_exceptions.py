@@ -14,7 +14,17 @@
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Mapping, Optional, Type
+from dataclasses import dataclass
+from typing import Any, Dict, Iterator, Mapping, Optional, Tuple, Type
+
+
+@dataclass(frozen=True)
+class InvalidParam:
+    """One field the API refused: its `name` (a nested one dotted, e.g. `micro_expressions.sensitivity`;
+    a part of the request such as the `Idempotency-Key` header by that name) and the `reason` in words."""
+
+    name: str
+    reason: str
 
 
 class EmoscopeError(Exception):
@@ -40,6 +50,16 @@ class EmoscopeError(Exception):
         """Field name -> messages, for `invalid_request`."""
         return dict(self.problem.get("errors") or {})
 
+    @property
+    def invalid_params(self) -> Tuple[InvalidParam, ...]:
+        """The fields a 400 refused: the problem's `invalid_params` member, or, from a server that
+        does not send it yet, the same read from `errors`. Empty for other errors."""
+        listed = self.problem.get("invalid_params")
+        if isinstance(listed, list):
+            return tuple(InvalidParam(str(item["name"]), _reason(item.get("reason")))
+                         for item in listed if isinstance(item, Mapping) and "name" in item)
+        return tuple(_params_from_errors(self.errors))
+
     def __str__(self) -> str:
         parts = [self.message]
         if self.request_id:
@@ -49,6 +69,21 @@ class EmoscopeError(Exception):
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(status={self.status!r}, code={self.code!r}, detail={self.detail!r}, "
                 f"request_id={self.request_id!r})")
+
+
+def _reason(messages: Any) -> str:
+    if isinstance(messages, (list, tuple)):
+        return " ".join(str(message) for message in messages)
+    return "" if messages is None else str(messages)
+
+
+def _params_from_errors(errors: Mapping[str, Any], prefix: str = "") -> Iterator[InvalidParam]:
+    """marshmallow's messages: a list per field, a mapping per nested object or list item."""
+    for name, messages in errors.items():
+        if isinstance(messages, Mapping):
+            yield from _params_from_errors(messages, f"{prefix}{name}.")
+        else:
+            yield InvalidParam(f"{prefix}{name}", _reason(messages))
 
 
 class APIConnectionError(EmoscopeError):

@@ -1,23 +1,31 @@
-"""`emoscope` command line: `emoscope analyze FILE [--json] [--fps N] [--detector D] ...` and
+"""`emoscope` command line: `emoscope analyze FILE... [--json | --csv] [--fps N] [--detector D] ...` and
 `emoscope study report ID [--csv | --json]`.
 
 Reads the key from $EMOSCOPE_API_KEY (or --api-key) and the address from $EMOSCOPE_BASE_URL
-(or --base-url). Exit status: 0 done, 1 the API refused or failed, 2 bad usage or unreadable file.
+(or --base-url). Exit status: 0 done, 1 the API refused or failed (in a batch: some file did),
+2 bad usage or unreadable file.
 """
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import sys
 import threading
 import time
-from typing import List, Optional, Sequence, Union
+from typing import Any, Dict, List, Optional, Sequence, TextIO, Tuple, Union
 
+import httpx
+
+from . import _batch
 from ._client import Client
 from ._exceptions import EmoscopeError
-from ._models import Emotions, ImageResult, Job, StudyReport, VideoResult
+from ._models import EMOTIONS, Emotions, Face, ImageResult, Job, StudyReport, VideoResult
 from ._version import __version__
+
+Result = Union[ImageResult, VideoResult]
+EXIT_STATUS = "exit status: 0 done; 1 the API refused or failed (a batch: some file did); 2 bad usage"
 
 
 def _pct(value: Optional[float]) -> str:
@@ -163,10 +171,21 @@ def build_parser() -> argparse.ArgumentParser:
     connection.add_argument("--timeout", type=float, default=300.0, help="seconds per attempt (default 300)")
     connection.add_argument("--max-retries", type=int, default=2, help="retries on 429/5xx/network errors (default 2)")
 
-    analyze = commands.add_parser("analyze", parents=[connection], help="analyse an image or a short clip",
-                                  description="Analyse an image or a short clip and print the faces and emotions.")
-    analyze.add_argument("file", metavar="FILE", help="image (JPEG, PNG, WebP, BMP) or clip (MP4, MOV, WebM, GIF)")
-    analyze.add_argument("--json", action="store_true", help="print the API's JSON answer instead of a table")
+    analyze = commands.add_parser(
+        "analyze", parents=[connection], help="analyse images and clips: one file, or a folder or several as a batch",
+        description="Analyse an image or a clip and print the faces and emotions. A folder, a glob pattern or "
+                    "several files make a batch: analysed a few at a time, each file's error reported without "
+                    "stopping the others, with a progress bar on stderr when it is a terminal.",
+        epilog=EXIT_STATUS)
+    analyze.add_argument("files", nargs="+", metavar="FILE",
+                         help="image (JPEG, PNG, WebP, BMP) or clip (MP4, MOV, WebM, GIF), folder or glob pattern")
+    output = analyze.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true",
+                        help="print the API's JSON answer instead of a table (a batch: one JSON object per file "
+                             "and line)")
+    output.add_argument("--csv", action="store_true",
+                        help="print one CSV row per face: file, frame, time_ms, face, track, x, y, w, h, emotion "
+                             "and the seven probabilities")
     analyze.add_argument("--fps", type=float, help="clips: frames analysed per second (0.1-240)")
     analyze.add_argument("--detector", choices=["dlib", "opencv", "blazeface", "skip"],
                          help="face detector (default dlib)")
@@ -178,7 +197,16 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--async", dest="run_async", action="store_true",
                          help="run as an asynchronous job and wait for it (clips over the API's sync limit always are)")
     analyze.add_argument("--progress", action="store_true",
-                         help="show progress on stderr (a bar of frames done for jobs)")
+                         help="one file: show progress on stderr (a bar of frames done for jobs)")
+    batch = analyze.add_argument_group("batches")
+    batch.add_argument("-r", "--recursive", action="store_true", help="take the media files of subfolders too")
+    batch.add_argument("-j", "--concurrency", type=_positive_int, default=_batch.DEFAULT_CONCURRENCY, metavar="N",
+                       help=f"files analysed at once (default {_batch.DEFAULT_CONCURRENCY}); after a 429 the batch "
+                            "keeps to the rate the API states")
+    batch.add_argument("--batch-key", metavar="SECRET",
+                       help="derive each file's Idempotency-Key from SECRET, the file and the options: the same "
+                            "command run again (e.g. after an interruption) replays the files already analysed, "
+                            "unbilled, instead of analysing them again")
 
     study = commands.add_parser("study", help="audience studies", description="Audience studies (an admin key).")
     study_commands = study.add_subparsers(dest="study_command", required=True, metavar="STUDY_COMMAND")
@@ -192,31 +220,182 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _analyze(args: argparse.Namespace) -> int:
-    if not os.path.isfile(args.file):
-        print(f"emoscope: error: no such file: {args.file}", file=sys.stderr)
-        return 2
-    micro = None
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _client(args: argparse.Namespace, http_client: Optional[httpx.Client] = None) -> Client:
+    return Client(api_key=args.api_key, base_url=args.base_url, timeout=args.timeout, max_retries=args.max_retries,
+                  http_client=http_client)
+
+
+def _options(args: argparse.Namespace) -> Dict[str, Any]:
+    micro: Optional[Dict[str, Any]] = None
     if args.no_micro or args.sensitivity is not None:
         micro = {"enabled": not args.no_micro}
         if args.sensitivity is not None:
             micro["sensitivity"] = args.sensitivity
-    with Client(api_key=args.api_key, base_url=args.base_url, timeout=args.timeout,
-                max_retries=args.max_retries) as client:
-        options = dict(detector=args.detector, min_face_size=args.min_face_size, max_faces=args.max_faces,
-                       return_landmarks=False if args.no_landmarks else None, fps=args.fps, micro_expressions=micro)
-        with Progress(args.progress, f"analysing {os.path.basename(args.file)}") as progress:
-            if args.run_async:
-                job = client.jobs.create(args.file, **options)
-                progress.update(job)
-                result = client.jobs.wait(job, on_progress=progress.update).result_or_raise()
-            else:
-                result = client.analyze(args.file, on_progress=progress.update, **options)
+    return dict(detector=args.detector, min_face_size=args.min_face_size, max_faces=args.max_faces,
+                return_landmarks=False if args.no_landmarks else None, fps=args.fps, micro_expressions=micro)
+
+
+def _analysis(client: Client, path: str, options: Dict[str, Any], run_async: bool,
+              idempotency_key: Optional[str] = None, progress: Optional[Progress] = None) -> Result:
+    on_progress = progress.update if progress is not None else None
+    if run_async:
+        job = client.jobs.create(path, idempotency_key=idempotency_key, **options)
+        if on_progress is not None:
+            on_progress(job)
+        return client.jobs.wait(job, on_progress=on_progress).result_or_raise()
+    return client.analyze(path, idempotency_key=idempotency_key, on_progress=on_progress, **options)
+
+
+def _analyze(args: argparse.Namespace) -> int:
+    try:
+        paths = _batch.media_files(args.files, args.recursive)
+    except _batch.UsageError as exc:
+        print(f"emoscope: error: {exc}", file=sys.stderr)
+        return 2
+    if not paths:
+        print(f"emoscope: error: no media file in {', '.join(args.files)}", file=sys.stderr)
+        return 2
+    if _batch.is_batch(args.files):
+        return _analyze_batch(args, paths)
+    path = paths[0]
+    with _client(args) as client, Progress(args.progress, f"analysing {os.path.basename(path)}") as progress:
+        result = _analysis(client, path, _options(args), args.run_async, progress=progress)
     if args.json:
         print(json.dumps(result.raw, indent=2))
+    elif args.csv:
+        FaceRows(sys.stdout).write(path, result)
     else:
-        print(render(result, os.path.basename(args.file)))
+        print(render(result, os.path.basename(path)))
     return 0
+
+
+def _analyze_batch(args: argparse.Namespace, paths: List[str]) -> int:
+    options = _options(args)
+    rows = FaceRows(sys.stdout) if args.csv else None
+    pacer = _batch.RatePacer()
+    failed = 0
+    with httpx.Client(event_hooks=pacer.hooks()) as http, _client(args, http) as client, BatchBar(len(paths)) as bar:
+        futures = _batch.run(client, paths, lambda c, path, key: _analysis(c, path, options, args.run_async, key),
+                             concurrency=args.concurrency, key_secret=args.batch_key,
+                             options={**options, "async": args.run_async},
+                             on_done=bar.advance)
+        try:
+            for future in futures:  # in the order given, each as soon as it and those before it are done
+                outcome = future.result()
+                failed += not outcome.ok
+                if outcome.error is not None:
+                    print_error(outcome.error, f"{outcome.path}: ")
+                if args.json:
+                    print(json.dumps(outcome_json(outcome)), flush=True)
+                elif outcome.result is None:
+                    continue
+                elif rows is not None:
+                    rows.write(outcome.path, outcome.result)
+                else:
+                    print(render(outcome.result, outcome.path) + "\n", flush=True)
+        except BaseException as exc:  # Ctrl-C, or stdout closed (`| head`): send no more files
+            in_flight = sum(not future.cancel() and not future.done() for future in futures)
+            if in_flight and isinstance(exc, KeyboardInterrupt):
+                print(f"emoscope: interrupted; waiting for the {in_flight} files in flight (Ctrl-C again to abandon "
+                      "them)", file=sys.stderr)
+            raise
+    print(f"emoscope: {len(paths)} files: {len(paths) - failed} analysed, {failed} failed", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def outcome_json(outcome: _batch.Outcome) -> Dict[str, Any]:
+    """A batch's JSON line: the file, its Idempotency-Key, and the API's answer or the error."""
+    line: Dict[str, Any] = {"file": outcome.path, "ok": outcome.ok, "idempotency_key": outcome.idempotency_key}
+    if outcome.result is not None:
+        line.update(replayed=outcome.result.replayed, result=outcome.result.raw)
+    if outcome.error is not None:
+        error = outcome.error
+        line["error"] = {"message": error.message, "status": error.status, "code": error.code, "detail": error.detail,
+                         "request_id": error.request_id,
+                         "invalid_params": [{"name": p.name, "reason": p.reason} for p in error.invalid_params]}
+    return line
+
+
+class FaceRows:
+    """CSV, one row per face: a picture's faces, or each analysed frame's (frame, time_ms and track
+    set). Indices count from 0, as in the API's arrays."""
+
+    HEADER = ["file", "frame", "time_ms", "face", "track", "x", "y", "w", "h", "emotion", *EMOTIONS]
+
+    def __init__(self, out: TextIO) -> None:
+        self._out = out
+        self._writer = csv.writer(out, lineterminator="\n")
+        self._writer.writerow(self.HEADER)
+
+    def write(self, path: str, result: Result) -> None:
+        frames: List[Tuple[Optional[int], Optional[float], Tuple[Face, ...]]]
+        if isinstance(result, ImageResult):
+            frames = [(None, None, result.faces)]
+        else:
+            frames = [(frame.index, frame.timestamp_ms, frame.faces) for frame in result.frames]
+        for frame_index, time_ms, faces in frames:
+            for i, face in enumerate(faces):
+                b = face.box
+                self._writer.writerow([path, frame_index, time_ms, i, face.track_id, b.x, b.y, b.w, b.h,
+                                       face.dominant_emotion, *(face.emotions[e] for e in EMOTIONS)])
+        self._out.flush()
+
+
+class BatchBar:
+    """A bar of files done on stderr, drawn with rich while stderr is a terminal; nothing otherwise
+    (the batch ends with a summary line either way). rich comes with `pip install 'emoscope[cli]'`."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.failed = 0
+        self._lock = threading.Lock()
+        self._bar: Any = None
+        self._task: Any = None
+
+    def __enter__(self) -> BatchBar:
+        if not sys.stderr.isatty():
+            return self
+        try:
+            from rich.console import Console
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                                       TimeRemainingColumn)
+        except ImportError:
+            print("emoscope: pip install 'emoscope[cli]' for a progress bar", file=sys.stderr)
+            return self
+        # What goes to stdout is redrawn above the bar only when stdout is this terminal too; piped, it stays on stdout.
+        self._bar = Progress(TextColumn("analysing"), BarColumn(), MofNCompleteColumn(),
+                             TextColumn("{task.fields[failed]} failed"), TimeElapsedColumn(), TimeRemainingColumn(),
+                             console=Console(stderr=True), redirect_stdout=sys.stdout.isatty())
+        self._task = self._bar.add_task("files", total=self.total, failed=0)
+        self._bar.start()
+        return self
+
+    def advance(self, outcome: _batch.Outcome) -> None:
+        """`on_done` of `_batch.run`, called from its threads."""
+        with self._lock:
+            self.failed += not outcome.ok
+            if self._bar is not None:
+                self._bar.update(self._task, advance=1, failed=self.failed)
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
+def print_error(exc: EmoscopeError, about: str = "") -> None:
+    """An error on stderr, then each field a 400 refused on its own line."""
+    print(f"emoscope: error: {about}{exc}", file=sys.stderr)
+    for param in exc.invalid_params:
+        print(f"emoscope:   {param.name}: {param.reason}", file=sys.stderr)
+    if exc.code == "missing_api_key":
+        print("emoscope: set EMOSCOPE_API_KEY or pass --api-key", file=sys.stderr)
 
 
 def render_report(report: StudyReport) -> str:
@@ -260,15 +439,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.command == "study":
             return _study_report(args)
     except EmoscopeError as exc:
-        print(f"emoscope: error: {exc}", file=sys.stderr)
-        if exc.code == "missing_api_key":
-            print("emoscope: set EMOSCOPE_API_KEY or pass --api-key", file=sys.stderr)
+        print_error(exc)
         return 1
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # e.g. `emoscope analyze clip.mp4 --json | head`
         sys.stdout = open(os.devnull, "w")
         return 0
+    except OSError as exc:  # a file named on the command line that cannot be read
+        print(f"emoscope: error: {exc}", file=sys.stderr)
+        return 2
     return 2
 
 
