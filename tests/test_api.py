@@ -167,6 +167,8 @@ def test_upload_over_the_byte_limit_is_413(app, client, auth, assert_contract):
     limit = app.config["MAX_CONTENT_LENGTH"]
     response = assert_contract(upload(client, b"\xff\xd8\xff" + b"\x00" * limit, auth))
     assert_problem(response, 413, "media_too_large")
+    size = int(response.request.headers["Content-Length"])
+    assert f"the request body is {size} bytes; a request is limited to {limit} bytes" in response.json["detail"]
 
 
 def test_health_readiness_and_contract(client, assert_contract):
@@ -239,4 +241,39 @@ def test_an_upload_over_the_byte_limit_names_the_limit_not_a_made_up_size(app_fa
     secret = sign_up(client)["api_key"]["secret"]
     response = assert_contract(upload(client, b"\xff\xd8\xff" + b"\x00" * 60_000, {"Authorization": f"Bearer {secret}"}))
     assert_problem(response, 413, "media_too_large")
-    assert "over the limit of 2048 bytes" in response.json["detail"] and "2049" not in response.json["detail"]
+    assert response.json["detail"].startswith("'file' is 60003 bytes (0.0572 MiB); an upload is limited to 2048 bytes")
+    assert response.json["invalid_params"] == [{"name": "file", "reason": "60003 bytes; at most 2048."}]
+    encoded = base64.b64encode(b"\xff\xd8\xff" + b"\x00" * 3000).decode()
+    response = assert_contract(client.post("/v1/analyze", json={"image_base64": encoded},
+                                           headers={"Authorization": f"Bearer {secret}"}))
+    assert_problem(response, 413, "media_too_large")
+    assert response.json["detail"].startswith("'image_base64' is 3003 bytes")
+    assert response.json["invalid_params"][0]["name"] == "image_base64"
+
+
+def test_an_empty_upload_is_named_as_empty_not_an_unknown_type(client, auth, assert_contract):
+    response = assert_contract(upload(client, b"", auth))
+    assert_problem(response, 400, "media_empty")
+    assert response.json["detail"] == "'file' is empty (0 bytes); send a photo or a clip"
+    assert response.json["invalid_params"] == [{"name": "file", "reason": "Empty (0 bytes)."}]
+
+
+def test_a_2mb_form_field_is_a_problem_naming_the_field(client, auth, assert_contract):
+    response = assert_contract(upload(client, (FACES / "img1.jpg").read_bytes(), auth, webhook_url="x" * 2_000_000))
+    assert_problem(response, 413, "field_too_large")
+    assert response.json["detail"].startswith("the form field 'webhook_url' is more than 500000 bytes")
+    assert [param["name"] for param in response.json["invalid_params"]] == ["webhook_url"]
+
+
+def test_invalid_fields_are_listed_for_clients_to_name(client, auth, assert_contract):
+    response = assert_contract(upload(client, (FACES / "img1.jpg").read_bytes(), auth, max_faces="0",
+                                      detector="nope", micro_expressions='{"sensitivity": 3}'))
+    assert_problem(response, 400, "invalid_request")
+    names = {param["name"] for param in response.json["invalid_params"]}
+    assert names == {"max_faces", "detector", "micro_expressions.sensitivity"}
+    assert all(param["reason"] for param in response.json["invalid_params"])
+    assert response.json["detail"] == "invalid fields: detector, max_faces, micro_expressions.sensitivity"
+    schema_rule = assert_contract(client.post("/v1/analyze", json={"image_base64": "AAAA", "video_base64": "AAAA"},
+                                              headers=auth))
+    assert schema_rule.json["invalid_params"] == [
+        {"name": "body", "reason": "send exactly one of image_base64 or video_base64"}]

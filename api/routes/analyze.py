@@ -12,6 +12,7 @@ from api.engine.analyzer import AnalysisOptions
 from api.errors import ApiError
 from api.routes.auth import require_api_key, show_rate_limit
 from api.routes.context import services as current_services
+from api.routes.files import empty_upload, upload_bytes, upload_too_large
 from api.routes.metered import read_idempotency_key, replayable
 from api.routes.parsing import form_fields, json_object, load
 from api.routes.problems import admission_problems, metering_problems, webhook_problems
@@ -51,12 +52,12 @@ def _parse(max_bytes: int) -> tuple[bytes, AnalysisOptions, dict]:
         if upload is None:
             raise ApiError(400, "invalid_request", "Invalid request", "the multipart body needs a 'file' part",
                            errors={"file": ["Missing data for required field."]})
-        return (upload.read(max_bytes + 1), *_options(load(AnalyzeFormSchema(), form)))
+        return (upload_bytes("file", upload, max_bytes), *_options(load(AnalyzeFormSchema(), form)))
     if request.mimetype == "application/json":
         fields = load(AnalyzeJsonSchema(), json_object())
         media_field = "image_base64" if "image_base64" in fields else "video_base64"
         encoded = fields.pop(media_field)
-        return (_b64decode(encoded, max_bytes), *_options(fields))
+        return (_b64decode(media_field, encoded, max_bytes), *_options(fields))
     raise ApiError(415, "unsupported_media_type", "Unsupported media type",
                    "send multipart/form-data with a 'file' part, or application/json with image_base64 or video_base64")
 
@@ -71,13 +72,18 @@ def _options(fields: dict) -> tuple[AnalysisOptions, dict]:
     return options, delivery
 
 
-def _b64decode(encoded: str, max_bytes: int) -> bytes:
-    if len(encoded) * 3 // 4 > max_bytes + 3:  # refuse before allocating the decoded copy
-        raise ApiError(413, "media_too_large", "Upload too large", f"the decoded media would exceed {max_bytes} bytes")
+def _b64decode(field: str, encoded: str, max_bytes: int) -> bytes:
     if "," in encoded[:100] and encoded.startswith("data:"):
         encoded = encoded.split(",", 1)[1]  # accept data: URLs as browsers produce them
+    # The decoded size, known from the text's length, is checked before the decoded copy is made.
+    tail = encoded[-2:]
+    size = len(encoded) * 3 // 4 - (len(tail) - len(tail.rstrip("=")))
+    if size > max_bytes:
+        raise upload_too_large(field, size, max_bytes)
+    if size == 0:
+        raise empty_upload(field)
     try:
         return base64.b64decode(encoded, validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise ApiError(400, "invalid_request", "Invalid request", "the media field is not valid base64",
-                       errors={"media": ["Not valid base64."]}) from exc
+        raise ApiError(400, "invalid_request", "Invalid request", f"{field} is not valid base64",
+                       errors={field: ["Not valid base64."]}) from exc
