@@ -207,6 +207,7 @@ def test_problem_documents_map_to_exceptions(client, server, monkeypatch):
         client.analyze(SMALL_HAPPY_PHOTO, max_faces=0)
     error = bad_option.value
     assert (error.status, error.code) == (400, "invalid_request") and "max_faces" in error.errors
+    assert error.invalid_params == [{"name": "max_faces", "reason": error.errors["max_faces"][0]}]
     assert error.problem["type"] == "urn:emoscope:problem:invalid_request" and error.request_id
     assert isinstance(error, emoscope.EmoscopeError) and error.retry_after is None
 

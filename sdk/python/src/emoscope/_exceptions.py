@@ -14,7 +14,7 @@
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Mapping, Optional, Type
+from typing import Any, Dict, List, Mapping, Optional, Type
 
 
 class EmoscopeError(Exception):
@@ -39,6 +39,12 @@ class EmoscopeError(Exception):
     def errors(self) -> Dict[str, Any]:
         """Field name -> messages, for `invalid_request`."""
         return dict(self.problem.get("errors") or {})
+
+    @property
+    def invalid_params(self) -> List[Dict[str, str]]:
+        """The fields a problem is about, as RFC 7807's list: [{"name": "max_faces", "reason": "..."}];
+        nested names are joined with dots (`micro_expressions.sensitivity`). Empty when none is named."""
+        return [dict(param) for param in self.problem.get("invalid_params") or []]
 
     def __str__(self) -> str:
         parts = [self.message]
