@@ -27,6 +27,10 @@ function initKey() {
   }
   field.value = sessionStorage.getItem(KEY_STORAGE) || "";
   field.addEventListener("change", () => sessionStorage.setItem(KEY_STORAGE, field.value.trim()));
+  // The way to a key is offered while there is none.
+  const offerKey = () => { $("keyless").hidden = Boolean(field.value.trim()); };
+  field.addEventListener("input", offerKey);
+  offerKey();
 }
 
 // ---- the API
@@ -47,7 +51,7 @@ async function waitForJob(job, key) {
 
 async function analyze(blob, name) {
   const key = $("api-key").value.trim();
-  if (!key) throw new Error("Paste an API key first: `make run` prints one.");
+  if (!key) throw new Error("Paste an API key first; without one, create a free account (the link above the field).");
   sessionStorage.setItem(KEY_STORAGE, key);
   const form = new FormData();
   form.append("file", blob, name);
