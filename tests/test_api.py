@@ -277,3 +277,25 @@ def test_invalid_fields_are_listed_for_clients_to_name(client, auth, assert_cont
                                               headers=auth))
     assert schema_rule.json["invalid_params"] == [
         {"name": "body", "reason": "send exactly one of image_base64 or video_base64"}]
+
+
+def test_stills_of_the_analysed_frames_only_when_asked(client, auth, assert_contract):
+    from PIL import Image
+
+    from emoscope import parse_analysis
+
+    clip = (VIDEOS / "single_face.mp4").read_bytes()  # 72 frames over 2.4 s
+    plain = assert_contract(upload(client, clip, auth, fps="10", micro_expressions="false"))
+    assert "stills" not in plain.json
+    response = assert_contract(upload(client, clip, auth, fps="30", micro_expressions="false", return_stills="true"))
+    assert response.status_code == 200, response.get_data(as_text=True)
+    stills, frames = response.json["stills"], response.json["frames"]
+    # One per 40 ms (2.4 s / 60) at most, so at 30 fps every analysed frame but the ones within 40 ms of the last.
+    assert 30 <= len(stills) <= 60 and stills[0]["timestamp_ms"] == frames[0]["timestamp_ms"] == 0
+    analysed = {(frame["index"], frame["timestamp_ms"]) for frame in frames}
+    assert all((still["frame_index"], still["timestamp_ms"]) in analysed for still in stills)
+    assert [still["timestamp_ms"] for still in stills] == sorted(still["timestamp_ms"] for still in stills)
+    picture = Image.open(io.BytesIO(base64.b64decode(stills[-1]["jpeg_base64"])))
+    assert picture.format == "JPEG" and picture.size == (320, 180)
+    typed = parse_analysis(response.json)
+    assert len(typed.stills) == len(stills) and typed.stills[0].jpeg.startswith(b"\xff\xd8\xff")
