@@ -15,7 +15,7 @@ from api.routes.context import services as current_services
 from api.routes.files import empty_upload, upload_bytes, upload_too_large
 from api.routes.metered import read_idempotency_key, replayable
 from api.routes.parsing import form_fields, json_object, load
-from api.routes.problems import admission_problems, metering_problems, webhook_problems
+from api.routes.problems import admission_problems, media_problems, metering_problems, webhook_problems
 from api.schemas import AnalyzeFormSchema, AnalyzeJsonSchema
 
 bp = Blueprint("analyze", __name__)
@@ -32,9 +32,9 @@ def analyze():
         plan, decision = admit_paid_work(services, g.account, f"account:{g.account_id}")
         show_rate_limit(decision)
     idempotency_key = read_idempotency_key()
-    data, options, delivery = _parse(services.settings.limits.max_upload_bytes)
+    field, data, options, delivery = _parse(services.settings.limits.max_upload_bytes)
     fingerprint = metering.fingerprint(data, (options, delivery))
-    with metering_problems(), webhook_problems(), admission_problems():
+    with metering_problems(), webhook_problems(), admission_problems(), media_problems(field):
         body, replayed, job_id = submission.analyze(services, g.account, plan, g.api_key_id, g.request_id, data,
                                                     options, delivery["run_async"], delivery["webhook_url"],
                                                     idempotency_key, fingerprint)
@@ -45,19 +45,20 @@ def analyze():
     return replayable(response, replayed)
 
 
-def _parse(max_bytes: int) -> tuple[bytes, AnalysisOptions, dict]:
+def _parse(max_bytes: int) -> tuple[str, bytes, AnalysisOptions, dict]:
+    """(the media's field, its bytes, the analysis options, delivery)."""
     if request.mimetype == "multipart/form-data":
         form = form_fields(json_fields=("micro_expressions",))
         upload = request.files.get("file")
         if upload is None:
             raise ApiError(400, "invalid_request", "Invalid request", "the multipart body needs a 'file' part",
                            errors={"file": ["Missing data for required field."]})
-        return (upload_bytes("file", upload, max_bytes), *_options(load(AnalyzeFormSchema(), form)))
+        return ("file", upload_bytes("file", upload, max_bytes), *_options(load(AnalyzeFormSchema(), form)))
     if request.mimetype == "application/json":
         fields = load(AnalyzeJsonSchema(), json_object())
         media_field = "image_base64" if "image_base64" in fields else "video_base64"
         encoded = fields.pop(media_field)
-        return (_b64decode(media_field, encoded, max_bytes), *_options(fields))
+        return (media_field, _b64decode(media_field, encoded, max_bytes), *_options(fields))
     raise ApiError(415, "unsupported_media_type", "Unsupported media type",
                    "send multipart/form-data with a 'file' part, or application/json with image_base64 or video_base64")
 
