@@ -263,6 +263,11 @@ def test_a_2mb_form_field_is_a_problem_naming_the_field(client, auth, assert_con
     assert_problem(response, 413, "field_too_large")
     assert response.json["detail"].startswith("the form field 'webhook_url' is more than 500000 bytes")
     assert [param["name"] for param in response.json["invalid_params"]] == ["webhook_url"]
+    # Named by the part being read when the limit was passed, wherever it stands among the parts.
+    first = client.post("/v1/analyze", headers=auth, data={"micro_expressions": "x" * 700_000, "detector": "skip",
+                                                            "file": (io.BytesIO(b"\xff\xd8\xff"), "a.jpg")})
+    assert_problem(first, 413, "field_too_large")
+    assert first.json["errors"] == {"micro_expressions": ["More than 500000 bytes."]}
 
 
 def test_invalid_fields_are_listed_for_clients_to_name(client, auth, assert_contract):
