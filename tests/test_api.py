@@ -268,6 +268,11 @@ def test_a_2mb_form_field_is_a_problem_naming_the_field(client, auth, assert_con
                                                             "file": (io.BytesIO(b"\xff\xd8\xff"), "a.jpg")})
     assert_problem(first, 413, "field_too_large")
     assert first.json["errors"] == {"micro_expressions": ["More than 500000 bytes."]}
+    parts = {f"field{i}": "x" for i in range(1001)}
+    many = assert_contract(client.post("/v1/analyze", headers=auth,
+                                       data={**parts, "file": (io.BytesIO(b"\xff\xd8\xff"), "a.jpg")}))
+    assert_problem(many, 413, "too_many_parts")
+    assert many.json["detail"] == "the multipart body has more than 1000 parts"
 
 
 def test_invalid_fields_are_listed_for_clients_to_name(client, auth, assert_contract):
