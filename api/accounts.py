@@ -38,7 +38,8 @@ def create_key(session: Session, account: Account, pepper: str, name: str, scope
     return repository.create_api_key(session, account, pepper, name, scopes, expires_at)
 
 
-def sign_up(session: Session, email: str, password: str, account_name: str, pepper: str) -> tuple[Account, ApiKey, str]:
+def sign_up(session: Session, email: str, password: str, account_name: str,
+            pepper: str) -> tuple[Account, Owner, ApiKey, str]:
     """New account with its owner and a first admin key (returned secret, shown once)."""
     email = email.strip().lower()
     if repository.owner_by_email(session, email) is not None:
@@ -46,11 +47,11 @@ def sign_up(session: Session, email: str, password: str, account_name: str, pepp
     account = repository.create_account(session, account_name)
     account.webhook_secret = new_webhook_secret()
     try:
-        repository.create_owner(session, account, email, passwords.hash_password(password))
+        owner = repository.create_owner(session, account, email, passwords.hash_password(password))
     except IntegrityError as exc:  # the same email signed up concurrently
         raise EmailTaken(email) from exc
     key, secret = repository.create_api_key(session, account, pepper, "owner", OWNER_SCOPES)
-    return account, key, secret
+    return account, owner, key, secret
 
 
 def verify_owner(session: Session, email: str, password: str) -> Owner | None:

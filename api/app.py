@@ -20,7 +20,7 @@ from api.mailer import make_mailer
 from api.observability import configure_logging, install_metrics
 from api.ratelimit import make_rate_limiter
 from api.routes import account, analyze, billing, console, context, demo, docs, health, jobs, participant, studies
-from api.routes.parsing import JSONProvider
+from api.routes.parsing import ApiRequest, JSONProvider
 from api.services import Services, job_context, make_analyzer, make_queue
 
 REQUEST_ID_HEADER = "X-Request-Id"
@@ -30,6 +30,7 @@ def create_app(settings: Settings | None = None, analyzer: Analyzer | None = Non
     settings = settings or Settings.from_env()
     configure_logging(os.environ.get("EMOSCOPE_LOG_LEVEL", "INFO"))
     app = Flask(__name__)
+    app.request_class = ApiRequest
     app.json = JSONProvider(app)
     if settings.trusted_proxy_hops:
         # The client's address (rate limits) and scheme (links) as the configured proxies saw them.

@@ -56,6 +56,7 @@ class AnalyzeOptionsSchema(StrictSchema):
     max_faces = fields.Integer(load_default=20, validate=validate.Range(1, 100))
     return_landmarks = fields.Boolean(load_default=True)
     return_mesh = fields.Boolean(load_default=False)
+    return_stills = fields.Boolean(load_default=False)
     fps = fields.Float(load_default=None, allow_none=True, validate=validate.Range(0.1, MAX_SAMPLE_FPS))
     micro_expressions = fields.Nested(MicroExpressionOptionsSchema,
                                       load_default=lambda: {"enabled": True, "sensitivity": 0.5})

@@ -1,6 +1,8 @@
 """Engine results -> JSON-ready dicts shaped as openapi.yaml's AnalyzeResponse."""
 from __future__ import annotations
 
+import base64
+
 import numpy as np
 
 from api.engine.preprocess import EMOTIONS, LEFT_IMAGE_EYE, NOSE, RIGHT_IMAGE_EYE
@@ -107,4 +109,7 @@ def analysis_json(analysis: ImageAnalysis | VideoAnalysis, request_id: str, mode
     ]
     body["tracks"] = [track_json(t) for t in analysis.tracks]
     body["micro_expressions"] = [micro_expression_json(e) for e in analysis.micro_expressions]
+    if analysis.stills:
+        body["stills"] = [{"frame_index": still.frame_index, "timestamp_ms": _round(still.timestamp_ms, 1),
+                           "jpeg_base64": base64.b64encode(still.jpeg).decode()} for still in analysis.stills]
     return body

@@ -181,7 +181,10 @@ def polyglots() -> list[Case]:
 def random_bytes() -> list[Case]:
     return [Case(f"random-after-{kind}-magic-{size}", upload(lambda m=magic, s=size: m + random.Random(s).randbytes(s)))
             for kind, magic in MAGIC.items() for size in (0, 64, 4096)] + [
-        Case("empty-file", upload(lambda: b""), 422, "media_corrupt"),
+        Case("empty-file", upload(lambda: b""), 400, "media_empty", "file"),
+        Case("empty-base64", json_body(lambda: json.dumps({"image_base64": ""})), 400, "media_empty", "image_base64"),
+        Case("empty-session-file", session(file=lambda: (io.BytesIO(b""), "a.webm")), 400, "media_empty", "file",
+             path=SESSIONS, auth="participant"),
         Case("random-no-magic", upload(lambda: random.Random(1).randbytes(4096)), 415, "unsupported_media_type"),
         Case("fragmented-mp4-without-frames", upload(empty_fragmented_mp4), 422, "media_corrupt"),
         Case("webm-with-random-clusters", upload(webm_with_random_clusters), 422, "media_corrupt"),
@@ -284,6 +287,10 @@ def duplicate_parts() -> list[Case]:
         Case("two-consents", session(consent=[json.dumps({"version": "v1", "accepted_at": "2026-12-02T10:00:00Z"})] * 2),
              400, "invalid_request", "consent", path=SESSIONS, auth="participant"),
     ]
+    # Past Werkzeug's 500 KB for a field other than a file: the field is named, not "the data value".
+    for field in ("webhook_url", "micro_expressions", "detector"):
+        cases.append(Case(f"2mb-{field}-field", lambda f=field: {"data": {"file": jpeg(), f: "x" * 2_000_000}}, 413,
+                          "field_too_large", field))
     for field, values in [("detector", ["skip", "dlib"]), ("fps", ["1", "2"]), ("async", ["false", "true"]),
                           ("max_faces", ["1", "1"]), ("webhook_url", ["https://a.example", "https://b.example"])]:
         cases.append(Case(f"two-{field}-fields", lambda f=field, v=values: {"data": {"file": jpeg(), f: v}}, 400,

@@ -167,6 +167,8 @@ def test_upload_over_the_byte_limit_is_413(app, client, auth, assert_contract):
     limit = app.config["MAX_CONTENT_LENGTH"]
     response = assert_contract(upload(client, b"\xff\xd8\xff" + b"\x00" * limit, auth))
     assert_problem(response, 413, "media_too_large")
+    size = int(response.request.headers["Content-Length"])
+    assert f"the request body is {size} bytes; a request is limited to {limit} bytes" in response.json["detail"]
 
 
 def test_health_readiness_and_contract(client, assert_contract):
@@ -239,4 +241,78 @@ def test_an_upload_over_the_byte_limit_names_the_limit_not_a_made_up_size(app_fa
     secret = sign_up(client)["api_key"]["secret"]
     response = assert_contract(upload(client, b"\xff\xd8\xff" + b"\x00" * 60_000, {"Authorization": f"Bearer {secret}"}))
     assert_problem(response, 413, "media_too_large")
-    assert "over the limit of 2048 bytes" in response.json["detail"] and "2049" not in response.json["detail"]
+    assert response.json["detail"].startswith("'file' is 60003 bytes (0.0572 MiB); an upload is limited to 2048 bytes")
+    assert response.json["invalid_params"] == [{"name": "file", "reason": "60003 bytes; at most 2048."}]
+    encoded = base64.b64encode(b"\xff\xd8\xff" + b"\x00" * 3000).decode()
+    response = assert_contract(client.post("/v1/analyze", json={"image_base64": encoded},
+                                           headers={"Authorization": f"Bearer {secret}"}))
+    assert_problem(response, 413, "media_too_large")
+    assert response.json["detail"].startswith("'image_base64' is 3003 bytes")
+    assert response.json["invalid_params"][0]["name"] == "image_base64"
+
+
+def test_an_empty_upload_is_named_as_empty_not_an_unknown_type(client, auth, assert_contract):
+    response = assert_contract(upload(client, b"", auth))
+    assert_problem(response, 400, "media_empty")
+    assert response.json["detail"] == "'file' is empty (0 bytes); send a photo or a clip"
+    assert response.json["invalid_params"] == [{"name": "file", "reason": "Empty (0 bytes)."}]
+
+
+def test_a_2mb_form_field_is_a_problem_naming_the_field(client, auth, assert_contract):
+    response = assert_contract(upload(client, (FACES / "img1.jpg").read_bytes(), auth, webhook_url="x" * 2_000_000))
+    assert_problem(response, 413, "field_too_large")
+    assert response.json["detail"].startswith("the form field 'webhook_url' is more than 500000 bytes")
+    assert [param["name"] for param in response.json["invalid_params"]] == ["webhook_url"]
+    # Named by the part being read when the limit was passed, wherever it stands among the parts.
+    first = client.post("/v1/analyze", headers=auth, data={"micro_expressions": "x" * 700_000, "detector": "skip",
+                                                            "file": (io.BytesIO(b"\xff\xd8\xff"), "a.jpg")})
+    assert_problem(first, 413, "field_too_large")
+    assert first.json["errors"] == {"micro_expressions": ["More than 500000 bytes."]}
+    parts = {f"field{i}": "x" for i in range(1001)}
+    many = assert_contract(client.post("/v1/analyze", headers=auth,
+                                       data={**parts, "file": (io.BytesIO(b"\xff\xd8\xff"), "a.jpg")}))
+    assert_problem(many, 413, "too_many_parts")
+    assert many.json["detail"] == "the multipart body has more than 1000 parts"
+
+
+def test_invalid_fields_are_listed_for_clients_to_name(client, auth, assert_contract):
+    response = assert_contract(upload(client, (FACES / "img1.jpg").read_bytes(), auth, max_faces="0",
+                                      detector="nope", micro_expressions='{"sensitivity": 3}'))
+    assert_problem(response, 400, "invalid_request")
+    names = {param["name"] for param in response.json["invalid_params"]}
+    assert names == {"max_faces", "detector", "micro_expressions.sensitivity"}
+    assert all(param["reason"] for param in response.json["invalid_params"])
+    assert response.json["detail"] == "invalid fields: detector, max_faces, micro_expressions.sensitivity"
+    schema_rule = assert_contract(client.post("/v1/analyze", json={"image_base64": "AAAA", "video_base64": "AAAA"},
+                                              headers=auth))
+    assert schema_rule.json["invalid_params"] == [
+        {"name": "body", "reason": "send exactly one of image_base64 or video_base64"}]
+
+
+def test_stills_of_the_analysed_frames_only_when_asked(client, auth, assert_contract):
+    from PIL import Image
+
+    clip = (VIDEOS / "single_face.mp4").read_bytes()  # 72 frames over 2.4 s
+    plain = assert_contract(upload(client, clip, auth, fps="10", micro_expressions="false"))
+    assert "stills" not in plain.json
+    response = assert_contract(upload(client, clip, auth, fps="30", micro_expressions="false", return_stills="true"))
+    assert response.status_code == 200, response.get_data(as_text=True)
+    stills, frames = response.json["stills"], response.json["frames"]
+    # One per 40 ms (2.4 s / 60) at most, so at 30 fps every analysed frame but the ones within 40 ms of the last.
+    assert 30 <= len(stills) <= 60 and stills[0]["timestamp_ms"] == frames[0]["timestamp_ms"] == 0
+    analysed = {(frame["index"], frame["timestamp_ms"]) for frame in frames}
+    assert all((still["frame_index"], still["timestamp_ms"]) in analysed for still in stills)
+    assert [still["timestamp_ms"] for still in stills] == sorted(still["timestamp_ms"] for still in stills)
+    picture = Image.open(io.BytesIO(base64.b64decode(stills[-1]["jpeg_base64"])))
+    assert picture.format == "JPEG" and picture.size == (320, 180)
+
+
+def test_a_refused_upload_names_its_field(client, auth, assert_contract):
+    bomb = assert_contract(upload(client, png_bomb(), auth))
+    assert_problem(bomb, 413, "media_dimensions_too_large")
+    assert bomb.json["detail"].startswith("'file': ") and "pixels" in bomb.json["detail"]
+    assert [param["name"] for param in bomb.json["invalid_params"]] == ["file"]
+    corrupt = assert_contract(client.post("/v1/analyze", headers=auth, json={
+        "video_base64": base64.b64encode((VIDEOS / "single_face.mp4").read_bytes()[:20000]).decode()}))
+    assert_problem(corrupt, 422, "media_corrupt")
+    assert corrupt.json["invalid_params"][0]["name"] == "video_base64"

@@ -60,6 +60,9 @@ def test_hostile_case(corpus, assert_contract, case: Case):
         assert response.mimetype == "application/problem+json" and body["code"] in PROBLEM_CODES
         assert case.code in (None, body["code"]), body
         assert case.field is None or case.field in body.get("errors", {}), body
+        # RFC 7807's invalid_params, for clients to name the fields: one per field of `errors`.
+        named = {param["name"].split(".")[0] for param in body.get("invalid_params", [])}
+        assert named == {name if name != "_schema" else "body" for name in body.get("errors", {})}, body
     else:
         assert case.status is not None or case.may_succeed, f"{case.name} was accepted: {response.status_code}"
         assert response.status_code in (200, 201, 202)

@@ -160,6 +160,8 @@ def test_body_over_the_apps_limit_is_refused_by_nginx_with_problem_json(upstream
     assert head.startswith("HTTP/1.1 413"), answer
     assert "content-type: application/problem+json" in head.lower()
     assert '"code":"media_too_large"' in body
+    assert (f"the request body is {limits.max_request_bytes + 1} bytes; a request is limited to "
+            f"{limits.max_request_bytes} bytes") in body
 
 
 def test_gunicorn_down_gets_problem_json_with_retry_after():

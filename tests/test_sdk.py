@@ -9,6 +9,7 @@ Requests are observed (not altered) through httpx event hooks.
 from __future__ import annotations
 
 import asyncio
+import base64
 import csv
 import dataclasses
 import hashlib
@@ -211,6 +212,7 @@ def test_problem_documents_map_to_exceptions(client, server, monkeypatch):
         client.analyze(SMALL_HAPPY_PHOTO, max_faces=0)
     error = bad_option.value
     assert (error.status, error.code) == (400, "invalid_request") and "max_faces" in error.errors
+    assert error.invalid_params == (emoscope.InvalidParam("max_faces", error.errors["max_faces"][0]),)
     assert error.problem["type"] == "urn:emoscope:problem:invalid_request" and error.request_id
     assert isinstance(error, emoscope.EmoscopeError) and error.retry_after is None
 
@@ -760,6 +762,17 @@ def test_cli_renders_micro_expressions():
 
     table = render(result, "clip.mp4")
     assert "mouth 0.42 (AU12)" in table and "0.40 s" in table and "happy 61.0%" in table and "233 ms" in table
+
+
+def test_video_results_carry_stills_only_when_asked():
+    doc = {"request_id": "r1", "sample_fps": 5.0, "temporal_resolution_ms": 200.0, "frames": [], "tracks": [],
+           "micro_expressions": [], "media": {"type": "video", "format": "mov", "width": 960, "height": 540,
+                                              "duration_ms": 6400.0, "fps": 26.4, "frames_analyzed": 32}}
+    assert emoscope.parse_analysis(doc).stills == ()
+    jpeg = b"\xff\xd8\xff\xe0 a still"
+    with_stills = emoscope.parse_analysis({**doc, "stills": [
+        {"frame_index": 3, "timestamp_ms": 100.0, "jpeg_base64": base64.b64encode(jpeg).decode()}]})
+    assert with_stills.stills == (emoscope.Still(3, 100.0, jpeg),)
 
 
 # ---- audience studies --------------------------------------------------------------------------

@@ -192,8 +192,8 @@ def test_skip_detector_and_fps_option_still_work_with_following(analyzer):
 
 def test_analysis_options_fields_are_unchanged():
     assert [f.name for f in dataclasses.fields(AnalysisOptions)] == [
-        "detector", "min_face_size", "max_faces", "return_landmarks", "return_mesh", "fps", "micro_expressions",
-        "micro_sensitivity"]
+        "detector", "min_face_size", "max_faces", "return_landmarks", "return_mesh", "return_stills", "fps",
+        "micro_expressions", "micro_sensitivity"]
 
 
 def test_small_picture_is_enlarged_not_missed(analyzer):

@@ -16,14 +16,14 @@ from typing import Any
 import cv2
 import numpy as np
 
-from api.engine import detection, follow, micro
+from api.engine import detection, follow, micro, stills
 from api.engine.blazeface import FULL_RANGE, PHOTO_TILES, BlazeFace, BlazeFaceClient
 from api.engine.mesh import MESH_MANIFEST_NAME, FaceMesh, HeadPose, head_pose
 from api.engine.emotion import EmotionModel
 from api.engine.limits import Limits
 from api.engine.media import DecodedImage, DecodedVideo, VideoFrame, decode, sampling_target
 from api.engine.preprocess import crop_face, eye_line_degrees, face_to_model_input, faces_to_batch, to_grayscale
-from api.engine.results import Face, Frame, ImageAnalysis, MicroExpression, VideoAnalysis
+from api.engine.results import Face, Frame, ImageAnalysis, MicroExpression, Still, VideoAnalysis
 from api.engine.tracking import group_tracks, iou, track_ids
 from api.engine.weights import load_manifest, prepare_deepface_home
 
@@ -60,6 +60,7 @@ class AnalysisOptions:
     max_faces: int = 20
     return_landmarks: bool = True
     return_mesh: bool = False
+    return_stills: bool = False
     fps: float | None = None
     micro_expressions: bool = True
     micro_sensitivity: float = 0.5
@@ -121,7 +122,10 @@ class Analyzer:
                       progress: Callable[[int], None] | None = None) -> VideoAnalysis:
         """`progress(frames_done)` is called after each analysed frame."""
         started = time.perf_counter()
-        found, inputs = self._find_faces_in_frames(video.frames, options, progress)
+        kept: list[Still] = []
+        decoded = (stills.keeping_stills(video.frames, video.info.duration_ms or 0.0, kept) if options.return_stills
+                   else video.frames)
+        found, inputs = self._find_faces_in_frames(decoded, options, progress)
         detected = time.perf_counter()
         batch = np.stack(inputs)[..., None] if inputs else faces_to_batch([])
         probabilities = iter(self.emotion.predict(batch))
@@ -142,7 +146,7 @@ class Analyzer:
         finished = time.perf_counter()
         timing = {"decode_and_detect": _ms(started, detected), "classify_and_track": _ms(detected, tracked),
                   "micro_expressions": _ms(tracked, finished)}
-        return VideoAnalysis(video.info, frames, tracks, video.sample_fps, timing, events)
+        return VideoAnalysis(video.info, frames, tracks, video.sample_fps, timing, events, kept)
 
     @staticmethod
     def _spot(spotted: dict[int, list[tuple[float, np.ndarray, np.ndarray]]],

@@ -54,6 +54,12 @@ class MediaCorrupt(MediaError):
     code = "media_corrupt"
 
 
+class MediaEmpty(MediaError):
+    """Zero bytes: a client that sent nothing (an unread file, a failed copy), not a file we cannot read."""
+
+    code = "media_empty"
+
+
 class ClipTooLong(MediaError):
     code = "clip_too_long"
 
@@ -148,7 +154,7 @@ def sniff_upload(data: bytes, limits: Limits) -> str:
         raise MediaTooLarge(f"the upload is over the limit of {limits.max_upload_bytes} bytes "
                             f"({limits.max_upload_bytes / 2**20:g} MiB)")
     if not data:
-        raise MediaCorrupt("the upload is empty")
+        raise MediaEmpty("the upload is empty (0 bytes); send a photo or a clip")
     return sniff_format(data)
 
 

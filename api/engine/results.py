@@ -105,6 +105,15 @@ class ImageAnalysis:
 
 
 @dataclass(frozen=True)
+class Still:
+    """A small JPEG of one analysed frame (api.engine.stills)."""
+
+    frame_index: int
+    timestamp_ms: float
+    jpeg: bytes
+
+
+@dataclass(frozen=True)
 class VideoAnalysis:
     media: MediaInfo
     frames: list[Frame]
@@ -112,3 +121,4 @@ class VideoAnalysis:
     sample_fps: float
     timing_ms: dict[str, float]
     micro_expressions: list[MicroExpression] = field(default_factory=list)
+    stills: list[Still] = field(default_factory=list)  # when the request asked for them (return_stills)

@@ -11,6 +11,7 @@ from api.db import ApiKey, utcnow
 from api.errors import ApiError
 from api.routes.auth import require_api_key
 from api.routes.context import services as current_services
+from api.routes import credentials
 from api.routes.credentials import check_password, create_capped_key, credentials_guard, send_reset_link
 from api.routes.parsing import json_object, load
 from api.routes.problems import invalid_reset_token, key_limit_problems
@@ -40,16 +41,13 @@ def key_json(key: ApiKey, secret: str | None = None) -> dict:
 def sign_up():
     credentials_guard()
     fields = load(SignUpSchema(), json_object())
-    services = current_services()
     try:
-        with services.db.session.begin() as session:
-            account, key, secret = accounts.sign_up(session, fields["email"], fields["password"],
-                                                    fields["account_name"], services.settings.api_key_pepper)
-            body = {"account": {"id": account.id, "name": account.name, "plan": account.plan},
-                    "owner": {"email": fields["email"].strip().lower()}, "api_key": key_json(key, secret)}
+        account, owner, key, secret = credentials.sign_up(fields["email"], fields["password"], fields["account_name"])
     except accounts.EmailTaken as exc:
         raise ApiError(409, "email_taken", "Email already registered",
                        "an account with this email exists; sign in instead") from exc
+    body = {"account": {"id": account.id, "name": account.name, "plan": account.plan},
+            "owner": {"email": owner.email}, "api_key": key_json(key, secret)}
     return jsonify(body), 201
 
 

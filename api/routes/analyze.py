@@ -12,9 +12,10 @@ from api.engine.analyzer import AnalysisOptions
 from api.errors import ApiError
 from api.routes.auth import require_api_key, show_rate_limit
 from api.routes.context import services as current_services
+from api.routes.files import empty_upload, upload_bytes, upload_too_large
 from api.routes.metered import read_idempotency_key, replayable
 from api.routes.parsing import form_fields, json_object, load
-from api.routes.problems import admission_problems, metering_problems, webhook_problems
+from api.routes.problems import admission_problems, media_problems, metering_problems, webhook_problems
 from api.schemas import AnalyzeFormSchema, AnalyzeJsonSchema
 
 bp = Blueprint("analyze", __name__)
@@ -31,9 +32,9 @@ def analyze():
         plan, decision = admit_paid_work(services, g.account, f"account:{g.account_id}")
         show_rate_limit(decision)
     idempotency_key = read_idempotency_key()
-    data, options, delivery = _parse(services.settings.limits.max_upload_bytes)
+    field, data, options, delivery = _parse(services.settings.limits.max_upload_bytes)
     fingerprint = metering.fingerprint(data, (options, delivery))
-    with metering_problems(), webhook_problems(), admission_problems():
+    with metering_problems(), webhook_problems(), admission_problems(), media_problems(field):
         body, replayed, job_id = submission.analyze(services, g.account, plan, g.api_key_id, g.request_id, data,
                                                     options, delivery["run_async"], delivery["webhook_url"],
                                                     idempotency_key, fingerprint)
@@ -44,19 +45,20 @@ def analyze():
     return replayable(response, replayed)
 
 
-def _parse(max_bytes: int) -> tuple[bytes, AnalysisOptions, dict]:
+def _parse(max_bytes: int) -> tuple[str, bytes, AnalysisOptions, dict]:
+    """(the media's field, its bytes, the analysis options, delivery)."""
     if request.mimetype == "multipart/form-data":
         form = form_fields(json_fields=("micro_expressions",))
         upload = request.files.get("file")
         if upload is None:
             raise ApiError(400, "invalid_request", "Invalid request", "the multipart body needs a 'file' part",
                            errors={"file": ["Missing data for required field."]})
-        return (upload.read(max_bytes + 1), *_options(load(AnalyzeFormSchema(), form)))
+        return ("file", upload_bytes("file", upload, max_bytes), *_options(load(AnalyzeFormSchema(), form)))
     if request.mimetype == "application/json":
         fields = load(AnalyzeJsonSchema(), json_object())
         media_field = "image_base64" if "image_base64" in fields else "video_base64"
         encoded = fields.pop(media_field)
-        return (_b64decode(encoded, max_bytes), *_options(fields))
+        return (media_field, _b64decode(media_field, encoded, max_bytes), *_options(fields))
     raise ApiError(415, "unsupported_media_type", "Unsupported media type",
                    "send multipart/form-data with a 'file' part, or application/json with image_base64 or video_base64")
 
@@ -71,13 +73,18 @@ def _options(fields: dict) -> tuple[AnalysisOptions, dict]:
     return options, delivery
 
 
-def _b64decode(encoded: str, max_bytes: int) -> bytes:
-    if len(encoded) * 3 // 4 > max_bytes + 3:  # refuse before allocating the decoded copy
-        raise ApiError(413, "media_too_large", "Upload too large", f"the decoded media would exceed {max_bytes} bytes")
+def _b64decode(field: str, encoded: str, max_bytes: int) -> bytes:
     if "," in encoded[:100] and encoded.startswith("data:"):
         encoded = encoded.split(",", 1)[1]  # accept data: URLs as browsers produce them
+    # The decoded size, known from the text's length, is checked before the decoded copy is made.
+    tail = encoded[-2:]
+    size = len(encoded) * 3 // 4 - (len(tail) - len(tail.rstrip("=")))
+    if size > max_bytes:
+        raise upload_too_large(field, size, max_bytes)
+    if size == 0:
+        raise empty_upload(field)
     try:
         return base64.b64decode(encoded, validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise ApiError(400, "invalid_request", "Invalid request", "the media field is not valid base64",
-                       errors={"media": ["Not valid base64."]}) from exc
+        raise ApiError(400, "invalid_request", "Invalid request", f"{field} is not valid base64",
+                       errors={field: ["Not valid base64."]}) from exc

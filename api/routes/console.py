@@ -13,7 +13,7 @@ from functools import wraps
 
 from flask import Blueprint, flash, g, redirect, render_template, request, session, url_for
 
-from api import accounts, erasure, metering, repository, studies, websecurity
+from api import accounts, erasure, metering, passwords, repository, studies, websecurity
 from api.admission import admit_new_study
 from api.billing import has_live_subscription
 from api.db import Account, Owner, utcnow
@@ -22,12 +22,13 @@ from api.engine.preprocess import EMOTIONS
 from api.errors import MEDIA_STATUS, ApiError
 from api.routes.auth import show_rate_limit
 from api.routes.context import configured_billing, services as current_services
+from api.routes import credentials
 from api.routes.credentials import check_password, create_capped_key, send_reset_link
 from api.routes.files import report_csv_response, stimulus_response, video_upload
 from api.routes.parsing import load
 from api.routes.problems import admission_problems, invalid_reset_token, stripe_problems, study_storage_problems
 from api.schemas import (SCOPES, KeyCreateSchema, NewPasswordSchema, PasswordResetConfirmSchema,
-                         PasswordResetRequestSchema, SignInSchema, StudyCreateSchema)
+                         PasswordResetRequestSchema, SignInSchema, SignUpSchema, StudyCreateSchema)
 from api.storage import undone_on_error
 from api.subscriptions import subscribe_account
 
@@ -102,6 +103,44 @@ def sign_in():
     return redirect(url_for("console.home"), 303)
 
 
+SIGN_UP_FIELDS = ("account_name", "email", "password")
+
+
+@bp.get("/signup")
+def sign_up_form():
+    if session.get("owner_id") is not None:  # signed in already (the dashboard checks the session)
+        return redirect(url_for("console.home"), 303)
+    return _sign_up_page({})
+
+
+@bp.post("/signup")
+def sign_up():
+    """The API's sign-up (same schema, password policy and per-address budget), landing on the dashboard
+    with the first key shown once. A taken email is not named as such: the page would tell anyone
+    which emails have accounts."""
+    credentials.credentials_guard()
+    form = {name: request.form.get(name, "") for name in SIGN_UP_FIELDS}
+    try:
+        fields = load(SignUpSchema(), form)
+    except ApiError as exc:
+        return _sign_up_page(form, exc.errors or {}), 400
+    try:
+        account, owner, key, secret = credentials.sign_up(fields["email"], fields["password"], fields["account_name"])
+    except accounts.EmailTaken:
+        return _sign_up_page(form, refused=True), 409
+    websecurity.start_session(owner_id=owner.id, account_id=account.id)
+    g.owner, g.account = owner, account
+    flash(f"Welcome: the account “{account.name}” is on the {account.plan} plan. Below is its first API key.")
+    # Rendered rather than redirected to, as after creating a key: the secret exists only in this response.
+    return _dashboard(new_key=key, new_secret=secret), 201
+
+
+def _sign_up_page(form: dict, errors: dict | None = None, refused: bool = False) -> str:
+    """The form again with what was typed (never the password) and each field's refusal beside it."""
+    return render_template("console/signup.html", form={**form, "password": ""}, errors=errors or {},
+                           refused=refused, min_length=passwords.MIN_LENGTH, min_distinct=passwords.MIN_DISTINCT)
+
+
 @bp.get("/password-reset/request")
 def password_reset_request_form():
     return render_template("console/password_reset_request.html", requested=False)
@@ -169,10 +208,27 @@ def home():
     return _dashboard()
 
 
+# Addresses that only take a form's POST: a reload, the back button or a typed address asks for them
+# with GET, which lands on the page the form was on rather than on a bare 405.
 @bp.get("/keys")
-def keys_page():
-    """A reload after creating a key lands here: the keys are on the dashboard."""
+@bp.get("/keys/<int:key_id>/revoke")
+@bp.get("/password")
+@bp.get("/signout")
+@bp.get("/billing/subscribe")
+@bp.get("/billing/portal")
+@bp.get("/data/delete")
+def dashboard_form_target(key_id: int | None = None):
     return redirect(url_for("console.home"), 303)
+
+
+@bp.get("/studies/<study_id>/participant-token")
+def study_form_target(study_id: str):
+    return redirect(url_for("console.study_page", study_id=study_id), 303)
+
+
+@bp.get("/studies/<study_id>/delete")
+def deleted_study_target(study_id: str):
+    return redirect(url_for("console.studies_page"), 303)
 
 
 @bp.post("/keys")

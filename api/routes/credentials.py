@@ -38,6 +38,14 @@ def _email_bucket(email: str) -> str:
     return hashlib.sha256(email.strip().lower().encode()).hexdigest()
 
 
+def sign_up(email: str, password: str, account_name: str) -> tuple[Account, Owner, ApiKey, str]:
+    """`accounts.sign_up`: (account, owner, first key, its secret shown once). Raises accounts.EmailTaken.
+    Both doors call `credentials_guard` first, before parsing, so that refused forms count too."""
+    built = services()
+    with built.db.session.begin() as session:
+        return accounts.sign_up(session, email, password, account_name, built.settings.api_key_pepper)
+
+
 def check_password(session: Session, email: str, password: str) -> Owner | None:
     """`accounts.verify_owner` behind the address's budget and the email's lock-out."""
     credentials_guard()

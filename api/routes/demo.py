@@ -17,4 +17,4 @@ def index():
 def page():
     settings = services().settings
     return render_template("demo.html", max_upload_mb=settings.limits.max_upload_bytes // (1024 * 1024),
-                           sync_max_video_seconds=settings.sync_max_video_seconds)
+                           sync_max_video_seconds=settings.sync_max_video_seconds, dev_mode=settings.dev_mode)

@@ -2,7 +2,10 @@
 stored stimulus with byte ranges, reports as CSV."""
 from __future__ import annotations
 
+import os
+
 from flask import Response, request
+from werkzeug.datastructures import FileStorage
 
 from api import audience
 from api.engine.media import VIDEO_FORMATS, VIDEO_MIMETYPES, sniff_format
@@ -17,6 +20,35 @@ INERT_MEDIA_HEADERS = {"Cache-Control": "private, max-age=3600", "X-Content-Type
                        "Content-Disposition": "attachment", "Content-Security-Policy": "sandbox; default-src 'none'"}
 
 
+def _bytes(count: int) -> str:
+    return f"{count} bytes ({count / 2**20:.3g} MiB)"
+
+
+def upload_too_large(field: str, size: int | None, limit: int) -> ApiError:
+    """413 naming the field, its real size (None: not known, as reading stopped past the limit) and the limit."""
+    actual = _bytes(size) if size is not None else f"more than {_bytes(limit)}"
+    return ApiError(413, "media_too_large", "Upload too large",
+                    f"'{field}' is {actual}; an upload is limited to {_bytes(limit)}",
+                    errors={field: [f"{size if size is not None else f'More than {limit}'} bytes; at most {limit}."]})
+
+
+def empty_upload(field: str) -> ApiError:
+    return ApiError(400, "media_empty", "Empty upload", f"'{field}' is empty (0 bytes); send a photo or a clip",
+                    errors={field: ["Empty (0 bytes)."]})
+
+
+def upload_bytes(field: str, upload: FileStorage, max_bytes: int) -> bytes:
+    """A file part's bytes, refused before they are read when over the limit or empty: Werkzeug has
+    already stored the part whole (in memory or a temporary file), so its real size is known."""
+    size = upload.stream.seek(0, os.SEEK_END)
+    upload.stream.seek(0)
+    if size > max_bytes:
+        raise upload_too_large(field, size, max_bytes)
+    if size == 0:
+        raise empty_upload(field)
+    return upload.read()
+
+
 def video_upload(name: str, required: bool) -> bytes | None:
     """The multipart part `name`: a video within the upload limit."""
     upload = request.files.get(name)
@@ -25,10 +57,7 @@ def video_upload(name: str, required: bool) -> bytes | None:
             raise ApiError(400, "invalid_request", "Invalid request", f"the multipart body needs a '{name}' part",
                            errors={name: ["Missing data for required field."]})
         return None
-    max_bytes = services().settings.limits.max_upload_bytes
-    data = upload.read(max_bytes + 1)
-    if len(data) > max_bytes:
-        raise ApiError(413, "media_too_large", "Upload too large", f"uploads are limited to {max_bytes} bytes")
+    data = upload_bytes(name, upload, services().settings.limits.max_upload_bytes)
     if sniff_format(data) not in VIDEO_FORMATS:
         raise ApiError(415, "unsupported_media_type", "Unsupported media type",
                        f"'{name}' must be an MP4, MOV or WebM video")

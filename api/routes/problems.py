@@ -12,7 +12,8 @@ from flask import g
 from api import accounts, metering, studies, webhooks
 from api.admission import Overloaded, PaymentRequired, RateLimited
 from api.db import utcnow
-from api.errors import ApiError
+from api.engine.media import MediaError
+from api.errors import MEDIA_STATUS, ApiError
 
 log = logging.getLogger(__name__)
 
@@ -56,11 +57,22 @@ def webhook_problems() -> Iterator[None]:
 
 
 @contextmanager
+def media_problems(field: str) -> Iterator[None]:
+    """The engine's refusals of an upload (sizes, dimensions, types, corruption), naming the field it came in."""
+    try:
+        yield
+    except MediaError as exc:
+        raise ApiError(MEDIA_STATUS.get(type(exc), 422), exc.code, "Media refused", f"'{field}': {exc}",
+                       errors={field: [str(exc)]}) from exc
+
+
+@contextmanager
 def study_storage_problems() -> Iterator[None]:
     try:
         yield
     except studies.StudyStorageFull as exc:
-        raise ApiError(413, "study_storage_full", "Study storage full", str(exc)) from None
+        raise ApiError(413, "study_storage_full", "Study storage full", f"'stimulus': {exc}",
+                       errors={"stimulus": [str(exc)]}) from None
 
 
 @contextmanager

@@ -8,10 +8,15 @@ const KEY_STORAGE = "emoscope.demo.key";
 const JOB_POLL_MS = 1000;
 // The overlay canvas is stretched over the media by CSS; past this many pixels it only costs memory.
 const MAX_OVERLAY_SIDE = 1600;
-const CHART_WIDTH = 600;
+// The chart is drawn in CSS pixels (its width is its container's), so its labels read the same on a phone.
 const CHART_HEIGHT = 120;
+const CHART_MARGIN = { left: 46, right: 10, top: 16, bottom: 32 };
+const TIME_STEPS_S = [0.1, 0.2, 0.25, 0.5, 1, 2, 5, 10, 15, 30, 60];
+// How long to wait for the browser to read a clip's header before asking the server for stills.
+const PROBE_TIMEOUT_MS = 5000;
 
 let mediaUrl = null;     // blob: URL of the media on show, revoked when the next one replaces it
+let stillUrls = [];      // blob: URLs of the stills on show (clips this browser cannot play)
 let clipListeners = null; // AbortController of the current clip's listeners
 let camera = null;       // the live MediaStream, only between consent and capture
 let redrawOverlay = null; // repaints the boxes of the media on show (the page may be resized)
@@ -27,6 +32,10 @@ function initKey() {
   }
   field.value = sessionStorage.getItem(KEY_STORAGE) || "";
   field.addEventListener("change", () => sessionStorage.setItem(KEY_STORAGE, field.value.trim()));
+  // The way to a key is offered while there is none.
+  const offerKey = () => { $("keyless").hidden = Boolean(field.value.trim()); };
+  field.addEventListener("input", offerKey);
+  offerKey();
 }
 
 // ---- the API
@@ -45,15 +54,42 @@ async function waitForJob(job, key) {
   }
 }
 
+// Whether this browser shows the clip's pictures: Chromium without HEVC plays a .mov's sound only, and
+// no browser plays a GIF in a <video>.
+function canShowPictures(blob) {
+  if (blob.type === "image/gif") return Promise.resolve(false);
+  if (blob.type.startsWith("image/")) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const probe = element("video");
+    const url = URL.createObjectURL(blob);
+    let timer = null;
+    const settle = (shows) => {
+      clearTimeout(timer);
+      URL.revokeObjectURL(url);
+      probe.removeAttribute("src");
+      resolve(shows);
+    };
+    timer = setTimeout(() => settle(false), PROBE_TIMEOUT_MS);
+    probe.addEventListener("loadedmetadata", () => settle(probe.videoWidth > 0), { once: true });
+    probe.addEventListener("error", () => settle(false), { once: true });
+    probe.muted = true;
+    probe.preload = "metadata";
+    probe.src = url;
+  });
+}
+
 async function analyze(blob, name) {
   const key = $("api-key").value.trim();
-  if (!key) throw new Error("Paste an API key first: `make run` prints one.");
+  if (!key) throw new Error("Paste an API key first; without one, create a free account (the link above the field).");
   sessionStorage.setItem(KEY_STORAGE, key);
   const form = new FormData();
   form.append("file", blob, name);
   if ($("fps").value) form.append("fps", $("fps").value);
   form.append("detector", $("detector").value);
   if ($("mesh").checked) form.append("return_mesh", "true");
+  // Stills of the analysed frames stand in for a clip the browser cannot show (ignored for pictures).
+  const showsPictures = await canShowPictures(blob);
+  if (!showsPictures) form.append("return_stills", "true");
   setStatus("Analysing…");
   const { status, body } = await call("/v1/analyze", key, { method: "POST", body: form });
   // 202: long clips (or async requests) become jobs; the page waits for this one.
@@ -80,42 +116,67 @@ async function run(task) {
 
 // ---- drawing
 
-function prepareOverlay(canvas, media) {
+// `labels`: the element over the media that holds each face's label (text, so it never blurs or overlaps).
+function prepareOverlay(canvas, labels, media) {
   const scale = Math.min(1, MAX_OVERLAY_SIDE / Math.max(media.width, media.height));
   canvas.width = Math.round(media.width * scale);
   canvas.height = Math.round(media.height * scale);
   const context = canvas.getContext("2d");
   context.setTransform(scale, 0, 0, scale, 0, 0); // draw in the API's source-pixel coordinates
-  return { canvas, context, scale, media };
+  return { canvas, context, scale, media, labels };
 }
 
 function drawFaces(overlay, faces, colourOf, labelOf) {
   const { canvas, context, scale, media } = overlay;
   context.clearRect(0, 0, media.width, media.height);
-  // Lines and labels are sized in CSS pixels as shown, whatever the media's resolution.
+  // Lines are sized in CSS pixels as shown, whatever the media's resolution.
   const shownWidth = canvas.getBoundingClientRect().width;
   const unit = shownWidth ? media.width / shownWidth : 1 / scale;
-  const fontSize = 13 * unit;
-  const pad = 3 * unit;
-  context.font = `${fontSize}px sans-serif`;
-  context.textBaseline = "top";
   context.lineWidth = 2.5 * unit;
   faces.forEach((face, index) => {
     const { x, y, w, h } = face.box;
-    const colour = colourOf(face, index);
-    context.strokeStyle = colour;
+    context.strokeStyle = colourOf(face, index);
     context.strokeRect(x, y, w, h);
     if (face.mesh) {
+      context.fillStyle = colourOf(face, index);
       const dot = 1.5 * unit;
       for (const [px, py] of face.mesh) context.fillRect(px - dot / 2, py - dot / 2, dot, dot);
     }
-    const label = labelOf(face, index);
-    const top = Math.max(0, y - fontSize - 2 * pad);
-    context.fillStyle = colour;
-    context.fillRect(x, top, context.measureText(label).width + 2 * pad, fontSize + 2 * pad);
-    context.fillStyle = "#fff";
-    context.fillText(label, x + pad, top + pad);
   });
+  placeLabels(overlay.labels, faces.map((face, index) => ({
+    box: face.box, text: labelOf(face, index), colour: colourOf(face, index),
+  })), shownWidth ? shownWidth / media.width : 0);
+}
+
+const overlapping = (a, b) => a.left < b.left + b.width && b.left < a.left + a.width
+  && a.top < b.top + b.height && b.top < a.top + a.height;
+
+// Each label above its box, else below it, else inside its top edge; where every place is taken
+// (faces side by side on a phone), stacked under the labels already placed. Never over another label.
+function placeLabels(layer, items, cssPerPixel) {
+  layer.replaceChildren();
+  if (!cssPerPixel) return;
+  const bounds = layer.getBoundingClientRect();
+  const placed = [];
+  for (const { box, text, colour } of items) {
+    const label = element("span", { class: "face-label" }, text);
+    label.style.backgroundColor = colour; // CSSOM, which a strict style-src allows
+    layer.append(label);
+    const { width, height } = label.getBoundingClientRect();
+    const x = box.x * cssPerPixel;
+    const y = box.y * cssPerPixel;
+    const left = Math.max(0, Math.min(x, bounds.width - width));
+    const free = (top) => !placed.some((other) => overlapping(other, { left, top, width, height }));
+    const inside = (top) => top >= 0 && top + height <= bounds.height;
+    let top = [y - height, y + box.h * cssPerPixel, y].find((t) => inside(t) && free(t));
+    if (top === undefined) {
+      top = Math.max(0, y - height);
+      while (!free(top)) top += height;
+    }
+    label.style.left = `${left}px`;
+    label.style.top = `${top}px`;
+    placed.push({ left, top, width, height });
+  }
 }
 
 const degrees = (value) => `${value > 0 ? "+" : ""}${Math.round(value)}°`;
@@ -147,13 +208,19 @@ function faceCard(title, colour, emotions, dominant, pose = null, facing = null)
 
 function resetResult() {
   if (mediaUrl) URL.revokeObjectURL(mediaUrl);
+  stillUrls.forEach((url) => URL.revokeObjectURL(url));
+  stillUrls = [];
   if (clipListeners) clipListeners.abort();
   clipListeners = null;
   redrawOverlay = null;
-  for (const id of ["faces", "timelines", "events"]) $(id).replaceChildren();
+  for (const id of ["faces", "timelines", "events", "photo-labels", "clip-labels", "still-labels"]) {
+    $(id).replaceChildren();
+  }
   $("image-stage").hidden = true;
   $("video-stage").hidden = true;
+  $("still-player").hidden = true;
   $("clip").removeAttribute("src");
+  $("still").removeAttribute("src");
   $("result").hidden = false;
 }
 
@@ -169,7 +236,7 @@ async function showImage(result) {
   $("photo").src = mediaUrl;
   $("image-stage").hidden = false;
   await $("photo").decode(); // laid out at its shown size before the boxes are sized to it
-  const overlay = prepareOverlay($("photo-overlay"), result.media);
+  const overlay = prepareOverlay($("photo-overlay"), $("photo-labels"), result.media);
   redrawOverlay = () => drawFaces(overlay, result.faces, faceColour,
                                   (face, index) => `${index + 1} ${face.dominant_emotion} `
                                                    + percent(face.emotions[face.dominant_emotion]));
@@ -201,37 +268,26 @@ function frameAt(frames, ms, tolerance) {
 }
 
 function showClip(result) {
-  const video = $("clip");
   const listeners = new AbortController();
   clipListeners = listeners;
-  video.src = mediaUrl;
-  $("video-stage").hidden = false;
-  const overlay = prepareOverlay($("clip-overlay"), result.media);
   const frames = [...result.frames].sort((a, b) => a.timestamp_ms - b.timestamp_ms);
   // A frame's boxes stay up until the next analysed frame, and not much longer past the last one.
   const tolerance = 1.5 * result.temporal_resolution_ms;
   const durationMs = result.media.duration_ms || (frames.length ? frames[frames.length - 1].timestamp_ms : 1);
+  const stills = result.stills || [];
+  const overlay = stills.length ? prepareOverlay($("still-overlay"), $("still-labels"), result.media)
+    : prepareOverlay($("clip-overlay"), $("clip-labels"), result.media);
+  const chartWidth = Math.round(Math.min(900, Math.max(240, $("timelines").clientWidth
+                                                        - CHART_MARGIN.left - CHART_MARGIN.right)));
   const playheads = [];
   const draw = (ms) => {
     const frame = frameAt(frames, ms, tolerance);
     drawFaces(overlay, frame ? frame.faces : [], (face) => trackColour(face.track_id),
               (face) => `#${face.track_id} ${face.dominant_emotion}`);
-    const x = String(Math.min(1, ms / durationMs) * CHART_WIDTH);
+    const x = String(Math.min(1, ms / durationMs) * chartWidth);
     playheads.forEach((line) => { line.setAttribute("x1", x); line.setAttribute("x2", x); });
   };
-  const redraw = () => draw(video.currentTime * 1000);
-  redrawOverlay = redraw;
-  for (const type of ["loadeddata", "seeked", "timeupdate"]) {
-    video.addEventListener(type, redraw, { signal: listeners.signal });
-  }
-  if ("requestVideoFrameCallback" in video) { // smooth boxes while playing, frame by frame
-    const onFrame = (_now, metadata) => {
-      if (listeners.signal.aborted) return;
-      draw(metadata.mediaTime * 1000);
-      video.requestVideoFrameCallback(onFrame);
-    };
-    video.requestVideoFrameCallback(onFrame);
-  }
+  const seekTo = stills.length ? showStills(stills, draw, listeners.signal) : playClip(draw, listeners.signal);
 
   const { tracks, micro_expressions: events } = result;
   $("result-title").textContent = `${tracks.length} face ${tracks.length === 1 ? "track" : "tracks"}`;
@@ -240,24 +296,119 @@ function showClip(result) {
   for (const track of tracks) {
     $("faces").append(faceCard(`Track #${track.track_id} (mean)`, trackColour(track.track_id),
                                track.summary.emotions, track.summary.dominant_emotion));
-    const chart = timelineChart(track, durationMs, events.filter((e) => e.track_id === track.track_id), video);
+    const chart = timelineChart(track, durationMs, events.filter((e) => e.track_id === track.track_id), seekTo,
+                                chartWidth);
     playheads.push(chart.playhead);
     $("timelines").append(chart.figure);
   }
   $("timelines").prepend(legend());
-  $("events").append(eventList(events, video));
+  $("events").append(eventList(events, seekTo));
 }
 
-function timelineChart(track, durationMs, events, video) {
-  const x = (ms) => (Math.min(ms, durationMs) / durationMs) * CHART_WIDTH;
+// The clip in the browser's player, boxes following playback; returns how to seek (ms).
+function playClip(draw, signal) {
+  const video = $("clip");
+  video.src = mediaUrl;
+  $("video-stage").hidden = false;
+  const redraw = () => draw(video.currentTime * 1000);
+  redrawOverlay = redraw;
+  for (const type of ["loadeddata", "seeked", "timeupdate"]) video.addEventListener(type, redraw, { signal });
+  if ("requestVideoFrameCallback" in video) { // smooth boxes while playing, frame by frame
+    const onFrame = (_now, metadata) => {
+      if (signal.aborted) return;
+      draw(metadata.mediaTime * 1000);
+      video.requestVideoFrameCallback(onFrame);
+    };
+    video.requestVideoFrameCallback(onFrame);
+  }
+  return (ms) => seek(video, ms);
+}
+
+function jpegUrl(base64) {
+  const bytes = Uint8Array.from(atob(base64), (character) => character.charCodeAt(0));
+  return URL.createObjectURL(new Blob([bytes], { type: "image/jpeg" }));
+}
+
+// A clip the browser cannot show: the server's stills of the analysed frames, one at a time, chosen with
+// a slider (or the arrow keys on it); returns how to seek (ms), to the still nearest that moment.
+function showStills(stills, draw, signal) {
+  stillUrls = stills.map((still) => jpegUrl(still.jpeg_base64));
+  const picture = $("still");
+  const scrubber = $("still-scrubber");
+  scrubber.max = String(stills.length - 1);
+  let shown = 0;
+  const redraw = () => draw(stills[shown].timestamp_ms);
+  const showStill = (index) => {
+    shown = index;
+    scrubber.value = String(index);
+    picture.src = stillUrls[index];
+    $("still-time").textContent = `${seconds(stills[index].timestamp_ms)} · frame ${stills[index].frame_index}`
+      + ` · still ${index + 1} of ${stills.length}`;
+  };
+  redrawOverlay = redraw;
+  picture.addEventListener("load", redraw, { signal }); // boxes and labels sized to the picture as shown
+  scrubber.addEventListener("input", () => showStill(Number(scrubber.value)), { signal });
+  $("still-player").hidden = false;
+  showStill(0);
+  return (ms) => {
+    let nearest = 0;
+    stills.forEach((still, index) => {
+      if (Math.abs(still.timestamp_ms - ms) < Math.abs(stills[nearest].timestamp_ms - ms)) nearest = index;
+    });
+    showStill(nearest);
+  };
+}
+
+function timeStep(durationS, width) {
+  const most = Math.max(2, Math.floor(width / 70)); // tick labels about 70 px apart at least
+  return TIME_STEPS_S.find((step) => durationS / step <= most) || TIME_STEPS_S[TIME_STEPS_S.length - 1];
+}
+
+function chartText(x, y, text, attributes = {}) {
+  const node = svgElement("text", { x: String(x), y: String(y), ...attributes });
+  node.textContent = text;
+  return node;
+}
+
+// Axes: time in seconds along the bottom, probability 0 to 1 up the side, each with its title.
+function chartAxes(width, durationMs, x) {
+  const axes = svgElement("g", { class: "axes" });
+  const yAxis = svgElement("g", { class: "y-axis" });
+  for (const p of [0, 0.5, 1]) {
+    const y = String(CHART_HEIGHT - p * CHART_HEIGHT);
+    yAxis.append(svgElement("line", { class: "grid", x1: "0", x2: String(width), y1: y, y2: y }),
+                 chartText(-6, CHART_HEIGHT - p * CHART_HEIGHT + 4, String(p), { class: "tick-label", "text-anchor": "end" }));
+  }
+  yAxis.append(chartText(-CHART_HEIGHT / 2, -CHART_MARGIN.left + 11, "probability",
+                         { class: "axis-title", "text-anchor": "middle", transform: "rotate(-90)" }));
+  const xAxis = svgElement("g", { class: "x-axis" });
+  const step = timeStep(durationMs / 1000, width);
+  for (let i = 0; i * step * 1000 <= durationMs + 1; i += 1) {
+    const at = x(i * step * 1000);
+    const label = Number((i * step).toFixed(2)).toString();
+    xAxis.append(svgElement("line", { class: "tick", x1: String(at), x2: String(at), y1: String(CHART_HEIGHT),
+                                      y2: String(CHART_HEIGHT + 4) }),
+                 chartText(at, CHART_HEIGHT + 15, label, { class: "tick-label", "text-anchor": "middle" }));
+  }
+  xAxis.append(chartText(width, CHART_HEIGHT + 29, "time (s)", { class: "axis-title", "text-anchor": "end" }));
+  axes.append(yAxis, xAxis);
+  return axes;
+}
+
+function timelineChart(track, durationMs, events, seekTo, width) {
+  const x = (ms) => (Math.min(ms, durationMs) / durationMs) * width;
   const y = (p) => CHART_HEIGHT - p * CHART_HEIGHT;
   const figure = element("figure", { class: "timeline", "data-track-id": String(track.track_id) });
-  figure.append(element("figcaption", {}, `Track #${track.track_id}: ${seconds(track.start_ms)} to `
-    + `${seconds(track.end_ms)}, mostly ${track.summary.dominant_emotion}. Click to seek; ▼ marks an event's apex.`));
-  const chart = svgElement("svg", { class: "timeline-chart", viewBox: `0 -14 ${CHART_WIDTH} ${CHART_HEIGHT + 14}`,
-                                    role: "img", "aria-label": `Emotion probabilities of track ${track.track_id}` });
-  chart.append(svgElement("rect", { class: "chart-area", x: "0", y: "0", width: String(CHART_WIDTH),
-                                    height: String(CHART_HEIGHT) }));
+  figure.append(element("figcaption", {}, `Face #${track.track_id}: ${seconds(track.start_ms)} to `
+    + `${seconds(track.end_ms)}, mostly ${track.summary.dominant_emotion}. Click to seek; ▼ marks an expression's `
+    + "strongest moment (its apex)."));
+  const { left, right, top, bottom } = CHART_MARGIN;
+  const chart = svgElement("svg", { class: "timeline-chart",
+                                    viewBox: `${-left} ${-top} ${width + left + right} ${CHART_HEIGHT + top + bottom}`,
+                                    role: "img", "aria-label": `Emotion probabilities of face ${track.track_id} over time` });
+  const area = svgElement("rect", { class: "chart-area", x: "0", y: "0", width: String(width),
+                                    height: String(CHART_HEIGHT) });
+  chart.append(area, chartAxes(width, durationMs, x));
   for (const event of events) {
     chart.append(svgElement("rect", { class: `event-span ${event.kind}`, x: String(x(event.onset_ms)), y: "0",
                                       width: String(Math.max(1, x(event.offset_ms) - x(event.onset_ms))),
@@ -272,8 +423,8 @@ function timelineChart(track, durationMs, events, video) {
   const playhead = svgElement("line", { class: "playhead", x1: "0", x2: "0", y1: "0", y2: String(CHART_HEIGHT) });
   chart.append(playhead);
   chart.addEventListener("click", (click) => {
-    const box = chart.getBoundingClientRect();
-    seek(video, ((click.clientX - box.left) / box.width) * durationMs);
+    const box = area.getBoundingClientRect(); // the plot, without the axes' margins
+    seekTo(Math.min(1, Math.max(0, (click.clientX - box.left) / box.width)) * durationMs);
   });
   for (const event of events) {
     const apex = x(event.apex_ms);
@@ -287,7 +438,7 @@ function timelineChart(track, durationMs, events, video) {
                                        height: String(CHART_HEIGHT + 14) }),
                   svgElement("line", { x1: String(apex), x2: String(apex), y1: "0", y2: String(CHART_HEIGHT) }),
                   svgElement("polygon", { points: `${apex - 7},-13 ${apex + 7},-13 ${apex},-1` }));
-    const toApex = (action) => { action.stopPropagation(); seek(video, event.apex_ms); };
+    const toApex = (action) => { action.stopPropagation(); seekTo(event.apex_ms); };
     marker.addEventListener("click", toApex);
     marker.addEventListener("keydown", (key) => { if (key.key === "Enter" || key.key === " ") toApex(key); });
     chart.append(marker);
@@ -296,15 +447,20 @@ function timelineChart(track, durationMs, events, video) {
   return { figure, playhead };
 }
 
+// One line a person can read without the API reference: what, whose, when, how long, what changed.
 function eventText(event) {
-  const emotion = event.emotion ? `${event.emotion} ${percent(event.emotion_probability)}` : "no emotion change";
-  return `Track #${event.track_id} · ${event.kind}-expression · ${emotion} · apex at ${seconds(event.apex_ms)}`
-    + ` · lasted ${Math.round(event.duration_ms)} ms from onset to offset · intensity ${percent(event.intensity)}`;
+  const kind = event.kind === "micro" ? "Micro-expression (a flash under ½ s)" : "Expression (longer than ½ s)";
+  const change = event.emotion ? `${event.emotion} rose to ${percent(event.emotion_probability)}`
+    : "no emotion rose";
+  const regions = event.regions.length ? ` · moved: ${event.regions.map((region) => region.name).join(", ")}` : "";
+  return `${kind} on face #${event.track_id}, strongest at ${seconds(event.apex_ms)} · lasted `
+    + `${Math.round(event.duration_ms)} ms from onset to offset (${seconds(event.onset_ms)} to `
+    + `${seconds(event.offset_ms)}) · ${change} · movement strength ${percent(event.intensity)}${regions}`;
 }
 
-function eventList(events, video) {
+function eventList(events, seekTo) {
   const section = element("div", { class: "event-list" });
-  section.append(element("h3", {}, "Micro- and macro-expressions"));
+  section.append(element("h3", {}, "Micro-expressions and longer expressions"));
   if (!events.length) {
     section.append(element("p", { class: "muted" }, "None spotted in this clip."));
     return section;
@@ -313,7 +469,7 @@ function eventList(events, video) {
   for (const event of events) {
     const button = element("button", { type: "button", class: "event-button secondary",
                                        "data-apex-ms": String(event.apex_ms) }, eventText(event));
-    button.addEventListener("click", () => seek(video, event.apex_ms));
+    button.addEventListener("click", () => seekTo(event.apex_ms));
     const item = element("li");
     item.append(button);
     list.append(item);

@@ -16,8 +16,9 @@ from ._exceptions import (APIConnectionError, APIError, APITimeoutError, Authent
                           QuotaExceededError, RateLimitError, SignatureVerificationError)
 from ._models import (EMOTIONS, Account, AccountSummary, AnalysisResult, ApiKey, Box, DataDeletion, Emotions, Face,
                       Frame, HeadPose, ImageResult, Job, JobProgress, JobWebhook, Landmarks, Media, MicroExpression,
-                      ModelVersions, Quota, RateLimit, RegionMovement, SignUpResult, Study, StudyReport, Subscription,
-                      TimelinePoint, TopMoment, Track, TrackSummary, Usage, UsageDay, VideoResult, parse_analysis)
+                      ModelVersions, Quota, RateLimit, RegionMovement, SignUpResult, Still, Study, StudyReport,
+                      Subscription, TimelinePoint, TopMoment, Track, TrackSummary, Usage, UsageDay, VideoResult,
+                      parse_analysis)
 from ._version import __version__
 
 __all__ = [
@@ -27,7 +28,7 @@ __all__ = [
     # results
     "EMOTIONS", "AnalysisResult", "ImageResult", "VideoResult", "Face", "Box", "Landmarks", "HeadPose", "Emotions",
     "Media",
-    "ModelVersions", "Frame", "Track", "TrackSummary", "TimelinePoint", "MicroExpression", "RegionMovement",
+    "ModelVersions", "Frame", "Track", "TrackSummary", "TimelinePoint", "MicroExpression", "RegionMovement", "Still",
     "ApiKey", "Usage", "UsageDay", "Account", "AccountSummary", "Quota", "RateLimit", "SignUpResult",
     "Study", "StudyReport", "TopMoment", "DataDeletion", "Subscription",
     # errors

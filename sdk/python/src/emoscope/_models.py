@@ -2,6 +2,7 @@
 in `.raw`, so fields added to the API later are reachable before the SDK learns about them."""
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple, Union
@@ -299,6 +300,19 @@ class ImageResult(AnalysisResult):
 
 
 @dataclass(frozen=True)
+class Still:
+    """A small JPEG of one analysed frame (`return_stills=True`)."""
+
+    frame_index: int
+    timestamp_ms: float
+    jpeg: bytes
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Still:
+        return cls(data["frame_index"], data["timestamp_ms"], base64.b64decode(data["jpeg_base64"]))
+
+
+@dataclass(frozen=True)
 class VideoResult(AnalysisResult):
     request_id: str
     model: ModelVersions
@@ -309,6 +323,8 @@ class VideoResult(AnalysisResult):
     frames: Tuple[Frame, ...]
     tracks: Tuple[Track, ...]
     micro_expressions: Tuple[MicroExpression, ...]
+    #: Only when asked for (`extra_fields={"return_stills": True}`): for showing a clip one cannot decode.
+    stills: Tuple[Still, ...] = ()
     raw: Dict[str, Any] = _raw()
     replayed: bool = field(default=False, compare=False)
 
@@ -320,7 +336,7 @@ class VideoResult(AnalysisResult):
                    tuple(Frame.from_dict(f) for f in data.get("frames", ())),
                    tuple(Track.from_dict(t) for t in data.get("tracks", ())),
                    tuple(MicroExpression.from_dict(m) for m in data.get("micro_expressions", ())),
-                   raw=dict(data), replayed=replayed)
+                   tuple(Still.from_dict(s) for s in data.get("stills", ())), raw=dict(data), replayed=replayed)
 
 
 def parse_analysis(data: Mapping[str, Any], replayed: bool = False) -> Union[ImageResult, VideoResult]:
