@@ -14,7 +14,9 @@ own resizing policy exactly as served. One thread (`cv2.setNumThreads(1)`, `Anal
     a quarter of the pictures dimmed (low light, with sensor noise). The ground-truth box of a tilted
     face is the axis-aligned box around the rotated face (the ellipse inscribed in its labelled box,
     see `rotated_extent`), clipped to the picture; a face under half visible is ignored.
-(c) Clips: for each real clip in ../shared/data/videos, the detector as the clip pipeline runs it
+(c) Webcam frames: the detectors' time per 640x480 grey frame (the clips' frames every 200 ms,
+    letterboxed), as the clip pipeline runs them (detection + 5 landmarks), with the ratio to dlib.
+(d) Clips: for each real clip in ../shared/data/videos, the detector as the clip pipeline runs it
     (`Analyzer._detect`, i.e. detection plus 5 landmarks, on the grey frames `media.decode` yields,
     on the schedule of `follow.detection_due`: the first frame, then every 200 ms until a face is
     found): which frame first yields a face, at what clip time, how long the processing took until
@@ -420,6 +422,9 @@ def print_table(title: str, tallies: dict[str, Tally], extra_rows: list[tuple[st
                                            for n, t in tallies.items()}))
     rows.append(("ms per picture (median)", {n: f"{statistics.median(t.ms):.1f}" for n, t in tallies.items()}))
     rows.append(("ms per picture (p90)", {n: f"{np.percentile(t.ms, 90):.1f}" for n, t in tallies.items()}))
+    baseline = statistics.median(next(iter(tallies.values())).ms)
+    rows.append((f"  median ratio to {names[0]}", {n: f"{statistics.median(t.ms) / baseline:.2f}"
+                                                  for n, t in tallies.items()}))
     for label, cells in rows:
         print(f"{label:<30}" + "".join(f"{cells[n]:>{width}}" for n in names))
 
@@ -472,6 +477,43 @@ def first_face_in_clips(analyzer: Analyzer, names: list[str]) -> None:
                 print(f"{path.name:<28}{name:>12}{frames:>13}{first:>16}{first_ms:>12.0f}{wall:>15.1f}{frame0_ms:>16.1f}")
 
 
+def webcam_frame_ms(analyzer: Analyzer, names: list[str], repeats: int) -> None:
+    """Detector time per 640x480 webcam-like frame: every clip's frames every 200 ms, letterboxed to
+    640x480 and grey (as media.decode yields them), each detector as the clip pipeline runs it."""
+    frames = []
+    for path in sorted((DATA_DIR / "videos").glob("*")):
+        video = media.decode(path.read_bytes(), Limits(), AnalysisOptions().sample_fps)
+        last = None
+        for frame in video.frames:
+            if follow.detection_due(frame.timestamp_ms, last, follow.DETECT_PERIOD_MS):
+                last = frame.timestamp_ms
+                gray = to_grayscale(frame.pixels)
+                scale = min(CANVAS_W / gray.shape[1], CANVAS_H / gray.shape[0])
+                small = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+                canvas = np.zeros((CANVAS_H, CANVAS_W), np.uint8)
+                y0, x0 = (CANVAS_H - small.shape[0]) // 2, (CANVAS_W - small.shape[1]) // 2
+                canvas[y0:y0 + small.shape[0], x0:x0 + small.shape[1]] = small
+                frames.append(canvas)
+    best = {n: [float("inf")] * len(frames) for n in names}
+    with_face = dict.fromkeys(names, 0)
+    for r in range(repeats):
+        for k, frame in enumerate(frames):
+            shift = (k + r) % len(names)
+            for n in names[shift:] + names[:shift]:
+                options = AnalysisOptions(detector=n)
+                started = time.perf_counter()
+                found = analyzer._detect(frame, frame, options, analyzer.clip_detectors)
+                best[n][k] = min(best[n][k], (time.perf_counter() - started) * 1000)
+                with_face[n] += bool(found) and r == 0
+    print(f"\nWebcam frames: {len(frames)} frames of the clips every {follow.DETECT_PERIOD_MS:.0f} ms, letterboxed to "
+          f"{CANVAS_W}x{CANVAS_H}, grey, detection + 5 landmarks as the clip pipeline runs it (fastest of {repeats})")
+    print(f"{'':<30}" + "".join(f"{n:>16}" for n in names))
+    print(f"{'frames with a face':<30}" + "".join(f"{with_face[n]:>16}" for n in names))
+    print(f"{'ms per frame (median)':<30}" + "".join(f"{statistics.median(best[n]):>16.2f}" for n in names))
+    baseline = statistics.median(best[names[0]])
+    print(f"{'  ratio to ' + names[0]:<30}" + "".join(f"{statistics.median(best[n]) / baseline:>16.2f}" for n in names))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--photos-only", action="store_true", help="only the hand-labelled photos (no (b), no clips)")
@@ -514,6 +556,7 @@ def main() -> None:
         print_table(f"(b) {len(pictures)} constructed {CANVAS_W}x{CANVAS_H} pictures (seed {args.seed}): {faces} faces "
                     f"from {len(photo_faces)} photo faces and {len(clip_faces)} clip frames, "
                     f"{sum(t.ignore for p in pictures for t in p.truths)} ignored (under half visible)", tallies)
+    webcam_frame_ms(analyzer, list(clients), args.repeats)
     first_face_in_clips(analyzer, list(clients))
 
 

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from api.engine import detection, follow, micro
-from api.engine.blazeface import FULL_RANGE, PHOTO_TILES, BlazeFace, BlazeFaceClient
+from api.engine.blazeface import FULL_RANGE, PHOTO_TILES, SHORT_RANGE, BlazeFace, BlazeFaceClient
 from api.engine.mesh import MESH_MANIFEST_NAME, FaceMesh, HeadPose, head_pose
 from api.engine.emotion import EmotionModel
 from api.engine.limits import Limits
@@ -35,6 +35,7 @@ WEIGHT_NAMES = [
     "dlib_shape_predictor_5",
     "haarcascade_frontalface_default",
     "haarcascade_eye",
+    SHORT_RANGE.manifest_name,
     FULL_RANGE.manifest_name,
     MESH_MANIFEST_NAME,
 ]
@@ -85,11 +86,13 @@ class Analyzer:
         self.emotion_model_name = emotion_model
         self.emotion_model_sha256 = load_manifest()[emotion_model].sha256
         self.detectors = {name: detection.load_detector(name) for name in detection.DEEPFACE_DETECTORS}
-        blazeface = BlazeFace(FULL_RANGE, paths[FULL_RANGE.manifest_name])
-        self.detectors[detection.BLAZEFACE] = BlazeFaceClient(blazeface, PHOTO_TILES)
-        # Clip frames: the whole picture only. Webcam faces are large, the detector runs several times
-        # a second, and a face it misses once is followed from the last detection.
-        self.clip_detectors = {**self.detectors, detection.BLAZEFACE: BlazeFaceClient(blazeface)}
+        full_range = BlazeFace(FULL_RANGE, paths[FULL_RANGE.manifest_name])
+        self.detectors[detection.BLAZEFACE] = BlazeFaceClient((full_range,), PHOTO_TILES)
+        # Clip frames: the whole picture only, the short-range model first (webcam faces are large; it finds
+        # them in a third of the time, api/engine/blazeface.py), the detector runs several times a second,
+        # and a face it misses once is followed from the last detection.
+        short_range = BlazeFace(SHORT_RANGE, paths[SHORT_RANGE.manifest_name])
+        self.clip_detectors = {**self.detectors, detection.BLAZEFACE: BlazeFaceClient((short_range, full_range))}
         self.mesh = FaceMesh(paths[MESH_MANIFEST_NAME])
         # DeepFace's dlib client already holds the 5-point model (the same verified file); reuse it.
         self.landmarks = detection.LandmarkPredictor(self.detectors["dlib"].model["sp"])
@@ -103,7 +106,7 @@ class Analyzer:
 
     def _warm_up(self) -> None:
         blank = np.zeros((64, 64, 3), np.uint8)
-        for client in self.detectors.values():
+        for client in (*self.detectors.values(), self.clip_detectors[detection.BLAZEFACE]):
             detection.detect(client, blank)
         self.mesh(blank, np.array([0, 0, 64, 64], np.float32))
         self.emotion.predict(faces_to_batch([blank]))

@@ -20,7 +20,26 @@ Small faces: a photo is also looked at in two overlapping parts along its longer
 it), each at a higher resolution than the whole. On the benchmark's 120 constructed pictures (real
 faces on real backgrounds, 24-400 px, tilted, cut, dimmed) this raises recall at IoU 0.5 from 59%
 to 78% (faces of 32-64 px: 8% to 65%) for 3 passes of the model instead of 1; the 52 photos stay at
-59 of 61 with no false box. Clip frames get the whole picture only (Analyzer.clip_detectors).
+59 of 61 with no false box. Finer parts were measured and not taken: three parts of 45% or a 2x2 grid
+(60%) gain 1-2 points of recall on faces >= 32 px for 4-5 passes (over the 12 ms per photo asked for), and
+the 2x2 grid adds false boxes on the photos.
+
+Score threshold (FULL_RANGE.min_score): 0.4, the lowest that adds no false box on the 52 photos (0.35
+adds one, 0.3 two); on the constructed set it raises recall on faces >= 32 px from 86.2% to 89.8%
+(32-64 px: 66% to 77%) for 12 false boxes instead of 11. What is still missed there, by cause: faces
+tilted by 20-45 degrees (76% found against 90% upright), faces cut by the edge (70%), faces under
+32 px (21%). The photos' two misses (an out-of-focus profile cut by the left edge in img59.jpg, an
+out-of-focus face of which only the eyes show above the bottom edge in img62.jpg) score under 0.15
+with either model, every padding and a tile around them: no threshold finds them without false boxes.
+
+Short or full range, per input, by measurement (every 6th frame of the 4 real clips, 136 frames,
+letterboxed to 640x480, the whole picture once): on these webcam frames the short-range model finds a
+face on 103 frames and the full-range one on 102 (boxes agree at median IoU 0.82; on the 5 hand-labelled
+frames IoU 0.61-0.75 against 0.65-0.75), in about a third of the model time (1.1 against 3.3 ms a call
+at one thread); but on the constructed set it finds 21 of 73 faces of 64-128 px where the full-range
+model finds 53 (faces >= 128 px: 111 against 109 of 116). So clip frames ask the short-range model first and the
+full-range model only when it finds nothing (`BlazeFaceClient`); photos, where groups and small faces
+are the point, get the full-range model and its parts.
 """
 from __future__ import annotations
 
@@ -45,18 +64,21 @@ KEYPOINTS = ("right_eye", "left_eye", "nose_tip", "mouth_centre", "right_ear_tra
 @dataclass(frozen=True)
 class ModelSpec:
     """One BlazeFace variant: its input side and the strides of its anchor grids (MediaPipe's SSD
-    options); a stride listed n times puts 2n anchors in each cell of that grid."""
+    options; a stride listed n times puts 2n anchors in each cell of that grid), and the score
+    from which a candidate counts."""
 
     manifest_name: str
     input_side: int
     strides: tuple[int, ...]
     anchors_per_stride_entry: int
+    min_score: float
 
 
-# Selfie/webcam distance (faces filling much of the picture).
-SHORT_RANGE = ModelSpec("blazeface_short_range", 128, (8, 16, 16, 16), 2)
-# Groups and small faces (up to ~5 m from the camera).
-FULL_RANGE = ModelSpec("blazeface_full_range", 192, (4,), 1)
+# Selfie/webcam distance (faces filling much of the picture); MediaPipe's own score threshold.
+SHORT_RANGE = ModelSpec("blazeface_short_range", 128, (8, 16, 16, 16), 2, 0.5)
+# Groups and small faces (up to ~5 m from the camera). 0.4 rather than MediaPipe's 0.5: the lowest
+# threshold that adds no false box on the 52 hand-labelled photos (0.35 adds one); see the module docstring.
+FULL_RANGE = ModelSpec("blazeface_full_range", 192, (4,), 1, 0.4)
 
 
 @dataclass(frozen=True)
@@ -107,30 +129,28 @@ def blend(corners: np.ndarray, keypoints: np.ndarray, scores: np.ndarray) -> lis
 
 
 class BlazeFace:
-    def __init__(self, spec: ModelSpec, model_path: Path, min_score: float = 0.5) -> None:
-        self.spec, self.min_score = spec, min_score
+    def __init__(self, spec: ModelSpec, model_path: Path) -> None:
+        self.spec = spec
         self._model = LiteRTModel(model_path)
         self._anchors = anchor_centres(spec)
 
-    def __call__(self, rgb: np.ndarray, tiles: int = 0) -> list[FaceCandidate]:
-        """Faces in an RGB picture (H, W, 3) uint8, boxes in its pixels (they may cross its edges).
+    def __call__(self, image: np.ndarray, tiles: int = 0) -> list[FaceCandidate]:
+        """Faces in a BGR or grey picture (uint8), boxes in its pixels (they may cross its edges).
 
         `tiles` > 0 also looks at that many overlapping parts along the longer side, each seen at a
         higher resolution than the whole, for faces too small to show in the whole picture's pass.
         """
-        height, width = rgb.shape[:2]
-        margin = min(int(round(EDGE_PAD * max(height, width))), height - 1, width - 1)
-        mirrored = cv2.copyMakeBorder(rgb, margin, margin, margin, margin, cv2.BORDER_REFLECT_101)
-        passes = [(mirrored, -margin, -margin)]
+        height, width = image.shape[:2]
+        passes = [(image, 0, 0, EDGE_PAD * max(height, width))]
         if tiles > 0:
             horizontal = width >= height
             length = int((width if horizontal else height) * TILE_FRACTION)
             for start in np.linspace(0, (width if horizontal else height) - length, tiles).astype(int):
-                passes.append((rgb[:, start:start + length], start, 0) if horizontal
-                              else (rgb[start:start + length], 0, start))
+                passes.append((image[:, start:start + length], start, 0, 0.0) if horizontal
+                              else (image[start:start + length], 0, start, 0.0))
         corner_parts, keypoint_parts, score_parts = [], [], []
-        for part, x, y in passes:
-            part_corners, part_keypoints, part_scores = self._candidates(np.ascontiguousarray(part))
+        for part, x, y, margin in passes:
+            part_corners, part_keypoints, part_scores = self._candidates(part, margin)
             corner_parts.append(part_corners + np.array([x, y, x, y], np.float32))
             keypoint_parts.append(part_keypoints + np.array([x, y], np.float32))
             score_parts.append(part_scores)
@@ -145,43 +165,61 @@ class BlazeFace:
                               score)
                 for c, points, score in blend(corners[seen], keypoints[seen], scores[seen])]
 
-    def _candidates(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """One pass of the model, the picture letterboxed (centred on a square, so faces keep their
-        shape): corners (n, 4), keypoints (n, 6, 2) in the picture's pixels, and scores (n,)."""
-        height, width = rgb.shape[:2]
-        side = max(height, width)
-        pad_x, pad_y = (side - width) // 2, (side - height) // 2
-        square = cv2.copyMakeBorder(rgb, pad_y, side - height - pad_y, pad_x, side - width - pad_x,
-                                    cv2.BORDER_CONSTANT, value=0)
+    def _candidates(self, image: np.ndarray, margin: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One pass of the model over the picture (BGR or grey) extended on every side by `margin` of its pixels
+        mirrored, letterboxed (centred on a square, so faces keep their shape): corners (n, 4),
+        keypoints (n, 6, 2) in the picture's pixels, and scores (n,).
+
+        The picture is shrunk to the model's input before it is mirrored, letterboxed and turned into
+        RGB, so those copies touch the model's few pixels, not the picture's many."""
+        height, width = image.shape[:2]
         size = self.spec.input_side
-        interpolation = cv2.INTER_AREA if side > size else cv2.INTER_LINEAR
-        tensor = cv2.resize(square, (size, size), interpolation=interpolation).astype(np.float32)
-        tensor = tensor[None] / 127.5 - 1.0
+        scale = size / (max(height, width) + 2 * margin)
+        small_w, small_h = max(1, round(width * scale)), max(1, round(height * scale))
+        interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+        small = cv2.resize(image, (small_w, small_h), interpolation=interpolation)
+        mirrored = min(int(round(margin * scale)), small_w - 1, small_h - 1)
+        pad_x, pad_y = (size - small_w) // 2 - mirrored, (size - small_h) // 2 - mirrored
+        if mirrored > 0:
+            small = cv2.copyMakeBorder(small, mirrored, mirrored, mirrored, mirrored, cv2.BORDER_REFLECT_101)
+        square = cv2.copyMakeBorder(small, pad_y, size - small.shape[0] - pad_y, pad_x, size - small.shape[1] - pad_x,
+                                    cv2.BORDER_CONSTANT, value=0)
+        rgb = cv2.cvtColor(square, cv2.COLOR_GRAY2RGB if square.ndim == 2 else cv2.COLOR_BGR2RGB)
+        tensor = rgb[None].astype(np.float32) / 127.5 - 1.0
         regressors, classifiers = self._model.run(tensor)
         raw = regressors[0]
         # The sigmoid of the raw logits, written with tanh so that no logit overflows.
         scores = 0.5 + 0.5 * np.tanh(classifiers[0, :, 0] / 2)
-        keep = scores >= self.min_score
-        raw, scores, anchors = raw[keep] / size, scores[keep].astype(np.float32), self._anchors[keep]
-        centres = anchors + raw[:, 0:2]
+        keep = scores >= self.spec.min_score
+        raw, scores, anchors = raw[keep], scores[keep].astype(np.float32), self._anchors[keep]
+        # Model input pixels -> the picture's pixels: undo the letterbox and mirror, then the shrink.
+        origin = np.array([pad_x + mirrored, pad_y + mirrored], np.float32)
+        to_picture = np.array([width / small_w, height / small_h], np.float32)
+        centres = anchors * size + raw[:, 0:2]
         half = raw[:, 2:4] / 2
-        offset = np.array([pad_x, pad_y], np.float32)
-        corners = np.concatenate([centres - half, centres + half], axis=1) * side - np.tile(offset, 2)
-        keypoints = (anchors[:, None, :] + raw[:, 4:16].reshape(-1, 6, 2)) * side - offset
+        corners = np.concatenate([centres - half - origin, centres + half - origin], axis=1) * np.tile(to_picture, 2)
+        keypoints = ((anchors[:, None, :] * size + raw[:, 4:16].reshape(-1, 6, 2)) - origin) * to_picture
         return corners.astype(np.float32), keypoints.astype(np.float32), scores
 
 
 class BlazeFaceClient(Detector):  # type: ignore[misc]  # DeepFace ships no type hints
-    """DeepFace's detector interface (`detect_faces` on a BGR picture) over one BlazeFace model, so
-    that the service's detection path and DeepFace's `extract_faces` contract stay the same."""
+    """DeepFace's detector interface (`detect_faces` on a BGR picture) over BlazeFace models, so
+    that the service's detection path and DeepFace's `extract_faces` contract stay the same.
 
-    def __init__(self, model: BlazeFace, tiles: int = 0) -> None:
-        self.model, self.tiles = model, tiles
+    The models are tried in order and the first that finds a face answers: clip frames ask the
+    short-range model first and the full-range model only when it finds nothing (module docstring)."""
+
+    def __init__(self, models: tuple[BlazeFace, ...], tiles: int = 0) -> None:
+        self.models, self.tiles = models, tiles
 
     def detect_faces(self, img: np.ndarray) -> list[FacialAreaRegion]:
-        rgb = cv2.cvtColor(img, cv2.COLOR_GRAY2RGB if img.ndim == 2 else cv2.COLOR_BGR2RGB)
+        faces: list[FaceCandidate] = []
+        for model in self.models:
+            faces = model(img, self.tiles)
+            if faces:
+                break
         regions = []
-        for face in self.model(rgb, self.tiles):
+        for face in faces:
             x, y, w, h = face.box
             points = {name: tuple(int(round(v)) for v in point) for name, point in zip(KEYPOINTS, face.keypoints)}
             # DeepFace names eyes from the subject's point of view, as BlazeFace does.
