@@ -25,7 +25,8 @@ own resizing policy exactly as served. One thread (`cv2.setNumThreads(1)`, `Anal
 Scoring: a detection matches a counted face at IoU >= 0.5 (one-to-one, best IoU first). A
 detection that matches no counted face is a false box unless it overlaps an ignored face
 (IoU >= 0.5, or at least half of the detection lies inside the ignored box). Ignored faces are never
-misses. `recall @IoU>=0.3` tells a detector that boxes faces differently from the labels (say,
+misses. A false box that lies on a counted face all the same (IoU >= 0.3, or half inside its box: a tilted
+face boxed upright, say) is told apart from one on no face at all (clothing, skin, patterns). `recall @IoU>=0.3` tells a detector that boxes faces differently from the labels (say,
 brows to chin) from one that misses them. Face size buckets use sqrt(w*h) of the face box on the
 picture the detectors' policy is built around: photos are measured on their copy whose longer side
 is 640 px, constructed pictures as they are. ms: per picture the fastest of `--repeats` runs (detectors interleaved in rotating
@@ -102,6 +103,7 @@ class Tally:
     found: int = 0
     found_loose: int = 0  # matched at IoU >= 0.3: a detector that boxes faces differently, not missing them
     false_boxes: int = 0
+    false_on_a_face: int = 0  # false boxes that lie on a counted face all the same (see `score`)
     ious: list[float] = field(default_factory=list)
     ms: list[float] = field(default_factory=list)
     by_bucket: dict = field(default_factory=dict)  # bucket -> [faces, found]
@@ -124,8 +126,11 @@ def inside_fraction(box, region) -> float:
     return iw * ih / (box[2] * box[3]) if box[2] * box[3] > 0 else 0.0
 
 
-def score(truths: list[Truth], boxes: list[np.ndarray], threshold: float = IOU_MATCH) -> tuple[list[float | None], int]:
-    """Per truth the IoU of its matched detection (None: missed, or ignored), and the false boxes."""
+def score(truths: list[Truth], boxes: list[np.ndarray],
+          threshold: float = IOU_MATCH) -> tuple[list[float | None], int, int]:
+    """Per truth the IoU of its matched detection (None: missed, or ignored), the false boxes, and how
+    many of those lie on a counted face all the same (IoU >= 0.3 with it, or at least half inside its
+    box): a face boxed too differently from its label, not a box on clothing, patterns or hands."""
     counted = [i for i, t in enumerate(truths) if not t.ignore]
     pairs = sorted(((iou(truths[i].box, b), i, j) for i in counted for j, b in enumerate(boxes)), reverse=True)
     matched: list[float | None] = [None] * len(truths)
@@ -137,9 +142,11 @@ def score(truths: list[Truth], boxes: list[np.ndarray], threshold: float = IOU_M
             matched[i] = value
             used.add(j)
     ignored = [t.box for t in truths if t.ignore]
-    false_boxes = sum(1 for j, b in enumerate(boxes) if j not in used and not any(
-        iou(b, g) >= IOU_MATCH or inside_fraction(b, g) >= 0.5 for g in ignored))
-    return matched, false_boxes
+    false = [b for j, b in enumerate(boxes) if j not in used and not any(
+        iou(b, g) >= IOU_MATCH or inside_fraction(b, g) >= 0.5 for g in ignored)]
+    on_a_face = sum(1 for b in false if any(iou(b, truths[i].box) >= 0.3 or inside_fraction(b, truths[i].box) >= 0.5
+                                            for i in counted))
+    return matched, len(false), on_a_face
 
 
 def bucket_of(size: float) -> tuple[int, int]:
@@ -367,9 +374,10 @@ def run_set(pictures: list[Picture], clients: dict, repeats: int) -> dict[str, T
                 best[n] = min(best[n], (time.perf_counter() - started) * 1000)
         for n in names:
             t = tallies[n]
-            matched, false_boxes = score(picture.truths, found[n])
+            matched, false_boxes, on_a_face = score(picture.truths, found[n])
             t.ms.append(best[n])
             t.false_boxes += false_boxes
+            t.false_on_a_face += on_a_face
             hits = faces = 0
             for truth, m in zip(picture.truths, matched):
                 if truth.ignore:
@@ -388,7 +396,7 @@ def run_set(pictures: list[Picture], clients: dict, repeats: int) -> dict[str, T
                     cell[1] += hit
             t.faces += faces
             t.found += hits
-            loose, _ = score(picture.truths, found[n], 0.3)
+            loose, _, _ = score(picture.truths, found[n], 0.3)
             t.found_loose += sum(m is not None for m in loose)
             t.by_picture[picture.name] = (hits, faces, false_boxes)
     return tallies
@@ -405,7 +413,8 @@ def print_table(title: str, tallies: dict[str, Tally], extra_rows: list[tuple[st
     print(f"{'':<30}" + "".join(f"{n:>{width}}" for n in names))
     rows = [("recall @IoU>=0.5", {n: pct(t.found, t.faces) for n, t in tallies.items()}),
             ("  recall @IoU>=0.3", {n: pct(t.found_loose, t.faces) for n, t in tallies.items()}),
-            ("false boxes", {n: str(t.false_boxes) for n, t in tallies.items()})]
+            ("false boxes", {n: str(t.false_boxes) for n, t in tallies.items()}),
+            ("  of which on no face", {n: str(t.false_boxes - t.false_on_a_face) for n, t in tallies.items()})]
     any_tally = next(iter(tallies.values()))
     for b in BUCKETS:
         if any(b in t.by_bucket for t in tallies.values()):

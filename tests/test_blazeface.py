@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from api.engine import detection
-from api.engine.blazeface import FULL_RANGE, SHORT_RANGE, anchor_centres, blend
+from api.engine.blazeface import FULL_RANGE, SHORT_RANGE, anchor_centres, blend, find_faces
 from api.engine.tracking import iou
 from tests.conftest import FACES
 
@@ -77,7 +77,6 @@ def test_clip_frames_fall_back_to_the_full_range_model_for_a_distant_face(analyz
     small = cv2.resize(face, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
     frame = np.full((480, 640), 110, np.uint8)
     frame[200:200 + small.shape[0], 300:300 + small.shape[1]] = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
-    short_range = analyzer.clip_detectors["blazeface"].models[0]
-    assert short_range(frame) == []
+    assert find_faces(frame, analyzer.clip_detectors["blazeface"].looks) == []  # the short-range model
     (found,) = detection.detect(analyzer.clip_detectors["blazeface"], frame)
     assert 70 < found.box[2] < 130

@@ -17,12 +17,13 @@ import cv2
 import numpy as np
 
 from api.engine import detection, follow, micro
-from api.engine.blazeface import FULL_RANGE, PHOTO_TILES, SHORT_RANGE, BlazeFace, BlazeFaceClient
-from api.engine.mesh import MESH_MANIFEST_NAME, FaceMesh, HeadPose, head_pose
+from api.engine.blazeface import DLIB_BOX_RATIO, FULL_RANGE, PHOTO_TILES, SHORT_RANGE, BlazeFace, BlazeFaceClient
+from api.engine.mesh import MESH_MANIFEST_NAME, FaceMesh, HeadPose, five_points, head_pose
 from api.engine.emotion import EmotionModel
 from api.engine.limits import Limits
 from api.engine.media import DecodedImage, DecodedVideo, VideoFrame, decode, sampling_target
-from api.engine.preprocess import crop_face, eye_line_degrees, face_to_model_input, faces_to_batch, to_grayscale
+from api.engine.preprocess import (CROP_SCALE, crop_face, eye_line_degrees, face_to_model_input, faces_to_batch,
+                                   to_grayscale)
 from api.engine.results import Face, Frame, ImageAnalysis, MicroExpression, VideoAnalysis
 from api.engine.tracking import group_tracks, iou, track_ids
 from api.engine.weights import load_manifest, prepare_deepface_home
@@ -86,14 +87,17 @@ class Analyzer:
         self.emotion_model_name = emotion_model
         self.emotion_model_sha256 = load_manifest()[emotion_model].sha256
         self.detectors = {name: detection.load_detector(name) for name in detection.DEEPFACE_DETECTORS}
-        full_range = BlazeFace(FULL_RANGE, paths[FULL_RANGE.manifest_name])
-        self.detectors[detection.BLAZEFACE] = BlazeFaceClient((full_range,), PHOTO_TILES)
-        # Clip frames: the whole picture only, the short-range model first (webcam faces are large; it finds
-        # them in a third of the time, api/engine/blazeface.py), the detector runs several times a second,
-        # and a face it misses once is followed from the last detection.
-        short_range = BlazeFace(SHORT_RANGE, paths[SHORT_RANGE.manifest_name])
-        self.clip_detectors = {**self.detectors, detection.BLAZEFACE: BlazeFaceClient((short_range, full_range))}
         self.mesh = FaceMesh(paths[MESH_MANIFEST_NAME])
+        full_range = BlazeFace(FULL_RANGE, paths[FULL_RANGE.manifest_name])
+        short_range = BlazeFace(SHORT_RANGE, paths[SHORT_RANGE.manifest_name])
+        # Photos: the full-range model on the whole picture and its parts, and the short-range model on the
+        # whole, for faces that fill much of it (api/engine/blazeface.py gives what each adds).
+        self.detectors[detection.BLAZEFACE] = BlazeFaceClient(((full_range, PHOTO_TILES), (short_range, 0)), self.mesh)
+        # Clip frames: the whole picture only, the short-range model first (webcam faces are large; it finds
+        # them in a third of the time), the full-range one when it finds nothing. The detector runs several
+        # times a second, and a face it misses once is followed from the last detection.
+        self.clip_detectors = {**self.detectors, detection.BLAZEFACE: BlazeFaceClient(((short_range, 0),), self.mesh,
+                                                                                      ((full_range, 0),))}
         # DeepFace's dlib client already holds the 5-point model (the same verified file); reuse it.
         self.landmarks = detection.LandmarkPredictor(self.detectors["dlib"].model["sp"])
         self.emotion = EmotionModel(str(paths[emotion_model]), threads)
@@ -242,10 +246,17 @@ class Analyzer:
         if points is None:  # detector "skip": the picture is the face
             return _Candidate(box, None, None), pixels
         assert gray is not None  # landmarks are found on grey
-        crop = crop_face(pixels, box, points)
+        mesh = self.mesh(pixels, box, eye_line_degrees(points))
+        crop_scale = CROP_SCALE
+        if options.detector == detection.BLAZEFACE:
+            # dlib's shape predictor learned its points from dlib's boxes; on BlazeFace's the mesh's own points
+            # are the named points (models/face_detection/MODEL_CARD.md). The emotion model was validated on
+            # crops of dlib's box size: the same face's crop is taken at that size.
+            points = points if mesh is None else five_points(mesh.points)
+            crop_scale = CROP_SCALE / DLIB_BOX_RATIO
+        crop = crop_face(pixels, box, points, crop_scale)
         # The spotter needs every tracked face aligned on every frame, followed or detected.
         aligned = micro.align_face(gray, points) if keep_aligned else None
-        mesh = self.mesh(pixels, box, eye_line_degrees(points))
         return _Candidate(box, confidence, points if options.return_landmarks else None,
                           head_pose=None if mesh is None else head_pose(mesh.points),
                           mesh=mesh.points if mesh is not None and options.return_mesh else None,
