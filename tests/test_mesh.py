@@ -9,7 +9,7 @@ import pytest
 
 from api.engine import detection
 from api.engine.analyzer import AnalysisOptions
-from api.engine.blazeface import BlazeFaceClient
+from api.engine.blazeface import BlazeFaceClient, dlib_sized
 from api.engine.mesh import POINTS, five_points, head_pose
 from api.engine.preprocess import eye_line_degrees, to_grayscale
 from tests.conftest import FACES
@@ -84,7 +84,8 @@ def test_blazeface_faces_take_their_five_points_from_the_mesh_and_dlib_sized_cro
     found = {name: analyzer._find_faces(pixels, AnalysisOptions(detector=name)) for name in ("dlib", "blazeface")}
     ((dlib_face,), (dlib_crop,)), ((blaze_face,), (blaze_crop,)) = found["dlib"], found["blazeface"]
     gray = to_grayscale(pixels)
-    mesh = analyzer.mesh(pixels, blaze_face.box, eye_line_degrees(analyzer.landmarks(gray, blaze_face.box)))
+    predicted = analyzer.landmarks(gray, dlib_sized(blaze_face.box))  # dlib's predictor, on a box of dlib's size
+    mesh = analyzer.mesh(pixels, blaze_face.box, eye_line_degrees(predicted))
     np.testing.assert_allclose(blaze_face.landmarks, five_points(mesh.points), atol=1e-3)
     eye_distance = np.linalg.norm(dlib_face.landmarks[0:2].mean(axis=0) - dlib_face.landmarks[2:4].mean(axis=0))
     assert np.linalg.norm(blaze_face.landmarks - dlib_face.landmarks, axis=1).max() < 0.1 * eye_distance

@@ -17,7 +17,8 @@ import cv2
 import numpy as np
 
 from api.engine import detection, follow, micro
-from api.engine.blazeface import DLIB_BOX_RATIO, FULL_RANGE, PHOTO_TILES, SHORT_RANGE, BlazeFace, BlazeFaceClient
+from api.engine.blazeface import (DLIB_BOX_RATIO, FULL_RANGE, PHOTO_TILES, SHORT_RANGE, BlazeFace, BlazeFaceClient,
+                                  dlib_sized)
 from api.engine.mesh import MESH_MANIFEST_NAME, FaceMesh, HeadPose, five_points, head_pose
 from api.engine.emotion import EmotionModel
 from api.engine.limits import Limits
@@ -183,7 +184,8 @@ class Analyzer:
             if options.detector != detection.SKIP and self.detect_period_ms > 0 and not detect_next \
                     and not follow.detection_due(frame.timestamp_ms, last_detection_ms, self.detect_period_ms):
                 gray = to_grayscale(pixels)
-                moved = [follow.relocate(self.landmarks, gray, f) for f in followed]
+                landmarks = self._shape_predictor(options.detector)
+                moved = [follow.relocate(landmarks, gray, f) for f in followed]
                 if all(m is not None for m in moved):  # a lost face sends this frame to the detector
                     followed = [m for m in moved if m is not None]
                     height, width = gray.shape[:2]
@@ -227,7 +229,15 @@ class Analyzer:
         found = [d for d in found if min(d.box[2], d.box[3]) >= options.min_face_size]
         # Largest faces first: with a cap, the people nearest the camera are kept.
         found.sort(key=lambda d: d.box[2] * d.box[3], reverse=True)
-        return [(d, self.landmarks(gray, d.box)) for d in found[: options.max_faces]]
+        landmarks = self._shape_predictor(options.detector)
+        return [(d, landmarks(gray, d.box)) for d in found[: options.max_faces]]
+
+    def _shape_predictor(self, detector: str) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+        """dlib's 5 points of the face in a box of `detector`, started from the box dlib's own detector would
+        give that face: the predictor learned from those (models/face_detection/MODEL_CARD.md)."""
+        if detector == detection.BLAZEFACE:
+            return lambda gray, box: self.landmarks(gray, dlib_sized(box))
+        return self.landmarks
 
     def _describe_all(self, pixels: np.ndarray, gray: np.ndarray | None,
                       found: list[tuple[detection.Detection, np.ndarray | None]], options: AnalysisOptions,
@@ -249,9 +259,8 @@ class Analyzer:
         mesh = self.mesh(pixels, box, eye_line_degrees(points))
         crop_scale = CROP_SCALE
         if options.detector == detection.BLAZEFACE:
-            # dlib's shape predictor learned its points from dlib's boxes; on BlazeFace's the mesh's own points
-            # are the named points (models/face_detection/MODEL_CARD.md). The emotion model was validated on
-            # crops of dlib's box size: the same face's crop is taken at that size.
+            # The named points are the mesh's own (models/face_detection/MODEL_CARD.md). The emotion model was
+            # validated on crops of dlib's box size: the same face's crop is taken at that size.
             points = points if mesh is None else five_points(mesh.points)
             crop_scale = CROP_SCALE / DLIB_BOX_RATIO
         crop = crop_face(pixels, box, points, crop_scale)

@@ -71,6 +71,16 @@ PHOTO_TILES, TILE_FRACTION = 2, 0.6
 # BlazeFace's box is this much wider (and taller) than dlib's around the same face, with the same centre
 # within 2% of its side: the median over the 56 faces both find in the 52 real photos.
 DLIB_BOX_RATIO = 1.098
+
+
+def dlib_sized(box: np.ndarray) -> np.ndarray:
+    """The box dlib's detector would give the face in BlazeFace's `box` (x, y, w, h): the same centre,
+    sides divided by DLIB_BOX_RATIO. dlib's shape predictor learned to start from boxes of that size."""
+    x, y, w, h = (float(v) for v in box)
+    return np.array([x + w / 2 - w / DLIB_BOX_RATIO / 2, y + h / 2 - h / DLIB_BOX_RATIO / 2,
+                     w / DLIB_BOX_RATIO, h / DLIB_BOX_RATIO], np.float32)
+
+
 # The six points each detection carries, in the model's order (the subject's right and left).
 KEYPOINTS = ("right_eye", "left_eye", "nose_tip", "mouth_centre", "right_ear_tragion", "left_ear_tragion")
 
