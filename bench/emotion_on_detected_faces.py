@@ -7,7 +7,7 @@ crop, emotion model) then analyses that picture. The largest face found is the a
 which no face is found counts as wrong. "crop" is the emotion model on the original crop, as
 `models/evaluate.py` measures it: the ceiling for the detection path.
 
-    python bench/emotion_on_detected_faces.py [--fer N] [--seed 0]
+    python bench/emotion_on_detected_faces.py [--fer N] [--seed 0] [--detectors dlib,blazeface]
 """
 from __future__ import annotations
 
@@ -67,6 +67,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fer", type=int, default=1000, help="FER2013 public_test crops to use (seeded sample)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--detectors", default=",".join(detection.DETECTORS),
+                        help="comma-separated detectors to compare (default: all)")
     args = parser.parse_args()
     analyzer = Analyzer(Path(tempfile.mkdtemp()), DEFAULT_EMOTION_MODEL, threads=1)
     print(f"Emotion accuracy on detected faces, model {DEFAULT_EMOTION_MODEL}; {describe()}")
@@ -78,7 +80,7 @@ def main() -> None:
         rng = np.random.default_rng(args.seed)
         pictures = [picture(crop, rng) for crop, _ in crops]
         info = MediaInfo("image", "png", CANVAS_W, CANVAS_H)
-        for detector in detection.DETECTORS:
+        for detector in args.detectors.split(","):
             predicted, started = [], time.perf_counter()
             for pixels in pictures:
                 faces = analyzer.analyze_image(DecodedImage(info, pixels), AnalysisOptions(detector=detector)).faces

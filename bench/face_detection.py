@@ -14,7 +14,9 @@ own resizing policy exactly as served. One thread (`cv2.setNumThreads(1)`, `Anal
     a quarter of the pictures dimmed (low light, with sensor noise). The ground-truth box of a tilted
     face is the axis-aligned box around the rotated face (the ellipse inscribed in its labelled box,
     see `rotated_extent`), clipped to the picture; a face under half visible is ignored.
-(c) Clips: for each real clip in ../shared/data/videos, the detector as the clip pipeline runs it
+(c) Webcam frames: the detectors' time per 640x480 grey frame (the clips' frames every 200 ms,
+    letterboxed), as the clip pipeline runs them (detection + 5 landmarks), with the ratio to dlib.
+(d) Clips: for each real clip in ../shared/data/videos, the detector as the clip pipeline runs it
     (`Analyzer._detect`, i.e. detection plus 5 landmarks, on the grey frames `media.decode` yields,
     on the schedule of `follow.detection_due`: the first frame, then every 200 ms until a face is
     found): which frame first yields a face, at what clip time, how long the processing took until
@@ -23,7 +25,8 @@ own resizing policy exactly as served. One thread (`cv2.setNumThreads(1)`, `Anal
 Scoring: a detection matches a counted face at IoU >= 0.5 (one-to-one, best IoU first). A
 detection that matches no counted face is a false box unless it overlaps an ignored face
 (IoU >= 0.5, or at least half of the detection lies inside the ignored box). Ignored faces are never
-misses. `recall @IoU>=0.3` tells a detector that boxes faces differently from the labels (say,
+misses. A false box that lies on a counted face all the same (IoU >= 0.3, or half inside its box: a tilted
+face boxed upright, say) is told apart from one on no face at all (clothing, skin, patterns). `recall @IoU>=0.3` tells a detector that boxes faces differently from the labels (say,
 brows to chin) from one that misses them. Face size buckets use sqrt(w*h) of the face box on the
 picture the detectors' policy is built around: photos are measured on their copy whose longer side
 is 640 px, constructed pictures as they are. ms: per picture the fastest of `--repeats` runs (detectors interleaved in rotating
@@ -100,6 +103,7 @@ class Tally:
     found: int = 0
     found_loose: int = 0  # matched at IoU >= 0.3: a detector that boxes faces differently, not missing them
     false_boxes: int = 0
+    false_on_a_face: int = 0  # false boxes that lie on a counted face all the same (see `score`)
     ious: list[float] = field(default_factory=list)
     ms: list[float] = field(default_factory=list)
     by_bucket: dict = field(default_factory=dict)  # bucket -> [faces, found]
@@ -122,8 +126,11 @@ def inside_fraction(box, region) -> float:
     return iw * ih / (box[2] * box[3]) if box[2] * box[3] > 0 else 0.0
 
 
-def score(truths: list[Truth], boxes: list[np.ndarray], threshold: float = IOU_MATCH) -> tuple[list[float | None], int]:
-    """Per truth the IoU of its matched detection (None: missed, or ignored), and the false boxes."""
+def score(truths: list[Truth], boxes: list[np.ndarray],
+          threshold: float = IOU_MATCH) -> tuple[list[float | None], int, int]:
+    """Per truth the IoU of its matched detection (None: missed, or ignored), the false boxes, and how
+    many of those lie on a counted face all the same (IoU >= 0.3 with it, or at least half inside its
+    box): a face boxed too differently from its label, not a box on clothing, patterns or hands."""
     counted = [i for i, t in enumerate(truths) if not t.ignore]
     pairs = sorted(((iou(truths[i].box, b), i, j) for i in counted for j, b in enumerate(boxes)), reverse=True)
     matched: list[float | None] = [None] * len(truths)
@@ -135,9 +142,11 @@ def score(truths: list[Truth], boxes: list[np.ndarray], threshold: float = IOU_M
             matched[i] = value
             used.add(j)
     ignored = [t.box for t in truths if t.ignore]
-    false_boxes = sum(1 for j, b in enumerate(boxes) if j not in used and not any(
-        iou(b, g) >= IOU_MATCH or inside_fraction(b, g) >= 0.5 for g in ignored))
-    return matched, false_boxes
+    false = [b for j, b in enumerate(boxes) if j not in used and not any(
+        iou(b, g) >= IOU_MATCH or inside_fraction(b, g) >= 0.5 for g in ignored)]
+    on_a_face = sum(1 for b in false if any(iou(b, truths[i].box) >= 0.3 or inside_fraction(b, truths[i].box) >= 0.5
+                                            for i in counted))
+    return matched, len(false), on_a_face
 
 
 def bucket_of(size: float) -> tuple[int, int]:
@@ -365,9 +374,10 @@ def run_set(pictures: list[Picture], clients: dict, repeats: int) -> dict[str, T
                 best[n] = min(best[n], (time.perf_counter() - started) * 1000)
         for n in names:
             t = tallies[n]
-            matched, false_boxes = score(picture.truths, found[n])
+            matched, false_boxes, on_a_face = score(picture.truths, found[n])
             t.ms.append(best[n])
             t.false_boxes += false_boxes
+            t.false_on_a_face += on_a_face
             hits = faces = 0
             for truth, m in zip(picture.truths, matched):
                 if truth.ignore:
@@ -386,7 +396,7 @@ def run_set(pictures: list[Picture], clients: dict, repeats: int) -> dict[str, T
                     cell[1] += hit
             t.faces += faces
             t.found += hits
-            loose, _ = score(picture.truths, found[n], 0.3)
+            loose, _, _ = score(picture.truths, found[n], 0.3)
             t.found_loose += sum(m is not None for m in loose)
             t.by_picture[picture.name] = (hits, faces, false_boxes)
     return tallies
@@ -403,7 +413,8 @@ def print_table(title: str, tallies: dict[str, Tally], extra_rows: list[tuple[st
     print(f"{'':<30}" + "".join(f"{n:>{width}}" for n in names))
     rows = [("recall @IoU>=0.5", {n: pct(t.found, t.faces) for n, t in tallies.items()}),
             ("  recall @IoU>=0.3", {n: pct(t.found_loose, t.faces) for n, t in tallies.items()}),
-            ("false boxes", {n: str(t.false_boxes) for n, t in tallies.items()})]
+            ("false boxes", {n: str(t.false_boxes) for n, t in tallies.items()}),
+            ("  of which on no face", {n: str(t.false_boxes - t.false_on_a_face) for n, t in tallies.items()})]
     any_tally = next(iter(tallies.values()))
     for b in BUCKETS:
         if any(b in t.by_bucket for t in tallies.values()):
@@ -420,6 +431,9 @@ def print_table(title: str, tallies: dict[str, Tally], extra_rows: list[tuple[st
                                            for n, t in tallies.items()}))
     rows.append(("ms per picture (median)", {n: f"{statistics.median(t.ms):.1f}" for n, t in tallies.items()}))
     rows.append(("ms per picture (p90)", {n: f"{np.percentile(t.ms, 90):.1f}" for n, t in tallies.items()}))
+    baseline = statistics.median(next(iter(tallies.values())).ms)
+    rows.append((f"  median ratio to {names[0]}", {n: f"{statistics.median(t.ms) / baseline:.2f}"
+                                                  for n, t in tallies.items()}))
     for label, cells in rows:
         print(f"{label:<30}" + "".join(f"{cells[n]:>{width}}" for n in names))
 
@@ -472,6 +486,43 @@ def first_face_in_clips(analyzer: Analyzer, names: list[str]) -> None:
                 print(f"{path.name:<28}{name:>12}{frames:>13}{first:>16}{first_ms:>12.0f}{wall:>15.1f}{frame0_ms:>16.1f}")
 
 
+def webcam_frame_ms(analyzer: Analyzer, names: list[str], repeats: int) -> None:
+    """Detector time per 640x480 webcam-like frame: every clip's frames every 200 ms, letterboxed to
+    640x480 and grey (as media.decode yields them), each detector as the clip pipeline runs it."""
+    frames = []
+    for path in sorted((DATA_DIR / "videos").glob("*")):
+        video = media.decode(path.read_bytes(), Limits(), AnalysisOptions().sample_fps)
+        last = None
+        for frame in video.frames:
+            if follow.detection_due(frame.timestamp_ms, last, follow.DETECT_PERIOD_MS):
+                last = frame.timestamp_ms
+                gray = to_grayscale(frame.pixels)
+                scale = min(CANVAS_W / gray.shape[1], CANVAS_H / gray.shape[0])
+                small = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+                canvas = np.zeros((CANVAS_H, CANVAS_W), np.uint8)
+                y0, x0 = (CANVAS_H - small.shape[0]) // 2, (CANVAS_W - small.shape[1]) // 2
+                canvas[y0:y0 + small.shape[0], x0:x0 + small.shape[1]] = small
+                frames.append(canvas)
+    best = {n: [float("inf")] * len(frames) for n in names}
+    with_face = dict.fromkeys(names, 0)
+    for r in range(repeats):
+        for k, frame in enumerate(frames):
+            shift = (k + r) % len(names)
+            for n in names[shift:] + names[:shift]:
+                options = AnalysisOptions(detector=n)
+                started = time.perf_counter()
+                found = analyzer._detect(frame, frame, options, analyzer.clip_detectors)
+                best[n][k] = min(best[n][k], (time.perf_counter() - started) * 1000)
+                with_face[n] += bool(found) and r == 0
+    print(f"\nWebcam frames: {len(frames)} frames of the clips every {follow.DETECT_PERIOD_MS:.0f} ms, letterboxed to "
+          f"{CANVAS_W}x{CANVAS_H}, grey, detection + 5 landmarks as the clip pipeline runs it (fastest of {repeats})")
+    print(f"{'':<30}" + "".join(f"{n:>16}" for n in names))
+    print(f"{'frames with a face':<30}" + "".join(f"{with_face[n]:>16}" for n in names))
+    print(f"{'ms per frame (median)':<30}" + "".join(f"{statistics.median(best[n]):>16.2f}" for n in names))
+    baseline = statistics.median(best[names[0]])
+    print(f"{'  ratio to ' + names[0]:<30}" + "".join(f"{statistics.median(best[n]) / baseline:>16.2f}" for n in names))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--photos-only", action="store_true", help="only the hand-labelled photos (no (b), no clips)")
@@ -514,6 +565,7 @@ def main() -> None:
         print_table(f"(b) {len(pictures)} constructed {CANVAS_W}x{CANVAS_H} pictures (seed {args.seed}): {faces} faces "
                     f"from {len(photo_faces)} photo faces and {len(clip_faces)} clip frames, "
                     f"{sum(t.ignore for p in pictures for t in p.truths)} ignored (under half visible)", tallies)
+    webcam_frame_ms(analyzer, list(clients), args.repeats)
     first_face_in_clips(analyzer, list(clients))
 
 

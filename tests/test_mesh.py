@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 
 from api.engine import detection
-from api.engine.mesh import POINTS, head_pose
+from api.engine.analyzer import AnalysisOptions
+from api.engine.blazeface import BlazeFaceClient, dlib_sized
+from api.engine.mesh import POINTS, five_points, head_pose
 from api.engine.preprocess import eye_line_degrees, to_grayscale
 from tests.conftest import FACES
 from tests.test_blazeface import rotated
@@ -73,3 +75,25 @@ def test_the_api_gives_pose_always_and_the_mesh_on_request(client, auth, assert_
     assert set(plain["head_pose"]) == {"yaw", "pitch", "roll"}
     with_mesh = analyze(return_mesh="true")
     assert len(with_mesh["mesh"]) == POINTS and len(with_mesh["mesh"][0]) == 3
+
+
+def test_blazeface_faces_take_their_five_points_from_the_mesh_and_dlib_sized_crops(analyzer):
+    """On BlazeFace's boxes the named points are the mesh's (they sit on dlib's own within a few percent of
+    the eye distance), and the emotion crop has the size dlib's box gives the same face."""
+    pixels = cv2.imread(str(FACES / "img1.jpg"))
+    found = {name: analyzer._find_faces(pixels, AnalysisOptions(detector=name)) for name in ("dlib", "blazeface")}
+    ((dlib_face,), (dlib_crop,)), ((blaze_face,), (blaze_crop,)) = found["dlib"], found["blazeface"]
+    gray = to_grayscale(pixels)
+    predicted = analyzer.landmarks(gray, dlib_sized(blaze_face.box))  # dlib's predictor, on a box of dlib's size
+    mesh = analyzer.mesh(pixels, blaze_face.box, eye_line_degrees(predicted))
+    np.testing.assert_allclose(blaze_face.landmarks, five_points(mesh.points), atol=1e-3)
+    eye_distance = np.linalg.norm(dlib_face.landmarks[0:2].mean(axis=0) - dlib_face.landmarks[2:4].mean(axis=0))
+    assert np.linalg.norm(blaze_face.landmarks - dlib_face.landmarks, axis=1).max() < 0.1 * eye_distance
+    assert blaze_crop.shape[0] == pytest.approx(dlib_crop.shape[0], rel=0.05)
+
+
+def test_blazeface_keeps_only_the_faces_the_mesh_confirms(analyzer):
+    image = cv2.imread(str(FACES / "img1.jpg"))
+    client = analyzer.detectors["blazeface"]
+    assert len(client.detect_faces(image)) == 1
+    assert BlazeFaceClient(client.looks, lambda *args: None).detect_faces(image) == []

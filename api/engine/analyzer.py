@@ -17,12 +17,14 @@ import cv2
 import numpy as np
 
 from api.engine import detection, follow, micro, stills
-from api.engine.blazeface import FULL_RANGE, PHOTO_TILES, BlazeFace, BlazeFaceClient
-from api.engine.mesh import MESH_MANIFEST_NAME, FaceMesh, HeadPose, head_pose
+from api.engine.blazeface import (DLIB_BOX_RATIO, FULL_RANGE, PHOTO_TILES, SHORT_RANGE, BlazeFace, BlazeFaceClient,
+                                  dlib_sized)
+from api.engine.mesh import MESH_MANIFEST_NAME, FaceMesh, HeadPose, five_points, head_pose
 from api.engine.emotion import EmotionModel
 from api.engine.limits import Limits
 from api.engine.media import DecodedImage, DecodedVideo, VideoFrame, decode, sampling_target
-from api.engine.preprocess import crop_face, eye_line_degrees, face_to_model_input, faces_to_batch, to_grayscale
+from api.engine.preprocess import (CROP_SCALE, crop_face, eye_line_degrees, face_to_model_input, faces_to_batch,
+                                   to_grayscale)
 from api.engine.results import Face, Frame, ImageAnalysis, MicroExpression, Still, VideoAnalysis
 from api.engine.tracking import group_tracks, iou, track_ids
 from api.engine.weights import load_manifest, prepare_deepface_home
@@ -35,6 +37,7 @@ WEIGHT_NAMES = [
     "dlib_shape_predictor_5",
     "haarcascade_frontalface_default",
     "haarcascade_eye",
+    SHORT_RANGE.manifest_name,
     FULL_RANGE.manifest_name,
     MESH_MANIFEST_NAME,
 ]
@@ -86,12 +89,17 @@ class Analyzer:
         self.emotion_model_name = emotion_model
         self.emotion_model_sha256 = load_manifest()[emotion_model].sha256
         self.detectors = {name: detection.load_detector(name) for name in detection.DEEPFACE_DETECTORS}
-        blazeface = BlazeFace(FULL_RANGE, paths[FULL_RANGE.manifest_name])
-        self.detectors[detection.BLAZEFACE] = BlazeFaceClient(blazeface, PHOTO_TILES)
-        # Clip frames: the whole picture only. Webcam faces are large, the detector runs several times
-        # a second, and a face it misses once is followed from the last detection.
-        self.clip_detectors = {**self.detectors, detection.BLAZEFACE: BlazeFaceClient(blazeface)}
         self.mesh = FaceMesh(paths[MESH_MANIFEST_NAME])
+        full_range = BlazeFace(FULL_RANGE, paths[FULL_RANGE.manifest_name])
+        short_range = BlazeFace(SHORT_RANGE, paths[SHORT_RANGE.manifest_name])
+        # Photos: the full-range model on the whole picture and its parts, and the short-range model on the
+        # whole, for faces that fill much of it (api/engine/blazeface.py gives what each adds).
+        self.detectors[detection.BLAZEFACE] = BlazeFaceClient(((full_range, PHOTO_TILES), (short_range, 0)), self.mesh)
+        # Clip frames: the whole picture only, the short-range model first (webcam faces are large; it finds
+        # them in a third of the time), the full-range one when it finds nothing. The detector runs several
+        # times a second, and a face it misses once is followed from the last detection.
+        self.clip_detectors = {**self.detectors, detection.BLAZEFACE: BlazeFaceClient(((short_range, 0),), self.mesh,
+                                                                                      ((full_range, 0),))}
         # DeepFace's dlib client already holds the 5-point model (the same verified file); reuse it.
         self.landmarks = detection.LandmarkPredictor(self.detectors["dlib"].model["sp"])
         self.emotion = EmotionModel(str(paths[emotion_model]), threads)
@@ -104,7 +112,7 @@ class Analyzer:
 
     def _warm_up(self) -> None:
         blank = np.zeros((64, 64, 3), np.uint8)
-        for client in self.detectors.values():
+        for client in (*self.detectors.values(), self.clip_detectors[detection.BLAZEFACE]):
             detection.detect(client, blank)
         self.mesh(blank, np.array([0, 0, 64, 64], np.float32))
         self.emotion.predict(faces_to_batch([blank]))
@@ -180,7 +188,8 @@ class Analyzer:
             if options.detector != detection.SKIP and self.detect_period_ms > 0 and not detect_next \
                     and not follow.detection_due(frame.timestamp_ms, last_detection_ms, self.detect_period_ms):
                 gray = to_grayscale(pixels)
-                moved = [follow.relocate(self.landmarks, gray, f) for f in followed]
+                landmarks = self._shape_predictor(options.detector)
+                moved = [follow.relocate(landmarks, gray, f) for f in followed]
                 if all(m is not None for m in moved):  # a lost face sends this frame to the detector
                     followed = [m for m in moved if m is not None]
                     height, width = gray.shape[:2]
@@ -224,7 +233,15 @@ class Analyzer:
         found = [d for d in found if min(d.box[2], d.box[3]) >= options.min_face_size]
         # Largest faces first: with a cap, the people nearest the camera are kept.
         found.sort(key=lambda d: d.box[2] * d.box[3], reverse=True)
-        return [(d, self.landmarks(gray, d.box)) for d in found[: options.max_faces]]
+        landmarks = self._shape_predictor(options.detector)
+        return [(d, landmarks(gray, d.box)) for d in found[: options.max_faces]]
+
+    def _shape_predictor(self, detector: str) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+        """dlib's 5 points of the face in a box of `detector`, started from the box dlib's own detector would
+        give that face: the predictor learned from those (models/face_detection/MODEL_CARD.md)."""
+        if detector == detection.BLAZEFACE:
+            return lambda gray, box: self.landmarks(gray, dlib_sized(box))
+        return self.landmarks
 
     def _describe_all(self, pixels: np.ndarray, gray: np.ndarray | None,
                       found: list[tuple[detection.Detection, np.ndarray | None]], options: AnalysisOptions,
@@ -243,10 +260,16 @@ class Analyzer:
         if points is None:  # detector "skip": the picture is the face
             return _Candidate(box, None, None), pixels
         assert gray is not None  # landmarks are found on grey
-        crop = crop_face(pixels, box, points)
+        mesh = self.mesh(pixels, box, eye_line_degrees(points))
+        crop_scale = CROP_SCALE
+        if options.detector == detection.BLAZEFACE:
+            # The named points are the mesh's own (models/face_detection/MODEL_CARD.md). The emotion model was
+            # validated on crops of dlib's box size: the same face's crop is taken at that size.
+            points = points if mesh is None else five_points(mesh.points)
+            crop_scale = CROP_SCALE / DLIB_BOX_RATIO
+        crop = crop_face(pixels, box, points, crop_scale)
         # The spotter needs every tracked face aligned on every frame, followed or detected.
         aligned = micro.align_face(gray, points) if keep_aligned else None
-        mesh = self.mesh(pixels, box, eye_line_degrees(points))
         return _Candidate(box, confidence, points if options.return_landmarks else None,
                           head_pose=None if mesh is None else head_pose(mesh.points),
                           mesh=mesh.points if mesh is not None and options.return_mesh else None,

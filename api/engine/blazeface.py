@@ -20,7 +20,36 @@ Small faces: a photo is also looked at in two overlapping parts along its longer
 it), each at a higher resolution than the whole. On the benchmark's 120 constructed pictures (real
 faces on real backgrounds, 24-400 px, tilted, cut, dimmed) this raises recall at IoU 0.5 from 59%
 to 78% (faces of 32-64 px: 8% to 65%) for 3 passes of the model instead of 1; the 52 photos stay at
-59 of 61 with no false box. Clip frames get the whole picture only (Analyzer.clip_detectors).
+59 of 61 with no false box. Finer parts were measured and not taken: three parts of 45% or a 2x2 grid
+(60%) gain 1-2 points of recall on faces >= 32 px for 4-5 passes (over the 12 ms per photo asked for), and
+the 2x2 grid adds false boxes on the photos.
+
+Score threshold (FULL_RANGE.min_score): 0.4, the lowest that adds no false box on the 52 photos (0.35
+adds one, 0.3 two); on the constructed set it raises recall on faces >= 32 px from 86.2% to 89.8%
+(32-64 px: 66% to 77%) for 12 false boxes instead of 11. What is still missed there, by cause: faces
+tilted by 20-45 degrees (76% found against 90% upright), faces cut by the edge (70%), faces under
+32 px (21%). The photos' two misses (an out-of-focus profile cut by the left edge in img59.jpg, an
+out-of-focus face of which only the eyes show above the bottom edge in img62.jpg) score under 0.15
+with either model, every padding and a tile around them: no threshold finds them without false boxes.
+
+Short or full range, per input, by measurement (every 6th frame of the 4 real clips, 136 frames,
+letterboxed to 640x480, the whole picture once): on these webcam frames the short-range model finds a
+face on 103 frames and the full-range one on 102 (boxes agree at median IoU 0.82; on the 5 hand-labelled
+frames IoU 0.61-0.75 against 0.65-0.75), in about a third of the model time (1.1 against 3.3 ms a call
+at one thread); but on the constructed set it finds 21 of 73 faces of 64-128 px where the full-range
+model finds 53 (faces >= 128 px: 111 against 109 of 116). So clip frames ask the short-range model
+first and the full-range model only when it finds nothing (`BlazeFaceClient`'s fallback).
+
+Photos get the full-range model with its parts and, blended with them, the short-range model on the
+whole picture: on the benchmark of emotion on detected faces (`bench/emotion_on_detected_faces.py`:
+labelled 48 px crops enlarged to 192 px on a 640x480 picture, blurred by the enlargement) the
+full-range model finds 97.9% of the CK+ faces and 65.7% of the FER2013 ones, and with the short-range
+pass 99.7% and 81.3% (dlib: 100% and 77.0%); the 52 photos stay at 59 of 61 with no false box, the
+constructed set gains 3 faces and 6 false boxes, boxes of 100-400 px on bare skin and hair.
+
+Every face is then confirmed by the face mesh (its presence score, MediaPipe's own second stage): on
+the constructed set this removes those 6 boxes on no face for 1 face lost, the photos are unchanged,
+and CK+ and FER2013 faces are found in 99.6% and 77.7% of the pictures.
 """
 from __future__ import annotations
 
@@ -32,12 +61,26 @@ import numpy as np
 from deepface.models.Detector import Detector, FacialAreaRegion
 
 from api.engine.litert import LiteRTModel
+from api.engine.mesh import FaceMesh
 
 BLEND_IOU = 0.3
 EDGE_PAD = 0.15
 MIN_INSIDE = 0.3
 # Photos: two parts along the longer side, each 60% of it, besides the whole picture.
 PHOTO_TILES, TILE_FRACTION = 2, 0.6
+# BlazeFace's box is this much wider (and taller) than dlib's around the same face, with the same centre
+# within 2% of its side: the median over the 56 faces both find in the 52 real photos.
+DLIB_BOX_RATIO = 1.098
+
+
+def dlib_sized(box: np.ndarray) -> np.ndarray:
+    """The box dlib's detector would give the face in BlazeFace's `box` (x, y, w, h): the same centre,
+    sides divided by DLIB_BOX_RATIO. dlib's shape predictor learned to start from boxes of that size."""
+    x, y, w, h = (float(v) for v in box)
+    return np.array([x + w / 2 - w / DLIB_BOX_RATIO / 2, y + h / 2 - h / DLIB_BOX_RATIO / 2,
+                     w / DLIB_BOX_RATIO, h / DLIB_BOX_RATIO], np.float32)
+
+
 # The six points each detection carries, in the model's order (the subject's right and left).
 KEYPOINTS = ("right_eye", "left_eye", "nose_tip", "mouth_centre", "right_ear_tragion", "left_ear_tragion")
 
@@ -45,18 +88,21 @@ KEYPOINTS = ("right_eye", "left_eye", "nose_tip", "mouth_centre", "right_ear_tra
 @dataclass(frozen=True)
 class ModelSpec:
     """One BlazeFace variant: its input side and the strides of its anchor grids (MediaPipe's SSD
-    options); a stride listed n times puts 2n anchors in each cell of that grid."""
+    options; a stride listed n times puts 2n anchors in each cell of that grid), and the score
+    from which a candidate counts."""
 
     manifest_name: str
     input_side: int
     strides: tuple[int, ...]
     anchors_per_stride_entry: int
+    min_score: float
 
 
-# Selfie/webcam distance (faces filling much of the picture).
-SHORT_RANGE = ModelSpec("blazeface_short_range", 128, (8, 16, 16, 16), 2)
-# Groups and small faces (up to ~5 m from the camera).
-FULL_RANGE = ModelSpec("blazeface_full_range", 192, (4,), 1)
+# Selfie/webcam distance (faces filling much of the picture); MediaPipe's own score threshold.
+SHORT_RANGE = ModelSpec("blazeface_short_range", 128, (8, 16, 16, 16), 2, 0.5)
+# Groups and small faces (up to ~5 m from the camera). 0.4 rather than MediaPipe's 0.5: the lowest
+# threshold that adds no false box on the 52 hand-labelled photos (0.35 adds one); see the module docstring.
+FULL_RANGE = ModelSpec("blazeface_full_range", 192, (4,), 1, 0.4)
 
 
 @dataclass(frozen=True)
@@ -64,6 +110,12 @@ class FaceCandidate:
     box: np.ndarray        # (x, y, w, h) in the given picture's pixels
     keypoints: np.ndarray  # (6, 2) in the same pixels, KEYPOINTS order
     score: float
+
+    @property
+    def eye_line_degrees(self) -> float:
+        """The turn that levels the eyes (preprocess.eye_line_degrees' convention)."""
+        dx, dy = self.keypoints[1] - self.keypoints[0]  # the person's left eye (picture right) minus the right
+        return float(np.degrees(np.arctan2(dy, dx)))
 
 
 def anchor_centres(spec: ModelSpec) -> np.ndarray:
@@ -107,83 +159,109 @@ def blend(corners: np.ndarray, keypoints: np.ndarray, scores: np.ndarray) -> lis
 
 
 class BlazeFace:
-    def __init__(self, spec: ModelSpec, model_path: Path, min_score: float = 0.5) -> None:
-        self.spec, self.min_score = spec, min_score
+    def __init__(self, spec: ModelSpec, model_path: Path) -> None:
+        self.spec = spec
         self._model = LiteRTModel(model_path)
         self._anchors = anchor_centres(spec)
 
-    def __call__(self, rgb: np.ndarray, tiles: int = 0) -> list[FaceCandidate]:
-        """Faces in an RGB picture (H, W, 3) uint8, boxes in its pixels (they may cross its edges).
-
-        `tiles` > 0 also looks at that many overlapping parts along the longer side, each seen at a
-        higher resolution than the whole, for faces too small to show in the whole picture's pass.
-        """
-        height, width = rgb.shape[:2]
-        margin = min(int(round(EDGE_PAD * max(height, width))), height - 1, width - 1)
-        mirrored = cv2.copyMakeBorder(rgb, margin, margin, margin, margin, cv2.BORDER_REFLECT_101)
-        passes = [(mirrored, -margin, -margin)]
+    def candidates(self, image: np.ndarray, tiles: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every candidate of this model in a BGR or grey picture (uint8): corners (n, 4), keypoints
+        (n, 6, 2) in its pixels (they may cross its edges) and scores (n,), from the whole picture with
+        its mirrored margin and, with `tiles` > 0, that many overlapping parts along the longer side,
+        each seen at a higher resolution than the whole, for faces too small to show in the whole."""
+        height, width = image.shape[:2]
+        passes = [(image, 0, 0, EDGE_PAD * max(height, width))]
         if tiles > 0:
             horizontal = width >= height
             length = int((width if horizontal else height) * TILE_FRACTION)
             for start in np.linspace(0, (width if horizontal else height) - length, tiles).astype(int):
-                passes.append((rgb[:, start:start + length], start, 0) if horizontal
-                              else (rgb[start:start + length], 0, start))
+                passes.append((image[:, start:start + length], start, 0, 0.0) if horizontal
+                              else (image[start:start + length], 0, start, 0.0))
         corner_parts, keypoint_parts, score_parts = [], [], []
-        for part, x, y in passes:
-            part_corners, part_keypoints, part_scores = self._candidates(np.ascontiguousarray(part))
+        for part, x, y, margin in passes:
+            part_corners, part_keypoints, part_scores = self._candidates(part, margin)
             corner_parts.append(part_corners + np.array([x, y, x, y], np.float32))
             keypoint_parts.append(part_keypoints + np.array([x, y], np.float32))
             score_parts.append(part_scores)
-        corners, keypoints = np.concatenate(corner_parts), np.concatenate(keypoint_parts)
-        scores = np.concatenate(score_parts)
-        inside_w = np.minimum(width, corners[:, 2]) - np.maximum(0.0, corners[:, 0])
-        inside_h = np.minimum(height, corners[:, 3]) - np.maximum(0.0, corners[:, 1])
-        area = (corners[:, 2] - corners[:, 0]) * (corners[:, 3] - corners[:, 1])
-        # A face seen only in the mirrored margin is the reflection of one inside: dropped.
-        seen = (inside_w > 0) & (inside_h > 0) & (inside_w * inside_h >= MIN_INSIDE * area)
-        return [FaceCandidate(np.array([c[0], c[1], c[2] - c[0], c[3] - c[1]], np.float32), points.astype(np.float32),
-                              score)
-                for c, points, score in blend(corners[seen], keypoints[seen], scores[seen])]
+        return np.concatenate(corner_parts), np.concatenate(keypoint_parts), np.concatenate(score_parts)
 
-    def _candidates(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """One pass of the model, the picture letterboxed (centred on a square, so faces keep their
-        shape): corners (n, 4), keypoints (n, 6, 2) in the picture's pixels, and scores (n,)."""
-        height, width = rgb.shape[:2]
-        side = max(height, width)
-        pad_x, pad_y = (side - width) // 2, (side - height) // 2
-        square = cv2.copyMakeBorder(rgb, pad_y, side - height - pad_y, pad_x, side - width - pad_x,
-                                    cv2.BORDER_CONSTANT, value=0)
+    def _candidates(self, image: np.ndarray, margin: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One pass of the model over the picture (BGR or grey) extended on every side by `margin` of its pixels
+        mirrored, letterboxed (centred on a square, so faces keep their shape): corners (n, 4),
+        keypoints (n, 6, 2) in the picture's pixels, and scores (n,).
+
+        The picture is shrunk to the model's input before it is mirrored, letterboxed and turned into
+        RGB, so those copies touch the model's few pixels, not the picture's many."""
+        height, width = image.shape[:2]
         size = self.spec.input_side
-        interpolation = cv2.INTER_AREA if side > size else cv2.INTER_LINEAR
-        tensor = cv2.resize(square, (size, size), interpolation=interpolation).astype(np.float32)
-        tensor = tensor[None] / 127.5 - 1.0
+        scale = size / (max(height, width) + 2 * margin)
+        small_w, small_h = max(1, round(width * scale)), max(1, round(height * scale))
+        interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+        small = cv2.resize(image, (small_w, small_h), interpolation=interpolation)
+        mirrored = min(int(round(margin * scale)), small_w - 1, small_h - 1)
+        pad_x, pad_y = (size - small_w) // 2 - mirrored, (size - small_h) // 2 - mirrored
+        if mirrored > 0:
+            small = cv2.copyMakeBorder(small, mirrored, mirrored, mirrored, mirrored, cv2.BORDER_REFLECT_101)
+        square = cv2.copyMakeBorder(small, pad_y, size - small.shape[0] - pad_y, pad_x, size - small.shape[1] - pad_x,
+                                    cv2.BORDER_CONSTANT, value=0)
+        rgb = cv2.cvtColor(square, cv2.COLOR_GRAY2RGB if square.ndim == 2 else cv2.COLOR_BGR2RGB)
+        tensor = rgb[None].astype(np.float32) / 127.5 - 1.0
         regressors, classifiers = self._model.run(tensor)
         raw = regressors[0]
         # The sigmoid of the raw logits, written with tanh so that no logit overflows.
         scores = 0.5 + 0.5 * np.tanh(classifiers[0, :, 0] / 2)
-        keep = scores >= self.min_score
-        raw, scores, anchors = raw[keep] / size, scores[keep].astype(np.float32), self._anchors[keep]
-        centres = anchors + raw[:, 0:2]
+        keep = scores >= self.spec.min_score
+        raw, scores, anchors = raw[keep], scores[keep].astype(np.float32), self._anchors[keep]
+        # Model input pixels -> the picture's pixels: undo the letterbox and mirror, then the shrink.
+        origin = np.array([pad_x + mirrored, pad_y + mirrored], np.float32)
+        to_picture = np.array([width / small_w, height / small_h], np.float32)
+        centres = anchors * size + raw[:, 0:2]
         half = raw[:, 2:4] / 2
-        offset = np.array([pad_x, pad_y], np.float32)
-        corners = np.concatenate([centres - half, centres + half], axis=1) * side - np.tile(offset, 2)
-        keypoints = (anchors[:, None, :] + raw[:, 4:16].reshape(-1, 6, 2)) * side - offset
+        corners = np.concatenate([centres - half - origin, centres + half - origin], axis=1) * np.tile(to_picture, 2)
+        keypoints = ((anchors[:, None, :] * size + raw[:, 4:16].reshape(-1, 6, 2)) - origin) * to_picture
         return corners.astype(np.float32), keypoints.astype(np.float32), scores
 
 
+# One look at a picture: a model and the number of parts it also sees (BlazeFace.candidates).
+Look = tuple[BlazeFace, int]
+
+
+def find_faces(image: np.ndarray, looks: tuple[Look, ...]) -> list[FaceCandidate]:
+    """The faces the looks find together in a BGR or grey picture: their candidates blended as one set."""
+    height, width = image.shape[:2]
+    found = [model.candidates(image, tiles) for model, tiles in looks]
+    corners = np.concatenate([c for c, _, _ in found])
+    keypoints = np.concatenate([k for _, k, _ in found])
+    scores = np.concatenate([s for _, _, s in found])
+    inside_w = np.minimum(width, corners[:, 2]) - np.maximum(0.0, corners[:, 0])
+    inside_h = np.minimum(height, corners[:, 3]) - np.maximum(0.0, corners[:, 1])
+    area = (corners[:, 2] - corners[:, 0]) * (corners[:, 3] - corners[:, 1])
+    # A face seen only in the mirrored margin is the reflection of one inside: dropped.
+    seen = (inside_w > 0) & (inside_h > 0) & (inside_w * inside_h >= MIN_INSIDE * area)
+    return [FaceCandidate(np.array([c[0], c[1], c[2] - c[0], c[3] - c[1]], np.float32), points.astype(np.float32),
+                          score)
+            for c, points, score in blend(corners[seen], keypoints[seen], scores[seen])]
+
+
 class BlazeFaceClient(Detector):  # type: ignore[misc]  # DeepFace ships no type hints
-    """DeepFace's detector interface (`detect_faces` on a BGR picture) over one BlazeFace model, so
-    that the service's detection path and DeepFace's `extract_faces` contract stay the same."""
+    """DeepFace's detector interface (`detect_faces` on a BGR picture) over BlazeFace models, so
+    that the service's detection path and DeepFace's `extract_faces` contract stay the same.
 
-    thread_safe = True  # each thread runs its own LiteRT interpreter (litert.py)
+    `looks` are blended together; `fallback`, if any, is looked with only when they find nothing (clip
+    frames: the short-range model first, the full-range one when it finds nothing; module docstring).
+    Every face is kept only if the face mesh, run on it as MediaPipe runs it, says it holds a face."""
 
-    def __init__(self, model: BlazeFace, tiles: int = 0) -> None:
-        self.model, self.tiles = model, tiles
+    thread_safe = True  # each thread runs its own LiteRT interpreters (litert.py), for the detector and the mesh
+
+    def __init__(self, looks: tuple[Look, ...], mesh: FaceMesh, fallback: tuple[Look, ...] = ()) -> None:
+        self.looks, self.mesh, self.fallback = looks, mesh, fallback
 
     def detect_faces(self, img: np.ndarray) -> list[FacialAreaRegion]:
-        rgb = cv2.cvtColor(img, cv2.COLOR_GRAY2RGB if img.ndim == 2 else cv2.COLOR_BGR2RGB)
+        faces = self._confirmed(img, self.looks)
+        if not faces and self.fallback:
+            faces = self._confirmed(img, self.fallback)
         regions = []
-        for face in self.model(rgb, self.tiles):
+        for face in faces:
             x, y, w, h = face.box
             points = {name: tuple(int(round(v)) for v in point) for name, point in zip(KEYPOINTS, face.keypoints)}
             # DeepFace names eyes from the subject's point of view, as BlazeFace does.
@@ -191,3 +269,6 @@ class BlazeFaceClient(Detector):  # type: ignore[misc]  # DeepFace ships no type
                                             left_eye=points["left_eye"], right_eye=points["right_eye"],
                                             nose=points["nose_tip"], confidence=face.score))
         return regions
+
+    def _confirmed(self, img: np.ndarray, looks: tuple[Look, ...]) -> list[FaceCandidate]:
+        return [face for face in find_faces(img, looks) if self.mesh(img, face.box, face.eye_line_degrees) is not None]

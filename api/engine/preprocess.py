@@ -53,15 +53,17 @@ def eye_line_degrees(landmarks: np.ndarray) -> float:
     return float(np.degrees(np.arctan2(dy, dx)))
 
 
-def crop_face(image: np.ndarray, box: np.ndarray, landmarks: np.ndarray | None) -> np.ndarray:
-    """Square crop around `box`, rotated so the eyes are level when landmarks are known.
+def crop_face(image: np.ndarray, box: np.ndarray, landmarks: np.ndarray | None,
+              scale: float = CROP_SCALE) -> np.ndarray:
+    """Square crop around `box` (its longer side times `scale`), rotated so the eyes are level when
+    landmarks are known.
 
     The crop keeps source resolution; `face_to_model_input` does the one downscale, so large
     faces are area-averaged rather than aliased by the warp.
     """
     x, y, w, h = (float(v) for v in box)
     center = (x + w / 2, y + h / 2)
-    side = max(1, int(round(max(w, h) * CROP_SCALE)))
+    side = max(1, int(round(max(w, h) * scale)))
     angle = eye_line_degrees(landmarks) if landmarks is not None else 0.0
     matrix = cv2.getRotationMatrix2D(center, angle, 1.0)
     matrix[:, 2] += np.array([side / 2 - center[0], side / 2 - center[1]])
