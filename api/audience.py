@@ -47,6 +47,14 @@ MIN_RISE = 0.05
 TOP_MOMENTS_PER_EMOTION = 3
 MOMENT_SEPARATION_S = 3
 UNKNOWN_EMOTION = "unknown"
+# Valence: the probability of the positive expression minus that of the negative ones. Surprise is left out
+# (it goes with good news and bad alike) and so is neutral (the absence of an expression).
+POSITIVE_EMOTIONS = ("happy",)
+NEGATIVE_EMOTIONS = ("angry", "disgust", "fear", "sad")
+# Engagement: a viewer is engaged in a second when some expression other than neutral reaches
+# EXPRESSION_THRESHOLD there. With seven classes summing to one, 0.5 means that expression outweighs all
+# the others together: the classifier is sure of it, not spreading a low, noisy probability over classes.
+EXPRESSIVE_EMOTIONS = tuple(e for e in EMOTIONS if e != "neutral")
 
 
 @dataclass
@@ -229,25 +237,73 @@ def study_report(timelines: list[SessionTimeline], stimulus_ms: float, bucket_ms
     n_fine = grid_size(stimulus_ms)
     report = {"viewers": len(timelines), "bucket_ms": bucket_ms, "stimulus_duration_ms": stimulus_ms,
               "min_viewers": MIN_VIEWERS, "expression_threshold": EXPRESSION_THRESHOLD}
-    buckets = _buckets(timelines, fine_per_bucket, n_fine, bucket_ms)
-    report["buckets"] = buckets
-    per_second = buckets if bucket_ms == 1000 else _buckets(timelines, 1000 // GRID_MS, n_fine, 1000)
+    second_view = _bucket_view(timelines, 1000 // GRID_MS, n_fine)
+    per_second = _buckets(timelines, second_view, 1000)
+    view = second_view if bucket_ms == 1000 else _bucket_view(timelines, fine_per_bucket, n_fine)
+    report["buckets"] = per_second if bucket_ms == 1000 else _buckets(timelines, view, bucket_ms)
     report["top_moments"] = top_moments({e: [b["emotions"][e]["mean"] if b["emotions"] else None for b in per_second]
                                          for e in EMOTIONS})
     report["segments"] = _segments(timelines, n_fine)
-    report["attention"] = _attention_summary([a for a in map(session_attention, timelines) if a is not None])
+    attention = np.array([np.nan if a is None else a for a in map(session_attention, timelines)], np.float64)
+    _, facing, _, means = second_view
+    report["summary"] = summary_scores(viewer_scores(facing, means, attention), per_second)
+    report["attention"] = report["summary"]["attention"]
     return report
 
 
-def _attention_summary(shares: list[float]) -> dict | None:
-    """Across viewers: the mean share of their recording spent facing the screen, with a 95% t-interval."""
-    if len(shares) < MIN_VIEWERS:
+@dataclass(frozen=True)
+class ViewerScores:
+    """Each viewer's own summary over the seconds their face was seen (NaN for a viewer never seen): the
+    unit of every interval below, since viewers, not seconds, are the independent draws."""
+    emotions: np.ndarray    # (viewers, 7) mean probability
+    valence: np.ndarray     # (viewers,) mean of positive minus negative probabilities, in [-1, 1]
+    engagement: np.ndarray  # (viewers,) share of seconds with an expression at EXPRESSION_THRESHOLD
+    attention: np.ndarray   # (viewers,) share of the recording present and facing the screen (session_attention)
+
+
+def viewer_scores(facing: np.ndarray, means: np.ndarray, attention: np.ndarray) -> ViewerScores:
+    """From the per-second view (`facing` (viewers, seconds), `means` (viewers, seconds, 7), NaN where not facing)."""
+    seen = facing.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        emotions = np.where(facing[..., None], means, 0.0).sum(axis=1) / seen[:, None]
+        positive = means[..., [EMOTIONS.index(e) for e in POSITIVE_EMOTIONS]].sum(axis=2)
+        negative = means[..., [EMOTIONS.index(e) for e in NEGATIVE_EMOTIONS]].sum(axis=2)
+        valence = np.where(facing, positive - negative, 0.0).sum(axis=1) / seen
+        expressive = means[..., [EMOTIONS.index(e) for e in EXPRESSIVE_EMOTIONS]].max(axis=2, initial=0.0)
+        engaged = facing & (np.nan_to_num(expressive) >= EXPRESSION_THRESHOLD)
+        engagement = engaged.sum(axis=1) / seen
+    return ViewerScores(emotions, valence, engagement, attention)
+
+
+def mean_interval(values: np.ndarray, low: float = 0.0, high: float = 1.0) -> dict | None:
+    """Across viewers (NaN: a viewer without the figure): the mean and its 95% t-interval, clipped to the
+    score's range; None below MIN_VIEWERS viewers, like the per-second figures."""
+    values = values[~np.isnan(values)]
+    n = len(values)
+    if n < MIN_VIEWERS:
         return None
-    values = np.array(shares)
-    half = t_quantile_975(len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values))
     mean = float(values.mean())
-    return {"mean": round(mean, 4), "ci95": [round(max(0.0, mean - half), 4), round(min(1.0, mean + half), 4)],
-            "viewers": len(values)}
+    half = t_quantile_975(n - 1) * float(values.std(ddof=1)) / math.sqrt(n)
+    return {"mean": round(mean, 4), "ci95": [round(max(low, mean - half), 4), round(min(high, mean + half), 4)],
+            "viewers": n}
+
+
+def summary_scores(scores: ViewerScores, per_second: list[dict]) -> dict:
+    """The study in a few numbers, each with a 95% interval over viewers: per emotion its mean over the
+    stimulus and its peak second (the highest per-second mean among the seconds shown); valence;
+    engagement; attention. A score is null below MIN_VIEWERS viewers with it."""
+    emotions = {}
+    shown = [b for b in per_second if b["emotions"]]
+    for i, emotion in enumerate(EMOTIONS):
+        peak = max(shown, key=lambda b: b["emotions"][emotion]["mean"], default=None)  # ties: the earliest second
+        emotions[emotion] = {"mean": mean_interval(scores.emotions[:, i]),
+                             "peak": None if peak is None else {"time_ms": peak["start_ms"],
+                                                                "mean": peak["emotions"][emotion]["mean"],
+                                                                "ci95": peak["emotions"][emotion]["ci95"]}}
+    return {"emotions": emotions, "valence": mean_interval(scores.valence, -1.0, 1.0),
+            "engagement": mean_interval(scores.engagement), "attention": mean_interval(scores.attention),
+            "positive_emotions": list(POSITIVE_EMOTIONS), "negative_emotions": list(NEGATIVE_EMOTIONS),
+            "expressive_emotions": list(EXPRESSIVE_EMOTIONS)}
 
 
 def face_share(timeline: SessionTimeline) -> float:
@@ -261,9 +317,9 @@ def session_attention(timeline: SessionTimeline) -> float | None:
     return float((timeline.attending & timeline.recorded).sum() / recorded) if recorded else None
 
 
-def _buckets(timelines, fine_per_bucket: int, n_fine: int, bucket_ms: int) -> list[dict]:
-    n_buckets = math.ceil(n_fine / fine_per_bucket)
-    recorded, facing, attends, means = _bucket_view(timelines, fine_per_bucket, n_fine)
+def _buckets(timelines, view: tuple, bucket_ms: int) -> list[dict]:
+    recorded, facing, attends, means = view
+    n_buckets = recorded.shape[1]
     micro = _micro_counts(timelines, bucket_ms, n_buckets)
     out = []
     for k in range(n_buckets):
@@ -319,3 +375,27 @@ def report_csv(report: dict) -> str:
         row += [attention["share"], *attention["ci95"]] if attention else ["", "", ""]
         writer.writerow(row)
     return out.getvalue()
+
+
+def summary_csv(report: dict) -> str:
+    """One row per summary score: each emotion (with its peak second), valence, engagement, attention."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["score", "mean", "ci95_low", "ci95_high", "viewers", "peak_time_ms", "peak_mean",
+                     "peak_ci95_low", "peak_ci95_high"])
+    summary = report["summary"]
+
+    def interval(score: dict | None) -> list:
+        return [score["mean"], *score["ci95"], score["viewers"]] if score else ["", "", "", ""]
+
+    for emotion, score in summary["emotions"].items():
+        peak = score["peak"]
+        writer.writerow([emotion, *interval(score["mean"]),
+                         *([peak["time_ms"], peak["mean"], *peak["ci95"]] if peak else ["", "", "", ""])])
+    for name in ("valence", "engagement", "attention"):
+        writer.writerow([name, *interval(summary[name]), "", "", "", ""])
+    return out.getvalue()
+
+
+# The CSV tables a report downloads as (`table`): the per-bucket rows by default.
+CSV_TABLES = {"seconds": report_csv, "summary": summary_csv}

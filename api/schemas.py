@@ -7,7 +7,7 @@ from datetime import UTC
 from marshmallow import Schema, ValidationError, fields, pre_load, validate, validates_schema
 
 from api import passwords
-from api.audience import GRID_MS
+from api.audience import CSV_TABLES, GRID_MS
 from api.engine.detection import DETECTORS, SKIP
 from api.engine.media import MAX_SAMPLE_FPS
 
@@ -178,6 +178,7 @@ class StudySessionFormSchema(StrictSchema):
 class ReportQuerySchema(StrictSchema):
     bucket_ms = fields.Integer(load_default=1000, validate=[validate.Range(GRID_MS, 60_000)])
     include_low_quality = fields.Boolean(load_default=False)
+    table = fields.String(load_default="seconds", validate=validate.OneOf(list(CSV_TABLES)))
 
     @validates_schema
     def _whole_grid_steps(self, data, **_kwargs):

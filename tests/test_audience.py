@@ -192,3 +192,50 @@ def test_t_quantiles():
     assert audience.t_quantile_975(30) == 2.042
     assert audience.t_quantile_975(60) == pytest.approx(2.000, abs=2e-3)
     assert audience.t_quantile_975(1000) == pytest.approx(1.962, abs=2e-3)
+
+
+def test_summary_scores_by_hand():
+    # Five viewers, each with a constant happy level; the other six classes share the rest evenly.
+    report = audience.study_report([viewer(h) for h in (0.1, 0.2, 0.3, 0.4, 0.5)], 3000)
+    summary = report["summary"]
+    happy = summary["emotions"]["happy"]
+    assert happy["mean"] == {"mean": pytest.approx(0.3, abs=1e-4), "ci95": pytest.approx([0.1037, 0.4963], abs=2e-4),
+                             "viewers": 5}
+    assert happy["peak"]["time_ms"] == 0 and happy["peak"]["mean"] == pytest.approx(0.3, abs=1e-4)  # flat: the first
+    # Valence h - 4 * (1 - h) / 6 = (5h - 2) / 3: -0.5, -1/3, -1/6, 0, 1/6; sd 0.26352; half 2.776 * 0.26352 / sqrt(5)
+    assert summary["valence"]["mean"] == pytest.approx(-1 / 6, abs=1e-4)
+    assert summary["valence"]["ci95"] == pytest.approx([-0.4938, 0.1605], abs=2e-4)
+    # Engagement: only the viewer at 0.5 shows an expression at the threshold, in all three seconds.
+    assert summary["engagement"]["mean"] == pytest.approx(0.2, abs=1e-4)
+    assert summary["attention"] == report["attention"] and summary["attention"]["mean"] == 1.0
+    assert summary["positive_emotions"] == ["happy"] and "surprise" not in summary["negative_emotions"]
+
+
+def test_the_peak_is_the_highest_second_and_neutral_does_not_engage():
+    rising = [viewer(lambda t: 0.9 if t >= 2000 else 0.1) for _ in range(5)]
+    summary = audience.study_report(rising, 3000)["summary"]
+    assert summary["emotions"]["happy"]["peak"] == {"time_ms": 2000, "mean": pytest.approx(0.9, abs=1e-4),
+                                                    "ci95": [pytest.approx(0.9, abs=1e-4)] * 2}
+    assert summary["engagement"]["mean"] == pytest.approx(1 / 3, abs=1e-4)
+    calm = [audience.session_timeline(np.arange(30) * 100.0, [np.eye(len(EMOTIONS), dtype=np.float32)[-1]] * 30,
+                                      3000, 10, 0, 3000) for _ in range(5)]
+    assert audience.study_report(calm, 3000)["summary"]["engagement"]["mean"] == 0.0  # neutral at 100%
+
+
+def test_summary_scores_are_withheld_below_the_minimum_audience():
+    summary = audience.study_report([viewer(0.3) for _ in range(audience.MIN_VIEWERS - 1)], 3000)["summary"]
+    assert all(s == {"mean": None, "peak": None} for s in summary["emotions"].values())
+    assert summary["valence"] is summary["engagement"] is summary["attention"] is None
+    rows = list(csv.reader(io.StringIO(audience.summary_csv({"summary": summary}))))
+    assert rows[1][:2] == ["angry", ""]
+
+
+def test_summary_csv():
+    report = audience.study_report([viewer(h) for h in (0.1, 0.2, 0.3, 0.4, 0.5)], 3000)
+    rows = list(csv.reader(io.StringIO(audience.summary_csv(report))))
+    assert rows[0] == ["score", "mean", "ci95_low", "ci95_high", "viewers", "peak_time_ms", "peak_mean",
+                       "peak_ci95_low", "peak_ci95_high"]
+    assert [r[0] for r in rows[1:]] == [*EMOTIONS, "valence", "engagement", "attention"]
+    happy = rows[1 + EMOTIONS.index("happy")]
+    assert [float(v) for v in happy[1:4]] == pytest.approx([0.3, 0.1037, 0.4963], abs=2e-4) and happy[4] == "5"
+    assert float(rows[-3][1]) == pytest.approx(-1 / 6, abs=1e-4) and rows[-3][5] == ""

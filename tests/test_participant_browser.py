@@ -274,3 +274,15 @@ def test_console_study_from_creation_to_report(page, owner, shoot):
     band = page.locator("rect.bucket-band").nth(2)
     assert "6 viewers with a face" in band.locator("title").text_content()
     assert "happy" in band.locator("title").text_content() and "attention 100%" in band.locator("title").text_content()
+    # The summary: each score with its interval over the six viewers; happy peaks where the faces smile.
+    summary = page.locator("#summary-table")
+    expect(summary.locator("tr[data-score=happy]")).to_contain_text("2 s:")
+    for score in ("valence", "engagement", "attention"):
+        expect(summary.locator(f"tr[data-score={score}]")).not_to_contain_text("withheld")
+    expect(summary.locator("tr[data-score=attention]")).to_contain_text("100%")
+    with page.expect_download() as summary_download:
+        page.click("#summary-csv-export")
+    rows = Path(summary_download.value.path()).read_text().splitlines()
+    assert rows[0].startswith("score,mean,ci95_low,ci95_high") and len(rows) == 1 + len(EMOTIONS) + 3
+    assert rows[1 + EMOTIONS.index("happy")].split(",")[5] == "2000"  # the peak second
+    shoot(page, "console_study_summary")

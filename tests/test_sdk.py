@@ -664,3 +664,23 @@ def test_studies_rotate_the_participant_token(server, owner, client):
 
     again = asyncio.run(main())
     assert again.participant_token not in (None, rotated.participant_token)
+
+
+def test_study_summary_is_typed_and_printed():
+    """The report's summary scores as typed values, from a report the service computes, and as the CLI prints them."""
+    from api import audience
+    from emoscope.cli import render_summary
+    from tests.test_audience import viewer
+
+    report = {"study_id": "study_x", **audience.study_report([viewer(h) for h in (0.1, 0.2, 0.3, 0.4, 0.5)], 3000)}
+    summary = emoscope.StudyReport.from_dict(report).summary
+    assert isinstance(summary, emoscope.StudySummary)
+    happy = summary.emotions["happy"]
+    assert happy.mean == emoscope.ScoreInterval(0.3, (0.1037, 0.4963), 5)
+    assert happy.peak is not None and happy.peak.time_ms == 0
+    assert summary.valence is not None and summary.valence.mean == pytest.approx(-1 / 6, abs=1e-4)
+    assert summary.positive_emotions == ("happy",) and summary.engagement.mean == 0.2
+    printed = render_summary(summary)
+    assert "happy" in printed and "30.0% (10.4%-49.6%)" in printed and "-17 (-49-+16)" in printed
+    withheld = {"study_id": "study_y", **audience.study_report([viewer(0.3)], 3000)}
+    assert emoscope.StudyReport.from_dict(withheld).summary.valence is None

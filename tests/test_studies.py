@@ -136,6 +136,44 @@ def test_report_as_csv_and_in_frame_buckets(owner, assert_contract):
                    "invalid_request")
 
 
+def seed_sessions(app, study_id, timelines, status="succeeded"):
+    """Analysed sessions written straight into the database, as their jobs leave them: reports over many
+    viewers with known timelines, without analysing a recording each."""
+    from api.db import StudySession, utcnow
+
+    with app.extensions["emoscope"].db.session.begin() as session:
+        for timeline in timelines:
+            session.add(StudySession(id=f"ses_{uuid.uuid4().hex}", study_id=study_id, receipt_hash=uuid.uuid4().hex,
+                                     status=status, stimulus_started_ms=0, consent_version="test",
+                                     consented_at=utcnow(), segment=timeline.segment, timeline=timeline.to_bytes(),
+                                     micro_onsets=json.dumps(timeline.micro_onsets_ms)))
+
+
+def smiling_viewers(levels, stimulus_ms=3000, smile_from_ms=None):
+    """A timeline per happy level; with `smile_from_ms`, each smiles at 0.9 from then on."""
+    from tests.test_audience import viewer
+
+    def level(h):
+        return h if smile_from_ms is None else (lambda t: 0.9 if t >= smile_from_ms else h)
+
+    return [viewer(level(h), seconds=stimulus_ms / 1000, stimulus_ms=stimulus_ms) for h in levels]
+
+
+def test_the_report_sums_the_study_up_with_intervals(owner, assert_contract):
+    app, client, secret = owner
+    study = create_study(client, secret, stimulus_duration_ms=3000).json
+    seed_sessions(app, study["id"], smiling_viewers((0.1, 0.2, 0.3, 0.4, 0.5)))
+    path = f"/v1/studies/{study['id']}/report"
+    summary = assert_contract(client.get(path, headers=bearer(secret))).json["summary"]
+    assert summary["emotions"]["happy"]["mean"]["mean"] == pytest.approx(0.3, abs=1e-4)
+    assert summary["valence"]["mean"] == pytest.approx(-1 / 6, abs=1e-4)
+    assert summary["engagement"]["mean"] == pytest.approx(0.2, abs=1e-4)
+    table = client.get(f"{path}?table=summary", headers={**bearer(secret), "Accept": "text/csv"})
+    assert table.status_code == 200 and table.headers["Content-Disposition"].endswith('-summary.csv"')
+    assert table.get_data(as_text=True).splitlines()[0].startswith("score,mean,ci95_low,ci95_high,viewers")
+    assert_problem(client.get(f"{path}?table=everything", headers=bearer(secret)), 400, "invalid_request")
+
+
 def test_stimulus_is_stored_served_to_participants_and_deleted_with_the_study(owner, assert_contract):
     app, client, secret = owner
     stimulus = (VIDEOS / "single_face.mp4").read_bytes()

@@ -27,7 +27,8 @@ from api.routes.files import report_csv_response, stimulus_response, video_uploa
 from api.routes.parsing import load
 from api.routes.problems import admission_problems, invalid_reset_token, stripe_problems, study_storage_problems
 from api.schemas import (SCOPES, KeyCreateSchema, NewPasswordSchema, PasswordResetConfirmSchema,
-                         PasswordResetRequestSchema, SignInSchema, StudyCreateSchema)
+                         PasswordResetRequestSchema, ReportQuerySchema, SignInSchema,
+                         StudyCreateSchema)
 from api.storage import undone_on_error
 from api.subscriptions import subscribe_account
 
@@ -327,9 +328,10 @@ def study_page(study_id: str):
 @bp.get("/studies/<study_id>/report.csv")
 @signed_in
 def study_report_csv(study_id: str):
+    table = load(ReportQuerySchema(), {"table": request.args.get("table", "seconds")})["table"]
     with current_services().db.session.begin() as db_session:
         report = studies.report(db_session, _owned_study(db_session, study_id))
-    return report_csv_response(study_id, report)
+    return report_csv_response(study_id, report, table)
 
 
 @bp.get("/studies/<study_id>/stimulus")

@@ -91,7 +91,7 @@ def study_report(study_id: str):
         study = _owned(session, study_id)
         report = studies.report(session, study, query["bucket_ms"], query["include_low_quality"])
     if request.accept_mimetypes.best_match(["application/json", CSV]) == CSV:
-        return report_csv_response(study_id, report)
+        return report_csv_response(study_id, report, query["table"])
     return jsonify(report)
 
 

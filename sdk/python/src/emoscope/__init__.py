@@ -14,10 +14,11 @@ from ._client import (AccountResource, AsyncAccountResource, AsyncBilling, Async
 from ._exceptions import (APIConnectionError, APIError, APITimeoutError, AuthenticationError, EmoscopeError,
                           InvalidRequestError, PaymentRequiredError, PermissionDeniedError, QuotaExceededError,
                           RateLimitError, SignatureVerificationError)
-from ._models import (EMOTIONS, Account, AccountSummary, AnalysisResult, ApiKey, Box, DataDeletion, Emotions, Face,
-                      Frame, HeadPose, ImageResult, Job, JobProgress, JobWebhook, Landmarks, Media, MicroExpression,
-                      ModelVersions, Quota, RateLimit, RegionMovement, SignUpResult, Study, StudyReport, Subscription,
-                      TimelinePoint, TopMoment, Track, TrackSummary, Usage, UsageDay, VideoResult, parse_analysis)
+from ._models import (EMOTIONS, Account, AccountSummary, AnalysisResult, ApiKey, Box, DataDeletion, EmotionPeak,
+                      Emotions, EmotionSummary, Face, Frame, HeadPose, ImageResult, Job, JobProgress, JobWebhook,
+                      Landmarks, Media, MicroExpression, ModelVersions, Quota, RateLimit, RegionMovement,
+                      ScoreInterval, SignUpResult, Study, StudyReport, StudySummary, Subscription, TimelinePoint,
+                      TopMoment, Track, TrackSummary, Usage, UsageDay, VideoResult, parse_analysis)
 from ._version import __version__
 
 __all__ = [
@@ -29,7 +30,8 @@ __all__ = [
     "Media",
     "ModelVersions", "Frame", "Track", "TrackSummary", "TimelinePoint", "MicroExpression", "RegionMovement",
     "ApiKey", "Usage", "UsageDay", "Account", "AccountSummary", "Quota", "RateLimit", "SignUpResult",
-    "Study", "StudyReport", "TopMoment", "DataDeletion", "Subscription",
+    "Study", "StudyReport", "StudySummary", "EmotionSummary", "EmotionPeak", "ScoreInterval", "TopMoment",
+    "DataDeletion", "Subscription",
     # errors
     "EmoscopeError", "APIConnectionError", "APITimeoutError", "AuthenticationError", "PermissionDeniedError",
     "InvalidRequestError", "QuotaExceededError", "PaymentRequiredError", "RateLimitError", "APIError",

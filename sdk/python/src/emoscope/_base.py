@@ -348,7 +348,9 @@ def study_create_spec(name: str, stimulus_duration_ms: float, stimulus: Any,
                        files={"stimulus": (filename, content, "application/octet-stream")}, retry="unprocessed")
 
 
-def study_report_spec(study: Any, bucket_ms: Optional[int], csv: bool) -> RequestSpec:
-    params = {"bucket_ms": str(bucket_ms)} if bucket_ms is not None else None
+def study_report_spec(study: Any, bucket_ms: Optional[int], csv: bool, table: str = "seconds") -> RequestSpec:
+    params = {"bucket_ms": str(bucket_ms)} if bucket_ms is not None else {}
+    if table != "seconds":
+        params["table"] = table
     headers = {"Accept": "text/csv"} if csv else {}
-    return RequestSpec("GET", study_path(study, "/report"), params=params, headers=headers)
+    return RequestSpec("GET", study_path(study, "/report"), params=params or None, headers=headers)

@@ -225,9 +225,9 @@ class Studies(_Resource):
         intervals, micro-expressions; top moments; segment totals."""
         return StudyReport.from_dict(self._client._request(_base.study_report_spec(study, bucket_ms, False)).json())
 
-    def report_csv(self, study: Union[str, Study], *, bucket_ms: Optional[int] = None) -> str:
-        """The report as CSV text, one row per bucket."""
-        return self._client._request(_base.study_report_spec(study, bucket_ms, True)).text
+    def report_csv(self, study: Union[str, Study], *, bucket_ms: Optional[int] = None, table: str = "seconds") -> str:
+        """The report as CSV text: one row per bucket, or with table="summary" one per summary score."""
+        return self._client._request(_base.study_report_spec(study, bucket_ms, True, table)).text
 
     def delete(self, study: Union[str, Study]) -> None:
         """Delete the study, its stimulus and every session's results."""
@@ -437,8 +437,9 @@ class AsyncStudies(_AsyncResource):
         response = await self._client._request(_base.study_report_spec(study, bucket_ms, False))
         return StudyReport.from_dict(response.json())
 
-    async def report_csv(self, study: Union[str, Study], *, bucket_ms: Optional[int] = None) -> str:
-        return (await self._client._request(_base.study_report_spec(study, bucket_ms, True))).text
+    async def report_csv(self, study: Union[str, Study], *, bucket_ms: Optional[int] = None,
+                         table: str = "seconds") -> str:
+        return (await self._client._request(_base.study_report_spec(study, bucket_ms, True, table))).text
 
     async def delete(self, study: Union[str, Study]) -> None:
         await self._client._request(RequestSpec("DELETE", _base.study_path(study)))

@@ -589,6 +589,66 @@ class TopMoment:
 
 
 @dataclass(frozen=True)
+class ScoreInterval:
+    """Across viewers, the mean of each viewer's own figure and its 95% interval (Student's t)."""
+
+    mean: float
+    ci95: Tuple[float, float]
+    viewers: int
+
+    @classmethod
+    def from_dict(cls, data: Optional[Mapping[str, Any]]) -> Optional[ScoreInterval]:
+        """None stays None: a score withheld below the report's `min_viewers`."""
+        if data is None:
+            return None
+        return cls(float(data["mean"]), (float(data["ci95"][0]), float(data["ci95"][1])), int(data["viewers"]))
+
+
+@dataclass(frozen=True)
+class EmotionPeak:
+    """The second with an emotion's highest mean over viewers, and that second's 95% interval."""
+
+    time_ms: int
+    mean: float
+    ci95: Tuple[float, float]
+
+
+@dataclass(frozen=True)
+class EmotionSummary:
+    mean: Optional[ScoreInterval]
+    peak: Optional[EmotionPeak]
+
+
+@dataclass(frozen=True)
+class StudySummary:
+    """The study in a few scores (openapi.yaml, StudySummary); None where withheld. Valence is the
+    probability of `positive_emotions` minus that of `negative_emotions` (-1 to 1); engagement the share
+    of seconds in which one of `expressive_emotions` reached the report's expression threshold."""
+
+    emotions: Dict[str, EmotionSummary]
+    valence: Optional[ScoreInterval]
+    engagement: Optional[ScoreInterval]
+    attention: Optional[ScoreInterval]
+    positive_emotions: Tuple[str, ...]
+    negative_emotions: Tuple[str, ...]
+    expressive_emotions: Tuple[str, ...]
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> StudySummary:
+        emotions = {}
+        for emotion, score in data["emotions"].items():
+            peak = score.get("peak")
+            emotions[emotion] = EmotionSummary(
+                ScoreInterval.from_dict(score.get("mean")),
+                None if peak is None else EmotionPeak(int(peak["time_ms"]), float(peak["mean"]),
+                                                      (float(peak["ci95"][0]), float(peak["ci95"][1]))))
+        return cls(emotions, ScoreInterval.from_dict(data.get("valence")),
+                   ScoreInterval.from_dict(data.get("engagement")), ScoreInterval.from_dict(data.get("attention")),
+                   tuple(data.get("positive_emotions", ())), tuple(data.get("negative_emotions", ())),
+                   tuple(data.get("expressive_emotions", ())))
+
+
+@dataclass(frozen=True)
 class StudyReport:
     """The audience's response per bucket of the stimulus; buckets and segments stay plain dicts
     (see openapi.yaml, StudyReport), one row of the CSV each."""
@@ -599,11 +659,13 @@ class StudyReport:
     buckets: Tuple[Dict[str, Any], ...]
     top_moments: Tuple[TopMoment, ...]
     segments: Tuple[Dict[str, Any], ...]
+    summary: Optional[StudySummary] = None
     raw: Dict[str, Any] = _raw()
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> StudyReport:
         moments = tuple(TopMoment(m["emotion"], int(m["time_ms"]), float(m["rise"]), float(m["mean"]))
                         for m in data.get("top_moments", ()))
+        summary = StudySummary.from_dict(data["summary"]) if data.get("summary") else None
         return cls(data["study_id"], int(data["viewers"]), int(data["bucket_ms"]), tuple(data.get("buckets", ())),
-                   moments, tuple(data.get("segments", ())), raw=dict(data))
+                   moments, tuple(data.get("segments", ())), summary, raw=dict(data))

@@ -12,11 +12,11 @@ import os
 import sys
 import threading
 import time
-from typing import List, Optional, Sequence, Union
+from typing import Callable, List, Optional, Sequence, Union
 
 from ._client import Client
 from ._exceptions import EmoscopeError
-from ._models import Emotions, ImageResult, Job, StudyReport, VideoResult
+from ._models import Emotions, ImageResult, Job, ScoreInterval, StudyReport, StudySummary, VideoResult
 from ._version import __version__
 
 
@@ -189,6 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
     output.add_argument("--csv", action="store_true", help="print the report as CSV (one row per bucket)")
     output.add_argument("--json", action="store_true", help="print the API's JSON answer")
     report.add_argument("--bucket-ms", type=int, metavar="MS", help="bucket length, a multiple of 100 (default 1000)")
+    report.add_argument("--table", choices=("seconds", "summary"), default="seconds",
+                        help="with --csv: one row per bucket (seconds) or per summary score (summary)")
     return parser
 
 
@@ -234,6 +236,8 @@ def render_report(report: StudyReport) -> str:
                      micro])
     out = [f"study {report.study_id}: {report.viewers} viewers, buckets of {report.bucket_ms} ms", "",
            table(["from", "viewers", "with face", "leading emotion (95% CI)", "micro-expressions"], rows)]
+    if report.summary is not None:
+        out += ["", "Summary (mean over viewers, 95% CI)", render_summary(report.summary)]
     if report.top_moments:
         out += ["", "Top moments"]
         out.append(table(["at", "emotion", "rise", "mean"], [[_secs(m.time_ms), m.emotion, _pct(m.rise), _pct(m.mean)]
@@ -241,11 +245,27 @@ def render_report(report: StudyReport) -> str:
     return "\n".join(out)
 
 
+def _interval(score: Optional[ScoreInterval], unit: Callable[[float], str] = _pct) -> str:
+    return f"{unit(score.mean)} ({unit(score.ci95[0])}-{unit(score.ci95[1])})" if score else "withheld"
+
+
+def render_summary(summary: StudySummary) -> str:
+    rows = []
+    for emotion, score in summary.emotions.items():
+        peak = score.peak
+        rows.append([emotion, _interval(score.mean),
+                     f"{_secs(peak.time_ms)}: {_pct(peak.mean)} ({_pct(peak.ci95[0])}-{_pct(peak.ci95[1])})"
+                     if peak else "withheld"])
+    rows += [["valence", _interval(summary.valence, lambda v: f"{v * 100:+.0f}"), ""],
+             ["engagement", _interval(summary.engagement), ""], ["attention", _interval(summary.attention), ""]]
+    return table(["score", "mean", "peak"], rows)
+
+
 def _study_report(args: argparse.Namespace) -> int:
     with Client(api_key=args.api_key, base_url=args.base_url, timeout=args.timeout,
                 max_retries=args.max_retries) as client:
         if args.csv:
-            sys.stdout.write(client.studies.report_csv(args.study_id, bucket_ms=args.bucket_ms))
+            sys.stdout.write(client.studies.report_csv(args.study_id, bucket_ms=args.bucket_ms, table=args.table))
             return 0
         report = client.studies.report(args.study_id, bucket_ms=args.bucket_ms)
     print(json.dumps(report.raw, indent=2) if args.json else render_report(report))
