@@ -41,9 +41,14 @@ MIN_FACE_SHARE = 0.5
 # Webcam recordings drop frames (browsers record at a variable rate, fewer frames when busy): a frame
 # stands until the next one, but no longer than this (or one sampling period, if longer).
 FRAME_HOLD_MS = 500.0
-# Top moments: the rise of an emotion's mean over the lowest of the preceding seconds.
-RISE_BASELINE_S = 3
-MIN_RISE = 0.05
+# Top moments: seconds where viewers show an expression more than they do on average over the stimulus,
+# tested per (second, expression) and kept when significant at this false discovery rate over all those
+# tested (Benjamini-Hochberg): the report tests hundreds of pairs, and a 5% test on each would find
+# a dozen "moments" in pure noise.
+MOMENT_FDR = 0.05
+# ...and when the lift is at least this: with a thousand viewers a 1-point lift is significant, but it
+# is not a moment anyone would look for in the ad.
+MIN_LIFT = 0.05
 TOP_MOMENTS_PER_EMOTION = 3
 MOMENT_SEPARATION_S = 3
 UNKNOWN_EMOTION = "unknown"
@@ -207,26 +212,109 @@ def _micro_counts(timelines: list[SessionTimeline], bucket_ms: int, n_buckets: i
     return counts
 
 
-def top_moments(curves: dict[str, list[float | None]]) -> list[dict]:
-    """The largest rises of each emotion's per-second mean over the lowest of the previous seconds."""
+def t_upper_tail(t: np.ndarray, df: np.ndarray) -> np.ndarray:
+    """P(T > t) for Student's t with `df` degrees of freedom, elementwise: through the regularised incomplete
+    beta function, P(|T| > t) = I_x(df / 2, 1 / 2) with x = df / (df + t^2). t = inf gives 0."""
+    t, df = np.broadcast_arrays(np.asarray(t, np.float64), np.asarray(df, np.float64))
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        x = np.where(np.isinf(t), 0.0, df / (df + t * t))
+        both_tails = _regularised_beta(df / 2, np.full(df.shape, 0.5), x)
+    return np.where(t > 0, both_tails / 2, 1 - both_tails / 2)
+
+
+def _regularised_beta(a: np.ndarray, b: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """I_x(a, b), elementwise, by its continued fraction (Lentz), on the side of x where it converges fast."""
+    lgamma = np.vectorize(math.lgamma, otypes=[np.float64])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        front = np.exp(lgamma(a + b) - lgamma(a) - lgamma(b) + a * np.log(x) + b * np.log1p(-x))
+    direct = x < (a + 1) / (a + b + 2)
+    value = np.where(direct, front * _beta_fraction(a, b, x) / a, 1 - front * _beta_fraction(b, a, 1 - x) / b)
+    return np.clip(np.where(x <= 0, 0.0, np.where(x >= 1, 1.0, value)), 0.0, 1.0)
+
+
+def _beta_fraction(a: np.ndarray, b: np.ndarray, x: np.ndarray, steps: int = 200) -> np.ndarray:
+    """The incomplete beta's continued fraction (Numerical Recipes' betacf), a fixed number of steps: it
+    converges in O(sqrt(a)) of them, and df stays below the deployment's session cap."""
+    tiny = 1e-300
+
+    def nonzero(v: np.ndarray) -> np.ndarray:
+        return np.where(np.abs(v) < tiny, tiny, v)
+
+    c = np.ones_like(x)
+    d = 1 / nonzero(1 - (a + b) * x / (a + 1))
+    h = d.copy()
+    for m in range(1, steps + 1):
+        for numerator in (m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
+                          -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1))):
+            d = 1 / nonzero(1 + numerator * d)
+            c = nonzero(1 + numerator / c)
+            h = h * d * c
+    return h
+
+
+def benjamini_hochberg(p: np.ndarray) -> np.ndarray:
+    """Adjusted p-values controlling the false discovery rate over all of `p` (Benjamini and Hochberg, 1995)."""
+    m = len(p)
+    if m == 0:
+        return p
+    order = np.argsort(p)
+    scaled = p[order] * m / np.arange(1, m + 1)
+    adjusted = np.minimum.accumulate(scaled[::-1])[::-1]
+    out = np.empty(m)
+    out[order] = np.minimum(adjusted, 1.0)
+    return out
+
+
+def _significant(p: float) -> float:
+    return float(f"{p:.3g}")  # three significant digits: a p of 1e-12 must not round to 0
+
+
+def top_moments(facing: np.ndarray, means: np.ndarray, baselines: np.ndarray) -> list[dict]:
+    """Seconds where viewers show an expression more than on their own average (`baselines`, (viewers, 7)).
+
+    For each second with at least MIN_VIEWERS faces and each expression but neutral, each viewer's lift is
+    their probability then minus their own mean over the stimulus; a one-sided paired t-test asks whether
+    the mean lift is above zero. The p-values are adjusted for the false discovery rate over every pair
+    tested (benjamini_hochberg); a moment is a pair significant at MOMENT_FDR with a lift of at least
+    MIN_LIFT, at most TOP_MOMENTS_PER_EMOTION per expression, MOMENT_SEPARATION_S apart, largest lift first.
+    Each says its lift with a 95% t-interval (unadjusted), the effect size (Cohen's d_z: mean lift over
+    its standard deviation; null when every viewer lifted alike) and both p-values.
+    """
+    columns = [EMOTIONS.index(e) for e in EXPRESSIVE_EMOTIONS]
+    lifts = np.where(facing[..., None], means[..., columns] - baselines[:, None, columns], 0.0)  # (V, S, E)
+    n = facing.sum(axis=0)  # (S,)
+    tested = np.flatnonzero(n >= MIN_VIEWERS)
+    if not len(tested):
+        return []
+    lifts, n = lifts[:, tested], n[tested][:, None]
+    present = facing[:, tested, None]
+    lift = lifts.sum(axis=0) / n  # (seconds tested, E)
+    sd = np.sqrt(np.where(present, (lifts - lift) ** 2, 0.0).sum(axis=0) / (n - 1))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = np.where(sd > 0, lift / (sd / np.sqrt(n)), np.where(lift > 0, np.inf, 0.0))
+    p = t_upper_tail(t, np.broadcast_to(n - 1, t.shape))
+    adjusted = benjamini_hochberg(p.ravel()).reshape(p.shape)
+    face_means = np.where(facing[:, tested, None], means[:, tested][..., columns], 0.0).sum(axis=0) / n
     moments = []
-    for emotion, curve in curves.items():
-        values = np.array([np.nan if v is None else v for v in curve], np.float64)
-        rises = []
-        for s in range(1, len(values)):
-            before = values[max(0, s - RISE_BASELINE_S):s]
-            if np.isnan(values[s]) or np.all(np.isnan(before)):
-                continue
-            rises.append((values[s] - np.nanmin(before), s))
+    for j, emotion in enumerate(EXPRESSIVE_EMOTIONS):
+        candidates = np.flatnonzero((adjusted[:, j] < MOMENT_FDR) & (lift[:, j] >= MIN_LIFT))
         chosen: list[int] = []
-        for rise, s in sorted(rises, key=lambda r: (-r[0], r[1])):  # ties: the earliest second
-            if rise < MIN_RISE or len(chosen) == TOP_MOMENTS_PER_EMOTION:
+        for k in sorted(candidates, key=lambda k: (-lift[k, j], k)):  # ties: the earliest second
+            second = int(tested[k])
+            if len(chosen) == TOP_MOMENTS_PER_EMOTION:
                 break
-            if all(abs(s - c) >= MOMENT_SEPARATION_S for c in chosen):
-                chosen.append(s)
-                moments.append({"emotion": emotion, "time_ms": s * 1000, "rise": round(float(rise), 4),
-                                "mean": round(float(values[s]), 4)})
-    return sorted(moments, key=lambda m: m["rise"], reverse=True)
+            if any(abs(second - c) < MOMENT_SEPARATION_S for c in chosen):
+                continue
+            chosen.append(second)
+            viewers = int(n[k, 0])
+            half = t_quantile_975(viewers - 1) * sd[k, j] / math.sqrt(viewers)
+            moments.append({"emotion": emotion, "time_ms": second * 1000, "mean": round(float(face_means[k, j]), 4),
+                            "lift": round(float(lift[k, j]), 4),
+                            "ci95": [round(float(lift[k, j] - half), 4), round(float(lift[k, j] + half), 4)],
+                            "effect_size": round(float(lift[k, j] / sd[k, j]), 3) if sd[k, j] > 0 else None,
+                            "p": _significant(p[k, j]), "p_adjusted": _significant(adjusted[k, j]),
+                            "viewers": viewers})
+    return sorted(moments, key=lambda m: m["lift"], reverse=True)
 
 
 def study_report(timelines: list[SessionTimeline], stimulus_ms: float, bucket_ms: int = 1000) -> dict:
@@ -241,12 +329,12 @@ def study_report(timelines: list[SessionTimeline], stimulus_ms: float, bucket_ms
     per_second = _buckets(timelines, second_view, 1000)
     view = second_view if bucket_ms == 1000 else _bucket_view(timelines, fine_per_bucket, n_fine)
     report["buckets"] = per_second if bucket_ms == 1000 else _buckets(timelines, view, bucket_ms)
-    report["top_moments"] = top_moments({e: [b["emotions"][e]["mean"] if b["emotions"] else None for b in per_second]
-                                         for e in EMOTIONS})
     report["segments"] = _segments(timelines, n_fine)
     attention = np.array([np.nan if a is None else a for a in map(session_attention, timelines)], np.float64)
     _, facing, _, means = second_view
-    report["summary"] = summary_scores(viewer_scores(facing, means, attention), per_second)
+    scores = viewer_scores(facing, means, attention)
+    report["top_moments"] = top_moments(facing, means, scores.emotions)
+    report["summary"] = summary_scores(scores, per_second)
     report["attention"] = report["summary"]["attention"]
     return report
 
@@ -397,5 +485,17 @@ def summary_csv(report: dict) -> str:
     return out.getvalue()
 
 
+def moments_csv(report: dict) -> str:
+    """One row per top moment, with its significance."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["emotion", "time_ms", "mean", "lift", "ci95_low", "ci95_high", "effect_size", "p", "p_adjusted",
+                     "viewers"])
+    for m in report["top_moments"]:
+        writer.writerow([m["emotion"], m["time_ms"], m["mean"], m["lift"], *m["ci95"],
+                         "" if m["effect_size"] is None else m["effect_size"], m["p"], m["p_adjusted"], m["viewers"]])
+    return out.getvalue()
+
+
 # The CSV tables a report downloads as (`table`): the per-bucket rows by default.
-CSV_TABLES = {"seconds": report_csv, "summary": summary_csv}
+CSV_TABLES = {"seconds": report_csv, "summary": summary_csv, "moments": moments_csv}

@@ -113,14 +113,42 @@ def test_micro_expressions_are_counted_in_the_second_they_start():
     assert [b["micro_expressions"] for b in buckets] == [{}, {"happy": 2}, {"unknown": 1}]
 
 
-def test_top_moments_find_the_largest_rise():
-    # happy jumps from 0.1 to 0.7 at 5 s and falls back at 7 s; surprise rises a little at 8 s
-    curve_h = [0.1] * 5 + [0.7, 0.7] + [0.1] * 5
-    curve_s = [0.1] * 8 + [0.2] * 4
-    moments = audience.top_moments({"happy": curve_h, "surprise": curve_s, "sad": [None] * 12})
-    assert moments[0] == {"emotion": "happy", "time_ms": 5000, "rise": 0.6, "mean": 0.7}
-    assert {"emotion": "surprise", "time_ms": 8000} == {k: moments[1][k] for k in ("emotion", "time_ms")}
-    assert len(moments) == 2
+def test_top_moments_are_lifts_over_each_viewers_own_baseline_that_survive_the_correction():
+    # Ten viewers over 12 s, each with their own happy level; all smile more in seconds 5 and 6, by
+    # 0.50, 0.52 or 0.54; surprise lifts by 0.02 at 8 s for everyone (significant, but too small to be a moment).
+    def one(i):
+        lift = 0.5 + 0.02 * (i % 3)
+        happy = lambda t: 0.1 + 0.02 * i + (lift if 5000 <= t < 7000 else 0.0)  # noqa: E731
+        return viewer(happy, seconds=12.0, stimulus_ms=12000)
+    report = audience.study_report([one(i) for i in range(10)], 12000)
+    (moment,) = report["top_moments"]  # second 6 ties with 5 and is too close to it
+    assert {k: moment[k] for k in ("emotion", "time_ms", "viewers")} == {"emotion": "happy", "time_ms": 5000,
+                                                                         "viewers": 10}
+    # Each viewer's lift is 5/6 of their smile (their baseline averages it over 12 s): mean 5/6 * 0.518.
+    assert moment["lift"] == pytest.approx(5 / 6 * 0.518, abs=1e-3)
+    low, high = moment["ci95"]
+    # sd of the lifts 5/6 * 0.02 * sd(0, 1, 2, 0, 1, 2, 0, 1, 2, 0) = 0.014594; half 2.262 * 0.014594 / sqrt(10)
+    assert [low, high] == pytest.approx([moment["lift"] - 0.01044, moment["lift"] + 0.01044], abs=2e-4)
+    assert moment["p"] < 1e-10 and moment["p"] <= moment["p_adjusted"] < audience.MOMENT_FDR
+    assert moment["effect_size"] > 10 and moment["mean"] == pytest.approx(0.1 + 0.09 + 0.518, abs=1e-3)
+
+
+def test_noise_makes_no_top_moments():
+    rng = np.random.default_rng(7)
+    viewers = []
+    for _ in range(20):
+        levels = rng.uniform(0.05, 0.6, 30)
+        viewers.append(viewer(lambda t, levels=levels: levels[int(t // 1000)], seconds=30.0, stimulus_ms=30000))
+    assert audience.study_report(viewers, 30000)["top_moments"] == []
+
+
+def test_one_sided_t_tail_and_the_false_discovery_rate_by_hand():
+    tails = audience.t_upper_tail(np.array([12.706, 2.776, 2.042, 1.959964, 0.0, -2.776, np.inf]),
+                                  np.array([1, 4, 30, 10 ** 6, 5, 4, 3]))
+    assert tails == pytest.approx([0.025, 0.025, 0.025, 0.025, 0.5, 0.975, 0.0], abs=2e-4)
+    # Sorted p 0.005, 0.01, 0.03, 0.04 of 4: scaled 0.02, 0.02, 0.04, 0.04, each at most the next.
+    adjusted = audience.benjamini_hochberg(np.array([0.01, 0.04, 0.03, 0.005]))
+    assert adjusted == pytest.approx([0.02, 0.04, 0.04, 0.02])
 
 
 def test_segments_have_their_own_totals():

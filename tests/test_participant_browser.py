@@ -184,7 +184,8 @@ def test_a_viewer_who_left_withdraws_with_the_receipt_on_the_withdrawal_page(bro
 
 def expression_change_clip(fps: int = 5) -> bytes:
     """2.6 s at a webcam: a real neutral face (img10) for 2 s, then a real smiling one (img1), as H.264 MP4.
-    Five viewers like this make happiness rise at 2 s: a top moment the report must list."""
+    Seven viewers like this make happiness rise at 2 s: a top moment the report must list, significant
+    after the correction for the 18 (second, expression) pairs a 3-second stimulus tests."""
     import av
 
     frames = photo_frames(FACES / "img10.jpg", 2 * fps) + photo_frames(FACES / "img1.jpg", 3 * fps)[:3]
@@ -227,21 +228,21 @@ def test_console_study_from_creation_to_report(page, owner, shoot):
         expect(page.locator("#stimulus")).to_be_visible()
     assert answer.value.status == 202
     token = link.rsplit("/", 1)[1]
-    # ...and five more through the API, whose face turns from neutral to smiling at 2 s.
+    # ...and seven more through the API, whose face turns from neutral to smiling at 2 s.
     clip = expression_change_clip()
-    for i in range(5):
+    for i in range(7):
         sent = requests.post(f"{base}/v1/studies/{study_id}/sessions", timeout=60,
                              headers={"Authorization": f"Bearer {token}", "Idempotency-Key": f"viewer-{i}-{study_id}"},
                              files={"file": ("webcam.mp4", clip, "video/mp4")},
                              data={"stimulus_started_ms": "0", "consent": CONSENT})
         assert sent.status_code == 202, sent.text
-    assert wait_until_analysed(owner, study_id, 6)["succeeded"] == 6
+    assert wait_until_analysed(owner, study_id, 8)["succeeded"] == 8
 
     page.goto(f"/console/studies/{study_id}")
-    expect(page.locator("#viewers")).to_contain_text("6 viewers analysed, attending 100% of the time")
+    expect(page.locator("#viewers")).to_contain_text("8 viewers analysed, attending 100% of the time")
     expect(page.locator("svg.study-chart")).to_be_visible()
     assert page.locator("polyline.emotion-curve").count() >= len(EMOTIONS)
-    # The six viewers face the camera throughout: the attention curve stands at 100%.
+    # The eight viewers face the camera throughout: the attention curve stands at 100%.
     attention = page.locator("polyline.attention-curve")
     expect(attention).to_have_count(1)
     heights = {point.split(",")[1] for point in attention.get_attribute("points").split()}
@@ -250,6 +251,9 @@ def test_console_study_from_creation_to_report(page, owner, shoot):
     expect(moments.first).to_be_visible()
     first = int(moments.first.get_attribute("data-time-ms"))
     assert moments.first.get_attribute("data-emotion") == "happy" and first == 2000
+    significance = page.locator(".moment-significance").first
+    expect(significance).to_contain_text("8 viewers, p = ")
+    assert float(significance.text_content().split("p = ")[1].split()[0]) < 0.05
     page.wait_for_function("() => document.getElementById('player').readyState >= 1")
     moments.first.click()
     page.wait_for_function("ms => Math.abs(document.getElementById('player').currentTime * 1000 - ms) < 50", arg=first)
@@ -272,9 +276,9 @@ def test_console_study_from_creation_to_report(page, owner, shoot):
     assert png.shape[:2] == (580, 1600) and png.std() > 10  # titled chart, drawn at twice its size
     # Hovering a second shows its figures.
     band = page.locator("rect.bucket-band").nth(2)
-    assert "6 viewers with a face" in band.locator("title").text_content()
+    assert "8 viewers with a face" in band.locator("title").text_content()
     assert "happy" in band.locator("title").text_content() and "attention 100%" in band.locator("title").text_content()
-    # The summary: each score with its interval over the six viewers; happy peaks where the faces smile.
+    # The summary: each score with its interval over the eight viewers; happy peaks where the faces smile.
     summary = page.locator("#summary-table")
     expect(summary.locator("tr[data-score=happy]")).to_contain_text("2 s:")
     for score in ("valence", "engagement", "attention"):

@@ -666,7 +666,7 @@ def test_studies_rotate_the_participant_token(server, owner, client):
     assert again.participant_token not in (None, rotated.participant_token)
 
 
-def test_study_summary_is_typed_and_printed():
+def test_study_summary_and_moments_are_typed_and_printed():
     """The report's summary scores as typed values, from a report the service computes, and as the CLI prints them."""
     from api import audience
     from emoscope.cli import render_summary
@@ -682,5 +682,10 @@ def test_study_summary_is_typed_and_printed():
     assert summary.positive_emotions == ("happy",) and summary.engagement.mean == 0.2
     printed = render_summary(summary)
     assert "happy" in printed and "30.0% (10.4%-49.6%)" in printed and "-17 (-49-+16)" in printed
+    smiling = [viewer(lambda t, h=h: 0.9 if t >= 2000 else h, seconds=4.0, stimulus_ms=4000)
+               for h in (0.1, 0.12, 0.14, 0.16, 0.18, 0.2)]
+    moment = emoscope.StudyReport.from_dict({"study_id": "s", **audience.study_report(smiling, 4000)}).top_moments[0]
+    assert isinstance(moment, emoscope.TopMoment) and (moment.emotion, moment.time_ms, moment.viewers) == ("happy", 2000, 6)
+    assert moment.ci95[0] < moment.lift < moment.ci95[1] and moment.p <= moment.p_adjusted < 0.05
     withheld = {"study_id": "study_y", **audience.study_report([viewer(0.3)], 3000)}
     assert emoscope.StudyReport.from_dict(withheld).summary.valence is None

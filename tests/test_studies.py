@@ -174,6 +174,21 @@ def test_the_report_sums_the_study_up_with_intervals(owner, assert_contract):
     assert_problem(client.get(f"{path}?table=everything", headers=bearer(secret)), 400, "invalid_request")
 
 
+def test_top_moments_carry_their_significance(owner, assert_contract):
+    app, client, secret = owner
+    study = create_study(client, secret, stimulus_duration_ms=4000).json
+    seed_sessions(app, study["id"], smiling_viewers([0.1 + 0.02 * i for i in range(8)], 4000, smile_from_ms=2000))
+    path = f"/v1/studies/{study['id']}/report"
+    # The largest lift first; the other expressions, at their lowest while everyone smiles, lift before it.
+    moment = assert_contract(client.get(path, headers=bearer(secret))).json["top_moments"][0]
+    assert (moment["emotion"], moment["time_ms"], moment["viewers"]) == ("happy", 2000, 8)
+    assert moment["p_adjusted"] < 0.05 and moment["ci95"][0] < moment["lift"] < moment["ci95"][1]
+    table = client.get(f"{path}?table=moments", headers={**bearer(secret), "Accept": "text/csv"})
+    header, row, *_ = table.get_data(as_text=True).splitlines()
+    assert header == "emotion,time_ms,mean,lift,ci95_low,ci95_high,effect_size,p,p_adjusted,viewers"
+    assert row.startswith("happy,2000,")
+
+
 def test_stimulus_is_stored_served_to_participants_and_deleted_with_the_study(owner, assert_contract):
     app, client, secret = owner
     stimulus = (VIDEOS / "single_face.mp4").read_bytes()

@@ -582,10 +582,26 @@ class Study:
 
 @dataclass(frozen=True)
 class TopMoment:
+    """A second where viewers showed `emotion` more than on their own average: the mean `lift` with its 95%
+    interval, Cohen's d_z (None when every viewer lifted alike), the one-sided paired t-test's p and
+    its Benjamini-Hochberg adjustment over every (second, expression) tested."""
+
     emotion: str
     time_ms: int
-    rise: float
     mean: float
+    lift: float
+    ci95: Tuple[float, float]
+    effect_size: Optional[float]
+    p: float
+    p_adjusted: float
+    viewers: int
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TopMoment:
+        effect = data.get("effect_size")
+        return cls(data["emotion"], int(data["time_ms"]), float(data["mean"]), float(data["lift"]),
+                   (float(data["ci95"][0]), float(data["ci95"][1])), None if effect is None else float(effect),
+                   float(data["p"]), float(data["p_adjusted"]), int(data["viewers"]))
 
 
 @dataclass(frozen=True)
@@ -664,8 +680,7 @@ class StudyReport:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> StudyReport:
-        moments = tuple(TopMoment(m["emotion"], int(m["time_ms"]), float(m["rise"]), float(m["mean"]))
-                        for m in data.get("top_moments", ()))
+        moments = tuple(TopMoment.from_dict(m) for m in data.get("top_moments", ()))
         summary = StudySummary.from_dict(data["summary"]) if data.get("summary") else None
         return cls(data["study_id"], int(data["viewers"]), int(data["bucket_ms"]), tuple(data.get("buckets", ())),
                    moments, tuple(data.get("segments", ())), summary, raw=dict(data))

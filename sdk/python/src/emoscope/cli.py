@@ -189,8 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
     output.add_argument("--csv", action="store_true", help="print the report as CSV (one row per bucket)")
     output.add_argument("--json", action="store_true", help="print the API's JSON answer")
     report.add_argument("--bucket-ms", type=int, metavar="MS", help="bucket length, a multiple of 100 (default 1000)")
-    report.add_argument("--table", choices=("seconds", "summary"), default="seconds",
-                        help="with --csv: one row per bucket (seconds) or per summary score (summary)")
+    report.add_argument("--table", choices=("seconds", "summary", "moments"), default="seconds",
+                        help="with --csv: one row per bucket (seconds), summary score (summary) or top moment")
     return parser
 
 
@@ -240,8 +240,10 @@ def render_report(report: StudyReport) -> str:
         out += ["", "Summary (mean over viewers, 95% CI)", render_summary(report.summary)]
     if report.top_moments:
         out += ["", "Top moments"]
-        out.append(table(["at", "emotion", "rise", "mean"], [[_secs(m.time_ms), m.emotion, _pct(m.rise), _pct(m.mean)]
-                                                             for m in report.top_moments]))
+        out.append(table(["at", "emotion", "lift (95% CI)", "mean", "d_z", "p (FDR-adjusted)"],
+                         [[_secs(m.time_ms), m.emotion, f"{_pct(m.lift)} ({_pct(m.ci95[0])}-{_pct(m.ci95[1])})",
+                           _pct(m.mean), "-" if m.effect_size is None else f"{m.effect_size:.2f}",
+                           f"{m.p_adjusted:.3g}"] for m in report.top_moments]))
     return "\n".join(out)
 
 
