@@ -156,19 +156,39 @@ def t_quantile_975(df: int) -> float:
     return z + (z ** 3 + z) / (4 * df) + (5 * z ** 5 + 16 * z ** 3 + 3 * z) / (96 * df ** 2)
 
 
-def _bucket_view(timelines: list[SessionTimeline], fine_per_bucket: int, n_fine: int):
+@dataclass(frozen=True)
+class Stacked:
+    """Timelines stacked into (viewers, grid) arrays once, so that every view of the report is array
+    operations on them (stacking per view, one np.pad per viewer, was most of a large report's time)."""
+    recorded: np.ndarray       # (viewers, n) bool
+    visible: np.ndarray        # (viewers, n) bool
+    attending: np.ndarray      # (viewers, n) bool
+    probabilities: np.ndarray  # (viewers, n, 7) float32, NaN where not visible
+
+    @classmethod
+    def of(cls, timelines: list[SessionTimeline], n_fine: int) -> Stacked:
+        v = len(timelines)
+        recorded, visible, attending = (np.zeros((v, n_fine), bool) for _ in range(3))
+        probabilities = np.full((v, n_fine, len(EMOTIONS)), np.nan, np.float32)
+        for i, t in enumerate(timelines):
+            n = min(n_fine, len(t.recorded))
+            recorded[i, :n], visible[i, :n], attending[i, :n] = t.recorded[:n], t.visible[:n], t.attending[:n]
+            probabilities[i, :n] = t.probabilities[:n]
+        return cls(recorded, visible, attending, probabilities)
+
+    def rows(self, selected: np.ndarray) -> Stacked:
+        return Stacked(self.recorded[selected], self.visible[selected], self.attending[selected],
+                       self.probabilities[selected])
+
+
+def _bucket_view(stacked: Stacked, fine_per_bucket: int):
     """Per viewer and report bucket: recorded?, facing?, attending?, mean probabilities over the facing buckets."""
+    v, n_fine = stacked.recorded.shape
     n_buckets = math.ceil(n_fine / fine_per_bucket)
-    pad = n_buckets * fine_per_bucket - n_fine
-    if not timelines:
-        empty = np.zeros((0, n_buckets), bool)
-        return empty, empty, empty, np.zeros((0, n_buckets, len(EMOTIONS)))
-    recorded = np.stack([np.pad(t.recorded[:n_fine], (0, pad)) for t in timelines])
-    visible = np.stack([np.pad(t.visible[:n_fine], (0, pad)) for t in timelines])
-    attending = np.stack([np.pad(t.attending[:n_fine], (0, pad)) for t in timelines])
-    probabilities = np.stack([np.pad(t.probabilities[:n_fine], ((0, pad), (0, 0)), constant_values=np.nan)
-                              for t in timelines])
-    shape = (len(timelines), n_buckets, fine_per_bucket)
+    pad = ((0, 0), (0, n_buckets * fine_per_bucket - n_fine))
+    recorded, visible, attending = (np.pad(a, pad) for a in (stacked.recorded, stacked.visible, stacked.attending))
+    probabilities = np.pad(stacked.probabilities, (*pad, (0, 0)), constant_values=np.nan)
+    shape = (v, n_buckets, fine_per_bucket)
     recorded_count = recorded.reshape(shape).sum(axis=2)
     visible_count = visible.reshape(shape).sum(axis=2)
     facing = (recorded_count > 0) & (visible_count >= VISIBLE_SHARE * np.maximum(recorded_count, 1))
@@ -325,11 +345,12 @@ def study_report(timelines: list[SessionTimeline], stimulus_ms: float, bucket_ms
     n_fine = grid_size(stimulus_ms)
     report = {"viewers": len(timelines), "bucket_ms": bucket_ms, "stimulus_duration_ms": stimulus_ms,
               "min_viewers": MIN_VIEWERS, "expression_threshold": EXPRESSION_THRESHOLD}
-    second_view = _bucket_view(timelines, 1000 // GRID_MS, n_fine)
+    stacked = Stacked.of(timelines, n_fine)
+    second_view = _bucket_view(stacked, 1000 // GRID_MS)
     per_second = _buckets(timelines, second_view, 1000)
-    view = second_view if bucket_ms == 1000 else _bucket_view(timelines, fine_per_bucket, n_fine)
+    view = second_view if bucket_ms == 1000 else _bucket_view(stacked, fine_per_bucket)
     report["buckets"] = per_second if bucket_ms == 1000 else _buckets(timelines, view, bucket_ms)
-    report["segments"] = _segments(timelines, n_fine)
+    report["segments"] = _segments(timelines, stacked)
     attention = np.array([np.nan if a is None else a for a in map(session_attention, timelines)], np.float64)
     _, facing, _, means = second_view
     scores = viewer_scores(facing, means, attention)
@@ -423,14 +444,16 @@ def _buckets(timelines, view: tuple, bucket_ms: int) -> list[dict]:
     return out
 
 
-def _segments(timelines: list[SessionTimeline], n_fine: int) -> list[dict]:
-    by_label: dict[str, list[SessionTimeline]] = {}
-    for t in timelines:
+def _segments(timelines: list[SessionTimeline], stacked: Stacked) -> list[dict]:
+    by_label: dict[str, list[int]] = {}
+    for i, t in enumerate(timelines):
         if t.segment:
-            by_label.setdefault(t.segment, []).append(t)
+            by_label.setdefault(t.segment, []).append(i)
     out = []
-    for label, members in sorted(by_label.items()):
-        _, facing, _, means = _bucket_view(members, n_fine, n_fine)  # one bucket: the whole stimulus
+    for label, rows in sorted(by_label.items()):
+        members = [timelines[i] for i in rows]
+        # one bucket: the whole stimulus
+        _, facing, _, means = _bucket_view(stacked.rows(np.array(rows)), stacked.recorded.shape[1])
         seen = means[facing[:, 0], 0]
         micro: dict[str, int] = {}
         for t in members:
