@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from datetime import UTC
 
-from marshmallow import Schema, ValidationError, fields, pre_load, validate, validates_schema
+from marshmallow import Schema, ValidationError, fields, post_load, pre_load, validate, validates_schema
 
 from api import passwords
 from api.audience import CSV_TABLES, GRID_MS
@@ -173,6 +173,24 @@ class StudySessionFormSchema(StrictSchema):
     stimulus_started_ms = fields.Float(required=True, validate=validate.Range(0, MAX_STIMULUS_MS))
     consent = fields.Nested(ConsentSchema, required=True)
     segment = fields.String(load_default=None, validate=validate.Length(1, 100))
+
+
+# A comparison page shows a few cuts of one ad, not a portfolio: each study is a report's work.
+MAX_COMPARED_STUDIES = 5
+
+
+class CompareQuerySchema(StrictSchema):
+    ids = fields.String(required=True, validate=validate.Length(1, MAX_COMPARED_STUDIES * 65))
+    include_low_quality = fields.Boolean(load_default=False)
+
+    @post_load
+    def _split_ids(self, data, **_kwargs):
+        ids = [i.strip() for i in data["ids"].split(",")]
+        if len(ids) < 2 or len(ids) > MAX_COMPARED_STUDIES:
+            raise ValidationError(f"between 2 and {MAX_COMPARED_STUDIES} study ids, separated by commas", "ids")
+        if "" in ids or len(set(ids)) != len(ids):
+            raise ValidationError("each study once, none empty", "ids")
+        return {**data, "ids": ids}
 
 
 class ReportQuerySchema(StrictSchema):

@@ -272,14 +272,36 @@ def _record_failure(session: Session, job: Job) -> None:
         row.status, row.finished_at = "failed", utcnow()
 
 
-def report(session: Session, study: Study, bucket_ms: int = 1000, include_low_quality: bool = False) -> dict:
-    """Over the analysed sessions; those below the quality gate only when asked for."""
+def _timelines(session: Session, study: Study, include_low_quality: bool) -> list[audience.SessionTimeline]:
+    """The analysed sessions' timelines; those below the quality gate only when asked for."""
     statuses = ("succeeded", LOW_QUALITY) if include_low_quality else ("succeeded",)
     rows = session.execute(select(StudySession.timeline, StudySession.micro_onsets, StudySession.segment)
                            .where(StudySession.study_id == study.id, StudySession.status.in_(statuses))).all()
     n_buckets = audience.grid_size(study.stimulus_duration_ms)
-    timelines = [audience.SessionTimeline.from_bytes(t, n_buckets, json.loads(m), seg) for t, m, seg in rows]
-    low_quality = session.scalar(select(func.count()).select_from(StudySession)
-                                 .where(StudySession.study_id == study.id, StudySession.status == LOW_QUALITY))
-    return {"study_id": study.id, "low_quality_sessions": low_quality, "low_quality_included": include_low_quality,
+    return [audience.SessionTimeline.from_bytes(t, n_buckets, json.loads(m), seg) for t, m, seg in rows]
+
+
+def _low_quality_count(session: Session, study: Study) -> int:
+    return session.scalar(select(func.count()).select_from(StudySession)
+                          .where(StudySession.study_id == study.id, StudySession.status == LOW_QUALITY))
+
+
+def report(session: Session, study: Study, bucket_ms: int = 1000, include_low_quality: bool = False) -> dict:
+    """Over the analysed sessions; those below the quality gate only when asked for."""
+    timelines = _timelines(session, study, include_low_quality)
+    return {"study_id": study.id, "low_quality_sessions": _low_quality_count(session, study),
+            "low_quality_included": include_low_quality,
             **audience.study_report(timelines, study.stimulus_duration_ms, bucket_ms)}
+
+
+def compare(session: Session, compared: list[Study], include_low_quality: bool = False) -> dict:
+    """Studies side by side (the caller found each among the owner's own): per-second curves on the
+    stimulus clock, summary scores, and each one's differences from the first (audience.compare_audiences)."""
+    comparison = audience.compare_audiences([(_timelines(session, study, include_low_quality),
+                                              study.stimulus_duration_ms) for study in compared])
+    for study, body in zip(compared, comparison["studies"], strict=True):
+        body.update({"study_id": study.id, "name": study.name,
+                     "low_quality_sessions": _low_quality_count(session, study)})
+    for study, difference in zip(compared[1:], comparison["differences"], strict=True):
+        difference.update({"study_id": study.id, "baseline_study_id": compared[0].id})
+    return {**comparison, "low_quality_included": include_low_quality}

@@ -267,3 +267,24 @@ def test_summary_csv():
     happy = rows[1 + EMOTIONS.index("happy")]
     assert [float(v) for v in happy[1:4]] == pytest.approx([0.3, 0.1037, 0.4963], abs=2e-4) and happy[4] == "5"
     assert float(rows[-3][1]) == pytest.approx(-1 / 6, abs=1e-4) and rows[-3][5] == ""
+
+
+def test_bootstrap_difference_of_means_over_viewers():
+    rng = np.random.default_rng(3)
+    scores = len(audience.COMPARED_SCORES)
+    a = rng.normal(0.3, 0.1, (400, scores))
+    b = rng.normal(0.35, 0.1, (400, scores))
+    b[:100, 0] = np.nan  # viewers without that score are left out of its mean, not counted as zero
+    boots = audience.bootstrap_means([a, b])
+    differences = audience.bootstrap_differences(a, b, *boots)
+    first = differences[audience.COMPARED_SCORES[0]]
+    assert first["difference"] == pytest.approx(np.nanmean(b[:, 0]) - a[:, 0].mean(), abs=1e-4)
+    for name in audience.COMPARED_SCORES:
+        low, high = differences[name]["ci95"]
+        assert low < differences[name]["difference"] < high
+    # The textbook width of a difference of two means, 2 * 1.96 * sqrt(0.1^2 / 400 * 2), within resampling noise.
+    widths = [d["ci95"][1] - d["ci95"][0] for d in differences.values()]
+    assert np.mean(widths) == pytest.approx(2 * 1.96 * 0.1 * np.sqrt(2 / 400), rel=0.1)
+    assert audience.bootstrap_means([a, b])[1] == pytest.approx(boots[1])  # the fixed seed
+    few = audience.bootstrap_differences(a[:4], b, *audience.bootstrap_means([a[:4], b]))
+    assert set(few.values()) == {None}  # withheld below the minimum audience

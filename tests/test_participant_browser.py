@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import time
 from fractions import Fraction
 from pathlib import Path
@@ -186,9 +187,12 @@ def expression_change_clip(fps: int = 5) -> bytes:
     """2.6 s at a webcam: a real neutral face (img10) for 2 s, then a real smiling one (img1), as H.264 MP4.
     Seven viewers like this make happiness rise at 2 s: a top moment the report must list, significant
     after the correction for the 18 (second, expression) pairs a 3-second stimulus tests."""
+    return webcam_clip(photo_frames(FACES / "img10.jpg", 2 * fps) + photo_frames(FACES / "img1.jpg", 3 * fps)[:3], fps)
+
+
+def webcam_clip(frames: list[np.ndarray], fps: int) -> bytes:
     import av
 
-    frames = photo_frames(FACES / "img10.jpg", 2 * fps) + photo_frames(FACES / "img1.jpg", 3 * fps)[:3]
     buffer = io.BytesIO()
     with av.open(buffer, "w", format="mp4") as out:
         stream = out.add_stream("libx264", rate=fps)
@@ -201,13 +205,28 @@ def expression_change_clip(fps: int = 5) -> bytes:
     return buffer.getvalue()
 
 
-def test_console_study_from_creation_to_report(page, owner, shoot):
-    base, _ = owner
-    page.on("dialog", lambda dialog: dialog.accept())
+def sign_in_to_console(page) -> None:
     page.goto("/console/signin")
     page.fill("input[name=email]", "studies@example.com")
     page.fill("input[name=password]", PASSWORD)
     page.click("button:has-text('Sign in')")
+
+
+def submit_viewers(owner, study: dict, clip: bytes, count: int) -> None:
+    base, _ = owner
+    for i in range(count):
+        sent = requests.post(f"{base}/v1/studies/{study['id']}/sessions", timeout=60,
+                             headers={"Authorization": f"Bearer {study['participant_token']}",
+                                      "Idempotency-Key": f"viewer-{i}-{study['id']}"},
+                             files={"file": ("webcam.mp4", clip, "video/mp4")},
+                             data={"stimulus_started_ms": "0", "consent": CONSENT})
+        assert sent.status_code == 202, sent.text
+
+
+def test_console_study_from_creation_to_report(page, owner, shoot):
+    base, _ = owner
+    page.on("dialog", lambda dialog: dialog.accept())
+    sign_in_to_console(page)
     page.click("#studies-link")
     page.fill("#create-study input[name=name]", "Spring ad")
     page.set_input_files("#stimulus-file", str(VIDEOS / "single_face.mp4"))
@@ -227,15 +246,8 @@ def test_console_study_from_creation_to_report(page, owner, shoot):
         page.click("#consent-accept")
         expect(page.locator("#stimulus")).to_be_visible()
     assert answer.value.status == 202
-    token = link.rsplit("/", 1)[1]
     # ...and seven more through the API, whose face turns from neutral to smiling at 2 s.
-    clip = expression_change_clip()
-    for i in range(7):
-        sent = requests.post(f"{base}/v1/studies/{study_id}/sessions", timeout=60,
-                             headers={"Authorization": f"Bearer {token}", "Idempotency-Key": f"viewer-{i}-{study_id}"},
-                             files={"file": ("webcam.mp4", clip, "video/mp4")},
-                             data={"stimulus_started_ms": "0", "consent": CONSENT})
-        assert sent.status_code == 202, sent.text
+    submit_viewers(owner, {"id": study_id, "participant_token": link.rsplit("/", 1)[1]}, expression_change_clip(), 7)
     assert wait_until_analysed(owner, study_id, 8)["succeeded"] == 8
 
     page.goto(f"/console/studies/{study_id}")
@@ -290,3 +302,35 @@ def test_console_study_from_creation_to_report(page, owner, shoot):
     assert rows[0].startswith("score,mean,ci95_low,ci95_high") and len(rows) == 1 + len(EMOTIONS) + 3
     assert rows[1 + EMOTIONS.index("happy")].split(",")[5] == "2000"  # the peak second
     shoot(page, "console_study_summary")
+
+
+def test_console_compares_two_cuts_of_an_ad(page, owner, shoot):
+    # Cut A: five viewers who turn from neutral to smiling at 2 s; cut B: five who stay neutral.
+    fps = 5
+    cuts = {"Cut A": expression_change_clip(fps), "Cut B": webcam_clip(photo_frames(FACES / "img10.jpg", 13), fps)}
+    ids = []
+    for name, clip in cuts.items():
+        study = api(owner, "POST", "/v1/studies", json={"name": name, "stimulus_duration_ms": 2600}).json()
+        submit_viewers(owner, study, clip, 5)
+        ids.append(study["id"])
+    for study_id in ids:
+        assert wait_until_analysed(owner, study_id, 5)["succeeded"] == 5
+
+    sign_in_to_console(page)
+    page.goto("/console/studies")
+    for study_id in ids:
+        page.check(f"tr[data-study-id='{study_id}'] input[type=checkbox]")
+    page.click("#compare-button")
+    expect(page.locator("h1")).to_have_text("Comparing 2 studies")
+    curves = page.locator("polyline.compare-curve")
+    expect(curves).to_have_count(2)
+    expect(page.locator("polygon.compare-band")).to_have_count(2)
+    assert {curves.nth(i).get_attribute("data-study-id") for i in range(2)} == set(ids)
+    # B minus A: cut B's viewers smile less, and the interval says so (it stays below zero).
+    happy = page.locator("tr.compare-row[data-score=happy] td.difference")
+    difference, low, high = (float(v) for v in re.findall(r"[+-]\d+\.\d", happy.text_content()))
+    assert difference < 0 and low <= difference <= high < 0
+    shoot(page, "console_study_compare")
+    page.select_option("#compare-score", "attention")
+    expect(page.locator("svg.compare-chart")).to_have_attribute("aria-label", "attention per second, study by study")
+    expect(curves).to_have_count(2)

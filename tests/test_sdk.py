@@ -689,3 +689,39 @@ def test_study_summary_and_moments_are_typed_and_printed():
     assert moment.ci95[0] < moment.lift < moment.ci95[1] and moment.p <= moment.p_adjusted < 0.05
     withheld = {"study_id": "study_y", **audience.study_report([viewer(0.3)], 3000)}
     assert emoscope.StudyReport.from_dict(withheld).summary.valence is None
+
+
+def test_studies_compare_typed_through_the_api_and_the_cli(server, owner, client):
+    a, b = client.studies.create("Cut A", 2000), client.studies.create("Cut B", 3000)
+    comparison = client.studies.compare([a, b.id])
+    assert isinstance(comparison, emoscope.StudyComparison) and comparison.resamples == 2000
+    assert [s.name for s in comparison.studies] == ["Cut A", "Cut B"]
+    assert [len(s.buckets) for s in comparison.studies] == [2, 3]
+    (differences,) = comparison.differences
+    assert (differences.study_id, differences.baseline_study_id) == (b.id, a.id)
+    assert set(differences.scores.values()) == {None}  # no viewers yet
+    printed = _cli(server, owner[1].api_key.secret, "study", "compare", a.id, b.id)
+    assert printed.returncode == 0, printed.stderr
+    assert "Cut B - Cut A" in printed.stdout and "withheld" in printed.stdout
+    with pytest.raises(emoscope.InvalidRequestError) as one:
+        client.studies.compare([a])
+    assert (one.value.status, one.value.code) == (400, "invalid_request")
+
+
+def test_a_comparison_with_audiences_is_typed_and_printed():
+    from api import audience
+    from emoscope.cli import render_comparison
+    from tests.test_audience import viewer
+
+    cuts = [[viewer(h + lift) for h in (0.1, 0.2, 0.3, 0.4, 0.5)] for lift in (0.0, 0.2)]
+    body = audience.compare_audiences([(cut, 3000) for cut in cuts])
+    for i, study in enumerate(body["studies"]):
+        study.update(study_id=f"study_{i}", name=f"Cut {'AB'[i]}")
+    body["differences"][0].update(study_id="study_1", baseline_study_id="study_0")
+    comparison = emoscope.StudyComparison.from_dict(body)
+    happy = comparison.differences[0].scores["happy"]
+    assert isinstance(happy, emoscope.ScoreDifference) and happy.difference == pytest.approx(0.2, abs=1e-4)
+    assert happy.ci95[0] < 0.2 < happy.ci95[1]
+    assert comparison.studies[1].summary.emotions["happy"].mean.mean == pytest.approx(0.5, abs=1e-4)
+    printed = render_comparison(comparison)
+    assert "Cut A (5)" in printed and "+20.0 (" in printed

@@ -189,6 +189,33 @@ def test_top_moments_carry_their_significance(owner, assert_contract):
     assert row.startswith("happy,2000,")
 
 
+def test_studies_compare_side_by_side_with_bootstrap_differences(owner, assert_contract):
+    app, client, secret = owner
+    a = create_study(client, secret, name="Cut A", stimulus_duration_ms=3000).json
+    b = create_study(client, secret, name="Cut B", stimulus_duration_ms=4000).json
+    seed_sessions(app, a["id"], smiling_viewers([0.1 + 0.02 * i for i in range(8)]))
+    seed_sessions(app, b["id"], smiling_viewers([0.3 + 0.02 * i for i in range(8)], 4000))
+    path = f"/v1/studies/compare?ids={a['id']},{b['id']}"
+    comparison = assert_contract(client.get(path, headers=bearer(secret))).json
+    assert [s["name"] for s in comparison["studies"]] == ["Cut A", "Cut B"]
+    assert [len(s["buckets"]) for s in comparison["studies"]] == [3, 4]  # each on its own stimulus clock
+    (difference,) = comparison["differences"]
+    assert (difference["study_id"], difference["baseline_study_id"]) == (b["id"], a["id"])
+    happy = difference["scores"]["happy"]
+    assert happy["difference"] == pytest.approx(0.2, abs=1e-4)  # b - a
+    assert happy["ci95"][0] < 0.2 < happy["ci95"][1]
+    assert comparison["bootstrap"]["resamples"] == 2000
+    assert client.get(path, headers=bearer(secret)).json == comparison  # a fixed seed: the same every time
+
+    stranger = sign_up(client, "stranger@example.com", "Stranger")["api_key"]["secret"]
+    theirs = create_study(client, stranger).json
+    for ids in (f"{a['id']},{theirs['id']}", f"{a['id']},study_missing"):
+        assert_problem(assert_contract(client.get(f"/v1/studies/compare?ids={ids}", headers=bearer(secret))), 404,
+                       "not_found")
+    for ids in (a["id"], f"{a['id']},{a['id']}", ",".join([a["id"]] + [f"s{i}" for i in range(5)]), f"{a['id']},"):
+        assert_problem(client.get(f"/v1/studies/compare?ids={ids}", headers=bearer(secret)), 400, "invalid_request")
+
+
 def test_stimulus_is_stored_served_to_participants_and_deleted_with_the_study(owner, assert_contract):
     app, client, secret = owner
     stimulus = (VIDEOS / "single_face.mp4").read_bytes()

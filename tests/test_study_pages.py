@@ -138,3 +138,29 @@ def test_report_page_csv_and_deletion_are_the_owners_only(owner):
     assert "is deleted" in client.get("/console/studies").get_data(as_text=True)
     assert client.get(f"/v1/studies/{study['id']}", headers=bearer(secret)).status_code == 404
     assert client.get(study["participant_path"]).status_code == 404
+
+
+def test_console_compares_the_owners_own_studies(owner):
+    from tests.test_studies import seed_sessions, smiling_viewers
+
+    client, secret, _ = owner
+    ids = []
+    for name, levels in (("Cut A", (0.1, 0.12, 0.14, 0.16, 0.18)), ("Cut B", (0.4, 0.42, 0.44, 0.46, 0.48))):
+        study = client.post("/v1/studies", headers=bearer(secret), json={"name": name, "stimulus_duration_ms": 3000})
+        ids.append(study.json["id"])
+        seed_sessions(client.application, ids[-1], smiling_viewers(levels))
+    listing = client.get("/console/studies").get_data(as_text=True)
+    assert listing.count('form="compare-form"') == 2 + 1 and 'id="compare-button"' in listing
+    page = client.get(f"/console/studies/compare?id={ids[0]}&id={ids[1]}")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert "Cut B − Cut A" in html and "data-comparison='{" in html and not re.search(INLINE, html)
+    happy = re.search(r'data-score="happy">(.*?)</tr>', html, re.S).group(1)
+    assert "+30.0" in happy  # Cut B's viewers smile 30 points more
+    assert client.get(f"/console/studies/compare?ids={ids[0]},{ids[1]}").status_code == 200
+    assert client.get(f"/console/studies/compare?id={ids[0]}").status_code == 400
+
+    stranger = client.application.test_client()
+    sign_up(stranger, "other@example.com", "Other")
+    assert sign_in(stranger, email="other@example.com").status_code == 303
+    assert stranger.get(f"/console/studies/compare?id={ids[0]}&id={ids[1]}").status_code == 404

@@ -26,8 +26,8 @@ from api.routes.credentials import check_password, create_capped_key, send_reset
 from api.routes.files import report_csv_response, stimulus_response, video_upload
 from api.routes.parsing import load
 from api.routes.problems import admission_problems, invalid_reset_token, stripe_problems, study_storage_problems
-from api.schemas import (SCOPES, KeyCreateSchema, NewPasswordSchema, PasswordResetConfirmSchema,
-                         PasswordResetRequestSchema, ReportQuerySchema, SignInSchema,
+from api.schemas import (MAX_COMPARED_STUDIES, SCOPES, CompareQuerySchema, KeyCreateSchema, NewPasswordSchema,
+                         PasswordResetConfirmSchema, PasswordResetRequestSchema, ReportQuerySchema, SignInSchema,
                          StudyCreateSchema)
 from api.storage import undone_on_error
 from api.subscriptions import subscribe_account
@@ -292,7 +292,20 @@ def studies_page():
         pepper = current_services().settings.api_key_pepper
         rows = [studies.study_json(db_session, study, pepper) for study in studies.of_account(db_session, g.account.id)]
         keys = [key for key in repository.list_api_keys(db_session, g.account.id) if key.revoked_at is None]
-    return render_template("console/studies.html", account=g.account, studies=rows, keys=keys)
+    return render_template("console/studies.html", account=g.account, studies=rows, keys=keys,
+                           max_compared=MAX_COMPARED_STUDIES)
+
+
+@bp.get("/studies/compare")
+@signed_in
+def compare_studies_page():
+    """The ticked studies (the list's checkboxes send id=…&id=…; links may say ids=a,b), the owner's own only."""
+    ids = ",".join(request.args.getlist("id")) or request.args.get("ids", "")
+    query = load(CompareQuerySchema(), {"ids": ids})
+    with current_services().db.session.begin() as db_session:
+        compared = [_owned_study(db_session, study_id) for study_id in query["ids"]]
+        comparison = studies.compare(db_session, compared)
+    return render_template("console/study_compare.html", comparison=comparison, emotions=EMOTIONS)
 
 
 @bp.post("/studies")

@@ -15,7 +15,7 @@ from api.routes.files import CSV, report_csv_response, stimulus_response, video_
 from api.routes.metered import read_idempotency_key, replayable
 from api.routes.parsing import form_fields, json_object, load
 from api.routes.problems import admission_problems, metering_problems, study_storage_problems
-from api.schemas import ReportQuerySchema, StudyCreateSchema, StudySessionFormSchema
+from api.schemas import CompareQuerySchema, ReportQuerySchema, StudyCreateSchema, StudySessionFormSchema
 from api.storage import undone_on_error
 
 bp = Blueprint("studies", __name__)
@@ -93,6 +93,16 @@ def study_report(study_id: str):
     if request.accept_mimetypes.best_match(["application/json", CSV]) == CSV:
         return report_csv_response(study_id, report, query["table"])
     return jsonify(report)
+
+
+@bp.get("/v1/studies/compare")
+@require_api_key("admin")
+def compare_studies():
+    """The owner's own studies only: another account's study is not found, exactly like a missing one."""
+    query = load(CompareQuerySchema(), request.args.to_dict())
+    with current_services().db.session.begin() as session:
+        compared = [_owned(session, study_id) for study_id in query["ids"]]
+        return jsonify(studies.compare(session, compared, query["include_low_quality"]))
 
 
 def _participant_study(study_id: str, taking_session: bool = False):

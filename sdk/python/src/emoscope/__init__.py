@@ -14,11 +14,12 @@ from ._client import (AccountResource, AsyncAccountResource, AsyncBilling, Async
 from ._exceptions import (APIConnectionError, APIError, APITimeoutError, AuthenticationError, EmoscopeError,
                           InvalidRequestError, PaymentRequiredError, PermissionDeniedError, QuotaExceededError,
                           RateLimitError, SignatureVerificationError)
-from ._models import (EMOTIONS, Account, AccountSummary, AnalysisResult, ApiKey, Box, DataDeletion, EmotionPeak,
-                      Emotions, EmotionSummary, Face, Frame, HeadPose, ImageResult, Job, JobProgress, JobWebhook,
-                      Landmarks, Media, MicroExpression, ModelVersions, Quota, RateLimit, RegionMovement,
-                      ScoreInterval, SignUpResult, Study, StudyReport, StudySummary, Subscription, TimelinePoint,
-                      TopMoment, Track, TrackSummary, Usage, UsageDay, VideoResult, parse_analysis)
+from ._models import (EMOTIONS, Account, AccountSummary, AnalysisResult, ApiKey, Box, ComparedStudy, DataDeletion,
+                      EmotionPeak, Emotions, EmotionSummary, Face, Frame, HeadPose, ImageResult, Job, JobProgress,
+                      JobWebhook, Landmarks, Media, MicroExpression, ModelVersions, Quota, RateLimit, RegionMovement,
+                      ScoreDifference, ScoreInterval, SignUpResult, Study, StudyComparison, StudyDifferences,
+                      StudyReport, StudySummary, Subscription, TimelinePoint, TopMoment, Track, TrackSummary, Usage,
+                      UsageDay, VideoResult, parse_analysis)
 from ._version import __version__
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "ModelVersions", "Frame", "Track", "TrackSummary", "TimelinePoint", "MicroExpression", "RegionMovement",
     "ApiKey", "Usage", "UsageDay", "Account", "AccountSummary", "Quota", "RateLimit", "SignUpResult",
     "Study", "StudyReport", "StudySummary", "EmotionSummary", "EmotionPeak", "ScoreInterval", "TopMoment",
+    "StudyComparison", "ComparedStudy", "StudyDifferences", "ScoreDifference",
     "DataDeletion", "Subscription",
     # errors
     "EmoscopeError", "APIConnectionError", "APITimeoutError", "AuthenticationError", "PermissionDeniedError",

@@ -348,6 +348,13 @@ def study_create_spec(name: str, stimulus_duration_ms: float, stimulus: Any,
                        files={"stimulus": (filename, content, "application/octet-stream")}, retry="unprocessed")
 
 
+def study_compare_spec(studies: Sequence[Any]) -> RequestSpec:
+    ids = [str(getattr(study, "id", study)) for study in studies]
+    if any(not i or "," in i for i in ids):
+        raise ValueError(f"not study ids: {ids!r}")
+    return RequestSpec("GET", "/v1/studies/compare", params={"ids": ",".join(ids)})
+
+
 def study_report_spec(study: Any, bucket_ms: Optional[int], csv: bool, table: str = "seconds") -> RequestSpec:
     params = {"bucket_ms": str(bucket_ms)} if bucket_ms is not None else {}
     if table != "seconds":

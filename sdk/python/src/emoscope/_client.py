@@ -13,8 +13,8 @@ from . import _base
 from ._base import (DEFAULT_MAX_RETRIES, DEFAULT_MAX_RETRY_WAIT, DEFAULT_TIMEOUT, BaseClient, MediaInput,
                     RequestSpec, Timeout)
 from ._exceptions import APITimeoutError, EmoscopeError
-from ._models import (Account, ApiKey, DataDeletion, ImageResult, Job, SignUpResult, Study, StudyReport, Subscription,
-                      Usage, VideoResult)
+from ._models import (Account, ApiKey, DataDeletion, ImageResult, Job, SignUpResult, Study, StudyComparison,
+                      StudyReport, Subscription, Usage, VideoResult)
 
 AnalysisResultType = Union[ImageResult, VideoResult]
 ProgressCallback = Callable[[Job], Any]
@@ -229,6 +229,11 @@ class Studies(_Resource):
         """The report as CSV text: one row per bucket, or with table="summary" one per summary score."""
         return self._client._request(_base.study_report_spec(study, bucket_ms, True, table)).text
 
+    def compare(self, studies: Sequence[Union[str, Study]]) -> StudyComparison:
+        """Two to five of this account's studies side by side (e.g. cuts of one ad): curves on one stimulus
+        clock, summary scores, and each study's differences from the first with bootstrap intervals."""
+        return StudyComparison.from_dict(self._client._request(_base.study_compare_spec(studies)).json())
+
     def delete(self, study: Union[str, Study]) -> None:
         """Delete the study, its stimulus and every session's results."""
         self._client._request(RequestSpec("DELETE", _base.study_path(study)))
@@ -440,6 +445,10 @@ class AsyncStudies(_AsyncResource):
     async def report_csv(self, study: Union[str, Study], *, bucket_ms: Optional[int] = None,
                          table: str = "seconds") -> str:
         return (await self._client._request(_base.study_report_spec(study, bucket_ms, True, table))).text
+
+    async def compare(self, studies: Sequence[Union[str, Study]]) -> StudyComparison:
+        response = await self._client._request(_base.study_compare_spec(studies))
+        return StudyComparison.from_dict(response.json())
 
     async def delete(self, study: Union[str, Study]) -> None:
         await self._client._request(RequestSpec("DELETE", _base.study_path(study)))

@@ -684,3 +684,65 @@ class StudyReport:
         summary = StudySummary.from_dict(data["summary"]) if data.get("summary") else None
         return cls(data["study_id"], int(data["viewers"]), int(data["bucket_ms"]), tuple(data.get("buckets", ())),
                    moments, tuple(data.get("segments", ())), summary, raw=dict(data))
+
+
+@dataclass(frozen=True)
+class ScoreDifference:
+    """A summary score of one study minus the baseline's, with a 95% percentile bootstrap interval."""
+
+    difference: float
+    ci95: Tuple[float, float]
+
+
+@dataclass(frozen=True)
+class StudyDifferences:
+    """One study against the comparison's baseline (the first study): per score (the seven emotions'
+    means, valence, engagement, attention) the difference, None where either audience was too small."""
+
+    study_id: str
+    baseline_study_id: str
+    scores: Dict[str, Optional[ScoreDifference]]
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> StudyDifferences:
+        scores = {name: None if d is None else ScoreDifference(float(d["difference"]),
+                                                               (float(d["ci95"][0]), float(d["ci95"][1])))
+                  for name, d in data["scores"].items()}
+        return cls(data["study_id"], data["baseline_study_id"], scores)
+
+
+@dataclass(frozen=True)
+class ComparedStudy:
+    """One study of a comparison: its per-second buckets (plain dicts, as in StudyReport) and summary."""
+
+    study_id: str
+    name: str
+    viewers: int
+    stimulus_duration_ms: float
+    buckets: Tuple[Dict[str, Any], ...]
+    top_moments: Tuple[TopMoment, ...]
+    summary: StudySummary
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ComparedStudy:
+        return cls(data["study_id"], data["name"], int(data["viewers"]), float(data["stimulus_duration_ms"]),
+                   tuple(data.get("buckets", ())), tuple(TopMoment.from_dict(m) for m in data.get("top_moments", ())),
+                   StudySummary.from_dict(data["summary"]))
+
+
+@dataclass(frozen=True)
+class StudyComparison:
+    """Studies side by side on one stimulus clock, and each one's differences from the first
+    (openapi.yaml, StudyComparison); intervals from `resamples` bootstrap draws with a fixed `seed`."""
+
+    studies: Tuple[ComparedStudy, ...]
+    differences: Tuple[StudyDifferences, ...]
+    resamples: int
+    seed: int
+    raw: Dict[str, Any] = _raw()
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> StudyComparison:
+        return cls(tuple(ComparedStudy.from_dict(s) for s in data["studies"]),
+                   tuple(StudyDifferences.from_dict(d) for d in data["differences"]),
+                   int(data["bootstrap"]["resamples"]), int(data["bootstrap"]["seed"]), raw=dict(data))

@@ -16,7 +16,8 @@ from typing import Callable, List, Optional, Sequence, Union
 
 from ._client import Client
 from ._exceptions import EmoscopeError
-from ._models import Emotions, ImageResult, Job, ScoreInterval, StudyReport, StudySummary, VideoResult
+from ._models import (EMOTIONS, Emotions, ImageResult, Job, ScoreInterval, StudyComparison, StudyReport, StudySummary,
+                      VideoResult)
 from ._version import __version__
 
 
@@ -191,6 +192,11 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--bucket-ms", type=int, metavar="MS", help="bucket length, a multiple of 100 (default 1000)")
     report.add_argument("--table", choices=("seconds", "summary", "moments"), default="seconds",
                         help="with --csv: one row per bucket (seconds), summary score (summary) or top moment")
+    compare = study_commands.add_parser("compare", parents=[connection],
+                                        help="compare 2 to 5 studies: summary scores side by side, differences from "
+                                             "the first with bootstrap intervals")
+    compare.add_argument("study_ids", metavar="ID", nargs="+", help="the first is the baseline")
+    compare.add_argument("--json", action="store_true", help="print the API's JSON answer")
     return parser
 
 
@@ -263,6 +269,31 @@ def render_summary(summary: StudySummary) -> str:
     return table(["score", "mean", "peak"], rows)
 
 
+def render_comparison(comparison: StudyComparison) -> str:
+    baseline = comparison.studies[0]
+    headers = ["score", *(f"{s.name} ({s.viewers})" for s in comparison.studies),
+               *(f"{s.name} - {baseline.name}" for s in comparison.studies[1:])]
+    rows = []
+    for name in (*EMOTIONS, "valence", "engagement", "attention"):
+        unit = (lambda v: f"{v * 100:+.0f}") if name == "valence" else _pct
+        scores = [s.summary.emotions[name].mean if name in EMOTIONS else getattr(s.summary, name)
+                  for s in comparison.studies]
+        differences = [d.scores.get(name) for d in comparison.differences]
+        rows.append([name, *(_interval(score, unit) for score in scores),
+                     *(f"{d.difference * 100:+.1f} ({d.ci95[0] * 100:+.1f} to {d.ci95[1] * 100:+.1f})"
+                       if d else "withheld" for d in differences)])
+    return "\n".join([f"{len(comparison.studies)} studies; differences in points with 95% bootstrap intervals "
+                      f"({comparison.resamples} resamples, seed {comparison.seed})", "", table(headers, rows)])
+
+
+def _study_compare(args: argparse.Namespace) -> int:
+    with Client(api_key=args.api_key, base_url=args.base_url, timeout=args.timeout,
+                max_retries=args.max_retries) as client:
+        comparison = client.studies.compare(args.study_ids)
+    print(json.dumps(comparison.raw, indent=2) if args.json else render_comparison(comparison))
+    return 0
+
+
 def _study_report(args: argparse.Namespace) -> int:
     with Client(api_key=args.api_key, base_url=args.base_url, timeout=args.timeout,
                 max_retries=args.max_retries) as client:
@@ -280,7 +311,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.command == "analyze":
             return _analyze(args)
         if args.command == "study":
-            return _study_report(args)
+            return _study_compare(args) if args.study_command == "compare" else _study_report(args)
     except EmoscopeError as exc:
         print(f"emoscope: error: {exc}", file=sys.stderr)
         if exc.code == "missing_api_key":
