@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -76,6 +77,7 @@ class SessionTimeline:
     probabilities: np.ndarray  # (n, 7) float32, NaN where not visible
     micro_onsets_ms: list[tuple[float, str]] = field(default_factory=list)  # stimulus clock, emotion
     segment: str | None = None
+    variables: dict[str, str] = field(default_factory=dict)  # the link's whitelisted variables (api.studies)
 
     def to_bytes(self) -> bytes:
         """(n, 10) float32: recorded, visible, attending, then the seven probabilities."""
@@ -83,14 +85,15 @@ class SessionTimeline:
         return table.tobytes()
 
     @classmethod
-    def from_bytes(cls, data: bytes, n_buckets: int, micro_onsets_ms: list, segment: str | None) -> SessionTimeline:
+    def from_bytes(cls, data: bytes, n_buckets: int, micro_onsets_ms: list, segment: str | None,
+                   variables: dict[str, str] | None = None) -> SessionTimeline:
         """Also reads the (n, 9) rows stored before head pose existed: their viewers count as attending
         whenever their face was found, the best that is known of them."""
         table = np.frombuffer(data, np.float32).reshape(n_buckets, -1)
         visible = table[:, 1] > 0
         attending = table[:, 2] > 0 if table.shape[1] == 3 + len(EMOTIONS) else visible
         return cls(table[:, 0] > 0, visible, attending, table[:, -len(EMOTIONS):],
-                   [tuple(m) for m in micro_onsets_ms], segment)
+                   [tuple(m) for m in micro_onsets_ms], segment, variables or {})
 
 
 def grid_size(stimulus_ms: float) -> int:
@@ -343,13 +346,15 @@ def top_moments(facing: np.ndarray, means: np.ndarray, baselines: np.ndarray) ->
     return sorted(moments, key=lambda m: m["lift"], reverse=True)
 
 
-def study_report(timelines: list[SessionTimeline], stimulus_ms: float, bucket_ms: int = 1000) -> dict:
+def study_report(timelines: list[SessionTimeline], stimulus_ms: float, bucket_ms: int = 1000,
+                 variable_keys: Sequence[str] = ()) -> dict:
     """Per bucket of the stimulus (seconds by default): viewers, emotions with 95% CIs, micro-expressions;
-    top moments (per second); totals per segment; summary scores."""
-    return _analysed(timelines, stimulus_ms, bucket_ms)[0]
+    top moments (per second); totals per segment; summary scores, also broken down by each of `variable_keys`."""
+    return _analysed(timelines, stimulus_ms, bucket_ms, variable_keys)[0]
 
 
-def _analysed(timelines: list[SessionTimeline], stimulus_ms: float, bucket_ms: int) -> tuple[dict, ViewerScores]:
+def _analysed(timelines: list[SessionTimeline], stimulus_ms: float, bucket_ms: int,
+              variable_keys: Sequence[str] = ()) -> tuple[dict, ViewerScores]:
     """The report, and the per-viewer scores its summary comes from."""
     fine_per_bucket = max(1, bucket_ms // GRID_MS)
     bucket_ms = fine_per_bucket * GRID_MS
@@ -368,7 +373,34 @@ def _analysed(timelines: list[SessionTimeline], stimulus_ms: float, bucket_ms: i
     report["top_moments"] = top_moments(facing, means, scores.emotions)
     report["summary"] = summary_scores(scores, per_second)
     report["attention"] = report["summary"]["attention"]
+    report["breakdown"] = breakdown(timelines, scores, variable_keys)
     return report, scores
+
+
+# Breakdown by link variable: the largest groups, each with at least MIN_VIEWERS viewers; smaller ones
+# are only counted, so an identifier such as a panel id never shows one person's figures.
+MAX_BREAKDOWN_VALUES = 20
+
+
+def breakdown(timelines: list[SessionTimeline], scores: ViewerScores, keys: Sequence[str]) -> list[dict]:
+    """Per variable key and value: viewers and the summary scores (COMPARED_SCORES) with 95% intervals."""
+    table = scores.table()
+    out = []
+    for key in keys:
+        groups: dict[str, list[int]] = {}
+        for i, t in enumerate(timelines):
+            if key in t.variables:
+                groups.setdefault(t.variables[key], []).append(i)
+        large = sorted((v for v, rows in groups.items() if len(rows) >= MIN_VIEWERS),
+                       key=lambda v: (-len(groups[v]), v))[:MAX_BREAKDOWN_VALUES]
+        values = [{"value": value, "viewers": len(groups[value]),
+                   "scores": {name: mean_interval(table[groups[value], j], -1.0 if name == "valence" else 0.0)
+                              for j, name in enumerate(COMPARED_SCORES)}} for value in large]
+        small = [rows for v, rows in groups.items() if v not in large]
+        out.append({"key": key, "values": values,
+                    "smaller_groups": {"values": len(small), "viewers": sum(map(len, small))},
+                    "without_value": len(timelines) - sum(map(len, groups.values()))})
+    return out
 
 
 def compare_audiences(audiences: list[tuple[list[SessionTimeline], float]]) -> dict:
@@ -588,5 +620,18 @@ def moments_csv(report: dict) -> str:
     return out.getvalue()
 
 
+def breakdown_csv(report: dict) -> str:
+    """One row per variable, value and summary score."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["variable", "value", "viewers", "score", "mean", "ci95_low", "ci95_high"])
+    for variable in report["breakdown"]:
+        for group in variable["values"]:
+            for name, score in group["scores"].items():
+                writer.writerow([variable["key"], group["value"], group["viewers"], name,
+                                 *([score["mean"], *score["ci95"]] if score else ["", "", ""])])
+    return out.getvalue()
+
+
 # The CSV tables a report downloads as (`table`): the per-bucket rows by default.
-CSV_TABLES = {"seconds": report_csv, "summary": summary_csv, "moments": moments_csv}
+CSV_TABLES = {"seconds": report_csv, "summary": summary_csv, "moments": moments_csv, "breakdown": breakdown_csv}

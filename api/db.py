@@ -208,6 +208,8 @@ class Study(Base):
     participant_token_hash: Mapped[str] = mapped_column(String(128), unique=True)
     # With the pepper, derives the token again (studies.participant_token); NULL before migration 0010.
     participant_token_nonce: Mapped[str | None] = mapped_column(String(64))
+    # JSON list of the link variables sessions may carry (studies.VARIABLE_KEY); NULL: none.
+    variable_keys: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
@@ -224,6 +226,8 @@ class StudySession(Base):
     consent_version: Mapped[str] = mapped_column(String(50))
     consented_at: Mapped[datetime] = mapped_column(UTCDateTime())
     segment: Mapped[str | None] = mapped_column(String(100))
+    # JSON object of the link variables the session came with, whitelisted keys only (Study.variable_keys).
+    variables: Mapped[str | None] = mapped_column(Text)
     timeline: Mapped[bytes | None] = mapped_column(LargeBinary)  # api.audience.SessionTimeline.to_bytes
     micro_onsets: Mapped[str | None] = mapped_column(Text)  # JSON [[stimulus ms, emotion], ...]
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -7,6 +7,7 @@ from datetime import UTC
 from marshmallow import Schema, ValidationError, fields, post_load, pre_load, validate, validates_schema
 
 from api import passwords
+from api import studies
 from api.audience import CSV_TABLES, GRID_MS
 from api.engine.detection import DETECTORS, SKIP
 from api.engine.media import MAX_SAMPLE_FPS
@@ -162,6 +163,14 @@ class StudyCreateSchema(StrictSchema):
     name = fields.String(required=True, validate=validate.Length(1, 200))
     stimulus_duration_ms = fields.Float(required=True, validate=validate.Range(1000, MAX_STIMULUS_MS))
     max_sessions = fields.Integer(load_default=None, validate=validate.Range(min=1))
+    variables = fields.List(fields.String(validate=validate.Regexp(
+        studies.VARIABLE_KEY.pattern + r"\Z", error="a lower-case letter, then up to 31 letters, digits or _")),
+        load_default=list, validate=validate.Length(max=studies.MAX_VARIABLE_KEYS))
+
+    @validates_schema
+    def _distinct_variables(self, data, **_kwargs):
+        if len(set(data["variables"])) != len(data["variables"]):
+            raise ValidationError("each variable once", "variables")
 
 
 class ConsentSchema(StrictSchema):
@@ -173,6 +182,8 @@ class StudySessionFormSchema(StrictSchema):
     stimulus_started_ms = fields.Float(required=True, validate=validate.Range(0, MAX_STIMULUS_MS))
     consent = fields.Nested(ConsentSchema, required=True)
     segment = fields.String(load_default=None, validate=validate.Length(1, 100))
+    # Checked against the study's own variables by studies.check_variables.
+    variables = fields.Dict(keys=fields.String(), values=fields.String(), load_default=dict)
 
 
 # A comparison page shows a few cuts of one ad, not a portfolio: each study is a report's work.

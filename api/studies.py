@@ -11,8 +11,10 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 import secrets
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -29,6 +31,14 @@ LOW_QUALITY = "low_quality"  # analysed, but the face was found over too little 
 SESSION_STATUSES = ("processing", "succeeded", LOW_QUALITY, "failed")
 RECEIPT_PREFIX = "rcpt_"
 JOB_KIND = "study_session"  # a session's recording, analysed as a job of the owner's account
+# Link variables: a panel provider appends its own (?age=18-24&pid=...) to the participant link. Only
+# keys the owner whitelisted are stored; a few short ones are enough to describe an audience segment,
+# and the limits keep a link from smuggling free text (or a person's name) into the database.
+VARIABLE_KEY = re.compile(r"[a-z][a-z0-9_]{0,31}")
+MAX_VARIABLE_KEYS = 5
+MAX_VARIABLE_VALUE = 64
+VARIABLE_VALUE = re.compile(rf"[\w.+:/@ -]{{1,{MAX_VARIABLE_VALUE}}}")  # letters, digits and a little punctuation
+FILTER_PREFIX = "segment."  # report?segment.age=18-24
 
 
 @dataclass(frozen=True)
@@ -47,6 +57,46 @@ class StudyClosed(Exception):
     def __init__(self, code: str, detail: str) -> None:
         super().__init__(detail)
         self.code = code
+
+
+class InvalidVariables(ValueError):
+    """Link variables or a report filter the study does not take: `errors` maps each field to why."""
+
+    def __init__(self, errors: dict[str, list[str]]) -> None:
+        super().__init__("; ".join(f"{k}: {' '.join(v)}" for k, v in errors.items()))
+        self.errors = errors
+
+
+def variable_keys(study: Study) -> list[str]:
+    return json.loads(study.variable_keys) if study.variable_keys else []
+
+
+def check_variables(study: Study, variables: dict[str, str]) -> dict[str, str]:
+    """A session's variables, each a whitelisted key with a short plain value; raises InvalidVariables."""
+    allowed, errors = variable_keys(study), {}
+    for key, value in variables.items():
+        if key not in allowed:
+            errors[key] = [f"not one of this study's variables ({', '.join(allowed) or 'it has none'})"]
+        elif not isinstance(value, str) or not VARIABLE_VALUE.fullmatch(value):
+            errors[key] = [f"1 to {MAX_VARIABLE_VALUE} letters, digits, spaces or . + : / @ _ -"]
+    if errors:
+        raise InvalidVariables(errors)
+    return dict(variables)
+
+
+def link_variables(study: Study, query: dict[str, str]) -> dict[str, str]:
+    """The whitelisted variables among a participant link's query parameters (others, a panel's own,
+    are ignored and never stored); raises InvalidVariables for a whitelisted one with a bad value."""
+    return check_variables(study, {k: v for k, v in query.items() if k in variable_keys(study)})
+
+
+def report_filter(study: Study, query: dict[str, str]) -> dict[str, str]:
+    """The `segment.<key>=<value>` filters among a report's query parameters."""
+    wanted = {k.removeprefix(FILTER_PREFIX): v for k, v in query.items() if k.startswith(FILTER_PREFIX)}
+    try:
+        return check_variables(study, wanted)
+    except InvalidVariables as exc:
+        raise InvalidVariables({FILTER_PREFIX + k: v for k, v in exc.errors.items()}) from None
 
 
 class StudyStorageFull(Exception):
@@ -73,7 +123,7 @@ def _new_token(study: Study, pepper: str) -> str:
 
 def create(session: Session, put_object, account_id: int, api_key_id: int, name: str, stimulus_duration_ms: float,
            stimulus: bytes | None, pepper: str, storage_limit: int | None = None,
-           max_sessions: int | None = None) -> tuple[Study, str]:
+           max_sessions: int | None = None, variables: Sequence[str] = ()) -> tuple[Study, str]:
     """A new study and its participant token (stored hashed; `participant_token` derives it again). The stimulus
     (a video by its magic bytes) is stored with the type its container names, never the client's.
 
@@ -88,7 +138,8 @@ def create(session: Session, put_object, account_id: int, api_key_id: int, name:
             raise StudyStorageFull(f"the account's stimuli take {used} of {storage_limit} bytes; this one needs "
                                    f"{len(stimulus)} more: delete a study or upgrade")
     study = Study(id=f"study_{uuid.uuid4().hex}", account_id=account_id, api_key_id=api_key_id, name=name,
-                  stimulus_duration_ms=stimulus_duration_ms, max_sessions=max_sessions)
+                  stimulus_duration_ms=stimulus_duration_ms, max_sessions=max_sessions,
+                  variable_keys=json.dumps(list(variables)) if variables else None)
     token = _new_token(study, pepper)
     if stimulus is not None:
         study.stimulus_key = f"studies/{study.id}/stimulus"
@@ -133,7 +184,7 @@ def study_json(session: Session, study: Study, pepper: str) -> dict:
         counts[status] += 1
     body = {"id": study.id, "name": study.name, "stimulus_duration_ms": study.stimulus_duration_ms,
             "has_stimulus": study.stimulus_key is not None, "created_at": study.created_at.isoformat(),
-            "max_sessions": study.max_sessions, "sessions": counts}
+            "max_sessions": study.max_sessions, "variables": variable_keys(study), "sessions": counts}
     token = participant_token(study, pepper)
     body["participant_token"] = token
     body["participant_path"] = participant_path(token) if token else None
@@ -180,12 +231,14 @@ def _new_receipt() -> str:
 
 
 def new_session(study: Study, stimulus_started_ms: float, consent: Consent, segment: str | None,
-                pepper: str) -> tuple[StudySession, str]:
-    """An unsaved session and its receipt code (shown to the participant once)."""
+                variables: dict[str, str], pepper: str) -> tuple[StudySession, str]:
+    """An unsaved session and its receipt code (shown to the participant once); `variables` already
+    checked (check_variables)."""
     receipt = _new_receipt()
     row = StudySession(id=f"ses_{uuid.uuid4().hex}", study_id=study.id, receipt_hash=keys.hash_key(receipt, pepper),
                        status="processing", stimulus_started_ms=stimulus_started_ms, consent_version=consent.version,
-                       consented_at=consent.accepted_at, segment=segment, created_at=utcnow())
+                       consented_at=consent.accepted_at, segment=segment,
+                       variables=json.dumps(variables) if variables else None, created_at=utcnow())
     return row, receipt
 
 
@@ -272,13 +325,18 @@ def _record_failure(session: Session, job: Job) -> None:
         row.status, row.finished_at = "failed", utcnow()
 
 
-def _timelines(session: Session, study: Study, include_low_quality: bool) -> list[audience.SessionTimeline]:
-    """The analysed sessions' timelines; those below the quality gate only when asked for."""
+def _timelines(session: Session, study: Study, include_low_quality: bool,
+               only: dict[str, str] | None = None) -> list[audience.SessionTimeline]:
+    """The analysed sessions' timelines; those below the quality gate only when asked for; with `only`,
+    those whose variables have these values."""
     statuses = ("succeeded", LOW_QUALITY) if include_low_quality else ("succeeded",)
-    rows = session.execute(select(StudySession.timeline, StudySession.micro_onsets, StudySession.segment)
+    rows = session.execute(select(StudySession.timeline, StudySession.micro_onsets, StudySession.segment,
+                                  StudySession.variables)
                            .where(StudySession.study_id == study.id, StudySession.status.in_(statuses))).all()
     n_buckets = audience.grid_size(study.stimulus_duration_ms)
-    return [audience.SessionTimeline.from_bytes(t, n_buckets, json.loads(m), seg) for t, m, seg in rows]
+    timelines = [audience.SessionTimeline.from_bytes(t, n_buckets, json.loads(m), seg, json.loads(v) if v else {})
+                 for t, m, seg, v in rows]
+    return [t for t in timelines if all(t.variables.get(k) == v for k, v in (only or {}).items())]
 
 
 def _low_quality_count(session: Session, study: Study) -> int:
@@ -286,12 +344,14 @@ def _low_quality_count(session: Session, study: Study) -> int:
                           .where(StudySession.study_id == study.id, StudySession.status == LOW_QUALITY))
 
 
-def report(session: Session, study: Study, bucket_ms: int = 1000, include_low_quality: bool = False) -> dict:
-    """Over the analysed sessions; those below the quality gate only when asked for."""
-    timelines = _timelines(session, study, include_low_quality)
+def report(session: Session, study: Study, bucket_ms: int = 1000, include_low_quality: bool = False,
+           only: dict[str, str] | None = None) -> dict:
+    """Over the analysed sessions; those below the quality gate only when asked for; with `only`
+    (report_filter), those whose link variables have these values. Broken down by each variable."""
+    timelines = _timelines(session, study, include_low_quality, only)
     return {"study_id": study.id, "low_quality_sessions": _low_quality_count(session, study),
-            "low_quality_included": include_low_quality,
-            **audience.study_report(timelines, study.stimulus_duration_ms, bucket_ms)}
+            "low_quality_included": include_low_quality, "filter": only or {},
+            **audience.study_report(timelines, study.stimulus_duration_ms, bucket_ms, variable_keys(study))}
 
 
 def compare(session: Session, compared: list[Study], include_low_quality: bool = False) -> dict:

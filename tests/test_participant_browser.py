@@ -334,3 +334,33 @@ def test_console_compares_two_cuts_of_an_ad(page, owner, shoot):
     page.select_option("#compare-score", "attention")
     expect(page.locator("svg.compare-chart")).to_have_attribute("aria-label", "attention per second, study by study")
     expect(curves).to_have_count(2)
+
+
+def test_a_panel_link_s_variables_are_kept_with_the_session_and_filter_the_report(page, owner, shoot):
+    study = api(owner, "POST", "/v1/studies", json={"name": "Panel ad", "stimulus_duration_ms": 2000,
+                                                    "variables": ["age"]}).json()
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.goto(f"{study['participant_path']}?age=18-24&utm_source=panel")
+    expect(page.locator("#link-variables")).to_contain_text("age = 18-24")  # said before consent
+    expect(page.locator("#link-variables")).not_to_contain_text("utm_source")
+    shoot(page, "participant_link_variables")
+    with page.expect_response("**/sessions") as answer:
+        page.click("#consent-accept")
+    # Accepted: the page sent no utm_source (a key the study does not take is refused with a 400).
+    assert answer.value.status == 202, answer.value.text()
+    assert wait_until_analysed(owner, study["id"], 1)["succeeded"] == 1
+
+    path = f"/v1/studies/{study['id']}/report"
+    assert api(owner, "GET", f"{path}?segment.age=18-24").json()["viewers"] == 1
+    assert api(owner, "GET", f"{path}?segment.age=25-34").json()["viewers"] == 0
+    (age,) = api(owner, "GET", path).json()["breakdown"]
+    assert age["smaller_groups"] == {"values": 1, "viewers": 1}  # one viewer is never shown alone
+
+    sign_in_to_console(page)
+    page.goto(f"/console/studies/{study['id']}?segment.age=18-24")
+    expect(page.locator("#report-filter")).to_contain_text("age = 18-24")
+    expect(page.locator("#viewers")).to_contain_text("1 viewer analysed")
+    expect(page.locator("#breakdown")).to_contain_text("1 more value with fewer viewers")
+    shoot(page, "console_study_filtered")
+    page.click("#report-filter a")
+    expect(page.locator("#report-filter")).to_have_count(0)

@@ -725,3 +725,32 @@ def test_a_comparison_with_audiences_is_typed_and_printed():
     assert comparison.studies[1].summary.emotions["happy"].mean.mean == pytest.approx(0.5, abs=1e-4)
     printed = render_comparison(comparison)
     assert "Cut A (5)" in printed and "+20.0 (" in printed
+
+
+def test_study_variables_filter_and_breakdown_through_the_sdk_and_the_cli(server, owner, client):
+    study = client.studies.create("Panel ad", 2000, variables=["age", "pid"])
+    assert study.variables == ("age", "pid") and client.studies.get(study).variables == ("age", "pid")
+    report = client.studies.report(study, segment={"age": "18-24"})
+    assert report.filter == {"age": "18-24"} and report.viewers == 0
+    assert [b.key for b in report.breakdown] == ["age", "pid"] and report.breakdown[0].groups == ()
+    assert client.studies.report_csv(study, table="breakdown", segment={"age": "18-24"}).startswith("variable,value")
+    with pytest.raises(emoscope.InvalidRequestError) as unknown:
+        client.studies.report(study, segment={"city": "Paris"})
+    assert unknown.value.status == 400
+    printed = _cli(server, owner[1].api_key.secret, "study", "report", study.id, "--segment", "age=18-24")
+    assert printed.returncode == 0, printed.stderr
+    assert "0 viewers, age = 18-24" in printed.stdout and "By age" in printed.stdout
+
+
+def test_a_breakdown_is_typed():
+    import dataclasses
+
+    from api import audience
+    from tests.test_audience import viewer
+
+    viewers = [dataclasses.replace(viewer(h), variables={"age": "18-24"}) for h in (0.5, 0.6, 0.7, 0.8, 0.9)]
+    report = {"study_id": "s", "filter": {}, **audience.study_report(viewers + [viewer(0.1)], 3000, variable_keys=["age"])}
+    (age,) = emoscope.StudyReport.from_dict(report).breakdown
+    (group,) = age.groups
+    assert isinstance(age, emoscope.VariableBreakdown) and (group.value, group.viewers) == ("18-24", 5)
+    assert group.scores["happy"].mean == pytest.approx(0.7, abs=1e-4) and age.without_value == 1

@@ -146,7 +146,8 @@ def seed_sessions(app, study_id, timelines, status="succeeded"):
             session.add(StudySession(id=f"ses_{uuid.uuid4().hex}", study_id=study_id, receipt_hash=uuid.uuid4().hex,
                                      status=status, stimulus_started_ms=0, consent_version="test",
                                      consented_at=utcnow(), segment=timeline.segment, timeline=timeline.to_bytes(),
-                                     micro_onsets=json.dumps(timeline.micro_onsets_ms)))
+                                     micro_onsets=json.dumps(timeline.micro_onsets_ms),
+                                     variables=json.dumps(timeline.variables) if timeline.variables else None))
 
 
 def smiling_viewers(levels, stimulus_ms=3000, smile_from_ms=None):
@@ -214,6 +215,55 @@ def test_studies_compare_side_by_side_with_bootstrap_differences(owner, assert_c
                        "not_found")
     for ids in (a["id"], f"{a['id']},{a['id']}", ",".join([a["id"]] + [f"s{i}" for i in range(5)]), f"{a['id']},"):
         assert_problem(client.get(f"/v1/studies/compare?ids={ids}", headers=bearer(secret)), 400, "invalid_request")
+
+
+def test_link_variables_are_whitelisted_stored_filtered_and_broken_down(owner, assert_contract):
+    import dataclasses
+
+    app, client, secret = owner
+    study = assert_contract(create_study(client, secret, stimulus_duration_ms=3000, variables=["age", "pid"])).json
+    assert study["variables"] == ["age", "pid"]
+    for bad in (["a", "b", "c", "d", "e", "f"], ["Age"], ["age", "age"], ["x" * 33]):
+        refused = client.post("/v1/studies", headers=bearer(secret),
+                              json={"name": "x", "stimulus_duration_ms": 1000, "variables": bad})
+        assert_problem(refused, 400, "invalid_request") and "variables" in refused.json["errors"]
+
+    # Sessions: only whitelisted keys, short plain values.
+    accepted = submit_session(client, study, variables=json.dumps({"age": "18-24", "pid": "p-1"}))
+    assert accepted.status_code == 202, accepted.get_data(as_text=True)
+    for variables in ({"city": "Paris"}, {"age": "x" * 65}, {"age": "<script>"}, {"age": 18}):
+        refused = submit_session(client, study, variables=json.dumps(variables))
+        assert_problem(assert_contract(refused), 400, "invalid_request")
+    wait_until_analysed(client, secret, study["id"], 1)
+    from api.db import StudySession
+    with app.extensions["emoscope"].db.session.begin() as session:
+        (stored,) = [json.loads(r.variables) for r in session.query(StudySession).filter_by(study_id=study["id"])]
+    assert stored == {"age": "18-24", "pid": "p-1"}
+
+    # Seven viewers aged 18-24 who smile, each with their pid, and five aged 25-34 who do not (the recorded
+    # session above covers a third of the stimulus: it is low quality, left out).
+    young = smiling_viewers([0.6 + 0.02 * i for i in range(7)])
+    older = smiling_viewers([0.1 + 0.02 * i for i in range(5)])
+    seed_sessions(app, study["id"], [dataclasses.replace(t, variables={"age": "18-24", "pid": f"p{i}"})
+                                     for i, t in enumerate(young)] +
+                  [dataclasses.replace(t, variables={"age": "25-34"}) for t in older])
+    path = f"/v1/studies/{study['id']}/report"
+    report = assert_contract(client.get(path, headers=bearer(secret))).json
+    age, pid = report["breakdown"]
+    assert [(v["value"], v["viewers"]) for v in age["values"]] == [("18-24", 7), ("25-34", 5)]
+    assert age["values"][1]["scores"]["happy"]["mean"] == pytest.approx(0.14, abs=1e-3)
+    assert age["values"][1]["scores"]["valence"]["viewers"] == 5
+    # No pid has five viewers: none is shown, they are only counted.
+    assert pid["values"] == [] and pid["smaller_groups"] == {"values": 7, "viewers": 7} and pid["without_value"] == 5
+    filtered = assert_contract(client.get(f"{path}?segment.age=25-34", headers=bearer(secret))).json
+    assert filtered["viewers"] == 5 and filtered["filter"] == {"age": "25-34"}
+    assert filtered["summary"]["emotions"]["happy"]["mean"]["mean"] == pytest.approx(0.14, abs=1e-3)
+    csv_rows = client.get(f"{path}?segment.age=25-34&table=breakdown",
+                          headers={**bearer(secret), "Accept": "text/csv"}).get_data(as_text=True).splitlines()
+    assert csv_rows[0] == "variable,value,viewers,score,mean,ci95_low,ci95_high"
+    assert {row.split(",")[1] for row in csv_rows[1:]} == {"25-34"}
+    for bad in ("segment.city=Paris", "segment.age=" + "x" * 65):
+        assert_problem(client.get(f"{path}?{bad}", headers=bearer(secret)), 400, "invalid_request")
 
 
 def test_stimulus_is_stored_served_to_participants_and_deleted_with_the_study(owner, assert_contract):

@@ -164,3 +164,38 @@ def test_console_compares_the_owners_own_studies(owner):
     sign_up(stranger, "other@example.com", "Other")
     assert sign_in(stranger, email="other@example.com").status_code == 303
     assert stranger.get(f"/console/studies/compare?id={ids[0]}&id={ids[1]}").status_code == 404
+
+
+def test_link_variables_from_the_console_to_the_participant_page_and_the_breakdown(owner):
+    import dataclasses
+
+    from tests.test_studies import seed_sessions, smiling_viewers
+
+    client, secret, _ = owner
+    key_id = client.get("/v1/keys", headers=bearer(secret)).json["data"][0]["id"]
+    created = create_in_console(client, key_id, duration_s="3", variables="age, region")
+    assert created.status_code == 201 and 'id="link-variables"' in created.get_data(as_text=True)
+    path = participant_url(created).removeprefix("http://localhost")
+    study_id = re.search(r'data-study-id="(study_\w+)"', created.get_data(as_text=True)).group(1)
+    assert client.get(f"/v1/studies/{study_id}", headers=bearer(secret)).json["variables"] == ["age", "region"]
+    assert create_in_console(client, key_id, variables="Age!").status_code == 400
+
+    # The page lists what it keeps from its address (the whitelisted variables only) before consent.
+    page = client.get(f"{path}?age=18-24&utm_source=panel").get_data(as_text=True)
+    assert "<code>age = 18-24</code>" in page and "utm_source" not in page
+    assert "data-variables='{\"age\": \"18-24\"}'" in page
+    bad = client.get(f"{path}?age=" + "x" * 65)
+    assert bad.status_code == 400 and "malformed" in bad.get_data(as_text=True)
+
+    young = [dataclasses.replace(t, variables={"age": "18-24"}) for t in smiling_viewers([0.6] * 5)]
+    older = [dataclasses.replace(t, variables={"age": "25-34"}) for t in smiling_viewers([0.1] * 6)]
+    seed_sessions(client.application, study_id, young + older)
+    html = client.get(f"/console/studies/{study_id}").get_data(as_text=True)
+    assert 'class="breakdown-row" data-value="18-24"' in html and 'data-value="25-34"' in html
+    assert f'href="/console/studies/{study_id}?segment.age=18-24"' in html
+    filtered = client.get(f"/console/studies/{study_id}?segment.age=25-34").get_data(as_text=True)
+    assert 'id="report-filter"' in filtered and "6 viewers analysed" in filtered
+    assert f"/console/studies/{study_id}/report.csv?segment.age=25-34" in filtered
+    csv = client.get(f"/console/studies/{study_id}/report.csv?table=breakdown&segment.age=25-34")
+    assert csv.status_code == 200 and csv.get_data(as_text=True).count("25-34,6,") == 10
+    assert client.get(f"/console/studies/{study_id}?segment.city=Paris").status_code == 400

@@ -25,7 +25,8 @@ from api.routes.context import configured_billing, services as current_services
 from api.routes.credentials import check_password, create_capped_key, send_reset_link
 from api.routes.files import report_csv_response, stimulus_response, video_upload
 from api.routes.parsing import load
-from api.routes.problems import admission_problems, invalid_reset_token, stripe_problems, study_storage_problems
+from api.routes.problems import (admission_problems, invalid_reset_token, invalid_variables, stripe_problems,
+                                 study_storage_problems)
 from api.schemas import (MAX_COMPARED_STUDIES, SCOPES, CompareQuerySchema, KeyCreateSchema, NewPasswordSchema,
                          PasswordResetConfirmSchema, PasswordResetRequestSchema, ReportQuerySchema, SignInSchema,
                          StudyCreateSchema)
@@ -315,7 +316,8 @@ def create_study():
     with admission_problems():
         plan, decision = admit_new_study(services, g.account)
         show_rate_limit(decision)
-    fields = load(StudyCreateSchema(), {"name": request.form.get("name", ""),
+    variables = [v.strip() for v in request.form.get("variables", "").split(",") if v.strip()]
+    fields = load(StudyCreateSchema(), {"name": request.form.get("name", ""), "variables": variables,
                                         "stimulus_duration_ms": _milliseconds(request.form.get("duration_s", ""))})
     stimulus = video_upload("stimulus", required=False)
     if not websecurity.first_submission():
@@ -327,7 +329,7 @@ def create_study():
         key = _active_key(db_session, request.form.get("api_key_id", type=int))
         study, _ = studies.create(db_session, put, g.account.id, key.id, fields["name"],
                                   fields["stimulus_duration_ms"], stimulus, services.settings.api_key_pepper,
-                                  plan.study_storage_bytes)
+                                  plan.study_storage_bytes, variables=fields["variables"])
         study_id = study.id
     return _study_page(study_id), 201
 
@@ -342,8 +344,9 @@ def study_page(study_id: str):
 @signed_in
 def study_report_csv(study_id: str):
     table = load(ReportQuerySchema(), {"table": request.args.get("table", "seconds")})["table"]
-    with current_services().db.session.begin() as db_session:
-        report = studies.report(db_session, _owned_study(db_session, study_id))
+    with current_services().db.session.begin() as db_session, invalid_variables():
+        study = _owned_study(db_session, study_id)
+        report = studies.report(db_session, study, only=studies.report_filter(study, request.args.to_dict()))
     return report_csv_response(study_id, report, table)
 
 
@@ -410,10 +413,11 @@ def _milliseconds(seconds: str):
 
 
 def _study_page(study_id: str) -> str:
-    with current_services().db.session.begin() as db_session:
+    """The study's page; `segment.<key>=<value>` in the address filters its report, like the API's."""
+    with current_services().db.session.begin() as db_session, invalid_variables():
         study = _owned_study(db_session, study_id)
         body = studies.study_json(db_session, study, current_services().settings.api_key_pepper)
-        report = studies.report(db_session, study)
+        report = studies.report(db_session, study, only=studies.report_filter(study, request.args.to_dict()))
     token = body["participant_token"]
     participant_url = url_for("participant.page", token=token, _external=True) if token else None
     return render_template("console/study.html", study=body, report=report, emotions=EMOTIONS,

@@ -19,7 +19,7 @@ from ._models import (EMOTIONS, Account, AccountSummary, AnalysisResult, ApiKey,
                       JobWebhook, Landmarks, Media, MicroExpression, ModelVersions, Quota, RateLimit, RegionMovement,
                       ScoreDifference, ScoreInterval, SignUpResult, Study, StudyComparison, StudyDifferences,
                       StudyReport, StudySummary, Subscription, TimelinePoint, TopMoment, Track, TrackSummary, Usage,
-                      UsageDay, VideoResult, parse_analysis)
+                      UsageDay, VariableBreakdown, VariableGroup, VideoResult, parse_analysis)
 from ._version import __version__
 
 __all__ = [
@@ -32,7 +32,7 @@ __all__ = [
     "ModelVersions", "Frame", "Track", "TrackSummary", "TimelinePoint", "MicroExpression", "RegionMovement",
     "ApiKey", "Usage", "UsageDay", "Account", "AccountSummary", "Quota", "RateLimit", "SignUpResult",
     "Study", "StudyReport", "StudySummary", "EmotionSummary", "EmotionPeak", "ScoreInterval", "TopMoment",
-    "StudyComparison", "ComparedStudy", "StudyDifferences", "ScoreDifference",
+    "StudyComparison", "ComparedStudy", "StudyDifferences", "ScoreDifference", "VariableBreakdown", "VariableGroup",
     "DataDeletion", "Subscription",
     # errors
     "EmoscopeError", "APIConnectionError", "APITimeoutError", "AuthenticationError", "PermissionDeniedError",

@@ -335,12 +335,14 @@ def study_path(study: Any, suffix: str = "") -> str:
 
 
 def study_create_spec(name: str, stimulus_duration_ms: float, stimulus: Any,
-                      max_sessions: Optional[int] = None) -> RequestSpec:
+                      max_sessions: Optional[int] = None, variables: Sequence[str] = ()) -> RequestSpec:
     # A study holds a one-time participant token, so like a key it is not replayed: retried only
     # when the server surely did nothing.
     fields: Dict[str, Any] = {"name": name, "stimulus_duration_ms": stimulus_duration_ms}
     if max_sessions is not None:
         fields["max_sessions"] = max_sessions
+    if variables:
+        fields["variables"] = list(variables)
     if stimulus is None:
         return RequestSpec("POST", "/v1/studies", json=fields, retry="unprocessed")
     content, filename = media_bytes(stimulus)
@@ -355,9 +357,11 @@ def study_compare_spec(studies: Sequence[Any]) -> RequestSpec:
     return RequestSpec("GET", "/v1/studies/compare", params={"ids": ",".join(ids)})
 
 
-def study_report_spec(study: Any, bucket_ms: Optional[int], csv: bool, table: str = "seconds") -> RequestSpec:
+def study_report_spec(study: Any, bucket_ms: Optional[int], csv: bool, table: str = "seconds",
+                      segment: Optional[Mapping[str, str]] = None) -> RequestSpec:
     params = {"bucket_ms": str(bucket_ms)} if bucket_ms is not None else {}
     if table != "seconds":
         params["table"] = table
+    params.update({f"segment.{key}": value for key, value in (segment or {}).items()})
     headers = {"Accept": "text/csv"} if csv else {}
     return RequestSpec("GET", study_path(study, "/report"), params=params or None, headers=headers)

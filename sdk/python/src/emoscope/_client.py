@@ -204,11 +204,12 @@ class Studies(_Resource):
     page, read the report, delete it with everything it holds."""
 
     def create(self, name: str, stimulus_duration_ms: float, *, stimulus: Optional[MediaInput] = None,
-               max_sessions: Optional[int] = None) -> Study:
-        """A new study; its `participant_token` and `participant_path` are shown only in this answer.
-        `stimulus` (a video) is stored and played to participants on their page; past `max_sessions`
-        sessions it refuses more."""
-        spec = _base.study_create_spec(name, stimulus_duration_ms, stimulus, max_sessions)
+               max_sessions: Optional[int] = None, variables: Sequence[str] = ()) -> Study:
+        """A new study with its `participant_token` and `participant_path`. `stimulus` (a video) is
+        stored and played to participants on their page; past `max_sessions` sessions it refuses more.
+        `variables` (up to 5) are the participant link's parameters kept with each session (a panel's
+        `?age=18-24`), for the report's `segment` filter and breakdown; nothing else on the link is kept."""
+        spec = _base.study_create_spec(name, stimulus_duration_ms, stimulus, max_sessions, variables)
         return Study.from_dict(self._client._request(spec).json())
 
     def get(self, study: Union[str, Study]) -> Study:
@@ -220,14 +221,19 @@ class Studies(_Resource):
         spec = RequestSpec("POST", _base.study_path(study, "/participant-token"))
         return Study.from_dict(self._client._request(spec).json())
 
-    def report(self, study: Union[str, Study], *, bucket_ms: Optional[int] = None) -> StudyReport:
+    def report(self, study: Union[str, Study], *, bucket_ms: Optional[int] = None,
+               segment: Optional[Mapping[str, str]] = None) -> StudyReport:
         """Per second (or `bucket_ms`, a multiple of 100) of the stimulus: viewers, emotions with 95%
-        intervals, micro-expressions; top moments; segment totals."""
-        return StudyReport.from_dict(self._client._request(_base.study_report_spec(study, bucket_ms, False)).json())
+        intervals, micro-expressions; top moments; summary scores; the breakdown by link variable. With
+        `segment` ({"age": "18-24"}), only the sessions whose link carried those values."""
+        spec = _base.study_report_spec(study, bucket_ms, False, segment=segment)
+        return StudyReport.from_dict(self._client._request(spec).json())
 
-    def report_csv(self, study: Union[str, Study], *, bucket_ms: Optional[int] = None, table: str = "seconds") -> str:
-        """The report as CSV text: one row per bucket, or with table="summary" one per summary score."""
-        return self._client._request(_base.study_report_spec(study, bucket_ms, True, table)).text
+    def report_csv(self, study: Union[str, Study], *, bucket_ms: Optional[int] = None, table: str = "seconds",
+                   segment: Optional[Mapping[str, str]] = None) -> str:
+        """The report as CSV text: one row per bucket, or per summary score (table="summary"), top moment
+        ("moments") or link variable value and score ("breakdown")."""
+        return self._client._request(_base.study_report_spec(study, bucket_ms, True, table, segment)).text
 
     def compare(self, studies: Sequence[Union[str, Study]]) -> StudyComparison:
         """Two to five of this account's studies side by side (e.g. cuts of one ad): curves on one stimulus
@@ -426,9 +432,9 @@ class AsyncJobs(_AsyncResource):
 
 class AsyncStudies(_AsyncResource):
     async def create(self, name: str, stimulus_duration_ms: float, *, stimulus: Optional[MediaInput] = None,
-                     max_sessions: Optional[int] = None) -> Study:
+                     max_sessions: Optional[int] = None, variables: Sequence[str] = ()) -> Study:
         response = await self._client._request(_base.study_create_spec(name, stimulus_duration_ms, stimulus,
-                                                                       max_sessions))
+                                                                       max_sessions, variables))
         return Study.from_dict(response.json())
 
     async def get(self, study: Union[str, Study]) -> Study:
@@ -438,13 +444,14 @@ class AsyncStudies(_AsyncResource):
         response = await self._client._request(RequestSpec("POST", _base.study_path(study, "/participant-token")))
         return Study.from_dict(response.json())
 
-    async def report(self, study: Union[str, Study], *, bucket_ms: Optional[int] = None) -> StudyReport:
-        response = await self._client._request(_base.study_report_spec(study, bucket_ms, False))
+    async def report(self, study: Union[str, Study], *, bucket_ms: Optional[int] = None,
+                     segment: Optional[Mapping[str, str]] = None) -> StudyReport:
+        response = await self._client._request(_base.study_report_spec(study, bucket_ms, False, segment=segment))
         return StudyReport.from_dict(response.json())
 
     async def report_csv(self, study: Union[str, Study], *, bucket_ms: Optional[int] = None,
-                         table: str = "seconds") -> str:
-        return (await self._client._request(_base.study_report_spec(study, bucket_ms, True, table))).text
+                         table: str = "seconds", segment: Optional[Mapping[str, str]] = None) -> str:
+        return (await self._client._request(_base.study_report_spec(study, bucket_ms, True, table, segment))).text
 
     async def compare(self, studies: Sequence[Union[str, Study]]) -> StudyComparison:
         response = await self._client._request(_base.study_compare_spec(studies))

@@ -571,13 +571,16 @@ class Study:
     participant_path: Optional[str] = field(default=None, repr=False)
     #: The owner's cap on sessions (None: only the deployment's).
     max_sessions: Optional[int] = None
+    #: The participant link's variables kept with each session (e.g. "age").
+    variables: Tuple[str, ...] = ()
     raw: Dict[str, Any] = _raw()
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Study:
         return cls(data["id"], data["name"], float(data["stimulus_duration_ms"]), bool(data.get("has_stimulus")),
                    _dt(data.get("created_at")), dict(data.get("sessions", {})), data.get("participant_token"),
-                   data.get("participant_path"), data.get("max_sessions"), raw=dict(data))
+                   data.get("participant_path"), data.get("max_sessions"), tuple(data.get("variables", ())),
+                   raw=dict(data))
 
 
 @dataclass(frozen=True)
@@ -665,6 +668,37 @@ class StudySummary:
 
 
 @dataclass(frozen=True)
+class VariableGroup:
+    """The viewers whose link carried one value of a variable, and their summary scores (the seven emotions'
+    means, valence, engagement, attention; None where withheld)."""
+
+    value: str
+    viewers: int
+    scores: Dict[str, Optional[ScoreInterval]]
+
+
+@dataclass(frozen=True)
+class VariableBreakdown:
+    """One link variable's values with at least the report's `min_viewers` viewers (the largest 20);
+    `smaller_values` more values, `smaller_viewers` viewers in all, are only counted."""
+
+    key: str
+    groups: Tuple[VariableGroup, ...]
+    smaller_values: int
+    smaller_viewers: int
+    without_value: int
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> VariableBreakdown:
+        groups = tuple(VariableGroup(g["value"], int(g["viewers"]),
+                                     {name: ScoreInterval.from_dict(score) for name, score in g["scores"].items()})
+                       for g in data["values"])
+        smaller = data.get("smaller_groups", {})
+        return cls(data["key"], groups, int(smaller.get("values", 0)), int(smaller.get("viewers", 0)),
+                   int(data.get("without_value", 0)))
+
+
+@dataclass(frozen=True)
 class StudyReport:
     """The audience's response per bucket of the stimulus; buckets and segments stay plain dicts
     (see openapi.yaml, StudyReport), one row of the CSV each."""
@@ -676,6 +710,9 @@ class StudyReport:
     top_moments: Tuple[TopMoment, ...]
     segments: Tuple[Dict[str, Any], ...]
     summary: Optional[StudySummary] = None
+    #: The `segment` filter this report was made with ({} for everyone).
+    filter: Dict[str, str] = field(default_factory=dict)
+    breakdown: Tuple[VariableBreakdown, ...] = ()
     raw: Dict[str, Any] = _raw()
 
     @classmethod
@@ -683,7 +720,8 @@ class StudyReport:
         moments = tuple(TopMoment.from_dict(m) for m in data.get("top_moments", ()))
         summary = StudySummary.from_dict(data["summary"]) if data.get("summary") else None
         return cls(data["study_id"], int(data["viewers"]), int(data["bucket_ms"]), tuple(data.get("buckets", ())),
-                   moments, tuple(data.get("segments", ())), summary, raw=dict(data))
+                   moments, tuple(data.get("segments", ())), summary, dict(data.get("filter", {})),
+                   tuple(VariableBreakdown.from_dict(b) for b in data.get("breakdown", ())), raw=dict(data))
 
 
 @dataclass(frozen=True)

@@ -190,8 +190,11 @@ def build_parser() -> argparse.ArgumentParser:
     output.add_argument("--csv", action="store_true", help="print the report as CSV (one row per bucket)")
     output.add_argument("--json", action="store_true", help="print the API's JSON answer")
     report.add_argument("--bucket-ms", type=int, metavar="MS", help="bucket length, a multiple of 100 (default 1000)")
-    report.add_argument("--table", choices=("seconds", "summary", "moments"), default="seconds",
-                        help="with --csv: one row per bucket (seconds), summary score (summary) or top moment")
+    report.add_argument("--table", choices=("seconds", "summary", "moments", "breakdown"), default="seconds",
+                        help="with --csv: one row per bucket (seconds), summary score (summary), top moment "
+                             "(moments) or link variable value and score (breakdown)")
+    report.add_argument("--segment", action="append", default=[], metavar="KEY=VALUE",
+                        help="only sessions whose link carried this variable value (repeatable)")
     compare = study_commands.add_parser("compare", parents=[connection],
                                         help="compare 2 to 5 studies: summary scores side by side, differences from "
                                              "the first with bootstrap intervals")
@@ -240,10 +243,19 @@ def render_report(report: StudyReport) -> str:
         micro = ", ".join(f"{e} {n}" for e, n in sorted(bucket["micro_expressions"].items())) or "-"
         rows.append([_secs(bucket["start_ms"]), str(bucket["viewers"]), str(bucket["viewers_with_face"]), leading,
                      micro])
-    out = [f"study {report.study_id}: {report.viewers} viewers, buckets of {report.bucket_ms} ms", "",
+    only = "".join(f", {key} = {value}" for key, value in report.filter.items())
+    out = [f"study {report.study_id}: {report.viewers} viewers{only}, buckets of {report.bucket_ms} ms", "",
            table(["from", "viewers", "with face", "leading emotion (95% CI)", "micro-expressions"], rows)]
     if report.summary is not None:
         out += ["", "Summary (mean over viewers, 95% CI)", render_summary(report.summary)]
+    for variable in report.breakdown:
+        out += ["", f"By {variable.key} ({variable.smaller_values} smaller values with {variable.smaller_viewers} "
+                    f"viewers, {variable.without_value} without one)"]
+        out.append(table(["value", "viewers", "happy", "valence", "engagement", "attention"],
+                         [[g.value, str(g.viewers), _interval(g.scores.get("happy")),
+                           _interval(g.scores.get("valence"), lambda v: f"{v * 100:+.0f}"),
+                           _interval(g.scores.get("engagement")), _interval(g.scores.get("attention"))]
+                          for g in variable.groups]))
     if report.top_moments:
         out += ["", "Top moments"]
         out.append(table(["at", "emotion", "lift (95% CI)", "mean", "d_z", "p (FDR-adjusted)"],
@@ -297,10 +309,12 @@ def _study_compare(args: argparse.Namespace) -> int:
 def _study_report(args: argparse.Namespace) -> int:
     with Client(api_key=args.api_key, base_url=args.base_url, timeout=args.timeout,
                 max_retries=args.max_retries) as client:
+        segment = dict(item.partition("=")[::2] for item in args.segment)
         if args.csv:
-            sys.stdout.write(client.studies.report_csv(args.study_id, bucket_ms=args.bucket_ms, table=args.table))
+            sys.stdout.write(client.studies.report_csv(args.study_id, bucket_ms=args.bucket_ms, table=args.table,
+                                                       segment=segment))
             return 0
-        report = client.studies.report(args.study_id, bucket_ms=args.bucket_ms)
+        report = client.studies.report(args.study_id, bucket_ms=args.bucket_ms, segment=segment)
     print(json.dumps(report.raw, indent=2) if args.json else render_report(report))
     return 0
 
