@@ -234,6 +234,21 @@ class StudySession(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
+class ReportLink(Base):
+    """A read-only link to a study's report for the owner's client (/r/<token>), until it expires or is revoked."""
+
+    __tablename__ = "report_links"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    study_id: Mapped[str] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), index=True)
+    # With the pepper, derives the token again (studies.report_link_token), so the owner can copy it later.
+    nonce: Mapped[str] = mapped_column(String(64))
+    token_hash: Mapped[str] = mapped_column(String(128), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
 def normalise_url(url: str) -> str:
     """Plain postgresql:// URLs go through psycopg 3, not the psycopg2 default."""
     if url.startswith("postgresql://") or url.startswith("postgres://"):

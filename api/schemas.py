@@ -173,6 +173,11 @@ class StudyCreateSchema(StrictSchema):
             raise ValidationError("each variable once", "variables")
 
 
+class ReportLinkCreateSchema(StrictSchema):
+    expires_in_days = fields.Integer(load_default=studies.REPORT_LINK_DAYS,
+                                     validate=validate.Range(1, studies.MAX_REPORT_LINK_DAYS))
+
+
 class ConsentSchema(StrictSchema):
     version = fields.String(required=True, validate=validate.Length(1, 50))
     accepted_at = fields.AwareDateTime(required=True, default_timezone=UTC)

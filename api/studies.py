@@ -16,17 +16,21 @@ import secrets
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from api import audience, jobs, keys
-from api.db import ApiKey, Job, Study, StudySession, utcnow
+from api.db import ApiKey, Job, ReportLink, Study, StudySession, utcnow
 from api.engine import media
 from api.engine.results import ImageAnalysis, VideoAnalysis
 
 PARTICIPANT_TOKEN_PREFIX = "pt_"
+REPORT_TOKEN_PREFIX = "rl_"
+# A client's report link lasts this long unless the owner says otherwise (at most a year): a link in a
+# forwarded email should not stay a way in forever.
+REPORT_LINK_DAYS, MAX_REPORT_LINK_DAYS = 30, 365
 LOW_QUALITY = "low_quality"  # analysed, but the face was found over too little of the stimulus
 SESSION_STATUSES = ("processing", "succeeded", LOW_QUALITY, "failed")
 RECEIPT_PREFIX = "rcpt_"
@@ -103,14 +107,19 @@ class StudyStorageFull(Exception):
     """The account's stored stimuli would exceed its plan's study storage."""
 
 
+def _signed_token(prefix: str, purpose: str, nonce: str, pepper: str) -> str:
+    """A token signed with the server's pepper over a stored nonce: the owner can see it again at any
+    time, while the database alone (a backup, a leak) holds no token, as the nonce without the pepper
+    derives nothing."""
+    digest = hmac.new(pepper.encode(), f"{purpose}:{nonce}".encode(), hashlib.sha256)
+    return f"{prefix}{base64.urlsafe_b64encode(digest.digest()).decode().rstrip('=')}"
+
+
 def participant_token(study: Study, pepper: str) -> str | None:
-    """The study's participant token, derived from its nonce and the server's pepper, so that the owner
-    can see the link again at any time while the database alone (a backup, a leak) holds no link:
-    the nonce without the pepper derives nothing. None for a study made before nonces existed."""
+    """The study's participant token (_signed_token); None for a study made before nonces existed."""
     if study.participant_token_nonce is None:
         return None
-    digest = hmac.new(pepper.encode(), f"participant-token:{study.participant_token_nonce}".encode(), hashlib.sha256)
-    return f"{PARTICIPANT_TOKEN_PREFIX}{base64.urlsafe_b64encode(digest.digest()).decode().rstrip('=')}"
+    return _signed_token(PARTICIPANT_TOKEN_PREFIX, "participant-token", study.participant_token_nonce, pepper)
 
 
 def _new_token(study: Study, pepper: str) -> str:
@@ -213,11 +222,57 @@ def for_participant(session: Session, study_id: str, token: str, pepper: str) ->
     return study if study is not None and study.id == study_id else None
 
 
+def report_link_token(link: ReportLink, pepper: str) -> str:
+    return _signed_token(REPORT_TOKEN_PREFIX, "report-link", link.nonce, pepper)
+
+
+def create_report_link(session: Session, study: Study, pepper: str, days: int = REPORT_LINK_DAYS) -> ReportLink:
+    """A read-only link to the study's report for `days` days; only its token's hash is looked up."""
+    link = ReportLink(id=f"rl_{uuid.uuid4().hex[:16]}", study_id=study.id, nonce=secrets.token_hex(16),
+                      created_at=utcnow(), expires_at=utcnow() + timedelta(days=days))
+    link.token_hash = keys.hash_key(report_link_token(link, pepper), pepper)
+    session.add(link)
+    session.flush()
+    return link
+
+
+def report_links(session: Session, study: Study) -> list[ReportLink]:
+    return list(session.scalars(select(ReportLink).where(ReportLink.study_id == study.id)
+                                .order_by(ReportLink.created_at)))
+
+
+def revoke_report_link(session: Session, study: Study, link_id: str) -> ReportLink | None:
+    """Revoke the study's link `link_id` (at once, for good); None when the study has no such link."""
+    link = session.get(ReportLink, link_id)
+    if link is None or link.study_id != study.id:
+        return None
+    link.revoked_at = link.revoked_at or utcnow()
+    return link
+
+
+def report_link_json(link: ReportLink, pepper: str) -> dict:
+    """The owner's view of a link, with its token (derived again: revoked or expired ones say so)."""
+    token = report_link_token(link, pepper)
+    return {"id": link.id, "token": token, "path": f"/r/{token}", "created_at": link.created_at.isoformat(),
+            "expires_at": link.expires_at.isoformat(),
+            "revoked_at": link.revoked_at.isoformat() if link.revoked_at else None}
+
+
+def by_report_token(session: Session, token: str, pepper: str) -> Study | None:
+    """The study a client's report token opens while it is neither revoked nor expired."""
+    if not token.startswith(REPORT_TOKEN_PREFIX):
+        return None
+    link = session.scalars(select(ReportLink).where(ReportLink.token_hash == keys.hash_key(token, pepper))).first()
+    if link is None or link.revoked_at is not None or link.expires_at <= utcnow():
+        return None
+    return session.get(Study, link.study_id)
+
+
 def delete(session: Session, study: Study) -> list[str]:
     """Delete the study, its sessions and their jobs; returns the storage keys to delete after commit."""
     sessions = list(session.scalars(select(StudySession).where(StudySession.study_id == study.id)))
     stale = _delete_jobs(session, [s.id for s in sessions])
-    for each in sessions:
+    for each in [*sessions, *report_links(session, study)]:
         session.delete(each)
     # Sessions first: no ORM relationship orders these deletes, and a study deleted first would take
     # its sessions with it by the database's cascade, leaving the ORM's deletes matching nothing.

@@ -364,3 +364,37 @@ def test_a_panel_link_s_variables_are_kept_with_the_session_and_filter_the_repor
     shoot(page, "console_study_filtered")
     page.click("#report-filter a")
     expect(page.locator("#report-filter")).to_have_count(0)
+
+
+def test_a_client_reads_the_report_through_a_shared_link_until_it_is_revoked(browser, page, owner, shoot):
+    study = api(owner, "POST", "/v1/studies", json={"name": "Client ad", "stimulus_duration_ms": 2600}).json()
+    submit_viewers(owner, study, expression_change_clip(), 5)
+    assert wait_until_analysed(owner, study["id"], 5)["succeeded"] == 5
+    page.on("dialog", lambda dialog: dialog.accept())
+    sign_in_to_console(page)
+    page.goto(f"/console/studies/{study['id']}")
+    page.click("#create-report-link")
+    link = page.locator("#report-links input.secret").first.input_value()
+    assert "/r/rl_" in link
+
+    base, _ = owner
+    # Another browser context: no console cookie. The revoked link's page answers 404, which Chromium logs.
+    with watched_page(browser, base, "client_report", shoot, expected_console_errors=("status of 404",)) as client_page:
+        client_page.goto(link)
+        expect(client_page.locator("#shared-note")).to_contain_text("read-only")
+        expect(client_page.locator("svg.study-chart")).to_be_visible()
+        expect(client_page.locator("#viewers")).to_contain_text("5 viewers analysed")
+        expect(client_page.locator("#summary-table tr[data-score=happy]")).to_contain_text("2 s:")
+        assert client_page.locator("#participant, #sharing, #delete-study, #player").count() == 0
+        with client_page.expect_download() as csv_download:
+            client_page.click("#csv-export")
+        assert Path(csv_download.value.path()).read_text().startswith("start_ms,viewers")
+        with client_page.expect_download() as png_download:
+            client_page.click("#png-export")
+        assert png_download.value.suggested_filename == f"{study['id']}-chart.png"
+        shoot(client_page, "client_report_page")
+
+        page.click(".revoke-report-link")
+        expect(page.locator("#report-links tr.revoked")).to_have_count(1)
+        client_page.reload()
+        expect(client_page.locator("h1")).to_have_text("This report link does not work")

@@ -754,3 +754,22 @@ def test_a_breakdown_is_typed():
     (group,) = age.groups
     assert isinstance(age, emoscope.VariableBreakdown) and (group.value, group.viewers) == ("18-24", 5)
     assert group.scores["happy"].mean == pytest.approx(0.7, abs=1e-4) and age.without_value == 1
+
+
+def test_client_report_links_through_the_sdk_and_the_cli(server, owner, client):
+    study = client.studies.create("Shared ad", 2000)
+    link = client.studies.create_report_link(study, expires_in_days=7)
+    assert isinstance(link, emoscope.ReportLink) and link.path.startswith("/r/rl_") and link.token not in repr(link)
+    assert httpx.get(f"{server}{link.path}").status_code == 200
+    assert [item.id for item in client.studies.report_links(study)] == [link.id]
+    client.studies.revoke_report_link(study, link)
+    assert httpx.get(f"{server}{link.path}").status_code == 404
+    assert client.studies.report_links(study)[0].revoked_at is not None
+
+    shared = _cli(server, owner[1].api_key.secret, "study", "share", study.id, "--days", "3")
+    assert shared.returncode == 0, shared.stderr
+    url = shared.stdout.strip()
+    assert url.startswith(f"{server}/r/rl_") and httpx.get(url).status_code == 200
+    link_id = shared.stderr.split("unshare ")[1].split()[1]
+    unshared = _cli(server, owner[1].api_key.secret, "study", "unshare", study.id, link_id)
+    assert unshared.returncode == 0 and httpx.get(url).status_code == 404

@@ -266,6 +266,50 @@ def test_link_variables_are_whitelisted_stored_filtered_and_broken_down(owner, a
         assert_problem(client.get(f"{path}?{bad}", headers=bearer(secret)), 400, "invalid_request")
 
 
+def test_a_client_report_link_is_read_only_and_revocable(owner, assert_contract):
+    from datetime import timedelta
+
+    from api.db import ReportLink, utcnow
+
+    app, client, secret = owner
+    study = create_study(client, secret, stimulus_duration_ms=3000).json
+    seed_sessions(app, study["id"], smiling_viewers([0.1 + 0.02 * i for i in range(6)]))
+    links = f"/v1/studies/{study['id']}/report-links"
+    link = assert_contract(client.post(links, headers=bearer(secret), json={"expires_in_days": 7})).json
+    assert link["token"].startswith("rl_") and link["path"] == f"/r/{link['token']}" and link["revoked_at"] is None
+    listed = assert_contract(client.get(links, headers=bearer(secret))).json["data"]
+    assert [item["token"] for item in listed] == [link["token"]]  # shown again: derived, not stored
+
+    page = client.get(link["path"])
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200 and "Spring ad" in html and 'id="summary-table"' in html
+    assert page.headers["Cache-Control"] == "no-store" and page.headers["Referrer-Policy"] == "no-referrer"
+    assert study["participant_token"] not in html and "/console/" not in html and 'id="player"' not in html
+    csv = client.get(f"{link['path']}/report.csv?table=summary")
+    assert csv.status_code == 200 and csv.get_data(as_text=True).startswith("score,mean")
+    with app.extensions["emoscope"].db.session.begin() as session:
+        stored = " ".join(str(v) for v in vars(session.get(ReportLink, link["id"])).values())
+    assert link["token"] not in stored  # the database alone opens no report
+
+    stranger = sign_up(client, "stranger@example.com", "Stranger")["api_key"]["secret"]
+    assert_problem(client.post(links, headers=bearer(stranger)), 404, "not_found")
+    assert_problem(client.delete(f"{links}/{link['id']}", headers=bearer(stranger)), 404, "not_found")
+    assert_problem(client.post(links, headers=bearer(secret), json={"expires_in_days": 400}), 400, "invalid_request")
+    assert client.get("/r/rl_guessed").status_code == 404
+
+    assert assert_contract(client.delete(f"{links}/{link['id']}", headers=bearer(secret))).status_code == 204
+    revoked = client.get(link["path"])
+    assert revoked.status_code == 404 and "does not work" in revoked.get_data(as_text=True)
+    assert client.get(f"{link['path']}/report.csv").status_code == 404
+    assert client.get(links, headers=bearer(secret)).json["data"][0]["revoked_at"] is not None
+
+    later = client.post(links, headers=bearer(secret)).json
+    with app.extensions["emoscope"].db.session.begin() as session:
+        session.get(ReportLink, later["id"]).expires_at = utcnow() - timedelta(seconds=1)
+    assert client.get(later["path"]).status_code == 404  # expired
+    assert client.delete(f"/v1/studies/{study['id']}", headers=bearer(secret)).status_code == 204
+
+
 def test_stimulus_is_stored_served_to_participants_and_deleted_with_the_study(owner, assert_contract):
     app, client, secret = owner
     stimulus = (VIDEOS / "single_face.mp4").read_bytes()

@@ -199,3 +199,29 @@ def test_link_variables_from_the_console_to_the_participant_page_and_the_breakdo
     csv = client.get(f"/console/studies/{study_id}/report.csv?table=breakdown&segment.age=25-34")
     assert csv.status_code == 200 and csv.get_data(as_text=True).count("25-34,6,") == 10
     assert client.get(f"/console/studies/{study_id}?segment.city=Paris").status_code == 400
+
+
+def test_console_shares_the_report_with_a_client_and_revokes_it(owner):
+    client, secret, _ = owner
+    study = client.post("/v1/studies", headers=bearer(secret), json={"name": "Shared ad",
+                                                                      "stimulus_duration_ms": 3000}).json
+    page = client.get(f"/console/studies/{study['id']}")
+    form = hidden_fields(page)
+    made = client.post(f"/console/studies/{study['id']}/report-links", data=form)
+    assert made.status_code == 303 and made.headers["Location"].endswith("#sharing")
+    assert client.post(f"/console/studies/{study['id']}/report-links", data=form).status_code == 303  # a reload
+    html = client.get(f"/console/studies/{study['id']}").get_data(as_text=True)
+    (link,) = re.findall(r'value="http://localhost(/r/rl_[\w-]+)"', html)  # one link, not two
+    assert "A new client link is ready" in html and not re.search(INLINE, html)
+    shared = client.application.test_client().get(link)  # no console session
+    assert shared.status_code == 200 and "Shared ad" in shared.get_data(as_text=True)
+    link_id = re.search(r'class="report-link" data-link-id="([\w]+)"', html).group(1)
+
+    stranger = client.application.test_client()
+    sign_up(stranger, "other@example.com", "Other")
+    assert sign_in(stranger, email="other@example.com").status_code == 303
+    assert console_post(stranger, f"/console/studies/{study['id']}/report-links/{link_id}/revoke").status_code == 404
+
+    assert console_post(client, f"/console/studies/{study['id']}/report-links/{link_id}/revoke").status_code == 303
+    assert 'class="report-link revoked"' in client.get(f"/console/studies/{study['id']}").get_data(as_text=True)
+    assert client.get(link).status_code == 404

@@ -374,6 +374,29 @@ def rotate_participant_link(study_id: str):
     return redirect(url_for("console.study_page", study_id=study_id), 303)
 
 
+@bp.post("/studies/<study_id>/report-links")
+@signed_in
+def create_report_link(study_id: str):
+    """A read-only report link for the owner's client (30 days); the study page lists it to copy or revoke."""
+    services = current_services()
+    if not websecurity.first_submission():
+        return redirect(url_for("console.study_page", study_id=study_id, _anchor="sharing"), 303)
+    with services.db.session.begin() as db_session:
+        studies.create_report_link(db_session, _owned_study(db_session, study_id), services.settings.api_key_pepper)
+    flash(f"A new client link is ready below; it works for {studies.REPORT_LINK_DAYS} days unless you revoke it.")
+    return redirect(url_for("console.study_page", study_id=study_id, _anchor="sharing"), 303)
+
+
+@bp.post("/studies/<study_id>/report-links/<link_id>/revoke")
+@signed_in
+def revoke_report_link(study_id: str, link_id: str):
+    with current_services().db.session.begin() as db_session:
+        if studies.revoke_report_link(db_session, _owned_study(db_session, study_id), link_id) is None:
+            raise ApiError(404, "not_found", "No such link", f"This study has no client link {link_id}.")
+    flash("The client link is revoked: it no longer opens the report.")
+    return redirect(url_for("console.study_page", study_id=study_id, _anchor="sharing"), 303)
+
+
 @bp.post("/studies/<study_id>/delete")
 @signed_in
 def delete_study(study_id: str):
@@ -418,7 +441,16 @@ def _study_page(study_id: str) -> str:
         study = _owned_study(db_session, study_id)
         body = studies.study_json(db_session, study, current_services().settings.api_key_pepper)
         report = studies.report(db_session, study, only=studies.report_filter(study, request.args.to_dict()))
+        pepper = current_services().settings.api_key_pepper
+        links = [{**studies.report_link_json(link, pepper), "live": link.revoked_at is None
+                  and link.expires_at > utcnow()} for link in studies.report_links(db_session, study)]
+    for link in links:
+        link["url"] = url_for("client_report.page", token=link["token"], _external=True)
     token = body["participant_token"]
     participant_url = url_for("participant.page", token=token, _external=True) if token else None
     return render_template("console/study.html", study=body, report=report, emotions=EMOTIONS,
-                           participant_url=participant_url)
+                           participant_url=participant_url, report_links=links,
+                           page_href=lambda args: url_for("console.study_page", study_id=study_id, **args),
+                           csv_href=lambda args: url_for("console.study_report_csv", study_id=study_id, **args),
+                           stimulus_href=url_for("console.study_stimulus", study_id=study_id)
+                           if body["has_stimulus"] else None)

@@ -15,7 +15,8 @@ from api.routes.files import CSV, report_csv_response, stimulus_response, video_
 from api.routes.metered import read_idempotency_key, replayable
 from api.routes.parsing import form_fields, json_object, load
 from api.routes.problems import admission_problems, invalid_variables, metering_problems, study_storage_problems
-from api.schemas import CompareQuerySchema, ReportQuerySchema, StudyCreateSchema, StudySessionFormSchema
+from api.schemas import (CompareQuerySchema, ReportLinkCreateSchema, ReportQuerySchema, StudyCreateSchema,
+                         StudySessionFormSchema)
 from api.storage import undone_on_error
 
 bp = Blueprint("studies", __name__)
@@ -96,6 +97,37 @@ def study_report(study_id: str):
     if request.accept_mimetypes.best_match(["application/json", CSV]) == CSV:
         return report_csv_response(study_id, report, query["table"])
     return jsonify(report)
+
+
+@bp.post("/v1/studies/<study_id>/report-links")
+@require_api_key("admin")
+def create_report_link(study_id: str):
+    """A read-only link to the report for the owner's client, until it expires or is revoked."""
+    fields = load(ReportLinkCreateSchema(), request.get_json(silent=True) or {})
+    services = current_services()
+    with services.db.session.begin() as session:
+        link = studies.create_report_link(session, _owned(session, study_id), services.settings.api_key_pepper,
+                                          fields["expires_in_days"])
+        body = studies.report_link_json(link, services.settings.api_key_pepper)
+    return jsonify(body), 201
+
+
+@bp.get("/v1/studies/<study_id>/report-links")
+@require_api_key("admin")
+def list_report_links(study_id: str):
+    services = current_services()
+    with services.db.session.begin() as session:
+        links = studies.report_links(session, _owned(session, study_id))
+        return jsonify({"data": [studies.report_link_json(link, services.settings.api_key_pepper) for link in links]})
+
+
+@bp.delete("/v1/studies/<study_id>/report-links/<link_id>")
+@require_api_key("admin")
+def revoke_report_link(study_id: str, link_id: str):
+    with current_services().db.session.begin() as session:
+        if studies.revoke_report_link(session, _owned(session, study_id), link_id) is None:
+            raise ApiError(404, "not_found", "Not found", f"no report link {link_id} on this study")
+    return "", 204
 
 
 @bp.get("/v1/studies/compare")

@@ -17,9 +17,9 @@ from ._exceptions import (APIConnectionError, APIError, APITimeoutError, Authent
 from ._models import (EMOTIONS, Account, AccountSummary, AnalysisResult, ApiKey, Box, ComparedStudy, DataDeletion,
                       EmotionPeak, Emotions, EmotionSummary, Face, Frame, HeadPose, ImageResult, Job, JobProgress,
                       JobWebhook, Landmarks, Media, MicroExpression, ModelVersions, Quota, RateLimit, RegionMovement,
-                      ScoreDifference, ScoreInterval, SignUpResult, Study, StudyComparison, StudyDifferences,
-                      StudyReport, StudySummary, Subscription, TimelinePoint, TopMoment, Track, TrackSummary, Usage,
-                      UsageDay, VariableBreakdown, VariableGroup, VideoResult, parse_analysis)
+                      ReportLink, ScoreDifference, ScoreInterval, SignUpResult, Study, StudyComparison,
+                      StudyDifferences, StudyReport, StudySummary, Subscription, TimelinePoint, TopMoment, Track,
+                      TrackSummary, Usage, UsageDay, VariableBreakdown, VariableGroup, VideoResult, parse_analysis)
 from ._version import __version__
 
 __all__ = [
@@ -33,6 +33,7 @@ __all__ = [
     "ApiKey", "Usage", "UsageDay", "Account", "AccountSummary", "Quota", "RateLimit", "SignUpResult",
     "Study", "StudyReport", "StudySummary", "EmotionSummary", "EmotionPeak", "ScoreInterval", "TopMoment",
     "StudyComparison", "ComparedStudy", "StudyDifferences", "ScoreDifference", "VariableBreakdown", "VariableGroup",
+    "ReportLink",
     "DataDeletion", "Subscription",
     # errors
     "EmoscopeError", "APIConnectionError", "APITimeoutError", "AuthenticationError", "PermissionDeniedError",

@@ -350,6 +350,19 @@ def study_create_spec(name: str, stimulus_duration_ms: float, stimulus: Any,
                        files={"stimulus": (filename, content, "application/octet-stream")}, retry="unprocessed")
 
 
+def report_link_create_spec(study: Any, expires_in_days: Optional[int]) -> RequestSpec:
+    body = {"expires_in_days": expires_in_days} if expires_in_days is not None else {}
+    # A new link each time, like a key: retried only when the server surely did nothing.
+    return RequestSpec("POST", study_path(study, "/report-links"), json=body, retry="unprocessed")
+
+
+def report_link_path(study: Any, link: Any) -> str:
+    link_id = str(getattr(link, "id", link))
+    if not link_id or "/" in link_id:
+        raise ValueError(f"not a report link id: {link_id!r}")
+    return study_path(study, f"/report-links/{link_id}")
+
+
 def study_compare_spec(studies: Sequence[Any]) -> RequestSpec:
     ids = [str(getattr(study, "id", study)) for study in studies]
     if any(not i or "," in i for i in ids):

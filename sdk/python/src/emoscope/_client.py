@@ -13,8 +13,8 @@ from . import _base
 from ._base import (DEFAULT_MAX_RETRIES, DEFAULT_MAX_RETRY_WAIT, DEFAULT_TIMEOUT, BaseClient, MediaInput,
                     RequestSpec, Timeout)
 from ._exceptions import APITimeoutError, EmoscopeError
-from ._models import (Account, ApiKey, DataDeletion, ImageResult, Job, SignUpResult, Study, StudyComparison,
-                      StudyReport, Subscription, Usage, VideoResult)
+from ._models import (Account, ApiKey, DataDeletion, ImageResult, Job, ReportLink, SignUpResult, Study,
+                      StudyComparison, StudyReport, Subscription, Usage, VideoResult)
 
 AnalysisResultType = Union[ImageResult, VideoResult]
 ProgressCallback = Callable[[Job], Any]
@@ -235,6 +235,20 @@ class Studies(_Resource):
         ("moments") or link variable value and score ("breakdown")."""
         return self._client._request(_base.study_report_spec(study, bucket_ms, True, table, segment)).text
 
+    def create_report_link(self, study: Union[str, Study], *, expires_in_days: Optional[int] = None) -> ReportLink:
+        """A read-only link to the study's report for a client (`path`, /r/<token> on the API's host), for
+        `expires_in_days` (30 by default, at most 365) unless revoked."""
+        return ReportLink.from_dict(self._client._request(_base.report_link_create_spec(study, expires_in_days)).json())
+
+    def report_links(self, study: Union[str, Study]) -> List[ReportLink]:
+        """The study's client links, live, revoked or expired, oldest first."""
+        spec = RequestSpec("GET", _base.study_path(study, "/report-links"))
+        return [ReportLink.from_dict(item) for item in self._client._request(spec).json()["data"]]
+
+    def revoke_report_link(self, study: Union[str, Study], link: Union[str, ReportLink]) -> None:
+        """The link stops opening the report at once."""
+        self._client._request(RequestSpec("DELETE", _base.report_link_path(study, link)))
+
     def compare(self, studies: Sequence[Union[str, Study]]) -> StudyComparison:
         """Two to five of this account's studies side by side (e.g. cuts of one ad): curves on one stimulus
         clock, summary scores, and each study's differences from the first with bootstrap intervals."""
@@ -452,6 +466,18 @@ class AsyncStudies(_AsyncResource):
     async def report_csv(self, study: Union[str, Study], *, bucket_ms: Optional[int] = None,
                          table: str = "seconds", segment: Optional[Mapping[str, str]] = None) -> str:
         return (await self._client._request(_base.study_report_spec(study, bucket_ms, True, table, segment))).text
+
+    async def create_report_link(self, study: Union[str, Study], *,
+                                 expires_in_days: Optional[int] = None) -> ReportLink:
+        response = await self._client._request(_base.report_link_create_spec(study, expires_in_days))
+        return ReportLink.from_dict(response.json())
+
+    async def report_links(self, study: Union[str, Study]) -> List[ReportLink]:
+        response = await self._client._request(RequestSpec("GET", _base.study_path(study, "/report-links")))
+        return [ReportLink.from_dict(item) for item in response.json()["data"]]
+
+    async def revoke_report_link(self, study: Union[str, Study], link: Union[str, ReportLink]) -> None:
+        await self._client._request(RequestSpec("DELETE", _base.report_link_path(study, link)))
 
     async def compare(self, studies: Sequence[Union[str, Study]]) -> StudyComparison:
         response = await self._client._request(_base.study_compare_spec(studies))

@@ -784,3 +784,22 @@ class StudyComparison:
         return cls(tuple(ComparedStudy.from_dict(s) for s in data["studies"]),
                    tuple(StudyDifferences.from_dict(d) for d in data["differences"]),
                    int(data["bootstrap"]["resamples"]), int(data["bootstrap"]["seed"]), raw=dict(data))
+
+
+@dataclass(frozen=True)
+class ReportLink:
+    """A read-only link to a study's report for a client: `path` (/r/<token>) on the API's host opens it
+    without signing in until `expires_at`, or until it is revoked."""
+
+    id: str
+    path: str = field(repr=False)
+    token: str = field(repr=False)
+    created_at: Optional[datetime] = None
+    expires_at: Optional[datetime] = None
+    revoked_at: Optional[datetime] = None
+    raw: Dict[str, Any] = _raw()
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ReportLink:
+        return cls(data["id"], data["path"], data["token"], _dt(data.get("created_at")), _dt(data.get("expires_at")),
+                   _dt(data.get("revoked_at")), raw=dict(data))

@@ -200,6 +200,13 @@ def build_parser() -> argparse.ArgumentParser:
                                              "the first with bootstrap intervals")
     compare.add_argument("study_ids", metavar="ID", nargs="+", help="the first is the baseline")
     compare.add_argument("--json", action="store_true", help="print the API's JSON answer")
+    share = study_commands.add_parser("share", parents=[connection],
+                                      help="make a read-only link to a study's report for a client")
+    share.add_argument("study_id", metavar="ID")
+    share.add_argument("--days", type=int, metavar="N", help="how long it works (default 30, at most 365)")
+    unshare = study_commands.add_parser("unshare", parents=[connection], help="revoke a client's report link")
+    unshare.add_argument("study_id", metavar="ID")
+    unshare.add_argument("link_id", metavar="LINK_ID")
     return parser
 
 
@@ -306,6 +313,20 @@ def _study_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _study_sharing(args: argparse.Namespace) -> int:
+    with Client(api_key=args.api_key, base_url=args.base_url, timeout=args.timeout,
+                max_retries=args.max_retries) as client:
+        if args.study_command == "unshare":
+            client.studies.revoke_report_link(args.study_id, args.link_id)
+            print(f"revoked {args.link_id}")
+            return 0
+        link = client.studies.create_report_link(args.study_id, expires_in_days=args.days)
+        print(f"{client.base_url.rstrip('/')}{link.path}")
+        print(f"link {link.id}, until {link.expires_at:%Y-%m-%d}; revoke with: emoscope study unshare "
+              f"{args.study_id} {link.id}", file=sys.stderr)
+    return 0
+
+
 def _study_report(args: argparse.Namespace) -> int:
     with Client(api_key=args.api_key, base_url=args.base_url, timeout=args.timeout,
                 max_retries=args.max_retries) as client:
@@ -325,7 +346,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.command == "analyze":
             return _analyze(args)
         if args.command == "study":
-            return _study_compare(args) if args.study_command == "compare" else _study_report(args)
+            commands = {"compare": _study_compare, "share": _study_sharing, "unshare": _study_sharing}
+            return commands.get(args.study_command, _study_report)(args)
     except EmoscopeError as exc:
         print(f"emoscope: error: {exc}", file=sys.stderr)
         if exc.code == "missing_api_key":
