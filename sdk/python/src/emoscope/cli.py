@@ -1,5 +1,5 @@
 """`emoscope` command line: `emoscope analyze FILE [--json] [--fps N] [--detector D] ...` and
-`emoscope study report ID [--csv | --json]`.
+`emoscope study report ID [--csv | --json]`, `emoscope study compare ID ID...`, `emoscope study share ID`.
 
 Reads the key from $EMOSCOPE_API_KEY (or --api-key) and the address from $EMOSCOPE_BASE_URL
 (or --base-url). Exit status: 0 done, 1 the API refused or failed, 2 bad usage or unreadable file.
