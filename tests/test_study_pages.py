@@ -121,6 +121,7 @@ def test_report_page_csv_and_deletion_are_the_owners_only(owner):
     wait_until_analysed(client, secret, study["id"], 1)
     page = client.get(f"/console/studies/{study['id']}").get_data(as_text=True)
     assert "1 viewer analysed" in page and 'id="withheld-note"' in page  # one face is not an audience
+    assert 'id="no-moments"' in page
     assert "data-report='{" in page and 'id="player"' not in page
     csv = client.get(f"/console/studies/{study['id']}/report.csv")
     api_csv = client.get(f"/v1/studies/{study['id']}/report", headers={**bearer(secret), "Accept": "text/csv"})
