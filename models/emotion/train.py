@@ -32,6 +32,9 @@ Usage (from the repository root):
   .venv/bin/python models/emotion/train.py --finish-average  # a --swa-start run stopped early: average, export
   .venv/bin/python models/emotion/train.py --resume        # continue from checkpoints/last.pt
   .venv/bin/python models/emotion/train.py --export-only   # temperature + ONNX + report from best.pt
+  # the shipped network re-exported with mirror averaging folded into the graph (measured, not served):
+  .venv/bin/python models/emotion/train.py --export-only --init-from models/emotion/emotion.onnx --serve-mirror \
+      --out /tmp/emotion_mirror.onnx
 """
 from __future__ import annotations
 
@@ -208,15 +211,26 @@ class EmoNet(nn.Module):
 
 
 class ServingWrapper(nn.Module):
-    """DeepFace interface: (N,48,48,1) float32 [0,1] -> softmax(logits / T)."""
+    """DeepFace interface: (N,48,48,1) float32 [0,1] -> softmax(logits / T).
 
-    def __init__(self, net: nn.Module, temperature: float):
+    With ``mirror``, the answer is the mean of the calibrated softmax over the face and its mirror image:
+    +1.0 point on public_test for the shipped network, at twice the cost per face (MODEL_CARD.md). Both views
+    go through the network as one batch of 2N, so the weights are stored once.
+    """
+
+    def __init__(self, net: nn.Module, temperature: float, mirror: bool):
         super().__init__()
         self.net = net
+        self.mirror = mirror
         self.register_buffer("inv_t", torch.tensor(1.0 / temperature, dtype=torch.float32))
 
     def forward(self, x):
-        return torch.softmax(self.net(x.permute(0, 3, 1, 2)) * self.inv_t, dim=1)
+        x = x.permute(0, 3, 1, 2)
+        if not self.mirror:
+            return torch.softmax(self.net(x) * self.inv_t, dim=1)
+        n = x.shape[0]
+        p = torch.softmax(self.net(torch.cat([x, torch.flip(x, dims=[3])])) * self.inv_t, dim=1)
+        return (p[:n] + p[n:]) * 0.5
 
 
 def build_model(cfg: dict) -> EmoNet:
@@ -650,8 +664,8 @@ def ece(probs: np.ndarray, y: np.ndarray, bins: int = 15) -> float:
     return float(e)
 
 
-def export_onnx(net: nn.Module, temperature: float, path: Path) -> ServingWrapper:
-    wrapper = ServingWrapper(net.to(memory_format=torch.contiguous_format), temperature).eval()
+def export_onnx(net: nn.Module, temperature: float, path: Path, mirror: bool) -> ServingWrapper:
+    wrapper = ServingWrapper(net.to(memory_format=torch.contiguous_format), temperature, mirror).eval()
     dummy = torch.rand(2, SIZE, SIZE, 1)
     kw = dict(input_names=["input"], output_names=["probabilities"], opset_version=17,
               dynamic_axes={"input": {0: "batch"}, "probabilities": {0: "batch"}})
@@ -739,14 +753,21 @@ def plot_confusion(y: np.ndarray, pred: np.ndarray, path: Path, title: str):
     plt.close(fig)
 
 
-def export_and_report(args):
-    st = torch.load(CKPT / "best.pt", map_location="cpu", weights_only=False)
-    cfg = st["cfg"]
-    net = build_model(cfg)
-    net.load_state_dict(st["model"])
-    net.eval()
-    print(f"best checkpoint: epoch {st['epoch']} public_test acc {st['val_acc']:.4f} cfg {cfg}")
+def export_and_report(args, cfg: dict):
     xva, yva = load_fer("public_test")
+    net = build_model(cfg)
+    if args.export_only and args.init_from:
+        # Re-export a shipped file (e.g. with or without mirror averaging) without its training checkpoint.
+        xtr, _ = load_fer("train")
+        init_from_onnx(net, Path(args.init_from), xtr[np.random.default_rng(args.seed).choice(len(xtr), 4096,
+                                                                                              replace=False)])
+        print(f"network from {args.init_from} cfg {cfg}")
+    else:
+        st = torch.load(CKPT / "best.pt", map_location="cpu", weights_only=False)
+        net = build_model(st["cfg"])
+        net.load_state_dict(st["model"])
+        print(f"best checkpoint: epoch {st['epoch']} public_test acc {st['val_acc']:.4f} cfg {st['cfg']}")
+    net.eval()
     logits = predict_logits(net, xva)
     temperature = fit_temperature(logits, yva)
     p_raw = torch.softmax(torch.from_numpy(logits), 1).numpy()
@@ -756,8 +777,10 @@ def export_and_report(args):
           f"{F.cross_entropy(torch.from_numpy(logits) / temperature, torch.from_numpy(yva)).item():.4f}, "
           f"ECE {ece(p_raw, yva):.4f} -> {ece(p_cal, yva):.4f}")
 
-    wrapper = export_onnx(net, temperature, ONNX_PATH)
-    sess = ort_session(ONNX_PATH)
+    mirror = args.serve_mirror
+    out = Path(args.out)
+    wrapper = export_onnx(net, temperature, out, mirror)
+    sess = ort_session(out)
     xb = to_model_batch(xva)
     p_ort = ort_predict(sess, xb)
     with torch.no_grad():
@@ -766,13 +789,15 @@ def export_and_report(args):
     print(f"onnxruntime vs torch on {len(xb)} public_test images: max |diff| {diff:.2e}")
     if diff > 1e-4:
         sys.exit("ONNX export mismatch > 1e-4")
-    print(f"exported {ONNX_PATH} (input {sess.get_inputs()[0].shape}, output {sess.get_outputs()[0].shape}, "
-          f"opset 17, includes temperature)")
+    print(f"exported {out} (input {sess.get_inputs()[0].shape}, output {sess.get_outputs()[0].shape}, "
+          f"opset 17, includes temperature{' and mirror averaging' if mirror else ''}); served ECE "
+          f"{ece(p_ort, yva):.4f}")
 
     pred = p_ort.argmax(1)
     report("FER2013 public_test", yva, pred)
-    plot_confusion(yva, pred, CM_PATH, f"FER2013 public_test (acc {(pred == yva).mean():.3f})")
-    print(f"wrote {CM_PATH}")
+    cm_path = CM_PATH if out == ONNX_PATH else out.with_suffix(".png")  # a trial file leaves the card's figure alone
+    plot_confusion(yva, pred, cm_path, f"FER2013 public_test (acc {(pred == yva).mean():.3f})")
+    print(f"wrote {cm_path}")
     try:
         xck, yck, _ = load_ckplus()
         p_ck = ort_predict(sess, to_model_batch(xck)).argmax(1)
@@ -789,7 +814,7 @@ def export_and_report(args):
 def dry_run(args, cfg):
     net, cfg = train(args, cfg)
     path = CACHE / "dryrun.onnx"
-    export_onnx(net.eval(), 1.0, path)
+    export_onnx(net.eval(), 1.0, path, mirror=args.serve_mirror)
     ms1, fps = bench_ort(ort_session(path))
     print(f"ORT (untrained, same graph): batch 1 {ms1:.2f} ms/face, batch 64 {fps:.0f} faces/s")
     path.unlink()
@@ -834,6 +859,10 @@ def main():
                     help="after stopping a --swa-start run early: weigh its weight average against its best "
                          "epoch, then export")
     ap.add_argument("--no-export", action="store_true")
+    ap.add_argument("--out", default=str(ONNX_PATH), help="where --export-only writes the ONNX file")
+    ap.add_argument("--serve-mirror", action="store_true",
+                    help="fold averaging over the mirror image into the exported graph (MODEL_CARD.md: +1 point, "
+                         "but half the batch throughput)")
     args = ap.parse_args()
     if args.teacher and args.teacher_logits:
         ap.error("--teacher and --teacher-logits are alternatives")
@@ -843,16 +872,16 @@ def main():
     cfg = dict(widths=[int(v) for v in args.widths.split(",")], blocks=[int(v) for v in args.blocks.split(",")],
                stem=args.stem, dropout=args.dropout, pools=[int(v) for v in args.pools.split(",")])
     if args.export_only:
-        export_and_report(args)
+        export_and_report(args, cfg)
     elif args.finish_average:
         finish_average()
-        export_and_report(args)
+        export_and_report(args, cfg)
     elif args.dry_run:
         dry_run(args, cfg)
     else:
         train(args, cfg)
         if not args.no_export:
-            export_and_report(args)
+            export_and_report(args, cfg)
 
 
 if __name__ == "__main__":
