@@ -298,50 +298,71 @@ def _significant(p: float) -> float:
     return float(f"{p:.3g}")  # three significant digits: a p of 1e-12 must not round to 0
 
 
-def top_moments(facing: np.ndarray, means: np.ndarray, baselines: np.ndarray) -> list[dict]:
-    """Seconds where viewers show an expression more than on their own average (`baselines`, (viewers, 7)).
+@dataclass(frozen=True)
+class MomentTests:
+    """Every (second, expression but neutral) tested for a lift over viewers' own average: arrays of
+    (len(seconds), len(EXPRESSIVE_EMOTIONS))."""
+    seconds: np.ndarray   # (k,) the seconds with at least MIN_VIEWERS faces
+    viewers: np.ndarray   # (k,) faces in each
+    mean: np.ndarray      # the second's mean probability over those viewers
+    lift: np.ndarray      # the mean of viewers' lifts over their own average
+    sd: np.ndarray        # the lifts' standard deviation
+    p: np.ndarray         # one-sided paired t-test
+    adjusted: np.ndarray  # Benjamini-Hochberg over every pair tested
 
-    For each second with at least MIN_VIEWERS faces and each expression but neutral, each viewer's lift is
-    their probability then minus their own mean over the stimulus; a one-sided paired t-test asks whether
-    the mean lift is above zero. The p-values are adjusted for the false discovery rate over every pair
-    tested (benjamini_hochberg); a moment is a pair significant at MOMENT_FDR with a lift of at least
-    MIN_LIFT, at most TOP_MOMENTS_PER_EMOTION per expression, MOMENT_SEPARATION_S apart, largest lift first.
-    Each says its lift with a 95% t-interval (unadjusted), the effect size (Cohen's d_z: mean lift over
-    its standard deviation; null when every viewer lifted alike) and both p-values.
-    """
+
+def moment_tests(facing: np.ndarray, means: np.ndarray, baselines: np.ndarray) -> MomentTests:
+    """For each second with at least MIN_VIEWERS faces and each expression but neutral, each viewer's lift is
+    their probability then minus their own mean over the stimulus (`baselines`, (viewers, 7)); a one-sided
+    paired t-test asks whether the mean lift is above zero, and the p-values are adjusted for the false
+    discovery rate over every pair tested (benjamini_hochberg)."""
     columns = [EMOTIONS.index(e) for e in EXPRESSIVE_EMOTIONS]
-    lifts = np.where(facing[..., None], means[..., columns] - baselines[:, None, columns], 0.0)  # (V, S, E)
     n = facing.sum(axis=0)  # (S,)
     tested = np.flatnonzero(n >= MIN_VIEWERS)
-    if not len(tested):
-        return []
-    lifts, n = lifts[:, tested], n[tested][:, None]
     present = facing[:, tested, None]
-    lift = lifts.sum(axis=0) / n  # (seconds tested, E)
-    sd = np.sqrt(np.where(present, (lifts - lift) ** 2, 0.0).sum(axis=0) / (n - 1))
+    chosen = means[:, tested][..., columns]
+    lifts = np.where(present, chosen - baselines[:, None, columns], 0.0)  # (V, k, E)
+    count = n[tested][:, None]
     with np.errstate(divide="ignore", invalid="ignore"):
-        t = np.where(sd > 0, lift / (sd / np.sqrt(n)), np.where(lift > 0, np.inf, 0.0))
-    p = t_upper_tail(t, np.broadcast_to(n - 1, t.shape))
+        lift = lifts.sum(axis=0) / count
+        sd = np.sqrt(np.where(present, (lifts - lift) ** 2, 0.0).sum(axis=0) / (count - 1))
+        t = np.where(sd > 0, lift / (sd / np.sqrt(count)), np.where(lift > 0, np.inf, 0.0))
+        mean = np.where(present, chosen, 0.0).sum(axis=0) / count
+    p = t_upper_tail(t, np.broadcast_to(count - 1, t.shape))
     adjusted = benjamini_hochberg(p.ravel()).reshape(p.shape)
-    face_means = np.where(facing[:, tested, None], means[:, tested][..., columns], 0.0).sum(axis=0) / n
+    return MomentTests(tested, n[tested], mean, lift, sd, p, adjusted)
+
+
+def audience_moment_tests(timelines: list[SessionTimeline], stimulus_ms: float) -> MomentTests:
+    """Every moment test of an audience, significant or not (what the report's top moments are chosen
+    from): to see how far from significance a small study's lifts are."""
+    _, facing, _, means = _bucket_view(Stacked.of(timelines, grid_size(stimulus_ms)), 1000 // GRID_MS)
+    no_attention = np.full(len(timelines), np.nan)
+    return moment_tests(facing, means, viewer_scores(facing, means, no_attention).emotions)
+
+
+def top_moments(tests: MomentTests) -> list[dict]:
+    """The pairs significant at MOMENT_FDR with a lift of at least MIN_LIFT, at most TOP_MOMENTS_PER_EMOTION
+    per expression, MOMENT_SEPARATION_S apart, largest lift first. Each says its lift with a 95% t-interval
+    (unadjusted), the effect size (Cohen's d_z: mean lift over its standard deviation; null when every
+    viewer lifted alike) and both p-values."""
     moments = []
     for j, emotion in enumerate(EXPRESSIVE_EMOTIONS):
-        candidates = np.flatnonzero((adjusted[:, j] < MOMENT_FDR) & (lift[:, j] >= MIN_LIFT))
+        candidates = np.flatnonzero((tests.adjusted[:, j] < MOMENT_FDR) & (tests.lift[:, j] >= MIN_LIFT))
         chosen: list[int] = []
-        for k in sorted(candidates, key=lambda k: (-lift[k, j], k)):  # ties: the earliest second
-            second = int(tested[k])
+        for k in sorted(candidates, key=lambda k: (-tests.lift[k, j], k)):  # ties: the earliest second
+            second = int(tests.seconds[k])
             if len(chosen) == TOP_MOMENTS_PER_EMOTION:
                 break
             if any(abs(second - c) < MOMENT_SEPARATION_S for c in chosen):
                 continue
             chosen.append(second)
-            viewers = int(n[k, 0])
-            half = t_quantile_975(viewers - 1) * sd[k, j] / math.sqrt(viewers)
-            moments.append({"emotion": emotion, "time_ms": second * 1000, "mean": round(float(face_means[k, j]), 4),
-                            "lift": round(float(lift[k, j]), 4),
-                            "ci95": [round(float(lift[k, j] - half), 4), round(float(lift[k, j] + half), 4)],
-                            "effect_size": round(float(lift[k, j] / sd[k, j]), 3) if sd[k, j] > 0 else None,
-                            "p": _significant(p[k, j]), "p_adjusted": _significant(adjusted[k, j]),
+            viewers, lift, sd = int(tests.viewers[k]), float(tests.lift[k, j]), float(tests.sd[k, j])
+            half = t_quantile_975(viewers - 1) * sd / math.sqrt(viewers)
+            moments.append({"emotion": emotion, "time_ms": second * 1000, "mean": round(float(tests.mean[k, j]), 4),
+                            "lift": round(lift, 4), "ci95": [round(lift - half, 4), round(lift + half, 4)],
+                            "effect_size": round(lift / sd, 3) if sd > 0 else None,
+                            "p": _significant(tests.p[k, j]), "p_adjusted": _significant(tests.adjusted[k, j]),
                             "viewers": viewers})
     return sorted(moments, key=lambda m: m["lift"], reverse=True)
 
@@ -370,7 +391,7 @@ def _analysed(timelines: list[SessionTimeline], stimulus_ms: float, bucket_ms: i
     attention = np.array([np.nan if a is None else a for a in map(session_attention, timelines)], np.float64)
     _, facing, _, means = second_view
     scores = viewer_scores(facing, means, attention)
-    report["top_moments"] = top_moments(facing, means, scores.emotions)
+    report["top_moments"] = top_moments(moment_tests(facing, means, scores.emotions))
     report["summary"] = summary_scores(scores, per_second)
     report["attention"] = report["summary"]["attention"]
     report["breakdown"] = breakdown(timelines, scores, variable_keys)

@@ -288,3 +288,15 @@ def test_bootstrap_difference_of_means_over_viewers():
     assert audience.bootstrap_means([a, b])[1] == pytest.approx(boots[1])  # the fixed seed
     few = audience.bootstrap_differences(a[:4], b, *audience.bootstrap_means([a[:4], b]))
     assert set(few.values()) == {None}  # withheld below the minimum audience
+
+
+def test_every_moment_test_is_there_to_inspect_significant_or_not():
+    # Five viewers whose smiles at 5 s differ a lot: the lift is there, not yet significant after the correction.
+    viewers = [viewer(lambda t, lift=lift: 0.2 + (lift if 5000 <= t < 6000 else 0.0), seconds=12.0, stimulus_ms=12000)
+               for lift in (0.0, 0.02, 0.3, 0.05, 0.4)]
+    assert audience.study_report(viewers, 12000)["top_moments"] == []
+    tests = audience.audience_moment_tests(viewers, 12000)
+    happy = audience.EXPRESSIVE_EMOTIONS.index("happy")
+    assert list(tests.seconds) == list(range(12)) and tests.p.shape == (12, len(audience.EXPRESSIVE_EMOTIONS))
+    assert int(np.argmin(tests.p[:, happy])) == 5 and tests.lift[5, happy] == pytest.approx(0.154 * 11 / 12, abs=1e-3)
+    assert tests.p[5, happy] < 0.1 and (tests.adjusted >= tests.p - 1e-9).all() and tests.adjusted[5, happy] >= 0.05
