@@ -1,5 +1,6 @@
-"""gunicorn's access log without capabilities: a participant link (/s/<token>) and a session's receipt
-(/v1/studies/<id>/sessions/<receipt>) open data to whoever holds them, so they never reach a log line.
+"""gunicorn's access log without capabilities: a participant link (/s/<token>), a client's report link
+(/r/<token>) and a session's receipt (/v1/studies/<id>/sessions/<receipt>) open data to whoever holds
+them, so they never reach a log line.
 
 Kept apart from api.observability so that gunicorn's master process imports neither Flask nor
 prometheus-client.
@@ -11,8 +12,8 @@ import re
 from gunicorn.glogging import Logger
 
 REDACTED = "[redacted]"
-# The segment after /s/ or /sessions/, wherever it appears (a path, a request line, a Referer).
-CAPABILITY_SEGMENT = re.compile(r"(/s/|/sessions/)[^/?#\s]+")
+# The segment after /s/, /r/ or /sessions/, wherever it appears (a path, a request line, a Referer).
+CAPABILITY_SEGMENT = re.compile(r"(/s/|/r/|/sessions/)[^/?#\s]+")
 
 
 def redact(text: str) -> str:

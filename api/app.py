@@ -19,7 +19,8 @@ from api.errors import register_error_handlers
 from api.mailer import make_mailer
 from api.observability import configure_logging, install_metrics
 from api.ratelimit import make_rate_limiter
-from api.routes import account, analyze, billing, console, context, demo, docs, health, jobs, participant, studies
+from api.routes import (account, analyze, billing, client_report, console, context, demo, docs, health, jobs,
+                        participant, studies)
 from api.routes.parsing import ApiRequest, JSONProvider
 from api.services import Services, job_context, make_analyzer, make_queue
 
@@ -80,5 +81,6 @@ def create_app(settings: Settings | None = None, analyzer: Analyzer | None = Non
     app.register_blueprint(demo.bp)
     app.register_blueprint(console.bp)
     app.register_blueprint(participant.bp)
+    app.register_blueprint(client_report.bp)
     app.register_blueprint(docs.bp)
     return app

@@ -208,6 +208,8 @@ class Study(Base):
     participant_token_hash: Mapped[str] = mapped_column(String(128), unique=True)
     # With the pepper, derives the token again (studies.participant_token); NULL before migration 0010.
     participant_token_nonce: Mapped[str | None] = mapped_column(String(64))
+    # JSON list of the link variables sessions may carry (studies.VARIABLE_KEY); NULL: none.
+    variable_keys: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
@@ -224,10 +226,27 @@ class StudySession(Base):
     consent_version: Mapped[str] = mapped_column(String(50))
     consented_at: Mapped[datetime] = mapped_column(UTCDateTime())
     segment: Mapped[str | None] = mapped_column(String(100))
+    # JSON object of the link variables the session came with, whitelisted keys only (Study.variable_keys).
+    variables: Mapped[str | None] = mapped_column(Text)
     timeline: Mapped[bytes | None] = mapped_column(LargeBinary)  # api.audience.SessionTimeline.to_bytes
     micro_onsets: Mapped[str | None] = mapped_column(Text)  # JSON [[stimulus ms, emotion], ...]
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class ReportLink(Base):
+    """A read-only link to a study's report for the owner's client (/r/<token>), until it expires or is revoked."""
+
+    __tablename__ = "report_links"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    study_id: Mapped[str] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), index=True)
+    # With the pepper, derives the token again (studies.report_link_token), so the owner can copy it later.
+    nonce: Mapped[str] = mapped_column(String(64))
+    token_hash: Mapped[str] = mapped_column(String(128), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 def normalise_url(url: str) -> str:

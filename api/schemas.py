@@ -4,10 +4,11 @@ from __future__ import annotations
 import re
 from datetime import UTC
 
-from marshmallow import Schema, ValidationError, fields, pre_load, validate, validates_schema
+from marshmallow import Schema, ValidationError, fields, post_load, pre_load, validate, validates_schema
 
 from api import passwords
-from api.audience import GRID_MS
+from api import studies
+from api.audience import CSV_TABLES, GRID_MS
 from api.engine.detection import DETECTORS, SKIP
 from api.engine.media import MAX_SAMPLE_FPS
 
@@ -163,6 +164,19 @@ class StudyCreateSchema(StrictSchema):
     name = fields.String(required=True, validate=validate.Length(1, 200))
     stimulus_duration_ms = fields.Float(required=True, validate=validate.Range(1000, MAX_STIMULUS_MS))
     max_sessions = fields.Integer(load_default=None, validate=validate.Range(min=1))
+    variables = fields.List(fields.String(validate=validate.Regexp(
+        studies.VARIABLE_KEY.pattern + r"\Z", error="a lower-case letter, then up to 31 letters, digits or _")),
+        load_default=list, validate=validate.Length(max=studies.MAX_VARIABLE_KEYS))
+
+    @validates_schema
+    def _distinct_variables(self, data, **_kwargs):
+        if len(set(data["variables"])) != len(data["variables"]):
+            raise ValidationError("each variable once", "variables")
+
+
+class ReportLinkCreateSchema(StrictSchema):
+    expires_in_days = fields.Integer(load_default=studies.REPORT_LINK_DAYS,
+                                     validate=validate.Range(1, studies.MAX_REPORT_LINK_DAYS))
 
 
 class ConsentSchema(StrictSchema):
@@ -174,11 +188,32 @@ class StudySessionFormSchema(StrictSchema):
     stimulus_started_ms = fields.Float(required=True, validate=validate.Range(0, MAX_STIMULUS_MS))
     consent = fields.Nested(ConsentSchema, required=True)
     segment = fields.String(load_default=None, validate=validate.Length(1, 100))
+    # Checked against the study's own variables by studies.check_variables.
+    variables = fields.Dict(keys=fields.String(), values=fields.String(), load_default=dict)
+
+
+# A comparison page shows a few cuts of one ad, not a portfolio: each study is a report's work.
+MAX_COMPARED_STUDIES = 5
+
+
+class CompareQuerySchema(StrictSchema):
+    ids = fields.String(required=True, validate=validate.Length(1, MAX_COMPARED_STUDIES * 65))
+    include_low_quality = fields.Boolean(load_default=False)
+
+    @post_load
+    def _split_ids(self, data, **_kwargs):
+        ids = [i.strip() for i in data["ids"].split(",")]
+        if len(ids) < 2 or len(ids) > MAX_COMPARED_STUDIES:
+            raise ValidationError(f"between 2 and {MAX_COMPARED_STUDIES} study ids, separated by commas", "ids")
+        if "" in ids or len(set(ids)) != len(ids):
+            raise ValidationError("each study once, none empty", "ids")
+        return {**data, "ids": ids}
 
 
 class ReportQuerySchema(StrictSchema):
     bucket_ms = fields.Integer(load_default=1000, validate=[validate.Range(GRID_MS, 60_000)])
     include_low_quality = fields.Boolean(load_default=False)
+    table = fields.String(load_default="seconds", validate=validate.OneOf(list(CSV_TABLES)))
 
     @validates_schema
     def _whole_grid_steps(self, data, **_kwargs):

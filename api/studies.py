@@ -11,24 +11,38 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 import secrets
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from api import audience, jobs, keys
-from api.db import ApiKey, Job, Study, StudySession, utcnow
+from api.db import ApiKey, Job, ReportLink, Study, StudySession, utcnow
 from api.engine import media
 from api.engine.results import ImageAnalysis, VideoAnalysis
 
 PARTICIPANT_TOKEN_PREFIX = "pt_"
+REPORT_TOKEN_PREFIX = "rl_"
+# A client's report link lasts this long unless the owner says otherwise (at most a year): a link in a
+# forwarded email should not stay a way in forever.
+REPORT_LINK_DAYS, MAX_REPORT_LINK_DAYS = 30, 365
 LOW_QUALITY = "low_quality"  # analysed, but the face was found over too little of the stimulus
 SESSION_STATUSES = ("processing", "succeeded", LOW_QUALITY, "failed")
 RECEIPT_PREFIX = "rcpt_"
 JOB_KIND = "study_session"  # a session's recording, analysed as a job of the owner's account
+# Link variables: a panel provider appends its own (?age=18-24&pid=...) to the participant link. Only
+# keys the owner whitelisted are stored; a few short ones are enough to describe an audience segment,
+# and the limits keep a link from smuggling free text (or a person's name) into the database.
+VARIABLE_KEY = re.compile(r"[a-z][a-z0-9_]{0,31}")
+MAX_VARIABLE_KEYS = 5
+MAX_VARIABLE_VALUE = 64
+VARIABLE_VALUE = re.compile(rf"[\w.+:/@ -]{{1,{MAX_VARIABLE_VALUE}}}")  # letters, digits and a little punctuation
+FILTER_PREFIX = "segment."  # report?segment.age=18-24
 
 
 @dataclass(frozen=True)
@@ -49,18 +63,63 @@ class StudyClosed(Exception):
         self.code = code
 
 
+class InvalidVariables(ValueError):
+    """Link variables or a report filter the study does not take: `errors` maps each field to why."""
+
+    def __init__(self, errors: dict[str, list[str]]) -> None:
+        super().__init__("; ".join(f"{k}: {' '.join(v)}" for k, v in errors.items()))
+        self.errors = errors
+
+
+def variable_keys(study: Study) -> list[str]:
+    return json.loads(study.variable_keys) if study.variable_keys else []
+
+
+def check_variables(study: Study, variables: dict[str, str]) -> dict[str, str]:
+    """A session's variables, each a whitelisted key with a short plain value; raises InvalidVariables."""
+    allowed, errors = variable_keys(study), {}
+    for key, value in variables.items():
+        if key not in allowed:
+            errors[key] = [f"not one of this study's variables ({', '.join(allowed) or 'it has none'})"]
+        elif not isinstance(value, str) or not VARIABLE_VALUE.fullmatch(value):
+            errors[key] = [f"1 to {MAX_VARIABLE_VALUE} letters, digits, spaces or . + : / @ _ -"]
+    if errors:
+        raise InvalidVariables(errors)
+    return dict(variables)
+
+
+def link_variables(study: Study, query: dict[str, str]) -> dict[str, str]:
+    """The whitelisted variables among a participant link's query parameters (others, a panel's own,
+    are ignored and never stored); raises InvalidVariables for a whitelisted one with a bad value."""
+    return check_variables(study, {k: v for k, v in query.items() if k in variable_keys(study)})
+
+
+def report_filter(study: Study, query: dict[str, str]) -> dict[str, str]:
+    """The `segment.<key>=<value>` filters among a report's query parameters."""
+    wanted = {k.removeprefix(FILTER_PREFIX): v for k, v in query.items() if k.startswith(FILTER_PREFIX)}
+    try:
+        return check_variables(study, wanted)
+    except InvalidVariables as exc:
+        raise InvalidVariables({FILTER_PREFIX + k: v for k, v in exc.errors.items()}) from None
+
+
 class StudyStorageFull(Exception):
     """The account's stored stimuli would exceed its plan's study storage."""
 
 
+def _signed_token(prefix: str, purpose: str, nonce: str, pepper: str) -> str:
+    """A token signed with the server's pepper over a stored nonce: the owner can see it again at any
+    time, while the database alone (a backup, a leak) holds no token, as the nonce without the pepper
+    derives nothing."""
+    digest = hmac.new(pepper.encode(), f"{purpose}:{nonce}".encode(), hashlib.sha256)
+    return f"{prefix}{base64.urlsafe_b64encode(digest.digest()).decode().rstrip('=')}"
+
+
 def participant_token(study: Study, pepper: str) -> str | None:
-    """The study's participant token, derived from its nonce and the server's pepper, so that the owner
-    can see the link again at any time while the database alone (a backup, a leak) holds no link:
-    the nonce without the pepper derives nothing. None for a study made before nonces existed."""
+    """The study's participant token (_signed_token); None for a study made before nonces existed."""
     if study.participant_token_nonce is None:
         return None
-    digest = hmac.new(pepper.encode(), f"participant-token:{study.participant_token_nonce}".encode(), hashlib.sha256)
-    return f"{PARTICIPANT_TOKEN_PREFIX}{base64.urlsafe_b64encode(digest.digest()).decode().rstrip('=')}"
+    return _signed_token(PARTICIPANT_TOKEN_PREFIX, "participant-token", study.participant_token_nonce, pepper)
 
 
 def _new_token(study: Study, pepper: str) -> str:
@@ -73,7 +132,7 @@ def _new_token(study: Study, pepper: str) -> str:
 
 def create(session: Session, put_object, account_id: int, api_key_id: int, name: str, stimulus_duration_ms: float,
            stimulus: bytes | None, pepper: str, storage_limit: int | None = None,
-           max_sessions: int | None = None) -> tuple[Study, str]:
+           max_sessions: int | None = None, variables: Sequence[str] = ()) -> tuple[Study, str]:
     """A new study and its participant token (stored hashed; `participant_token` derives it again). The stimulus
     (a video by its magic bytes) is stored with the type its container names, never the client's.
 
@@ -88,7 +147,8 @@ def create(session: Session, put_object, account_id: int, api_key_id: int, name:
             raise StudyStorageFull(f"the account's stimuli take {used} of {storage_limit} bytes; this one needs "
                                    f"{len(stimulus)} more: delete a study or upgrade")
     study = Study(id=f"study_{uuid.uuid4().hex}", account_id=account_id, api_key_id=api_key_id, name=name,
-                  stimulus_duration_ms=stimulus_duration_ms, max_sessions=max_sessions)
+                  stimulus_duration_ms=stimulus_duration_ms, max_sessions=max_sessions,
+                  variable_keys=json.dumps(list(variables)) if variables else None)
     token = _new_token(study, pepper)
     if stimulus is not None:
         study.stimulus_key = f"studies/{study.id}/stimulus"
@@ -133,7 +193,7 @@ def study_json(session: Session, study: Study, pepper: str) -> dict:
         counts[status] += 1
     body = {"id": study.id, "name": study.name, "stimulus_duration_ms": study.stimulus_duration_ms,
             "has_stimulus": study.stimulus_key is not None, "created_at": study.created_at.isoformat(),
-            "max_sessions": study.max_sessions, "sessions": counts}
+            "max_sessions": study.max_sessions, "variables": variable_keys(study), "sessions": counts}
     token = participant_token(study, pepper)
     body["participant_token"] = token
     body["participant_path"] = participant_path(token) if token else None
@@ -162,11 +222,57 @@ def for_participant(session: Session, study_id: str, token: str, pepper: str) ->
     return study if study is not None and study.id == study_id else None
 
 
+def report_link_token(link: ReportLink, pepper: str) -> str:
+    return _signed_token(REPORT_TOKEN_PREFIX, "report-link", link.nonce, pepper)
+
+
+def create_report_link(session: Session, study: Study, pepper: str, days: int = REPORT_LINK_DAYS) -> ReportLink:
+    """A read-only link to the study's report for `days` days; only its token's hash is looked up."""
+    link = ReportLink(id=f"rl_{uuid.uuid4().hex[:16]}", study_id=study.id, nonce=secrets.token_hex(16),
+                      created_at=utcnow(), expires_at=utcnow() + timedelta(days=days))
+    link.token_hash = keys.hash_key(report_link_token(link, pepper), pepper)
+    session.add(link)
+    session.flush()
+    return link
+
+
+def report_links(session: Session, study: Study) -> list[ReportLink]:
+    return list(session.scalars(select(ReportLink).where(ReportLink.study_id == study.id)
+                                .order_by(ReportLink.created_at)))
+
+
+def revoke_report_link(session: Session, study: Study, link_id: str) -> ReportLink | None:
+    """Revoke the study's link `link_id` (at once, for good); None when the study has no such link."""
+    link = session.get(ReportLink, link_id)
+    if link is None or link.study_id != study.id:
+        return None
+    link.revoked_at = link.revoked_at or utcnow()
+    return link
+
+
+def report_link_json(link: ReportLink, pepper: str) -> dict:
+    """The owner's view of a link, with its token (derived again: revoked or expired ones say so)."""
+    token = report_link_token(link, pepper)
+    return {"id": link.id, "token": token, "path": f"/r/{token}", "created_at": link.created_at.isoformat(),
+            "expires_at": link.expires_at.isoformat(),
+            "revoked_at": link.revoked_at.isoformat() if link.revoked_at else None}
+
+
+def by_report_token(session: Session, token: str, pepper: str) -> Study | None:
+    """The study a client's report token opens while it is neither revoked nor expired."""
+    if not token.startswith(REPORT_TOKEN_PREFIX):
+        return None
+    link = session.scalars(select(ReportLink).where(ReportLink.token_hash == keys.hash_key(token, pepper))).first()
+    if link is None or link.revoked_at is not None or link.expires_at <= utcnow():
+        return None
+    return session.get(Study, link.study_id)
+
+
 def delete(session: Session, study: Study) -> list[str]:
     """Delete the study, its sessions and their jobs; returns the storage keys to delete after commit."""
     sessions = list(session.scalars(select(StudySession).where(StudySession.study_id == study.id)))
     stale = _delete_jobs(session, [s.id for s in sessions])
-    for each in sessions:
+    for each in [*sessions, *report_links(session, study)]:
         session.delete(each)
     # Sessions first: no ORM relationship orders these deletes, and a study deleted first would take
     # its sessions with it by the database's cascade, leaving the ORM's deletes matching nothing.
@@ -180,12 +286,14 @@ def _new_receipt() -> str:
 
 
 def new_session(study: Study, stimulus_started_ms: float, consent: Consent, segment: str | None,
-                pepper: str) -> tuple[StudySession, str]:
-    """An unsaved session and its receipt code (shown to the participant once)."""
+                variables: dict[str, str], pepper: str) -> tuple[StudySession, str]:
+    """An unsaved session and its receipt code (shown to the participant once); `variables` already
+    checked (check_variables)."""
     receipt = _new_receipt()
     row = StudySession(id=f"ses_{uuid.uuid4().hex}", study_id=study.id, receipt_hash=keys.hash_key(receipt, pepper),
                        status="processing", stimulus_started_ms=stimulus_started_ms, consent_version=consent.version,
-                       consented_at=consent.accepted_at, segment=segment, created_at=utcnow())
+                       consented_at=consent.accepted_at, segment=segment,
+                       variables=json.dumps(variables) if variables else None, created_at=utcnow())
     return row, receipt
 
 
@@ -272,14 +380,43 @@ def _record_failure(session: Session, job: Job) -> None:
         row.status, row.finished_at = "failed", utcnow()
 
 
-def report(session: Session, study: Study, bucket_ms: int = 1000, include_low_quality: bool = False) -> dict:
-    """Over the analysed sessions; those below the quality gate only when asked for."""
+def _timelines(session: Session, study: Study, include_low_quality: bool,
+               only: dict[str, str] | None = None) -> list[audience.SessionTimeline]:
+    """The analysed sessions' timelines; those below the quality gate only when asked for; with `only`,
+    those whose variables have these values."""
     statuses = ("succeeded", LOW_QUALITY) if include_low_quality else ("succeeded",)
-    rows = session.execute(select(StudySession.timeline, StudySession.micro_onsets, StudySession.segment)
+    rows = session.execute(select(StudySession.timeline, StudySession.micro_onsets, StudySession.segment,
+                                  StudySession.variables)
                            .where(StudySession.study_id == study.id, StudySession.status.in_(statuses))).all()
     n_buckets = audience.grid_size(study.stimulus_duration_ms)
-    timelines = [audience.SessionTimeline.from_bytes(t, n_buckets, json.loads(m), seg) for t, m, seg in rows]
-    low_quality = session.scalar(select(func.count()).select_from(StudySession)
-                                 .where(StudySession.study_id == study.id, StudySession.status == LOW_QUALITY))
-    return {"study_id": study.id, "low_quality_sessions": low_quality, "low_quality_included": include_low_quality,
-            **audience.study_report(timelines, study.stimulus_duration_ms, bucket_ms)}
+    timelines = [audience.SessionTimeline.from_bytes(t, n_buckets, json.loads(m), seg, json.loads(v) if v else {})
+                 for t, m, seg, v in rows]
+    return [t for t in timelines if all(t.variables.get(k) == v for k, v in (only or {}).items())]
+
+
+def _low_quality_count(session: Session, study: Study) -> int:
+    return session.scalar(select(func.count()).select_from(StudySession)
+                          .where(StudySession.study_id == study.id, StudySession.status == LOW_QUALITY))
+
+
+def report(session: Session, study: Study, bucket_ms: int = 1000, include_low_quality: bool = False,
+           only: dict[str, str] | None = None) -> dict:
+    """Over the analysed sessions; those below the quality gate only when asked for; with `only`
+    (report_filter), those whose link variables have these values. Broken down by each variable."""
+    timelines = _timelines(session, study, include_low_quality, only)
+    return {"study_id": study.id, "low_quality_sessions": _low_quality_count(session, study),
+            "low_quality_included": include_low_quality, "filter": only or {},
+            **audience.study_report(timelines, study.stimulus_duration_ms, bucket_ms, variable_keys(study))}
+
+
+def compare(session: Session, compared: list[Study], include_low_quality: bool = False) -> dict:
+    """Studies side by side (the caller found each among the owner's own): per-second curves on the
+    stimulus clock, summary scores, and each one's differences from the first (audience.compare_audiences)."""
+    comparison = audience.compare_audiences([(_timelines(session, study, include_low_quality),
+                                              study.stimulus_duration_ms) for study in compared])
+    for study, body in zip(compared, comparison["studies"], strict=True):
+        body.update({"study_id": study.id, "name": study.name,
+                     "low_quality_sessions": _low_quality_count(session, study)})
+    for study, difference in zip(compared[1:], comparison["differences"], strict=True):
+        difference.update({"study_id": study.id, "baseline_study_id": compared[0].id})
+    return {**comparison, "low_quality_included": include_low_quality}

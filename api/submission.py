@@ -101,7 +101,7 @@ def recording_clip(services: Services, data: bytes) -> DecodedVideo:
 
 def submit_session(services: Services, study: Study, account: Account, plan: Plan, request_id: str, data: bytes,
                    clip: DecodedVideo, stimulus_started_ms: float, consent: studies.Consent, segment: str | None,
-                   idempotency_key: str | None) -> tuple[dict, bool]:
+                   variables: dict[str, str], idempotency_key: str | None) -> tuple[dict, bool]:
     """A participant's recording (`recording_clip`), analysed as a job of the study's account and
     metered against the study's key; returns (the session's JSON with its receipt, replayed).
 
@@ -109,8 +109,8 @@ def submit_session(services: Services, study: Study, account: Account, plan: Pla
     the first answer may never have arrived.
     """
     pepper = services.settings.api_key_pepper
-    row, receipt = studies.new_session(study, stimulus_started_ms, consent, segment, pepper)
-    fingerprint = metering.fingerprint(data, (study.id, stimulus_started_ms, segment))
+    row, receipt = studies.new_session(study, stimulus_started_ms, consent, segment, variables, pepper)
+    fingerprint = metering.fingerprint(data, (study.id, stimulus_started_ms, segment, *sorted(variables.items())))
     body, replayed = submit_job(services, account, plan, study.api_key_id, request_id, data, AnalysisOptions(), clip,
                                 None, idempotency_key, fingerprint, kind=studies.JOB_KIND,
                                 attach=studies.attach(row), answer=studies.session_json(row))

@@ -113,14 +113,42 @@ def test_micro_expressions_are_counted_in_the_second_they_start():
     assert [b["micro_expressions"] for b in buckets] == [{}, {"happy": 2}, {"unknown": 1}]
 
 
-def test_top_moments_find_the_largest_rise():
-    # happy jumps from 0.1 to 0.7 at 5 s and falls back at 7 s; surprise rises a little at 8 s
-    curve_h = [0.1] * 5 + [0.7, 0.7] + [0.1] * 5
-    curve_s = [0.1] * 8 + [0.2] * 4
-    moments = audience.top_moments({"happy": curve_h, "surprise": curve_s, "sad": [None] * 12})
-    assert moments[0] == {"emotion": "happy", "time_ms": 5000, "rise": 0.6, "mean": 0.7}
-    assert {"emotion": "surprise", "time_ms": 8000} == {k: moments[1][k] for k in ("emotion", "time_ms")}
-    assert len(moments) == 2
+def test_top_moments_are_lifts_over_each_viewers_own_baseline_that_survive_the_correction():
+    # Ten viewers over 12 s, each with their own happy level; all smile more in seconds 5 and 6, by
+    # 0.50, 0.52 or 0.54; surprise lifts by 0.02 at 8 s for everyone (significant, but too small to be a moment).
+    def one(i):
+        lift = 0.5 + 0.02 * (i % 3)
+        happy = lambda t: 0.1 + 0.02 * i + (lift if 5000 <= t < 7000 else 0.0)  # noqa: E731
+        return viewer(happy, seconds=12.0, stimulus_ms=12000)
+    report = audience.study_report([one(i) for i in range(10)], 12000)
+    (moment,) = report["top_moments"]  # second 6 ties with 5 and is too close to it
+    assert {k: moment[k] for k in ("emotion", "time_ms", "viewers")} == {"emotion": "happy", "time_ms": 5000,
+                                                                         "viewers": 10}
+    # Each viewer's lift is 5/6 of their smile (their baseline averages it over 12 s): mean 5/6 * 0.518.
+    assert moment["lift"] == pytest.approx(5 / 6 * 0.518, abs=1e-3)
+    low, high = moment["ci95"]
+    # sd of the lifts 5/6 * 0.02 * sd(0, 1, 2, 0, 1, 2, 0, 1, 2, 0) = 0.014594; half 2.262 * 0.014594 / sqrt(10)
+    assert [low, high] == pytest.approx([moment["lift"] - 0.01044, moment["lift"] + 0.01044], abs=2e-4)
+    assert moment["p"] < 1e-10 and moment["p"] <= moment["p_adjusted"] < audience.MOMENT_FDR
+    assert moment["effect_size"] > 10 and moment["mean"] == pytest.approx(0.1 + 0.09 + 0.518, abs=1e-3)
+
+
+def test_noise_makes_no_top_moments():
+    rng = np.random.default_rng(7)
+    viewers = []
+    for _ in range(20):
+        levels = rng.uniform(0.05, 0.6, 30)
+        viewers.append(viewer(lambda t, levels=levels: levels[int(t // 1000)], seconds=30.0, stimulus_ms=30000))
+    assert audience.study_report(viewers, 30000)["top_moments"] == []
+
+
+def test_one_sided_t_tail_and_the_false_discovery_rate_by_hand():
+    tails = audience.t_upper_tail(np.array([12.706, 2.776, 2.042, 1.959964, 0.0, -2.776, np.inf]),
+                                  np.array([1, 4, 30, 10 ** 6, 5, 4, 3]))
+    assert tails == pytest.approx([0.025, 0.025, 0.025, 0.025, 0.5, 0.975, 0.0], abs=2e-4)
+    # Sorted p 0.005, 0.01, 0.03, 0.04 of 4: scaled 0.02, 0.02, 0.04, 0.04, each at most the next.
+    adjusted = audience.benjamini_hochberg(np.array([0.01, 0.04, 0.03, 0.005]))
+    assert adjusted == pytest.approx([0.02, 0.04, 0.04, 0.02])
 
 
 def test_segments_have_their_own_totals():
@@ -192,3 +220,83 @@ def test_t_quantiles():
     assert audience.t_quantile_975(30) == 2.042
     assert audience.t_quantile_975(60) == pytest.approx(2.000, abs=2e-3)
     assert audience.t_quantile_975(1000) == pytest.approx(1.962, abs=2e-3)
+
+
+def test_summary_scores_by_hand():
+    # Five viewers, each with a constant happy level; the other six classes share the rest evenly.
+    report = audience.study_report([viewer(h) for h in (0.1, 0.2, 0.3, 0.4, 0.5)], 3000)
+    summary = report["summary"]
+    happy = summary["emotions"]["happy"]
+    assert happy["mean"] == {"mean": pytest.approx(0.3, abs=1e-4), "ci95": pytest.approx([0.1037, 0.4963], abs=2e-4),
+                             "viewers": 5}
+    assert happy["peak"]["time_ms"] == 0 and happy["peak"]["mean"] == pytest.approx(0.3, abs=1e-4)  # flat: the first
+    # Valence h - 4 * (1 - h) / 6 = (5h - 2) / 3: -0.5, -1/3, -1/6, 0, 1/6; sd 0.26352; half 2.776 * 0.26352 / sqrt(5)
+    assert summary["valence"]["mean"] == pytest.approx(-1 / 6, abs=1e-4)
+    assert summary["valence"]["ci95"] == pytest.approx([-0.4938, 0.1605], abs=2e-4)
+    # Engagement: only the viewer at 0.5 shows an expression at the threshold, in all three seconds.
+    assert summary["engagement"]["mean"] == pytest.approx(0.2, abs=1e-4)
+    assert summary["attention"] == report["attention"] and summary["attention"]["mean"] == 1.0
+    assert summary["positive_emotions"] == ["happy"] and "surprise" not in summary["negative_emotions"]
+
+
+def test_the_peak_is_the_highest_second_and_neutral_does_not_engage():
+    rising = [viewer(lambda t: 0.9 if t >= 2000 else 0.1) for _ in range(5)]
+    summary = audience.study_report(rising, 3000)["summary"]
+    assert summary["emotions"]["happy"]["peak"] == {"time_ms": 2000, "mean": pytest.approx(0.9, abs=1e-4),
+                                                    "ci95": [pytest.approx(0.9, abs=1e-4)] * 2}
+    assert summary["engagement"]["mean"] == pytest.approx(1 / 3, abs=1e-4)
+    calm = [audience.session_timeline(np.arange(30) * 100.0, [np.eye(len(EMOTIONS), dtype=np.float32)[-1]] * 30,
+                                      3000, 10, 0, 3000) for _ in range(5)]
+    assert audience.study_report(calm, 3000)["summary"]["engagement"]["mean"] == 0.0  # neutral at 100%
+
+
+def test_summary_scores_are_withheld_below_the_minimum_audience():
+    summary = audience.study_report([viewer(0.3) for _ in range(audience.MIN_VIEWERS - 1)], 3000)["summary"]
+    assert all(s == {"mean": None, "peak": None} for s in summary["emotions"].values())
+    assert summary["valence"] is summary["engagement"] is summary["attention"] is None
+    rows = list(csv.reader(io.StringIO(audience.summary_csv({"summary": summary}))))
+    assert rows[1][:2] == ["angry", ""]
+
+
+def test_summary_csv():
+    report = audience.study_report([viewer(h) for h in (0.1, 0.2, 0.3, 0.4, 0.5)], 3000)
+    rows = list(csv.reader(io.StringIO(audience.summary_csv(report))))
+    assert rows[0] == ["score", "mean", "ci95_low", "ci95_high", "viewers", "peak_time_ms", "peak_mean",
+                       "peak_ci95_low", "peak_ci95_high"]
+    assert [r[0] for r in rows[1:]] == [*EMOTIONS, "valence", "engagement", "attention"]
+    happy = rows[1 + EMOTIONS.index("happy")]
+    assert [float(v) for v in happy[1:4]] == pytest.approx([0.3, 0.1037, 0.4963], abs=2e-4) and happy[4] == "5"
+    assert float(rows[-3][1]) == pytest.approx(-1 / 6, abs=1e-4) and rows[-3][5] == ""
+
+
+def test_bootstrap_difference_of_means_over_viewers():
+    rng = np.random.default_rng(3)
+    scores = len(audience.COMPARED_SCORES)
+    a = rng.normal(0.3, 0.1, (400, scores))
+    b = rng.normal(0.35, 0.1, (400, scores))
+    b[:100, 0] = np.nan  # viewers without that score are left out of its mean, not counted as zero
+    boots = audience.bootstrap_means([a, b])
+    differences = audience.bootstrap_differences(a, b, *boots)
+    first = differences[audience.COMPARED_SCORES[0]]
+    assert first["difference"] == pytest.approx(np.nanmean(b[:, 0]) - a[:, 0].mean(), abs=1e-4)
+    for name in audience.COMPARED_SCORES:
+        low, high = differences[name]["ci95"]
+        assert low < differences[name]["difference"] < high
+    # The textbook width of a difference of two means, 2 * 1.96 * sqrt(0.1^2 / 400 * 2), within resampling noise.
+    widths = [d["ci95"][1] - d["ci95"][0] for d in differences.values()]
+    assert np.mean(widths) == pytest.approx(2 * 1.96 * 0.1 * np.sqrt(2 / 400), rel=0.1)
+    assert audience.bootstrap_means([a, b])[1] == pytest.approx(boots[1])  # the fixed seed
+    few = audience.bootstrap_differences(a[:4], b, *audience.bootstrap_means([a[:4], b]))
+    assert set(few.values()) == {None}  # withheld below the minimum audience
+
+
+def test_every_moment_test_is_there_to_inspect_significant_or_not():
+    # Five viewers whose smiles at 5 s differ a lot: the lift is there, not yet significant after the correction.
+    viewers = [viewer(lambda t, lift=lift: 0.2 + (lift if 5000 <= t < 6000 else 0.0), seconds=12.0, stimulus_ms=12000)
+               for lift in (0.0, 0.02, 0.3, 0.05, 0.4)]
+    assert audience.study_report(viewers, 12000)["top_moments"] == []
+    tests = audience.audience_moment_tests(viewers, 12000)
+    happy = audience.EXPRESSIVE_EMOTIONS.index("happy")
+    assert list(tests.seconds) == list(range(12)) and tests.p.shape == (12, len(audience.EXPRESSIVE_EMOTIONS))
+    assert int(np.argmin(tests.p[:, happy])) == 5 and tests.lift[5, happy] == pytest.approx(0.154 * 11 / 12, abs=1e-3)
+    assert tests.p[5, happy] < 0.1 and (tests.adjusted >= tests.p - 1e-9).all() and tests.adjusted[5, happy] >= 0.05

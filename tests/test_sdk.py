@@ -825,3 +825,112 @@ def test_studies_rotate_the_participant_token(server, owner, client):
 
     again = asyncio.run(main())
     assert again.participant_token not in (None, rotated.participant_token)
+
+
+def test_study_summary_and_moments_are_typed_and_printed():
+    """The report's summary scores as typed values, from a report the service computes, and as the CLI prints them."""
+    from api import audience
+    from emoscope.cli import render_summary
+    from tests.test_audience import viewer
+
+    report = {"study_id": "study_x", **audience.study_report([viewer(h) for h in (0.1, 0.2, 0.3, 0.4, 0.5)], 3000)}
+    summary = emoscope.StudyReport.from_dict(report).summary
+    assert isinstance(summary, emoscope.StudySummary)
+    happy = summary.emotions["happy"]
+    assert happy.mean == emoscope.ScoreInterval(0.3, (0.1037, 0.4963), 5)
+    assert happy.peak is not None and happy.peak.time_ms == 0
+    assert summary.valence is not None and summary.valence.mean == pytest.approx(-1 / 6, abs=1e-4)
+    assert summary.positive_emotions == ("happy",) and summary.engagement.mean == 0.2
+    printed = render_summary(summary)
+    assert "happy" in printed and "30.0% (10.4%-49.6%)" in printed and "-17 (-49-+16)" in printed
+    smiling = [viewer(lambda t, h=h: 0.9 if t >= 2000 else h, seconds=4.0, stimulus_ms=4000)
+               for h in (0.1, 0.12, 0.14, 0.16, 0.18, 0.2)]
+    moment = emoscope.StudyReport.from_dict({"study_id": "s", **audience.study_report(smiling, 4000)}).top_moments[0]
+    assert isinstance(moment, emoscope.TopMoment) and (moment.emotion, moment.time_ms, moment.viewers) == ("happy", 2000, 6)
+    assert moment.ci95[0] < moment.lift < moment.ci95[1] and moment.p <= moment.p_adjusted < 0.05
+    withheld = {"study_id": "study_y", **audience.study_report([viewer(0.3)], 3000)}
+    assert emoscope.StudyReport.from_dict(withheld).summary.valence is None
+
+
+def test_studies_compare_typed_through_the_api_and_the_cli(server, owner, client):
+    a, b = client.studies.create("Cut A", 2000), client.studies.create("Cut B", 3000)
+    comparison = client.studies.compare([a, b.id])
+    assert isinstance(comparison, emoscope.StudyComparison) and comparison.resamples == 2000
+    assert [s.name for s in comparison.studies] == ["Cut A", "Cut B"]
+    assert [len(s.buckets) for s in comparison.studies] == [2, 3]
+    (differences,) = comparison.differences
+    assert (differences.study_id, differences.baseline_study_id) == (b.id, a.id)
+    assert set(differences.scores.values()) == {None}  # no viewers yet
+    printed = _cli(server, owner[1].api_key.secret, "study", "compare", a.id, b.id)
+    assert printed.returncode == 0, printed.stderr
+    assert "Cut B - Cut A" in printed.stdout and "withheld" in printed.stdout
+    with pytest.raises(emoscope.InvalidRequestError) as one:
+        client.studies.compare([a])
+    assert (one.value.status, one.value.code) == (400, "invalid_request")
+
+
+def test_a_comparison_with_audiences_is_typed_and_printed():
+    from api import audience
+    from emoscope.cli import render_comparison
+    from tests.test_audience import viewer
+
+    cuts = [[viewer(h + lift) for h in (0.1, 0.2, 0.3, 0.4, 0.5)] for lift in (0.0, 0.2)]
+    body = audience.compare_audiences([(cut, 3000) for cut in cuts])
+    for i, study in enumerate(body["studies"]):
+        study.update(study_id=f"study_{i}", name=f"Cut {'AB'[i]}")
+    body["differences"][0].update(study_id="study_1", baseline_study_id="study_0")
+    comparison = emoscope.StudyComparison.from_dict(body)
+    happy = comparison.differences[0].scores["happy"]
+    assert isinstance(happy, emoscope.ScoreDifference) and happy.difference == pytest.approx(0.2, abs=1e-4)
+    assert happy.ci95[0] < 0.2 < happy.ci95[1]
+    assert comparison.studies[1].summary.emotions["happy"].mean.mean == pytest.approx(0.5, abs=1e-4)
+    printed = render_comparison(comparison)
+    assert "Cut A (5)" in printed and "+20.0 (" in printed
+
+
+def test_study_variables_filter_and_breakdown_through_the_sdk_and_the_cli(server, owner, client):
+    study = client.studies.create("Panel ad", 2000, variables=["age", "pid"])
+    assert study.variables == ("age", "pid") and client.studies.get(study).variables == ("age", "pid")
+    report = client.studies.report(study, segment={"age": "18-24"})
+    assert report.filter == {"age": "18-24"} and report.viewers == 0
+    assert [b.key for b in report.breakdown] == ["age", "pid"] and report.breakdown[0].groups == ()
+    assert client.studies.report_csv(study, table="breakdown", segment={"age": "18-24"}).startswith("variable,value")
+    with pytest.raises(emoscope.InvalidRequestError) as unknown:
+        client.studies.report(study, segment={"city": "Paris"})
+    assert unknown.value.status == 400
+    printed = _cli(server, owner[1].api_key.secret, "study", "report", study.id, "--segment", "age=18-24")
+    assert printed.returncode == 0, printed.stderr
+    assert "0 viewers, age = 18-24" in printed.stdout and "By age" in printed.stdout
+
+
+def test_a_breakdown_is_typed():
+    import dataclasses
+
+    from api import audience
+    from tests.test_audience import viewer
+
+    viewers = [dataclasses.replace(viewer(h), variables={"age": "18-24"}) for h in (0.5, 0.6, 0.7, 0.8, 0.9)]
+    report = {"study_id": "s", "filter": {}, **audience.study_report(viewers + [viewer(0.1)], 3000, variable_keys=["age"])}
+    (age,) = emoscope.StudyReport.from_dict(report).breakdown
+    (group,) = age.groups
+    assert isinstance(age, emoscope.VariableBreakdown) and (group.value, group.viewers) == ("18-24", 5)
+    assert group.scores["happy"].mean == pytest.approx(0.7, abs=1e-4) and age.without_value == 1
+
+
+def test_client_report_links_through_the_sdk_and_the_cli(server, owner, client):
+    study = client.studies.create("Shared ad", 2000)
+    link = client.studies.create_report_link(study, expires_in_days=7)
+    assert isinstance(link, emoscope.ReportLink) and link.path.startswith("/r/rl_") and link.token not in repr(link)
+    assert httpx.get(f"{server}{link.path}").status_code == 200
+    assert [item.id for item in client.studies.report_links(study)] == [link.id]
+    client.studies.revoke_report_link(study, link)
+    assert httpx.get(f"{server}{link.path}").status_code == 404
+    assert client.studies.report_links(study)[0].revoked_at is not None
+
+    shared = _cli(server, owner[1].api_key.secret, "study", "share", study.id, "--days", "3")
+    assert shared.returncode == 0, shared.stderr
+    url = shared.stdout.strip()
+    assert url.startswith(f"{server}/r/rl_") and httpx.get(url).status_code == 200
+    link_id = shared.stderr.split("unshare ")[1].split()[1]
+    unshared = _cli(server, owner[1].api_key.secret, "study", "unshare", study.id, link_id)
+    assert unshared.returncode == 0 and httpx.get(url).status_code == 404

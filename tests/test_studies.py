@@ -136,6 +136,180 @@ def test_report_as_csv_and_in_frame_buckets(owner, assert_contract):
                    "invalid_request")
 
 
+def seed_sessions(app, study_id, timelines, status="succeeded"):
+    """Analysed sessions written straight into the database, as their jobs leave them: reports over many
+    viewers with known timelines, without analysing a recording each."""
+    from api.db import StudySession, utcnow
+
+    with app.extensions["emoscope"].db.session.begin() as session:
+        for timeline in timelines:
+            session.add(StudySession(id=f"ses_{uuid.uuid4().hex}", study_id=study_id, receipt_hash=uuid.uuid4().hex,
+                                     status=status, stimulus_started_ms=0, consent_version="test",
+                                     consented_at=utcnow(), segment=timeline.segment, timeline=timeline.to_bytes(),
+                                     micro_onsets=json.dumps(timeline.micro_onsets_ms),
+                                     variables=json.dumps(timeline.variables) if timeline.variables else None))
+
+
+def smiling_viewers(levels, stimulus_ms=3000, smile_from_ms=None):
+    """A timeline per happy level; with `smile_from_ms`, each smiles at 0.9 from then on."""
+    from tests.test_audience import viewer
+
+    def level(h):
+        return h if smile_from_ms is None else (lambda t: 0.9 if t >= smile_from_ms else h)
+
+    return [viewer(level(h), seconds=stimulus_ms / 1000, stimulus_ms=stimulus_ms) for h in levels]
+
+
+def test_the_report_sums_the_study_up_with_intervals(owner, assert_contract):
+    app, client, secret = owner
+    study = create_study(client, secret, stimulus_duration_ms=3000).json
+    seed_sessions(app, study["id"], smiling_viewers((0.1, 0.2, 0.3, 0.4, 0.5)))
+    path = f"/v1/studies/{study['id']}/report"
+    summary = assert_contract(client.get(path, headers=bearer(secret))).json["summary"]
+    assert summary["emotions"]["happy"]["mean"]["mean"] == pytest.approx(0.3, abs=1e-4)
+    assert summary["valence"]["mean"] == pytest.approx(-1 / 6, abs=1e-4)
+    assert summary["engagement"]["mean"] == pytest.approx(0.2, abs=1e-4)
+    table = client.get(f"{path}?table=summary", headers={**bearer(secret), "Accept": "text/csv"})
+    assert table.status_code == 200 and table.headers["Content-Disposition"].endswith('-summary.csv"')
+    assert table.get_data(as_text=True).splitlines()[0].startswith("score,mean,ci95_low,ci95_high,viewers")
+    assert_problem(client.get(f"{path}?table=everything", headers=bearer(secret)), 400, "invalid_request")
+
+
+def test_top_moments_carry_their_significance(owner, assert_contract):
+    app, client, secret = owner
+    study = create_study(client, secret, stimulus_duration_ms=4000).json
+    seed_sessions(app, study["id"], smiling_viewers([0.1 + 0.02 * i for i in range(8)], 4000, smile_from_ms=2000))
+    path = f"/v1/studies/{study['id']}/report"
+    # The largest lift first; the other expressions, at their lowest while everyone smiles, lift before it.
+    moment = assert_contract(client.get(path, headers=bearer(secret))).json["top_moments"][0]
+    assert (moment["emotion"], moment["time_ms"], moment["viewers"]) == ("happy", 2000, 8)
+    assert moment["p_adjusted"] < 0.05 and moment["ci95"][0] < moment["lift"] < moment["ci95"][1]
+    table = client.get(f"{path}?table=moments", headers={**bearer(secret), "Accept": "text/csv"})
+    header, row, *_ = table.get_data(as_text=True).splitlines()
+    assert header == "emotion,time_ms,mean,lift,ci95_low,ci95_high,effect_size,p,p_adjusted,viewers"
+    assert row.startswith("happy,2000,")
+
+
+def test_studies_compare_side_by_side_with_bootstrap_differences(owner, assert_contract):
+    app, client, secret = owner
+    a = create_study(client, secret, name="Cut A", stimulus_duration_ms=3000).json
+    b = create_study(client, secret, name="Cut B", stimulus_duration_ms=4000).json
+    seed_sessions(app, a["id"], smiling_viewers([0.1 + 0.02 * i for i in range(8)]))
+    seed_sessions(app, b["id"], smiling_viewers([0.3 + 0.02 * i for i in range(8)], 4000))
+    path = f"/v1/studies/compare?ids={a['id']},{b['id']}"
+    comparison = assert_contract(client.get(path, headers=bearer(secret))).json
+    assert [s["name"] for s in comparison["studies"]] == ["Cut A", "Cut B"]
+    assert [len(s["buckets"]) for s in comparison["studies"]] == [3, 4]  # each on its own stimulus clock
+    (difference,) = comparison["differences"]
+    assert (difference["study_id"], difference["baseline_study_id"]) == (b["id"], a["id"])
+    happy = difference["scores"]["happy"]
+    assert happy["difference"] == pytest.approx(0.2, abs=1e-4)  # b - a
+    assert happy["ci95"][0] < 0.2 < happy["ci95"][1]
+    assert comparison["bootstrap"]["resamples"] == 2000
+    assert client.get(path, headers=bearer(secret)).json == comparison  # a fixed seed: the same every time
+
+    stranger = sign_up(client, "stranger@example.com", "Stranger")["api_key"]["secret"]
+    theirs = create_study(client, stranger).json
+    for ids in (f"{a['id']},{theirs['id']}", f"{a['id']},study_missing"):
+        assert_problem(assert_contract(client.get(f"/v1/studies/compare?ids={ids}", headers=bearer(secret))), 404,
+                       "not_found")
+    for ids in (a["id"], f"{a['id']},{a['id']}", ",".join([a["id"]] + [f"s{i}" for i in range(5)]), f"{a['id']},"):
+        assert_problem(client.get(f"/v1/studies/compare?ids={ids}", headers=bearer(secret)), 400, "invalid_request")
+
+
+def test_link_variables_are_whitelisted_stored_filtered_and_broken_down(owner, assert_contract):
+    import dataclasses
+
+    app, client, secret = owner
+    study = assert_contract(create_study(client, secret, stimulus_duration_ms=3000, variables=["age", "pid"])).json
+    assert study["variables"] == ["age", "pid"]
+    for bad in (["a", "b", "c", "d", "e", "f"], ["Age"], ["age", "age"], ["x" * 33]):
+        refused = client.post("/v1/studies", headers=bearer(secret),
+                              json={"name": "x", "stimulus_duration_ms": 1000, "variables": bad})
+        assert_problem(refused, 400, "invalid_request") and "variables" in refused.json["errors"]
+
+    # Sessions: only whitelisted keys, short plain values.
+    accepted = submit_session(client, study, variables=json.dumps({"age": "18-24", "pid": "p-1"}))
+    assert accepted.status_code == 202, accepted.get_data(as_text=True)
+    for variables in ({"city": "Paris"}, {"age": "x" * 65}, {"age": "<script>"}, {"age": 18}):
+        refused = submit_session(client, study, variables=json.dumps(variables))
+        assert_problem(assert_contract(refused), 400, "invalid_request")
+    wait_until_analysed(client, secret, study["id"], 1)
+    from api.db import StudySession
+    with app.extensions["emoscope"].db.session.begin() as session:
+        (stored,) = [json.loads(r.variables) for r in session.query(StudySession).filter_by(study_id=study["id"])]
+    assert stored == {"age": "18-24", "pid": "p-1"}
+
+    # Seven viewers aged 18-24 who smile, each with their pid, and five aged 25-34 who do not (the recorded
+    # session above covers a third of the stimulus: it is low quality, left out).
+    young = smiling_viewers([0.6 + 0.02 * i for i in range(7)])
+    older = smiling_viewers([0.1 + 0.02 * i for i in range(5)])
+    seed_sessions(app, study["id"], [dataclasses.replace(t, variables={"age": "18-24", "pid": f"p{i}"})
+                                     for i, t in enumerate(young)] +
+                  [dataclasses.replace(t, variables={"age": "25-34"}) for t in older])
+    path = f"/v1/studies/{study['id']}/report"
+    report = assert_contract(client.get(path, headers=bearer(secret))).json
+    age, pid = report["breakdown"]
+    assert [(v["value"], v["viewers"]) for v in age["values"]] == [("18-24", 7), ("25-34", 5)]
+    assert age["values"][1]["scores"]["happy"]["mean"] == pytest.approx(0.14, abs=1e-3)
+    assert age["values"][1]["scores"]["valence"]["viewers"] == 5
+    # No pid has five viewers: none is shown, they are only counted.
+    assert pid["values"] == [] and pid["smaller_groups"] == {"values": 7, "viewers": 7} and pid["without_value"] == 5
+    filtered = assert_contract(client.get(f"{path}?segment.age=25-34", headers=bearer(secret))).json
+    assert filtered["viewers"] == 5 and filtered["filter"] == {"age": "25-34"}
+    assert filtered["summary"]["emotions"]["happy"]["mean"]["mean"] == pytest.approx(0.14, abs=1e-3)
+    csv_rows = client.get(f"{path}?segment.age=25-34&table=breakdown",
+                          headers={**bearer(secret), "Accept": "text/csv"}).get_data(as_text=True).splitlines()
+    assert csv_rows[0] == "variable,value,viewers,score,mean,ci95_low,ci95_high"
+    assert {row.split(",")[1] for row in csv_rows[1:]} == {"25-34"}
+    for bad in ("segment.city=Paris", "segment.age=" + "x" * 65):
+        assert_problem(client.get(f"{path}?{bad}", headers=bearer(secret)), 400, "invalid_request")
+
+
+def test_a_client_report_link_is_read_only_and_revocable(owner, assert_contract):
+    from datetime import timedelta
+
+    from api.db import ReportLink, utcnow
+
+    app, client, secret = owner
+    study = create_study(client, secret, stimulus_duration_ms=3000).json
+    seed_sessions(app, study["id"], smiling_viewers([0.1 + 0.02 * i for i in range(6)]))
+    links = f"/v1/studies/{study['id']}/report-links"
+    link = assert_contract(client.post(links, headers=bearer(secret), json={"expires_in_days": 7})).json
+    assert link["token"].startswith("rl_") and link["path"] == f"/r/{link['token']}" and link["revoked_at"] is None
+    listed = assert_contract(client.get(links, headers=bearer(secret))).json["data"]
+    assert [item["token"] for item in listed] == [link["token"]]  # shown again: derived, not stored
+
+    page = client.get(link["path"])
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200 and "Spring ad" in html and 'id="summary-table"' in html
+    assert page.headers["Cache-Control"] == "no-store" and page.headers["Referrer-Policy"] == "no-referrer"
+    assert study["participant_token"] not in html and "/console/" not in html and 'id="player"' not in html
+    csv = client.get(f"{link['path']}/report.csv?table=summary")
+    assert csv.status_code == 200 and csv.get_data(as_text=True).startswith("score,mean")
+    with app.extensions["emoscope"].db.session.begin() as session:
+        stored = " ".join(str(v) for v in vars(session.get(ReportLink, link["id"])).values())
+    assert link["token"] not in stored  # the database alone opens no report
+
+    stranger = sign_up(client, "stranger@example.com", "Stranger")["api_key"]["secret"]
+    assert_problem(client.post(links, headers=bearer(stranger)), 404, "not_found")
+    assert_problem(client.delete(f"{links}/{link['id']}", headers=bearer(stranger)), 404, "not_found")
+    assert_problem(client.post(links, headers=bearer(secret), json={"expires_in_days": 400}), 400, "invalid_request")
+    assert client.get("/r/rl_guessed").status_code == 404
+
+    assert assert_contract(client.delete(f"{links}/{link['id']}", headers=bearer(secret))).status_code == 204
+    revoked = client.get(link["path"])
+    assert revoked.status_code == 404 and "does not work" in revoked.get_data(as_text=True)
+    assert client.get(f"{link['path']}/report.csv").status_code == 404
+    assert client.get(links, headers=bearer(secret)).json["data"][0]["revoked_at"] is not None
+
+    later = client.post(links, headers=bearer(secret)).json
+    with app.extensions["emoscope"].db.session.begin() as session:
+        session.get(ReportLink, later["id"]).expires_at = utcnow() - timedelta(seconds=1)
+    assert client.get(later["path"]).status_code == 404  # expired
+    assert client.delete(f"/v1/studies/{study['id']}", headers=bearer(secret)).status_code == 204
+
+
 def test_stimulus_is_stored_served_to_participants_and_deleted_with_the_study(owner, assert_contract):
     app, client, secret = owner
     stimulus = (VIDEOS / "single_face.mp4").read_bytes()

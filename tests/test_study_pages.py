@@ -121,6 +121,7 @@ def test_report_page_csv_and_deletion_are_the_owners_only(owner):
     wait_until_analysed(client, secret, study["id"], 1)
     page = client.get(f"/console/studies/{study['id']}").get_data(as_text=True)
     assert "1 viewer analysed" in page and 'id="withheld-note"' in page  # one face is not an audience
+    assert 'id="no-moments"' in page
     assert "data-report='{" in page and 'id="player"' not in page
     csv = client.get(f"/console/studies/{study['id']}/report.csv")
     api_csv = client.get(f"/v1/studies/{study['id']}/report", headers={**bearer(secret), "Accept": "text/csv"})
@@ -138,3 +139,90 @@ def test_report_page_csv_and_deletion_are_the_owners_only(owner):
     assert "is deleted" in client.get("/console/studies").get_data(as_text=True)
     assert client.get(f"/v1/studies/{study['id']}", headers=bearer(secret)).status_code == 404
     assert client.get(study["participant_path"]).status_code == 404
+
+
+def test_console_compares_the_owners_own_studies(owner):
+    from tests.test_studies import seed_sessions, smiling_viewers
+
+    client, secret, _ = owner
+    ids = []
+    for name, levels in (("Cut A", (0.1, 0.12, 0.14, 0.16, 0.18)), ("Cut B", (0.4, 0.42, 0.44, 0.46, 0.48))):
+        study = client.post("/v1/studies", headers=bearer(secret), json={"name": name, "stimulus_duration_ms": 3000})
+        ids.append(study.json["id"])
+        seed_sessions(client.application, ids[-1], smiling_viewers(levels))
+    listing = client.get("/console/studies").get_data(as_text=True)
+    assert listing.count('form="compare-form"') == 2 + 1 and 'id="compare-button"' in listing
+    page = client.get(f"/console/studies/compare?id={ids[0]}&id={ids[1]}")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert "Cut B − Cut A" in html and "data-comparison='{" in html and not re.search(INLINE, html)
+    happy = re.search(r'data-score="happy">(.*?)</tr>', html, re.S).group(1)
+    assert "+30.0" in happy  # Cut B's viewers smile 30 points more
+    assert client.get(f"/console/studies/compare?ids={ids[0]},{ids[1]}").status_code == 200
+    assert client.get(f"/console/studies/compare?id={ids[0]}").status_code == 400
+
+    stranger = client.application.test_client()
+    sign_up(stranger, "other@example.com", "Other")
+    assert sign_in(stranger, email="other@example.com").status_code == 303
+    assert stranger.get(f"/console/studies/compare?id={ids[0]}&id={ids[1]}").status_code == 404
+
+
+def test_link_variables_from_the_console_to_the_participant_page_and_the_breakdown(owner):
+    import dataclasses
+
+    from tests.test_studies import seed_sessions, smiling_viewers
+
+    client, secret, _ = owner
+    key_id = client.get("/v1/keys", headers=bearer(secret)).json["data"][0]["id"]
+    created = create_in_console(client, key_id, duration_s="3", variables="age, region")
+    assert created.status_code == 201 and 'id="link-variables"' in created.get_data(as_text=True)
+    path = participant_url(created).removeprefix("http://localhost")
+    study_id = re.search(r'data-study-id="(study_\w+)"', created.get_data(as_text=True)).group(1)
+    assert client.get(f"/v1/studies/{study_id}", headers=bearer(secret)).json["variables"] == ["age", "region"]
+    assert create_in_console(client, key_id, variables="Age!").status_code == 400
+
+    # The page lists what it keeps from its address (the whitelisted variables only) before consent.
+    page = client.get(f"{path}?age=18-24&utm_source=panel").get_data(as_text=True)
+    assert "<code>age = 18-24</code>" in page and "utm_source" not in page
+    assert "data-variables='{\"age\": \"18-24\"}'" in page
+    bad = client.get(f"{path}?age=" + "x" * 65)
+    assert bad.status_code == 400 and "malformed" in bad.get_data(as_text=True)
+
+    young = [dataclasses.replace(t, variables={"age": "18-24"}) for t in smiling_viewers([0.6] * 5)]
+    older = [dataclasses.replace(t, variables={"age": "25-34"}) for t in smiling_viewers([0.1] * 6)]
+    seed_sessions(client.application, study_id, young + older)
+    html = client.get(f"/console/studies/{study_id}").get_data(as_text=True)
+    assert 'class="breakdown-row" data-value="18-24"' in html and 'data-value="25-34"' in html
+    assert f'href="/console/studies/{study_id}?segment.age=18-24"' in html
+    filtered = client.get(f"/console/studies/{study_id}?segment.age=25-34").get_data(as_text=True)
+    assert 'id="report-filter"' in filtered and "6 viewers analysed" in filtered
+    assert f"/console/studies/{study_id}/report.csv?segment.age=25-34" in filtered
+    csv = client.get(f"/console/studies/{study_id}/report.csv?table=breakdown&segment.age=25-34")
+    assert csv.status_code == 200 and csv.get_data(as_text=True).count("25-34,6,") == 10
+    assert client.get(f"/console/studies/{study_id}?segment.city=Paris").status_code == 400
+
+
+def test_console_shares_the_report_with_a_client_and_revokes_it(owner):
+    client, secret, _ = owner
+    study = client.post("/v1/studies", headers=bearer(secret), json={"name": "Shared ad",
+                                                                      "stimulus_duration_ms": 3000}).json
+    page = client.get(f"/console/studies/{study['id']}")
+    form = hidden_fields(page)
+    made = client.post(f"/console/studies/{study['id']}/report-links", data=form)
+    assert made.status_code == 303 and made.headers["Location"].endswith("#sharing")
+    assert client.post(f"/console/studies/{study['id']}/report-links", data=form).status_code == 303  # a reload
+    html = client.get(f"/console/studies/{study['id']}").get_data(as_text=True)
+    (link,) = re.findall(r'value="http://localhost(/r/rl_[\w-]+)"', html)  # one link, not two
+    assert "A new client link is ready" in html and not re.search(INLINE, html)
+    shared = client.application.test_client().get(link)  # no console session
+    assert shared.status_code == 200 and "Shared ad" in shared.get_data(as_text=True)
+    link_id = re.search(r'class="report-link" data-link-id="([\w]+)"', html).group(1)
+
+    stranger = client.application.test_client()
+    sign_up(stranger, "other@example.com", "Other")
+    assert sign_in(stranger, email="other@example.com").status_code == 303
+    assert console_post(stranger, f"/console/studies/{study['id']}/report-links/{link_id}/revoke").status_code == 404
+
+    assert console_post(client, f"/console/studies/{study['id']}/report-links/{link_id}/revoke").status_code == 303
+    assert 'class="report-link revoked"' in client.get(f"/console/studies/{study['id']}").get_data(as_text=True)
+    assert client.get(link).status_code == 404

@@ -142,7 +142,7 @@ def test_the_console_serves_a_stimulus_inert_too(app_factory):
 
 
 # Item 12: participant tokens and receipts are capabilities: not in the access log, not in stored replays.
-def test_the_access_log_redacts_participant_tokens_and_receipts():
+def test_the_access_log_redacts_participant_and_report_tokens_and_receipts():
     from gunicorn.config import Config
 
     from api.accesslog import RedactingLogger
@@ -150,7 +150,7 @@ def test_the_access_log_redacts_participant_tokens_and_receipts():
     config = Config()
     config.set("accesslog", "-")
     logger = RedactingLogger(config)
-    for path in ("/s/pt_secret-token", "/v1/studies/study_1/sessions/rcpt_secret-receipt"):
+    for path in ("/s/pt_secret-token", "/r/rl_secret-token/report.csv", "/v1/studies/study_1/sessions/rcpt_secret-receipt"):
         environ = {"REQUEST_METHOD": "GET", "RAW_URI": path + "?x=1", "PATH_INFO": path, "SERVER_PROTOCOL": "HTTP/1.1",
                    "HTTP_REFERER": f"https://emoscope.example{path}"}
         response = type("Response", (), {"status": "200 OK", "headers": [], "sent": 10})()

@@ -26,9 +26,11 @@ from api.routes import credentials
 from api.routes.credentials import check_password, create_capped_key, send_reset_link
 from api.routes.files import report_csv_response, stimulus_response, video_upload
 from api.routes.parsing import load
-from api.routes.problems import admission_problems, invalid_reset_token, stripe_problems, study_storage_problems
-from api.schemas import (SCOPES, KeyCreateSchema, NewPasswordSchema, PasswordResetConfirmSchema,
-                         PasswordResetRequestSchema, SignInSchema, SignUpSchema, StudyCreateSchema)
+from api.routes.problems import (admission_problems, invalid_reset_token, invalid_variables, stripe_problems,
+                                 study_storage_problems)
+from api.schemas import (MAX_COMPARED_STUDIES, SCOPES, CompareQuerySchema, KeyCreateSchema, NewPasswordSchema,
+                         PasswordResetConfirmSchema, PasswordResetRequestSchema, ReportQuerySchema, SignInSchema,
+                         SignUpSchema, StudyCreateSchema)
 from api.storage import undone_on_error
 from api.subscriptions import subscribe_account
 
@@ -222,7 +224,9 @@ def dashboard_form_target(key_id: int | None = None):
 
 
 @bp.get("/studies/<study_id>/participant-token")
-def study_form_target(study_id: str):
+@bp.get("/studies/<study_id>/report-links")
+@bp.get("/studies/<study_id>/report-links/<link_id>/revoke")
+def study_form_target(study_id: str, link_id: str | None = None):
     return redirect(url_for("console.study_page", study_id=study_id), 303)
 
 
@@ -347,7 +351,20 @@ def studies_page():
         pepper = current_services().settings.api_key_pepper
         rows = [studies.study_json(db_session, study, pepper) for study in studies.of_account(db_session, g.account.id)]
         keys = [key for key in repository.list_api_keys(db_session, g.account.id) if key.revoked_at is None]
-    return render_template("console/studies.html", account=g.account, studies=rows, keys=keys)
+    return render_template("console/studies.html", account=g.account, studies=rows, keys=keys,
+                           max_compared=MAX_COMPARED_STUDIES)
+
+
+@bp.get("/studies/compare")
+@signed_in
+def compare_studies_page():
+    """The ticked studies (the list's checkboxes send id=…&id=…; links may say ids=a,b), the owner's own only."""
+    ids = ",".join(request.args.getlist("id")) or request.args.get("ids", "")
+    query = load(CompareQuerySchema(), {"ids": ids})
+    with current_services().db.session.begin() as db_session:
+        compared = [_owned_study(db_session, study_id) for study_id in query["ids"]]
+        comparison = studies.compare(db_session, compared)
+    return render_template("console/study_compare.html", comparison=comparison, emotions=EMOTIONS)
 
 
 @bp.post("/studies")
@@ -357,7 +374,8 @@ def create_study():
     with admission_problems():
         plan, decision = admit_new_study(services, g.account)
         show_rate_limit(decision)
-    fields = load(StudyCreateSchema(), {"name": request.form.get("name", ""),
+    variables = [v.strip() for v in request.form.get("variables", "").split(",") if v.strip()]
+    fields = load(StudyCreateSchema(), {"name": request.form.get("name", ""), "variables": variables,
                                         "stimulus_duration_ms": _milliseconds(request.form.get("duration_s", ""))})
     stimulus = video_upload("stimulus", required=False)
     if not websecurity.first_submission():
@@ -369,7 +387,7 @@ def create_study():
         key = _active_key(db_session, request.form.get("api_key_id", type=int))
         study, _ = studies.create(db_session, put, g.account.id, key.id, fields["name"],
                                   fields["stimulus_duration_ms"], stimulus, services.settings.api_key_pepper,
-                                  plan.study_storage_bytes)
+                                  plan.study_storage_bytes, variables=fields["variables"])
         study_id = study.id
     return _study_page(study_id), 201
 
@@ -383,9 +401,11 @@ def study_page(study_id: str):
 @bp.get("/studies/<study_id>/report.csv")
 @signed_in
 def study_report_csv(study_id: str):
-    with current_services().db.session.begin() as db_session:
-        report = studies.report(db_session, _owned_study(db_session, study_id))
-    return report_csv_response(study_id, report)
+    table = load(ReportQuerySchema(), {"table": request.args.get("table", "seconds")})["table"]
+    with current_services().db.session.begin() as db_session, invalid_variables():
+        study = _owned_study(db_session, study_id)
+        report = studies.report(db_session, study, only=studies.report_filter(study, request.args.to_dict()))
+    return report_csv_response(study_id, report, table)
 
 
 @bp.get("/studies/<study_id>/stimulus")
@@ -410,6 +430,29 @@ def rotate_participant_link(study_id: str):
         studies.rotate_token(study, study.api_key_id, services.settings.api_key_pepper)
     flash("The participant link is new: the old one no longer works.")
     return redirect(url_for("console.study_page", study_id=study_id), 303)
+
+
+@bp.post("/studies/<study_id>/report-links")
+@signed_in
+def create_report_link(study_id: str):
+    """A read-only report link for the owner's client (30 days); the study page lists it to copy or revoke."""
+    services = current_services()
+    if not websecurity.first_submission():
+        return redirect(url_for("console.study_page", study_id=study_id, _anchor="sharing"), 303)
+    with services.db.session.begin() as db_session:
+        studies.create_report_link(db_session, _owned_study(db_session, study_id), services.settings.api_key_pepper)
+    flash(f"A new client link is ready below; it works for {studies.REPORT_LINK_DAYS} days unless you revoke it.")
+    return redirect(url_for("console.study_page", study_id=study_id, _anchor="sharing"), 303)
+
+
+@bp.post("/studies/<study_id>/report-links/<link_id>/revoke")
+@signed_in
+def revoke_report_link(study_id: str, link_id: str):
+    with current_services().db.session.begin() as db_session:
+        if studies.revoke_report_link(db_session, _owned_study(db_session, study_id), link_id) is None:
+            raise ApiError(404, "not_found", "No such link", f"This study has no client link {link_id}.")
+    flash("The client link is revoked: it no longer opens the report.")
+    return redirect(url_for("console.study_page", study_id=study_id, _anchor="sharing"), 303)
 
 
 @bp.post("/studies/<study_id>/delete")
@@ -451,11 +494,21 @@ def _milliseconds(seconds: str):
 
 
 def _study_page(study_id: str) -> str:
-    with current_services().db.session.begin() as db_session:
+    """The study's page; `segment.<key>=<value>` in the address filters its report, like the API's."""
+    with current_services().db.session.begin() as db_session, invalid_variables():
         study = _owned_study(db_session, study_id)
         body = studies.study_json(db_session, study, current_services().settings.api_key_pepper)
-        report = studies.report(db_session, study)
+        report = studies.report(db_session, study, only=studies.report_filter(study, request.args.to_dict()))
+        pepper = current_services().settings.api_key_pepper
+        links = [{**studies.report_link_json(link, pepper), "live": link.revoked_at is None
+                  and link.expires_at > utcnow()} for link in studies.report_links(db_session, study)]
+    for link in links:
+        link["url"] = url_for("client_report.page", token=link["token"], _external=True)
     token = body["participant_token"]
     participant_url = url_for("participant.page", token=token, _external=True) if token else None
     return render_template("console/study.html", study=body, report=report, emotions=EMOTIONS,
-                           participant_url=participant_url)
+                           participant_url=participant_url, report_links=links,
+                           page_href=lambda args: url_for("console.study_page", study_id=study_id, **args),
+                           csv_href=lambda args: url_for("console.study_report_csv", study_id=study_id, **args),
+                           stimulus_href=url_for("console.study_stimulus", study_id=study_id)
+                           if body["has_stimulus"] else None)

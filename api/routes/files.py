@@ -73,7 +73,8 @@ def stimulus_response(data: bytes, content_type: str | None) -> Response:
     return response.make_conditional(request, accept_ranges=True, complete_length=len(data))
 
 
-def report_csv_response(study_id: str, report: dict) -> Response:
-    """The report as a CSV download."""
-    return Response(audience.report_csv(report), mimetype=CSV,
-                    headers={"Content-Disposition": f'attachment; filename="{study_id}-report.csv"'})
+def report_csv_response(study_id: str, report: dict, table: str = "seconds") -> Response:
+    """One of the report's tables (audience.CSV_TABLES) as a CSV download."""
+    name = "report" if table == "seconds" else table
+    return Response(audience.CSV_TABLES[table](report), mimetype=CSV,
+                    headers={"Content-Disposition": f'attachment; filename="{study_id}-{name}.csv"'})

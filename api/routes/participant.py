@@ -7,7 +7,7 @@ keeps the address from leaving with any request the page makes.
 """
 from __future__ import annotations
 
-from flask import Blueprint, render_template
+from flask import Blueprint, render_template, request
 
 from api import studies
 from api.routes.context import services as current_services
@@ -16,7 +16,7 @@ bp = Blueprint("participant", __name__)
 
 # Stored with every session as the version of the consent text the viewer agreed to: change it
 # whenever the wording in participant.html changes.
-CONSENT_VERSION = "2026-12-v2"  # v2: head pose (facing the screen) is kept; the withdrawal page
+CONSENT_VERSION = "2026-12-v3"  # v2: head pose (facing the screen) is kept; the withdrawal page; v3: link variables
 # The page's address is a credential: no cache keeps what is behind it, no search engine lists it.
 PRIVATE = {"Cache-Control": "no-store", "X-Robots-Tag": "noindex"}
 
@@ -32,8 +32,12 @@ def page(token: str):
             studies.check_open(session, study, services.settings.study_max_sessions)
         except studies.StudyClosed:
             return render_template("participant_closed.html"), 403, PRIVATE
+        try:  # the panel's variables the owner whitelisted, checked before anything is recorded
+            variables = studies.link_variables(study, request.args.to_dict())
+        except studies.InvalidVariables:
+            return render_template("participant_bad_link.html"), 400, PRIVATE
         context = {"study_id": study.id, "study_name": study.name, "duration_ms": study.stimulus_duration_ms,
-                   "has_stimulus": study.stimulus_key is not None}
+                   "has_stimulus": study.stimulus_key is not None, "variables": variables}
     return render_template("participant.html", consent_version=CONSENT_VERSION, **context), 200, PRIVATE
 
 

@@ -76,6 +76,15 @@ def study_storage_problems() -> Iterator[None]:
 
 
 @contextmanager
+def invalid_variables() -> Iterator[None]:
+    """A study's link variables or report filter it does not take (studies.InvalidVariables)."""
+    try:
+        yield
+    except studies.InvalidVariables as exc:
+        raise ApiError(400, "invalid_request", "Invalid request", str(exc), errors=exc.errors) from None
+
+
+@contextmanager
 def stripe_problems() -> Iterator[None]:
     try:
         yield

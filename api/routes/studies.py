@@ -14,8 +14,9 @@ from api.routes.context import services as current_services
 from api.routes.files import CSV, report_csv_response, stimulus_response, video_upload
 from api.routes.metered import read_idempotency_key, replayable
 from api.routes.parsing import form_fields, json_object, load
-from api.routes.problems import admission_problems, metering_problems, study_storage_problems
-from api.schemas import ReportQuerySchema, StudyCreateSchema, StudySessionFormSchema
+from api.routes.problems import admission_problems, invalid_variables, metering_problems, study_storage_problems
+from api.schemas import (CompareQuerySchema, ReportLinkCreateSchema, ReportQuerySchema, StudyCreateSchema,
+                         StudySessionFormSchema)
 from api.storage import undone_on_error
 
 bp = Blueprint("studies", __name__)
@@ -39,14 +40,15 @@ def create_study():
         plan, decision = admit_new_study(services, g.account)
         show_rate_limit(decision)
     if request.mimetype == "multipart/form-data":
-        fields, stimulus = load(StudyCreateSchema(), form_fields()), video_upload("stimulus", required=False)
+        fields = load(StudyCreateSchema(), form_fields(json_fields=("variables",)))
+        stimulus = video_upload("stimulus", required=False)
     else:
         fields, stimulus = load(StudyCreateSchema(), json_object()), None
     with study_storage_problems(), undone_on_error(services.jobs.storage) as put, \
             services.db.session.begin() as session:
         study, _ = studies.create(session, put, g.account_id, g.api_key_id, fields["name"],
                                   fields["stimulus_duration_ms"], stimulus, services.settings.api_key_pepper,
-                                  plan.study_storage_bytes, fields["max_sessions"])
+                                  plan.study_storage_bytes, fields["max_sessions"], fields["variables"])
         body = studies.study_json(session, study, services.settings.api_key_pepper)
     return jsonify(body), 201
 
@@ -86,13 +88,56 @@ def rotate_participant_token(study_id: str):
 @bp.get("/v1/studies/<study_id>/report")
 @require_api_key("admin")
 def study_report(study_id: str):
-    query = load(ReportQuerySchema(), request.args.to_dict())
-    with current_services().db.session.begin() as session:
+    args = request.args.to_dict()
+    query = load(ReportQuerySchema(), {k: v for k, v in args.items() if not k.startswith(studies.FILTER_PREFIX)})
+    with current_services().db.session.begin() as session, invalid_variables():
         study = _owned(session, study_id)
-        report = studies.report(session, study, query["bucket_ms"], query["include_low_quality"])
+        report = studies.report(session, study, query["bucket_ms"], query["include_low_quality"],
+                                studies.report_filter(study, args))
     if request.accept_mimetypes.best_match(["application/json", CSV]) == CSV:
-        return report_csv_response(study_id, report)
+        return report_csv_response(study_id, report, query["table"])
     return jsonify(report)
+
+
+@bp.post("/v1/studies/<study_id>/report-links")
+@require_api_key("admin")
+def create_report_link(study_id: str):
+    """A read-only link to the report for the owner's client, until it expires or is revoked."""
+    fields = load(ReportLinkCreateSchema(), request.get_json(silent=True) or {})
+    services = current_services()
+    with services.db.session.begin() as session:
+        link = studies.create_report_link(session, _owned(session, study_id), services.settings.api_key_pepper,
+                                          fields["expires_in_days"])
+        body = studies.report_link_json(link, services.settings.api_key_pepper)
+    return jsonify(body), 201
+
+
+@bp.get("/v1/studies/<study_id>/report-links")
+@require_api_key("admin")
+def list_report_links(study_id: str):
+    services = current_services()
+    with services.db.session.begin() as session:
+        links = studies.report_links(session, _owned(session, study_id))
+        return jsonify({"data": [studies.report_link_json(link, services.settings.api_key_pepper) for link in links]})
+
+
+@bp.delete("/v1/studies/<study_id>/report-links/<link_id>")
+@require_api_key("admin")
+def revoke_report_link(study_id: str, link_id: str):
+    with current_services().db.session.begin() as session:
+        if studies.revoke_report_link(session, _owned(session, study_id), link_id) is None:
+            raise ApiError(404, "not_found", "Not found", f"no report link {link_id} on this study")
+    return "", 204
+
+
+@bp.get("/v1/studies/compare")
+@require_api_key("admin")
+def compare_studies():
+    """The owner's own studies only: another account's study is not found, exactly like a missing one."""
+    query = load(CompareQuerySchema(), request.args.to_dict())
+    with current_services().db.session.begin() as session:
+        compared = [_owned(session, study_id) for study_id in query["ids"]]
+        return jsonify(studies.compare(session, compared, query["include_low_quality"]))
 
 
 def _participant_study(study_id: str, taking_session: bool = False):
@@ -135,14 +180,16 @@ def submit_session(study_id: str):
     if request.mimetype != "multipart/form-data":
         raise ApiError(415, "unsupported_media_type", "Unsupported media type",
                        "send multipart/form-data with a 'file' part (the webcam recording)")
-    fields = load(StudySessionFormSchema(), form_fields(json_fields=("consent",)))
+    fields = load(StudySessionFormSchema(), form_fields(json_fields=("consent", "variables")))
+    with invalid_variables():
+        variables = studies.check_variables(study, fields["variables"])
     data = video_upload("file", required=True)
     clip = submission.recording_clip(services, data)
     consent = studies.Consent(fields["consent"]["version"], fields["consent"]["accepted_at"])
     with metering_problems():
         body, replayed = submission.submit_session(services, study, account, plan, g.request_id, data, clip,
                                                    fields["stimulus_started_ms"], consent, fields["segment"],
-                                                   read_idempotency_key())
+                                                   variables, read_idempotency_key())
     return replayable(Response(json.dumps(body), status=202, mimetype="application/json"), replayed)
 
 

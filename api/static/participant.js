@@ -142,6 +142,9 @@ function upload() {
   form.append("file", blob, blob.type.includes("mp4") ? "recording.mp4" : "recording.webm");
   form.append("stimulus_started_ms", stimulusStartedMs.toFixed(1));
   form.append("consent", JSON.stringify(consent));
+  // The link's variables the study keeps (the server read them from this page's address and listed them above).
+  const variables = JSON.parse(STUDY.variables || "{}");
+  if (Object.keys(variables).length) form.append("variables", JSON.stringify(variables));
   return new Promise((resolve, reject) => {
     // XMLHttpRequest, not fetch: it reports upload progress.
     const request = new XMLHttpRequest();

@@ -159,7 +159,8 @@ function drawMarkers(svg) {
       class: "moment-marker", "data-time-ms": String(moment.time_ms), r: "5", fill: EMOTION_COLOURS[moment.emotion],
       stroke: "#ffffff", "stroke-width": "1.5", cx: String(x(bucketMiddle(moment.time_ms, 1000))), cy: String(y(moment.mean)),
     });
-    titled(marker, `${moment.time_ms / 1000} s: ${moment.emotion} rose by ${percent(moment.rise)}`);
+    titled(marker, `${moment.time_ms / 1000} s: ${moment.emotion} ${percent(moment.lift)} above the viewers' own`
+      + ` average (p = ${moment.p_adjusted.toPrecision(2)} adjusted)`);
     marker.addEventListener("click", (click) => { click.stopPropagation(); seekTo(moment.time_ms); });
     svg.append(marker);
   }

@@ -14,11 +14,12 @@ from ._client import (AccountResource, AsyncAccountResource, AsyncBilling, Async
 from ._exceptions import (APIConnectionError, APIError, APITimeoutError, AuthenticationError, EmoscopeError,
                           InvalidParam, InvalidRequestError, PaymentRequiredError, PermissionDeniedError,
                           QuotaExceededError, RateLimitError, SignatureVerificationError)
-from ._models import (EMOTIONS, Account, AccountSummary, AnalysisResult, ApiKey, Box, DataDeletion, Emotions, Face,
-                      Frame, HeadPose, ImageResult, Job, JobProgress, JobWebhook, Landmarks, Media, MicroExpression,
-                      ModelVersions, Quota, RateLimit, RegionMovement, SignUpResult, Still, Study, StudyReport,
-                      Subscription, TimelinePoint, TopMoment, Track, TrackSummary, Usage, UsageDay, VideoResult,
-                      parse_analysis)
+from ._models import (EMOTIONS, Account, AccountSummary, AnalysisResult, ApiKey, Box, ComparedStudy, DataDeletion,
+                      EmotionPeak, Emotions, EmotionSummary, Face, Frame, HeadPose, ImageResult, Job, JobProgress,
+                      JobWebhook, Landmarks, Media, MicroExpression, ModelVersions, Quota, RateLimit, RegionMovement,
+                      ReportLink, ScoreDifference, ScoreInterval, SignUpResult, Still, Study, StudyComparison,
+                      StudyDifferences, StudyReport, StudySummary, Subscription, TimelinePoint, TopMoment, Track,
+                      TrackSummary, Usage, UsageDay, VariableBreakdown, VariableGroup, VideoResult, parse_analysis)
 from ._version import __version__
 
 __all__ = [
@@ -30,7 +31,10 @@ __all__ = [
     "Media",
     "ModelVersions", "Frame", "Track", "TrackSummary", "TimelinePoint", "MicroExpression", "RegionMovement", "Still",
     "ApiKey", "Usage", "UsageDay", "Account", "AccountSummary", "Quota", "RateLimit", "SignUpResult",
-    "Study", "StudyReport", "TopMoment", "DataDeletion", "Subscription",
+    "Study", "StudyReport", "StudySummary", "EmotionSummary", "EmotionPeak", "ScoreInterval", "TopMoment",
+    "StudyComparison", "ComparedStudy", "StudyDifferences", "ScoreDifference", "VariableBreakdown", "VariableGroup",
+    "ReportLink",
+    "DataDeletion", "Subscription",
     # errors
     "EmoscopeError", "APIConnectionError", "APITimeoutError", "AuthenticationError", "PermissionDeniedError",
     "InvalidRequestError", "InvalidParam", "QuotaExceededError", "PaymentRequiredError", "RateLimitError", "APIError",

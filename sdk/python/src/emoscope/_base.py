@@ -335,12 +335,14 @@ def study_path(study: Any, suffix: str = "") -> str:
 
 
 def study_create_spec(name: str, stimulus_duration_ms: float, stimulus: Any,
-                      max_sessions: Optional[int] = None) -> RequestSpec:
+                      max_sessions: Optional[int] = None, variables: Sequence[str] = ()) -> RequestSpec:
     # A study holds a one-time participant token, so like a key it is not replayed: retried only
     # when the server surely did nothing.
     fields: Dict[str, Any] = {"name": name, "stimulus_duration_ms": stimulus_duration_ms}
     if max_sessions is not None:
         fields["max_sessions"] = max_sessions
+    if variables:
+        fields["variables"] = list(variables)
     if stimulus is None:
         return RequestSpec("POST", "/v1/studies", json=fields, retry="unprocessed")
     content, filename = media_bytes(stimulus)
@@ -348,7 +350,31 @@ def study_create_spec(name: str, stimulus_duration_ms: float, stimulus: Any,
                        files={"stimulus": (filename, content, "application/octet-stream")}, retry="unprocessed")
 
 
-def study_report_spec(study: Any, bucket_ms: Optional[int], csv: bool) -> RequestSpec:
-    params = {"bucket_ms": str(bucket_ms)} if bucket_ms is not None else None
+def report_link_create_spec(study: Any, expires_in_days: Optional[int]) -> RequestSpec:
+    body = {"expires_in_days": expires_in_days} if expires_in_days is not None else {}
+    # A new link each time, like a key: retried only when the server surely did nothing.
+    return RequestSpec("POST", study_path(study, "/report-links"), json=body, retry="unprocessed")
+
+
+def report_link_path(study: Any, link: Any) -> str:
+    link_id = str(getattr(link, "id", link))
+    if not link_id or "/" in link_id:
+        raise ValueError(f"not a report link id: {link_id!r}")
+    return study_path(study, f"/report-links/{link_id}")
+
+
+def study_compare_spec(studies: Sequence[Any]) -> RequestSpec:
+    ids = [str(getattr(study, "id", study)) for study in studies]
+    if any(not i or "," in i for i in ids):
+        raise ValueError(f"not study ids: {ids!r}")
+    return RequestSpec("GET", "/v1/studies/compare", params={"ids": ",".join(ids)})
+
+
+def study_report_spec(study: Any, bucket_ms: Optional[int], csv: bool, table: str = "seconds",
+                      segment: Optional[Mapping[str, str]] = None) -> RequestSpec:
+    params = {"bucket_ms": str(bucket_ms)} if bucket_ms is not None else {}
+    if table != "seconds":
+        params["table"] = table
+    params.update({f"segment.{key}": value for key, value in (segment or {}).items()})
     headers = {"Accept": "text/csv"} if csv else {}
-    return RequestSpec("GET", study_path(study, "/report"), params=params, headers=headers)
+    return RequestSpec("GET", study_path(study, "/report"), params=params or None, headers=headers)

@@ -13,8 +13,8 @@ from . import _base
 from ._base import (DEFAULT_MAX_RETRIES, DEFAULT_MAX_RETRY_WAIT, DEFAULT_TIMEOUT, BaseClient, MediaInput,
                     RequestSpec, Timeout)
 from ._exceptions import APITimeoutError, EmoscopeError
-from ._models import (Account, ApiKey, DataDeletion, ImageResult, Job, SignUpResult, Study, StudyReport, Subscription,
-                      Usage, VideoResult)
+from ._models import (Account, ApiKey, DataDeletion, ImageResult, Job, ReportLink, SignUpResult, Study,
+                      StudyComparison, StudyReport, Subscription, Usage, VideoResult)
 
 AnalysisResultType = Union[ImageResult, VideoResult]
 ProgressCallback = Callable[[Job], Any]
@@ -204,11 +204,12 @@ class Studies(_Resource):
     page, read the report, delete it with everything it holds."""
 
     def create(self, name: str, stimulus_duration_ms: float, *, stimulus: Optional[MediaInput] = None,
-               max_sessions: Optional[int] = None) -> Study:
-        """A new study; its `participant_token` and `participant_path` are shown only in this answer.
-        `stimulus` (a video) is stored and played to participants on their page; past `max_sessions`
-        sessions it refuses more."""
-        spec = _base.study_create_spec(name, stimulus_duration_ms, stimulus, max_sessions)
+               max_sessions: Optional[int] = None, variables: Sequence[str] = ()) -> Study:
+        """A new study with its `participant_token` and `participant_path`. `stimulus` (a video) is
+        stored and played to participants on their page; past `max_sessions` sessions it refuses more.
+        `variables` (up to 5) are the participant link's parameters kept with each session (a panel's
+        `?age=18-24`), for the report's `segment` filter and breakdown; nothing else on the link is kept."""
+        spec = _base.study_create_spec(name, stimulus_duration_ms, stimulus, max_sessions, variables)
         return Study.from_dict(self._client._request(spec).json())
 
     def get(self, study: Union[str, Study]) -> Study:
@@ -220,14 +221,38 @@ class Studies(_Resource):
         spec = RequestSpec("POST", _base.study_path(study, "/participant-token"))
         return Study.from_dict(self._client._request(spec).json())
 
-    def report(self, study: Union[str, Study], *, bucket_ms: Optional[int] = None) -> StudyReport:
+    def report(self, study: Union[str, Study], *, bucket_ms: Optional[int] = None,
+               segment: Optional[Mapping[str, str]] = None) -> StudyReport:
         """Per second (or `bucket_ms`, a multiple of 100) of the stimulus: viewers, emotions with 95%
-        intervals, micro-expressions; top moments; segment totals."""
-        return StudyReport.from_dict(self._client._request(_base.study_report_spec(study, bucket_ms, False)).json())
+        intervals, micro-expressions; top moments; summary scores; the breakdown by link variable. With
+        `segment` ({"age": "18-24"}), only the sessions whose link carried those values."""
+        spec = _base.study_report_spec(study, bucket_ms, False, segment=segment)
+        return StudyReport.from_dict(self._client._request(spec).json())
 
-    def report_csv(self, study: Union[str, Study], *, bucket_ms: Optional[int] = None) -> str:
-        """The report as CSV text, one row per bucket."""
-        return self._client._request(_base.study_report_spec(study, bucket_ms, True)).text
+    def report_csv(self, study: Union[str, Study], *, bucket_ms: Optional[int] = None, table: str = "seconds",
+                   segment: Optional[Mapping[str, str]] = None) -> str:
+        """The report as CSV text: one row per bucket, or per summary score (table="summary"), top moment
+        ("moments") or link variable value and score ("breakdown")."""
+        return self._client._request(_base.study_report_spec(study, bucket_ms, True, table, segment)).text
+
+    def create_report_link(self, study: Union[str, Study], *, expires_in_days: Optional[int] = None) -> ReportLink:
+        """A read-only link to the study's report for a client (`path`, /r/<token> on the API's host), for
+        `expires_in_days` (30 by default, at most 365) unless revoked."""
+        return ReportLink.from_dict(self._client._request(_base.report_link_create_spec(study, expires_in_days)).json())
+
+    def report_links(self, study: Union[str, Study]) -> List[ReportLink]:
+        """The study's client links, live, revoked or expired, oldest first."""
+        spec = RequestSpec("GET", _base.study_path(study, "/report-links"))
+        return [ReportLink.from_dict(item) for item in self._client._request(spec).json()["data"]]
+
+    def revoke_report_link(self, study: Union[str, Study], link: Union[str, ReportLink]) -> None:
+        """The link stops opening the report at once."""
+        self._client._request(RequestSpec("DELETE", _base.report_link_path(study, link)))
+
+    def compare(self, studies: Sequence[Union[str, Study]]) -> StudyComparison:
+        """Two to five of this account's studies side by side (e.g. cuts of one ad): curves on one stimulus
+        clock, summary scores, and each study's differences from the first with bootstrap intervals."""
+        return StudyComparison.from_dict(self._client._request(_base.study_compare_spec(studies)).json())
 
     def delete(self, study: Union[str, Study]) -> None:
         """Delete the study, its stimulus and every session's results."""
@@ -421,9 +446,9 @@ class AsyncJobs(_AsyncResource):
 
 class AsyncStudies(_AsyncResource):
     async def create(self, name: str, stimulus_duration_ms: float, *, stimulus: Optional[MediaInput] = None,
-                     max_sessions: Optional[int] = None) -> Study:
+                     max_sessions: Optional[int] = None, variables: Sequence[str] = ()) -> Study:
         response = await self._client._request(_base.study_create_spec(name, stimulus_duration_ms, stimulus,
-                                                                       max_sessions))
+                                                                       max_sessions, variables))
         return Study.from_dict(response.json())
 
     async def get(self, study: Union[str, Study]) -> Study:
@@ -433,12 +458,30 @@ class AsyncStudies(_AsyncResource):
         response = await self._client._request(RequestSpec("POST", _base.study_path(study, "/participant-token")))
         return Study.from_dict(response.json())
 
-    async def report(self, study: Union[str, Study], *, bucket_ms: Optional[int] = None) -> StudyReport:
-        response = await self._client._request(_base.study_report_spec(study, bucket_ms, False))
+    async def report(self, study: Union[str, Study], *, bucket_ms: Optional[int] = None,
+                     segment: Optional[Mapping[str, str]] = None) -> StudyReport:
+        response = await self._client._request(_base.study_report_spec(study, bucket_ms, False, segment=segment))
         return StudyReport.from_dict(response.json())
 
-    async def report_csv(self, study: Union[str, Study], *, bucket_ms: Optional[int] = None) -> str:
-        return (await self._client._request(_base.study_report_spec(study, bucket_ms, True))).text
+    async def report_csv(self, study: Union[str, Study], *, bucket_ms: Optional[int] = None,
+                         table: str = "seconds", segment: Optional[Mapping[str, str]] = None) -> str:
+        return (await self._client._request(_base.study_report_spec(study, bucket_ms, True, table, segment))).text
+
+    async def create_report_link(self, study: Union[str, Study], *,
+                                 expires_in_days: Optional[int] = None) -> ReportLink:
+        response = await self._client._request(_base.report_link_create_spec(study, expires_in_days))
+        return ReportLink.from_dict(response.json())
+
+    async def report_links(self, study: Union[str, Study]) -> List[ReportLink]:
+        response = await self._client._request(RequestSpec("GET", _base.study_path(study, "/report-links")))
+        return [ReportLink.from_dict(item) for item in response.json()["data"]]
+
+    async def revoke_report_link(self, study: Union[str, Study], link: Union[str, ReportLink]) -> None:
+        await self._client._request(RequestSpec("DELETE", _base.report_link_path(study, link)))
+
+    async def compare(self, studies: Sequence[Union[str, Study]]) -> StudyComparison:
+        response = await self._client._request(_base.study_compare_spec(studies))
+        return StudyComparison.from_dict(response.json())
 
     async def delete(self, study: Union[str, Study]) -> None:
         await self._client._request(RequestSpec("DELETE", _base.study_path(study)))

@@ -587,21 +587,131 @@ class Study:
     participant_path: Optional[str] = field(default=None, repr=False)
     #: The owner's cap on sessions (None: only the deployment's).
     max_sessions: Optional[int] = None
+    #: The participant link's variables kept with each session (e.g. "age").
+    variables: Tuple[str, ...] = ()
     raw: Dict[str, Any] = _raw()
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Study:
         return cls(data["id"], data["name"], float(data["stimulus_duration_ms"]), bool(data.get("has_stimulus")),
                    _dt(data.get("created_at")), dict(data.get("sessions", {})), data.get("participant_token"),
-                   data.get("participant_path"), data.get("max_sessions"), raw=dict(data))
+                   data.get("participant_path"), data.get("max_sessions"), tuple(data.get("variables", ())),
+                   raw=dict(data))
 
 
 @dataclass(frozen=True)
 class TopMoment:
+    """A second where viewers showed `emotion` more than on their own average: the mean `lift` with its 95%
+    interval, Cohen's d_z (None when every viewer lifted alike), the one-sided paired t-test's p and
+    its Benjamini-Hochberg adjustment over every (second, expression) tested."""
+
     emotion: str
     time_ms: int
-    rise: float
     mean: float
+    lift: float
+    ci95: Tuple[float, float]
+    effect_size: Optional[float]
+    p: float
+    p_adjusted: float
+    viewers: int
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TopMoment:
+        effect = data.get("effect_size")
+        return cls(data["emotion"], int(data["time_ms"]), float(data["mean"]), float(data["lift"]),
+                   (float(data["ci95"][0]), float(data["ci95"][1])), None if effect is None else float(effect),
+                   float(data["p"]), float(data["p_adjusted"]), int(data["viewers"]))
+
+
+@dataclass(frozen=True)
+class ScoreInterval:
+    """Across viewers, the mean of each viewer's own figure and its 95% interval (Student's t)."""
+
+    mean: float
+    ci95: Tuple[float, float]
+    viewers: int
+
+    @classmethod
+    def from_dict(cls, data: Optional[Mapping[str, Any]]) -> Optional[ScoreInterval]:
+        """None stays None: a score withheld below the report's `min_viewers`."""
+        if data is None:
+            return None
+        return cls(float(data["mean"]), (float(data["ci95"][0]), float(data["ci95"][1])), int(data["viewers"]))
+
+
+@dataclass(frozen=True)
+class EmotionPeak:
+    """The second with an emotion's highest mean over viewers, and that second's 95% interval."""
+
+    time_ms: int
+    mean: float
+    ci95: Tuple[float, float]
+
+
+@dataclass(frozen=True)
+class EmotionSummary:
+    mean: Optional[ScoreInterval]
+    peak: Optional[EmotionPeak]
+
+
+@dataclass(frozen=True)
+class StudySummary:
+    """The study in a few scores (openapi.yaml, StudySummary); None where withheld. Valence is the
+    probability of `positive_emotions` minus that of `negative_emotions` (-1 to 1); engagement the share
+    of seconds in which one of `expressive_emotions` reached the report's expression threshold."""
+
+    emotions: Dict[str, EmotionSummary]
+    valence: Optional[ScoreInterval]
+    engagement: Optional[ScoreInterval]
+    attention: Optional[ScoreInterval]
+    positive_emotions: Tuple[str, ...]
+    negative_emotions: Tuple[str, ...]
+    expressive_emotions: Tuple[str, ...]
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> StudySummary:
+        emotions = {}
+        for emotion, score in data["emotions"].items():
+            peak = score.get("peak")
+            emotions[emotion] = EmotionSummary(
+                ScoreInterval.from_dict(score.get("mean")),
+                None if peak is None else EmotionPeak(int(peak["time_ms"]), float(peak["mean"]),
+                                                      (float(peak["ci95"][0]), float(peak["ci95"][1]))))
+        return cls(emotions, ScoreInterval.from_dict(data.get("valence")),
+                   ScoreInterval.from_dict(data.get("engagement")), ScoreInterval.from_dict(data.get("attention")),
+                   tuple(data.get("positive_emotions", ())), tuple(data.get("negative_emotions", ())),
+                   tuple(data.get("expressive_emotions", ())))
+
+
+@dataclass(frozen=True)
+class VariableGroup:
+    """The viewers whose link carried one value of a variable, and their summary scores (the seven emotions'
+    means, valence, engagement, attention; None where withheld)."""
+
+    value: str
+    viewers: int
+    scores: Dict[str, Optional[ScoreInterval]]
+
+
+@dataclass(frozen=True)
+class VariableBreakdown:
+    """One link variable's values with at least the report's `min_viewers` viewers (the largest 20);
+    `smaller_values` more values, `smaller_viewers` viewers in all, are only counted."""
+
+    key: str
+    groups: Tuple[VariableGroup, ...]
+    smaller_values: int
+    smaller_viewers: int
+    without_value: int
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> VariableBreakdown:
+        groups = tuple(VariableGroup(g["value"], int(g["viewers"]),
+                                     {name: ScoreInterval.from_dict(score) for name, score in g["scores"].items()})
+                       for g in data["values"])
+        smaller = data.get("smaller_groups", {})
+        return cls(data["key"], groups, int(smaller.get("values", 0)), int(smaller.get("viewers", 0)),
+                   int(data.get("without_value", 0)))
 
 
 @dataclass(frozen=True)
@@ -615,11 +725,97 @@ class StudyReport:
     buckets: Tuple[Dict[str, Any], ...]
     top_moments: Tuple[TopMoment, ...]
     segments: Tuple[Dict[str, Any], ...]
+    summary: Optional[StudySummary] = None
+    #: The `segment` filter this report was made with ({} for everyone).
+    filter: Dict[str, str] = field(default_factory=dict)
+    breakdown: Tuple[VariableBreakdown, ...] = ()
     raw: Dict[str, Any] = _raw()
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> StudyReport:
-        moments = tuple(TopMoment(m["emotion"], int(m["time_ms"]), float(m["rise"]), float(m["mean"]))
-                        for m in data.get("top_moments", ()))
+        moments = tuple(TopMoment.from_dict(m) for m in data.get("top_moments", ()))
+        summary = StudySummary.from_dict(data["summary"]) if data.get("summary") else None
         return cls(data["study_id"], int(data["viewers"]), int(data["bucket_ms"]), tuple(data.get("buckets", ())),
-                   moments, tuple(data.get("segments", ())), raw=dict(data))
+                   moments, tuple(data.get("segments", ())), summary, dict(data.get("filter", {})),
+                   tuple(VariableBreakdown.from_dict(b) for b in data.get("breakdown", ())), raw=dict(data))
+
+
+@dataclass(frozen=True)
+class ScoreDifference:
+    """A summary score of one study minus the baseline's, with a 95% percentile bootstrap interval."""
+
+    difference: float
+    ci95: Tuple[float, float]
+
+
+@dataclass(frozen=True)
+class StudyDifferences:
+    """One study against the comparison's baseline (the first study): per score (the seven emotions'
+    means, valence, engagement, attention) the difference, None where either audience was too small."""
+
+    study_id: str
+    baseline_study_id: str
+    scores: Dict[str, Optional[ScoreDifference]]
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> StudyDifferences:
+        scores = {name: None if d is None else ScoreDifference(float(d["difference"]),
+                                                               (float(d["ci95"][0]), float(d["ci95"][1])))
+                  for name, d in data["scores"].items()}
+        return cls(data["study_id"], data["baseline_study_id"], scores)
+
+
+@dataclass(frozen=True)
+class ComparedStudy:
+    """One study of a comparison: its per-second buckets (plain dicts, as in StudyReport) and summary."""
+
+    study_id: str
+    name: str
+    viewers: int
+    stimulus_duration_ms: float
+    buckets: Tuple[Dict[str, Any], ...]
+    top_moments: Tuple[TopMoment, ...]
+    summary: StudySummary
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ComparedStudy:
+        return cls(data["study_id"], data["name"], int(data["viewers"]), float(data["stimulus_duration_ms"]),
+                   tuple(data.get("buckets", ())), tuple(TopMoment.from_dict(m) for m in data.get("top_moments", ())),
+                   StudySummary.from_dict(data["summary"]))
+
+
+@dataclass(frozen=True)
+class StudyComparison:
+    """Studies side by side on one stimulus clock, and each one's differences from the first
+    (openapi.yaml, StudyComparison); intervals from `resamples` bootstrap draws with a fixed `seed`."""
+
+    studies: Tuple[ComparedStudy, ...]
+    differences: Tuple[StudyDifferences, ...]
+    resamples: int
+    seed: int
+    raw: Dict[str, Any] = _raw()
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> StudyComparison:
+        return cls(tuple(ComparedStudy.from_dict(s) for s in data["studies"]),
+                   tuple(StudyDifferences.from_dict(d) for d in data["differences"]),
+                   int(data["bootstrap"]["resamples"]), int(data["bootstrap"]["seed"]), raw=dict(data))
+
+
+@dataclass(frozen=True)
+class ReportLink:
+    """A read-only link to a study's report for a client: `path` (/r/<token>) on the API's host opens it
+    without signing in until `expires_at`, or until it is revoked."""
+
+    id: str
+    path: str = field(repr=False)
+    token: str = field(repr=False)
+    created_at: Optional[datetime] = None
+    expires_at: Optional[datetime] = None
+    revoked_at: Optional[datetime] = None
+    raw: Dict[str, Any] = _raw()
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ReportLink:
+        return cls(data["id"], data["path"], data["token"], _dt(data.get("created_at")), _dt(data.get("expires_at")),
+                   _dt(data.get("revoked_at")), raw=dict(data))

@@ -1,5 +1,5 @@
-"""`emoscope` command line: `emoscope analyze FILE... [--json | --csv] [--fps N] [--detector D] ...` and
-`emoscope study report ID [--csv | --json]`.
+"""`emoscope` command line: `emoscope analyze FILE... [--json | --csv] [--fps N] [--detector D] ...`,
+`emoscope study report ID [--csv | --json]`, `emoscope study compare ID ID...`, `emoscope study share ID`.
 
 Reads the key from $EMOSCOPE_API_KEY (or --api-key) and the address from $EMOSCOPE_BASE_URL
 (or --base-url). Exit status: 0 done, 1 the API refused or failed (in a batch: some file did),
@@ -14,14 +14,15 @@ import os
 import sys
 import threading
 import time
-from typing import Any, Dict, List, Optional, Sequence, TextIO, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, TextIO, Tuple, Union
 
 import httpx
 
 from . import _batch
 from ._client import Client
 from ._exceptions import EmoscopeError
-from ._models import EMOTIONS, Emotions, Face, ImageResult, Job, StudyReport, VideoResult
+from ._models import (EMOTIONS, Emotions, Face, ImageResult, Job, ScoreInterval, StudyComparison, StudyReport,
+                      StudySummary, VideoResult)
 from ._version import __version__
 
 Result = Union[ImageResult, VideoResult]
@@ -217,6 +218,23 @@ def build_parser() -> argparse.ArgumentParser:
     output.add_argument("--csv", action="store_true", help="print the report as CSV (one row per bucket)")
     output.add_argument("--json", action="store_true", help="print the API's JSON answer")
     report.add_argument("--bucket-ms", type=int, metavar="MS", help="bucket length, a multiple of 100 (default 1000)")
+    report.add_argument("--table", choices=("seconds", "summary", "moments", "breakdown"), default="seconds",
+                        help="with --csv: one row per bucket (seconds), summary score (summary), top moment "
+                             "(moments) or link variable value and score (breakdown)")
+    report.add_argument("--segment", action="append", default=[], metavar="KEY=VALUE",
+                        help="only sessions whose link carried this variable value (repeatable)")
+    compare = study_commands.add_parser("compare", parents=[connection],
+                                        help="compare 2 to 5 studies: summary scores side by side, differences from "
+                                             "the first with bootstrap intervals")
+    compare.add_argument("study_ids", metavar="ID", nargs="+", help="the first is the baseline")
+    compare.add_argument("--json", action="store_true", help="print the API's JSON answer")
+    share = study_commands.add_parser("share", parents=[connection],
+                                      help="make a read-only link to a study's report for a client")
+    share.add_argument("study_id", metavar="ID")
+    share.add_argument("--days", type=int, metavar="N", help="how long it works (default 30, at most 365)")
+    unshare = study_commands.add_parser("unshare", parents=[connection], help="revoke a client's report link")
+    unshare.add_argument("study_id", metavar="ID")
+    unshare.add_argument("link_id", metavar="LINK_ID")
     return parser
 
 
@@ -411,22 +429,92 @@ def render_report(report: StudyReport) -> str:
         micro = ", ".join(f"{e} {n}" for e, n in sorted(bucket["micro_expressions"].items())) or "-"
         rows.append([_secs(bucket["start_ms"]), str(bucket["viewers"]), str(bucket["viewers_with_face"]), leading,
                      micro])
-    out = [f"study {report.study_id}: {report.viewers} viewers, buckets of {report.bucket_ms} ms", "",
+    only = "".join(f", {key} = {value}" for key, value in report.filter.items())
+    out = [f"study {report.study_id}: {report.viewers} viewers{only}, buckets of {report.bucket_ms} ms", "",
            table(["from", "viewers", "with face", "leading emotion (95% CI)", "micro-expressions"], rows)]
+    if report.summary is not None:
+        out += ["", "Summary (mean over viewers, 95% CI)", render_summary(report.summary)]
+    for variable in report.breakdown:
+        out += ["", f"By {variable.key} ({variable.smaller_values} smaller values with {variable.smaller_viewers} "
+                    f"viewers, {variable.without_value} without one)"]
+        out.append(table(["value", "viewers", "happy", "valence", "engagement", "attention"],
+                         [[g.value, str(g.viewers), _interval(g.scores.get("happy")),
+                           _interval(g.scores.get("valence"), lambda v: f"{v * 100:+.0f}"),
+                           _interval(g.scores.get("engagement")), _interval(g.scores.get("attention"))]
+                          for g in variable.groups]))
     if report.top_moments:
         out += ["", "Top moments"]
-        out.append(table(["at", "emotion", "rise", "mean"], [[_secs(m.time_ms), m.emotion, _pct(m.rise), _pct(m.mean)]
-                                                             for m in report.top_moments]))
+        out.append(table(["at", "emotion", "lift (95% CI)", "mean", "d_z", "p (FDR-adjusted)"],
+                         [[_secs(m.time_ms), m.emotion, f"{_pct(m.lift)} ({_pct(m.ci95[0])}-{_pct(m.ci95[1])})",
+                           _pct(m.mean), "-" if m.effect_size is None else f"{m.effect_size:.2f}",
+                           f"{m.p_adjusted:.3g}"] for m in report.top_moments]))
     return "\n".join(out)
+
+
+def _interval(score: Optional[ScoreInterval], unit: Callable[[float], str] = _pct) -> str:
+    return f"{unit(score.mean)} ({unit(score.ci95[0])}-{unit(score.ci95[1])})" if score else "withheld"
+
+
+def render_summary(summary: StudySummary) -> str:
+    rows = []
+    for emotion, score in summary.emotions.items():
+        peak = score.peak
+        rows.append([emotion, _interval(score.mean),
+                     f"{_secs(peak.time_ms)}: {_pct(peak.mean)} ({_pct(peak.ci95[0])}-{_pct(peak.ci95[1])})"
+                     if peak else "withheld"])
+    rows += [["valence", _interval(summary.valence, lambda v: f"{v * 100:+.0f}"), ""],
+             ["engagement", _interval(summary.engagement), ""], ["attention", _interval(summary.attention), ""]]
+    return table(["score", "mean", "peak"], rows)
+
+
+def render_comparison(comparison: StudyComparison) -> str:
+    baseline = comparison.studies[0]
+    headers = ["score", *(f"{s.name} ({s.viewers})" for s in comparison.studies),
+               *(f"{s.name} - {baseline.name}" for s in comparison.studies[1:])]
+    rows = []
+    for name in (*EMOTIONS, "valence", "engagement", "attention"):
+        unit = (lambda v: f"{v * 100:+.0f}") if name == "valence" else _pct
+        scores = [s.summary.emotions[name].mean if name in EMOTIONS else getattr(s.summary, name)
+                  for s in comparison.studies]
+        differences = [d.scores.get(name) for d in comparison.differences]
+        rows.append([name, *(_interval(score, unit) for score in scores),
+                     *(f"{d.difference * 100:+.1f} ({d.ci95[0] * 100:+.1f} to {d.ci95[1] * 100:+.1f})"
+                       if d else "withheld" for d in differences)])
+    return "\n".join([f"{len(comparison.studies)} studies; differences in points with 95% bootstrap intervals "
+                      f"({comparison.resamples} resamples, seed {comparison.seed})", "", table(headers, rows)])
+
+
+def _study_compare(args: argparse.Namespace) -> int:
+    with Client(api_key=args.api_key, base_url=args.base_url, timeout=args.timeout,
+                max_retries=args.max_retries) as client:
+        comparison = client.studies.compare(args.study_ids)
+    print(json.dumps(comparison.raw, indent=2) if args.json else render_comparison(comparison))
+    return 0
+
+
+def _study_sharing(args: argparse.Namespace) -> int:
+    with Client(api_key=args.api_key, base_url=args.base_url, timeout=args.timeout,
+                max_retries=args.max_retries) as client:
+        if args.study_command == "unshare":
+            client.studies.revoke_report_link(args.study_id, args.link_id)
+            print(f"revoked {args.link_id}")
+            return 0
+        link = client.studies.create_report_link(args.study_id, expires_in_days=args.days)
+        print(f"{client.base_url.rstrip('/')}{link.path}")
+        print(f"link {link.id}, until {link.expires_at:%Y-%m-%d}; revoke with: emoscope study unshare "
+              f"{args.study_id} {link.id}", file=sys.stderr)
+    return 0
 
 
 def _study_report(args: argparse.Namespace) -> int:
     with Client(api_key=args.api_key, base_url=args.base_url, timeout=args.timeout,
                 max_retries=args.max_retries) as client:
+        segment = dict(item.partition("=")[::2] for item in args.segment)
         if args.csv:
-            sys.stdout.write(client.studies.report_csv(args.study_id, bucket_ms=args.bucket_ms))
+            sys.stdout.write(client.studies.report_csv(args.study_id, bucket_ms=args.bucket_ms, table=args.table,
+                                                       segment=segment))
             return 0
-        report = client.studies.report(args.study_id, bucket_ms=args.bucket_ms)
+        report = client.studies.report(args.study_id, bucket_ms=args.bucket_ms, segment=segment)
     print(json.dumps(report.raw, indent=2) if args.json else render_report(report))
     return 0
 
@@ -437,7 +525,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.command == "analyze":
             return _analyze(args)
         if args.command == "study":
-            return _study_report(args)
+            commands = {"compare": _study_compare, "share": _study_sharing, "unshare": _study_sharing}
+            return commands.get(args.study_command, _study_report)(args)
     except EmoscopeError as exc:
         print_error(exc)
         return 1
