@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from api.config import REPO_ROOT
+from api.errors import HTTP_CODES, MEDIA_STATUS
 from api.routes.docs import INLINE_SCRIPT
 from docs.examples import generate
 from tests.conftest import DATA_DIR
@@ -124,6 +125,17 @@ def test_the_readme_is_short_and_starts_with_the_two_commands():
     assert len(readme.splitlines()) <= 120
     head = "\n".join(readme.splitlines()[:25])
     assert "make run" in head and "make test" in head and "Ctrl-C" in head
+
+
+def test_every_problem_code_the_api_raises_is_in_the_contract_and_on_the_errors_page():
+    contract = yaml.safe_load((REPO_ROOT / "openapi.yaml").read_text())
+    listed = set(contract["components"]["schemas"]["Problem"]["properties"]["code"]["enum"])
+    raised = {code for path in (REPO_ROOT / "api").rglob("*.py")
+              for code in re.findall(r'ApiError\(\s*\d{3},\s*"([a-z_]+)"', path.read_text())}
+    raised |= {error.code for error in MEDIA_STATUS} | {code for code, _title in HTTP_CODES.values()}
+    assert raised <= listed, sorted(raised - listed)
+    page = (REPO_ROOT / "docs" / "concepts" / "errors.md").read_text()
+    assert [code for code in sorted(listed) if f"`{code}`" not in page] == []
 
 
 @pytest.mark.parametrize("path", USER_FACING, ids=lambda p: str(p.relative_to(REPO_ROOT)))
