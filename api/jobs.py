@@ -332,9 +332,13 @@ def give_up_webhook(ctx: JobContext, job_id: str) -> None:
 
 
 def sweep(ctx: JobContext) -> int:
-    """Delete results past their retention window; returns how many."""
+    """Delete results past their retention window, and stored idempotent answers past theirs; returns how
+    many job results."""
     with ctx.db.session.begin() as session:
         expired = list(session.scalars(select(Job.id).where(Job.expires_at < utcnow(), Job.result_key.is_not(None))))
+        forgotten = metering.forget_old_answers(session)
+    if forgotten:
+        log.info("forgot %d stored answers past the replay window", forgotten)
     for job_id in expired:
         _expire(ctx, job_id)
     return len(expired)

@@ -26,6 +26,10 @@ SECONDS_PER_VIDEO_UNIT = 10
 REPLAYABLE = {"succeeded", "accepted", "failed"}
 # A request still `processing` after this long died with its worker; a retry may take it over.
 STALE_PROCESSING = timedelta(minutes=5)
+# A stored answer is replayed for this long after its request (as Stripe keeps idempotency keys), then
+# forgotten: a synchronous answer may carry stills, which are pictures of faces. A retry after that is
+# refused, never analysed and billed a second time.
+REPLAY_WINDOW = timedelta(hours=24)
 
 
 def units_for(media: MediaInfo) -> int:
@@ -106,6 +110,10 @@ def _replay_or_take_over(session: Session, existing: ApiRequest, request_id: str
         raise IdempotencyConflict("idempotency_key_reused",
                                   "this Idempotency-Key was used with a different request body or options")
     if existing.status in REPLAYABLE:
+        if utcnow() - existing.created_at >= REPLAY_WINDOW:
+            raise IdempotencyConflict("idempotency_key_expired",
+                                      f"this Idempotency-Key's answer was kept for {REPLAY_WINDOW.days * 24} hours "
+                                      "and is gone; send the request again with a new key")
         return existing.response_body
     if utcnow() - existing.created_at < STALE_PROCESSING:
         raise IdempotencyConflict("idempotency_in_progress",
@@ -116,6 +124,11 @@ def _replay_or_take_over(session: Session, existing: ApiRequest, request_id: str
                            idempotency_key=existing.idempotency_key, fingerprint=request_fingerprint))
     session.flush()
     return None
+
+
+def forget_old_answers(session: Session) -> int:
+    """Clear the stored answers past REPLAY_WINDOW; returns how many."""
+    return repository.forget_answers(session, before=utcnow() - REPLAY_WINDOW)
 
 
 def admit(session: Session, account: Account, plan: Plan, request_id: str, api_key_id: int,

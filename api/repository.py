@@ -107,6 +107,15 @@ def scrub_finished_requests(session: Session, account_id: int) -> int:
     return result.rowcount
 
 
+def forget_answers(session: Session, before: datetime) -> int:
+    """Clear the stored answers of requests made before `before`; the rows and their keys stay, so a
+    retry is still recognised (and refused). Returns how many were cleared."""
+    result = session.execute(update(ApiRequest)
+                             .where(ApiRequest.created_at < before, ApiRequest.response_body.is_not(None))
+                             .values(response_body=None))
+    return result.rowcount
+
+
 def job_ids(session: Session, account_id: int) -> list[str]:
     return list(session.scalars(select(Job.id).where(Job.account_id == account_id).order_by(Job.created_at)))
 

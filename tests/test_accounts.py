@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import io
+from datetime import timedelta
 
 import pytest
+from sqlalchemy import select
 
-from api.db import Account
+from api import jobs, metering
+from api.db import Account, ApiRequest
 from api.metering import Plan
 from tests.conftest import FACES, VIDEOS, sign_up
 from tests.samples import reencode
@@ -123,6 +126,25 @@ def test_idempotent_retry_replays_and_is_billed_once(client, assert_contract):
     reused = analyze(client, secret, data=reencode(FACES / "img2.jpg", "JPEG", max_side=64), idempotency_key="retry-1")
     assert_problem(assert_contract(reused), 422, "idempotency_key_reused")
     assert client.get("/v1/usage", headers=bearer(secret)).json["total_units"] == 1
+
+
+def test_a_stored_answer_is_forgotten_after_the_replay_window_and_its_key_refused(client, assert_contract):
+    secret = sign_up(client)["api_key"]["secret"]
+    assert analyze(client, secret, idempotency_key="old").status_code == 200
+    assert analyze(client, secret, idempotency_key="recent").status_code == 200
+    services = client.application.extensions["emoscope"]
+    with services.db.session.begin() as session:
+        old = session.scalars(select(ApiRequest).where(ApiRequest.idempotency_key == "old")).one()
+        old.created_at -= metering.REPLAY_WINDOW + timedelta(seconds=1)
+    # Refused past the window even before the sweeper ran: never analysed and billed a second time.
+    assert_problem(assert_contract(analyze(client, secret, idempotency_key="old")), 422, "idempotency_key_expired")
+    jobs.sweep(services.jobs)
+    with services.db.session.begin() as session:
+        bodies = dict(session.execute(select(ApiRequest.idempotency_key, ApiRequest.response_body)).all())
+    assert bodies["old"] is None and bodies["recent"] is not None
+    assert_problem(analyze(client, secret, idempotency_key="old"), 422, "idempotency_key_expired")
+    assert analyze(client, secret, idempotency_key="recent").headers["Idempotent-Replayed"] == "true"
+    assert client.get("/v1/usage", headers=bearer(secret)).json["total_units"] == 2
 
 
 def test_a_failed_request_leaves_its_idempotency_key_free(client):
