@@ -1,7 +1,7 @@
 # One image for the API and the worker; the command picks the role:
-#   API:    gunicorn -c gunicorn.conf.py 'api.app:create_app()'   (the default CMD; binds 127.0.0.1:8001)
-#   proxy:  python -m api.proxy              (nginx on 0.0.0.0:8000, in front of the API)
-#   worker: celery -A api.worker worker      (beat: celery -A api.worker beat, exactly one)
+#   API:    gunicorn -c gunicorn.conf.py 'api.web.app:create_app()'   (the default CMD; binds 127.0.0.1:8001)
+#   proxy:  python -m api.web.proxy              (nginx on 0.0.0.0:8000, in front of the API)
+#   worker: celery -A api.wiring.worker worker      (beat: celery -A api.wiring.worker beat, exactly one)
 # The API is served by two containers of this image sharing one network namespace (compose.yaml, the ECS
 # API task): gunicorn on loopback only, nginx in front of it reading each request whole with header and
 # body timeouts, so slow clients never hold gunicorn's threads (README, Production settings). Two
@@ -27,14 +27,14 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
-# Debian's nginx for `python -m api.proxy`; its config is rendered under /tmp at start (read-only root).
+# Debian's nginx for `python -m api.web.proxy`; its config is rendered under /tmp at start (read-only root).
 RUN apt-get update \
     && apt-get install -y --no-install-recommends nginx \
     && rm -rf /var/lib/apt/lists/*
 
 # Dependencies first, so that a code change does not reinstall them: an editable install of a stub
 # package resolves everything in pyproject.toml; the code that replaces the stub is found through it
-# (api/config.py locates models/ and openapi.yaml next to the api/ folder, so the code stays in /app).
+# (api/wiring/config.py locates models/ and openapi.yaml next to the api/ folder, so the code stays in /app).
 COPY pyproject.toml README.md ./
 RUN mkdir api && touch api/__init__.py \
     && pip install -e . \
@@ -57,4 +57,4 @@ VOLUME ["/app/var", "/tmp"]
 USER 10001
 
 EXPOSE 8000
-CMD ["gunicorn", "-c", "gunicorn.conf.py", "api.app:create_app()"]
+CMD ["gunicorn", "-c", "gunicorn.conf.py", "api.web.app:create_app()"]

@@ -37,11 +37,11 @@ $(TOOLS_INSTALLED):
 # Development mode: random secrets kept in var/dev-secrets.json (production refuses to start without its own).
 # Plain http on loopback, so the console's session cookie cannot be Secure here (it is by default).
 # gunicorn directly, on 127.0.0.1 only, for development; production puts nginx in front of it
-# (README, Production settings: `python -m api.proxy`, compose.yaml).
+# (README, Production settings: `python -m api.web.proxy`, compose.yaml).
 # MALLOC_ARENA_MAX: as in the Dockerfile, fewer glibc arenas keep worker memory flat.
 run: $(APP_INSTALLED) docs
 	EMOSCOPE_DEV_MODE=true $(BIN)/emoscope-admin demo-key
-	EMOSCOPE_DEV_MODE=true EMOSCOPE_COOKIE_SECURE=false MALLOC_ARENA_MAX=2 $(BIN)/gunicorn -c gunicorn.conf.py 'api.app:create_app()'
+	EMOSCOPE_DEV_MODE=true EMOSCOPE_COOKIE_SECURE=false MALLOC_ARENA_MAX=2 $(BIN)/gunicorn -c gunicorn.conf.py 'api.web.app:create_app()'
 
 docs: $(DOCS_SITE)/index.html
 

@@ -10,7 +10,7 @@ sessions after fork (onnxruntime and dlib objects must not be shared across a fo
 """
 import os
 
-# Loopback only: `make run` on 127.0.0.1:8000; the image on 127.0.0.1:8001 behind nginx (api/proxy.py).
+# Loopback only: `make run` on 127.0.0.1:8000; the image on 127.0.0.1:8001 behind nginx (api/web/proxy.py).
 bind = os.environ.get("EMOSCOPE_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("EMOSCOPE_WORKERS", 2))
 threads = int(os.environ.get("EMOSCOPE_THREADS", 4))
@@ -28,7 +28,7 @@ limit_request_fields = 32768
 limit_request_line = 0
 accesslog = "-"
 # Participant tokens and receipts are in paths; this logger writes them as [redacted].
-logger_class = "api.accesslog.RedactingLogger"
+logger_class = "api.web.accesslog.RedactingLogger"
 
 # Metrics from every worker are written here and summed at scrape time (prometheus-client's
 # multiprocess mode); a worker's files are retired when it exits.

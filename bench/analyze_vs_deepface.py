@@ -18,8 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from api.config import DEFAULT_EMOTION_MODEL, REPO_ROOT, Limits  # noqa: E402
 from api.engine.analyzer import AnalysisOptions, Analyzer, analyze_bytes  # noqa: E402
+from api.wiring.config import DEFAULT_EMOTION_MODEL, REPO_ROOT, Limits  # noqa: E402
 from machine import describe  # noqa: E402  (bench/machine.py)
 
 DATA_DIR = Path(os.environ.get("EMOSCOPE_DATA_DIR", REPO_ROOT.parent / "shared" / "data"))

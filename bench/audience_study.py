@@ -49,7 +49,7 @@ CONSENT = json.dumps({"version": "bench-v1", "accepted_at": "2026-12-02T10:00:00
 def make_app(state: Path):
     os.environ.update({"EMOSCOPE_DEV_MODE": "true", "EMOSCOPE_STATE_DIR": str(state), "EMOSCOPE_FREE_REQUESTS_PER_SECOND": "1000",
                        "EMOSCOPE_FREE_MONTHLY_UNITS": str(10 ** 9)})
-    from api.app import create_app
+    from api.web.app import create_app
 
     app = create_app()
     app.extensions["emoscope"].db.migrate()
@@ -133,8 +133,8 @@ def run_study(participants: int, stimulus_s: float, seed: int) -> dict:
 def smile_tests(app, study_id: str, stimulus_s: float) -> dict:
     """The happy moment test at each injected smile, significant or not: how far a study this size is from
     telling the smile from chance after the correction over every (second, expression) tested."""
-    from api import audience
-    from api.db import StudySession
+    from api.domain import audience
+    from api.store.db import StudySession
 
     with app.extensions["emoscope"].db.session.begin() as session:
         rows = session.query(StudySession.timeline, StudySession.micro_onsets, StudySession.segment) \
@@ -155,9 +155,9 @@ def smile_tests(app, study_id: str, stimulus_s: float) -> dict:
 
 
 def run_report_scale(sessions: int, session_s: float, seed: int) -> dict:
-    from api import audience
-    from api.db import Study, StudySession, utcnow
+    from api.domain import audience
     from api.engine.preprocess import EMOTIONS
+    from api.store.db import Study, StudySession, utcnow
 
     rng = np.random.default_rng(seed)
     app = make_app(Path(tempfile.mkdtemp(prefix="emoscope-report-")))

@@ -77,8 +77,8 @@ def serve(root: Path, period_ms: float | None, clip_file: Path, micro: bool, cv2
     sys.path.insert(0, str(root))
     import cv2
 
-    from api.config import DEFAULT_EMOTION_MODEL, Limits
     from api.engine.analyzer import AnalysisOptions, Analyzer, analyze_bytes
+    from api.wiring.config import DEFAULT_EMOTION_MODEL, Limits
 
     analyzer = Analyzer(Path(tempfile.mkdtemp()), DEFAULT_EMOTION_MODEL, threads=1)
     if period_ms is not None:

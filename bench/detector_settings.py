@@ -25,11 +25,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from api.config import DEFAULT_EMOTION_MODEL, REPO_ROOT  # noqa: E402
-from api.engine.analyzer import configure_deepface  # noqa: E402
 from api.engine import detection  # noqa: E402
-from api.engine.tracking import iou  # noqa: E402
+from api.engine.analyzer import configure_deepface  # noqa: E402
+from api.engine.track_building import iou  # noqa: E402
 from api.engine.weights import prepare_deepface_home  # noqa: E402
+from api.wiring.config import DEFAULT_EMOTION_MODEL, REPO_ROOT  # noqa: E402
 from machine import describe  # noqa: E402  (bench/machine.py)
 
 DATA_DIR = Path(os.environ.get("EMOSCOPE_DATA_DIR", REPO_ROOT.parent / "shared" / "data"))

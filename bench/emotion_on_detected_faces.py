@@ -27,12 +27,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "models"))
 
 from evaluate import CKPLUS_TO_EMOTIONS  # noqa: E402  (models/evaluate.py: the one CK+ label map)
 
-from api.config import DEFAULT_EMOTION_MODEL, REPO_ROOT  # noqa: E402
 from api.engine import detection  # noqa: E402
 from api.engine.analyzer import AnalysisOptions, Analyzer  # noqa: E402
 from api.engine.media import DecodedImage  # noqa: E402
 from api.engine.preprocess import EMOTIONS, faces_to_batch  # noqa: E402
 from api.engine.results import MediaInfo  # noqa: E402
+from api.wiring.config import DEFAULT_EMOTION_MODEL, REPO_ROOT  # noqa: E402
 from machine import describe  # noqa: E402  (bench/machine.py)
 
 DATA_DIR = Path(os.environ.get("EMOSCOPE_DATA_DIR", REPO_ROOT.parent / "shared" / "data"))

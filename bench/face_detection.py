@@ -18,7 +18,7 @@ own resizing policy exactly as served. One thread (`cv2.setNumThreads(1)`, `Anal
     letterboxed), as the clip pipeline runs them (detection + 5 landmarks), with the ratio to dlib.
 (d) Clips: for each real clip in ../shared/data/videos, the detector as the clip pipeline runs it
     (`Analyzer._detect`, i.e. detection plus 5 landmarks, on the grey frames `media.decode` yields,
-    on the schedule of `follow.detection_due`: the first frame, then every 200 ms until a face is
+    on the schedule of `face_following.detection_due`: the first frame, then every 200 ms until a face is
     found): which frame first yields a face, at what clip time, how long the processing took until
     then (decoding included), and the detector's own time on the first frame.
 
@@ -52,10 +52,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from api.config import DEFAULT_EMOTION_MODEL, REPO_ROOT, Limits  # noqa: E402
-from api.engine import detection, follow, media  # noqa: E402
+from api.engine import detection, face_following, media  # noqa: E402
 from api.engine.analyzer import AnalysisOptions, Analyzer  # noqa: E402
 from api.engine.preprocess import to_grayscale  # noqa: E402
+from api.wiring.config import DEFAULT_EMOTION_MODEL, REPO_ROOT, Limits  # noqa: E402
 from machine import describe  # noqa: E402  (bench/machine.py)
 
 DATA_DIR = Path(os.environ.get("EMOSCOPE_DATA_DIR", REPO_ROOT.parent / "shared" / "data"))
@@ -451,7 +451,7 @@ def save_pictures(pictures: list[Picture], folder: Path) -> None:
 
 def first_face_in_clips(analyzer: Analyzer, names: list[str]) -> None:
     print("\nClips: first frame with a face, as the clip pipeline schedules the detector (first frame, then "
-          f"every {follow.DETECT_PERIOD_MS:.0f} ms until a face is found; grey frames from media.decode)")
+          f"every {face_following.DETECT_PERIOD_MS:.0f} ms until a face is found; grey frames from media.decode)")
     header = f"{'clip':<28}{'detector':>12}{'frames read':>13}{'1st face frame':>16}{'at clip ms':>12}" \
              f"{'wall ms to it':>15}{'detect ms fr.0':>16}"
     print(header)
@@ -467,7 +467,7 @@ def first_face_in_clips(analyzer: Analyzer, names: list[str]) -> None:
             frames = 0
             for frame in video.frames:
                 frames += 1
-                if not follow.detection_due(frame.timestamp_ms, last_detection, analyzer.detect_period_ms):
+                if not face_following.detection_due(frame.timestamp_ms, last_detection, analyzer.detect_period_ms):
                     continue
                 last_detection = frame.timestamp_ms
                 gray = to_grayscale(frame.pixels)
@@ -494,7 +494,7 @@ def webcam_frame_ms(analyzer: Analyzer, names: list[str], repeats: int) -> None:
         video = media.decode(path.read_bytes(), Limits(), AnalysisOptions().sample_fps)
         last = None
         for frame in video.frames:
-            if follow.detection_due(frame.timestamp_ms, last, follow.DETECT_PERIOD_MS):
+            if face_following.detection_due(frame.timestamp_ms, last, face_following.DETECT_PERIOD_MS):
                 last = frame.timestamp_ms
                 gray = to_grayscale(frame.pixels)
                 scale = min(CANVAS_W / gray.shape[1], CANVAS_H / gray.shape[0])
@@ -514,7 +514,7 @@ def webcam_frame_ms(analyzer: Analyzer, names: list[str], repeats: int) -> None:
                 found = analyzer._detect(frame, frame, options, analyzer.clip_detectors)
                 best[n][k] = min(best[n][k], (time.perf_counter() - started) * 1000)
                 with_face[n] += bool(found) and r == 0
-    print(f"\nWebcam frames: {len(frames)} frames of the clips every {follow.DETECT_PERIOD_MS:.0f} ms, letterboxed to "
+    print(f"\nWebcam frames: {len(frames)} frames of the clips every {face_following.DETECT_PERIOD_MS:.0f} ms, letterboxed to "
           f"{CANVAS_W}x{CANVAS_H}, grey, detection + 5 landmarks as the clip pipeline runs it (fastest of {repeats})")
     print(f"{'':<30}" + "".join(f"{n:>16}" for n in names))
     print(f"{'frames with a face':<30}" + "".join(f"{with_face[n]:>16}" for n in names))

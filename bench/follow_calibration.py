@@ -1,4 +1,4 @@
-"""Calibrates face following between detections (api/engine/follow.py) on the real clips.
+"""Calibrates face following between detections (api/engine/face_following.py) on the real clips.
 
 For every frame of every clip in videos/ the detector's own answer is the reference. From each
 frame where it finds faces, each face is followed frame by frame for the next `--horizon` frames
@@ -23,11 +23,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from api.config import DEFAULT_EMOTION_MODEL, REPO_ROOT  # noqa: E402
+from api.engine import detection, face_following  # noqa: E402
 from api.engine.analyzer import configure_deepface  # noqa: E402
-from api.engine import detection, follow  # noqa: E402
-from api.engine.tracking import iou  # noqa: E402
+from api.engine.track_building import iou  # noqa: E402
 from api.engine.weights import prepare_deepface_home  # noqa: E402
+from api.wiring.config import DEFAULT_EMOTION_MODEL, REPO_ROOT  # noqa: E402
 
 DATA_DIR = Path(os.environ.get("EMOSCOPE_DATA_DIR", REPO_ROOT.parent / "shared" / "data"))
 
@@ -39,7 +39,7 @@ def decode(path: Path) -> list[np.ndarray]:
 
 def follow_steps(landmarks, grays, start, box, points, horizon, passes=2):
     """Yield (step, followed box, similarity, plausible) following one face from frame `start`."""
-    face = follow.start(grays[start], box, points, 1.0)
+    face = face_following.start(grays[start], box, points, 1.0)
     for step in range(1, horizon + 1):
         if start + step >= len(grays):
             return
@@ -47,17 +47,17 @@ def follow_steps(landmarks, grays, start, box, points, horizon, passes=2):
         moved = face.box
         for _ in range(passes):
             pts = landmarks(gray, moved)
-            moved = follow.move_box(face.anchor_box, face.anchor_points, pts)
-        score = follow.patch_similarity(follow.aligned_patch(gray, pts), face.anchor_patch)
-        ok = follow.plausible(moved, face.anchor_box, gray.shape[1], gray.shape[0])
+            moved = face_following.move_box(face.anchor_box, face.anchor_points, pts)
+        score = face_following.patch_similarity(face_following.aligned_patch(gray, pts), face.anchor_patch)
+        ok = face_following.plausible(moved, face.anchor_box, gray.shape[1], gray.shape[0])
         yield step, moved, score, ok
-        face = follow.Followed(face.anchor_box, face.anchor_points, face.anchor_patch, 1.0, moved, pts)
+        face = face_following.Followed(face.anchor_box, face.anchor_points, face.anchor_patch, 1.0, moved, pts)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--horizon", type=int, default=6, help="frames followed after each detection")
-    parser.add_argument("--passes", type=int, default=follow.LANDMARK_PASSES, help="shape-predictor passes per frame")
+    parser.add_argument("--passes", type=int, default=face_following.LANDMARK_PASSES, help="shape-predictor passes per frame")
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp())
     prepare_deepface_home(home, ["dlib_shape_predictor_5"], DEFAULT_EMOTION_MODEL)
@@ -106,7 +106,7 @@ def main() -> None:
               f"p95 {np.percentile(v, 95):.3f} median {np.median(v):.3f}  (n={len(v)})")
     print(f"followed box vs detector box IoU: median {np.median(ious):.3f} p5 {np.percentile(ious, 5):.3f} "
           f"min {min(ious):.3f}; implausible (dropped) same-face steps: {drops}")
-    t = follow.MIN_PATCH_SIMILARITY
+    t = face_following.MIN_PATCH_SIMILARITY
     print(f"at MIN_PATCH_SIMILARITY={t}: same face called lost {np.mean(pos < t):.2%}, "
           f"face gone but kept {np.mean(np.array(negatives) >= t):.2%}, cut but kept {np.mean(np.array(cuts) >= t):.2%}")
 

@@ -28,8 +28,8 @@ def main() -> None:
     parser.add_argument("--sensitivity", type=float, default=0.5)
     args = parser.parse_args()
 
-    from api.config import DEFAULT_EMOTION_MODEL
     from api.engine.analyzer import Analyzer
+    from api.wiring.config import DEFAULT_EMOTION_MODEL
     from bench.micro_clips import benchmark_specs
 
     analyzer = Analyzer(Path(tempfile.mkdtemp()), DEFAULT_EMOTION_MODEL, threads=1)

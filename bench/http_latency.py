@@ -196,11 +196,11 @@ def start_gunicorn(state: Path, port: int, workers: int, inference_threads: int,
                 "EMOSCOPE_WORKERS": str(workers), "EMOSCOPE_INFERENCE_THREADS": str(inference_threads),
                 # the benchmark measures the engine and HTTP stack, not the demo plan's quota
                 "EMOSCOPE_FREE_MONTHLY_UNITS": str(10 ** 9), "EMOSCOPE_FREE_REQUESTS_PER_SECOND": str(10 ** 6)})
-    out = subprocess.run([sys.executable, "-m", "api.cli", "demo-key"], env=env, cwd=root, check=True,
+    out = subprocess.run([sys.executable, "-m", "api.wiring.cli", "demo-key"], env=env, cwd=root, check=True,
                          capture_output=True, text=True).stdout
     key = out.split("shown once): ")[1].split()[0]
     log = (state / "gunicorn.log").open("w")
-    process = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "api.app:create_app()"],
+    process = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "api.web.app:create_app()"],
                                env=env, cwd=root, stdout=subprocess.DEVNULL, stderr=log)
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
@@ -252,7 +252,7 @@ class MemorySampler(threading.Thread):
 
 def main() -> None:
     sys.path.insert(0, str(ROOT))
-    from api.config import DEFAULT_EMOTION_MODEL
+    from api.wiring.config import DEFAULT_EMOTION_MODEL
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=2000, help="requests in the throughput phase")

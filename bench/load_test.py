@@ -105,7 +105,7 @@ def count_usage(database_url: str) -> dict[str, tuple[int, int]]:
     sys.path.insert(0, str(ROOT))
     from sqlalchemy import func, select
 
-    from api.db import ApiRequest, Database, UsageEvent
+    from api.store.db import ApiRequest, Database, UsageEvent
 
     db = Database(database_url)
     with db.session.begin() as session:

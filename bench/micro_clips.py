@@ -41,9 +41,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from api.config import REPO_ROOT
 from api.engine.results import expression_kind
 from api.engine.weights import load_manifest, verified_path
+from api.wiring.config import REPO_ROOT
 
 DATA_DIR = Path(os.environ.get("EMOSCOPE_DATA_DIR", REPO_ROOT.parent / "shared" / "data")).resolve()
 

@@ -28,7 +28,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from api.engine.results import expression_kind  # noqa: E402
-from api.engine.tracking import greedy_pairs  # noqa: E402
+from api.engine.track_building import greedy_pairs  # noqa: E402
 
 IOU_THRESHOLD = 0.5
 
@@ -126,8 +126,8 @@ class ClipResult:
 
 
 def run_clip(analyzer, spec, sensitivity: float, detector: str) -> ClipResult:
-    from api.config import Limits
     from api.engine.analyzer import AnalysisOptions, analyze_bytes
+    from api.wiring.config import Limits
     from bench.micro_clips import render_clip
 
     clip = render_clip(spec)
@@ -167,8 +167,8 @@ def speed_clip_bytes(seconds: float = 10.0, seed: int = 11) -> bytes:
 
 
 def measure_speed(analyzer, detector: str, repeats: int = 2) -> dict:
-    from api.config import Limits
     from api.engine.analyzer import AnalysisOptions, analyze_bytes
+    from api.wiring.config import Limits
 
     data = speed_clip_bytes()
     best = None
@@ -226,8 +226,8 @@ def main() -> None:
     parser.add_argument("--detector", default="dlib", help="face detector (api.engine.detection.DETECTORS)")
     args = parser.parse_args()
 
-    from api.config import DEFAULT_EMOTION_MODEL
     from api.engine.analyzer import Analyzer
+    from api.wiring.config import DEFAULT_EMOTION_MODEL
     from bench.micro_clips import benchmark_specs
 
     started = time.perf_counter()

@@ -11,9 +11,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from api.app import create_app  # noqa: E402
-from api.config import DEFAULT_EMOTION_MODEL  # noqa: E402
 from api.engine.analyzer import Analyzer  # noqa: E402
+from api.web.app import create_app  # noqa: E402
+from api.wiring.config import DEFAULT_EMOTION_MODEL  # noqa: E402
 from tests.conftest import VIDEOS, make_settings  # noqa: E402
 
 CLIPS = [("face_noface.mov", "5"), ("face_noface.mov", "30"), ("single_face.mp4", "30")]

@@ -12,12 +12,12 @@ from openapi_core.contrib.werkzeug import WerkzeugOpenAPIResponse
 from openapi_core.datatypes import RequestParameters
 from sqlalchemy import create_engine, text
 
-from api import repository
-from api.app import create_app
-from api.config import DEFAULT_EMOTION_MODEL, REPO_ROOT, Settings
-from api.db import normalise_url
+from api.domain.metering import Plan
 from api.engine.analyzer import Analyzer
-from api.metering import Plan
+from api.store import repository
+from api.store.db import normalise_url
+from api.web.app import create_app
+from api.wiring.config import DEFAULT_EMOTION_MODEL, REPO_ROOT, Settings
 
 DATA_DIR = Path(os.environ.get("EMOSCOPE_DATA_DIR", REPO_ROOT.parent / "shared" / "data")).resolve()
 if not (DATA_DIR / "faces").is_dir():

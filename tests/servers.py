@@ -1,5 +1,5 @@
 """Real servers on loopback for end-to-end tests: gunicorn running the service on embedded defaults, and
-nginx in front of it as in production (`python -m api.proxy`)."""
+nginx in front of it as in production (`python -m api.web.proxy`)."""
 from __future__ import annotations
 
 import contextlib
@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from api.config import REPO_ROOT
-from api.proxy import find_nginx
+from api.web.proxy import find_nginx
+from api.wiring.config import REPO_ROOT
 
 
 def free_port() -> int:
@@ -50,12 +50,12 @@ def gunicorn(state: Path, **overrides: str):
     state.mkdir(parents=True, exist_ok=True)
     port = free_port()
     env = server_env(state, port, **overrides)
-    subprocess.run([sys.executable, "-m", "api.cli", "migrate"], env=env, cwd=REPO_ROOT, check=True,
+    subprocess.run([sys.executable, "-m", "api.wiring.cli", "migrate"], env=env, cwd=REPO_ROOT, check=True,
                    capture_output=True)
     log = state / "gunicorn.log"
     with log.open("w") as stderr:
         process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "api.app:create_app()"],
+            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "api.web.app:create_app()"],
             env=env, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=stderr)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
@@ -103,7 +103,7 @@ def nginx(upstream: str, **overrides: str):
            "EMOSCOPE_BIND": upstream.removeprefix("http://"), "EMOSCOPE_PROXY_DIR": str(run_dir)}
     log = run_dir / "error.log"
     with log.open("w") as stderr:
-        process = subprocess.Popen([sys.executable, "-m", "api.proxy"], env=env, cwd=REPO_ROOT,
+        process = subprocess.Popen([sys.executable, "-m", "api.web.proxy"], env=env, cwd=REPO_ROOT,
                                    stdout=subprocess.DEVNULL, stderr=stderr)
     try:
         wait_for_port(port, process, log, "nginx")

@@ -7,9 +7,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from api import jobs, metering
-from api.db import Account, ApiRequest
-from api.metering import Plan
+from api.domain import jobs, metering
+from api.domain.metering import Plan
+from api.store.db import Account, ApiRequest
 from tests.conftest import FACES, VIDEOS, sign_up
 from tests.samples import reencode
 from tests.test_api import assert_problem

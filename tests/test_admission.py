@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from api.metering import Plan
+from api.domain.metering import Plan
 from tests.conftest import FACES, VIDEOS, sign_up
 from tests.test_accounts import TINY_FACE, analyze, bearer
 from tests.samples import (animated_gif, empty_fragmented_mp4, gif_bomb, png_bomb, recorder_webm, reencode,
@@ -179,7 +179,7 @@ def test_a_participant_recording_without_duration_is_billed_by_its_decoded_lengt
 
 
 def test_async_jobs_reserve_units_against_the_quota_until_they_end(app_factory, monkeypatch):
-    from api import jobs
+    from api.domain import jobs
 
     app = app_factory(plans={"free": Plan("free", 3, 1000.0, 1000), "paid": Plan("paid", None, 1000.0, 1000)})
     services = app.extensions["emoscope"]
@@ -197,7 +197,7 @@ def test_async_jobs_reserve_units_against_the_quota_until_they_end(app_factory, 
 
 
 def test_a_failed_job_releases_its_reservation(app_factory, monkeypatch):
-    from api import jobs
+    from api.domain import jobs
 
     app = app_factory(plans={"free": Plan("free", 1, 1000.0, 1000), "paid": Plan("paid", None, 1000.0, 1000)})
     services = app.extensions["emoscope"]

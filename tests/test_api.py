@@ -6,7 +6,7 @@ import io
 
 import pytest
 
-from api.config import DEFAULT_EMOTION_MODEL
+from api.wiring.config import DEFAULT_EMOTION_MODEL
 from tests.conftest import FACES, VIDEOS
 from tests.samples import animated_gif, png_bomb, reencode
 
@@ -211,7 +211,7 @@ def test_logs_are_json_with_the_request_id_and_no_secrets(client, api_key, caplo
     import json as _json
     import logging
 
-    from api.observability import JsonFormatter
+    from api.web.observability import JsonFormatter
 
     with caplog.at_level(logging.INFO):
         response = client.post("/v1/analyze", data={"file": (io.BytesIO(b"\x00garbage"), "x")},
@@ -234,7 +234,7 @@ def test_micro_expressions_as_a_plain_switch(client, auth, assert_contract):
 
 
 def test_an_upload_over_the_byte_limit_names_the_limit_not_a_made_up_size(app_factory, assert_contract):
-    from api.config import Limits
+    from api.wiring.config import Limits
     from tests.conftest import sign_up
 
     client = app_factory(limits=Limits(max_upload_bytes=2048)).test_client()

@@ -8,7 +8,7 @@ import io
 import numpy as np
 import pytest
 
-from api import audience
+from api.domain import audience
 from api.engine.preprocess import EMOTIONS
 
 HAPPY = EMOTIONS.index("happy")

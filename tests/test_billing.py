@@ -14,9 +14,9 @@ import pytest
 import requests
 import stripe
 
-from api.billing import Billing, StripeConfig
-from api.config import REPO_ROOT
-from api.db import Account, BillingOutbox
+from api.domain.billing import Billing, StripeConfig
+from api.store.db import Account, BillingOutbox
+from api.wiring.config import REPO_ROOT
 from tests.conftest import FACES, sign_up
 from tests.samples import reencode
 from tests.test_api import assert_problem
@@ -251,8 +251,8 @@ class RefusesCustomer(Billing):
 
 def outbox_rows(app, customers: list[str]) -> None:
     """One usage event and outbox row per entry of `customers`, in that order."""
-    from api import repository
-    from api.db import ApiRequest, UsageEvent
+    from api.store import repository
+    from api.store.db import ApiRequest, UsageEvent
 
     with app.extensions["emoscope"].db.session.begin() as session:
         account = repository.create_account(session, "outbox")
@@ -271,7 +271,7 @@ def outbox_rows(app, customers: list[str]) -> None:
 def test_rows_that_keep_failing_back_off_so_the_row_behind_them_is_sent(app_factory):
     from datetime import timedelta
 
-    from api.db import utcnow
+    from api.store.db import utcnow
 
     app = app_factory()
     outbox_rows(app, ["cus_gone"] * 100 + ["cus_good"])
@@ -288,8 +288,8 @@ def test_rows_that_keep_failing_back_off_so_the_row_behind_them_is_sent(app_fact
 def test_a_row_failing_past_the_attempt_limit_is_dead_lettered_and_counted_in_metrics(app_factory):
     from datetime import timedelta
 
-    from api.billing import OUTBOX_MAX_ATTEMPTS
-    from api.db import utcnow
+    from api.domain.billing import OUTBOX_MAX_ATTEMPTS
+    from api.store.db import utcnow
 
     app = app_factory()
     outbox_rows(app, ["cus_gone"])

@@ -7,7 +7,7 @@ import pytest
 
 from api.engine import detection
 from api.engine.blazeface import FULL_RANGE, SHORT_RANGE, anchor_centres, blend, find_faces
-from api.engine.tracking import iou
+from api.engine.track_building import iou
 from tests.conftest import FACES
 
 pytestmark = pytest.mark.data

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from api.config import REPO_ROOT
+from api.wiring.config import REPO_ROOT
 from tests.conftest import FACES, VIDEOS
 from tests.servers import gunicorn, server_env
 from tests.test_billing import PRICE_ID, WEBHOOK_SECRET, stripe_base  # noqa: F401  (stripe_base: localstripe)
@@ -43,7 +43,7 @@ def server(tmp_path_factory):
     """(base URL, demo key) of gunicorn on embedded defaults, the console cookie allowed over plain http."""
     state = tmp_path_factory.mktemp("browser")
     with gunicorn(state, EMOSCOPE_COOKIE_SECURE="false") as base:
-        admin = subprocess.run([sys.executable, "-m", "api.cli", "demo-key"], env=server_env(state, port=0),
+        admin = subprocess.run([sys.executable, "-m", "api.wiring.cli", "demo-key"], env=server_env(state, port=0),
                                cwd=REPO_ROOT, capture_output=True, text=True, check=True)
         yield base, re.search(r"(emo_\w+_[\w-]+)", admin.stdout).group(1)
 

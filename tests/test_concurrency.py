@@ -7,9 +7,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from api.domain.serializers import analysis_json
 from api.engine.analyzer import AnalysisOptions, analyze_bytes
 from api.engine.limits import Limits
-from api.serializers import analysis_json
 
 from tests.conftest import FACES, VIDEOS
 

@@ -9,8 +9,8 @@ from dataclasses import replace
 import pytest
 import requests
 
-from api.routes.console import USAGE_DAYS
-from api.websecurity import CONTENT_SECURITY_POLICY, CSRF_FIELD, SESSION_LIFETIME
+from api.web.routes.console import USAGE_DAYS
+from api.web.websecurity import CONTENT_SECURITY_POLICY, CSRF_FIELD, SESSION_LIFETIME
 from tests.conftest import FACES, sign_up
 from tests.samples import reencode
 from tests.test_billing import config, paid, stripe_base  # noqa: F401  (fixtures: localstripe and a paying account)
@@ -159,7 +159,7 @@ def test_sessions_end_twelve_hours_after_sign_in_however_active(owner):
 
 
 def test_console_sign_in_shares_the_api_password_guessing_budget(app_factory, monkeypatch):
-    monkeypatch.setattr("api.routes.credentials.CREDENTIAL_RATE", 0.001)  # no refill while the test runs
+    monkeypatch.setattr("api.web.credentials.CREDENTIAL_RATE", 0.001)  # no refill while the test runs
     client = app_factory().test_client()
     sign_up(client)  # one of the address's 5 attempts
     statuses = [sign_in(client, password="guess number one").status_code for _ in range(5)]

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from api.websecurity import CSRF_FIELD
+from api.web.websecurity import CSRF_FIELD
 from tests.conftest import sign_up
 
 pytestmark = pytest.mark.data
@@ -45,7 +45,7 @@ def test_sign_up_applies_the_api_rules_and_names_each_field(app_factory):
     assert refused.status_code == 400
     fields = dict(re.findall(r'data-field="(\w+)">([^<]+)<', page))
     assert set(fields) == {"email", "password", "account_name"}
-    assert "common" in fields["password"]  # api/passwords.py's policy, as at POST /v1/signup
+    assert "common" in fields["password"]  # api/domain/passwords.py's policy, as at POST /v1/signup
     assert 'value="not an email"' in page and "password123" not in page  # what was typed, but never the password
     for weak in ("short", "ababababababab"):
         assert console_sign_up(client, password=weak).status_code == 400
@@ -63,7 +63,7 @@ def test_a_taken_email_is_not_named_as_taken(app_factory):
 
 
 def test_sign_up_needs_the_forms_token_and_shares_the_addresss_budget(app_factory, monkeypatch):
-    monkeypatch.setattr("api.routes.credentials.CREDENTIAL_RATE", 0.001)  # no refill while the test runs
+    monkeypatch.setattr("api.web.credentials.CREDENTIAL_RATE", 0.001)  # no refill while the test runs
     client = app_factory().test_client()
     forged = client.post("/console/signup", data={"email": "a@example.com", "password": PASSWORD, "account_name": "A"})
     assert forged.status_code == 403

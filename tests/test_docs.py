@@ -15,15 +15,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from api.config import REPO_ROOT
-from api.errors import HTTP_CODES, MEDIA_STATUS
-from api.routes.docs import INLINE_SCRIPT
+from api.web.errors import HTTP_CODES, MEDIA_STATUS
+from api.web.routes.docs import INLINE_SCRIPT
+from api.wiring.config import REPO_ROOT
 from docs.examples import generate
 from tests.conftest import DATA_DIR
 from tests.servers import gunicorn
 
 USER_FACING = [REPO_ROOT / "README.md", *sorted((REPO_ROOT / "docs").rglob("*.md")),
-               *sorted((REPO_ROOT / "api" / "templates").rglob("*.html"))]
+               *sorted((REPO_ROOT / "api" / "web" / "templates").rglob("*.html"))]
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import sys
 import pytest
 import requests
 
-from api.config import REPO_ROOT
+from api.wiring.config import REPO_ROOT
 from tests.conftest import FACES, VIDEOS
 from tests.servers import gunicorn, server_env
 
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.data
 def server(tmp_path_factory):
     state = tmp_path_factory.mktemp("e2e")
     with gunicorn(state) as base:
-        admin = subprocess.run([sys.executable, "-m", "api.cli", "demo-key"], env=server_env(state, port=0),
+        admin = subprocess.run([sys.executable, "-m", "api.wiring.cli", "demo-key"], env=server_env(state, port=0),
                                cwd=REPO_ROOT, capture_output=True, text=True, check=True)
         yield base, re.search(r"(emo_\w+_[\w-]+)", admin.stdout).group(1)
 
@@ -61,6 +61,6 @@ def test_metrics_sum_over_gunicorn_workers(server):
 
 def test_the_demo_key_points_at_where_the_service_listens(server, tmp_path):
     env = {**server_env(tmp_path, port=0), "EMOSCOPE_BIND": "0.0.0.0:8123"}
-    admin = subprocess.run([sys.executable, "-m", "api.cli", "demo-key"], env=env, cwd=REPO_ROOT,
+    admin = subprocess.run([sys.executable, "-m", "api.wiring.cli", "demo-key"], env=env, cwd=REPO_ROOT,
                            capture_output=True, text=True, check=True)
     assert "http://127.0.0.1:8123/demo#key=emo_" in admin.stdout and ":8000" not in admin.stdout

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from api.config import REPO_ROOT
+from api.wiring.config import REPO_ROOT
 
 ENGINE_MODULES = sorted(f"api.engine.{p.stem}" for p in (REPO_ROOT / "api" / "engine").glob("*.py")
                         if p.stem != "__init__")
@@ -28,7 +28,7 @@ def test_engine_modules_import_nothing_else_of_api():
 
 
 def test_settings_import_neither_stripe_nor_sqlalchemy():
-    loaded = set(_loaded_after("import api.config"))
+    loaded = set(_loaded_after("import api.wiring.config"))
     assert "stripe" not in loaded and "sqlalchemy" not in loaded
 
 
@@ -45,7 +45,7 @@ def test_deepface_process_settings_happen_in_one_named_call(tmp_path):
 import os
 from api.engine import weights
 from api.engine.analyzer import WEIGHT_NAMES, configure_deepface
-from api.config import DEFAULT_EMOTION_MODEL
+from api.wiring.config import DEFAULT_EMOTION_MODEL
 before = {{k: os.environ.get(k) for k in ("DEEPFACE_HOME", "DEEPFACE_BACKEND_ENGINE")}}
 from pathlib import Path
 weights.prepare_deepface_home(Path({str(tmp_path)!r}), WEIGHT_NAMES, DEFAULT_EMOTION_MODEL)

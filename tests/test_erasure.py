@@ -7,8 +7,8 @@ import time
 import pytest
 from sqlalchemy import select
 
-from api import metering
-from api.db import ApiRequest, StudySession, UsageEvent
+from api.domain import metering
+from api.store.db import ApiRequest, StudySession, UsageEvent
 from tests.conftest import FACES, VIDEOS, sign_up
 from tests.samples import reencode, short_clip
 from tests.test_api import assert_problem

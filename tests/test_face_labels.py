@@ -9,7 +9,7 @@ import json
 import cv2
 import pytest
 
-from api.config import REPO_ROOT
+from api.wiring.config import REPO_ROOT
 from tests.conftest import FACES
 
 pytestmark = pytest.mark.data

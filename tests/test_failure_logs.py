@@ -5,7 +5,7 @@ import logging
 
 import pytest
 
-from api import jobs
+from api.domain import jobs
 from tests.conftest import sign_up
 from tests.samples import webm_with_random_blocks
 from tests.test_accounts import TINY_FACE
@@ -24,7 +24,7 @@ def _queued_job(app_factory, monkeypatch, data: bytes, **fields) -> tuple[object
 
 
 class Warnings(logging.Handler):
-    """Records from api.jobs (the app replaces the root logger's handlers, caplog's among them)."""
+    """Records from api.domain.jobs (the app replaces the root logger's handlers, caplog's among them)."""
 
     def __init__(self) -> None:
         super().__init__(logging.WARNING)
@@ -40,9 +40,9 @@ class Warnings(logging.Handler):
 @pytest.fixture()
 def warnings():
     handler = Warnings()
-    logging.getLogger("api.jobs").addHandler(handler)
+    logging.getLogger("api.domain.jobs").addHandler(handler)
     yield handler
-    logging.getLogger("api.jobs").removeHandler(handler)
+    logging.getLogger("api.domain.jobs").removeHandler(handler)
 
 
 def test_a_failed_job_is_logged_with_its_code(app_factory, monkeypatch, warnings):

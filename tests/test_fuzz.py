@@ -10,7 +10,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from api.config import REPO_ROOT
+from api.wiring.config import REPO_ROOT
 from tests.conftest import FACES, VIDEOS
 from tests.samples import animated_gif, faststart_mp4, png_bomb, reencode
 

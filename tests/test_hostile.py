@@ -19,7 +19,7 @@ CASES = cases()
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory, analyzer):
     """One app for the corpus; jobs are accepted and never run, so no other thread spends CPU meanwhile."""
-    from api.app import create_app
+    from api.web.app import create_app
     from tests.conftest import make_settings
 
     app = create_app(make_settings(tmp_path_factory.mktemp("hostile")), analyzer=analyzer)

@@ -173,7 +173,7 @@ def test_idempotent_job_submission_returns_the_same_job(app):
 def test_sweep_deletes_results_past_retention(app):
     from datetime import timedelta
 
-    from api import jobs
+    from api.domain import jobs
 
     client = app.test_client()
     secret = sign_up(client)["api_key"]["secret"]
@@ -188,7 +188,7 @@ def test_sweep_deletes_results_past_retention(app):
 
 def _age_job(app, job_id: str, by) -> None:
     """Move a finished job's expiry into the past, as time would, without running the sweeper."""
-    from api.db import Job
+    from api.store.db import Job
 
     with app.extensions["emoscope"].db.session.begin() as session:
         job = session.get(Job, job_id)
@@ -212,7 +212,7 @@ def test_a_job_past_its_expiry_is_gone_before_the_sweeper_runs(app, assert_contr
 
 
 def _job_row(app, job_id: str):
-    from api.db import Job
+    from api.store.db import Job
 
     with app.extensions["emoscope"].db.session.begin() as session:
         return session.get(Job, job_id)
@@ -231,8 +231,8 @@ def test_jobs_left_by_a_dead_process_run_when_the_next_one_starts(app_factory, m
     import sys
     from datetime import timedelta
 
-    from api.db import Job
-    from api.services import InProcessQueue
+    from api.store.db import Job
+    from api.wiring.services import InProcessQueue
 
     app = app_factory()
     services = app.extensions["emoscope"]
@@ -256,8 +256,8 @@ def test_jobs_left_by_a_dead_process_run_when_the_next_one_starts(app_factory, m
 
 
 def test_a_live_process_keeps_its_jobs_when_another_starts(app_factory, monkeypatch):
-    from api.db import Job
-    from api.services import InProcessQueue, _runner_id
+    from api.store.db import Job
+    from api.wiring.services import InProcessQueue, _runner_id
 
     app = app_factory()
     services = app.extensions["emoscope"]
@@ -290,7 +290,7 @@ def test_webhook_retries_wait_off_the_job_thread(app):
 def test_the_sweep_deletes_media_whose_job_is_finished_or_gone(app):
     import os
 
-    from api import orphans
+    from api.domain import orphans
 
     client = app.test_client()
     secret = sign_up(client)["api_key"]["secret"]

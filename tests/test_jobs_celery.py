@@ -18,8 +18,8 @@ import redis
 from botocore.exceptions import ClientError
 from sqlalchemy import func, select
 
-from api.config import REPO_ROOT
-from api.db import Job, UsageEvent
+from api.store.db import Job, UsageEvent
+from api.wiring.config import REPO_ROOT
 from tests.conftest import VIDEOS, sign_up
 from tests.samples import repeated_clip
 from tests.servers import free_port, gunicorn
@@ -73,7 +73,7 @@ def deployment(app_factory, postgres_url, s3_endpoint, monkeypatch):
 
 
 def start_worker(env: dict, name: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "celery", "-A", "api.worker", "worker", "--concurrency=1",
+    return subprocess.Popen([sys.executable, "-m", "celery", "-A", "api.wiring.worker", "worker", "--concurrency=1",
                              "--pool=prefork", "--loglevel=WARNING", "-n", f"{name}@%h"], cwd=REPO_ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
 

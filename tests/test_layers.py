@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from api.db import Job
+from api.store.db import Job
 from tests.conftest import sign_up
 from tests.samples import webm_with_random_blocks
 from tests.test_accounts import TINY_FACE
@@ -31,9 +31,9 @@ def imported_modules(path: Path) -> set[str]:
 
 
 def test_jobs_import_nothing_of_studies_and_accounts_nothing_of_jobs():
-    assert "api.studies" not in imported_modules(API / "jobs.py")
-    assert "study" not in (API / "jobs.py").read_text().lower()
-    assert "api.jobs" not in imported_modules(API / "accounts.py")
+    assert "api.domain.studies" not in imported_modules(API / "domain" / "jobs.py")
+    assert "study" not in (API / "domain" / "jobs.py").read_text().lower()
+    assert "api.domain.jobs" not in imported_modules(API / "domain" / "accounts.py")
 
 
 @pytest.fixture()
@@ -55,7 +55,7 @@ def test_job_options_are_stored_with_their_schema_version(held_jobs):
 
 
 def test_a_job_stored_before_options_were_versioned_still_runs(held_jobs):
-    from api import jobs
+    from api.domain import jobs
     from api.engine.analyzer import AnalysisOptions
 
     app, client, secret, queued = held_jobs
@@ -67,14 +67,14 @@ def test_a_job_stored_before_options_were_versioned_still_runs(held_jobs):
 
 
 def test_options_of_an_unknown_schema_version_are_refused():
-    from api import jobs
+    from api.domain import jobs
 
     with pytest.raises(ValueError, match="version 2"):
         jobs.load_options(json.dumps({"version": 2, "detector": "skip"}))
 
 
 def test_a_job_kind_is_told_when_its_jobs_succeed_or_fail(held_jobs):
-    from api import jobs
+    from api.domain import jobs
 
     app, client, secret, queued = held_jobs
     context = app.extensions["emoscope"].jobs
@@ -97,7 +97,7 @@ def test_jobs_queued_before_kinds_existed_keep_their_kind(backend, request, tmp_
     from alembic.config import Config
     from sqlalchemy import text
 
-    from api.db import MIGRATIONS, Database
+    from api.store.db import MIGRATIONS, Database
 
     db = Database(f"sqlite:///{tmp_path / 'kinds.db'}" if backend == "sqlite" else request.getfixturevalue("postgres_url"))
     config = Config()
@@ -123,18 +123,18 @@ def test_jobs_queued_before_kinds_existed_keep_their_kind(backend, request, tmp_
     assert kinds == {"job_api": "analysis", "job_session": "study_session"}
 
 
-ROUTES = API / "routes"
-USE_CASES = ("api.admission", "api.submission", "api.billing", "api.services", "api.jobs", "api.studies",
-             "api.accounts")
+ROUTES = API / "web" / "routes"
+USE_CASES = ("api.usecases.admission", "api.usecases.submission", "api.domain.billing", "api.wiring.services", "api.domain.jobs", "api.domain.studies",
+             "api.domain.accounts")
 
 
 def blueprint_modules() -> set[str]:
-    return {f"api.routes.{path.stem}" for path in ROUTES.glob("*.py") if "Blueprint(" in path.read_text()}
+    return {f"api.web.routes.{path.stem}" for path in ROUTES.glob("*.py") if "Blueprint(" in path.read_text()}
 
 
 def test_blueprints_import_no_blueprint():
     blueprints = blueprint_modules()
-    assert {"api.routes.console", "api.routes.analyze", "api.routes.studies"} <= blueprints
+    assert {"api.web.routes.console", "api.web.routes.analyze", "api.web.routes.studies"} <= blueprints
     for module in blueprints:
         path = ROUTES / f"{module.rsplit('.', 1)[1]}.py"
         assert imported_modules(path) & blueprints == set(), module
@@ -153,16 +153,16 @@ def test_use_cases_never_import_flask():
 def test_handlers_reach_the_services_through_one_typed_accessor():
     readers = [path.relative_to(API.parent).as_posix() for path in API.rglob("*.py")
                if 'extensions["emoscope"]' in path.read_text()]
-    assert readers == ["api/routes/context.py"]
+    assert readers == ["api/web/context.py"]
     assert not [path.name for path in API.rglob("*.py") if "def _services(" in path.read_text()]
 
 
 def test_the_services_name_protocols_that_their_implementations_meet(tmp_path):
     import typing
 
-    from api.ratelimit import MemoryRateLimiter, RateLimiter
-    from api.services import Queue, Services
-    from api.storage import LocalStorage, Storage
+    from api.store.ratelimit import MemoryRateLimiter, RateLimiter
+    from api.store.storage import LocalStorage, Storage
+    from api.wiring.services import Queue, Services
 
     hints = typing.get_type_hints(Services)
     assert (hints["rate_limiter"], hints["queue"]) == (RateLimiter, Queue)

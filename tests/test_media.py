@@ -6,9 +6,9 @@ import time
 import av
 import pytest
 
-from api.config import Limits
+from api.domain.metering import units_for
 from api.engine import media
-from api.metering import units_for
+from api.wiring.config import Limits
 from tests.conftest import FACES, VIDEOS
 from tests.samples import (animated_gif, empty_fragmented_mp4, gif_bomb, gif_of_tiny_sub_blocks, png_bomb, recorder_webm, reencode,
                            variable_rate_clip, webm_with_random_blocks, webm_with_random_clusters, with_exif_rotation)

@@ -9,9 +9,9 @@ import pytest
 import redis
 from sqlalchemy import func, select
 
-from api.db import ApiRequest, UsageEvent
-from api.metering import Plan
-from api.ratelimit import RedisRateLimiter
+from api.domain.metering import Plan
+from api.store.db import ApiRequest, UsageEvent
+from api.store.ratelimit import RedisRateLimiter
 from tests.conftest import FACES, sign_up
 from tests.samples import reencode
 

@@ -9,11 +9,11 @@ import cv2
 import numpy as np
 import pytest
 
-from api.config import Limits
 from api.engine import micro
 from api.engine.analyzer import AnalysisOptions, analyze_bytes
 from api.engine.detection import LandmarkPredictor
 from api.engine.weights import load_manifest, verified_path
+from api.wiring.config import Limits
 from bench.micro_clips import (
     ClipSpec,
     Event,

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from api.config import REPO_ROOT
 from api.engine.weights import WeightFile, WeightsError, load_manifest, sha256_of, verified_path
+from api.wiring.config import REPO_ROOT
 from tests.conftest import FACES, VIDEOS
 
 pytestmark = pytest.mark.data
@@ -41,8 +41,8 @@ OFFLINE_SCRIPT = textwrap.dedent("""
         return real_getaddrinfo(host, *args, **kwargs)
     socket.getaddrinfo = guarded_getaddrinfo
 
-    from api.config import DEFAULT_EMOTION_MODEL, Limits
     from api.engine.analyzer import Analyzer, AnalysisOptions, analyze_bytes
+    from api.wiring.config import DEFAULT_EMOTION_MODEL, Limits
     analyzer = Analyzer(Path(tempfile.mkdtemp()), DEFAULT_EMOTION_MODEL)
     for detector in ("dlib", "opencv", "blazeface"):
         image = analyze_bytes(analyzer, Path(sys.argv[1]).read_bytes(), AnalysisOptions(detector=detector), Limits())

@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from api.engine.preprocess import EMOTIONS
-from api.routes.participant import CONSENT_VERSION
+from api.web.routes.participant import CONSENT_VERSION
 from tests.conftest import FACES, VIDEOS
 from tests.test_browser import (CHROMIUM, CHROMIUM_ARGS, PASSWORD, RECORD_CAMERA_STREAMS, TRACK_STATES, browser,
                                 expect, page, playwright_api, server, shoot, watched_page)  # noqa: F401  (fixtures)

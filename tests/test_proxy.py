@@ -1,4 +1,4 @@
-"""nginx in front of gunicorn (`python -m api.proxy`, infra/nginx/nginx.conf.j2), as the image runs it.
+"""nginx in front of gunicorn (`python -m api.web.proxy`, infra/nginx/nginx.conf.j2), as the image runs it.
 
 Without it, gunicorn's gthread worker gave each slow connection a thread until its request was read, so
 a few dozen clients trickling headers or a body stopped /healthz; and oversized headers got gunicorn's
@@ -16,9 +16,9 @@ import pytest
 import requests
 import yaml
 
-from api.config import REPO_ROOT, Limits
-from api.errors import HTTP_CODES
-from api.proxy import render
+from api.web.errors import HTTP_CODES
+from api.web.proxy import render
+from api.wiring.config import REPO_ROOT, Limits
 from tests.servers import free_port, gunicorn, nginx
 
 SLOW_HEADER_CLIENTS = 50
@@ -198,7 +198,7 @@ def test_compose_serves_through_nginx_with_gunicorn_on_loopback_and_requires_the
     api, proxy = services["api"], services["proxy"]
     assert api["environment"]["EMOSCOPE_BIND"].startswith("127.0.0.1:")
     render(api["environment"]["EMOSCOPE_PROXY_BIND"], proxy["environment"]["EMOSCOPE_BIND"], Limits())
-    assert proxy["command"] == ["python", "-m", "api.proxy"] and proxy["network_mode"] == "service:api"
+    assert proxy["command"] == ["python", "-m", "api.web.proxy"] and proxy["network_mode"] == "service:api"
     # Only nginx's port is published (it lives in the api container's network namespace).
     assert api["ports"] == ["8000:8000"] and api["environment"]["EMOSCOPE_PROXY_BIND"] == "0.0.0.0:8000"
     # No usable default: compose refuses to start without a pepper from the environment.

@@ -6,7 +6,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from api.engine import follow, media, micro, results
+from api.engine import face_following, media, micro, results
 from api.engine.analyzer import AnalysisOptions
 from api.engine.geometry import fit_similarity
 
@@ -45,7 +45,7 @@ def test_following_and_alignment_use_one_similarity_fit(points):
     scale, matrix, shift = fit_similarity(points, template)
     np.testing.assert_allclose(micro.similarity_to_template(points), np.hstack([matrix, shift[:, None]]))
     box = np.array([20, 20, 50, 50], np.float32)
-    moved = follow.move_box(box, points, template)
+    moved = face_following.move_box(box, points, template)
     np.testing.assert_allclose(moved[:2] + moved[2:] / 2, matrix @ (box[:2] + box[2:] / 2) + shift, rtol=1e-5)
     np.testing.assert_allclose(moved[2:], box[2:] * scale, rtol=1e-5)
 

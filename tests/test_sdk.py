@@ -31,7 +31,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from api.config import REPO_ROOT
+from api.wiring.config import REPO_ROOT
 from tests.conftest import FACES, VIDEOS
 from tests.servers import free_port, gunicorn
 from tests.webhook_listener import WebhookListener
@@ -829,7 +829,7 @@ def test_studies_rotate_the_participant_token(server, owner, client):
 
 def test_study_summary_and_moments_are_typed_and_printed():
     """The report's summary scores as typed values, from a report the service computes, and as the CLI prints them."""
-    from api import audience
+    from api.domain import audience
     from emoscope.cli import render_summary
     from tests.test_audience import viewer
 
@@ -870,7 +870,7 @@ def test_studies_compare_typed_through_the_api_and_the_cli(server, owner, client
 
 
 def test_a_comparison_with_audiences_is_typed_and_printed():
-    from api import audience
+    from api.domain import audience
     from emoscope.cli import render_comparison
     from tests.test_audience import viewer
 
@@ -906,7 +906,7 @@ def test_study_variables_filter_and_breakdown_through_the_sdk_and_the_cli(server
 def test_a_breakdown_is_typed():
     import dataclasses
 
-    from api import audience
+    from api.domain import audience
     from tests.test_audience import viewer
 
     viewers = [dataclasses.replace(viewer(h), variables={"age": "18-24"}) for h in (0.5, 0.6, 0.7, 0.8, 0.9)]

@@ -11,9 +11,9 @@ import time
 import pytest
 from flask.sessions import SecureCookieSessionInterface
 
-from api.app import create_app
-from api.config import DEV_SECRETS_FILE, REPO_ROOT, InsecureSettings, Settings
-from api.websecurity import CSRF_FIELD, SUBMISSION_FIELD
+from api.web.app import create_app
+from api.web.websecurity import CSRF_FIELD, SUBMISSION_FIELD
+from api.wiring.config import DEV_SECRETS_FILE, REPO_ROOT, InsecureSettings, Settings
 from tests.conftest import sign_up
 
 # What the pepper and the console's signing secret used to be when EMOSCOPE_API_KEY_PEPPER was unset.
@@ -92,7 +92,7 @@ def test_a_session_signed_with_the_former_public_secret_takes_over_no_account(en
 
 def test_the_admin_command_refuses_to_run_without_secrets(tmp_path):
     env = {"PATH": "/usr/bin:/bin", "EMOSCOPE_STATE_DIR": str(tmp_path)}
-    refused = subprocess.run([sys.executable, "-m", "api.cli", "migrate"], env=env, cwd=REPO_ROOT,
+    refused = subprocess.run([sys.executable, "-m", "api.wiring.cli", "migrate"], env=env, cwd=REPO_ROOT,
                              capture_output=True, text=True)
     assert refused.returncode != 0
     assert "EMOSCOPE_API_KEY_PEPPER is not set" in refused.stderr and "Traceback" not in refused.stderr

@@ -8,11 +8,11 @@ import dataclasses
 import numpy as np
 import pytest
 
-from api.config import Limits
-from api.engine import detection, follow, micro
+from api.engine import detection, face_following, micro
 from api.engine.analyzer import AnalysisOptions, analyze_bytes
 from api.engine.geometry import fit_similarity
-from api.engine.tracking import iou
+from api.engine.track_building import iou
+from api.wiring.config import Limits
 from tests.conftest import FACES, VIDEOS
 from tests.samples import reencode
 
@@ -84,14 +84,14 @@ def test_grayscale_input_gives_the_same_detections(analyzer):
 def test_similarity_and_move_box():
     points = np.array([(60, 40), (52, 41), (30, 40), (38, 41), (45, 60)], np.float32)
     box = np.array([20, 20, 50, 50], np.float32)
-    np.testing.assert_allclose(follow.move_box(box, points, points), box, atol=1e-4)
-    np.testing.assert_allclose(follow.move_box(box, points, points + (7, -3)), box + (7, -3, 0, 0), atol=1e-4)
+    np.testing.assert_allclose(face_following.move_box(box, points, points), box, atol=1e-4)
+    np.testing.assert_allclose(face_following.move_box(box, points, points + (7, -3)), box + (7, -3, 0, 0), atol=1e-4)
     centre = points.mean(axis=0)
     scaled = (points - centre) * 2 + centre
     scale, matrix, _ = fit_similarity(points, scaled)
     assert scale == pytest.approx(2.0)
     np.testing.assert_allclose(matrix, 2 * np.eye(2), atol=1e-6)
-    moved = follow.move_box(box, points, scaled)
+    moved = face_following.move_box(box, points, scaled)
     np.testing.assert_allclose(moved[2:], box[2:] * 2, atol=1e-4)
     np.testing.assert_allclose(moved[:2] + moved[2:] / 2, (box[:2] + box[2:] / 2 - centre) * 2 + centre, atol=1e-3)
 
@@ -100,28 +100,28 @@ def test_detection_due_runs_the_detector_five_times_a_second():
     due, last = [], None
     for i in range(30):  # one second at 30 fps
         t = i * 1000 / 30
-        if follow.detection_due(t, last):
+        if face_following.detection_due(t, last):
             due.append(i)
             last = t
     assert due == [0, 6, 12, 18, 24]
-    assert follow.detection_due(0.0, None)
-    assert all(follow.detection_due(t, 0.0, 0.0) for t in (0.0, 1.0))  # period 0: every frame
+    assert face_following.detection_due(0.0, None)
+    assert all(face_following.detection_due(t, 0.0, 0.0) for t in (0.0, 1.0))  # period 0: every frame
 
 
 def test_patch_similarity_and_plausible():
     rng = np.random.default_rng(0)
     gray = rng.integers(0, 255, (200, 200), np.uint8)
     points = np.array([(120, 80), (108, 81), (80, 80), (92, 81), (100, 110)], np.float32)
-    patch = follow.aligned_patch(gray, points)
-    assert patch.shape == (follow.PATCH_SIZE, follow.PATCH_SIZE)
-    assert follow.patch_similarity(patch, patch) == pytest.approx(1.0)
-    other = follow.aligned_patch(rng.integers(0, 255, (200, 200), np.uint8), points)
-    assert follow.patch_similarity(patch, other) < follow.MIN_PATCH_SIMILARITY
+    patch = face_following.aligned_patch(gray, points)
+    assert patch.shape == (face_following.PATCH_SIZE, face_following.PATCH_SIZE)
+    assert face_following.patch_similarity(patch, patch) == pytest.approx(1.0)
+    other = face_following.aligned_patch(rng.integers(0, 255, (200, 200), np.uint8), points)
+    assert face_following.patch_similarity(patch, other) < face_following.MIN_PATCH_SIMILARITY
     anchor = np.array([50, 50, 100, 100], np.float32)
-    assert follow.plausible(anchor + (10, 0, 0, 0), anchor, 200, 200)
-    assert not follow.plausible(np.array([50, 50, 200, 200], np.float32), anchor, 200, 200)  # doubled in size
-    assert not follow.plausible(np.array([-150, 50, 100, 100], np.float32), anchor, 200, 200)  # left the picture
-    np.testing.assert_allclose(follow.clip_box(np.array([-10, 190, 50, 50], np.float32), 200, 200), [0, 190, 40, 10])
+    assert face_following.plausible(anchor + (10, 0, 0, 0), anchor, 200, 200)
+    assert not face_following.plausible(np.array([50, 50, 200, 200], np.float32), anchor, 200, 200)  # doubled in size
+    assert not face_following.plausible(np.array([-150, 50, 100, 100], np.float32), anchor, 200, 200)  # left the picture
+    np.testing.assert_allclose(face_following.clip_box(np.array([-10, 190, 50, 50], np.float32), 200, 200), [0, 190, 40, 10])
 
 
 def counting_detector(monkeypatch) -> list[int]:
@@ -176,7 +176,7 @@ def test_a_face_that_leaves_is_dropped_within_one_detection_period(analyzer):
     without_face = [f.timestamp_ms for f in followed.frames if not f.faces]
     assert with_face and without_face
     last_face = max(with_face)
-    assert last_face < min(t for t in without_face if t > 1000) + follow.DETECT_PERIOD_MS
+    assert last_face < min(t for t in without_face if t > 1000) + face_following.DETECT_PERIOD_MS
     assert all(not f.faces for f in followed.frames if f.timestamp_ms > last_face)
     assert len(followed.tracks) == 1
 

@@ -6,8 +6,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import text
 
-from api import repository
-from api.db import ApiKey, Database, utcnow
+from api.store import repository
+from api.store.db import ApiKey, Database, utcnow
 
 pytestmark = pytest.mark.postgres
 
@@ -62,7 +62,7 @@ def test_models_and_migrations_agree(db):
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
-    from api.db import Base
+    from api.store.db import Base
 
     db.migrate()
     with db.engine.connect() as connection:
@@ -74,7 +74,7 @@ def test_models_and_migrations_agree(db):
 def test_storage_lists_objects_under_a_prefix_with_their_age(kind, tmp_path, monkeypatch):
     from moto import mock_aws
 
-    from api.storage import LocalStorage, S3Storage
+    from api.store.storage import LocalStorage, S3Storage
 
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")

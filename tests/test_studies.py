@@ -139,7 +139,7 @@ def test_report_as_csv_and_in_frame_buckets(owner, assert_contract):
 def seed_sessions(app, study_id, timelines, status="succeeded"):
     """Analysed sessions written straight into the database, as their jobs leave them: reports over many
     viewers with known timelines, without analysing a recording each."""
-    from api.db import StudySession, utcnow
+    from api.store.db import StudySession, utcnow
 
     with app.extensions["emoscope"].db.session.begin() as session:
         for timeline in timelines:
@@ -235,7 +235,7 @@ def test_link_variables_are_whitelisted_stored_filtered_and_broken_down(owner, a
         refused = submit_session(client, study, variables=json.dumps(variables))
         assert_problem(assert_contract(refused), 400, "invalid_request")
     wait_until_analysed(client, secret, study["id"], 1)
-    from api.db import StudySession
+    from api.store.db import StudySession
     with app.extensions["emoscope"].db.session.begin() as session:
         (stored,) = [json.loads(r.variables) for r in session.query(StudySession).filter_by(study_id=study["id"])]
     assert stored == {"age": "18-24", "pid": "p-1"}
@@ -269,7 +269,7 @@ def test_link_variables_are_whitelisted_stored_filtered_and_broken_down(owner, a
 def test_a_client_report_link_is_read_only_and_revocable(owner, assert_contract):
     from datetime import timedelta
 
-    from api.db import ReportLink, utcnow
+    from api.store.db import ReportLink, utcnow
 
     app, client, secret = owner
     study = create_study(client, secret, stimulus_duration_ms=3000).json
@@ -404,7 +404,7 @@ def test_a_study_takes_at_most_its_session_cap(app_factory, assert_contract):
 
 
 def _plans(**free):
-    from api.metering import Plan
+    from api.domain.metering import Plan
     from tests.conftest import UNTHROTTLED
 
     return {**UNTHROTTLED, "free": Plan("free", 1_000_000, 10_000.0, 10_000, **free)}
@@ -450,7 +450,7 @@ def _commits_fail(app):
     from sqlalchemy import event
     from sqlalchemy.exc import OperationalError
 
-    from api.db import Job, Study
+    from api.store.db import Job, Study
 
     sessions = app.extensions["emoscope"].db.session
 
@@ -482,7 +482,7 @@ def test_the_sweep_deletes_objects_no_row_points_at(owner):
     import os
     import time as clock
 
-    from api import orphans
+    from api.domain import orphans
 
     app, client, secret = owner
     study = client.post("/v1/studies", headers=bearer(secret),
@@ -537,8 +537,8 @@ def test_a_session_without_a_face_for_most_of_the_stimulus_is_low_quality_unbill
 
 
 def test_the_participant_link_is_derived_again_never_stored(owner):
-    from api import studies
-    from api.db import Study
+    from api.domain import studies
+    from api.store.db import Study
 
     app, client, secret = owner
     created = create_study(client, secret).json

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from api.routes.participant import CONSENT_VERSION
+from api.web.routes.participant import CONSENT_VERSION
 from tests.conftest import VIDEOS, sign_up
 from tests.test_console import console_post, hidden_fields, owner, sign_in  # noqa: F401  (owner: a fixture)
 from tests.test_studies import bearer, submit_session, wait_until_analysed

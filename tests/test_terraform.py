@@ -59,7 +59,7 @@ REQUIRED_OUTPUTS = {
 APP_SECRETS = {"DATABASE_URL", "REDIS_URL", "EMOSCOPE_API_KEY_PEPPER", "STRIPE_API_KEY", "STRIPE_WEBHOOK_SECRET"}
 APP_ENVIRONMENT = APP_SECRETS | {"S3_BUCKET", "SQS_QUEUE_URL", "EMOSCOPE_MEDIA_RETENTION_HOURS",
                                  "S3_KMS_KEY_ID", "CELERY_BROKER_URL"}
-API_COMMAND = ["gunicorn", "-c", "gunicorn.conf.py", "api.app:create_app()"]
+API_COMMAND = ["gunicorn", "-c", "gunicorn.conf.py", "api.web.app:create_app()"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -302,10 +302,10 @@ def test_app_gets_its_environment_and_secrets_only_from_secrets_manager(tf):
     containers = tf.locals["containers"]
     assert set(containers) == {"api", "worker", "beat"}
     assert tf.variables["api_command"]["default"] == API_COMMAND
-    # The Celery app is api/worker.py; its beat schedule runs in exactly one task.
-    assert tf.variables["worker_command"]["default"][:4] == ["celery", "-A", "api.worker", "worker"]
-    assert tf.variables["beat_command"]["default"][:4] == ["celery", "-A", "api.worker", "beat"]
-    assert (REPO / "api" / "worker.py").is_file()
+    # The Celery app is api/wiring/worker.py; its beat schedule runs in exactly one task.
+    assert tf.variables["worker_command"]["default"][:4] == ["celery", "-A", "api.wiring.worker", "worker"]
+    assert tf.variables["beat_command"]["default"][:4] == ["celery", "-A", "api.wiring.worker", "beat"]
+    assert (REPO / "api" / "wiring" / "worker.py").is_file()
 
 
 def test_api_task_puts_nginx_in_front_of_gunicorn_on_loopback(tf):
@@ -313,7 +313,7 @@ def test_api_task_puts_nginx_in_front_of_gunicorn_on_loopback(tf):
     assert api["environment"]["EMOSCOPE_BIND"] == "127.0.0.1:${var.gunicorn_port}"
     assert api["port_mappings"] == []
     proxy = tf.locals["proxy_container"]
-    assert proxy["command"] == ["python", "-m", "api.proxy"]
+    assert proxy["command"] == ["python", "-m", "api.web.proxy"]
     assert proxy["portMappings"] == [{"containerPort": "${var.api_port}", "protocol": "tcp"}]
     assert not proxy.get("secrets"), "nginx needs no secrets"
     service = tf.of_type("aws_ecs_service")["api"]
@@ -581,8 +581,8 @@ def test_dockerfile_is_one_image_for_api_and_worker():
     assert cmd and json.loads(cmd[-1][4:]) == API_COMMAND
     user = [line for line in instructions if line.startswith("USER ")]
     assert user and user[-1].split()[1] not in {"root", "0"}, "the image must not run as root"
-    # The app finds models/ and openapi.yaml next to api/ (api/config.py REPO_ROOT): they must be copied.
-    # gunicorn on loopback; nginx (python -m api.proxy, its template in infra/nginx/) is the way in.
+    # The app finds models/ and openapi.yaml next to api/ (api/wiring/config.py REPO_ROOT): they must be copied.
+    # gunicorn on loopback; nginx (python -m api.web.proxy, its template in infra/nginx/) is the way in.
     assert "EMOSCOPE_BIND=127.0.0.1:" in dockerfile
     assert re.search(r"apt-get install -y --no-install-recommends nginx\b", dockerfile)
     for needed in ("gunicorn.conf.py", "openapi.yaml", "models/", "api/", "infra/nginx/"):

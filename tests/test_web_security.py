@@ -10,9 +10,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from api import webhooks
-from api.db import ApiKey, ApiRequest, PasswordReset, Study, utcnow
-from api.metering import Plan
+from api.domain import webhooks
+from api.domain.metering import Plan
+from api.store.db import ApiKey, ApiRequest, PasswordReset, Study, utcnow
 from tests.conftest import FACES, sign_up
 from tests.samples import reencode
 from tests.webhook_listener import WebhookListener
@@ -145,7 +145,7 @@ def test_the_console_serves_a_stimulus_inert_too(app_factory):
 def test_the_access_log_redacts_participant_and_report_tokens_and_receipts():
     from gunicorn.config import Config
 
-    from api.accesslog import RedactingLogger
+    from api.web.accesslog import RedactingLogger
 
     config = Config()
     config.set("accesslog", "-")
@@ -166,13 +166,13 @@ def test_gunicorn_logs_access_through_the_redacting_logger(tmp_path):
     import subprocess
     import sys
 
-    from api.config import REPO_ROOT
+    from api.wiring.config import REPO_ROOT
 
     # In a child: reading gunicorn.conf.py switches prometheus-client to multiprocess mode.
     read = subprocess.run([sys.executable, "-c", "import runpy; print(runpy.run_path('gunicorn.conf.py')['logger_class'])"],
                           cwd=REPO_ROOT, env={**os.environ, "EMOSCOPE_STATE_DIR": str(tmp_path)},
                           capture_output=True, text=True, check=True)
-    assert read.stdout.strip() == "api.accesslog.RedactingLogger"
+    assert read.stdout.strip() == "api.web.accesslog.RedactingLogger"
 
 
 def test_a_stored_session_replay_keeps_no_receipt_and_a_replay_gets_a_working_one(app_factory):
@@ -205,7 +205,7 @@ def signin(client, password: str = PASSWORD, email: str = "owner@example.com", a
 
 
 def test_forwarded_addresses_count_only_behind_a_configured_proxy(app_factory, monkeypatch):
-    monkeypatch.setattr("api.routes.credentials.CREDENTIAL_RATE", 0.001)  # no refill while the test runs
+    monkeypatch.setattr("api.web.credentials.CREDENTIAL_RATE", 0.001)  # no refill while the test runs
     behind_proxy = app_factory(trusted_proxy_hops=1).test_client()
     sign_up(behind_proxy)
     for _ in range(5):
@@ -221,7 +221,7 @@ def test_forwarded_addresses_count_only_behind_a_configured_proxy(app_factory, m
 
 
 def test_receipt_withdrawals_do_not_spend_the_sign_in_budget(app_factory, monkeypatch):
-    monkeypatch.setattr("api.routes.credentials.CREDENTIAL_RATE", 0.001)
+    monkeypatch.setattr("api.web.credentials.CREDENTIAL_RATE", 0.001)
     client = app_factory().test_client()
     sign_up(client)  # one of the address's 5 credential attempts
     for i in range(10):
@@ -268,7 +268,7 @@ def test_a_bucket_can_be_looked_at_without_taking(limiter):
     import os
     import uuid
 
-    from api.ratelimit import MemoryRateLimiter, RedisRateLimiter
+    from api.store.ratelimit import MemoryRateLimiter, RedisRateLimiter
 
     if limiter == "redis":
         limiter = RedisRateLimiter(os.environ.get("EMOSCOPE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15"))
@@ -289,7 +289,7 @@ def test_weak_passwords_are_refused_at_sign_up(app_factory, password):
 
 
 def test_a_long_uncommon_password_is_accepted():
-    from api import passwords
+    from api.domain import passwords
 
     passwords.check_strength("correct horse battery")  # raises when weak
     passwords.check_strength("ein langes Passwort")
@@ -320,7 +320,7 @@ NEW_PASSWORD = "a brand new passphrase"
 
 
 def test_the_owner_changes_the_password_with_the_current_one(app_factory, monkeypatch):
-    monkeypatch.setattr("api.routes.credentials.CREDENTIAL_BURST", 100)  # many credential calls in one test
+    monkeypatch.setattr("api.web.credentials.CREDENTIAL_BURST", 100)  # many credential calls in one test
     client = app_factory().test_client()
     sign_up(client)
     change = {"email": "owner@example.com", "current_password": "not it at all", "new_password": NEW_PASSWORD}
@@ -332,7 +332,7 @@ def test_the_owner_changes_the_password_with_the_current_one(app_factory, monkey
 
 
 def test_a_console_owner_changes_the_password_and_other_sessions_end(app_factory, monkeypatch):
-    monkeypatch.setattr("api.routes.credentials.CREDENTIAL_BURST", 100)  # many credential calls in one test
+    monkeypatch.setattr("api.web.credentials.CREDENTIAL_BURST", 100)  # many credential calls in one test
     from tests.test_console import console_post, sign_in
 
     app = app_factory()
@@ -369,16 +369,16 @@ def with_outbox(app) -> Outbox:
 def test_the_embedded_mailer_logs_the_message_and_says_it_holds_secrets(caplog):
     import logging
 
-    from api.mailer import LoggingMailer
+    from api.domain.mailer import LoggingMailer
 
-    with caplog.at_level(logging.INFO, logger="api.mailer"):
+    with caplog.at_level(logging.INFO, logger="api.domain.mailer"):
         LoggingMailer().send("owner@example.com", "Reset", "https://x.example/console/password-reset?token=pwr_1")
     (record,) = caplog.records
     assert "pwr_1" in record.getMessage() and "secrets included" in record.getMessage()
 
 
 def test_a_password_reset_link_is_mailed_works_once_and_expires(app_factory, monkeypatch):
-    monkeypatch.setattr("api.routes.credentials.CREDENTIAL_BURST", 100)  # many credential calls in one test
+    monkeypatch.setattr("api.web.credentials.CREDENTIAL_BURST", 100)  # many credential calls in one test
     app = app_factory(public_url="https://console.example")
     outbox = with_outbox(app)
     client = app.test_client()
@@ -412,7 +412,7 @@ def test_a_password_reset_link_is_mailed_works_once_and_expires(app_factory, mon
 
 
 def test_the_console_reset_form_sets_the_password(app_factory, monkeypatch):
-    monkeypatch.setattr("api.routes.credentials.CREDENTIAL_BURST", 100)  # many credential calls in one test
+    monkeypatch.setattr("api.web.credentials.CREDENTIAL_BURST", 100)  # many credential calls in one test
     from tests.test_console import hidden_fields
 
     app = app_factory()
@@ -430,7 +430,7 @@ def test_the_console_reset_form_sets_the_password(app_factory, monkeypatch):
 
 
 def test_password_endpoints_answer_as_the_contract_says(app_factory, assert_contract, monkeypatch):
-    monkeypatch.setattr("api.routes.credentials.CREDENTIAL_BURST", 100)
+    monkeypatch.setattr("api.web.credentials.CREDENTIAL_BURST", 100)
     app = app_factory()
     outbox = with_outbox(app)
     client = app.test_client()
@@ -452,7 +452,7 @@ def test_the_migration_takes_receipts_out_of_answers_stored_before(backend, tmp_
     from alembic.config import Config
     from sqlalchemy import text
 
-    from api.db import MIGRATIONS, Database
+    from api.store.db import MIGRATIONS, Database
 
     url = request.getfixturevalue("postgres_url") if backend == "postgresql" else f"sqlite:///{tmp_path / 'm.db'}"
     db = Database(url)

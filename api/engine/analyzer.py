@@ -16,17 +16,17 @@ from typing import Any
 import cv2
 import numpy as np
 
-from api.engine import detection, follow, micro, stills
+from api.engine import detection, face_following, micro, stills
 from api.engine.blazeface import (DLIB_BOX_RATIO, FULL_RANGE, PHOTO_TILES, SHORT_RANGE, BlazeFace, BlazeFaceClient,
                                   dlib_sized)
-from api.engine.mesh import MESH_MANIFEST_NAME, FaceMesh, HeadPose, five_points, head_pose
 from api.engine.emotion import EmotionModel
 from api.engine.limits import Limits
 from api.engine.media import DecodedImage, DecodedVideo, VideoFrame, decode, sampling_target
+from api.engine.mesh import MESH_MANIFEST_NAME, FaceMesh, HeadPose, five_points, head_pose
 from api.engine.preprocess import (CROP_SCALE, crop_face, eye_line_degrees, face_to_model_input, faces_to_batch,
                                    to_grayscale)
 from api.engine.results import Face, Frame, ImageAnalysis, MicroExpression, Still, VideoAnalysis
-from api.engine.tracking import group_tracks, iou, track_ids
+from api.engine.track_building import group_tracks, iou, track_ids
 from api.engine.weights import load_manifest, prepare_deepface_home
 
 log = logging.getLogger(__name__)
@@ -42,7 +42,7 @@ WEIGHT_NAMES = [
     MESH_MANIFEST_NAME,
 ]
 
-# A detection overlapping a followed face this much is that face (tracking.IOU_THRESHOLD).
+# A detection overlapping a followed face this much is that face (track_building.IOU_THRESHOLD).
 LOST_IOU = 0.3
 
 
@@ -79,7 +79,7 @@ class Analyzer:
     process with one gunicorn worker per core (see gunicorn.conf.py and README, Performance).
 
     `detect_period_ms`: in clips the detector runs on a frame at least this often (and whenever
-    a followed face is lost); faces are followed in between (api.engine.follow). 0 detects on
+    a followed face is lost); faces are followed in between (api.engine.face_following). 0 detects on
     every frame.
     """
 
@@ -103,7 +103,7 @@ class Analyzer:
         # DeepFace's dlib client already holds the 5-point model (the same verified file); reuse it.
         self.landmarks = detection.LandmarkPredictor(self.detectors["dlib"].model["sp"])
         self.emotion = EmotionModel(str(paths[emotion_model]), threads)
-        self.detect_period_ms = follow.DETECT_PERIOD_MS
+        self.detect_period_ms = face_following.DETECT_PERIOD_MS
         self._warm_up()
 
     def model_versions(self, detector: str) -> dict[str, str]:
@@ -179,23 +179,23 @@ class Analyzer:
         frames: list[tuple[int, float, list[_Candidate]]] = []
         inputs: list[np.ndarray] = []
         keep_aligned = options.micro_expressions
-        followed: list[follow.Followed] = []
+        followed: list[face_following.Followed] = []
         last_detection_ms: float | None = None
         detect_next = False
         for frame in decoded:
             pixels = frame.pixels
             faces = None
             if options.detector != detection.SKIP and self.detect_period_ms > 0 and not detect_next \
-                    and not follow.detection_due(frame.timestamp_ms, last_detection_ms, self.detect_period_ms):
+                    and not face_following.detection_due(frame.timestamp_ms, last_detection_ms, self.detect_period_ms):
                 gray = to_grayscale(pixels)
                 landmarks = self._shape_predictor(options.detector)
-                moved = [follow.relocate(landmarks, gray, f) for f in followed]
+                moved = [face_following.relocate(landmarks, gray, f) for f in followed]
                 if all(m is not None for m in moved):  # a lost face sends this frame to the detector
                     followed = [m for m in moved if m is not None]
                     height, width = gray.shape[:2]
                     faces, crops = [], []
                     for f in followed:
-                        box = follow.clip_box(f.box, width, height)
+                        box = face_following.clip_box(f.box, width, height)
                         face, crop = self._describe(pixels, gray, box, f.confidence, f.points, options, keep_aligned)
                         faces.append(face)
                         crops.append(crop)
@@ -207,7 +207,7 @@ class Analyzer:
                     # A face followed until now that the detector did not find: look again next frame.
                     detect_next = any(max((iou(f.box, d.box) for d, _ in found), default=0.0) < LOST_IOU
                                       for f in followed)
-                    followed = [follow.start(gray, d.box, points, d.confidence) for d, points in found]
+                    followed = [face_following.start(gray, d.box, points, d.confidence) for d, points in found]
                     last_detection_ms = frame.timestamp_ms
             frames.append((frame.index, frame.timestamp_ms, faces))
             inputs.extend(face_to_model_input(crop) for crop in crops)

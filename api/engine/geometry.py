@@ -1,4 +1,5 @@
-"""The least-squares similarity fit shared by face following (api.engine.follow) and alignment (api.engine.micro)."""
+"""The least-squares similarity fit shared by face following (api.engine.face_following)
+and alignment (api.engine.micro)."""
 from __future__ import annotations
 
 import numpy as np

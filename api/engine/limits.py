@@ -1,4 +1,4 @@
-"""What one upload may cost: checked before any pixel is decoded (api.config reads them from the environment)."""
+"""What one upload may cost: checked before any pixel is decoded (api.wiring.config reads them from the environment)."""
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -25,9 +25,9 @@ from pathlib import Path
 from emoscope import parse_analysis
 from emoscope.cli import render
 
-from api import repository
-from api.app import create_app
-from api.config import REPO_ROOT, Settings
+from api.store import repository
+from api.web.app import create_app
+from api.wiring.config import REPO_ROOT, Settings
 
 EXAMPLES_DIR = Path(__file__).resolve().parent
 DATA_DIR = Path(os.environ.get("EMOSCOPE_DATA_DIR", REPO_ROOT.parent / "shared" / "data")).resolve()

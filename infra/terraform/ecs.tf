@@ -147,7 +147,7 @@ locals {
     name      = "proxy"
     image     = local.image
     essential = true
-    command   = ["python", "-m", "api.proxy"]
+    command   = ["python", "-m", "api.web.proxy"]
     user      = "10001"
 
     portMappings = [{ containerPort = var.api_port, protocol = "tcp" }]

@@ -152,19 +152,19 @@ variable "image_tag" {
 variable "api_command" {
   description = "Command of the API container."
   type        = list(string)
-  default     = ["gunicorn", "-c", "gunicorn.conf.py", "api.app:create_app()"]
+  default     = ["gunicorn", "-c", "gunicorn.conf.py", "api.web.app:create_app()"]
 }
 
 variable "worker_command" {
-  description = "Command of the worker containers (the Celery app is api/worker.py)."
+  description = "Command of the worker containers (the Celery app is api/wiring/worker.py)."
   type        = list(string)
-  default     = ["celery", "-A", "api.worker", "worker", "--loglevel=INFO"]
+  default     = ["celery", "-A", "api.wiring.worker", "worker", "--loglevel=INFO"]
 }
 
 variable "beat_command" {
   description = "Command of the single Celery beat container, which schedules the periodic tasks (result sweep, usage push to Stripe). Its schedule file lives on the writable /tmp."
   type        = list(string)
-  default     = ["celery", "-A", "api.worker", "beat", "--loglevel=INFO", "--schedule=/tmp/celerybeat-schedule"]
+  default     = ["celery", "-A", "api.wiring.worker", "beat", "--loglevel=INFO", "--schedule=/tmp/celerybeat-schedule"]
 }
 
 variable "api_port" {

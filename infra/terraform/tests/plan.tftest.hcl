@@ -127,18 +127,18 @@ run "defaults" {
   }
 
   assert {
-    condition     = jsondecode(aws_ecs_task_definition.this["api"].container_definitions)[0].command == ["gunicorn", "-c", "gunicorn.conf.py", "api.app:create_app()"]
+    condition     = jsondecode(aws_ecs_task_definition.this["api"].container_definitions)[0].command == ["gunicorn", "-c", "gunicorn.conf.py", "api.web.app:create_app()"]
     error_message = "API command changed."
   }
 
   assert {
     condition = (
       jsondecode(aws_ecs_task_definition.this["api"].container_definitions)[1].name == "proxy"
-      && jsondecode(aws_ecs_task_definition.this["api"].container_definitions)[1].command == ["python", "-m", "api.proxy"]
+      && jsondecode(aws_ecs_task_definition.this["api"].container_definitions)[1].command == ["python", "-m", "api.web.proxy"]
       && jsondecode(aws_ecs_task_definition.this["api"].container_definitions)[1].portMappings[0].containerPort == 8000
       && [for lb in aws_ecs_service.api.load_balancer : lb.container_name] == ["proxy"]
     )
-    error_message = "The load balancer must reach the API task through nginx (python -m api.proxy) on port 8000."
+    error_message = "The load balancer must reach the API task through nginx (python -m api.web.proxy) on port 8000."
   }
 
   assert {
@@ -151,7 +151,7 @@ run "defaults" {
   }
 
   assert {
-    condition     = jsondecode(aws_ecs_task_definition.this["worker"].container_definitions)[0].command == ["celery", "-A", "api.worker", "worker", "--loglevel=INFO"]
+    condition     = jsondecode(aws_ecs_task_definition.this["worker"].container_definitions)[0].command == ["celery", "-A", "api.wiring.worker", "worker", "--loglevel=INFO"]
     error_message = "Worker command changed."
   }
 

@@ -1,0 +1,1 @@
+"""The domain: jobs, studies, audiences, metering, billing, accounts, webhooks. No Flask here."""

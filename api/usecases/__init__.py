@@ -1,0 +1,2 @@
+"""Use cases shared by the API, the console and the study pages: admission, submission,
+subscriptions, erasure. No Flask here."""

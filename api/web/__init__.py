@@ -1,0 +1,1 @@
+"""The web layer: the Flask factory, blueprints (routes/), request guards, problem documents, pages."""

@@ -1,0 +1,2 @@
+"""Wiring: settings -> services (database, storage, queue, job kinds), the Celery worker and
+`emoscope-admin`. No Flask here."""
