@@ -52,9 +52,11 @@ $(DOCS_SITE)/index.html: $(APP_INSTALLED) $(DOCS_SOURCES)
 docs-examples: $(APP_INSTALLED)
 	$(BIN)/python -m docs.examples.generate
 
-# Lint, types (strict on the engine and the SDK) and import contracts; settings in pyproject.toml.
+# Lint, layout (ruff format), types (strict on the engine and the SDK) and import contracts; settings in
+# pyproject.toml.
 check: $(APP_INSTALLED)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 

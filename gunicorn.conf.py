@@ -8,6 +8,7 @@ slow upload or a database call overlaps with another request's inference; its ot
 503 `overloaded` + Retry-After instead of letting them queue into timeouts. The app is NOT preloaded: each worker builds its own model
 sessions after fork (onnxruntime and dlib objects must not be shared across a fork).
 """
+
 import os
 
 # Loopback only: `make run` on 127.0.0.1:8000; the image on 127.0.0.1:8001 behind nginx (api/web/proxy.py).

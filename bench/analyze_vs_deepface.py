@@ -6,6 +6,7 @@ decodes, checks limits, detects, aligns and classifies in one batch). Prints med
 
     python bench/analyze_vs_deepface.py [--detector dlib] [--images 52]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,9 +19,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from machine import describe  # noqa: E402  (bench/machine.py)
+
 from api.engine.analyzer import AnalysisOptions, Analyzer, analyze_bytes  # noqa: E402
 from api.wiring.config import DEFAULT_EMOTION_MODEL, REPO_ROOT, Limits  # noqa: E402
-from machine import describe  # noqa: E402  (bench/machine.py)
 
 DATA_DIR = Path(os.environ.get("EMOSCOPE_DATA_DIR", REPO_ROOT.parent / "shared" / "data"))
 
@@ -46,8 +48,11 @@ def main() -> None:
     options, limits = AnalysisOptions(detector=args.detector), Limits()
 
     def deepface(path: Path) -> int:
-        return len(DeepFace.analyze(str(path), actions=["emotion"], detector_backend=args.detector,
-                                    enforce_detection=False, silent=True))
+        return len(
+            DeepFace.analyze(
+                str(path), actions=["emotion"], detector_backend=args.detector, enforce_detection=False, silent=True
+            )
+        )
 
     def ours(path: Path) -> int:
         return len(analyze_bytes(analyzer, path.read_bytes(), options, limits).faces)
@@ -61,12 +66,16 @@ def main() -> None:
             faces[name] += run(path)
             timings[name].append((time.perf_counter() - started) * 1000)
 
-    print(f"{len(images)} real photos from {DATA_DIR / 'faces'} (up to 2280x1588), detector={args.detector}, "
-          f"emotion model={args.emotion_model}, {describe()}")
+    print(
+        f"{len(images)} real photos from {DATA_DIR / 'faces'} (up to 2280x1588), detector={args.detector}, "
+        f"emotion model={args.emotion_model}, {describe()}"
+    )
     print(f"{'path':<10} {'median ms':>10} {'p95 ms':>8} {'images/s':>9} {'faces':>6}")
     for name, values in timings.items():
-        print(f"{name:<10} {statistics.median(values):>10.1f} {percentile(values, 0.95):>8.1f} "
-              f"{1000 * len(values) / sum(values):>9.2f} {faces[name]:>6}")
+        print(
+            f"{name:<10} {statistics.median(values):>10.1f} {percentile(values, 0.95):>8.1f} "
+            f"{1000 * len(values) / sum(values):>9.2f} {faces[name]:>6}"
+        )
     ratio = statistics.median(timings["deepface"]) / statistics.median(timings["emoscope"])
     print(f"median speed-up of emoscope over plain DeepFace.analyze: {ratio:.2f}x")
 

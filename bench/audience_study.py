@@ -19,6 +19,7 @@ compared (bootstrap) with an empty study.
     python bench/audience_study.py                      # both parts (~10 min here for part 1)
     python bench/audience_study.py --participants 0     # part 2 only
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,8 +48,14 @@ CONSENT = json.dumps({"version": "bench-v1", "accepted_at": "2026-12-02T10:00:00
 
 
 def make_app(state: Path):
-    os.environ.update({"EMOSCOPE_DEV_MODE": "true", "EMOSCOPE_STATE_DIR": str(state), "EMOSCOPE_FREE_REQUESTS_PER_SECOND": "1000",
-                       "EMOSCOPE_FREE_MONTHLY_UNITS": str(10 ** 9)})
+    os.environ.update(
+        {
+            "EMOSCOPE_DEV_MODE": "true",
+            "EMOSCOPE_STATE_DIR": str(state),
+            "EMOSCOPE_FREE_REQUESTS_PER_SECOND": "1000",
+            "EMOSCOPE_FREE_MONTHLY_UNITS": str(10**9),
+        }
+    )
     from api.web.app import create_app
 
     app = create_app()
@@ -57,7 +64,11 @@ def make_app(state: Path):
 
 
 def owner_key(client) -> str:
-    body = {"email": f"bench-{time.time_ns()}@example.com", "password": "correct horse battery", "account_name": "bench"}
+    body = {
+        "email": f"bench-{time.time_ns()}@example.com",
+        "password": "correct horse battery",
+        "account_name": "bench",
+    }
     return client.post("/v1/signup", json=body).json["api_key"]["secret"]
 
 
@@ -74,11 +85,25 @@ def participant_spec(i: int, photo: str, rng: np.random.Generator, stimulus_s: f
     micro_start = lead_s + MICRO_AT_S + rng.uniform(-JITTER_S, JITTER_S)
     events.append(mc.make_event(rng, "micro", micro_start, fps, pattern="brow_raise", amplitude="high"))
     events.sort(key=lambda e: e.onset_frame)
-    nuisance = mc.Nuisance(head_motion=float(rng.uniform(0.3, 0.8)), jerks_per_min=float(rng.uniform(0, 3)),
-                           blinks_per_min=float(rng.uniform(8, 16)), brightness=float(rng.uniform(0.3, 0.8)),
-                           noise_sigma=float(rng.uniform(1.5, 3.0)), crf=23)
-    spec = mc.ClipSpec(f"viewer{i:02d}", photo, fps, seconds, events, int(rng.integers(2 ** 31)),
-                       iod=float(rng.uniform(50, 60)), background=i % len(mc.BACKGROUNDS), nuisance=nuisance)
+    nuisance = mc.Nuisance(
+        head_motion=float(rng.uniform(0.3, 0.8)),
+        jerks_per_min=float(rng.uniform(0, 3)),
+        blinks_per_min=float(rng.uniform(8, 16)),
+        brightness=float(rng.uniform(0.3, 0.8)),
+        noise_sigma=float(rng.uniform(1.5, 3.0)),
+        crf=23,
+    )
+    spec = mc.ClipSpec(
+        f"viewer{i:02d}",
+        photo,
+        fps,
+        seconds,
+        events,
+        int(rng.integers(2**31)),
+        iod=float(rng.uniform(50, 60)),
+        background=i % len(mc.BACKGROUNDS),
+        nuisance=nuisance,
+    )
     return spec, lead_s * 1000
 
 
@@ -92,16 +117,23 @@ def run_study(participants: int, stimulus_s: float, seed: int) -> dict:
     client = app.test_client()
     key = owner_key(client)
     auth = {"Authorization": f"Bearer {key}"}
-    study = client.post("/v1/studies", headers=auth,
-                        json={"name": "bench ad", "stimulus_duration_ms": stimulus_s * 1000}).json
+    study = client.post(
+        "/v1/studies", headers=auth, json={"name": "bench ad", "stimulus_duration_ms": stimulus_s * 1000}
+    ).json
     started = time.perf_counter()
     for i in range(participants):
         spec, lead_ms = participant_spec(i, photos[i], rng, stimulus_s)
         clip = mc.render_clip(spec)
-        response = client.post(f"/v1/studies/{study['id']}/sessions",
-                               headers={"Authorization": f"Bearer {study['participant_token']}"},
-                               data={"file": (io.BytesIO(clip.data), "webcam.mp4"), "stimulus_started_ms": f"{lead_ms:.1f}",
-                                     "consent": CONSENT, "segment": "early" if i % 2 else "late"})
+        response = client.post(
+            f"/v1/studies/{study['id']}/sessions",
+            headers={"Authorization": f"Bearer {study['participant_token']}"},
+            data={
+                "file": (io.BytesIO(clip.data), "webcam.mp4"),
+                "stimulus_started_ms": f"{lead_ms:.1f}",
+                "consent": CONSENT,
+                "segment": "early" if i % 2 else "late",
+            },
+        )
         if response.status_code != 202:
             sys.exit(f"session {i} refused: {response.status_code} {response.get_data(as_text=True)}")
     while True:
@@ -117,7 +149,9 @@ def run_study(participants: int, stimulus_s: float, seed: int) -> dict:
     micro_second = report["buckets"][int(MICRO_AT_S)]["micro_expressions"]
     curve = [b["emotions"]["happy"]["mean"] if b["emotions"] else None for b in report["buckets"]]
     return {
-        "participants": participants, "sessions": counts, "seconds_to_analyse_all": round(analysed_s, 1),
+        "participants": participants,
+        "sessions": counts,
+        "seconds_to_analyse_all": round(analysed_s, 1),
         "viewers_per_second": [b["viewers"] for b in report["buckets"]],
         "happy_mean_per_second": curve,
         "top_moments": report["top_moments"],
@@ -137,18 +171,26 @@ def smile_tests(app, study_id: str, stimulus_s: float) -> dict:
     from api.store.db import StudySession
 
     with app.extensions["emoscope"].db.session.begin() as session:
-        rows = session.query(StudySession.timeline, StudySession.micro_onsets, StudySession.segment) \
-            .filter_by(study_id=study_id, status="succeeded").all()
+        rows = (
+            session.query(StudySession.timeline, StudySession.micro_onsets, StudySession.segment)
+            .filter_by(study_id=study_id, status="succeeded")
+            .all()
+        )
     n = audience.grid_size(stimulus_s * 1000)
-    tests = audience.audience_moment_tests([audience.SessionTimeline.from_bytes(t, n, json.loads(m), s)
-                                            for t, m, s in rows], stimulus_s * 1000)
+    tests = audience.audience_moment_tests(
+        [audience.SessionTimeline.from_bytes(t, n, json.loads(m), s) for t, m, s in rows], stimulus_s * 1000
+    )
     j = audience.EXPRESSIVE_EMOTIONS.index("happy")
     out = {}
     for at in SMILES:
         (k,) = np.flatnonzero(tests.seconds == int(at))
-        out[str(at)] = {"lift": round(float(tests.lift[k, j]), 4), "p": float(f"{tests.p[k, j]:.3g}"),
-                        "p_adjusted": float(f"{tests.adjusted[k, j]:.3g}"), "viewers": int(tests.viewers[k])}
-    smallest = np.argsort(tests.p[:, j])[:len(SMILES)]
+        out[str(at)] = {
+            "lift": round(float(tests.lift[k, j]), 4),
+            "p": float(f"{tests.p[k, j]:.3g}"),
+            "p_adjusted": float(f"{tests.adjusted[k, j]:.3g}"),
+            "viewers": int(tests.viewers[k]),
+        }
+    smallest = np.argsort(tests.p[:, j])[: len(SMILES)]
     out["seconds_with_the_smallest_happy_p"] = sorted(int(tests.seconds[k]) for k in smallest)
     out["pairs_tested"] = int(tests.p.size)
     return out
@@ -164,8 +206,11 @@ def run_report_scale(sessions: int, session_s: float, seed: int) -> dict:
     client = app.test_client()
     key = owner_key(client)
     auth = {"Authorization": f"Bearer {key}"}
-    study_id = client.post("/v1/studies", headers=auth, json={"name": "scale", "stimulus_duration_ms": session_s * 1000,
-                                                              "variables": ["age"]}).json["id"]
+    study_id = client.post(
+        "/v1/studies",
+        headers=auth,
+        json={"name": "scale", "stimulus_duration_ms": session_s * 1000, "variables": ["age"]},
+    ).json["id"]
     n = audience.grid_size(session_s * 1000)
     db = app.extensions["emoscope"].db
     written = time.perf_counter()
@@ -179,12 +224,24 @@ def run_report_scale(sessions: int, session_s: float, seed: int) -> dict:
             p[~visible] = np.nan
             onsets = [(float(rng.uniform(0, session_s * 1000)), str(rng.choice(EMOTIONS))) for _ in range(3)]
             age = AGE_BANDS[i % len(AGE_BANDS)]
-            timeline = audience.SessionTimeline(recorded, visible, visible, p, onsets, "a" if i % 2 else "b",
-                                                {"age": age})
-            session.add(StudySession(id=f"ses_scale_{i}", study_id=study.id, receipt_hash=f"scale-{i}",
-                                     status="succeeded", stimulus_started_ms=0, consent_version="bench",
-                                     consented_at=utcnow(), segment=timeline.segment, timeline=timeline.to_bytes(),
-                                     micro_onsets=json.dumps(onsets), variables=json.dumps(timeline.variables)))
+            timeline = audience.SessionTimeline(
+                recorded, visible, visible, p, onsets, "a" if i % 2 else "b", {"age": age}
+            )
+            session.add(
+                StudySession(
+                    id=f"ses_scale_{i}",
+                    study_id=study.id,
+                    receipt_hash=f"scale-{i}",
+                    status="succeeded",
+                    stimulus_started_ms=0,
+                    consent_version="bench",
+                    consented_at=utcnow(),
+                    segment=timeline.segment,
+                    timeline=timeline.to_bytes(),
+                    micro_onsets=json.dumps(onsets),
+                    variables=json.dumps(timeline.variables),
+                )
+            )
     written = time.perf_counter() - written
     times = []
     for _ in range(3):
@@ -199,16 +256,24 @@ def run_report_scale(sessions: int, session_s: float, seed: int) -> dict:
     filtered = client.get(f"/v1/studies/{study_id}/report?segment.age={AGE_BANDS[0]}", headers=auth)
     filtered_t = time.perf_counter() - filtered_t
     assert filtered.json["viewers"] == sessions // len(AGE_BANDS)
-    compare_id = client.post("/v1/studies", headers=auth,
-                             json={"name": "scale b", "stimulus_duration_ms": session_s * 1000}).json["id"]
+    compare_id = client.post(
+        "/v1/studies", headers=auth, json={"name": "scale b", "stimulus_duration_ms": session_s * 1000}
+    ).json["id"]
     compare_t = time.perf_counter()
     compared = client.get(f"/v1/studies/compare?ids={study_id},{compare_id}", headers=auth)
     compare_t = time.perf_counter() - compare_t
     assert compared.status_code == 200
-    return {"sessions": sessions, "session_seconds": session_s, "seconds_to_write": round(written, 1),
-            "report_seconds": [round(t, 3) for t in times], "report_seconds_median": round(float(np.median(times)), 3),
-            "csv_report_seconds": round(csv_t, 3), "filtered_report_seconds": round(filtered_t, 3),
-            "compare_with_an_empty_study_seconds": round(compare_t, 3), "target_seconds": 1.0}
+    return {
+        "sessions": sessions,
+        "session_seconds": session_s,
+        "seconds_to_write": round(written, 1),
+        "report_seconds": [round(t, 3) for t in times],
+        "report_seconds_median": round(float(np.median(times)), 3),
+        "csv_report_seconds": round(csv_t, 3),
+        "filtered_report_seconds": round(filtered_t, 3),
+        "compare_with_an_empty_study_seconds": round(compare_t, 3),
+        "target_seconds": 1.0,
+    }
 
 
 def main() -> None:

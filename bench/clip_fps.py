@@ -17,6 +17,7 @@ detection (box IoU, same dominant emotion) and the track count.
     python bench/clip_fps.py [--clip PATH] [--size 640x480|native] [--repeats 3] [--baseline-root DIR]
                              [--no-micro] [--cv2-threads 2] [--detectors dlib,blazeface]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,7 +33,6 @@ from pathlib import Path
 
 import av
 import numpy as np
-
 from machine import describe  # bench/machine.py
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,7 +63,7 @@ def padded_clip(path: Path, size: str) -> tuple[bytes, int, int, int]:
                 rgb = cv2.resize(rgb, (round(w0 * scale), round(h0 * scale)), interpolation=cv2.INTER_AREA)
             canvas = np.zeros((h, w, 3), np.uint8)
             y, x = (h - rgb.shape[0]) // 2, (w - rgb.shape[1]) // 2
-            canvas[y:y + rgb.shape[0], x:x + rgb.shape[1]] = rgb
+            canvas[y : y + rgb.shape[0], x : x + rgb.shape[1]] = rgb
             for packet in video.encode(av.VideoFrame.from_ndarray(canvas, format="rgb24")):
                 target.mux(packet)
         for packet in video.encode():
@@ -71,8 +71,9 @@ def padded_clip(path: Path, size: str) -> tuple[bytes, int, int, int]:
     return out.getvalue(), w, h, len(frames)
 
 
-def serve(root: Path, period_ms: float | None, clip_file: Path, micro: bool, cv2_threads: int | None,
-          detector: str | None) -> None:
+def serve(
+    root: Path, period_ms: float | None, clip_file: Path, micro: bool, cv2_threads: int | None, detector: str | None
+) -> None:
     """Worker: load the engine under `root`, then analyse the clip once per line on stdin."""
     sys.path.insert(0, str(root))
     import cv2
@@ -92,10 +93,23 @@ def serve(root: Path, period_ms: float | None, clip_file: Path, micro: bool, cv2
         started, cpu = time.perf_counter(), time.process_time()
         result = analyze_bytes(analyzer, data, options, limits)
         seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
-        frames = [[[float(v) for v in face.box] + [int(np.argmax(face.emotions))] for face in frame.faces]
-                  for frame in result.frames]
-        print(json.dumps({"seconds": seconds, "cpu": cpu, "frames": frames, "tracks": len(result.tracks),
-                          "events": len(result.micro_expressions), "timing": result.timing_ms}), flush=True)
+        frames = [
+            [[float(v) for v in face.box] + [int(np.argmax(face.emotions))] for face in frame.faces]
+            for frame in result.frames
+        ]
+        print(
+            json.dumps(
+                {
+                    "seconds": seconds,
+                    "cpu": cpu,
+                    "frames": frames,
+                    "tracks": len(result.tracks),
+                    "events": len(result.micro_expressions),
+                    "timing": result.timing_ms,
+                }
+            ),
+            flush=True,
+        )
 
 
 def box_iou(a, b) -> float:
@@ -156,7 +170,7 @@ def main() -> None:
     results = {name: [] for name in workers}
     for r in range(args.repeats + 1):  # the first round warms caches and is not counted
         names = list(workers)
-        names = names[r % len(names):] + names[:r % len(names)]
+        names = names[r % len(names) :] + names[: r % len(names)]
         for name in names:
             workers[name].stdin.write("run\n")
             workers[name].stdin.flush()
@@ -167,13 +181,17 @@ def main() -> None:
         worker.stdin.close()
         worker.wait()
 
-    print(f"{args.clip.name} letterboxed to {width}x{height}, {count} frames, micro-expressions "
-          f"{'off' if args.no_micro else 'on'}, {args.repeats} runs per variant taken in turns, "
-          f"{describe()}")
+    print(
+        f"{args.clip.name} letterboxed to {width}x{height}, {count} frames, micro-expressions "
+        f"{'off' if args.no_micro else 'on'}, {args.repeats} runs per variant taken in turns, "
+        f"{describe()}"
+    )
     reference = results["every-frame"][0]["frames"]
     first = None
-    print(f"{'variant':<18} {'frames/s':>8} {'x':>5} {'frames/CPU-s':>12} {'median s':>8} {'detect+decode s':>15} {'micro s':>7} "
-          f"{'tracks':>6} {'box IoU':>7} {'same label':>10} {'face diff':>9}")
+    print(
+        f"{'variant':<18} {'frames/s':>8} {'x':>5} {'frames/CPU-s':>12} {'median s':>8} {'detect+decode s':>15} {'micro s':>7} "
+        f"{'tracks':>6} {'box IoU':>7} {'same label':>10} {'face diff':>9}"
+    )
     for name, runs in results.items():
         seconds = statistics.median(r["seconds"] for r in runs)
         fps = len(runs[0]["frames"]) / seconds
@@ -181,9 +199,11 @@ def main() -> None:
         first = first or fps
         iou, same, diff = agreement(reference, runs[0]["frames"])
         timing = runs[0]["timing"]
-        print(f"{name:<18} {fps:>8.1f} {fps / first:>5.2f} {cpu_fps:>12.1f} {seconds:>8.2f} "
-              f"{timing.get('decode_and_detect', 0) / 1000:>15.2f} {timing.get('micro_expressions', 0) / 1000:>7.2f} "
-              f"{runs[0]['tracks']:>6} {iou:>7.3f} {same:>10.1%} {diff:>9}")
+        print(
+            f"{name:<18} {fps:>8.1f} {fps / first:>5.2f} {cpu_fps:>12.1f} {seconds:>8.2f} "
+            f"{timing.get('decode_and_detect', 0) / 1000:>15.2f} {timing.get('micro_expressions', 0) / 1000:>7.2f} "
+            f"{runs[0]['tracks']:>6} {iou:>7.3f} {same:>10.1%} {diff:>9}"
+        )
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ at IoU >= 0.5 in source pixels; "extra"/"missed" are the rest.
 
     python bench/detector_settings.py [--repeats 3] [--clip-frames 12]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,19 +26,21 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from machine import describe  # noqa: E402  (bench/machine.py)
+
 from api.engine import detection  # noqa: E402
 from api.engine.analyzer import configure_deepface  # noqa: E402
 from api.engine.track_building import iou  # noqa: E402
 from api.engine.weights import prepare_deepface_home  # noqa: E402
 from api.wiring.config import DEFAULT_EMOTION_MODEL, REPO_ROOT  # noqa: E402
-from machine import describe  # noqa: E402  (bench/machine.py)
 
 DATA_DIR = Path(os.environ.get("EMOSCOPE_DATA_DIR", REPO_ROOT.parent / "shared" / "data"))
 
 
 def boxes_from_rects(rects, scale: float) -> list[np.ndarray]:
-    return [np.array([r.left(), r.top(), r.right() - r.left(), r.bottom() - r.top()], np.float32) / scale
-            for r in rects]
+    return [
+        np.array([r.left(), r.top(), r.right() - r.left(), r.bottom() - r.top()], np.float32) / scale for r in rects
+    ]
 
 
 def resized(image: np.ndarray, side: int) -> tuple[np.ndarray, float]:
@@ -61,12 +64,20 @@ def make_settings(client):
                 small = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
             rects, _, _ = hog.run(small, upsample)
             return boxes_from_rects(rects, scale)
+
         return run
 
     settings = {"ref: detect_faces up1 @640": reference}
     # HOG straight on the copy (upsample x0 or x1), BGR or grey; copies are only ever shrunk here.
-    for side, upsample, gray in [(640, 1, False), (640, 1, True), (640, 0, False), (640, 0, True),
-                                 (800, 0, True), (960, 0, True), (1280, 0, True)]:
+    for side, upsample, gray in [
+        (640, 1, False),
+        (640, 1, True),
+        (640, 0, False),
+        (640, 0, True),
+        (800, 0, True),
+        (960, 0, True),
+        (1280, 0, True),
+    ]:
         name = f"run up{upsample} @{side} {'gray' if gray else 'bgr'}"
         settings[name] = hog_run(side, upsample, gray)
     settings["detect() default"] = lambda image: [d.box for d in detection.detect(client, image)]
@@ -89,7 +100,7 @@ def shrunk(image: np.ndarray, factor: float) -> np.ndarray:
     canvas = np.full_like(image, 128)
     small = cv2.resize(image, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA)
     y, x = (canvas.shape[0] - small.shape[0]) // 2, (canvas.shape[1] - small.shape[1]) // 2
-    canvas[y:y + small.shape[0], x:x + small.shape[1]] = small
+    canvas[y : y + small.shape[0], x : x + small.shape[1]] = small
     return canvas
 
 
@@ -109,8 +120,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--clip-frames", type=int, default=12, help="frames taken from each clip in videos/")
-    parser.add_argument("--shrink", type=float, default=1.0,
-                        help="shrink each picture by this factor onto a grey canvas of its own size (smaller faces)")
+    parser.add_argument(
+        "--shrink",
+        type=float,
+        default=1.0,
+        help="shrink each picture by this factor onto a grey canvas of its own size (smaller faces)",
+    )
     parser.add_argument("--verbose", action="store_true", help="list pictures where a setting differs")
     args = parser.parse_args()
 
@@ -130,7 +145,7 @@ def main() -> None:
         best = {n: float("inf") for n in names}
         found = {}
         for r in range(args.repeats):
-            order = names[(k + r) % len(names):] + names[:(k + r) % len(names)]
+            order = names[(k + r) % len(names) :] + names[: (k + r) % len(names)]
             for n in order:
                 started = time.perf_counter()
                 found[n] = settings[n](image)
@@ -144,12 +159,18 @@ def main() -> None:
             t[2] += missed
             t[3] += extra
             if args.verbose and (missed or extra):
-                print(f"  {label}: {n}: ref {len(found[names[0]])}, found {len(found[n])}, missed {missed}, extra {extra}")
+                print(
+                    f"  {label}: {n}: ref {len(found[names[0]])}, found {len(found[n])}, missed {missed}, extra {extra}"
+                )
 
-    print(f"{len(pictures)} pictures ({sum(1 for label, _ in pictures if '#' not in label)} photos from {DATA_DIR / 'faces'}, "
-          f"the rest clip frames), best of {args.repeats} per picture, {describe()}")
+    print(
+        f"{len(pictures)} pictures ({sum(1 for label, _ in pictures if '#' not in label)} photos from {DATA_DIR / 'faces'}, "
+        f"the rest clip frames), best of {args.repeats} per picture, {describe()}"
+    )
     base = statistics.median(ms[names[0]])
-    print(f"{'setting':<30} {'faces':>5} {'same':>5} {'missed':>6} {'extra':>5} {'median ms':>9} {'mean ms':>8} {'x ref':>6}")
+    print(
+        f"{'setting':<30} {'faces':>5} {'same':>5} {'missed':>6} {'extra':>5} {'median ms':>9} {'mean ms':>8} {'x ref':>6}"
+    )
     for n in names:
         f, s, m, e = tallies[n]
         med = statistics.median(ms[n])

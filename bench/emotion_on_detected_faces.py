@@ -9,6 +9,7 @@ which no face is found counts as wrong. "crop" is the emotion model on the origi
 
     python bench/emotion_on_detected_faces.py [--fer N] [--seed 0] [--detectors dlib,blazeface]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "models"))
 
 from evaluate import CKPLUS_TO_EMOTIONS  # noqa: E402  (models/evaluate.py: the one CK+ label map)
+from machine import describe  # noqa: E402  (bench/machine.py)
 
 from api.engine import detection  # noqa: E402
 from api.engine.analyzer import AnalysisOptions, Analyzer  # noqa: E402
@@ -33,7 +35,6 @@ from api.engine.media import DecodedImage  # noqa: E402
 from api.engine.preprocess import EMOTIONS, faces_to_batch  # noqa: E402
 from api.engine.results import MediaInfo  # noqa: E402
 from api.wiring.config import DEFAULT_EMOTION_MODEL, REPO_ROOT  # noqa: E402
-from machine import describe  # noqa: E402  (bench/machine.py)
 
 DATA_DIR = Path(os.environ.get("EMOSCOPE_DATA_DIR", REPO_ROOT.parent / "shared" / "data"))
 CANVAS_W, CANVAS_H, FACE_SIDE, MARGIN = 640, 480, 192, 48
@@ -43,13 +44,17 @@ def labelled_crops(fer_count: int, seed: int) -> dict[str, list[tuple[np.ndarray
     sets = {}
     with (DATA_DIR / "ckplus48" / "labels.csv").open() as f:
         rows = [r for r in csv.DictReader(f) if r["label"] in CKPLUS_TO_EMOTIONS]
-    sets["CK+48"] = [(cv2.imread(str(DATA_DIR / "ckplus48" / r["file"])), EMOTIONS.index(CKPLUS_TO_EMOTIONS[r["label"]]))
-                     for r in rows]
+    sets["CK+48"] = [
+        (cv2.imread(str(DATA_DIR / "ckplus48" / r["file"])), EMOTIONS.index(CKPLUS_TO_EMOTIONS[r["label"]]))
+        for r in rows
+    ]
     with (DATA_DIR / "fer2013" / "labels.csv").open() as f:
         rows = [r for r in csv.DictReader(f) if r["split"] == "public_test"]
     chosen = np.random.default_rng(seed).permutation(len(rows))[:fer_count]
-    sets["FER2013 public_test"] = [(cv2.imread(str(DATA_DIR / "fer2013" / rows[i]["file"])),
-                                    EMOTIONS.index(rows[i]["label"])) for i in sorted(chosen)]
+    sets["FER2013 public_test"] = [
+        (cv2.imread(str(DATA_DIR / "fer2013" / rows[i]["file"])), EMOTIONS.index(rows[i]["label"]))
+        for i in sorted(chosen)
+    ]
     return sets
 
 
@@ -59,7 +64,7 @@ def picture(crop: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     canvas = np.full((CANVAS_H, CANVAS_W, 3), 128, np.uint8)
     side = face.shape[0]
     top, left = int(rng.integers(0, CANVAS_H - side + 1)), int(rng.integers(0, CANVAS_W - side + 1))
-    canvas[top:top + side, left:left + side] = face
+    canvas[top : top + side, left : left + side] = face
     return canvas
 
 
@@ -67,8 +72,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fer", type=int, default=1000, help="FER2013 public_test crops to use (seeded sample)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--detectors", default=",".join(detection.DETECTORS),
-                        help="comma-separated detectors to compare (default: all)")
+    parser.add_argument(
+        "--detectors", default=",".join(detection.DETECTORS), help="comma-separated detectors to compare (default: all)"
+    )
     args = parser.parse_args()
     analyzer = Analyzer(Path(tempfile.mkdtemp()), DEFAULT_EMOTION_MODEL, threads=1)
     print(f"Emotion accuracy on detected faces, model {DEFAULT_EMOTION_MODEL}; {describe()}")
@@ -89,8 +95,10 @@ def main() -> None:
             ms = (time.perf_counter() - started) * 1000 / len(pictures)
             predicted = np.array(predicted)
             found = predicted >= 0
-            print(f"{name:<22} {len(crops):>6} {detector:<12} {found.mean():>7.1%} {np.mean(predicted == labels):>9.1%} "
-                  f"{np.mean(predicted[found] == labels[found]) if found.any() else float('nan'):>9.1%} {ms:>7.1f}")
+            print(
+                f"{name:<22} {len(crops):>6} {detector:<12} {found.mean():>7.1%} {np.mean(predicted == labels):>9.1%} "
+                f"{np.mean(predicted[found] == labels[found]) if found.any() else float('nan'):>9.1%} {ms:>7.1f}"
+            )
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ order, so background load hits all alike), then the median over pictures.
 
     python bench/face_detection.py [--photos-only] [--constructed 120] [--repeats 2] [--seed 0] [--verbose]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -52,11 +53,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from machine import describe  # noqa: E402  (bench/machine.py)
+
 from api.engine import detection, face_following, media  # noqa: E402
 from api.engine.analyzer import AnalysisOptions, Analyzer  # noqa: E402
 from api.engine.preprocess import to_grayscale  # noqa: E402
 from api.wiring.config import DEFAULT_EMOTION_MODEL, REPO_ROOT, Limits  # noqa: E402
-from machine import describe  # noqa: E402  (bench/machine.py)
 
 DATA_DIR = Path(os.environ.get("EMOSCOPE_DATA_DIR", REPO_ROOT.parent / "shared" / "data"))
 LABELS = REPO_ROOT / "bench" / "data" / "face_boxes.json"
@@ -74,8 +76,15 @@ VIDEO_FACES = [
     ("single_face.mp4", 60, (216, 68, 156, 212)),
 ]
 # Photos never used as backgrounds: defocused crowds or printed faces that are not boxed one by one.
-NOT_BACKGROUNDS = {"img31.jpg", "img38.jpg", "img41.jpg", "img54.jpg", "img55.jpg", "img62.jpg",
-                   "selfie-many-people.jpg"}
+NOT_BACKGROUNDS = {
+    "img31.jpg",
+    "img38.jpg",
+    "img41.jpg",
+    "img54.jpg",
+    "img55.jpg",
+    "img62.jpg",
+    "selfie-many-people.jpg",
+}
 
 
 @dataclass
@@ -126,8 +135,9 @@ def inside_fraction(box, region) -> float:
     return iw * ih / (box[2] * box[3]) if box[2] * box[3] > 0 else 0.0
 
 
-def score(truths: list[Truth], boxes: list[np.ndarray],
-          threshold: float = IOU_MATCH) -> tuple[list[float | None], int, int]:
+def score(
+    truths: list[Truth], boxes: list[np.ndarray], threshold: float = IOU_MATCH
+) -> tuple[list[float | None], int, int]:
     """Per truth the IoU of its matched detection (None: missed, or ignored), the false boxes, and how
     many of those lie on a counted face all the same (IoU >= 0.3 with it, or at least half inside its
     box): a face boxed too differently from its label, not a box on clothing, patterns or hands."""
@@ -142,10 +152,16 @@ def score(truths: list[Truth], boxes: list[np.ndarray],
             matched[i] = value
             used.add(j)
     ignored = [t.box for t in truths if t.ignore]
-    false = [b for j, b in enumerate(boxes) if j not in used and not any(
-        iou(b, g) >= IOU_MATCH or inside_fraction(b, g) >= 0.5 for g in ignored)]
-    on_a_face = sum(1 for b in false if any(iou(b, truths[i].box) >= 0.3 or inside_fraction(b, truths[i].box) >= 0.5
-                                            for i in counted))
+    false = [
+        b
+        for j, b in enumerate(boxes)
+        if j not in used and not any(iou(b, g) >= IOU_MATCH or inside_fraction(b, g) >= 0.5 for g in ignored)
+    ]
+    on_a_face = sum(
+        1
+        for b in false
+        if any(iou(b, truths[i].box) >= 0.3 or inside_fraction(b, truths[i].box) >= 0.5 for i in counted)
+    )
     return matched, len(false), on_a_face
 
 
@@ -160,6 +176,7 @@ def bucket_name(b: tuple[int, int]) -> str:
 # ---------------------------------------------------------------------------------------------
 # (a) photos
 
+
 def labelled_photos() -> list[Picture]:
     labels = json.loads(LABELS.read_text())
     photos = []
@@ -169,8 +186,12 @@ def labelled_photos() -> list[Picture]:
             raise SystemExit(f"{path} is missing: set EMOSCOPE_DATA_DIR to the shared data folder")
         height, width = _true_size(path)
         scale = 640.0 / max(height, width)
-        truths = [Truth(np.array([b["x"], b["y"], b["w"], b["h"]], np.float32), b["ignore"],
-                        math.sqrt(b["w"] * b["h"]) * scale) for b in labels[name]]
+        truths = [
+            Truth(
+                np.array([b["x"], b["y"], b["w"], b["h"]], np.float32), b["ignore"], math.sqrt(b["w"] * b["h"]) * scale
+            )
+            for b in labels[name]
+        ]
         photos.append(Picture(name, None, truths, path))
     return photos
 
@@ -185,6 +206,7 @@ def _true_size(path: Path) -> tuple[int, int]:
 
 # ---------------------------------------------------------------------------------------------
 # (b) constructed pictures
+
 
 @dataclass
 class FacePatch:
@@ -202,7 +224,7 @@ def _patch_around(image: np.ndarray, box, max_side: float = 440.0) -> tuple[np.n
     side = int(round(2 * half))
     pad = side
     padded = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
-    patch = padded[y0 + pad:y0 + pad + side, x0 + pad:x0 + pad + side]
+    patch = padded[y0 + pad : y0 + pad + side, x0 + pad : x0 + pad + side]
     face = np.array([x - x0, y - y0, w, h], np.float32)
     scale = min(1.0, max_side / max(w, h))
     if scale < 1.0:
@@ -262,7 +284,7 @@ def _background(rng: np.random.Generator, backgrounds) -> np.ndarray:
                 continue
             rx, ry = rng.uniform(0, width - rw), rng.uniform(0, height - rh)
             if all(inside_fraction(g, (rx, ry, rw, rh)) == 0 for g in grown):
-                region = image[int(ry):int(ry + rh), int(rx):int(rx + rw)]
+                region = image[int(ry) : int(ry + rh), int(rx) : int(rx + rw)]
                 interpolation = cv2.INTER_AREA if rw > CANVAS_W else cv2.INTER_LINEAR
                 return cv2.resize(region, (CANVAS_W, CANVAS_H), interpolation=interpolation)
 
@@ -291,8 +313,9 @@ def _paste(canvas: np.ndarray, face: FacePatch, size: float, angle: float, centr
     sigma = max(1.0, 0.06 * min(w, h))
     mask = cv2.GaussianBlur(mask, (0, 0), sigma)
     interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    warped = cv2.warpAffine(face.patch, matrix, (CANVAS_W, CANVAS_H), flags=interpolation,
-                            borderMode=cv2.BORDER_REPLICATE)
+    warped = cv2.warpAffine(
+        face.patch, matrix, (CANVAS_W, CANVAS_H), flags=interpolation, borderMode=cv2.BORDER_REPLICATE
+    )
     alpha = cv2.warpAffine(mask, matrix, (CANVAS_W, CANVAS_H), flags=cv2.INTER_LINEAR)[..., None]
     canvas[:] = (warped * alpha + canvas * (1 - alpha)).astype(np.uint8)
 
@@ -359,6 +382,7 @@ def constructed_pictures(count: int, seed: int, photo_faces, clip_faces, backgro
 # ---------------------------------------------------------------------------------------------
 # running and reporting
 
+
 def run_set(pictures: list[Picture], clients: dict, repeats: int) -> dict[str, Tally]:
     names = list(clients)
     tallies = {n: Tally() for n in names}
@@ -411,29 +435,49 @@ def print_table(title: str, tallies: dict[str, Tally], extra_rows: list[tuple[st
     width = max(16, *(len(n) + 2 for n in names))
     print(f"\n{title}")
     print(f"{'':<30}" + "".join(f"{n:>{width}}" for n in names))
-    rows = [("recall @IoU>=0.5", {n: pct(t.found, t.faces) for n, t in tallies.items()}),
-            ("  recall @IoU>=0.3", {n: pct(t.found_loose, t.faces) for n, t in tallies.items()}),
-            ("false boxes", {n: str(t.false_boxes) for n, t in tallies.items()}),
-            ("  of which on no face", {n: str(t.false_boxes - t.false_on_a_face) for n, t in tallies.items()})]
+    rows = [
+        ("recall @IoU>=0.5", {n: pct(t.found, t.faces) for n, t in tallies.items()}),
+        ("  recall @IoU>=0.3", {n: pct(t.found_loose, t.faces) for n, t in tallies.items()}),
+        ("false boxes", {n: str(t.false_boxes) for n, t in tallies.items()}),
+        ("  of which on no face", {n: str(t.false_boxes - t.false_on_a_face) for n, t in tallies.items()}),
+    ]
     any_tally = next(iter(tallies.values()))
     for b in BUCKETS:
         if any(b in t.by_bucket for t in tallies.values()):
-            rows.append((f"  recall, size {bucket_name(b)} px",
-                         {n: pct(*t.by_bucket.get(b, [0, 0])[::-1]) for n, t in tallies.items()}))
+            rows.append(
+                (
+                    f"  recall, size {bucket_name(b)} px",
+                    {n: pct(*t.by_bucket.get(b, [0, 0])[::-1]) for n, t in tallies.items()},
+                )
+            )
     if any_tally.by_tag:
-        rows.append(("  recall, size >=32 px", {n: pct(sum(c[1] for b, c in t.by_bucket.items() if b[0] >= 32),
-                                                       sum(c[0] for b, c in t.by_bucket.items() if b[0] >= 32))
-                                                for n, t in tallies.items()}))
+        rows.append(
+            (
+                "  recall, size >=32 px",
+                {
+                    n: pct(
+                        sum(c[1] for b, c in t.by_bucket.items() if b[0] >= 32),
+                        sum(c[0] for b, c in t.by_bucket.items() if b[0] >= 32),
+                    )
+                    for n, t in tallies.items()
+                },
+            )
+        )
         for tag in sorted(any_tally.by_tag):
             rows.append((f"  recall, {tag}", {n: pct(*t.by_tag.get(tag, [0, 0])[::-1]) for n, t in tallies.items()}))
     rows += list(extra_rows)
-    rows.append(("median IoU of matches", {n: f"{statistics.median(t.ious):.2f}" if t.ious else "-"
-                                           for n, t in tallies.items()}))
+    rows.append(
+        (
+            "median IoU of matches",
+            {n: f"{statistics.median(t.ious):.2f}" if t.ious else "-" for n, t in tallies.items()},
+        )
+    )
     rows.append(("ms per picture (median)", {n: f"{statistics.median(t.ms):.1f}" for n, t in tallies.items()}))
     rows.append(("ms per picture (p90)", {n: f"{np.percentile(t.ms, 90):.1f}" for n, t in tallies.items()}))
     baseline = statistics.median(next(iter(tallies.values())).ms)
-    rows.append((f"  median ratio to {names[0]}", {n: f"{statistics.median(t.ms) / baseline:.2f}"
-                                                  for n, t in tallies.items()}))
+    rows.append(
+        (f"  median ratio to {names[0]}", {n: f"{statistics.median(t.ms) / baseline:.2f}" for n, t in tallies.items()})
+    )
     for label, cells in rows:
         print(f"{label:<30}" + "".join(f"{cells[n]:>{width}}" for n in names))
 
@@ -450,10 +494,14 @@ def save_pictures(pictures: list[Picture], folder: Path) -> None:
 
 
 def first_face_in_clips(analyzer: Analyzer, names: list[str]) -> None:
-    print("\nClips: first frame with a face, as the clip pipeline schedules the detector (first frame, then "
-          f"every {face_following.DETECT_PERIOD_MS:.0f} ms until a face is found; grey frames from media.decode)")
-    header = f"{'clip':<28}{'detector':>12}{'frames read':>13}{'1st face frame':>16}{'at clip ms':>12}" \
-             f"{'wall ms to it':>15}{'detect ms fr.0':>16}"
+    print(
+        "\nClips: first frame with a face, as the clip pipeline schedules the detector (first frame, then "
+        f"every {face_following.DETECT_PERIOD_MS:.0f} ms until a face is found; grey frames from media.decode)"
+    )
+    header = (
+        f"{'clip':<28}{'detector':>12}{'frames read':>13}{'1st face frame':>16}{'at clip ms':>12}"
+        f"{'wall ms to it':>15}{'detect ms fr.0':>16}"
+    )
     print(header)
     for path in sorted((DATA_DIR / "videos").glob("*")):
         data = path.read_bytes()
@@ -483,7 +531,9 @@ def first_face_in_clips(analyzer: Analyzer, names: list[str]) -> None:
             if first is None:
                 print(f"{path.name:<28}{name:>12}{frames:>13}{'none':>16}{'-':>12}{'-':>15}{frame0_ms:>16.1f}")
             else:
-                print(f"{path.name:<28}{name:>12}{frames:>13}{first:>16}{first_ms:>12.0f}{wall:>15.1f}{frame0_ms:>16.1f}")
+                print(
+                    f"{path.name:<28}{name:>12}{frames:>13}{first:>16}{first_ms:>12.0f}{wall:>15.1f}{frame0_ms:>16.1f}"
+                )
 
 
 def webcam_frame_ms(analyzer: Analyzer, names: list[str], repeats: int) -> None:
@@ -501,7 +551,7 @@ def webcam_frame_ms(analyzer: Analyzer, names: list[str], repeats: int) -> None:
                 small = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
                 canvas = np.zeros((CANVAS_H, CANVAS_W), np.uint8)
                 y0, x0 = (CANVAS_H - small.shape[0]) // 2, (CANVAS_W - small.shape[1]) // 2
-                canvas[y0:y0 + small.shape[0], x0:x0 + small.shape[1]] = small
+                canvas[y0 : y0 + small.shape[0], x0 : x0 + small.shape[1]] = small
                 frames.append(canvas)
     best = {n: [float("inf")] * len(frames) for n in names}
     with_face = dict.fromkeys(names, 0)
@@ -514,8 +564,10 @@ def webcam_frame_ms(analyzer: Analyzer, names: list[str], repeats: int) -> None:
                 found = analyzer._detect(frame, frame, options, analyzer.clip_detectors)
                 best[n][k] = min(best[n][k], (time.perf_counter() - started) * 1000)
                 with_face[n] += bool(found) and r == 0
-    print(f"\nWebcam frames: {len(frames)} frames of the clips every {face_following.DETECT_PERIOD_MS:.0f} ms, letterboxed to "
-          f"{CANVAS_W}x{CANVAS_H}, grey, detection + 5 landmarks as the clip pipeline runs it (fastest of {repeats})")
+    print(
+        f"\nWebcam frames: {len(frames)} frames of the clips every {face_following.DETECT_PERIOD_MS:.0f} ms, letterboxed to "
+        f"{CANVAS_W}x{CANVAS_H}, grey, detection + 5 landmarks as the clip pipeline runs it (fastest of {repeats})"
+    )
     print(f"{'':<30}" + "".join(f"{n:>16}" for n in names))
     print(f"{'frames with a face':<30}" + "".join(f"{with_face[n]:>16}" for n in names))
     print(f"{'ms per frame (median)':<30}" + "".join(f"{statistics.median(best[n]):>16.2f}" for n in names))
@@ -530,8 +582,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2, help="runs per picture and detector; the fastest counts")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--verbose", action="store_true", help="list photos where a detector misses or adds a face")
-    parser.add_argument("--save-constructed", type=Path, metavar="DIR",
-                        help="also write the first 12 constructed pictures, truth boxes drawn, as PNG to DIR")
+    parser.add_argument(
+        "--save-constructed",
+        type=Path,
+        metavar="DIR",
+        help="also write the first 12 constructed pictures, truth boxes drawn, as PNG to DIR",
+    )
     args = parser.parse_args()
 
     cv2.setNumThreads(1)
@@ -540,13 +596,19 @@ def main() -> None:
     photos = labelled_photos()
     counted = sum(not t.ignore for p in photos for t in p.truths)
     ignored = sum(t.ignore for p in photos for t in p.truths)
-    print(f"Face detection, detectors {', '.join(clients)} through detection.detect (each its own resizing); "
-          f"1 thread, fastest of {args.repeats} per picture; {describe()}")
+    print(
+        f"Face detection, detectors {', '.join(clients)} through detection.detect (each its own resizing); "
+        f"1 thread, fastest of {args.repeats} per picture; {describe()}"
+    )
 
     tallies = run_set(photos, clients, args.repeats)
     selfie = {n: "{}/{}".format(*t.by_picture["selfie-many-people.jpg"][:2]) for n, t in tallies.items()}
-    print_table(f"(a) {len(photos)} hand-labelled photos ({DATA_DIR / 'faces'}): {counted} faces, {ignored} ignored; "
-                "sizes on the 640 px copy", tallies, [("  selfie-many-people.jpg", selfie)])
+    print_table(
+        f"(a) {len(photos)} hand-labelled photos ({DATA_DIR / 'faces'}): {counted} faces, {ignored} ignored; "
+        "sizes on the 640 px copy",
+        tallies,
+        [("  selfie-many-people.jpg", selfie)],
+    )
     if args.verbose:
         for n, t in tallies.items():
             for photo, (hits, faces, false_boxes) in t.by_picture.items():
@@ -562,9 +624,12 @@ def main() -> None:
         if args.save_constructed:
             save_pictures(pictures[:12], args.save_constructed)
         tallies = run_set(pictures, clients, args.repeats)
-        print_table(f"(b) {len(pictures)} constructed {CANVAS_W}x{CANVAS_H} pictures (seed {args.seed}): {faces} faces "
-                    f"from {len(photo_faces)} photo faces and {len(clip_faces)} clip frames, "
-                    f"{sum(t.ignore for p in pictures for t in p.truths)} ignored (under half visible)", tallies)
+        print_table(
+            f"(b) {len(pictures)} constructed {CANVAS_W}x{CANVAS_H} pictures (seed {args.seed}): {faces} faces "
+            f"from {len(photo_faces)} photo faces and {len(clip_faces)} clip frames, "
+            f"{sum(t.ignore for p in pictures for t in p.truths)} ignored (under half visible)",
+            tallies,
+        )
     webcam_frame_ms(analyzer, list(clients), args.repeats)
     first_face_in_clips(analyzer, list(clients))
 

@@ -9,6 +9,7 @@ gone: face_noface.mov), and cuts: each detection followed into the frames of the
 
     python bench/follow_calibration.py [--horizon 6]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -57,7 +58,9 @@ def follow_steps(landmarks, grays, start, box, points, horizon, passes=2):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--horizon", type=int, default=6, help="frames followed after each detection")
-    parser.add_argument("--passes", type=int, default=face_following.LANDMARK_PASSES, help="shape-predictor passes per frame")
+    parser.add_argument(
+        "--passes", type=int, default=face_following.LANDMARK_PASSES, help="shape-predictor passes per frame"
+    )
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp())
     prepare_deepface_home(home, ["dlib_shape_predictor_5"], DEFAULT_EMOTION_MODEL)
@@ -74,8 +77,9 @@ def main() -> None:
         for start, dets in enumerate(found):
             for d in dets:
                 points = landmarks(grays[start], d.box)
-                for step, box, score, ok in follow_steps(landmarks, grays, start, d.box, points, args.horizon,
-                                                         args.passes):
+                for step, box, score, ok in follow_steps(
+                    landmarks, grays, start, d.box, points, args.horizon, args.passes
+                ):
                     truth = max((iou(box, e.box) for e in found[start + step]), default=0.0)
                     if truth >= 0.3:
                         clip_pos.append(score)
@@ -86,29 +90,39 @@ def main() -> None:
                 # a cut: the following frames come from another clip (resized to this one)
                 other = clips[(names.index(path.name) + 1) % len(clips)]
                 h, w = grays[start].shape
-                cut = [grays[start]] + [cv2.resize(g, (w, h)) for g in other[start:start + args.horizon]]
+                cut = [grays[start]] + [cv2.resize(g, (w, h)) for g in other[start : start + args.horizon]]
                 for _, _, score, ok in follow_steps(landmarks, cut, 0, d.box, points, args.horizon, args.passes):
                     clip_cut.append(score if ok else -1.0)
-        print(f"{path.name}: {len(grays)} frames, {sum(map(len, found))} detections; "
-              f"positives {len(clip_pos)} (min {min(clip_pos, default=float('nan')):.2f}), "
-              f"face gone {len(clip_neg)} (max {max(clip_neg, default=float('nan')):.2f}), "
-              f"cut to {names[(names.index(path.name) + 1) % len(clips)]} {len(clip_cut)} "
-              f"(max {max(clip_cut, default=float('nan')):.2f})")
+        print(
+            f"{path.name}: {len(grays)} frames, {sum(map(len, found))} detections; "
+            f"positives {len(clip_pos)} (min {min(clip_pos, default=float('nan')):.2f}), "
+            f"face gone {len(clip_neg)} (max {max(clip_neg, default=float('nan')):.2f}), "
+            f"cut to {names[(names.index(path.name) + 1) % len(clips)]} {len(clip_cut)} "
+            f"(max {max(clip_cut, default=float('nan')):.2f})"
+        )
         positives += clip_pos
         negatives += clip_neg
         cuts += clip_cut
     pos = np.array(positives)
-    print(f"same face, similarity: min {pos.min():.3f} p0.1 {np.percentile(pos, 0.1):.3f} p1 {np.percentile(pos, 1):.3f} "
-          f"p5 {np.percentile(pos, 5):.3f} median {np.median(pos):.3f}  (n={len(pos)})")
+    print(
+        f"same face, similarity: min {pos.min():.3f} p0.1 {np.percentile(pos, 0.1):.3f} p1 {np.percentile(pos, 1):.3f} "
+        f"p5 {np.percentile(pos, 5):.3f} median {np.median(pos):.3f}  (n={len(pos)})"
+    )
     for label, values in (("face gone", negatives), ("cut to another clip", cuts)):
         v = np.array(values)
-        print(f"{label}, similarity (-1 = implausible box): max {v.max():.3f} p99 {np.percentile(v, 99):.3f} "
-              f"p95 {np.percentile(v, 95):.3f} median {np.median(v):.3f}  (n={len(v)})")
-    print(f"followed box vs detector box IoU: median {np.median(ious):.3f} p5 {np.percentile(ious, 5):.3f} "
-          f"min {min(ious):.3f}; implausible (dropped) same-face steps: {drops}")
+        print(
+            f"{label}, similarity (-1 = implausible box): max {v.max():.3f} p99 {np.percentile(v, 99):.3f} "
+            f"p95 {np.percentile(v, 95):.3f} median {np.median(v):.3f}  (n={len(v)})"
+        )
+    print(
+        f"followed box vs detector box IoU: median {np.median(ious):.3f} p5 {np.percentile(ious, 5):.3f} "
+        f"min {min(ious):.3f}; implausible (dropped) same-face steps: {drops}"
+    )
     t = face_following.MIN_PATCH_SIMILARITY
-    print(f"at MIN_PATCH_SIMILARITY={t}: same face called lost {np.mean(pos < t):.2%}, "
-          f"face gone but kept {np.mean(np.array(negatives) >= t):.2%}, cut but kept {np.mean(np.array(cuts) >= t):.2%}")
+    print(
+        f"at MIN_PATCH_SIMILARITY={t}: same face called lost {np.mean(pos < t):.2%}, "
+        f"face gone but kept {np.mean(np.array(negatives) >= t):.2%}, cut but kept {np.mean(np.array(cuts) >= t):.2%}"
+    )
 
 
 if __name__ == "__main__":

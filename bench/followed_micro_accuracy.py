@@ -7,6 +7,7 @@ positives per minute on the no-event clips for both, plus the time each took.
 
     python bench/followed_micro_accuracy.py [--scale 0.3] [--seed 2024]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,13 +47,21 @@ def main() -> None:
             r = run_clip(analyzer, spec, args.sensitivity, "dlib")
             seconds[name] += time.perf_counter() - started
             results[name][0 if spec.events else 1].append(r)
-        print(f"{spec.name:16s} " + "  ".join(
-            f"{name}: predicted {results[name][0 if spec.events else 1][-1].counts['overall'].n_pred} "
-            f"tp {results[name][0 if spec.events else 1][-1].counts['overall'].tp}" for name in variants), flush=True)
+        print(
+            f"{spec.name:16s} "
+            + "  ".join(
+                f"{name}: predicted {results[name][0 if spec.events else 1][-1].counts['overall'].n_pred} "
+                f"tp {results[name][0 if spec.events else 1][-1].counts['overall'].tp}"
+                for name in variants
+            ),
+            flush=True,
+        )
     for name in variants:
         summary = summarise(*results[name])
-        print(f"{name}: {seconds[name]:.1f} s (clip rendering included)  " + json.dumps(
-            {k: summary[k] for k in ("micro", "macro", "overall", "no_event")}))
+        print(
+            f"{name}: {seconds[name]:.1f} s (clip rendering included)  "
+            + json.dumps({k: summary[k] for k in ("micro", "macro", "overall", "no_event")})
+        )
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ images. Worker crashes or timeouts found in gunicorn's log are reported.
     python bench/http_latency.py --requests 10000   # issue 7's memory figure
     python bench/http_latency.py --baseline-root /tmp/base   # also an older engine, in turns
 """
+
 from __future__ import annotations
 
 import argparse
@@ -53,15 +54,24 @@ def make_jpeg(photo: Path, out: Path) -> None:
     from PIL import Image, ImageOps
 
     with Image.open(photo) as image:
-        ImageOps.fit(ImageOps.exif_transpose(image).convert("RGB"), (640, 480), Image.LANCZOS).save(out, "JPEG", quality=90)
+        ImageOps.fit(ImageOps.exif_transpose(image).convert("RGB"), (640, 480), Image.LANCZOS).save(
+            out, "JPEG", quality=90
+        )
 
 
 # --- load generator (second process) ----------------------------------------------------------
 
+
 def multipart(image: bytes) -> tuple[bytes, str]:
     boundary = uuid.uuid4().hex
-    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"face.jpg\"\r\n"
-            f"Content-Type: image/jpeg\r\n\r\n").encode() + image + f"\r\n--{boundary}--\r\n".encode()
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="face.jpg"\r\n'
+            f"Content-Type: image/jpeg\r\n\r\n"
+        ).encode()
+        + image
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
     return body, f"multipart/form-data; boundary={boundary}"
 
 
@@ -110,8 +120,12 @@ def load(port: int, key: str, image: bytes, requests: int, concurrency: int) -> 
         t.start()
     for t in threads:
         t.join()
-    return {"seconds": time.perf_counter() - started, "latencies": latencies, "statuses": statuses,
-            "faces": sorted(set(faces))}
+    return {
+        "seconds": time.perf_counter() - started,
+        "latencies": latencies,
+        "statuses": statuses,
+        "faces": sorted(set(faces)),
+    }
 
 
 def serve_load(port: int, key: str, image_path: Path) -> None:
@@ -122,6 +136,7 @@ def serve_load(port: int, key: str, image_path: Path) -> None:
 
 
 # --- plain DeepFace (other processes) ---------------------------------------------------------
+
 
 def serve_deepface(image_path: Path, emotion_model: str) -> None:
     sys.path.insert(0, str(ROOT))
@@ -136,8 +151,11 @@ def serve_deepface(image_path: Path, emotion_model: str) -> None:
     from deepface import DeepFace
 
     def once() -> int:
-        return len(DeepFace.analyze(str(image_path), actions=["emotion"], detector_backend="dlib",
-                                    enforce_detection=False, silent=True))
+        return len(
+            DeepFace.analyze(
+                str(image_path), actions=["emotion"], detector_backend="dlib", enforce_detection=False, silent=True
+            )
+        )
 
     once()  # model builds are not per-image costs
     print(json.dumps({"ready": True}), flush=True)
@@ -148,16 +166,19 @@ def serve_deepface(image_path: Path, emotion_model: str) -> None:
             t = time.perf_counter()
             faces.add(once())
             latencies.append((time.perf_counter() - t) * 1000)
-        print(json.dumps({"seconds": time.perf_counter() - started, "latencies": latencies,
-                          "faces": sorted(faces)}), flush=True)
+        print(
+            json.dumps({"seconds": time.perf_counter() - started, "latencies": latencies, "faces": sorted(faces)}),
+            flush=True,
+        )
 
 
 class Worker:
     """A helper process of this script answering one JSON line per command line."""
 
     def __init__(self, *args: str) -> None:
-        self.process = subprocess.Popen([sys.executable, __file__, *args], stdin=subprocess.PIPE,
-                                        stdout=subprocess.PIPE, text=True, cwd=ROOT)
+        self.process = subprocess.Popen(
+            [sys.executable, __file__, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT
+        )
 
     def send(self, command: str) -> None:
         self.process.stdin.write(command + "\n")
@@ -180,28 +201,53 @@ class Worker:
 
 # --- gunicorn and its workers' memory ---------------------------------------------------------
 
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-def start_gunicorn(state: Path, port: int, workers: int, inference_threads: int,
-                   root: Path = ROOT, extra_env: dict | None = None) -> tuple[subprocess.Popen, str]:
+def start_gunicorn(
+    state: Path, port: int, workers: int, inference_threads: int, root: Path = ROOT, extra_env: dict | None = None
+) -> tuple[subprocess.Popen, str]:
     """gunicorn on embedded defaults in `state` (plus `extra_env`, e.g. DATABASE_URL), and a demo key."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("EMOSCOPE_", "STRIPE_", "CELERY_", "S3_", "SQS_")) and k not in ("DATABASE_URL", "REDIS_URL")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("EMOSCOPE_", "STRIPE_", "CELERY_", "S3_", "SQS_"))
+        and k not in ("DATABASE_URL", "REDIS_URL")
+    }
     env.update(extra_env or {})
-    env.update({"EMOSCOPE_DEV_MODE": "true", "EMOSCOPE_STATE_DIR": str(state), "EMOSCOPE_BIND": f"127.0.0.1:{port}",
-                "EMOSCOPE_WORKERS": str(workers), "EMOSCOPE_INFERENCE_THREADS": str(inference_threads),
-                # the benchmark measures the engine and HTTP stack, not the demo plan's quota
-                "EMOSCOPE_FREE_MONTHLY_UNITS": str(10 ** 9), "EMOSCOPE_FREE_REQUESTS_PER_SECOND": str(10 ** 6)})
-    out = subprocess.run([sys.executable, "-m", "api.wiring.cli", "demo-key"], env=env, cwd=root, check=True,
-                         capture_output=True, text=True).stdout
+    env.update(
+        {
+            "EMOSCOPE_DEV_MODE": "true",
+            "EMOSCOPE_STATE_DIR": str(state),
+            "EMOSCOPE_BIND": f"127.0.0.1:{port}",
+            "EMOSCOPE_WORKERS": str(workers),
+            "EMOSCOPE_INFERENCE_THREADS": str(inference_threads),
+            # the benchmark measures the engine and HTTP stack, not the demo plan's quota
+            "EMOSCOPE_FREE_MONTHLY_UNITS": str(10**9),
+            "EMOSCOPE_FREE_REQUESTS_PER_SECOND": str(10**6),
+        }
+    )
+    out = subprocess.run(
+        [sys.executable, "-m", "api.wiring.cli", "demo-key"],
+        env=env,
+        cwd=root,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     key = out.split("shown once): ")[1].split()[0]
     log = (state / "gunicorn.log").open("w")
-    process = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "api.web.app:create_app()"],
-                               env=env, cwd=root, stdout=subprocess.DEVNULL, stderr=log)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "api.web.app:create_app()"],
+        env=env,
+        cwd=root,
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+    )
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -250,6 +296,7 @@ class MemorySampler(threading.Thread):
 
 # --- the run ----------------------------------------------------------------------------------
 
+
 def main() -> None:
     sys.path.insert(0, str(ROOT))
     from api.wiring.config import DEFAULT_EMOTION_MODEL
@@ -264,8 +311,11 @@ def main() -> None:
     parser.add_argument("--inference-threads", type=int, default=1)
     parser.add_argument("--photo", type=Path, default=DATA_DIR / "faces" / "img53.jpg")
     parser.add_argument("--emotion-model", default=DEFAULT_EMOTION_MODEL)
-    parser.add_argument("--baseline-root", type=Path,
-                        help="also serve the engine checked out in DIR (e.g. `git worktree add /tmp/base HEAD`) and load it in turns")
+    parser.add_argument(
+        "--baseline-root",
+        type=Path,
+        help="also serve the engine checked out in DIR (e.g. `git worktree add /tmp/base HEAD`) and load it in turns",
+    )
     parser.add_argument("--load", nargs=3, metavar=("PORT", "KEY", "IMAGE"), help=argparse.SUPPRESS)
     parser.add_argument("--deepface", type=Path, metavar="IMAGE", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -282,8 +332,9 @@ def main() -> None:
     servers, loaders = [server], {"emoscope": Worker("--load", str(port), key, str(image))}
     if args.baseline_root:
         base_state, base_port = Path(tempfile.mkdtemp(prefix="emoscope-baseline-")), free_port()
-        base_server, base_key = start_gunicorn(base_state, base_port, args.workers, args.inference_threads,
-                                               args.baseline_root.resolve())
+        base_server, base_key = start_gunicorn(
+            base_state, base_port, args.workers, args.inference_threads, args.baseline_root.resolve()
+        )
         servers.append(base_server)
         loaders["baseline"] = Worker("--load", str(base_port), base_key, str(image))
     loader = loaders["emoscope"]
@@ -337,39 +388,65 @@ def main() -> None:
     ours_ips = sum(len(r["latencies"]) for r in ours_runs) / sum(r["seconds"] for r in ours_runs)
     df_ips = sum(n for _, n in df_runs) / sum(s for s, _ in df_runs)
     df_single = 1000 / statistics.mean(df_latency)
-    print(f"640x480 one-face JPEG from {args.photo.name} ({image.stat().st_size} bytes); gunicorn {args.workers} workers "
-          f"(gthread), EMOSCOPE_INFERENCE_THREADS={args.inference_threads}; {describe()} at the end")
+    print(
+        f"640x480 one-face JPEG from {args.photo.name} ({image.stat().st_size} bytes); gunicorn {args.workers} workers "
+        f"(gthread), EMOSCOPE_INFERENCE_THREADS={args.inference_threads}; {describe()} at the end"
+    )
     print(f"{'path':<44} {'p50 ms':>7} {'p95 ms':>7} {'images/s':>9}")
-    print(f"{'emoscope HTTP, one request at a time':<44} {percentile(ours_latency, 0.5):>7.1f} "
-          f"{percentile(ours_latency, 0.95):>7.1f} {1000 / statistics.mean(ours_latency):>9.2f}")
-    print(f"{'DeepFace.analyze in-process, one at a time':<44} {percentile(df_latency, 0.5):>7.1f} "
-          f"{percentile(df_latency, 0.95):>7.1f} {df_single:>9.2f}")
+    print(
+        f"{'emoscope HTTP, one request at a time':<44} {percentile(ours_latency, 0.5):>7.1f} "
+        f"{percentile(ours_latency, 0.95):>7.1f} {1000 / statistics.mean(ours_latency):>9.2f}"
+    )
+    print(
+        f"{'DeepFace.analyze in-process, one at a time':<44} {percentile(df_latency, 0.5):>7.1f} "
+        f"{percentile(df_latency, 0.95):>7.1f} {df_single:>9.2f}"
+    )
     all_ours = [v for r in ours_runs for v in r["latencies"]]
-    print(f"{f'emoscope HTTP, {args.concurrency} concurrent, 2 workers':<44} {percentile(all_ours, 0.5):>7.1f} "
-          f"{percentile(all_ours, 0.95):>7.1f} {ours_ips:>9.2f}")
+    print(
+        f"{f'emoscope HTTP, {args.concurrency} concurrent, 2 workers':<44} {percentile(all_ours, 0.5):>7.1f} "
+        f"{percentile(all_ours, 0.95):>7.1f} {ours_ips:>9.2f}"
+    )
     print(f"{'DeepFace.analyze, 2 processes at once':<44} {'':>7} {'':>7} {df_ips:>9.2f}")
     if base_runs:
         base_ips = sum(len(r["latencies"]) for r in base_runs) / sum(r["seconds"] for r in base_runs)
         all_base = [v for r in base_runs for v in r["latencies"]]
-        print(f"{'baseline HTTP, one request at a time':<44} {percentile(base_latency, 0.5):>7.1f} "
-              f"{percentile(base_latency, 0.95):>7.1f} {1000 / statistics.mean(base_latency):>9.2f}")
-        print(f"{f'baseline HTTP, {args.concurrency} concurrent, 2 workers':<44} {percentile(all_base, 0.5):>7.1f} "
-              f"{percentile(all_base, 0.95):>7.1f} {base_ips:>9.2f}")
-        print(f"emoscope vs baseline: p50 {percentile(base_latency, 0.5) / percentile(ours_latency, 0.5):.2f}x faster, "
-              f"images/s {ours_ips / base_ips:.2f}x")
-    print(f"latency p50 ratio DeepFace/emoscope: {percentile(df_latency, 0.5) / percentile(ours_latency, 0.5):.2f}x; "
-          f"sustained images/s ratio emoscope/DeepFace: {ours_ips / df_ips:.2f}x (2 workers vs 2 processes), "
-          f"{ours_ips / df_single:.2f}x (vs 1 DeepFace process)")
-    print(f"statuses in the throughput phase: {dict(sorted(statuses.items()))} (503s and dropped connections were re-sent)")
-    crashes = [line for line in (state / "gunicorn.log").read_text().splitlines() if "was sent" in line or "WORKER TIMEOUT" in line]
-    print(f"emoscope worker crashes/timeouts in gunicorn's log: {len(crashes)}" + "".join(f"\n  {c}" for c in crashes[:5]))
+        print(
+            f"{'baseline HTTP, one request at a time':<44} {percentile(base_latency, 0.5):>7.1f} "
+            f"{percentile(base_latency, 0.95):>7.1f} {1000 / statistics.mean(base_latency):>9.2f}"
+        )
+        print(
+            f"{f'baseline HTTP, {args.concurrency} concurrent, 2 workers':<44} {percentile(all_base, 0.5):>7.1f} "
+            f"{percentile(all_base, 0.95):>7.1f} {base_ips:>9.2f}"
+        )
+        print(
+            f"emoscope vs baseline: p50 {percentile(base_latency, 0.5) / percentile(ours_latency, 0.5):.2f}x faster, "
+            f"images/s {ours_ips / base_ips:.2f}x"
+        )
+    print(
+        f"latency p50 ratio DeepFace/emoscope: {percentile(df_latency, 0.5) / percentile(ours_latency, 0.5):.2f}x; "
+        f"sustained images/s ratio emoscope/DeepFace: {ours_ips / df_ips:.2f}x (2 workers vs 2 processes), "
+        f"{ours_ips / df_single:.2f}x (vs 1 DeepFace process)"
+    )
+    print(
+        f"statuses in the throughput phase: {dict(sorted(statuses.items()))} (503s and dropped connections were re-sent)"
+    )
+    crashes = [
+        line
+        for line in (state / "gunicorn.log").read_text().splitlines()
+        if "was sent" in line or "WORKER TIMEOUT" in line
+    ]
+    print(
+        f"emoscope worker crashes/timeouts in gunicorn's log: {len(crashes)}" + "".join(f"\n  {c}" for c in crashes[:5])
+    )
     peak = [max([s[i] for s in sampler.samples] + [rss_after[i]]) for i in range(len(pids))]
     step = max(1, len(sampler.samples) // 8)
     for i, pid in enumerate(pids):
         trail = " ".join(f"{s[i]:.0f}" for s in sampler.samples[::step])
-        print(f"worker {pid}: RSS {rss_before[i]:.1f} MiB after warm-up, {rss_after[i]:.1f} MiB after "
-              f"{args.latency_requests + args.requests} more requests (peak {peak[i]:.1f}, "
-              f"growth {rss_after[i] - rss_before[i]:+.1f} MiB); during the throughput phase: {trail}")
+        print(
+            f"worker {pid}: RSS {rss_before[i]:.1f} MiB after warm-up, {rss_after[i]:.1f} MiB after "
+            f"{args.latency_requests + args.requests} more requests (peak {peak[i]:.1f}, "
+            f"growth {rss_after[i] - rss_before[i]:+.1f} MiB); during the throughput phase: {trail}"
+        )
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ What it does, all on this machine:
     python bench/load_test.py --minutes 10 --rate 12 --database-url postgresql+psycopg://postgres@127.0.0.1:5432/loadtest
     python bench/load_test.py --minutes 1 --rate 8          # a quick look on SQLite
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,8 +35,17 @@ from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from http_latency import (DATA_DIR, ROOT, free_port, make_jpeg, multipart, percentile,  # noqa: E402
-                          rss_mib, start_gunicorn, worker_pids)
+from http_latency import (  # noqa: E402
+    DATA_DIR,
+    ROOT,
+    free_port,
+    make_jpeg,
+    multipart,
+    percentile,
+    rss_mib,
+    start_gunicorn,
+    worker_pids,
+)
 from machine import describe  # noqa: E402  (bench/machine.py)
 
 CLIENT_TIMEOUT_S = 30.0
@@ -43,16 +53,21 @@ KEY_PREFIX = "load-"
 SENDERS = 24  # concurrent connections: enough that arrivals never wait for a free sender at the rates used
 
 
-def run_phase(port: int, key: str, image: bytes, rate: float, seconds: float, retry: bool,
-              key_prefix: str = KEY_PREFIX) -> list[dict]:
+def run_phase(
+    port: int, key: str, image: bytes, rate: float, seconds: float, retry: bool, key_prefix: str = KEY_PREFIX
+) -> list[dict]:
     """Requests arriving at `rate`/s for `seconds`; one record per request (not per attempt)."""
     body, content_type = multipart(image)
     arrivals: queue.Queue = queue.Queue()
     records, lock = [], threading.Lock()
 
     def send(connection, idempotency_key):
-        connection.request("POST", "/v1/analyze", body, {"Content-Type": content_type, "X-API-Key": key,
-                                                         "Idempotency-Key": idempotency_key})
+        connection.request(
+            "POST",
+            "/v1/analyze",
+            body,
+            {"Content-Type": content_type, "X-API-Key": key, "Idempotency-Key": idempotency_key},
+        )
         response = connection.getresponse()
         response.read()
         return response.status, response.getheader("Retry-After"), response.getheader("X-Request-Id")
@@ -80,9 +95,18 @@ def run_phase(port: int, key: str, image: bytes, rate: float, seconds: float, re
                 time.sleep(float(retry_after or 0))
             done = time.monotonic()
             with lock:
-                records.append({"key": idempotency_key, "status": status, "statuses": statuses, "attempts": attempts,
-                                "retry_after": retry_after, "request_id": request_id,
-                                "latency_ms": (done - scheduled) * 1000, "last_attempt_ms": (done - sent) * 1000})
+                records.append(
+                    {
+                        "key": idempotency_key,
+                        "status": status,
+                        "statuses": statuses,
+                        "attempts": attempts,
+                        "retry_after": retry_after,
+                        "request_id": request_id,
+                        "latency_ms": (done - scheduled) * 1000,
+                        "last_attempt_ms": (done - sent) * 1000,
+                    }
+                )
         connection.close()
 
     threads = [threading.Thread(target=sender, daemon=True) for _ in range(SENDERS)]
@@ -113,7 +137,8 @@ def count_usage(database_url: str) -> dict[str, tuple[int, int]]:
             select(ApiRequest.idempotency_key, func.count(ApiRequest.id), func.count(UsageEvent.id))
             .outerjoin(UsageEvent, UsageEvent.request_id == ApiRequest.id)
             .where(ApiRequest.idempotency_key.like(f"{KEY_PREFIX}%"))
-            .group_by(ApiRequest.idempotency_key)).all()
+            .group_by(ApiRequest.idempotency_key)
+        ).all()
     return {k: (requests, events) for k, requests, events in rows}
 
 
@@ -121,17 +146,23 @@ def summarise(name: str, records: list[dict], seconds: float) -> None:
     statuses = Counter(str(r["status"]) for r in records)
     attempts = Counter(str(s) for r in records for s in r["statuses"])
     answered = [r["latency_ms"] for r in records if r["status"] == 200]
-    print(f"{name}: {len(records)} requests in {seconds:.0f} s; final statuses {dict(statuses)}; "
-          f"all attempts {dict(attempts)}")
+    print(
+        f"{name}: {len(records)} requests in {seconds:.0f} s; final statuses {dict(statuses)}; "
+        f"all attempts {dict(attempts)}"
+    )
     if answered:
-        print(f"  answered: {len(answered) / seconds:.2f}/s, latency from scheduled arrival p50 "
-              f"{percentile(answered, 0.5):.1f} ms, p95 {percentile(answered, 0.95):.1f} ms, "
-              f"p99 {percentile(answered, 0.99):.1f} ms, max {max(answered):.1f} ms")
+        print(
+            f"  answered: {len(answered) / seconds:.2f}/s, latency from scheduled arrival p50 "
+            f"{percentile(answered, 0.5):.1f} ms, p95 {percentile(answered, 0.95):.1f} ms, "
+            f"p99 {percentile(answered, 0.99):.1f} ms, max {max(answered):.1f} ms"
+        )
     refused = [r for r in records if r["status"] in (429, 503)]
     if refused:
         quick = statistics.median(r["last_attempt_ms"] for r in refused)
-        print(f"  refused: {len(refused)}, all with Retry-After: {all(r['retry_after'] for r in refused)}, "
-              f"median time to refusal {quick:.1f} ms")
+        print(
+            f"  refused: {len(refused)}, all with Retry-After: {all(r['retry_after'] for r in refused)}, "
+            f"median time to refusal {quick:.1f} ms"
+        )
 
 
 def main() -> None:
@@ -163,8 +194,10 @@ def main() -> None:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=60)
 
-    print(f"gunicorn {args.workers} workers on {database_url.split('://')[0]}, 640x480 one-face JPEG, "
-          f"{describe()} at the end")
+    print(
+        f"gunicorn {args.workers} workers on {database_url.split('://')[0]}, 640x480 one-face JPEG, "
+        f"{describe()} at the end"
+    )
     summarise(f"steady {args.rate:g}/s", steady, args.minutes * 60)
     summarise(f"overload {args.overload_rate:g}/s", overload, args.overload_seconds)
     five_xx = sum(1 for r in steady + overload for s in r["statuses"] if isinstance(s, int) and s >= 500 and s != 503)
@@ -177,13 +210,24 @@ def main() -> None:
     duplicated = sum(1 for requests, events in counted.values() if requests > 1 or events > 1)
     billed_failures = sum(1 for r in steady + overload if r["status"] != 200 and counted.get(r["key"], (0, 0))[1])
     events = sum(counted.get(r["key"], (0, 0))[1] for r in steady + overload)
-    print(f"usage events: {events} for {len(answered)} answered requests; "
-          f"lost {lost}, duplicated {duplicated}, failed requests billed {billed_failures}")
+    print(
+        f"usage events: {events} for {len(answered)} answered requests; "
+        f"lost {lost}, duplicated {duplicated}, failed requests billed {billed_failures}"
+    )
     for pid, before, after in zip(pids, rss_before, rss_after):
         print(f"worker {pid}: RSS {before:.1f} -> {after:.1f} MiB over the steady phase ({after - before:+.1f})")
-    print(json.dumps({"steady_statuses": Counter(str(r["status"]) for r in steady),
-                      "overload_statuses": Counter(str(r["status"]) for r in overload),
-                      "lost": lost, "duplicated": duplicated, "other_5xx": five_xx, "timeouts": timeouts}))
+    print(
+        json.dumps(
+            {
+                "steady_statuses": Counter(str(r["status"]) for r in steady),
+                "overload_statuses": Counter(str(r["status"]) for r in overload),
+                "lost": lost,
+                "duplicated": duplicated,
+                "other_5xx": five_xx,
+                "timeouts": timeouts,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

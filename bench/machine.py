@@ -1,4 +1,5 @@
 """The machine a benchmark ran on, for its header line: figures from different hosts do not compare."""
+
 from __future__ import annotations
 
 import os

@@ -22,6 +22,7 @@ made to move with known timing:
 Everything is drawn from ``numpy.random.default_rng(seed)``: the same seed gives the same clips.
 ``python bench/micro_clips.py --out DIR`` writes a few clips and their ground truth to look at.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -53,24 +54,55 @@ DATA_DIR = Path(os.environ.get("EMOSCOPE_DATA_DIR", REPO_ROOT.parent / "shared" 
 Bump = tuple[tuple[float, float], tuple[float, float], tuple[float, float]]
 PATTERNS: dict[str, tuple[str, list[str], list[Bump], bool]] = {
     # name: (emotion, AUs, bumps, mirrored)
-    "smile": ("happy", ["AU6", "AU12"], [((0.44, 1.17), (0.55, -0.5), (0.16, 0.14)),
-                                         ((0.52, 0.78), (0.05, -0.35), (0.2, 0.16))], True),
-    "brow_raise": ("surprise", ["AU1", "AU2"], [((0.2, -0.42), (0.0, -1.0), (0.16, 0.13)),
-                                                ((0.56, -0.38), (0.0, -0.9), (0.18, 0.13))], True),
-    "brow_lower": ("angry", ["AU4"], [((0.2, -0.34), (-0.5, 0.6), (0.15, 0.13)),
-                                      ((0.52, -0.36), (-0.1, 0.45), (0.18, 0.13))], True),
-    "nose_wrinkle": ("disgust", ["AU9", "AU10"], [((0.2, 0.58), (0.0, -0.6), (0.13, 0.13)),
-                                                  ((0.18, 0.98), (0.0, -0.7), (0.16, 0.1))], True),
-    "lip_press": ("angry", ["AU24"], [((0.0, 1.06), (0.0, 0.6), (0.3, 0.08)),
-                                      ((0.0, 1.34), (0.0, -0.7), (0.3, 0.09))], False),
-    "lip_depress": ("sad", ["AU15", "AU17"], [((0.45, 1.2), (0.1, 0.75), (0.14, 0.13)),
-                                              ((0.0, 1.65), (0.0, -0.55), (0.3, 0.13))], False),
+    "smile": (
+        "happy",
+        ["AU6", "AU12"],
+        [((0.44, 1.17), (0.55, -0.5), (0.16, 0.14)), ((0.52, 0.78), (0.05, -0.35), (0.2, 0.16))],
+        True,
+    ),
+    "brow_raise": (
+        "surprise",
+        ["AU1", "AU2"],
+        [((0.2, -0.42), (0.0, -1.0), (0.16, 0.13)), ((0.56, -0.38), (0.0, -0.9), (0.18, 0.13))],
+        True,
+    ),
+    "brow_lower": (
+        "angry",
+        ["AU4"],
+        [((0.2, -0.34), (-0.5, 0.6), (0.15, 0.13)), ((0.52, -0.36), (-0.1, 0.45), (0.18, 0.13))],
+        True,
+    ),
+    "nose_wrinkle": (
+        "disgust",
+        ["AU9", "AU10"],
+        [((0.2, 0.58), (0.0, -0.6), (0.13, 0.13)), ((0.18, 0.98), (0.0, -0.7), (0.16, 0.1))],
+        True,
+    ),
+    "lip_press": (
+        "angry",
+        ["AU24"],
+        [((0.0, 1.06), (0.0, 0.6), (0.3, 0.08)), ((0.0, 1.34), (0.0, -0.7), (0.3, 0.09))],
+        False,
+    ),
+    "lip_depress": (
+        "sad",
+        ["AU15", "AU17"],
+        [((0.45, 1.2), (0.1, 0.75), (0.14, 0.13)), ((0.0, 1.65), (0.0, -0.55), (0.3, 0.13))],
+        False,
+    ),
     "one_corner": ("contempt", ["AU14"], [((0.44, 1.17), (0.5, -0.3), (0.15, 0.13))], False),
 }
 # lip_depress mirrors only its first bump: handled by listing the mirrored one explicitly below.
-PATTERNS["lip_depress"] = ("sad", ["AU15", "AU17"], [((0.45, 1.2), (0.1, 0.75), (0.14, 0.13)),
-                                                     ((-0.45, 1.2), (-0.1, 0.75), (0.14, 0.13)),
-                                                     ((0.0, 1.65), (0.0, -0.55), (0.3, 0.13))], False)
+PATTERNS["lip_depress"] = (
+    "sad",
+    ["AU15", "AU17"],
+    [
+        ((0.45, 1.2), (0.1, 0.75), (0.14, 0.13)),
+        ((-0.45, 1.2), (-0.1, 0.75), (0.14, 0.13)),
+        ((0.0, 1.65), (0.0, -0.55), (0.3, 0.13)),
+    ],
+    False,
+)
 # Blink: the upper lid pulled down over each eye (an eyes-only movement the spotter must ignore).
 BLINK: list[Bump] = [((0.5, -0.1), (0.0, 1.0), (0.2, 0.08)), ((-0.5, -0.1), (0.0, 1.0), (0.2, 0.08))]
 BLINK_AMPLITUDE = 0.22
@@ -85,8 +117,11 @@ RENDER_AMPLITUDES = {**AMPLITUDES, "broad": BROAD_AMPLITUDE}
 
 # Patch around the face, in IOD: X in [-1.9, 1.9], Y in [-1.8, 3.0].
 PATCH_X, PATCH_TOP, PATCH_BOTTOM = 1.9, 1.8, 3.0
-BACKGROUNDS = [("WolfgangLanger_Pexels.mp4", (0, 0, 250, 360)), ("single_face.mp4", (0, 0, 190, 360)),
-               ("no_face.mp4", None)]
+BACKGROUNDS = [
+    ("WolfgangLanger_Pexels.mp4", (0, 0, 250, 360)),
+    ("single_face.mp4", (0, 0, 190, 360)),
+    ("no_face.mp4", None),
+]
 
 
 @dataclass
@@ -170,7 +205,8 @@ class Clip:
 @lru_cache(maxsize=1)
 def _dlib_models():
     return dlib.get_frontal_face_detector(), dlib.shape_predictor(
-        str(verified_path(load_manifest()["dlib_shape_predictor_5"])))
+        str(verified_path(load_manifest()["dlib_shape_predictor_5"]))
+    )
 
 
 def locate_face(image: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
@@ -246,7 +282,7 @@ def head_patch(path: str, iod: float) -> tuple[np.ndarray, np.ndarray]:
     patch = cv2.warpAffine(image, matrix, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
     xs, ys = face_grid(width, height, iod)
     # Head and a little neck and hair: an ellipse with a soft edge.
-    ellipse = ((xs / 1.6) ** 2 + ((ys - 0.45) / 2.15) ** 2)
+    ellipse = (xs / 1.6) ** 2 + ((ys - 0.45) / 2.15) ** 2
     mask = np.clip((1.0 - ellipse) / 0.2, 0.0, 1.0).astype(np.float32)
     mask = cv2.GaussianBlur(mask, (0, 0), 0.1 * iod)
     return patch.astype(np.float32), mask
@@ -269,7 +305,7 @@ def bump_field(bumps: list[Bump], mirrored: bool, width: int, height: int, iod: 
         g = np.exp(-((xs - cx) ** 2 / (2 * sx * sx) + (ys - cy) ** 2 / (2 * sy * sy)))
         field_[..., 0] += dx * g
         field_[..., 1] += dy * g
-    peak = np.sqrt((field_ ** 2).sum(axis=2)).max()
+    peak = np.sqrt((field_**2).sum(axis=2)).max()
     return field_ / peak * iod
 
 
@@ -289,8 +325,14 @@ def event_profile(n_frames: int, onset: int, apex_start: int, apex_end: int, off
     return a
 
 
-def make_event(rng: np.random.Generator, kind: str, start_s: float, fps: float, pattern: str | None = None,
-               amplitude: str | None = None) -> Event:
+def make_event(
+    rng: np.random.Generator,
+    kind: str,
+    start_s: float,
+    fps: float,
+    pattern: str | None = None,
+    amplitude: str | None = None,
+) -> Event:
     """An event starting at `start_s`: micro 0.16-0.46 s, macro 0.7-2.2 s, rise then hold then return."""
     if kind == "micro":
         duration = rng.uniform(max(0.16, 5 / fps), 0.46)
@@ -346,12 +388,12 @@ def background_frames(index: int, width: int, height: int) -> np.ndarray:
             img = frame.to_ndarray(format="bgr24")
             if box is not None:
                 x, y, w, h = box
-                img = img[y:y + h, x:x + w]
+                img = img[y : y + h, x : x + w]
             # Cover the clip size, then centre-crop.
             s = max(width / img.shape[1], height / img.shape[0])
             img = cv2.resize(img, (int(np.ceil(img.shape[1] * s)), int(np.ceil(img.shape[0] * s))))
             y0, x0 = (img.shape[0] - height) // 2, (img.shape[1] - width) // 2
-            frames.append(img[y0:y0 + height, x0:x0 + width])
+            frames.append(img[y0 : y0 + height, x0 : x0 + width])
             if len(frames) >= 60:
                 break
     return np.stack(frames)
@@ -412,8 +454,9 @@ def render_clip(spec: ClipSpec) -> Clip:
             active = np.nonzero(w[:, i] > 0)[0]
             if len(active):
                 disp = np.tensordot(w[active, i], stack[active], axes=1)
-                head = cv2.remap(patch, gx - disp[..., 0], gy - disp[..., 1], cv2.INTER_LINEAR,
-                                 borderMode=cv2.BORDER_REFLECT)
+                head = cv2.remap(
+                    patch, gx - disp[..., 0], gy - disp[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
+                )
             else:
                 head = patch
             a = np.radians(angle[i])
@@ -441,16 +484,31 @@ def render_clip(spec: ClipSpec) -> Clip:
 # Benchmark suites
 
 
-def single_event_clip(photo: str, fps: float = 30.0, seconds: float = 2.5, pattern: str = "smile",
-                      amplitude: str = "high", seed: int = 7, nuisance: Nuisance | None = None,
-                      onset_s: float = 1.0, duration_s: float = 0.3) -> ClipSpec:
+def single_event_clip(
+    photo: str,
+    fps: float = 30.0,
+    seconds: float = 2.5,
+    pattern: str = "smile",
+    amplitude: str = "high",
+    seed: int = 7,
+    nuisance: Nuisance | None = None,
+    onset_s: float = 1.0,
+    duration_s: float = 0.3,
+) -> ClipSpec:
     """One brief expression with a sharp apex (rise 40%, no hold), for tests."""
     onset = int(round(onset_s * fps))
     offset = onset + int(round(duration_s * fps))
     apex = onset + int(round(0.4 * duration_s * fps))
     event = Event(pattern, amplitude, onset, apex, offset, fps, (apex, apex))
-    return ClipSpec(f"single-{Path(photo).stem}-{int(fps)}", photo, fps, seconds, [event], seed,
-                    nuisance=nuisance or Nuisance(jerks_per_min=0, blinks_per_min=0))
+    return ClipSpec(
+        f"single-{Path(photo).stem}-{int(fps)}",
+        photo,
+        fps,
+        seconds,
+        [event],
+        seed,
+        nuisance=nuisance or Nuisance(jerks_per_min=0, blinks_per_min=0),
+    )
 
 
 def benchmark_specs(seed: int = 2024, scale: float = 1.0) -> tuple[list[ClipSpec], list[ClipSpec]]:
@@ -473,30 +531,69 @@ def benchmark_specs(seed: int = 2024, scale: float = 1.0) -> tuple[list[ClipSpec
                     break
                 events.append(event)
                 t = event.offset_ms / 1000 + sub.uniform(0.8, 1.8)
-            event_clips.append(ClipSpec(f"ev{i:02d}-{int(fps)}fps", photos[i % len(photos)], fps, seconds, events,
-                                        int(sub.integers(2**31)), iod=float(sub.uniform(42, 52)),
-                                        background=i % len(BACKGROUNDS), nuisance=_draw_nuisance(sub)))
+            event_clips.append(
+                ClipSpec(
+                    f"ev{i:02d}-{int(fps)}fps",
+                    photos[i % len(photos)],
+                    fps,
+                    seconds,
+                    events,
+                    int(sub.integers(2**31)),
+                    iod=float(sub.uniform(42, 52)),
+                    background=i % len(BACKGROUNDS),
+                    nuisance=_draw_nuisance(sub),
+                )
+            )
             i += 1
     for j in range(max(1, int(round(12 * scale)))):
         sub = np.random.default_rng(rng.integers(2**32))
         fps = 30.0 if j % 4 else 60.0
-        quiet_clips.append(ClipSpec(f"quiet{j:02d}-{int(fps)}fps", photos[(i + j) % len(photos)], fps, 10.0, [],
-                                    int(sub.integers(2**31)), iod=float(sub.uniform(42, 52)),
-                                    background=j % len(BACKGROUNDS), nuisance=_draw_nuisance(sub)))
+        quiet_clips.append(
+            ClipSpec(
+                f"quiet{j:02d}-{int(fps)}fps",
+                photos[(i + j) % len(photos)],
+                fps,
+                10.0,
+                [],
+                int(sub.integers(2**31)),
+                iod=float(sub.uniform(42, 52)),
+                background=j % len(BACKGROUNDS),
+                nuisance=_draw_nuisance(sub),
+            )
+        )
     return event_clips, quiet_clips
 
 
 def _draw_nuisance(rng: np.random.Generator) -> Nuisance:
-    return Nuisance(head_motion=float(rng.uniform(0.5, 1.2)), jerks_per_min=float(rng.uniform(3, 8)),
-                    blinks_per_min=float(rng.uniform(8, 20)), brightness=float(rng.uniform(0.5, 1.2)),
-                    noise_sigma=float(rng.uniform(1.5, 3.5)), crf=int(rng.choice([18, 20, 23, 23])))
+    return Nuisance(
+        head_motion=float(rng.uniform(0.5, 1.2)),
+        jerks_per_min=float(rng.uniform(3, 8)),
+        blinks_per_min=float(rng.uniform(8, 20)),
+        brightness=float(rng.uniform(0.5, 1.2)),
+        noise_sigma=float(rng.uniform(1.5, 3.5)),
+        crf=int(rng.choice([18, 20, 23, 23])),
+    )
 
 
 def describe(spec: ClipSpec) -> dict:
-    return {"name": spec.name, "photo": spec.photo, "fps": spec.fps, "frames": spec.n_frames, "iod": spec.iod,
-            "nuisance": asdict(spec.nuisance),
-            "events": [{**{k: v for k, v in asdict(e).items()}, "kind": e.kind,
-                        "onset_ms": e.onset_ms, "apex_ms": e.apex_ms, "offset_ms": e.offset_ms} for e in spec.events]}
+    return {
+        "name": spec.name,
+        "photo": spec.photo,
+        "fps": spec.fps,
+        "frames": spec.n_frames,
+        "iod": spec.iod,
+        "nuisance": asdict(spec.nuisance),
+        "events": [
+            {
+                **{k: v for k, v in asdict(e).items()},
+                "kind": e.kind,
+                "onset_ms": e.onset_ms,
+                "apex_ms": e.apex_ms,
+                "offset_ms": e.offset_ms,
+            }
+            for e in spec.events
+        ],
+    }
 
 
 def main() -> None:

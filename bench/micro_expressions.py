@@ -12,6 +12,7 @@ whole pipeline on a 640x480, 30 fps single-face clip.
     python bench/micro_expressions.py                # default suite: 34 event + 12 no-event clips, ~4-5 min
     python bench/micro_expressions.py --scale 0.3    # a quick subset
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,11 +51,13 @@ def interval_iou(a: tuple[int, int], b: tuple[int, int]) -> float:
     return inter / union
 
 
-def match_intervals(predicted: list[tuple[int, int]], truth: list[tuple[int, int]],
-                    threshold: float = IOU_THRESHOLD) -> list[tuple[int, int]]:
+def match_intervals(
+    predicted: list[tuple[int, int]], truth: list[tuple[int, int]], threshold: float = IOU_THRESHOLD
+) -> list[tuple[int, int]]:
     """Greedy one-to-one matching, best IoU first: (prediction index, truth index) pairs with IoU >= threshold."""
-    return greedy_pairs(((interval_iou(p, t), i, j) for i, p in enumerate(predicted) for j, t in enumerate(truth)),
-                        threshold)
+    return greedy_pairs(
+        ((interval_iou(p, t), i, j) for i, p in enumerate(predicted) for j, t in enumerate(truth)), threshold
+    )
 
 
 @dataclass
@@ -95,8 +98,9 @@ def kind_of(interval_ms: tuple[float, float]) -> str:
     return expression_kind(interval_ms[1] - interval_ms[0])
 
 
-def score_clip(predicted_ms: list[tuple[float, float]], truth_ms: list[tuple[float, float]],
-               fps: float) -> dict[str, Counts]:
+def score_clip(
+    predicted_ms: list[tuple[float, float]], truth_ms: list[tuple[float, float]], fps: float
+) -> dict[str, Counts]:
     """MEGC counts for one clip: {'micro', 'macro', 'overall'}; kinds split by duration (<= 500 ms micro)."""
     out = {}
     for kind in ("micro", "macro"):
@@ -132,19 +136,41 @@ def run_clip(analyzer, spec, sensitivity: float, detector: str) -> ClipResult:
 
     clip = render_clip(spec)
     started = time.perf_counter()
-    analysis = analyze_bytes(analyzer, clip.data,
-                             AnalysisOptions(detector=detector, fps=spec.fps, micro_expressions=True,
-                                             micro_sensitivity=sensitivity),
-                             Limits())
+    analysis = analyze_bytes(
+        analyzer,
+        clip.data,
+        AnalysisOptions(detector=detector, fps=spec.fps, micro_expressions=True, micro_sensitivity=sensitivity),
+        Limits(),
+    )
     elapsed = time.perf_counter() - started
-    truth = [{"onset_ms": e.onset_ms, "apex_ms": e.apex_ms, "offset_ms": e.offset_ms, "kind": e.kind,
-              "pattern": e.pattern, "amplitude": e.amplitude, "emotion": e.emotion} for e in spec.events]
-    predicted = [{"onset_ms": e.onset_ms, "apex_ms": e.apex_ms, "offset_ms": e.offset_ms, "kind": e.kind,
-                  "intensity": e.intensity, "emotion": e.emotion, "track_id": e.track_id,
-                  "regions": [(r.name, round(r.magnitude, 2), r.action_units) for r in e.regions]}
-                 for e in analysis.micro_expressions]
-    counts = score_clip([(p["onset_ms"], p["offset_ms"]) for p in predicted],
-                        [(t["onset_ms"], t["offset_ms"]) for t in truth], spec.fps)
+    truth = [
+        {
+            "onset_ms": e.onset_ms,
+            "apex_ms": e.apex_ms,
+            "offset_ms": e.offset_ms,
+            "kind": e.kind,
+            "pattern": e.pattern,
+            "amplitude": e.amplitude,
+            "emotion": e.emotion,
+        }
+        for e in spec.events
+    ]
+    predicted = [
+        {
+            "onset_ms": e.onset_ms,
+            "apex_ms": e.apex_ms,
+            "offset_ms": e.offset_ms,
+            "kind": e.kind,
+            "intensity": e.intensity,
+            "emotion": e.emotion,
+            "track_id": e.track_id,
+            "regions": [(r.name, round(r.magnitude, 2), r.action_units) for r in e.regions],
+        }
+        for e in analysis.micro_expressions
+    ]
+    counts = score_clip(
+        [(p["onset_ms"], p["offset_ms"]) for p in predicted], [(t["onset_ms"], t["offset_ms"]) for t in truth], spec.fps
+    )
     return ClipResult(spec.name, spec.fps, spec.seconds, truth, predicted, len(analysis.frames), elapsed, counts)
 
 
@@ -161,8 +187,9 @@ def speed_clip_bytes(seconds: float = 10.0, seed: int = 11) -> bytes:
     rng = np.random.default_rng(seed)
     photo = eligible_photos()[0].name
     events = [make_event(rng, "micro", 3.0, 30.0), make_event(rng, "macro", 6.0, 30.0)]
-    spec = ClipSpec("speed-640x480", photo, 30.0, seconds, events, seed, width=640, height=480, iod=72.0,
-                    nuisance=Nuisance())
+    spec = ClipSpec(
+        "speed-640x480", photo, 30.0, seconds, events, seed, width=640, height=480, iod=72.0, nuisance=Nuisance()
+    )
     return render_clip(spec).data
 
 
@@ -177,9 +204,13 @@ def measure_speed(analyzer, detector: str, repeats: int = 2) -> dict:
         analysis = analyze_bytes(analyzer, data, AnalysisOptions(detector=detector, micro_expressions=True), Limits())
         elapsed = time.perf_counter() - started
         frames = len(analysis.frames)
-        result = {"frames": frames, "seconds": round(elapsed, 2), "fps": round(frames / elapsed, 1),
-                  "stages_ms": analysis.timing_ms,
-                  "spotter_ms_per_frame": round(analysis.timing_ms["micro_expressions"] / max(frames, 1), 2)}
+        result = {
+            "frames": frames,
+            "seconds": round(elapsed, 2),
+            "fps": round(frames / elapsed, 1),
+            "stages_ms": analysis.timing_ms,
+            "spotter_ms_per_frame": round(analysis.timing_ms["micro_expressions"] / max(frames, 1), 2),
+        }
         if best is None or result["fps"] > best["fps"]:
             best = result
     return best
@@ -204,15 +235,26 @@ def summarise(results: list[ClipResult], quiet: list[ClipResult]) -> dict:
     quiet_fp = sum(len(q.predicted) for q in quiet)
 
     def prf(c: Counts) -> dict:
-        return {"precision": round(c.precision, 3), "recall": round(c.recall, 3), "f1": round(c.f1, 3),
-                "tp": c.tp, "fp": c.fp, "fn": c.fn}
+        return {
+            "precision": round(c.precision, 3),
+            "recall": round(c.recall, 3),
+            "f1": round(c.f1, 3),
+            "tp": c.tp,
+            "fp": c.fp,
+            "fn": c.fn,
+        }
 
     return {
-        "micro": prf(totals["micro"]), "macro": prf(totals["macro"]), "overall": prf(totals["overall"]),
+        "micro": prf(totals["micro"]),
+        "macro": prf(totals["macro"]),
+        "overall": prf(totals["overall"]),
         "overall_by_fps": {f"{int(k)}": prf(v) for k, v in sorted(by_fps.items())},
         "recall_by_amplitude": {k: round(v[0] / v[1], 3) for k, v in sorted(by_amp.items())},
-        "no_event": {"minutes": round(quiet_minutes, 2), "false_positives": quiet_fp,
-                     "fp_per_minute": round(quiet_fp / quiet_minutes, 2) if quiet_minutes else None},
+        "no_event": {
+            "minutes": round(quiet_minutes, 2),
+            "false_positives": quiet_fp,
+            "fp_per_minute": round(quiet_fp / quiet_minutes, 2) if quiet_minutes else None,
+        },
     }
 
 
@@ -238,12 +280,17 @@ def main() -> None:
         r = run_clip(analyzer, spec, args.sensitivity, args.detector)
         (results if spec.events else quiet).append(r)
         c = r.counts["overall"]
-        print(f"{r.name:16s} {r.frames:4d} frames {r.analyse_s:6.1f}s  truth {c.n_true}  predicted {c.n_pred}  "
-              f"tp {c.tp}", flush=True)
+        print(
+            f"{r.name:16s} {r.frames:4d} frames {r.analyse_s:6.1f}s  truth {c.n_true}  predicted {c.n_pred}  tp {c.tp}",
+            flush=True,
+        )
     summary = summarise(results, quiet)
-    summary["clips"] = {"event": len(results), "no_event": len(quiet),
-                        "events": sum(len(r.truth) for r in results),
-                        "micro_events": sum(t["kind"] == "micro" for r in results for t in r.truth)}
+    summary["clips"] = {
+        "event": len(results),
+        "no_event": len(quiet),
+        "events": sum(len(r.truth) for r in results),
+        "micro_events": sum(t["kind"] == "micro" for r in results for t in r.truth),
+    }
     summary["sensitivity"] = args.sensitivity
     summary["detector"] = args.detector
     summary["seed"] = args.seed
@@ -252,9 +299,19 @@ def main() -> None:
     summary["benchmark_seconds"] = round(time.perf_counter() - started, 1)
     print(json.dumps(summary, indent=1))
     if args.json:
-        args.json.write_text(json.dumps({"summary": summary, "clips": [
-            {"name": r.name, "fps": r.fps, "truth": r.truth, "predicted": r.predicted} for r in results + quiet]},
-            indent=1, default=str))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "summary": summary,
+                    "clips": [
+                        {"name": r.name, "fps": r.fps, "truth": r.truth, "predicted": r.predicted}
+                        for r in results + quiet
+                    ],
+                },
+                indent=1,
+                default=str,
+            )
+        )
 
 
 if __name__ == "__main__":

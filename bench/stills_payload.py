@@ -1,7 +1,8 @@
 """What `return_stills=true` adds to a clip's answer: bytes with and without, on the real clips.
 
-    python bench/stills_payload.py
+python bench/stills_payload.py
 """
+
 from __future__ import annotations
 
 import io
@@ -24,16 +25,24 @@ def main() -> None:
     app = create_app(make_settings(state), analyzer=Analyzer(state / "deepface", DEFAULT_EMOTION_MODEL))
     app.extensions["emoscope"].db.migrate()
     client = app.test_client()
-    key = client.post("/v1/signup", json={"email": "bench@example.com", "password": "correct horse battery",
-                                          "account_name": "Bench"}).json["api_key"]["secret"]
+    key = client.post(
+        "/v1/signup", json={"email": "bench@example.com", "password": "correct horse battery", "account_name": "Bench"}
+    ).json["api_key"]["secret"]
     for name, fps in CLIPS:
-        answers = [client.post("/v1/analyze", headers={"Authorization": f"Bearer {key}"},
-                               data={"file": (io.BytesIO((VIDEOS / name).read_bytes()), name), "fps": fps,
-                                     "return_stills": stills}) for stills in ("false", "true")]
+        answers = [
+            client.post(
+                "/v1/analyze",
+                headers={"Authorization": f"Bearer {key}"},
+                data={"file": (io.BytesIO((VIDEOS / name).read_bytes()), name), "fps": fps, "return_stills": stills},
+            )
+            for stills in ("false", "true")
+        ]
         plain, with_stills = (len(answer.data) for answer in answers)
         count = len(answers[1].json["stills"])
-        print(f"{name} at {fps} fps: {plain} B without stills, {with_stills} B with {count} stills "
-              f"({(with_stills - plain) / max(1, count) / 1024:.1f} KiB a still, x{with_stills / plain:.1f})")
+        print(
+            f"{name} at {fps} fps: {plain} B without stills, {with_stills} B with {count} stills "
+            f"({(with_stills - plain) / max(1, count) / 1024:.1f} KiB a still, x{with_stills / plain:.1f})"
+        )
 
 
 if __name__ == "__main__":

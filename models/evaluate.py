@@ -14,6 +14,7 @@ Reports accuracy, per-class recall/precision, confusion matrix (rows = true, col
 calibration error (15 equal-width bins of top-class confidence), and onnxruntime CPU speed with
 intra_op_num_threads=2: mean latency per face at batch 1 and throughput at batch 64.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,8 +34,14 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from api.engine.preprocess import EMOTIONS, MODEL_INPUT_SIZE, faces_to_batch  # noqa: E402
 
-CKPLUS_TO_EMOTIONS = {"anger": "angry", "disgust": "disgust", "fear": "fear", "happy": "happy",
-                      "sadness": "sad", "surprise": "surprise"}  # contempt: no counterpart
+CKPLUS_TO_EMOTIONS = {
+    "anger": "angry",
+    "disgust": "disgust",
+    "fear": "fear",
+    "happy": "happy",
+    "sadness": "sad",
+    "surprise": "surprise",
+}  # contempt: no counterpart
 ECE_BINS = 15
 THREADS = 2
 
@@ -43,8 +50,10 @@ def data_dir(arg: str | None) -> Path:
     d = Path(arg or os.environ.get("EMOSCOPE_DATA_DIR") or REPO.parent / "shared" / "data").resolve()
     for sub in ("fer2013/labels.csv", "ckplus48/labels.csv"):
         if not (d / sub).is_file():
-            sys.exit(f"error: evaluation data not found: {d / sub} is missing.\n"
-                     f"Point --data or EMOSCOPE_DATA_DIR at the shared data folder (default ../shared/data).")
+            sys.exit(
+                f"error: evaluation data not found: {d / sub} is missing.\n"
+                f"Point --data or EMOSCOPE_DATA_DIR at the shared data folder (default ../shared/data)."
+            )
     return d
 
 
@@ -74,13 +83,19 @@ def session(model_path: str) -> ort.InferenceSession:
     return sess
 
 
-def predict(sess: ort.InferenceSession, batch: np.ndarray, mirror: bool = False,
-            batch_size: int = 64) -> np.ndarray:
+def predict(sess: ort.InferenceSession, batch: np.ndarray, mirror: bool = False, batch_size: int = 64) -> np.ndarray:
     """Probabilities per face; with mirror, the mean over each face and its horizontal mirror image."""
     name = sess.get_inputs()[0].name
     views = [batch, np.ascontiguousarray(batch[:, :, ::-1])] if mirror else [batch]
-    probs = np.mean([np.concatenate([sess.run(None, {name: view[i:i + batch_size]})[0]
-                                     for i in range(0, len(view), batch_size)]) for view in views], axis=0)
+    probs = np.mean(
+        [
+            np.concatenate(
+                [sess.run(None, {name: view[i : i + batch_size]})[0] for i in range(0, len(view), batch_size)]
+            )
+            for view in views
+        ],
+        axis=0,
+    )
     if not np.allclose(probs.sum(1), 1.0, atol=1e-3) or (probs < 0).any():
         sys.exit("error: model outputs are not probabilities (rows must be >= 0 and sum to 1)")
     return probs
@@ -89,8 +104,13 @@ def predict(sess: ort.InferenceSession, batch: np.ndarray, mirror: bool = False,
 def expected_calibration_error(probs: np.ndarray, y: np.ndarray, bins: int = ECE_BINS) -> float:
     conf, correct = probs.max(1), probs.argmax(1) == y
     idx = np.minimum((conf * bins).astype(int), bins - 1)  # equal-width bins over [0, 1]
-    return float(sum(abs(correct[idx == b].mean() - conf[idx == b].mean()) * (idx == b).mean()
-                     for b in range(bins) if (idx == b).any()))
+    return float(
+        sum(
+            abs(correct[idx == b].mean() - conf[idx == b].mean()) * (idx == b).mean()
+            for b in range(bins)
+            if (idx == b).any()
+        )
+    )
 
 
 def metrics(probs: np.ndarray, y: np.ndarray) -> dict:
@@ -118,8 +138,10 @@ def metrics(probs: np.ndarray, y: np.ndarray) -> dict:
 
 
 def print_metrics(title: str, m: dict) -> None:
-    print(f"\n== {title}: n={m['n']}  accuracy={m['accuracy']:.4f}  macro recall={m['macro_recall']:.4f}  "
-          f"ECE({ECE_BINS} bins)={m['ece']:.4f}  NLL={m['nll']:.4f}")
+    print(
+        f"\n== {title}: n={m['n']}  accuracy={m['accuracy']:.4f}  macro recall={m['macro_recall']:.4f}  "
+        f"ECE({ECE_BINS} bins)={m['ece']:.4f}  NLL={m['nll']:.4f}"
+    )
     print(f"{'class':>10} {'support':>8} {'recall':>8} {'precision':>10}")
     fmt = lambda v: "     -" if v is None else f"{v:.4f}"  # noqa: E731
     for c, pc in m["per_class"].items():
@@ -154,8 +176,7 @@ def eval_ckplus(sess, root: Path, mirror: bool = False) -> dict:
     m = metrics(predict(sess, faces_to_batch(load_faces(root, main)), mirror), y)
     m["subjects"] = len({r["subject"] for r in main})
     pc = predict(sess, faces_to_batch(load_faces(root, contempt)), mirror).argmax(1) if contempt else np.zeros(0, int)
-    m["contempt"] = {"n": len(contempt),
-                     "predicted_as": {e: int((pc == i).sum()) for i, e in enumerate(EMOTIONS)}}
+    m["contempt"] = {"n": len(contempt), "predicted_as": {e: int((pc == i).sum()) for i, e in enumerate(EMOTIONS)}}
     return m
 
 
@@ -180,10 +201,12 @@ def speed(sess, faces: np.ndarray, reps1: int = 300, reps64: int = 30) -> dict:
     t1, t64 = np.array(t1), np.array(t64)
     return {
         "threads": THREADS,
-        "batch1_mean_ms": float(t1.mean() * 1e3), "batch1_p50_ms": float(np.median(t1) * 1e3),
+        "batch1_mean_ms": float(t1.mean() * 1e3),
+        "batch1_p50_ms": float(np.median(t1) * 1e3),
         "batch1_p95_ms": float(np.percentile(t1, 95) * 1e3),
         "batch64_mean_ms": float(t64.mean() * 1e3),
-        "batch64_faces_per_s": float(64 / t64.mean()), "batch64_faces_per_s_best": float(64 / t64.min()),
+        "batch64_faces_per_s": float(64 / t64.mean()),
+        "batch64_faces_per_s_best": float(64 / t64.min()),
     }
 
 
@@ -193,9 +216,12 @@ def main() -> None:
     ap.add_argument("--data", help="shared data dir (default $EMOSCOPE_DATA_DIR or ../shared/data)")
     ap.add_argument("--json", type=Path, help="also write all numbers to this JSON file")
     ap.add_argument("--no-speed", action="store_true", help="skip the latency/throughput measurement")
-    ap.add_argument("--mirror", action="store_true",
-                    help="average each face with its mirror image (test-time augmentation the service does "
-                         "not do: it would classify every face twice)")
+    ap.add_argument(
+        "--mirror",
+        action="store_true",
+        help="average each face with its mirror image (test-time augmentation the service does "
+        "not do: it would classify every face twice)",
+    )
     args = ap.parse_args()
 
     data = data_dir(args.data)
@@ -204,16 +230,26 @@ def main() -> None:
     print_metrics("fer2013 public_test", fer)
     ck = eval_ckplus(sess, data / "ckplus48", args.mirror)
     print_metrics(f"ckplus48 without contempt ({ck['subjects']} subjects)", ck)
-    print(f"ckplus48 contempt (n={ck['contempt']['n']}, not in headline) predicted as: "
-          + ", ".join(f"{e} {n}" for e, n in ck["contempt"]["predicted_as"].items() if n))
-    result = {"model": str(args.model), "sha256": hashlib.sha256(Path(args.model).read_bytes()).hexdigest(),
-              "data": str(data), "mirror": args.mirror, "fer2013_public_test": fer, "ckplus48": ck}
+    print(
+        f"ckplus48 contempt (n={ck['contempt']['n']}, not in headline) predicted as: "
+        + ", ".join(f"{e} {n}" for e, n in ck["contempt"]["predicted_as"].items() if n)
+    )
+    result = {
+        "model": str(args.model),
+        "sha256": hashlib.sha256(Path(args.model).read_bytes()).hexdigest(),
+        "data": str(data),
+        "mirror": args.mirror,
+        "fer2013_public_test": fer,
+        "ckplus48": ck,
+    }
     if not args.no_speed:
         s = speed(sess, fer_batch)
-        print(f"\n== speed (onnxruntime {ort.__version__} CPU, intra_op_num_threads={THREADS}): "
-              f"batch 1 mean {s['batch1_mean_ms']:.3f} ms/face (p50 {s['batch1_p50_ms']:.3f}, "
-              f"p95 {s['batch1_p95_ms']:.3f}); batch 64 {s['batch64_faces_per_s']:.0f} faces/s "
-              f"({s['batch64_mean_ms']:.2f} ms/batch)")
+        print(
+            f"\n== speed (onnxruntime {ort.__version__} CPU, intra_op_num_threads={THREADS}): "
+            f"batch 1 mean {s['batch1_mean_ms']:.3f} ms/face (p50 {s['batch1_p50_ms']:.3f}, "
+            f"p95 {s['batch1_p95_ms']:.3f}); batch 64 {s['batch64_faces_per_s']:.0f} faces/s "
+            f"({s['batch64_mean_ms']:.2f} ms/batch)"
+        )
         result["speed"] = s
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")

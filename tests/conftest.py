@@ -1,4 +1,5 @@
 """Shared fixtures: real data from ../shared/data, one warmed Analyzer, an app with a key."""
+
 from __future__ import annotations
 
 import json
@@ -40,13 +41,15 @@ UNTHROTTLED = {"free": Plan("free", 1_000_000, 10_000.0, 10_000), "paid": Plan("
 
 
 def make_settings(state_dir: Path, database_url: str | None = None, **overrides) -> Settings:
-    return Settings(**{
-        "database_url": database_url or f"sqlite:///{state_dir / 'test.db'}",
-        "state_dir": state_dir,
-        "api_key_pepper": "test-pepper",
-        "plans": UNTHROTTLED,
-        **overrides,
-    })
+    return Settings(
+        **{
+            "database_url": database_url or f"sqlite:///{state_dir / 'test.db'}",
+            "state_dir": state_dir,
+            "api_key_pepper": "test-pepper",
+            "plans": UNTHROTTLED,
+            **overrides,
+        }
+    )
 
 
 @pytest.fixture(scope="session")
@@ -119,7 +122,9 @@ def app_factory(tmp_path_factory, analyzer):
 
 def sign_up(client, email: str = "owner@example.com", account_name: str = "Acme") -> dict:
     """Sign up through the API; returns the response body (account, owner, api_key with secret)."""
-    response = client.post("/v1/signup", json={"email": email, "password": "correct horse battery", "account_name": account_name})
+    response = client.post(
+        "/v1/signup", json={"email": email, "password": "correct horse battery", "account_name": account_name}
+    )
     assert response.status_code == 201, response.get_data(as_text=True)
     return response.json
 

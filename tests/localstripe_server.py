@@ -6,6 +6,7 @@ portal. This harness adds those with Stripe's documented behaviour that our code
 a request repeated with the same Idempotency-Key gets the first response back, and a meter event
 identifier is accepted once. `GET /_config/meter_events` lets tests read what Stripe received.
 """
+
 from __future__ import annotations
 
 import secrets
@@ -39,11 +40,25 @@ async def create_meter_event(request: web.Request) -> web.Response:
     data = await get_post_data(request) or {}
     identifier = data.get("identifier") or f"evt_{secrets.token_hex(8)}"
     if any(e["identifier"] == identifier for e in meter_events):
-        return web.json_response({"error": {"type": "invalid_request_error", "code": "resource_already_exists",
-                                            "message": f"meter event {identifier} already exists"}}, status=400)
-    event = {"object": "billing.meter_event", "event_name": data.get("event_name"), "identifier": identifier,
-             "payload": data.get("payload", {}), "timestamp": int(data.get("timestamp") or time.time()),
-             "created": int(time.time()), "livemode": False}
+        return web.json_response(
+            {
+                "error": {
+                    "type": "invalid_request_error",
+                    "code": "resource_already_exists",
+                    "message": f"meter event {identifier} already exists",
+                }
+            },
+            status=400,
+        )
+    event = {
+        "object": "billing.meter_event",
+        "event_name": data.get("event_name"),
+        "identifier": identifier,
+        "payload": data.get("payload", {}),
+        "timestamp": int(data.get("timestamp") or time.time()),
+        "created": int(time.time()),
+        "livemode": False,
+    }
     meter_events.append(event)
     if key:
         replies[key] = event
@@ -53,9 +68,16 @@ async def create_meter_event(request: web.Request) -> web.Response:
 async def create_portal_session(request: web.Request) -> web.Response:
     data = await get_post_data(request) or {}
     session_id = f"bps_{secrets.token_hex(8)}"
-    return web.json_response({"id": session_id, "object": "billing_portal.session", "customer": data.get("customer"),
-                              "return_url": data.get("return_url"), "livemode": False,
-                              "url": f"http://{request.host}/portal/{session_id}"})
+    return web.json_response(
+        {
+            "id": session_id,
+            "object": "billing_portal.session",
+            "customer": data.get("customer"),
+            "return_url": data.get("return_url"),
+            "livemode": False,
+            "url": f"http://{request.host}/portal/{session_id}",
+        }
+    )
 
 
 async def list_meter_events(_request: web.Request) -> web.Response:

@@ -1,4 +1,5 @@
 """Builders for test inputs: real photos re-encoded, and hostile files made on purpose."""
+
 from __future__ import annotations
 
 import io
@@ -113,8 +114,9 @@ def short_clip(path: Path, frames: int, fps: int = 10) -> bytes:
     return buffer.getvalue()
 
 
-def variable_rate_clip(path: Path, steps: list[int], time_base: Fraction = Fraction(1, 90000),
-                       side: int = 160) -> bytes:
+def variable_rate_clip(
+    path: Path, steps: list[int], time_base: Fraction = Fraction(1, 90000), side: int = 160
+) -> bytes:
     """The first len(steps) + 1 frames of a real clip, shrunk to `side` px wide and re-encoded as H.264
     MP4 at a variable frame rate: frame i + 1 shows `steps[i]` ticks of `time_base` after frame i."""
     import av
@@ -207,8 +209,14 @@ def empty_fragmented_mp4(width: int = 640, height: int = 360) -> bytes:
 def gif_bomb(width: int = 4096, height: int = 2160, frames: int = 900) -> bytes:
     """A tiny GIF: a huge canvas and many one-pixel frames, each decoded onto the whole canvas."""
     header = b"GIF89a" + struct.pack("<HHBBB", width, height, 0x80, 0, 0) + b"\x00\x00\x00\xff\xff\xff"
-    frame = (b"\x21\xf9\x04\x00" + struct.pack("<H", 2) + b"\x00\x00"  # graphic control: 20 ms
-             + b"\x2c" + struct.pack("<HHHHB", 0, 0, 1, 1, 0) + b"\x02\x02\x44\x01\x00")  # 1x1 LZW data
+    frame = (
+        b"\x21\xf9\x04\x00"
+        + struct.pack("<H", 2)
+        + b"\x00\x00"  # graphic control: 20 ms
+        + b"\x2c"
+        + struct.pack("<HHHHB", 0, 0, 1, 1, 0)
+        + b"\x02\x02\x44\x01\x00"
+    )  # 1x1 LZW data
     return header + frame * frames + b";"
 
 

@@ -1,5 +1,6 @@
 """Real servers on loopback for end-to-end tests: gunicorn running the service on embedded defaults, and
 nginx in front of it as in production (`python -m api.web.proxy`)."""
+
 from __future__ import annotations
 
 import contextlib
@@ -38,11 +39,21 @@ def stop(process: subprocess.Popen, timeout: float) -> None:
 
 def server_env(state: Path, port: int, **overrides: str) -> dict:
     # Embedded defaults only: no shared database, Redis limiter or Stripe from the caller's environment.
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("EMOSCOPE_", "STRIPE_", "CELERY_", "S3_", "SQS_"))
-           and k not in ("DATABASE_URL", "REDIS_URL")}
-    return {**env, "EMOSCOPE_DEV_MODE": "true", "EMOSCOPE_STATE_DIR": str(state), "EMOSCOPE_BIND": f"127.0.0.1:{port}",
-            "EMOSCOPE_WORKERS": "1", "EMOSCOPE_THREADS": "4", **overrides}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("EMOSCOPE_", "STRIPE_", "CELERY_", "S3_", "SQS_"))
+        and k not in ("DATABASE_URL", "REDIS_URL")
+    }
+    return {
+        **env,
+        "EMOSCOPE_DEV_MODE": "true",
+        "EMOSCOPE_STATE_DIR": str(state),
+        "EMOSCOPE_BIND": f"127.0.0.1:{port}",
+        "EMOSCOPE_WORKERS": "1",
+        "EMOSCOPE_THREADS": "4",
+        **overrides,
+    }
 
 
 @contextlib.contextmanager
@@ -50,13 +61,18 @@ def gunicorn(state: Path, **overrides: str):
     state.mkdir(parents=True, exist_ok=True)
     port = free_port()
     env = server_env(state, port, **overrides)
-    subprocess.run([sys.executable, "-m", "api.wiring.cli", "migrate"], env=env, cwd=REPO_ROOT, check=True,
-                   capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "api.wiring.cli", "migrate"], env=env, cwd=REPO_ROOT, check=True, capture_output=True
+    )
     log = state / "gunicorn.log"
     with log.open("w") as stderr:
         process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "api.web.app:create_app()"],
-            env=env, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=stderr)
+            env=env,
+            cwd=REPO_ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     try:
@@ -92,19 +108,27 @@ def wait_for_port(port: int, process: subprocess.Popen, log: Path, what: str) ->
 def nginx(upstream: str, **overrides: str):
     """nginx as the image runs it, in front of `upstream` (http://127.0.0.1:PORT); yields its base URL."""
     if find_nginx() is None:
-        pytest.fail("nginx is not installed, and the proxy tests need it: `apt-get install -y "
-                    "--no-install-recommends nginx` (.ci/run installs it when missing)")
+        pytest.fail(
+            "nginx is not installed, and the proxy tests need it: `apt-get install -y "
+            "--no-install-recommends nginx` (.ci/run installs it when missing)"
+        )
     port = free_port()
     # Not under pytest's tmp_path: nginx's workers run as nobody when the tests run as root, and must
     # reach the temp folders inside this one.
     run_dir = Path(tempfile.mkdtemp(prefix="emoscope-nginx-"))
     run_dir.chmod(0o755)
-    env = {**os.environ, **overrides, "EMOSCOPE_PROXY_BIND": f"127.0.0.1:{port}",
-           "EMOSCOPE_BIND": upstream.removeprefix("http://"), "EMOSCOPE_PROXY_DIR": str(run_dir)}
+    env = {
+        **os.environ,
+        **overrides,
+        "EMOSCOPE_PROXY_BIND": f"127.0.0.1:{port}",
+        "EMOSCOPE_BIND": upstream.removeprefix("http://"),
+        "EMOSCOPE_PROXY_DIR": str(run_dir),
+    }
     log = run_dir / "error.log"
     with log.open("w") as stderr:
-        process = subprocess.Popen([sys.executable, "-m", "api.web.proxy"], env=env, cwd=REPO_ROOT,
-                                   stdout=subprocess.DEVNULL, stderr=stderr)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "api.web.proxy"], env=env, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=stderr
+        )
     try:
         wait_for_port(port, process, log, "nginx")
         yield f"http://127.0.0.1:{port}"

@@ -1,4 +1,5 @@
 """Owners, keys, usage, idempotency, quotas and rate limits through the API (SQLite, in-memory limiter)."""
+
 from __future__ import annotations
 
 import io
@@ -25,8 +26,9 @@ def bearer(secret: str) -> dict:
 
 def analyze(client, secret: str, data: bytes = TINY_FACE, idempotency_key: str | None = None, **options):
     headers = bearer(secret) | ({"Idempotency-Key": idempotency_key} if idempotency_key else {})
-    return client.post("/v1/analyze", headers=headers,
-                       data={"file": (io.BytesIO(data), "f"), "detector": "skip", **options})
+    return client.post(
+        "/v1/analyze", headers=headers, data={"file": (io.BytesIO(data), "f"), "detector": "skip", **options}
+    )
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -47,7 +49,9 @@ def test_sign_up_gives_an_owner_key_that_analyzes_and_administers(client, assert
 
 def test_sign_up_validation_and_duplicates(client, assert_contract):
     sign_up(client, "dup@example.com")
-    again = client.post("/v1/signup", json={"email": "DUP@example.com", "password": "another long one", "account_name": "x"})
+    again = client.post(
+        "/v1/signup", json={"email": "DUP@example.com", "password": "another long one", "account_name": "x"}
+    )
     assert_problem(assert_contract(again), 409, "email_taken")
     weak = client.post("/v1/signup", json={"email": "new@example.com", "password": "short", "account_name": "x"})
     assert_problem(assert_contract(weak), 400, "invalid_request")
@@ -56,7 +60,9 @@ def test_sign_up_validation_and_duplicates(client, assert_contract):
 
 def test_sign_in_issues_a_new_key_and_refuses_wrong_passwords(client, assert_contract):
     sign_up(client, "me@example.com")
-    ok = assert_contract(client.post("/v1/signin", json={"email": "me@example.com", "password": "correct horse battery"}))
+    ok = assert_contract(
+        client.post("/v1/signin", json={"email": "me@example.com", "password": "correct horse battery"})
+    )
     assert ok.status_code == 201 and ok.json["api_key"]["secret"].startswith("emo_")
     for email, password in (("me@example.com", "wrong password!"), ("nobody@example.com", "correct horse battery")):
         bad = client.post("/v1/signin", json={"email": email, "password": password})
@@ -65,7 +71,9 @@ def test_sign_in_issues_a_new_key_and_refuses_wrong_passwords(client, assert_con
 
 def test_keys_created_listed_and_revoked_with_immediate_effect(client, assert_contract):
     owner = sign_up(client)["api_key"]["secret"]
-    created = assert_contract(client.post("/v1/keys", json={"name": "ci", "scopes": ["analyze"]}, headers=bearer(owner)))
+    created = assert_contract(
+        client.post("/v1/keys", json={"name": "ci", "scopes": ["analyze"]}, headers=bearer(owner))
+    )
     assert created.status_code == 201
     secret, key_id = created.json["secret"], created.json["id"]
     assert analyze(client, secret).status_code == 200
@@ -97,8 +105,9 @@ def test_usage_counts_units_per_image_and_per_started_ten_seconds(client, assert
     secret = sign_up(client)["api_key"]["secret"]
     for _ in range(3):
         assert analyze(client, secret).status_code == 200
-    clip = client.post("/v1/analyze", headers=bearer(secret),
-                       data={"file": ((VIDEOS / "single_face.mp4").open("rb"), "c"), "fps": "2"})
+    clip = client.post(
+        "/v1/analyze", headers=bearer(secret), data={"file": ((VIDEOS / "single_face.mp4").open("rb"), "c"), "fps": "2"}
+    )
     assert clip.status_code == 200
     assert_problem(analyze(client, secret, data=b"\x89PNG\r\n\x1a\nbroken"), 422, "media_corrupt")
     report = assert_contract(client.get("/v1/usage", headers=bearer(secret))).json
@@ -155,7 +164,9 @@ def test_a_failed_request_leaves_its_idempotency_key_free(client):
 
 
 def test_monthly_quota_is_402_with_retry_after(app_factory, assert_contract):
-    client = app_factory(plans={"free": Plan("free", 2, 1000.0, 1000), "paid": Plan("paid", None, 1000.0, 1000)}).test_client()
+    client = app_factory(
+        plans={"free": Plan("free", 2, 1000.0, 1000), "paid": Plan("paid", None, 1000.0, 1000)}
+    ).test_client()
     secret = sign_up(client)["api_key"]["secret"]
     assert analyze(client, secret).status_code == 200
     assert analyze(client, secret).status_code == 200

@@ -1,4 +1,5 @@
 """Issue 19: the order of admission on billed routes, and bad text in any field (SQLite and PostgreSQL)."""
+
 from __future__ import annotations
 
 import io
@@ -9,9 +10,17 @@ import pytest
 
 from api.domain.metering import Plan
 from tests.conftest import FACES, VIDEOS, sign_up
+from tests.samples import (
+    animated_gif,
+    empty_fragmented_mp4,
+    gif_bomb,
+    png_bomb,
+    recorder_webm,
+    reencode,
+    webm_with_random_blocks,
+    webm_with_random_clusters,
+)
 from tests.test_accounts import TINY_FACE, analyze, bearer
-from tests.samples import (animated_gif, empty_fragmented_mp4, gif_bomb, png_bomb, recorder_webm, reencode,
-                           webm_with_random_blocks, webm_with_random_clusters)
 from tests.test_api import assert_problem
 
 pytestmark = [pytest.mark.postgres, pytest.mark.data]
@@ -51,8 +60,9 @@ def nested_json(field: str) -> str:
     return '{"%s": %s}' % (field, NESTED)
 
 
-@pytest.mark.parametrize("path, field", [("/v1/analyze", "image_base64"), ("/v1/signin", "email"),
-                                         ("/v1/keys", "name")])
+@pytest.mark.parametrize(
+    "path, field", [("/v1/analyze", "image_base64"), ("/v1/signin", "email"), ("/v1/keys", "name")]
+)
 def test_deeply_nested_json_is_400(app_factory, path, field):
     client = app_factory().test_client()
     secret = sign_up(client)["api_key"]["secret"]
@@ -75,21 +85,32 @@ def test_nul_and_lone_surrogates_are_400_naming_the_field(db_client, bad):
     response = db_client.post("/v1/keys", headers=bearer(secret), data=body, content_type="application/json")
     assert_problem(response, 400, "invalid_request")
     assert "name" in response.json["errors"]
-    signup = db_client.post("/v1/signup", data=json.dumps({"email": "x@example.com", "password": "long enough pw",
-                                                           "account_name": bad}), content_type="application/json")
+    signup = db_client.post(
+        "/v1/signup",
+        data=json.dumps({"email": "x@example.com", "password": "long enough pw", "account_name": bad}),
+        content_type="application/json",
+    )
     assert_problem(signup, 400, "invalid_request")
     assert "account_name" in signup.json["errors"]
 
 
 def test_a_nul_in_the_idempotency_key_is_400(client, auth):
-    response = client.post("/v1/analyze", headers={**auth, "Idempotency-Key": "a\x00b"},
-                           data={"file": (io.BytesIO(TINY_FACE), "a.jpg"), "detector": "skip"})
+    response = client.post(
+        "/v1/analyze",
+        headers={**auth, "Idempotency-Key": "a\x00b"},
+        data={"file": (io.BytesIO(TINY_FACE), "a.jpg"), "detector": "skip"},
+    )
     assert_problem(response, 400, "invalid_request")
 
 
-@pytest.mark.parametrize("fields, named", [({"consent": NESTED}, "consent"), ({"segment": "a\x00b"}, "segment"),
-                                           ({"consent": '{"version": "v\\u0000", "accepted_at": "2026-12-02T10:00:00Z"}'},
-                                            "consent")])
+@pytest.mark.parametrize(
+    "fields, named",
+    [
+        ({"consent": NESTED}, "consent"),
+        ({"segment": "a\x00b"}, "segment"),
+        ({"consent": '{"version": "v\\u0000", "accepted_at": "2026-12-02T10:00:00Z"}'}, "consent"),
+    ],
+)
 def test_bad_text_in_a_participant_session_is_400_naming_the_field(app_factory, fields, named):
     from tests.test_studies import create_study, submit_session
 
@@ -103,6 +124,7 @@ def test_bad_text_in_a_participant_session_is_400_naming_the_field(app_factory, 
 
 # --- Media: cheap checks before the slot, quota before decoding, billing by what decodes ---
 
+
 def bearer_post(client, secret: str, data: bytes, **fields):
     return client.post("/v1/analyze", headers=bearer(secret), data={"file": (io.BytesIO(data), "f"), **fields})
 
@@ -111,10 +133,12 @@ def bearer_post(client, secret: str, data: bytes, **fields):
 def test_an_over_quota_key_gets_402_before_any_pixel_is_decoded(app_factory, monkeypatch, upload):
     from api.engine import media
 
-    data = {"animated.gif": lambda: animated_gif(FACES / "img1.jpg", frames=6),
-            "still.gif": lambda: reencode(FACES / "img1.jpg", "GIF", max_side=200),
-            "photo.png": lambda: reencode(FACES / "img1.jpg", "PNG", max_side=200),
-            "clip.mp4": lambda: (VIDEOS / "single_face.mp4").read_bytes()}[upload]()
+    data = {
+        "animated.gif": lambda: animated_gif(FACES / "img1.jpg", frames=6),
+        "still.gif": lambda: reencode(FACES / "img1.jpg", "GIF", max_side=200),
+        "photo.png": lambda: reencode(FACES / "img1.jpg", "PNG", max_side=200),
+        "clip.mp4": lambda: (VIDEOS / "single_face.mp4").read_bytes(),
+    }[upload]()
     client = app_factory(plans=TWO_UNITS).test_client()
     secret = sign_up(client)["api_key"]["secret"]
     assert analyze(client, secret).status_code == analyze(client, secret).status_code == 200
@@ -125,8 +149,9 @@ def test_an_over_quota_key_gets_402_before_any_pixel_is_decoded(app_factory, mon
 
 def test_a_gif_bomb_is_413_within_a_second_of_cpu(client, auth, assert_contract):
     started = time.process_time()
-    response = assert_contract(client.post("/v1/analyze", headers=auth,
-                                           data={"file": (io.BytesIO(gif_bomb(4096, 2160, 900)), "bomb.gif")}))
+    response = assert_contract(
+        client.post("/v1/analyze", headers=auth, data={"file": (io.BytesIO(gif_bomb(4096, 2160, 900)), "bomb.gif")})
+    )
     assert_problem(response, 413, "media_dimensions_too_large")
     assert time.process_time() - started < 1.0
 
@@ -147,8 +172,11 @@ def test_bombs_are_413_even_when_every_analysis_slot_is_busy(app, client, auth, 
             slots.release()
 
 
-@pytest.mark.parametrize("data", [empty_fragmented_mp4(), webm_with_random_clusters(), webm_with_random_blocks()],
-                         ids=["fragmented-mp4-no-frames", "webm-random-clusters", "webm-random-blocks"])
+@pytest.mark.parametrize(
+    "data",
+    [empty_fragmented_mp4(), webm_with_random_clusters(), webm_with_random_blocks()],
+    ids=["fragmented-mp4-no-frames", "webm-random-clusters", "webm-random-blocks"],
+)
 def test_a_clip_without_a_decodable_frame_is_422_media_corrupt(client, auth, assert_contract, data):
     response = client.post("/v1/analyze", headers=auth, data={"file": (io.BytesIO(data), "clip"), "detector": "skip"})
     assert_problem(assert_contract(response), 422, "media_corrupt")

@@ -1,4 +1,5 @@
 """POST /v1/analyze and the service endpoints through the Flask test client, checked against openapi.yaml."""
+
 from __future__ import annotations
 
 import base64
@@ -37,8 +38,15 @@ def test_photo_of_two_people(client, auth, assert_contract):
     response = assert_contract(upload(client, (FACES / "couple.jpg").read_bytes(), auth))
     assert response.status_code == 200
     body = response.json
-    assert body["media"] == {"type": "image", "format": "jpeg", "width": 2280, "height": 1588,
-                             "duration_ms": None, "fps": None, "frames_analyzed": 1}
+    assert body["media"] == {
+        "type": "image",
+        "format": "jpeg",
+        "width": 2280,
+        "height": 1588,
+        "duration_ms": None,
+        "fps": None,
+        "frames_analyzed": 1,
+    }
     assert len(body["faces"]) == 2
     for face in body["faces"]:
         assert_plausible_face(face)
@@ -67,7 +75,9 @@ def test_base64_json_and_options(client, auth, assert_contract):
 
 
 def test_skip_detector_treats_the_picture_as_one_face(client, auth, assert_contract):
-    response = assert_contract(upload(client, reencode(FACES / "img1.jpg", "JPEG", max_side=200), auth, detector="skip"))
+    response = assert_contract(
+        upload(client, reencode(FACES / "img1.jpg", "JPEG", max_side=200), auth, detector="skip")
+    )
     (face,) = response.json["faces"]
     assert face["box"]["x"] == 0 and face["confidence"] is None
 
@@ -82,7 +92,13 @@ def test_max_faces_keeps_the_largest(client, auth, assert_contract):
 
 
 def test_a_picture_without_a_face_is_not_an_error(client, auth, assert_contract):
-    response = assert_contract(client.post("/v1/analyze", data={"file": (io.BytesIO(reencode(FACES / "img1.jpg", "PNG", max_side=16)), "x")}, headers=auth))
+    response = assert_contract(
+        client.post(
+            "/v1/analyze",
+            data={"file": (io.BytesIO(reencode(FACES / "img1.jpg", "PNG", max_side=16)), "x")},
+            headers=auth,
+        )
+    )
     assert response.status_code == 200
     assert response.json["faces"] == []
 
@@ -114,9 +130,14 @@ def test_clip_without_faces(client, auth, assert_contract):
     assert response.json["tracks"] == []
 
 
-@pytest.mark.parametrize("headers, code", [({}, "missing_api_key"),
-                                           ({"Authorization": "Bearer emo_000000000000_nope"}, "invalid_api_key"),
-                                           ({"X-API-Key": "not-a-key"}, "invalid_api_key")])
+@pytest.mark.parametrize(
+    "headers, code",
+    [
+        ({}, "missing_api_key"),
+        ({"Authorization": "Bearer emo_000000000000_nope"}, "invalid_api_key"),
+        ({"X-API-Key": "not-a-key"}, "invalid_api_key"),
+    ],
+)
 def test_authentication_is_required(client, headers, code, assert_contract):
     response = assert_contract(upload(client, b"irrelevant", headers))
     assert_problem(response, 401, code)
@@ -128,9 +149,16 @@ def test_x_api_key_header_works(client, api_key):
     assert response.status_code == 200
 
 
-@pytest.mark.parametrize("options, field", [({"detector": "yolo"}, "detector"), ({"max_faces": "0"}, "max_faces"),
-                                            ({"fps": "1000"}, "fps"), ({"min_face_size": "big"}, "min_face_size"),
-                                            ({"colour": "red"}, "colour")])
+@pytest.mark.parametrize(
+    "options, field",
+    [
+        ({"detector": "yolo"}, "detector"),
+        ({"max_faces": "0"}, "max_faces"),
+        ({"fps": "1000"}, "fps"),
+        ({"min_face_size": "big"}, "min_face_size"),
+        ({"colour": "red"}, "colour"),
+    ],
+)
 def test_bad_options_are_400_with_the_field_named(client, auth, options, field, assert_contract):
     response = assert_contract(upload(client, b"\xff\xd8\xff", auth, **options))
     assert_problem(response, 400, "invalid_request")
@@ -138,12 +166,18 @@ def test_bad_options_are_400_with_the_field_named(client, auth, options, field, 
 
 
 def test_json_needs_exactly_one_media_field(client, auth, assert_contract):
-    assert_problem(assert_contract(client.post("/v1/analyze", json={"detector": "dlib"}, headers=auth)), 400, "invalid_request")
-    assert_problem(assert_contract(client.post("/v1/analyze", json={"image_base64": "!!!"}, headers=auth)), 400, "invalid_request")
+    assert_problem(
+        assert_contract(client.post("/v1/analyze", json={"detector": "dlib"}, headers=auth)), 400, "invalid_request"
+    )
+    assert_problem(
+        assert_contract(client.post("/v1/analyze", json={"image_base64": "!!!"}, headers=auth)), 400, "invalid_request"
+    )
 
 
 def test_missing_file_part(client, auth, assert_contract):
-    response = assert_contract(client.post("/v1/analyze", data={"detector": "dlib"}, headers=auth, content_type="multipart/form-data"))
+    response = assert_contract(
+        client.post("/v1/analyze", data={"detector": "dlib"}, headers=auth, content_type="multipart/form-data")
+    )
     assert_problem(response, 400, "invalid_request")
 
 
@@ -152,13 +186,16 @@ def test_body_neither_multipart_nor_json(client, auth, assert_contract):
     assert_problem(response, 415, "unsupported_media_type")
 
 
-@pytest.mark.parametrize("data, status, code", [
-    (b"GIF89a" + b"\x00" * 20, 422, "media_corrupt"),
-    (b"<svg xmlns='http://www.w3.org/2000/svg'/>", 415, "unsupported_media_type"),
-    (png_bomb(), 413, "media_dimensions_too_large"),
-    ((FACES / "img1.jpg").read_bytes()[:5000], 422, "media_corrupt"),
-    ((VIDEOS / "single_face.mp4").read_bytes()[:20000], 422, "media_corrupt"),
-])
+@pytest.mark.parametrize(
+    "data, status, code",
+    [
+        (b"GIF89a" + b"\x00" * 20, 422, "media_corrupt"),
+        (b"<svg xmlns='http://www.w3.org/2000/svg'/>", 415, "unsupported_media_type"),
+        (png_bomb(), 413, "media_dimensions_too_large"),
+        ((FACES / "img1.jpg").read_bytes()[:5000], 422, "media_corrupt"),
+        ((VIDEOS / "single_face.mp4").read_bytes()[:20000], 422, "media_corrupt"),
+    ],
+)
 def test_hostile_and_broken_files(client, auth, data, status, code, assert_contract):
     assert_problem(assert_contract(upload(client, data, auth)), status, code)
 
@@ -191,15 +228,26 @@ def test_micro_expression_options_are_validated(client, auth, assert_contract):
 
 
 def test_clip_reports_micro_expressions_and_resolution(client, auth, assert_contract):
-    response = assert_contract(upload(client, (VIDEOS / "single_face.mp4").read_bytes(), auth, fps="15",
-                                      micro_expressions='{"enabled": true, "sensitivity": 0.5}'))
+    response = assert_contract(
+        upload(
+            client,
+            (VIDEOS / "single_face.mp4").read_bytes(),
+            auth,
+            fps="15",
+            micro_expressions='{"enabled": true, "sensitivity": 0.5}',
+        )
+    )
     body = response.json
     assert body["temporal_resolution_ms"] == pytest.approx(66.7, abs=0.1)
     assert isinstance(body["micro_expressions"], list)
 
 
 def test_metrics_count_requests_by_route_template(client, auth):
-    client.post("/v1/analyze", data={"file": (io.BytesIO(reencode(FACES / "img1.jpg", "JPEG", max_side=200)), "x")}, headers=auth)
+    client.post(
+        "/v1/analyze",
+        data={"file": (io.BytesIO(reencode(FACES / "img1.jpg", "JPEG", max_side=200)), "x")},
+        headers=auth,
+    )
     client.get("/v1/jobs/job_does_not_exist", headers=auth)
     text = client.get("/metrics").get_data(as_text=True)
     assert 'emoscope_requests_total{method="POST",route="/v1/analyze",status="200"}' in text
@@ -214,8 +262,11 @@ def test_logs_are_json_with_the_request_id_and_no_secrets(client, api_key, caplo
     from api.web.observability import JsonFormatter
 
     with caplog.at_level(logging.INFO):
-        response = client.post("/v1/analyze", data={"file": (io.BytesIO(b"\x00garbage"), "x")},
-                               headers={"Authorization": f"Bearer {api_key}"})
+        response = client.post(
+            "/v1/analyze",
+            data={"file": (io.BytesIO(b"\x00garbage"), "x")},
+            headers={"Authorization": f"Bearer {api_key}"},
+        )
     formatter = JsonFormatter()
     lines = [formatter.format(record) for record in caplog.records]
     assert all(api_key not in line for line in lines)
@@ -239,13 +290,16 @@ def test_an_upload_over_the_byte_limit_names_the_limit_not_a_made_up_size(app_fa
 
     client = app_factory(limits=Limits(max_upload_bytes=2048)).test_client()
     secret = sign_up(client)["api_key"]["secret"]
-    response = assert_contract(upload(client, b"\xff\xd8\xff" + b"\x00" * 60_000, {"Authorization": f"Bearer {secret}"}))
+    response = assert_contract(
+        upload(client, b"\xff\xd8\xff" + b"\x00" * 60_000, {"Authorization": f"Bearer {secret}"})
+    )
     assert_problem(response, 413, "media_too_large")
     assert response.json["detail"].startswith("'file' is 60003 bytes (0.0572 MiB); an upload is limited to 2048 bytes")
     assert response.json["invalid_params"] == [{"name": "file", "reason": "60003 bytes; at most 2048."}]
     encoded = base64.b64encode(b"\xff\xd8\xff" + b"\x00" * 3000).decode()
-    response = assert_contract(client.post("/v1/analyze", json={"image_base64": encoded},
-                                           headers={"Authorization": f"Bearer {secret}"}))
+    response = assert_contract(
+        client.post("/v1/analyze", json={"image_base64": encoded}, headers={"Authorization": f"Bearer {secret}"})
+    )
     assert_problem(response, 413, "media_too_large")
     assert response.json["detail"].startswith("'image_base64' is 3003 bytes")
     assert response.json["invalid_params"][0]["name"] == "image_base64"
@@ -264,29 +318,43 @@ def test_a_2mb_form_field_is_a_problem_naming_the_field(client, auth, assert_con
     assert response.json["detail"].startswith("the form field 'webhook_url' is more than 500000 bytes")
     assert [param["name"] for param in response.json["invalid_params"]] == ["webhook_url"]
     # Named by the part being read when the limit was passed, wherever it stands among the parts.
-    first = client.post("/v1/analyze", headers=auth, data={"micro_expressions": "x" * 700_000, "detector": "skip",
-                                                            "file": (io.BytesIO(b"\xff\xd8\xff"), "a.jpg")})
+    first = client.post(
+        "/v1/analyze",
+        headers=auth,
+        data={"micro_expressions": "x" * 700_000, "detector": "skip", "file": (io.BytesIO(b"\xff\xd8\xff"), "a.jpg")},
+    )
     assert_problem(first, 413, "field_too_large")
     assert first.json["errors"] == {"micro_expressions": ["More than 500000 bytes."]}
     parts = {f"field{i}": "x" for i in range(1001)}
-    many = assert_contract(client.post("/v1/analyze", headers=auth,
-                                       data={**parts, "file": (io.BytesIO(b"\xff\xd8\xff"), "a.jpg")}))
+    many = assert_contract(
+        client.post("/v1/analyze", headers=auth, data={**parts, "file": (io.BytesIO(b"\xff\xd8\xff"), "a.jpg")})
+    )
     assert_problem(many, 413, "too_many_parts")
     assert many.json["detail"] == "the multipart body has more than 1000 parts"
 
 
 def test_invalid_fields_are_listed_for_clients_to_name(client, auth, assert_contract):
-    response = assert_contract(upload(client, (FACES / "img1.jpg").read_bytes(), auth, max_faces="0",
-                                      detector="nope", micro_expressions='{"sensitivity": 3}'))
+    response = assert_contract(
+        upload(
+            client,
+            (FACES / "img1.jpg").read_bytes(),
+            auth,
+            max_faces="0",
+            detector="nope",
+            micro_expressions='{"sensitivity": 3}',
+        )
+    )
     assert_problem(response, 400, "invalid_request")
     names = {param["name"] for param in response.json["invalid_params"]}
     assert names == {"max_faces", "detector", "micro_expressions.sensitivity"}
     assert all(param["reason"] for param in response.json["invalid_params"])
     assert response.json["detail"] == "invalid fields: detector, max_faces, micro_expressions.sensitivity"
-    schema_rule = assert_contract(client.post("/v1/analyze", json={"image_base64": "AAAA", "video_base64": "AAAA"},
-                                              headers=auth))
+    schema_rule = assert_contract(
+        client.post("/v1/analyze", json={"image_base64": "AAAA", "video_base64": "AAAA"}, headers=auth)
+    )
     assert schema_rule.json["invalid_params"] == [
-        {"name": "body", "reason": "send exactly one of image_base64 or video_base64"}]
+        {"name": "body", "reason": "send exactly one of image_base64 or video_base64"}
+    ]
 
 
 def test_stills_of_the_analysed_frames_only_when_asked(client, auth, assert_contract):
@@ -312,7 +380,12 @@ def test_a_refused_upload_names_its_field(client, auth, assert_contract):
     assert_problem(bomb, 413, "media_dimensions_too_large")
     assert bomb.json["detail"].startswith("'file': ") and "pixels" in bomb.json["detail"]
     assert [param["name"] for param in bomb.json["invalid_params"]] == ["file"]
-    corrupt = assert_contract(client.post("/v1/analyze", headers=auth, json={
-        "video_base64": base64.b64encode((VIDEOS / "single_face.mp4").read_bytes()[:20000]).decode()}))
+    corrupt = assert_contract(
+        client.post(
+            "/v1/analyze",
+            headers=auth,
+            json={"video_base64": base64.b64encode((VIDEOS / "single_face.mp4").read_bytes()[:20000]).decode()},
+        )
+    )
     assert_problem(corrupt, 422, "media_corrupt")
     assert corrupt.json["invalid_params"][0]["name"] == "video_base64"

@@ -1,5 +1,6 @@
 """Audience maths on hand-checked inputs: the stimulus grid, means and intervals, early leavers,
 missing faces, mixed frame rates, top moments."""
+
 from __future__ import annotations
 
 import csv
@@ -21,14 +22,32 @@ def probs(happy: float) -> np.ndarray:
     return p
 
 
-def viewer(happy, fps=10.0, seconds=3.0, stimulus_started_ms=0.0, stimulus_ms=3000.0, face=lambda t: True,
-           micro=(), segment=None, facing=lambda t: True) -> audience.SessionTimeline:
+def viewer(
+    happy,
+    fps=10.0,
+    seconds=3.0,
+    stimulus_started_ms=0.0,
+    stimulus_ms=3000.0,
+    face=lambda t: True,
+    micro=(),
+    segment=None,
+    facing=lambda t: True,
+) -> audience.SessionTimeline:
     """A recording at `fps`; `happy(t_ms)` on the recording clock, or a constant."""
     times = np.arange(int(seconds * fps)) * 1000.0 / fps
     level = happy if callable(happy) else (lambda t: happy)
     frames = [probs(level(t)) if face(t) else None for t in times]
-    return audience.session_timeline(times, frames, seconds * 1000, fps, stimulus_started_ms, stimulus_ms,
-                                     list(micro), segment, [facing(t) for t in times])
+    return audience.session_timeline(
+        times,
+        frames,
+        seconds * 1000,
+        fps,
+        stimulus_started_ms,
+        stimulus_ms,
+        list(micro),
+        segment,
+        [facing(t) for t in times],
+    )
 
 
 def test_frames_land_on_the_stimulus_clock():
@@ -41,8 +60,13 @@ def test_frames_land_on_the_stimulus_clock():
 
 
 def test_micro_onsets_move_to_the_stimulus_clock_and_outside_ones_drop():
-    t = viewer(0.1, seconds=4.0, stimulus_started_ms=1000, stimulus_ms=2000,
-               micro=[(500.0, "happy"), (1200.0, "surprise"), (3500.0, "fear")])
+    t = viewer(
+        0.1,
+        seconds=4.0,
+        stimulus_started_ms=1000,
+        stimulus_ms=2000,
+        micro=[(500.0, "happy"), (1200.0, "surprise"), (3500.0, "fear")],
+    )
     assert t.micro_onsets_ms == [(200.0, "surprise")]
 
 
@@ -102,8 +126,9 @@ def test_mixed_frame_rates_give_the_same_report():
     fast = audience.study_report([viewer(level, fps=30.0) for _ in range(5)], 3000)
     mixed = audience.study_report([viewer(level, fps=f) for f in (5.0, 10.0, 24.0, 30.0, 60.0)], 3000)
     for report in (fast, mixed):
-        assert [b["emotions"]["happy"]["mean"] for b in report["buckets"]] == \
-            pytest.approx([b["emotions"]["happy"]["mean"] for b in slow["buckets"]], abs=1e-4)
+        assert [b["emotions"]["happy"]["mean"] for b in report["buckets"]] == pytest.approx(
+            [b["emotions"]["happy"]["mean"] for b in slow["buckets"]], abs=1e-4
+        )
     assert [b["emotions"]["happy"]["mean"] for b in slow["buckets"]] == pytest.approx([0.1, 0.9, 0.9], abs=1e-4)
 
 
@@ -120,10 +145,14 @@ def test_top_moments_are_lifts_over_each_viewers_own_baseline_that_survive_the_c
         lift = 0.5 + 0.02 * (i % 3)
         happy = lambda t: 0.1 + 0.02 * i + (lift if 5000 <= t < 7000 else 0.0)  # noqa: E731
         return viewer(happy, seconds=12.0, stimulus_ms=12000)
+
     report = audience.study_report([one(i) for i in range(10)], 12000)
     (moment,) = report["top_moments"]  # second 6 ties with 5 and is too close to it
-    assert {k: moment[k] for k in ("emotion", "time_ms", "viewers")} == {"emotion": "happy", "time_ms": 5000,
-                                                                         "viewers": 10}
+    assert {k: moment[k] for k in ("emotion", "time_ms", "viewers")} == {
+        "emotion": "happy",
+        "time_ms": 5000,
+        "viewers": 10,
+    }
     # Each viewer's lift is 5/6 of their smile (their baseline averages it over 12 s): mean 5/6 * 0.518.
     assert moment["lift"] == pytest.approx(5 / 6 * 0.518, abs=1e-3)
     low, high = moment["ci95"]
@@ -143,8 +172,9 @@ def test_noise_makes_no_top_moments():
 
 
 def test_one_sided_t_tail_and_the_false_discovery_rate_by_hand():
-    tails = audience.t_upper_tail(np.array([12.706, 2.776, 2.042, 1.959964, 0.0, -2.776, np.inf]),
-                                  np.array([1, 4, 30, 10 ** 6, 5, 4, 3]))
+    tails = audience.t_upper_tail(
+        np.array([12.706, 2.776, 2.042, 1.959964, 0.0, -2.776, np.inf]), np.array([1, 4, 30, 10**6, 5, 4, 3])
+    )
     assert tails == pytest.approx([0.025, 0.025, 0.025, 0.025, 0.5, 0.975, 0.0], abs=2e-4)
     # Sorted p 0.005, 0.01, 0.03, 0.04 of 4: scaled 0.02, 0.02, 0.04, 0.04, each at most the next.
     adjusted = audience.benjamini_hochberg(np.array([0.01, 0.04, 0.03, 0.005]))
@@ -190,6 +220,7 @@ def test_attention_counts_viewers_present_and_facing_the_screen():
         turned = (lambda t: 1000 <= t < 2000) if i < 4 else (lambda t: t >= 2000) if i == 9 else (lambda t: False)
         gone = (lambda t: 1000 <= t < 2000) if i in (4, 5) else (lambda t: False)
         return viewer(0.3, face=lambda t: not gone(t), facing=lambda t: not turned(t))
+
     report = audience.study_report([one(i) for i in range(10)], 3000)
     shares = [b["attention"]["share"] for b in report["buckets"]]
     assert shares == [1.0, 0.4, 0.9]
@@ -227,8 +258,11 @@ def test_summary_scores_by_hand():
     report = audience.study_report([viewer(h) for h in (0.1, 0.2, 0.3, 0.4, 0.5)], 3000)
     summary = report["summary"]
     happy = summary["emotions"]["happy"]
-    assert happy["mean"] == {"mean": pytest.approx(0.3, abs=1e-4), "ci95": pytest.approx([0.1037, 0.4963], abs=2e-4),
-                             "viewers": 5}
+    assert happy["mean"] == {
+        "mean": pytest.approx(0.3, abs=1e-4),
+        "ci95": pytest.approx([0.1037, 0.4963], abs=2e-4),
+        "viewers": 5,
+    }
     assert happy["peak"]["time_ms"] == 0 and happy["peak"]["mean"] == pytest.approx(0.3, abs=1e-4)  # flat: the first
     # Valence h - 4 * (1 - h) / 6 = (5h - 2) / 3: -0.5, -1/3, -1/6, 0, 1/6; sd 0.26352; half 2.776 * 0.26352 / sqrt(5)
     assert summary["valence"]["mean"] == pytest.approx(-1 / 6, abs=1e-4)
@@ -242,11 +276,18 @@ def test_summary_scores_by_hand():
 def test_the_peak_is_the_highest_second_and_neutral_does_not_engage():
     rising = [viewer(lambda t: 0.9 if t >= 2000 else 0.1) for _ in range(5)]
     summary = audience.study_report(rising, 3000)["summary"]
-    assert summary["emotions"]["happy"]["peak"] == {"time_ms": 2000, "mean": pytest.approx(0.9, abs=1e-4),
-                                                    "ci95": [pytest.approx(0.9, abs=1e-4)] * 2}
+    assert summary["emotions"]["happy"]["peak"] == {
+        "time_ms": 2000,
+        "mean": pytest.approx(0.9, abs=1e-4),
+        "ci95": [pytest.approx(0.9, abs=1e-4)] * 2,
+    }
     assert summary["engagement"]["mean"] == pytest.approx(1 / 3, abs=1e-4)
-    calm = [audience.session_timeline(np.arange(30) * 100.0, [np.eye(len(EMOTIONS), dtype=np.float32)[-1]] * 30,
-                                      3000, 10, 0, 3000) for _ in range(5)]
+    calm = [
+        audience.session_timeline(
+            np.arange(30) * 100.0, [np.eye(len(EMOTIONS), dtype=np.float32)[-1]] * 30, 3000, 10, 0, 3000
+        )
+        for _ in range(5)
+    ]
     assert audience.study_report(calm, 3000)["summary"]["engagement"]["mean"] == 0.0  # neutral at 100%
 
 
@@ -261,8 +302,17 @@ def test_summary_scores_are_withheld_below_the_minimum_audience():
 def test_summary_csv():
     report = audience.study_report([viewer(h) for h in (0.1, 0.2, 0.3, 0.4, 0.5)], 3000)
     rows = list(csv.reader(io.StringIO(audience.summary_csv(report))))
-    assert rows[0] == ["score", "mean", "ci95_low", "ci95_high", "viewers", "peak_time_ms", "peak_mean",
-                       "peak_ci95_low", "peak_ci95_high"]
+    assert rows[0] == [
+        "score",
+        "mean",
+        "ci95_low",
+        "ci95_high",
+        "viewers",
+        "peak_time_ms",
+        "peak_mean",
+        "peak_ci95_low",
+        "peak_ci95_high",
+    ]
     assert [r[0] for r in rows[1:]] == [*EMOTIONS, "valence", "engagement", "attention"]
     happy = rows[1 + EMOTIONS.index("happy")]
     assert [float(v) for v in happy[1:4]] == pytest.approx([0.3, 0.1037, 0.4963], abs=2e-4) and happy[4] == "5"
@@ -292,8 +342,10 @@ def test_bootstrap_difference_of_means_over_viewers():
 
 def test_every_moment_test_is_there_to_inspect_significant_or_not():
     # Five viewers whose smiles at 5 s differ a lot: the lift is there, not yet significant after the correction.
-    viewers = [viewer(lambda t, lift=lift: 0.2 + (lift if 5000 <= t < 6000 else 0.0), seconds=12.0, stimulus_ms=12000)
-               for lift in (0.0, 0.02, 0.3, 0.05, 0.4)]
+    viewers = [
+        viewer(lambda t, lift=lift: 0.2 + (lift if 5000 <= t < 6000 else 0.0), seconds=12.0, stimulus_ms=12000)
+        for lift in (0.0, 0.02, 0.3, 0.05, 0.4)
+    ]
     assert audience.study_report(viewers, 12000)["top_moments"] == []
     tests = audience.audience_moment_tests(viewers, 12000)
     happy = audience.EXPRESSIVE_EMOTIONS.index("happy")

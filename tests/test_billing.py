@@ -1,4 +1,5 @@
 """Stripe billing with the real `stripe` library against localstripe on loopback."""
+
 from __future__ import annotations
 
 import contextlib
@@ -19,8 +20,8 @@ from api.store.db import Account, BillingOutbox
 from api.wiring.config import REPO_ROOT
 from tests.conftest import FACES, sign_up
 from tests.samples import reencode
-from tests.test_api import assert_problem
 from tests.servers import free_port
+from tests.test_api import assert_problem
 
 pytestmark = [pytest.mark.postgres, pytest.mark.data]
 
@@ -39,8 +40,13 @@ def stripe_base():
 def localstripe():
     """localstripe on loopback with the metered price; yields its URL."""
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "tests.localstripe_server", str(port)], cwd=REPO_ROOT,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "tests.localstripe_server", str(port)],
+        cwd=REPO_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     base = f"http://127.0.0.1:{port}"
     for _ in range(100):
         try:
@@ -52,8 +58,16 @@ def localstripe():
         server.kill()
         pytest.fail(f"localstripe did not start: {server.stderr.read()[-2000:]}")
     client = stripe.StripeClient("sk_test_emoscope", base_addresses={"api": base})
-    client.v1.plans.create(params={"id": PRICE_ID, "amount": 1, "currency": "usd", "interval": "month",
-                                   "usage_type": "metered", "product": {"name": "Emoscope analysis units"}})
+    client.v1.plans.create(
+        params={
+            "id": PRICE_ID,
+            "amount": 1,
+            "currency": "usd",
+            "interval": "month",
+            "usage_type": "metered",
+            "product": {"name": "Emoscope analysis units"},
+        }
+    )
     try:
         yield base
     finally:
@@ -73,8 +87,9 @@ def config(stripe_base) -> StripeConfig:
 def card(config: StripeConfig) -> str:
     """A PaymentMethod as Stripe.js would hand the console after the owner typed a test card."""
     client = stripe.StripeClient(config.api_key, base_addresses={"api": config.api_base})
-    return client.v1.payment_methods.create(params={"type": "card", "card": {
-        "number": "4242424242424242", "exp_month": 12, "exp_year": 2035, "cvc": "123"}}).id
+    return client.v1.payment_methods.create(
+        params={"type": "card", "card": {"number": "4242424242424242", "exp_month": 12, "exp_year": 2035, "cvc": "123"}}
+    ).id
 
 
 def meter_events(stripe_base: str) -> list[dict]:
@@ -92,8 +107,9 @@ def paid(app_factory, postgres_url, config, assert_contract):
     client = app.test_client()
     body = sign_up(client, "payer@example.com")
     secret = body["api_key"]["secret"]
-    response = assert_contract(client.post("/v1/billing/subscription", json={"payment_method": card(config)},
-                                           headers=bearer(secret)))
+    response = assert_contract(
+        client.post("/v1/billing/subscription", json={"payment_method": card(config)}, headers=bearer(secret))
+    )
     assert response.status_code == 200, response.get_data(as_text=True)
     assert response.json["plan"] == "paid" and response.json["subscription_status"] == "active"
     yield app, secret, body["account"]["id"], response.json["stripe_customer_id"]
@@ -101,8 +117,11 @@ def paid(app_factory, postgres_url, config, assert_contract):
 
 
 def analyze(app, secret: str) -> int:
-    return app.test_client().post("/v1/analyze", headers=bearer(secret),
-                                  data={"file": (io.BytesIO(TINY_FACE), "f"), "detector": "skip"}).status_code
+    return (
+        app.test_client()
+        .post("/v1/analyze", headers=bearer(secret), data={"file": (io.BytesIO(TINY_FACE), "f"), "detector": "skip"})
+        .status_code
+    )
 
 
 def ours(events: list[dict], customer: str) -> list[dict]:
@@ -147,8 +166,9 @@ def test_stripe_down_keeps_usage_pending_for_later(paid, stripe_base, config):
     app, secret, _, customer = paid
     services = app.extensions["emoscope"]
     assert analyze(app, secret) == 200
-    unreachable = Billing(StripeConfig(config.api_key, PRICE_ID, WEBHOOK_SECRET,
-                                       api_base=f"http://127.0.0.1:{free_port()}", timeout_s=1))
+    unreachable = Billing(
+        StripeConfig(config.api_key, PRICE_ID, WEBHOOK_SECRET, api_base=f"http://127.0.0.1:{free_port()}", timeout_s=1)
+    )
     assert unreachable.push_usage(services.db) == 0
     with services.db.session.begin() as session:
         (row,) = session.query(BillingOutbox).all()
@@ -167,9 +187,15 @@ def signed(payload: dict, secret: str = WEBHOOK_SECRET) -> tuple[bytes, str]:
 
 
 def subscription_event(event_type: str, customer: str, status: str, subscription: str = "sub_test") -> dict:
-    return {"id": "evt_test", "object": "event", "type": event_type, "api_version": "2026-10-28.endive",
-            "created": int(time.time()), "livemode": False,
-            "data": {"object": {"id": subscription, "object": "subscription", "customer": customer, "status": status}}}
+    return {
+        "id": "evt_test",
+        "object": "event",
+        "type": event_type,
+        "api_version": "2026-10-28.endive",
+        "created": int(time.time()),
+        "livemode": False,
+        "data": {"object": {"id": subscription, "object": "subscription", "customer": customer, "status": status}},
+    }
 
 
 def send_subscription_event(app, event_type: str, customer: str, status: str, account_id: int, subscription=None):
@@ -177,8 +203,9 @@ def send_subscription_event(app, event_type: str, customer: str, status: str, ac
     with app.extensions["emoscope"].db.session.begin() as session:
         subscription = subscription or session.get(Account, account_id).stripe_subscription_id
     body, signature = signed(subscription_event(event_type, customer, status, subscription))
-    return app.test_client().post("/v1/billing/webhook", data=body, headers={"Stripe-Signature": signature},
-                                  content_type="application/json")
+    return app.test_client().post(
+        "/v1/billing/webhook", data=body, headers={"Stripe-Signature": signature}, content_type="application/json"
+    )
 
 
 def plan_of(app, account_id: int) -> tuple[str, str, str]:
@@ -190,11 +217,17 @@ def plan_of(app, account_id: int) -> tuple[str, str, str]:
 def test_webhook_past_due_blocks_and_recovery_unblocks(paid, assert_contract):
     app, secret, account_id, customer = paid
     client = app.test_client()
-    response = assert_contract(send_subscription_event(app, "customer.subscription.updated", customer, "past_due",
-                                                       account_id))
+    response = assert_contract(
+        send_subscription_event(app, "customer.subscription.updated", customer, "past_due", account_id)
+    )
     assert response.json == {"received": True, "applied": True}
-    assert_problem(client.post("/v1/analyze", headers=bearer(secret),
-                               data={"file": (io.BytesIO(TINY_FACE), "f"), "detector": "skip"}), 402, "payment_required")
+    assert_problem(
+        client.post(
+            "/v1/analyze", headers=bearer(secret), data={"file": (io.BytesIO(TINY_FACE), "f"), "detector": "skip"}
+        ),
+        402,
+        "payment_required",
+    )
     send_subscription_event(app, "customer.subscription.updated", customer, "active", account_id)
     assert analyze(app, secret) == 200
     send_subscription_event(app, "customer.subscription.deleted", customer, "canceled", account_id)
@@ -207,8 +240,11 @@ def test_subscribing_again_after_a_cancellation_starts_a_new_subscription(paid, 
     app, secret, account_id, customer = paid
     first = plan_of(app, account_id)[2]
     send_subscription_event(app, "customer.subscription.deleted", customer, "canceled", account_id)
-    again = assert_contract(app.test_client().post("/v1/billing/subscription", json={"payment_method": card(config)},
-                                                   headers=bearer(secret)))
+    again = assert_contract(
+        app.test_client().post(
+            "/v1/billing/subscription", json={"payment_method": card(config)}, headers=bearer(secret)
+        )
+    )
     assert again.status_code == 200 and (again.json["plan"], again.json["subscription_status"]) == ("paid", "active")
     second = plan_of(app, account_id)[2]
     assert second != first
@@ -222,15 +258,19 @@ def test_subscribing_again_after_a_cancellation_starts_a_new_subscription(paid, 
 def test_webhook_with_a_bad_signature_is_refused(paid, assert_contract):
     app, _, _, customer = paid
     body, signature = signed(subscription_event("customer.subscription.updated", customer, "past_due"), "whsec_wrong")
-    response = app.test_client().post("/v1/billing/webhook", data=body, headers={"Stripe-Signature": signature},
-                                      content_type="application/json")
+    response = app.test_client().post(
+        "/v1/billing/webhook", data=body, headers={"Stripe-Signature": signature}, content_type="application/json"
+    )
     assert_problem(assert_contract(response), 400, "invalid_signature")
 
 
 def test_portal_link(paid, assert_contract):
     app, secret, _, _ = paid
-    response = assert_contract(app.test_client().post("/v1/billing/portal", json={"return_url": "https://app.example/account"},
-                                                      headers=bearer(secret)))
+    response = assert_contract(
+        app.test_client().post(
+            "/v1/billing/portal", json={"return_url": "https://app.example/account"}, headers=bearer(secret)
+        )
+    )
     assert response.status_code == 200 and "/portal/" in response.json["url"]
 
 
@@ -238,8 +278,14 @@ class RefusesCustomer(Billing):
     """Stripe refusing one customer's meter events for good (e.g. a deleted customer); records the rest."""
 
     def __init__(self, bad_customer: str) -> None:
-        super().__init__(StripeConfig(api_key="sk_test_unused", price_id=PRICE_ID, webhook_secret=WEBHOOK_SECRET,
-                                      api_base="http://127.0.0.1:9"))
+        super().__init__(
+            StripeConfig(
+                api_key="sk_test_unused",
+                price_id=PRICE_ID,
+                webhook_secret=WEBHOOK_SECRET,
+                api_base="http://127.0.0.1:9",
+            )
+        )
         self.bad_customer, self.sent, self.tried = bad_customer, [], 0
 
     def _send_meter_event(self, identifier, customer, units, timestamp):
@@ -258,14 +304,18 @@ def outbox_rows(app, customers: list[str]) -> None:
         account = repository.create_account(session, "outbox")
         key, _ = repository.create_api_key(session, account, "test-pepper")
         for i, customer in enumerate(customers):
-            session.add(ApiRequest(id=f"req-{i}", account_id=account.id, api_key_id=key.id, fingerprint="",
-                                   status="succeeded"))
+            session.add(
+                ApiRequest(id=f"req-{i}", account_id=account.id, api_key_id=key.id, fingerprint="", status="succeeded")
+            )
             session.flush()
             event = UsageEvent(account_id=account.id, request_id=f"req-{i}", media_kind="image", units=1)
             session.add(event)
             session.flush()
-            session.add(BillingOutbox(usage_event_id=event.id, stripe_customer_id=customer, units=1,
-                                      identifier=f"emoscope-usage-{i}"))
+            session.add(
+                BillingOutbox(
+                    usage_event_id=event.id, stripe_customer_id=customer, units=1, identifier=f"emoscope-usage-{i}"
+                )
+            )
 
 
 def test_rows_that_keep_failing_back_off_so_the_row_behind_them_is_sent(app_factory):

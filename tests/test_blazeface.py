@@ -1,4 +1,5 @@
 """MediaPipe's BlazeFace through LiteRT: anchors, decoding, and what it finds that dlib's HOG does not."""
+
 from __future__ import annotations
 
 import cv2
@@ -61,7 +62,7 @@ def test_a_face_cut_through_the_middle_by_the_edge_is_found(analyzer, photo):
     image = cv2.imread(str(FACES / photo))
     (whole,) = detection.detect(analyzer.detectors["blazeface"], image)
     x, y, w, h = whole.box.astype(int)
-    for cut, kept in ((image[:, : x + w // 2], (x, y, w // 2, h)), (image[:, x + w // 2:], (0, y, w - w // 2, h))):
+    for cut, kept in ((image[:, : x + w // 2], (x, y, w // 2, h)), (image[:, x + w // 2 :], (0, y, w - w // 2, h))):
         (face,) = detection.detect(analyzer.detectors["blazeface"], np.ascontiguousarray(cut))
         assert iou(face.box, np.array(kept, np.float32)) > 0.5
 
@@ -72,11 +73,11 @@ def test_clip_frames_fall_back_to_the_full_range_model_for_a_distant_face(analyz
     image = cv2.imread(str(FACES / "img1.jpg"))
     (whole,) = detection.detect(analyzer.detectors["blazeface"], image)
     x, y, w, h = whole.box.astype(int)
-    face = image[max(0, y - h // 2): y + h + h // 2, max(0, x - w // 2): x + w + w // 2]
+    face = image[max(0, y - h // 2) : y + h + h // 2, max(0, x - w // 2) : x + w + w // 2]
     scale = 90 / w
     small = cv2.resize(face, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
     frame = np.full((480, 640), 110, np.uint8)
-    frame[200:200 + small.shape[0], 300:300 + small.shape[1]] = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
+    frame[200 : 200 + small.shape[0], 300 : 300 + small.shape[1]] = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
     assert find_faces(frame, analyzer.clip_detectors["blazeface"].looks) == []  # the short-range model
     (found,) = detection.detect(analyzer.clip_detectors["blazeface"], frame)
     assert 70 < found.box[2] < 130

@@ -2,6 +2,7 @@
 
 Screenshots go to var/test-artifacts/ (or EMOSCOPE_TEST_ARTIFACTS); each test prints where.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -26,10 +27,17 @@ expect = playwright_api.expect
 
 CHROMIUM = Path(os.environ.get("EMOSCOPE_CHROMIUM", "/usr/bin/chromium"))
 # Root in CI needs --no-sandbox; the rest keep Chromium from calling home on a closed network.
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync",
-                 # A synthetic camera (a moving test pattern) for the webcam test.
-                 "--use-fake-device-for-media-stream"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    # A synthetic camera (a moving test pattern) for the webcam test.
+    "--use-fake-device-for-media-stream",
+]
 ARTIFACTS = Path(os.environ.get("EMOSCOPE_TEST_ARTIFACTS", REPO_ROOT / "var" / "test-artifacts"))
 ANALYSIS_TIMEOUT_MS = 90_000
 PASSWORD = "a long passphrase for the browser"
@@ -43,8 +51,14 @@ def server(tmp_path_factory):
     """(base URL, demo key) of gunicorn on embedded defaults, the console cookie allowed over plain http."""
     state = tmp_path_factory.mktemp("browser")
     with gunicorn(state, EMOSCOPE_COOKIE_SECURE="false") as base:
-        admin = subprocess.run([sys.executable, "-m", "api.wiring.cli", "demo-key"], env=server_env(state, port=0),
-                               cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+        admin = subprocess.run(
+            [sys.executable, "-m", "api.wiring.cli", "demo-key"],
+            env=server_env(state, port=0),
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         yield base, re.search(r"(emo_\w+_[\w-]+)", admin.stdout).group(1)
 
 
@@ -79,9 +93,14 @@ def watched_page(browser, base_url: str, name: str, shoot, expected_console_erro
     page.set_default_timeout(ANALYSIS_TIMEOUT_MS)
     problems: list[str] = []
     page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-    page.on("console", lambda message: problems.append(f"console: {message.text} at {message.location['url']}")
+    page.on(
+        "console",
+        lambda message: (
+            problems.append(f"console: {message.text} at {message.location['url']}")
             if message.type == "error" and not any(text in message.text for text in expected_console_errors)
-            else None)
+            else None
+        ),
+    )
     yield page
     shoot(page, name)
     context.close()
@@ -149,9 +168,18 @@ def with_an_event(result: dict) -> dict:
     """The answer with one micro-expression on its first real track, at a real analysed frame."""
     track = result["tracks"][0]
     apex = track["timeline"][len(track["timeline"]) // 2]["timestamp_ms"]
-    event = {"track_id": track["track_id"], "kind": "micro", "onset_ms": max(0, apex - 100), "apex_ms": apex,
-             "offset_ms": apex + 150, "duration_ms": 250, "intensity": 0.4, "regions": [], "emotion": "surprise",
-             "emotion_probability": 0.3}
+    event = {
+        "track_id": track["track_id"],
+        "kind": "micro",
+        "onset_ms": max(0, apex - 100),
+        "apex_ms": apex,
+        "offset_ms": apex + 150,
+        "duration_ms": 250,
+        "intensity": 0.4,
+        "regions": [],
+        "emotion": "surprise",
+        "emotion_probability": 0.3,
+    }
     return {**result, "micro_expressions": [event]}
 
 
@@ -184,8 +212,10 @@ def test_clip_gets_overlays_timelines_and_seekable_events(page, server):
     # The overlay follows the video: at the apex it outlines that track's box of the nearest analysed frame.
     frame = min(result["frames"], key=lambda f: abs(f["timestamp_ms"] - first["apex_ms"]))
     box = next(f["box"] for f in frame["faces"] if f["track_id"] == first["track_id"])
-    page.wait_for_function(f"args => ({OVERLAY_ALPHA})(args)[0] === 255",
-                           arg=["clip-overlay", result["media"]["width"], [(box["x"], box["y"] + box["h"] / 2)]])
+    page.wait_for_function(
+        f"args => ({OVERLAY_ALPHA})(args)[0] === 255",
+        arg=["clip-overlay", result["media"]["width"], [(box["x"], box["y"] + box["h"] / 2)]],
+    )
     # Clicking the chart elsewhere seeks there; the list's buttons seek to the apex too.
     page.locator("figure.timeline svg").first.click(position={"x": 5, "y": 60})
     page.wait_for_function("() => document.getElementById('clip').currentTime < 0.2")
@@ -252,8 +282,11 @@ def sign_in_to_console(page, email: str) -> None:
 
 def test_console_creates_and_revokes_a_key(page, server, shoot):
     base, _ = server
-    signup = requests.post(f"{base}/v1/signup", timeout=30,
-                           json={"email": "browser@example.com", "password": PASSWORD, "account_name": "Browser Co"})
+    signup = requests.post(
+        f"{base}/v1/signup",
+        timeout=30,
+        json={"email": "browser@example.com", "password": PASSWORD, "account_name": "Browser Co"},
+    )
     assert signup.status_code == 201, signup.text
     page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=base)
     page.on("dialog", lambda dialog: dialog.accept())
@@ -287,19 +320,32 @@ def test_console_creates_and_revokes_a_key(page, server, shoot):
 
 
 def fill_card(page, number: str) -> None:
-    for field, value in {"number": number, "exp_month": "12", "exp_year": "35", "cvc": "123",
-                         "postal_code": "75001"}.items():
+    for field, value in {
+        "number": number,
+        "exp_month": "12",
+        "exp_year": "35",
+        "cvc": "123",
+        "postal_code": "75001",
+    }.items():
         page.fill(f"#card-element input[placeholder={field}]", value)
 
 
 def test_console_moves_to_the_paid_plan_with_stripe_js(browser, stripe_base, tmp_path, shoot):
     # localstripe serves its stand-in for Stripe.js; the page's policy must let it run and call Stripe.
-    stripe_env = {"STRIPE_API_KEY": "sk_test_emoscope", "STRIPE_PRICE_ID": PRICE_ID, "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
-                  "STRIPE_API_BASE": stripe_base, "STRIPE_PUBLISHABLE_KEY": "pk_test_emoscope",
-                  "STRIPE_JS_URL": f"{stripe_base}/js.stripe.com/v3/"}
+    stripe_env = {
+        "STRIPE_API_KEY": "sk_test_emoscope",
+        "STRIPE_PRICE_ID": PRICE_ID,
+        "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "STRIPE_API_BASE": stripe_base,
+        "STRIPE_PUBLISHABLE_KEY": "pk_test_emoscope",
+        "STRIPE_JS_URL": f"{stripe_base}/js.stripe.com/v3/",
+    }
     with gunicorn(tmp_path / "state", EMOSCOPE_COOKIE_SECURE="false", **stripe_env) as base:
-        signup = requests.post(f"{base}/v1/signup", timeout=30,
-                               json={"email": "payer@example.com", "password": PASSWORD, "account_name": "Payer Co"})
+        signup = requests.post(
+            f"{base}/v1/signup",
+            timeout=30,
+            json={"email": "payer@example.com", "password": PASSWORD, "account_name": "Payer Co"},
+        )
         assert signup.status_code == 201, signup.text
         secret = signup.json()["api_key"]["secret"]
         # A declined card is answered 402 by Stripe; the browser logs that response, nothing else may fail.
@@ -312,7 +358,9 @@ def test_console_moves_to_the_paid_plan_with_stripe_js(browser, stripe_base, tmp
             page.click("#card-submit")
             expect(page.locator("#card-error")).to_contain_text("declined")
             expect(page.locator("#card-submit")).to_be_enabled()
-            assert requests.get(f"{base}/v1/account", headers={"X-API-Key": secret}, timeout=30).json()["plan"] == "free"
+            assert (
+                requests.get(f"{base}/v1/account", headers={"X-API-Key": secret}, timeout=30).json()["plan"] == "free"
+            )
             fill_card(page, "4242424242424242")
             shoot(page, "console_card_form")
             page.click("#card-submit")

@@ -1,6 +1,7 @@
 """One Analyzer serves every thread of an API worker: analyses running at once must neither crash nor
 change each other's answers (dlib's HOG detector, shared, corrupted the heap when a clip and photos
 were analysed together)."""
+
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
@@ -10,7 +11,6 @@ import pytest
 from api.domain.serializers import analysis_json
 from api.engine.analyzer import AnalysisOptions, analyze_bytes
 from api.engine.limits import Limits
-
 from tests.conftest import FACES, VIDEOS
 
 

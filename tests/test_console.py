@@ -1,4 +1,5 @@
 """The owner console and the demo page through Flask's test client: sessions, CSRF, headers, actions."""
+
 from __future__ import annotations
 
 import io
@@ -26,8 +27,9 @@ def bearer(secret: str) -> dict:
 
 
 def analyze(client, secret: str, **fields):
-    return client.post("/v1/analyze", headers=bearer(secret),
-                       data={"file": (io.BytesIO(TINY_FACE), "f"), "detector": "skip", **fields})
+    return client.post(
+        "/v1/analyze", headers=bearer(secret), data={"file": (io.BytesIO(TINY_FACE), "f"), "detector": "skip", **fields}
+    )
 
 
 def csrf_of(page) -> str:
@@ -66,15 +68,21 @@ def test_pages_carry_a_strict_content_security_policy(client):
         assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert "default-src 'self'" in CONTENT_SECURITY_POLICY and "frame-ancestors 'none'" in CONTENT_SECURITY_POLICY
     assert "unsafe-inline" not in CONTENT_SECURITY_POLICY and "http" not in CONTENT_SECURITY_POLICY.replace(
-        "https://billing.stripe.com", "")
+        "https://billing.stripe.com", ""
+    )
     assert client.get("/").headers["Location"].endswith("/demo")
 
 
 def test_pages_have_no_inline_script_or_style(owner):
     client, _, _ = owner
     created = console_post(client, "/console/keys", name="ci")
-    pages = [client.get("/demo"), client.get("/console"), created, client.get("/console/signin"),
-             client.post("/console/keys")]  # the last: the refusal page (no token)
+    pages = [
+        client.get("/demo"),
+        client.get("/console"),
+        created,
+        client.get("/console/signin"),
+        client.post("/console/keys"),
+    ]  # the last: the refusal page (no token)
     for page in pages:
         html = page.get_data(as_text=True)
         assert "<html" in html and page.mimetype == "text/html"
@@ -242,14 +250,24 @@ def test_billing_portal_link_for_a_paying_account(paid):
 def confirm_card_setup(stripe_base: str, client_secret: str, number: str = "4242424242424242") -> dict:
     """What Stripe.js's confirmCardSetup sends from the owner's browser (publishable key, card data)."""
     intent = client_secret.split("_secret_")[0]
-    return requests.post(f"{stripe_base}/v1/setup_intents/{intent}/confirm", timeout=10, json={
-        "key": "pk_test_emoscope", "client_secret": client_secret, "payment_method_data": {
-            "type": "card", "card": {"number": number, "exp_month": "12", "exp_year": "2035", "cvc": "123"}}})
+    return requests.post(
+        f"{stripe_base}/v1/setup_intents/{intent}/confirm",
+        timeout=10,
+        json={
+            "key": "pk_test_emoscope",
+            "client_secret": client_secret,
+            "payment_method_data": {
+                "type": "card",
+                "card": {"number": number, "exp_month": "12", "exp_year": "2035", "cvc": "123"},
+            },
+        },
+    )
 
 
 def test_owner_moves_to_the_paid_plan_with_a_card_saved_by_stripe(app_factory, config, stripe_base):
-    app = app_factory(stripe=replace(config, publishable_key="pk_test_emoscope",
-                                     js_url=f"{stripe_base}/js.stripe.com/v3/"))
+    app = app_factory(
+        stripe=replace(config, publishable_key="pk_test_emoscope", js_url=f"{stripe_base}/js.stripe.com/v3/")
+    )
     client = app.test_client()
     secret = sign_up(client)["api_key"]["secret"]
     assert sign_in(client).status_code == 303
@@ -310,8 +328,10 @@ def test_data_deletion_from_the_console(owner):
 def test_console_sign_in_refuses_text_the_database_cannot_store(app_factory, postgres_url):
     client = app_factory(postgres_url).test_client()
     for email in ("own\x00er@example.com", "owner@example.com\x00"):
-        refused = client.post("/console/signin", data={CSRF_FIELD: csrf_of(client.get("/console/signin")),
-                                                       "email": email, "password": PASSWORD})
+        refused = client.post(
+            "/console/signin",
+            data={CSRF_FIELD: csrf_of(client.get("/console/signin")), "email": email, "password": PASSWORD},
+        )
         assert refused.status_code == 400, refused.get_data(as_text=True)
 
 

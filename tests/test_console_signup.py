@@ -1,4 +1,5 @@
 """The newcomer's way in through the console: sign-up, the keyless demo, and no raw 405 behind a form."""
+
 from __future__ import annotations
 
 import re
@@ -19,8 +20,10 @@ def csrf_of(page) -> str:
 
 def console_sign_up(client, email: str = "new@example.com", password: str = PASSWORD, account_name: str = "Newco"):
     form = client.get("/console/signup")
-    return client.post("/console/signup", data={CSRF_FIELD: csrf_of(form), "email": email, "password": password,
-                                                 "account_name": account_name})
+    return client.post(
+        "/console/signup",
+        data={CSRF_FIELD: csrf_of(form), "email": email, "password": password, "account_name": account_name},
+    )
 
 
 def test_sign_up_lands_on_the_dashboard_with_the_first_key_shown_once(app_factory):
@@ -86,10 +89,14 @@ def test_no_console_address_answers_a_get_with_a_405(app_factory):
     app = app_factory()
     client = app.test_client()
     sign_up(client)
-    signed_in = client.post("/console/signin", data={CSRF_FIELD: csrf_of(client.get("/console/signin")),
-                                                     "email": "owner@example.com", "password": PASSWORD})
+    signed_in = client.post(
+        "/console/signin",
+        data={CSRF_FIELD: csrf_of(client.get("/console/signin")), "email": "owner@example.com", "password": PASSWORD},
+    )
     assert signed_in.status_code == 303
-    posted = {rule.rule for rule in app.url_map.iter_rules() if rule.rule.startswith("/console") and "POST" in rule.methods}
+    posted = {
+        rule.rule for rule in app.url_map.iter_rules() if rule.rule.startswith("/console") and "POST" in rule.methods
+    }
     assert len(posted) >= 12
     for path in sorted(posted):
         answer = client.get(path.replace("<int:key_id>", "1").replace("<study_id>", "st_unknown"))

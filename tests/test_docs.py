@@ -1,5 +1,6 @@
 """The documentation site: it builds with --strict, its example answers are the served engine's, the app
 serves it at /docs under the site-wide policy with no CDN, and the README stays short."""
+
 from __future__ import annotations
 
 import base64
@@ -22,34 +23,50 @@ from docs.examples import generate
 from tests.conftest import DATA_DIR
 from tests.servers import gunicorn
 
-USER_FACING = [REPO_ROOT / "README.md", *sorted((REPO_ROOT / "docs").rglob("*.md")),
-               *sorted((REPO_ROOT / "api" / "web" / "templates").rglob("*.html"))]
+USER_FACING = [
+    REPO_ROOT / "README.md",
+    *sorted((REPO_ROOT / "docs").rglob("*.md")),
+    *sorted((REPO_ROOT / "api" / "web" / "templates").rglob("*.html")),
+]
 
 
 @pytest.fixture(scope="module")
 def built_site(tmp_path_factory) -> Path:
     site = tmp_path_factory.mktemp("docs-site")
     env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
-    build = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],
-                           cwd=REPO_ROOT, env=env, capture_output=True, text=True)
+    build = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert build.returncode == 0, build.stdout + build.stderr
     return site
 
 
 def test_the_site_builds_strictly_and_renders_every_operation_of_openapi_yaml(built_site):
     contract = yaml.safe_load((REPO_ROOT / "openapi.yaml").read_text())
-    operations = {f"{method.upper()} {path}" for path, item in contract["paths"].items()
-                  for method in item if method in ("get", "post", "put", "patch", "delete")}
+    operations = {
+        f"{method.upper()} {path}"
+        for path, item in contract["paths"].items()
+        for method in item
+        if method in ("get", "post", "put", "patch", "delete")
+    }
     reference = (built_site / "reference" / "api" / "index.html").read_text()
-    headings = {re.sub(r"<[^>]+>", "", heading).strip()
-                for heading in re.findall(r'<h3 id="[^"]*">(.*?)<a class="headerlink"', reference)}
+    headings = {
+        re.sub(r"<[^>]+>", "", heading).strip()
+        for heading in re.findall(r'<h3 id="[^"]*">(.*?)<a class="headerlink"', reference)
+    }
     assert operations <= headings, operations - headings
     assert "micro_expressions" in reference and "idempotency_key_reused" in reference
 
 
 def test_no_page_loads_anything_from_another_host(built_site):
-    remote = re.compile(r"""<(?:script|img|iframe)[^>]+src=["']?(?:https?:)?//|<link[^>]+href=["']?(?:https?:)?//"""
-                        r"""|@import\s+url\(["']?(?:https?:)?//""")
+    remote = re.compile(
+        r"""<(?:script|img|iframe)[^>]+src=["']?(?:https?:)?//|<link[^>]+href=["']?(?:https?:)?//"""
+        r"""|@import\s+url\(["']?(?:https?:)?//"""
+    )
     pages = [*built_site.rglob("*.html"), *built_site.rglob("*.css")]
     assert len(pages) > 20
     offending = [str(page.relative_to(built_site)) for page in pages if remote.search(page.read_text(errors="ignore"))]
@@ -68,8 +85,10 @@ def test_the_example_answers_are_what_the_served_engine_answers_now(client, auth
     for name, answer in generate.answers(post, DATA_DIR).items():
         shown = json.loads(generate.example_path(name).read_text())
         differences = generate.same_answer(shown, answer)
-        assert not differences, (f"docs/examples/{name}.json is stale ({len(differences)} differences, first "
-                                 f"{differences[:5]}); regenerate: python -m docs.examples.generate")
+        assert not differences, (
+            f"docs/examples/{name}.json is stale ({len(differences)} differences, first "
+            f"{differences[:5]}); regenerate: python -m docs.examples.generate"
+        )
 
 
 def test_the_pages_include_the_generated_answers(built_site):
@@ -80,8 +99,10 @@ def test_the_pages_include_the_generated_answers(built_site):
 
 
 def inline_script_hashes(html: str) -> set[str]:
-    return {"'sha256-%s'" % base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
-            for script in INLINE_SCRIPT.findall(html)}
+    return {
+        "'sha256-%s'" % base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
+        for script in INLINE_SCRIPT.findall(html)
+    }
 
 
 def test_docs_are_served_under_the_site_policy_with_their_inline_scripts_allowed_by_hash(app_factory, built_site):
@@ -130,8 +151,11 @@ def test_the_readme_is_short_and_starts_with_the_two_commands():
 def test_every_problem_code_the_api_raises_is_in_the_contract_and_on_the_errors_page():
     contract = yaml.safe_load((REPO_ROOT / "openapi.yaml").read_text())
     listed = set(contract["components"]["schemas"]["Problem"]["properties"]["code"]["enum"])
-    raised = {code for path in (REPO_ROOT / "api").rglob("*.py")
-              for code in re.findall(r'ApiError\(\s*\d{3},\s*"([a-z_]+)"', path.read_text())}
+    raised = {
+        code
+        for path in (REPO_ROOT / "api").rglob("*.py")
+        for code in re.findall(r'ApiError\(\s*\d{3},\s*"([a-z_]+)"', path.read_text())
+    }
     raised |= {error.code for error in MEDIA_STATUS} | {code for code, _title in HTTP_CODES.values()}
     assert raised <= listed, sorted(raised - listed)
     page = (REPO_ROOT / "docs" / "concepts" / "errors.md").read_text()
@@ -150,11 +174,20 @@ def test_the_site_runs_in_a_browser_under_the_policy_and_search_finds_pages(buil
     chromium = Path(os.environ.get("EMOSCOPE_CHROMIUM", "/usr/bin/chromium"))
     artifacts = Path(os.environ.get("EMOSCOPE_TEST_ARTIFACTS", REPO_ROOT / "var" / "test-artifacts"))
     artifacts.mkdir(parents=True, exist_ok=True)
-    with gunicorn(tmp_path / "state", EMOSCOPE_DOCS_SITE_DIR=str(built_site)) as base, \
-            playwright_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(chromium),
-                                             args=["--no-sandbox", "--disable-gpu", "--no-first-run",
-                                                   "--disable-background-networking", "--disable-component-update"])
+    with (
+        gunicorn(tmp_path / "state", EMOSCOPE_DOCS_SITE_DIR=str(built_site)) as base,
+        playwright_api.sync_playwright() as playwright,
+    ):
+        browser = playwright.chromium.launch(
+            executable_path=str(chromium),
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+            ],
+        )
         page = browser.new_page(base_url=base)
         problems: list[str] = []
         page.on("pageerror", lambda error: problems.append(f"page error: {error}"))

@@ -1,4 +1,5 @@
 """The engine is the ground floor: it imports nothing else of `api`, and settings pull in no Stripe or SQL code."""
+
 from __future__ import annotations
 
 import json
@@ -9,8 +10,9 @@ from pathlib import Path
 
 from api.wiring.config import REPO_ROOT
 
-ENGINE_MODULES = sorted(f"api.engine.{p.stem}" for p in (REPO_ROOT / "api" / "engine").glob("*.py")
-                        if p.stem != "__init__")
+ENGINE_MODULES = sorted(
+    f"api.engine.{p.stem}" for p in (REPO_ROOT / "api" / "engine").glob("*.py") if p.stem != "__init__"
+)
 
 
 def _loaded_after(code: str) -> list[str]:
@@ -56,8 +58,9 @@ after = {{k: os.environ.get(k) for k in before}}
 print(__import__("json").dumps([before, linked, after, cv2.getNumThreads()]))
 """
     env = {k: v for k, v in os.environ.items() if not k.startswith("DEEPFACE_")}
-    out = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, env=env, check=True, capture_output=True,
-                         text=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO_ROOT, env=env, check=True, capture_output=True, text=True
+    )
     before, linked, after, threads = json.loads(out.stdout.splitlines()[-1])
     assert before == linked == {"DEEPFACE_HOME": None, "DEEPFACE_BACKEND_ENGINE": None}
     assert after == {"DEEPFACE_HOME": str(tmp_path), "DEEPFACE_BACKEND_ENGINE": "onnx"}

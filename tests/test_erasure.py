@@ -1,4 +1,5 @@
 """DELETE /v1/account/data: studies, jobs and what requests keep of their media go; usage for invoicing stays."""
+
 from __future__ import annotations
 
 import io
@@ -24,8 +25,9 @@ def bearer(secret: str) -> dict:
 
 def analyze(client, secret: str, idempotency_key: str | None = None, **fields):
     headers = bearer(secret) | ({"Idempotency-Key": idempotency_key} if idempotency_key else {})
-    return client.post("/v1/analyze", headers=headers,
-                       data={"file": (io.BytesIO(TINY_FACE), "f"), "detector": "skip", **fields})
+    return client.post(
+        "/v1/analyze", headers=headers, data={"file": (io.BytesIO(TINY_FACE), "f"), "detector": "skip", **fields}
+    )
 
 
 def finished_job(client, secret: str) -> str:
@@ -102,11 +104,17 @@ def test_deletes_studies_with_their_stimulus_and_session_timelines(app):
     client, services = app.test_client(), app.extensions["emoscope"]
     secret = sign_up(client)["api_key"]["secret"]
     clip = short_clip(VIDEOS / "single_face.mp4", frames=5, fps=10)
-    study = client.post("/v1/studies", headers=bearer(secret), data={
-        "name": "ad", "stimulus_duration_ms": "1000", "stimulus": (io.BytesIO(clip), "ad.mp4")}).json
+    study = client.post(
+        "/v1/studies",
+        headers=bearer(secret),
+        data={"name": "ad", "stimulus_duration_ms": "1000", "stimulus": (io.BytesIO(clip), "ad.mp4")},
+    ).json
     consent = '{"version": "v1", "accepted_at": "2026-12-02T10:00:00Z"}'
-    submitted = client.post(f"/v1/studies/{study['id']}/sessions", headers=bearer(study["participant_token"]),
-                            data={"file": (io.BytesIO(clip), "r.mp4"), "stimulus_started_ms": "0", "consent": consent})
+    submitted = client.post(
+        f"/v1/studies/{study['id']}/sessions",
+        headers=bearer(study["participant_token"]),
+        data={"file": (io.BytesIO(clip), "r.mp4"), "stimulus_started_ms": "0", "consent": consent},
+    )
     assert submitted.status_code == 202
     deleted = client.delete("/v1/account/data", headers=bearer(secret)).json
     assert deleted["studies_deleted"] == 1

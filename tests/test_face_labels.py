@@ -2,6 +2,7 @@
 
 Fast: decodes each photo once for its size, runs no detector.
 """
+
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
 """Failures an operator must hear about are logged: a job that failed, a webhook given up on."""
+
 from __future__ import annotations
 
 import logging

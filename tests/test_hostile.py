@@ -1,5 +1,6 @@
 """The hostile corpus (tests/hostile.py) against the API: each case gets its right answer, a 4xx
 problem document or a correct 200/202, within 5 s of CPU."""
+
 from __future__ import annotations
 
 import time
@@ -28,8 +29,11 @@ def corpus(tmp_path_factory, analyzer):
     services.queue.enqueue = lambda job_id: None
     client = app.test_client()
     owner = sign_up(client)["api_key"]["secret"]
-    study = client.post("/v1/studies", headers={"Authorization": f"Bearer {owner}"},
-                        json={"name": "corpus", "stimulus_duration_ms": 60_000}).json
+    study = client.post(
+        "/v1/studies",
+        headers={"Authorization": f"Bearer {owner}"},
+        json={"name": "corpus", "stimulus_duration_ms": 60_000},
+    ).json
     return client, {"owner": owner, "participant": study["participant_token"]}, study["id"]
 
 
@@ -47,8 +51,9 @@ def test_hostile_case(corpus, assert_contract, case: Case):
         headers["Authorization"] = f"Bearer {secrets[case.auth]}"
     address = f"10.{CASES.index(case) // 250}.{CASES.index(case) % 250}.1"  # sign-in is rate limited per address
     started = time.process_time()
-    response = client.post(case.path.format(study=study_id), headers=headers, environ_base={"REMOTE_ADDR": address},
-                           **kwargs)
+    response = client.post(
+        case.path.format(study=study_id), headers=headers, environ_base={"REMOTE_ADDR": address}, **kwargs
+    )
     cpu = time.process_time() - started
     assert cpu < CPU_SECONDS_PER_CASE, f"{case.name} took {cpu:.1f} s of CPU"
     assert_contract(response)

@@ -1,4 +1,5 @@
 """Asynchronous jobs on the embedded defaults: in-process queue, local object storage, signed webhooks."""
+
 from __future__ import annotations
 
 import hashlib
@@ -109,8 +110,15 @@ def test_webhook_is_signed_with_the_accounts_secret(app, listener, assert_contra
         time.sleep(0.05)
 
 
-@pytest.mark.parametrize("url", ["http://10.0.0.8/hook", "http://169.254.169.254/latest/meta-data",
-                                 "https://192.168.1.1/hook", "ftp://example.com/x"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://10.0.0.8/hook",
+        "http://169.254.169.254/latest/meta-data",
+        "https://192.168.1.1/hook",
+        "ftp://example.com/x",
+    ],
+)
 def test_webhooks_to_private_addresses_are_refused(app, url, assert_contract):
     client = app.test_client()
     secret = sign_up(client)["api_key"]["secret"]
@@ -186,6 +194,7 @@ def test_sweep_deletes_results_past_retention(app):
     assert not storage.exists(f"results/{job['id']}.json")
     assert_problem(client.get(location, headers=bearer(secret)), 410, "job_expired")
 
+
 def _age_job(app, job_id: str, by) -> None:
     """Move a finished job's expiry into the past, as time would, without running the sweeper."""
     from api.store.db import Job
@@ -241,8 +250,9 @@ def test_jobs_left_by_a_dead_process_run_when_the_next_one_starts(app_factory, m
     secret = sign_up(client)["api_key"]["secret"]
     never_queued = submit(client, secret, PHOTO, **{"async": "true"}).json["id"]
     interrupted = submit(client, secret, PHOTO, **{"async": "true", "detector": "skip"}).json["id"]
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
-                          text=True, check=True).stdout.strip()
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+    ).stdout.strip()
     with services.db.session.begin() as session:
         for job_id in (never_queued, interrupted):
             session.get(Job, job_id).created_at -= timedelta(minutes=10)

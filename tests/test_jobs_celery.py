@@ -3,6 +3,7 @@
 Includes the worst case: the worker killed mid-job. The job must still finish exactly once and be
 billed exactly once.
 """
+
 from __future__ import annotations
 
 import io
@@ -37,11 +38,19 @@ AWS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_
 @pytest.fixture(scope="module")
 def s3_endpoint():
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     endpoint = f"http://127.0.0.1:{port}"
-    client = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="testing", aws_secret_access_key="testing",
-                          region_name="us-east-1")
+    client = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        region_name="us-east-1",
+    )
     for _ in range(100):
         try:
             client.create_bucket(Bucket=BUCKET)
@@ -62,20 +71,50 @@ def deployment(app_factory, postgres_url, s3_endpoint, monkeypatch):
     for name, value in AWS.items():
         monkeypatch.setenv(name, value)
     redis.Redis.from_url(BROKER).flushdb()
-    env = {**os.environ, **AWS, "DATABASE_URL": postgres_url, "CELERY_BROKER_URL": BROKER, "S3_BUCKET": BUCKET,
-           "S3_ENDPOINT_URL": s3_endpoint, "EMOSCOPE_WEBHOOK_ALLOW_LOOPBACK": "true",
-           "CELERY_VISIBILITY_TIMEOUT": "5", "EMOSCOPE_API_KEY_PEPPER": "celery-test-pepper-" + "x" * 32}
-    app = app_factory(postgres_url, celery_broker_url=BROKER, s3_bucket=BUCKET, s3_endpoint_url=s3_endpoint,
-                      webhook_allow_loopback=True)
+    env = {
+        **os.environ,
+        **AWS,
+        "DATABASE_URL": postgres_url,
+        "CELERY_BROKER_URL": BROKER,
+        "S3_BUCKET": BUCKET,
+        "S3_ENDPOINT_URL": s3_endpoint,
+        "EMOSCOPE_WEBHOOK_ALLOW_LOOPBACK": "true",
+        "CELERY_VISIBILITY_TIMEOUT": "5",
+        "EMOSCOPE_API_KEY_PEPPER": "celery-test-pepper-" + "x" * 32,
+    }
+    app = app_factory(
+        postgres_url,
+        celery_broker_url=BROKER,
+        s3_bucket=BUCKET,
+        s3_endpoint_url=s3_endpoint,
+        webhook_allow_loopback=True,
+    )
     s3 = boto3.client("s3", endpoint_url=s3_endpoint)
     yield app, env, s3
     app.extensions["emoscope"].db.engine.dispose()
 
 
 def start_worker(env: dict, name: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "celery", "-A", "api.wiring.worker", "worker", "--concurrency=1",
-                             "--pool=prefork", "--loglevel=WARNING", "-n", f"{name}@%h"], cwd=REPO_ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "api.wiring.worker",
+            "worker",
+            "--concurrency=1",
+            "--pool=prefork",
+            "--loglevel=WARNING",
+            "-n",
+            f"{name}@%h",
+        ],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
 
 
 def stop(worker: subprocess.Popen, sig=signal.SIGTERM) -> None:
@@ -108,8 +147,18 @@ def s3_has(s3, key: str) -> bool:
 def test_a_minute_long_clip_through_the_sdk_on_a_celery_worker(deployment, tmp_path):
     """Issue 6's acceptance path: SDK -> gunicorn -> Redis -> Celery worker -> S3, signed webhook back."""
     _, env, s3 = deployment
-    service_env = {k: env[k] for k in (*AWS, "DATABASE_URL", "CELERY_BROKER_URL", "S3_BUCKET", "S3_ENDPOINT_URL",
-                                       "EMOSCOPE_WEBHOOK_ALLOW_LOOPBACK", "EMOSCOPE_API_KEY_PEPPER")}
+    service_env = {
+        k: env[k]
+        for k in (
+            *AWS,
+            "DATABASE_URL",
+            "CELERY_BROKER_URL",
+            "S3_BUCKET",
+            "S3_ENDPOINT_URL",
+            "EMOSCOPE_WEBHOOK_ALLOW_LOOPBACK",
+            "EMOSCOPE_API_KEY_PEPPER",
+        )
+    }
     clip = repeated_clip(CLIP, 3, tmp_path)  # 59 s of a real face
     listener, worker, progress = WebhookListener(), start_worker(env, "w1"), []
     try:
@@ -143,8 +192,15 @@ def test_results_in_s3_are_encrypted_at_rest(deployment):
     secret = sign_up(client)["api_key"]["secret"]
     worker = start_worker(env, "w2")
     try:
-        accepted = client.post("/v1/analyze", headers=bearer(secret), data={
-            "file": (io.BytesIO((VIDEOS / "single_face.mp4").read_bytes()), "c.mp4"), "fps": "5", "async": "true"})
+        accepted = client.post(
+            "/v1/analyze",
+            headers=bearer(secret),
+            data={
+                "file": (io.BytesIO((VIDEOS / "single_face.mp4").read_bytes()), "c.mp4"),
+                "fps": "5",
+                "async": "true",
+            },
+        )
         job = poll(client, secret, accepted.headers["Location"], lambda j: j["status"] == "succeeded", 180)
     finally:
         stop(worker)
@@ -157,8 +213,11 @@ def test_a_worker_killed_mid_job_still_yields_one_result_and_one_bill(deployment
     client = app.test_client()
     secret = sign_up(client)["api_key"]["secret"]
     first = start_worker(env, "doomed")
-    accepted = client.post("/v1/analyze", headers=bearer(secret), data={
-        "file": (io.BytesIO(CLIP.read_bytes()), "clip.mp4"), "fps": "12", "async": "true"})
+    accepted = client.post(
+        "/v1/analyze",
+        headers=bearer(secret),
+        data={"file": (io.BytesIO(CLIP.read_bytes()), "clip.mp4"), "fps": "12", "async": "true"},
+    )
     assert accepted.status_code == 202
     location = accepted.headers["Location"]
     poll(client, secret, location, lambda j: j["progress"]["frames_done"] >= 20, 180)

@@ -1,5 +1,6 @@
 """The service's layers: jobs know nothing of studies, job options are stored through a versioned
 schema, use cases live outside the blueprints, and blueprints import no blueprint."""
+
 from __future__ import annotations
 
 import ast
@@ -79,8 +80,10 @@ def test_a_job_kind_is_told_when_its_jobs_succeed_or_fail(held_jobs):
     app, client, secret, queued = held_jobs
     context = app.extensions["emoscope"].jobs
     ended = []
-    context.kinds["probe"] = jobs.JobKind(on_done=lambda session, job, analysis: ended.append(("done", job.id)),
-                                          on_failed=lambda session, job: ended.append(("failed", job.id)))
+    context.kinds["probe"] = jobs.JobKind(
+        on_done=lambda session, job, analysis: ended.append(("done", job.id)),
+        on_failed=lambda session, job: ended.append(("failed", job.id)),
+    )
     assert bearer_post(client, secret, TINY_FACE, detector="skip", **{"async": "true"}).status_code == 202
     assert bearer_post(client, secret, webm_with_random_blocks(), **{"async": "true"}).status_code == 202
     with app.extensions["emoscope"].db.session.begin() as session:
@@ -99,33 +102,57 @@ def test_jobs_queued_before_kinds_existed_keep_their_kind(backend, request, tmp_
 
     from api.store.db import MIGRATIONS, Database
 
-    db = Database(f"sqlite:///{tmp_path / 'kinds.db'}" if backend == "sqlite" else request.getfixturevalue("postgres_url"))
+    db = Database(
+        f"sqlite:///{tmp_path / 'kinds.db'}" if backend == "sqlite" else request.getfixturevalue("postgres_url")
+    )
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     with db.engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, "0008")
-        connection.execute(text("INSERT INTO accounts (name, plan, created_at) VALUES ('a', 'free', CURRENT_TIMESTAMP)"))
+        connection.execute(
+            text("INSERT INTO accounts (name, plan, created_at) VALUES ('a', 'free', CURRENT_TIMESTAMP)")
+        )
         account_id = connection.execute(text("SELECT id FROM accounts")).scalar()
-        connection.execute(text("INSERT INTO api_keys (account_id, prefix, key_hash, name, scopes, created_at) "
-                                "VALUES (:account, 'p', 'h', 'k', 'analyze', CURRENT_TIMESTAMP)"), {"account": account_id})
+        connection.execute(
+            text(
+                "INSERT INTO api_keys (account_id, prefix, key_hash, name, scopes, created_at) "
+                "VALUES (:account, 'p', 'h', 'k', 'analyze', CURRENT_TIMESTAMP)"
+            ),
+            {"account": account_id},
+        )
         key_id = connection.execute(text("SELECT id FROM api_keys")).scalar()
         for job_id, session_id in (("job_api", None), ("job_session", "ses_1")):
-            connection.execute(text("INSERT INTO api_requests (id, account_id, api_key_id, fingerprint, status, "
-                                    "created_at) VALUES (:id, :account, :key, 'f', 'accepted', CURRENT_TIMESTAMP)"),
-                               {"id": f"req_{job_id}", "account": account_id, "key": key_id})
-            connection.execute(text("INSERT INTO jobs (id, account_id, request_id, status, options, frames_done, "
-                                    "attempts, created_at, study_session_id) VALUES (:id, :account, :request, "
-                                    "'queued', '{}', 0, 0, CURRENT_TIMESTAMP, :session)"),
-                               {"id": job_id, "account": account_id, "request": f"req_{job_id}", "session": session_id})
+            connection.execute(
+                text(
+                    "INSERT INTO api_requests (id, account_id, api_key_id, fingerprint, status, "
+                    "created_at) VALUES (:id, :account, :key, 'f', 'accepted', CURRENT_TIMESTAMP)"
+                ),
+                {"id": f"req_{job_id}", "account": account_id, "key": key_id},
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO jobs (id, account_id, request_id, status, options, frames_done, "
+                    "attempts, created_at, study_session_id) VALUES (:id, :account, :request, "
+                    "'queued', '{}', 0, 0, CURRENT_TIMESTAMP, :session)"
+                ),
+                {"id": job_id, "account": account_id, "request": f"req_{job_id}", "session": session_id},
+            )
         command.upgrade(config, "0009")
         kinds = dict(connection.execute(text("SELECT id, kind FROM jobs")).all())
     assert kinds == {"job_api": "analysis", "job_session": "study_session"}
 
 
 ROUTES = API / "web" / "routes"
-USE_CASES = ("api.usecases.admission", "api.usecases.submission", "api.domain.billing", "api.wiring.services", "api.domain.jobs", "api.domain.studies",
-             "api.domain.accounts")
+USE_CASES = (
+    "api.usecases.admission",
+    "api.usecases.submission",
+    "api.domain.billing",
+    "api.wiring.services",
+    "api.domain.jobs",
+    "api.domain.studies",
+    "api.domain.accounts",
+)
 
 
 def blueprint_modules() -> set[str]:
@@ -145,14 +172,18 @@ def test_use_cases_never_import_flask():
     import sys
 
     code = f"import sys\nfor m in {USE_CASES!r}: __import__(m)\nprint('flask' in sys.modules)"
-    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                            cwd=API.parent).stdout.strip()
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=API.parent
+    ).stdout.strip()
     assert loaded == "False"
 
 
 def test_handlers_reach_the_services_through_one_typed_accessor():
-    readers = [path.relative_to(API.parent).as_posix() for path in API.rglob("*.py")
-               if 'extensions["emoscope"]' in path.read_text()]
+    readers = [
+        path.relative_to(API.parent).as_posix()
+        for path in API.rglob("*.py")
+        if 'extensions["emoscope"]' in path.read_text()
+    ]
     assert readers == ["api/web/context.py"]
     assert not [path.name for path in API.rglob("*.py") if "def _services(" in path.read_text()]
 

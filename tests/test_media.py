@@ -1,4 +1,5 @@
 """Decoding and limits, checked before any pixel is decoded."""
+
 from __future__ import annotations
 
 import time
@@ -10,8 +11,19 @@ from api.domain.metering import units_for
 from api.engine import media
 from api.wiring.config import Limits
 from tests.conftest import FACES, VIDEOS
-from tests.samples import (animated_gif, empty_fragmented_mp4, gif_bomb, gif_of_tiny_sub_blocks, png_bomb, recorder_webm, reencode,
-                           variable_rate_clip, webm_with_random_blocks, webm_with_random_clusters, with_exif_rotation)
+from tests.samples import (
+    animated_gif,
+    empty_fragmented_mp4,
+    gif_bomb,
+    gif_of_tiny_sub_blocks,
+    png_bomb,
+    recorder_webm,
+    reencode,
+    variable_rate_clip,
+    webm_with_random_blocks,
+    webm_with_random_clusters,
+    with_exif_rotation,
+)
 
 pytestmark = pytest.mark.data
 
@@ -106,8 +118,9 @@ def test_a_variable_frame_rate_clip_is_sampled_by_its_timestamps():
     expected = nearest_frames(VFR_TIMES_MS, 10)
     assert [f.index for f in frames] == expected
     # 0, 100, 200, 300, 400 ms; the held frame at 400 ms stands for 500 and 600, 900 ms for 700-900; then 12 fps.
-    assert [f.timestamp_ms for f in frames] == pytest.approx([0, 100, 200, 300, 400, 900, 983.33, 1066.67, 1233.33,
-                                                              1316.67, 1400], abs=0.01)
+    assert [f.timestamp_ms for f in frames] == pytest.approx(
+        [0, 100, 200, 300, 400, 900, 983.33, 1066.67, 1233.33, 1316.67, 1400], abs=0.01
+    )
     assert sampled.sample_fps == 10
     # A frame is picked once the next one has decoded: it keeps its own picture, not the next one's.
     assert all((f.pixels == every_frame[f.index].pixels).all() for f in frames)
@@ -205,8 +218,11 @@ def test_a_webm_without_duration_is_as_long_as_its_frames():
     assert units_for(clip.info) == 6
 
 
-@pytest.mark.parametrize("data", [empty_fragmented_mp4(), webm_with_random_clusters(), webm_with_random_blocks()],
-                         ids=["fragmented-mp4-no-frames", "webm-random-clusters", "webm-random-blocks"])
+@pytest.mark.parametrize(
+    "data",
+    [empty_fragmented_mp4(), webm_with_random_clusters(), webm_with_random_blocks()],
+    ids=["fragmented-mp4-no-frames", "webm-random-clusters", "webm-random-blocks"],
+)
 def test_a_clip_without_a_decodable_frame_is_corrupt(data):
     with pytest.raises(media.MediaCorrupt):
         list(media.decode(data, Limits(), None).frames)

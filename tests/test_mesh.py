@@ -1,4 +1,5 @@
 """The 468-point mesh and the head pose read from it, on real faces turned in known ways."""
+
 from __future__ import annotations
 
 import math
@@ -52,7 +53,7 @@ def test_a_face_cut_by_the_edge_never_gets_a_nan_angle(analyzer):
     image = cv2.imread(str(FACES / "img1.jpg"))
     (face,) = detection.detect(analyzer.detectors["blazeface"], image)
     x, y, w, h = face.box.astype(int)
-    for cut in (image[:, x + w // 2:], image[y + h // 2:, :], image[:, : x + w // 3]):
+    for cut in (image[:, x + w // 2 :], image[y + h // 2 :, :], image[:, : x + w // 3]):
         for pose in poses(analyzer, np.ascontiguousarray(cut)):
             assert all(math.isfinite(v) for v in (pose.yaw, pose.pitch, pose.roll))
 

@@ -1,4 +1,5 @@
 """Exact usage under concurrency, on PostgreSQL over a real connection, and limits shared through Redis."""
+
 from __future__ import annotations
 
 import io
@@ -25,8 +26,9 @@ REDIS_URL = os.environ.get("EMOSCOPE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15
 def post(app, secret: str, idempotency_key: str | None = None) -> int:
     headers = {"Authorization": f"Bearer {secret}"} | ({"Idempotency-Key": idempotency_key} if idempotency_key else {})
     with app.test_client() as client:
-        return client.post("/v1/analyze", headers=headers,
-                           data={"file": (io.BytesIO(TINY_FACE), "f"), "detector": "skip"}).status_code
+        return client.post(
+            "/v1/analyze", headers=headers, data={"file": (io.BytesIO(TINY_FACE), "f"), "detector": "skip"}
+        ).status_code
 
 
 @pytest.fixture()
@@ -38,8 +40,10 @@ def pg_app(app_factory, postgres_url):
 
 def counts(app) -> tuple[int, int]:
     with app.extensions["emoscope"].db.session.begin() as session:
-        return (session.scalar(select(func.count()).select_from(UsageEvent)),
-                session.scalar(select(func.count()).select_from(ApiRequest)))
+        return (
+            session.scalar(select(func.count()).select_from(UsageEvent)),
+            session.scalar(select(func.count()).select_from(ApiRequest)),
+        )
 
 
 def test_concurrent_requests_on_one_key_are_counted_exactly(pg_app):

@@ -3,6 +3,7 @@
 The clips are real photos animated by construction (bench/micro_clips.py), so the truth is known
 to the frame; they go through `analyze_bytes` exactly as an upload would.
 """
+
 from __future__ import annotations
 
 import cv2
@@ -135,8 +136,16 @@ def _analyse(analyzer, spec: ClipSpec, sensitivity: float = 0.5):
 
 @pytest.mark.parametrize("pattern", ["smile", "brow_raise"])
 def test_one_brief_expression_is_one_micro_event_within_two_frames(analyzer, pattern):
-    spec = single_event_clip("img43.jpg", fps=30.0, seconds=3.0, pattern=pattern, amplitude="high",
-                             nuisance=MILD, onset_s=1.2, duration_s=0.3)
+    spec = single_event_clip(
+        "img43.jpg",
+        fps=30.0,
+        seconds=3.0,
+        pattern=pattern,
+        amplitude="high",
+        nuisance=MILD,
+        onset_s=1.2,
+        duration_s=0.3,
+    )
     truth = spec.events[0]
     analysis = _analyse(analyzer, spec)
     assert len(analysis.tracks) == 1
@@ -153,8 +162,9 @@ def test_one_brief_expression_is_one_micro_event_within_two_frames(analyzer, pat
 
 
 def test_no_event_clip_with_blinks_and_head_motion_has_no_events(analyzer):
-    nuisance = Nuisance(head_motion=1.0, jerks_per_min=6.0, blinks_per_min=20.0, brightness=1.0,
-                        noise_sigma=2.5, crf=23)
+    nuisance = Nuisance(
+        head_motion=1.0, jerks_per_min=6.0, blinks_per_min=20.0, brightness=1.0, noise_sigma=2.5, crf=23
+    )
     spec = ClipSpec("quiet-test", "img43.jpg", 30.0, 5.0, [], seed=3, nuisance=nuisance)
     analysis = _analyse(analyzer, spec)
     assert len(analysis.tracks) == 1
@@ -174,12 +184,24 @@ def test_events_are_known_frames():
 def test_spotted_event_in_the_api_response_matches_the_contract(client, auth, assert_contract):
     import io
 
-    spec = single_event_clip("img43.jpg", fps=30.0, seconds=3.0, pattern="brow_raise", amplitude="high",
-                             nuisance=MILD, onset_s=1.2, duration_s=0.3)
+    spec = single_event_clip(
+        "img43.jpg",
+        fps=30.0,
+        seconds=3.0,
+        pattern="brow_raise",
+        amplitude="high",
+        nuisance=MILD,
+        onset_s=1.2,
+        duration_s=0.3,
+    )
     data = render_clip(spec).data
-    response = assert_contract(client.post(
-        "/v1/analyze", headers=auth,
-        data={"file": (io.BytesIO(data), "clip.mp4"), "micro_expressions": '{"enabled": true, "sensitivity": 0.5}'}))
+    response = assert_contract(
+        client.post(
+            "/v1/analyze",
+            headers=auth,
+            data={"file": (io.BytesIO(data), "clip.mp4"), "micro_expressions": '{"enabled": true, "sensitivity": 0.5}'},
+        )
+    )
     assert response.status_code == 200, response.get_data(as_text=True)
     body = response.json
     (event,) = body["micro_expressions"]
@@ -190,8 +212,16 @@ def test_spotted_event_in_the_api_response_matches_the_contract(client, auth, as
 
 def test_high_fps_clip_is_spotted_at_its_own_rate_by_default(analyzer):
     # 120 ms would be under 4 frames at 30 fps; the default keeps all 60 frames a second.
-    spec = single_event_clip("img43.jpg", fps=60.0, seconds=2.5, pattern="smile", amplitude="high",
-                             nuisance=MILD, onset_s=1.0, duration_s=0.12)
+    spec = single_event_clip(
+        "img43.jpg",
+        fps=60.0,
+        seconds=2.5,
+        pattern="smile",
+        amplitude="high",
+        nuisance=MILD,
+        onset_s=1.0,
+        duration_s=0.12,
+    )
     truth = spec.events[0]
     analysis = _analyse(analyzer, spec)
     assert analysis.sample_fps == pytest.approx(60.0, rel=0.01)

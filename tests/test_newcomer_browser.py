@@ -1,5 +1,6 @@
 """A newcomer's first steps in Chromium: sign-up in the console, the keyless demo, the timeline's axes,
 the still-frame player for a clip the browser cannot play, and the demo on a phone (390 x 844)."""
+
 from __future__ import annotations
 
 import copy
@@ -8,9 +9,9 @@ import itertools
 import pytest
 
 from tests.conftest import FACES, VIDEOS
+
 # test_browser skips this module too where Playwright or Chromium is missing.
-from tests.test_browser import (PASSWORD, analyze_in_page, browser, expect, page, server, shoot,  # noqa: F401 (fixtures)
-                                watched_page)
+from tests.test_browser import PASSWORD, analyze_in_page, browser, expect, page, server, shoot, watched_page  # noqa: F401 (fixtures)
 
 pytestmark = [pytest.mark.browser, pytest.mark.data]
 
@@ -74,7 +75,8 @@ def test_the_timeline_has_labelled_axes_in_seconds_and_probability(page, server)
     assert ticks[-1] <= result["media"]["duration_ms"] / 1000
     # Tick labels read at a legible size and never run into each other.
     boxes = chart.locator(".x-axis .tick-label").evaluate_all(
-        "labels => labels.map(l => { const r = l.getBoundingClientRect(); return [r.left, r.right, r.height]; })")
+        "labels => labels.map(l => { const r = l.getBoundingClientRect(); return [r.left, r.right, r.height]; })"
+    )
     assert all(height >= 9 for _, _, height in boxes)
     assert all(right < next_left for (_, right, _), (next_left, _, _) in itertools.pairwise(boxes))
 

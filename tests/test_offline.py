@@ -1,4 +1,5 @@
 """No network, ever: models come from models/ and registry packages, checked against the manifest."""
+
 from __future__ import annotations
 
 import subprocess
@@ -59,8 +60,13 @@ OFFLINE_SCRIPT = textwrap.dedent("""
 
 
 def test_analysis_runs_with_the_network_blocked():
-    result = subprocess.run([sys.executable, "-c", OFFLINE_SCRIPT, str(FACES / "img1.jpg"), str(VIDEOS / "single_face.mp4")],
-                            cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", OFFLINE_SCRIPT, str(FACES / "img1.jpg"), str(VIDEOS / "single_face.mp4")],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "offline ok" in result.stdout
 

@@ -1,5 +1,6 @@
 """Audience studies in a real browser: the participant page with Chromium's fake camera showing a real face,
 and the console's study pages. Reuses tests/test_browser.py's server, page and screenshot fixtures."""
+
 from __future__ import annotations
 
 import io
@@ -17,8 +18,20 @@ import requests
 from api.engine.preprocess import EMOTIONS
 from api.web.routes.participant import CONSENT_VERSION
 from tests.conftest import FACES, VIDEOS
-from tests.test_browser import (CHROMIUM, CHROMIUM_ARGS, PASSWORD, RECORD_CAMERA_STREAMS, TRACK_STATES, browser,
-                                expect, page, playwright_api, server, shoot, watched_page)  # noqa: F401  (fixtures)
+from tests.test_browser import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    PASSWORD,
+    RECORD_CAMERA_STREAMS,
+    TRACK_STATES,
+    browser,
+    expect,
+    page,  # noqa: F401  (a fixture)
+    playwright_api,
+    server,  # noqa: F401  (a fixture)
+    shoot,  # noqa: F401  (a fixture)
+    watched_page,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.data]
 
@@ -38,7 +51,7 @@ def photo_frames(photo: Path, count: int, size=CAMERA_SIZE) -> list[np.ndarray]:
         canvas = np.full((height, width, 3), 128, np.uint8)
         dx, dy = int(6 * np.sin(i / 3)), int(3 * np.cos(i / 4))
         top, left = (height - face.shape[0]) // 2 + dy, (width - face.shape[1]) // 2 + dx
-        canvas[top:top + face.shape[0], left:left + face.shape[1]] = face
+        canvas[top : top + face.shape[0], left : left + face.shape[1]] = face
         frames.append(canvas)
     return frames
 
@@ -57,8 +70,7 @@ def write_y4m(path: Path, frames: list[np.ndarray], fps: int) -> Path:
 def browser(tmp_path_factory):
     """Chromium whose fake camera films a real face, granting camera access without a prompt (overrides
     tests/test_browser.py's browser, so its `page` fixture runs here)."""
-    camera = write_y4m(tmp_path_factory.mktemp("camera") / "face.y4m", photo_frames(FACES / "img1.jpg", 20),
-                       CAMERA_FPS)
+    camera = write_y4m(tmp_path_factory.mktemp("camera") / "face.y4m", photo_frames(FACES / "img1.jpg", 20), CAMERA_FPS)
     args = [*CHROMIUM_ARGS, "--use-fake-ui-for-media-stream", f"--use-file-for-fake-video-capture={camera}"]
     with playwright_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=args)
@@ -70,16 +82,18 @@ def browser(tmp_path_factory):
 def owner(server):
     """(base URL, the admin key of a signed-up owner) on the browser tests' server."""
     base, _ = server
-    signup = requests.post(f"{base}/v1/signup", timeout=30, json={
-        "email": "studies@example.com", "password": PASSWORD, "account_name": "Studies Co"})
+    signup = requests.post(
+        f"{base}/v1/signup",
+        timeout=30,
+        json={"email": "studies@example.com", "password": PASSWORD, "account_name": "Studies Co"},
+    )
     assert signup.status_code == 201, signup.text
     return base, signup.json()["api_key"]["secret"]
 
 
 def api(owner, method: str, path: str, **kwargs) -> requests.Response:
     base, key = owner
-    return requests.request(method, f"{base}{path}", headers={"Authorization": f"Bearer {key}"}, timeout=60,
-                            **kwargs)
+    return requests.request(method, f"{base}{path}", headers={"Authorization": f"Bearer {key}"}, timeout=60, **kwargs)
 
 
 def wait_until_analysed(owner, study_id: str, expected: int, timeout: float = 90.0) -> dict:
@@ -94,8 +108,12 @@ def wait_until_analysed(owner, study_id: str, expected: int, timeout: float = 90
 
 def sessions_posted(page) -> list:
     posted = []
-    page.on("request", lambda request: posted.append(request)
-            if request.method == "POST" and request.url.endswith("/sessions") else None)
+    page.on(
+        "request",
+        lambda request: (
+            posted.append(request) if request.method == "POST" and request.url.endswith("/sessions") else None
+        ),
+    )
     return posted
 
 
@@ -112,7 +130,11 @@ def test_refusing_consent_records_nothing(page, owner):
     assert page.evaluate(TRACK_STATES) == []  # the camera was never asked for
     assert posted == []
     assert api(owner, "GET", f"/v1/studies/{study['id']}").json()["sessions"] == {
-        "processing": 0, "succeeded": 0, "low_quality": 0, "failed": 0}
+        "processing": 0,
+        "succeeded": 0,
+        "low_quality": 0,
+        "failed": 0,
+    }
 
 
 def test_stopping_midway_turns_the_camera_off_and_sends_nothing(page, owner):
@@ -148,7 +170,12 @@ def test_consent_records_uploads_and_the_session_is_in_the_report(page, owner, s
     assert page.evaluate(TRACK_STATES) == ["ended"]  # the camera is off once the stimulus is over
     assert page.evaluate("document.getElementById('upload-progress').value") == 1
 
-    assert wait_until_analysed(owner, study["id"], 1) == {"processing": 0, "succeeded": 1, "low_quality": 0, "failed": 0}
+    assert wait_until_analysed(owner, study["id"], 1) == {
+        "processing": 0,
+        "succeeded": 1,
+        "low_quality": 0,
+        "failed": 0,
+    }
     report = api(owner, "GET", f"/v1/studies/{study['id']}/report").json()
     assert report["viewers"] == 1 and len(report["buckets"]) == 2
     assert all(b["viewers"] == 1 for b in report["buckets"])  # the recording covers the whole stimulus
@@ -165,14 +192,19 @@ def test_consent_records_uploads_and_the_session_is_in_the_report(page, owner, s
 def test_a_viewer_who_left_withdraws_with_the_receipt_on_the_withdrawal_page(browser, owner, shoot):
     base, _ = owner
     study = api(owner, "POST", "/v1/studies", json={"name": "Later", "stimulus_duration_ms": 2000}).json()
-    sent = requests.post(f"{base}/v1/studies/{study['id']}/sessions", timeout=60,
-                         headers={"Authorization": f"Bearer {study['participant_token']}"},
-                         files={"file": ("webcam.mp4", expression_change_clip(), "video/mp4")},
-                         data={"stimulus_started_ms": "0", "consent": CONSENT})
+    sent = requests.post(
+        f"{base}/v1/studies/{study['id']}/sessions",
+        timeout=60,
+        headers={"Authorization": f"Bearer {study['participant_token']}"},
+        files={"file": ("webcam.mp4", expression_change_clip(), "video/mp4")},
+        data={"stimulus_started_ms": "0", "consent": CONSENT},
+    )
     assert sent.status_code == 202, sent.text
     wait_until_analysed(owner, study["id"], 1)
     # The browser logs the 404 of a mistyped receipt; nothing else may fail.
-    with watched_page(browser, base, "participant_withdrawal", shoot, expected_console_errors=("status of 404",)) as page:
+    with watched_page(
+        browser, base, "participant_withdrawal", shoot, expected_console_errors=("status of 404",)
+    ) as page:
         page.goto(study["participant_path"] + "/withdraw")
         page.fill("#receipt", "rcpt_mistyped")
         page.click("#withdraw")
@@ -215,11 +247,16 @@ def sign_in_to_console(page) -> None:
 def submit_viewers(owner, study: dict, clip: bytes, count: int) -> None:
     base, _ = owner
     for i in range(count):
-        sent = requests.post(f"{base}/v1/studies/{study['id']}/sessions", timeout=60,
-                             headers={"Authorization": f"Bearer {study['participant_token']}",
-                                      "Idempotency-Key": f"viewer-{i}-{study['id']}"},
-                             files={"file": ("webcam.mp4", clip, "video/mp4")},
-                             data={"stimulus_started_ms": "0", "consent": CONSENT})
+        sent = requests.post(
+            f"{base}/v1/studies/{study['id']}/sessions",
+            timeout=60,
+            headers={
+                "Authorization": f"Bearer {study['participant_token']}",
+                "Idempotency-Key": f"viewer-{i}-{study['id']}",
+            },
+            files={"file": ("webcam.mp4", clip, "video/mp4")},
+            data={"stimulus_started_ms": "0", "consent": CONSENT},
+        )
         assert sent.status_code == 202, sent.text
 
 
@@ -337,8 +374,9 @@ def test_console_compares_two_cuts_of_an_ad(page, owner, shoot):
 
 
 def test_a_panel_link_s_variables_are_kept_with_the_session_and_filter_the_report(page, owner, shoot):
-    study = api(owner, "POST", "/v1/studies", json={"name": "Panel ad", "stimulus_duration_ms": 2000,
-                                                    "variables": ["age"]}).json()
+    study = api(
+        owner, "POST", "/v1/studies", json={"name": "Panel ad", "stimulus_duration_ms": 2000, "variables": ["age"]}
+    ).json()
     page.on("dialog", lambda dialog: dialog.accept())
     page.goto(f"{study['participant_path']}?age=18-24&utm_source=panel")
     expect(page.locator("#link-variables")).to_contain_text("age = 18-24")  # said before consent

@@ -4,6 +4,7 @@ Without it, gunicorn's gthread worker gave each slow connection a thread until i
 a few dozen clients trickling headers or a body stopped /healthz; and oversized headers got gunicorn's
 HTML page. These tests need Debian's nginx (`.ci/run` installs it) and fail, never skip, without it.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -66,11 +67,21 @@ def _trickle(sockets: list[tuple[socket.socket, bytes]], stop: threading.Event) 
 
 def test_healthz_answers_while_clients_trickle_headers_and_bodies(proxy):
     port = int(proxy.rsplit(":", 1)[1])
-    headers = [(_open(port, b"GET /healthz HTTP/1.1\r\nHost: emoscope\r\n"), b"X-Slow: 1\r\n")
-               for _ in range(SLOW_HEADER_CLIENTS)]
-    bodies = [(_open(port, b"POST /v1/analyze HTTP/1.1\r\nHost: emoscope\r\nContent-Type: application/json\r\n"
-                           b"Content-Length: 100000\r\n\r\n{"), b" ")
-              for _ in range(SLOW_BODY_CLIENTS)]
+    headers = [
+        (_open(port, b"GET /healthz HTTP/1.1\r\nHost: emoscope\r\n"), b"X-Slow: 1\r\n")
+        for _ in range(SLOW_HEADER_CLIENTS)
+    ]
+    bodies = [
+        (
+            _open(
+                port,
+                b"POST /v1/analyze HTTP/1.1\r\nHost: emoscope\r\nContent-Type: application/json\r\n"
+                b"Content-Length: 100000\r\n\r\n{",
+            ),
+            b" ",
+        )
+        for _ in range(SLOW_BODY_CLIENTS)
+    ]
     stop = threading.Event()
     trickler = threading.Thread(target=_trickle, args=(headers + bodies, stop), daemon=True)
     trickler.start()
@@ -116,8 +127,9 @@ def test_large_body_refused_before_it_is_read_gets_the_apps_answer(proxy):
     # without reading it; gunicorn used to close the connection while nginx was still sending (a 503 here).
     body = b"x" * (20 * 1024 * 1024)
     for _ in range(5):
-        response = requests.post(f"{proxy}/v1/analyze", data=body,
-                                 headers={"Content-Type": "application/octet-stream"}, timeout=30)
+        response = requests.post(
+            f"{proxy}/v1/analyze", data=body, headers={"Content-Type": "application/octet-stream"}, timeout=30
+        )
         _problem(response, 401, "missing_api_key")
 
 
@@ -126,12 +138,18 @@ def test_request_line_over_8_kib_gets_problem_json(proxy):
     _problem(response, 414, "uri_too_long")
 
 
-@pytest.mark.parametrize(("request_bytes", "status", "code"), [
-    (b"GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n", 400, "invalid_request"),  # no Host
-    (b"GET /healthz HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\nConnection: close\r\n\r\n", 400,
-     "invalid_request"),
-    (b"TRACE /healthz HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", 405, "method_not_allowed"),
-])
+@pytest.mark.parametrize(
+    ("request_bytes", "status", "code"),
+    [
+        (b"GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n", 400, "invalid_request"),  # no Host
+        (
+            b"GET /healthz HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\nConnection: close\r\n\r\n",
+            400,
+            "invalid_request",
+        ),
+        (b"TRACE /healthz HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", 405, "method_not_allowed"),
+    ],
+)
 def test_requests_nginx_refuses_get_problem_json(proxy, request_bytes, status, code):
     port = int(proxy.rsplit(":", 1)[1])
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
@@ -153,15 +171,19 @@ def test_body_over_the_apps_limit_is_refused_by_nginx_with_problem_json(upstream
         port = int(base.rsplit(":", 1)[1])
         with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
             # Only the header: nginx must refuse on the declared length, before reading any body.
-            sock.sendall(b"POST /v1/analyze HTTP/1.1\r\nHost: emoscope\r\nContent-Type: application/json\r\n"
-                         b"Content-Length: %d\r\n\r\n" % (limits.max_request_bytes + 1))
+            sock.sendall(
+                b"POST /v1/analyze HTTP/1.1\r\nHost: emoscope\r\nContent-Type: application/json\r\n"
+                b"Content-Length: %d\r\n\r\n" % (limits.max_request_bytes + 1)
+            )
             answer = sock.recv(65536).decode()
     head, _, body = answer.partition("\r\n\r\n")
     assert head.startswith("HTTP/1.1 413"), answer
     assert "content-type: application/problem+json" in head.lower()
     assert '"code":"media_too_large"' in body
-    assert (f"the request body is {limits.max_request_bytes + 1} bytes; a request is limited to "
-            f"{limits.max_request_bytes} bytes") in body
+    assert (
+        f"the request body is {limits.max_request_bytes + 1} bytes; a request is limited to "
+        f"{limits.max_request_bytes} bytes"
+    ) in body
 
 
 def test_gunicorn_down_gets_problem_json_with_retry_after():
@@ -173,7 +195,9 @@ def test_gunicorn_down_gets_problem_json_with_retry_after():
 
 def test_body_limit_is_the_apps_and_follows_the_upload_limit():
     config = render("0.0.0.0:8000", "127.0.0.1:8001", Limits(max_upload_bytes=3000))
-    assert re.search(r"client_max_body_size (\d+);", config).group(1) == str(Limits(max_upload_bytes=3000).max_request_bytes)
+    assert re.search(r"client_max_body_size (\d+);", config).group(1) == str(
+        Limits(max_upload_bytes=3000).max_request_bytes
+    )
 
 
 @pytest.mark.parametrize("upstream", ["0.0.0.0:8001", "10.0.0.5:8001", "api:8001"])
@@ -185,8 +209,11 @@ def test_proxy_refuses_a_gunicorn_that_is_not_on_loopback(upstream):
 def test_nginx_codes_are_the_apis():
     config = render("0.0.0.0:8000", "127.0.0.1:8001", Limits())
     answers = {int(status): code for status, code in re.findall(r'"status":(\d+),.*?"code":"(\w+)"', config)}
-    documented = set(yaml.safe_load((REPO_ROOT / "openapi.yaml").read_text())
-                     ["components"]["schemas"]["Problem"]["properties"]["code"]["enum"])
+    documented = set(
+        yaml.safe_load((REPO_ROOT / "openapi.yaml").read_text())["components"]["schemas"]["Problem"]["properties"][
+            "code"
+        ]["enum"]
+    )
     assert set(answers.values()) <= documented
     for status, code in answers.items():
         if status in HTTP_CODES:

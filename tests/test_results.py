@@ -1,4 +1,5 @@
 """Vision results are complete when built and never change after; geometry and the sampling policy live once."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -24,19 +25,34 @@ def test_a_face_cannot_be_built_without_its_emotions():
 def test_results_are_frozen():
     face = results.Face(BOX, 0.9, None, np.eye(7, dtype=np.float32)[3])
     frame = results.Frame(0, 0.0, [face])
-    event = results.MicroExpression(0.0, 50.0, 100.0, 0.5, [results.RegionMovement("mouth", 1.0, ["AU12"])],
-                                    "happy", 0.8, track_id=1)
+    event = results.MicroExpression(
+        0.0, 50.0, 100.0, 0.5, [results.RegionMovement("mouth", 1.0, ["AU12"])], "happy", 0.8, track_id=1
+    )
     info = results.MediaInfo("video", "mp4", 64, 64, 1000.0, 30.0, 30)
-    for value, name in [(face, "emotions"), (face, "track_id"), (frame, "faces"), (results.Track(1, [frame], [face]), "faces"),
-                        (event, "track_id"), (event.regions[0], "magnitude"), (results.ImageAnalysis(info, [face], {}), "timing_ms"),
-                        (results.VideoAnalysis(info, [frame], [], 30.0, {}, [event]), "timing_ms")]:
+    for value, name in [
+        (face, "emotions"),
+        (face, "track_id"),
+        (frame, "faces"),
+        (results.Track(1, [frame], [face]), "faces"),
+        (event, "track_id"),
+        (event.regions[0], "magnitude"),
+        (results.ImageAnalysis(info, [face], {}), "timing_ms"),
+        (results.VideoAnalysis(info, [frame], [], 30.0, {}, [event]), "timing_ms"),
+    ]:
         with pytest.raises(dataclasses.FrozenInstanceError):
             setattr(value, name, None)
 
 
 def test_working_crops_stay_in_the_analyzer():
     assert {f.name for f in dataclasses.fields(results.Face)} == {
-        "box", "confidence", "landmarks", "emotions", "track_id", "head_pose", "mesh"}
+        "box",
+        "confidence",
+        "landmarks",
+        "emotions",
+        "track_id",
+        "head_pose",
+        "mesh",
+    }
 
 
 @pytest.mark.parametrize("points", [POINTS, np.full((5, 2), 7.0, np.float32)], ids=["face", "degenerate"])

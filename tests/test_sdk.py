@@ -6,6 +6,7 @@ CLI; one whose free plan allows 0.5 requests/s (bursts of 2) for a real 429; one
 analysis slot for a real 503 `overloaded` (and a 1 s sync limit, so clips become jobs by themselves).
 Requests are observed (not altered) through httpx event hooks.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -25,7 +26,7 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-from datetime import datetime, timedelta, UTC
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -60,20 +61,29 @@ def _email(tag: str) -> str:
 
 def _recording_client(log: list) -> httpx.Client:
     """An httpx client that notes every request and answer (time, Idempotency-Key, status)."""
+
     def on_request(request: httpx.Request) -> None:
         log.append(("request", time.monotonic(), request.headers.get("Idempotency-Key"), dict(request.headers)))
 
     def on_response(response: httpx.Response) -> None:
-        log.append(("response", time.monotonic(), response.request.headers.get("Idempotency-Key"),
-                    response.status_code, response.headers.get("Retry-After")))
+        log.append(
+            (
+                "response",
+                time.monotonic(),
+                response.request.headers.get("Idempotency-Key"),
+                response.status_code,
+                response.headers.get("Retry-After"),
+            )
+        )
 
     return httpx.Client(event_hooks={"request": [on_request], "response": [on_response]})
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    with gunicorn(tmp_path_factory.mktemp("sdk"), EMOSCOPE_FREE_REQUESTS_PER_SECOND="100",
-                  EMOSCOPE_WEBHOOK_ALLOW_LOOPBACK="true") as base:
+    with gunicorn(
+        tmp_path_factory.mktemp("sdk"), EMOSCOPE_FREE_REQUESTS_PER_SECOND="100", EMOSCOPE_WEBHOOK_ALLOW_LOOPBACK="true"
+    ) as base:
         yield base
 
 
@@ -240,8 +250,11 @@ def test_a_400_names_its_invalid_fields_typed(client):
     assert "1" in params["max_faces"].reason  # the bound it broke
 
     # The problem's `invalid_params` member, where the server sends it, is taken as it is.
-    problem = {"code": "invalid_request", "errors": {"fps": ["Not a number."]},
-               "invalid_params": [{"name": "fps", "reason": "must be between 0.1 and 240"}, {"reason": "no name"}]}
+    problem = {
+        "code": "invalid_request",
+        "errors": {"fps": ["Not a number."]},
+        "invalid_params": [{"name": "fps", "reason": "must be between 0.1 and 240"}, {"reason": "no name"}],
+    }
     error = emoscope.InvalidRequestError("400 invalid_request", status=400, problem=problem)
     assert error.invalid_params == (emoscope.InvalidParam("fps", "must be between 0.1 and 240"),)
     assert emoscope.APIError("500 internal_error", status=500).invalid_params == ()
@@ -280,8 +293,9 @@ def test_connection_errors_and_timeouts_are_retried():
             silent.listen(8)
             mute = f"http://127.0.0.1:{silent.getsockname()[1]}"
             with pytest.raises(emoscope.APITimeoutError):
-                emoscope.Client(api_key="emo_x", base_url=mute, timeout=0.3, max_retries=1,
-                                http_client=http).analyze(b"\xff\xd8\xff")
+                emoscope.Client(api_key="emo_x", base_url=mute, timeout=0.3, max_retries=1, http_client=http).analyze(
+                    b"\xff\xd8\xff"
+                )
     keys = [entry[2] for entry in log if entry[0] == "request"]
     assert len(keys) == 2 and keys[0] == keys[1] and uuid.UUID(keys[0])  # one key across the retry
 
@@ -330,9 +344,16 @@ def test_billing_subscribe_and_portal(tmp_path, server, owner, client):
         with pytest.raises(emoscope.APIError) as off:
             no_stripe.billing.subscribe()
         assert off.value.code == "billing_not_configured"
-    with localstripe() as stripe_base, gunicorn(
-            tmp_path, STRIPE_API_KEY=stripe_config(stripe_base).api_key, STRIPE_PRICE_ID=PRICE_ID, STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,
-            STRIPE_API_BASE=stripe_base) as base:
+    with (
+        localstripe() as stripe_base,
+        gunicorn(
+            tmp_path,
+            STRIPE_API_KEY=stripe_config(stripe_base).api_key,
+            STRIPE_PRICE_ID=PRICE_ID,
+            STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,
+            STRIPE_API_BASE=stripe_base,
+        ) as base,
+    ):
         signup = emoscope.sign_up(_email("payer"), PASSWORD, "Payer", base_url=base)
         with emoscope.Client(api_key=signup.api_key.secret, base_url=base) as payer:
             subscription = payer.billing.subscribe(payment_method=card(stripe_config(stripe_base)))
@@ -475,8 +496,9 @@ def test_rate_limit_error_then_retry_after(limited_server):
 
 @pytest.fixture(scope="module")
 def overload_server(tmp_path_factory):
-    with gunicorn(tmp_path_factory.mktemp("sdk-overload"), EMOSCOPE_ANALYSIS_SLOTS="1",
-                  EMOSCOPE_SYNC_MAX_VIDEO_SECONDS="1") as base:
+    with gunicorn(
+        tmp_path_factory.mktemp("sdk-overload"), EMOSCOPE_ANALYSIS_SLOTS="1", EMOSCOPE_SYNC_MAX_VIDEO_SECONDS="1"
+    ) as base:
         yield base
 
 
@@ -581,10 +603,15 @@ def test_webhook_signature_verification():
 
 
 def _cli(server: str, key: str, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "EMOSCOPE_API_KEY": key, "EMOSCOPE_BASE_URL": server,
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(SDK_SRC), os.environ.get("PYTHONPATH")]))}
-    return subprocess.run([sys.executable, "-m", "emoscope", *args], env=env, capture_output=True, text=True,
-                          timeout=120)
+    env = {
+        **os.environ,
+        "EMOSCOPE_API_KEY": key,
+        "EMOSCOPE_BASE_URL": server,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(SDK_SRC), os.environ.get("PYTHONPATH")])),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "emoscope", *args], env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_cli_table_and_json(server, owner):
@@ -656,15 +683,42 @@ def test_cli_batch_of_a_folder_as_json_lines(server, owner, batch_folder):
 
 def test_cli_batch_of_files_and_patterns_as_csv(server, owner, batch_folder):
     # One at a time: a clip analysed beside other requests can crash the server's worker (reported, issue 22 work).
-    run = _cli(server, owner[1].api_key.secret, "analyze", str(batch_folder / "b.jpg"), str(batch_folder / "a.jpg"),
-               str(batch_folder / "*" / "*.jpg"), str(CLIP), "--csv", "--fps", "5", "--concurrency", "1")
+    run = _cli(
+        server,
+        owner[1].api_key.secret,
+        "analyze",
+        str(batch_folder / "b.jpg"),
+        str(batch_folder / "a.jpg"),
+        str(batch_folder / "*" / "*.jpg"),
+        str(CLIP),
+        "--csv",
+        "--fps",
+        "5",
+        "--concurrency",
+        "1",
+    )
     assert run.returncode == 0, run.stderr
     rows = list(csv.DictReader(io.StringIO(run.stdout)))
-    assert list(rows[0]) == ["file", "frame", "time_ms", "face", "track", "x", "y", "w", "h", "emotion",
-                             *emoscope.EMOTIONS]
+    assert list(rows[0]) == [
+        "file",
+        "frame",
+        "time_ms",
+        "face",
+        "track",
+        "x",
+        "y",
+        "w",
+        "h",
+        "emotion",
+        *emoscope.EMOTIONS,
+    ]
     photos = [row for row in rows if row["frame"] == ""]
-    assert [(Path(row["file"]).name, row["face"]) for row in photos] == [("b.jpg", "0"), ("b.jpg", "1"),
-                                                                         ("a.jpg", "0"), ("d.jpg", "0")]
+    assert [(Path(row["file"]).name, row["face"]) for row in photos] == [
+        ("b.jpg", "0"),
+        ("b.jpg", "1"),
+        ("a.jpg", "0"),
+        ("d.jpg", "0"),
+    ]
     assert photos[2]["emotion"] == "happy" and float(photos[2]["happy"]) > 0.5
     assert sum(float(photos[0][label]) for label in emoscope.EMOTIONS) == pytest.approx(1, abs=1e-3)
     frames = [row for row in rows if row["file"] == str(CLIP)]
@@ -674,8 +728,11 @@ def test_cli_batch_of_files_and_patterns_as_csv(server, owner, batch_folder):
 
 def test_cli_batch_usage_errors(server, owner, batch_folder):
     key = owner[1].api_key.secret
-    for args in ([str(batch_folder / "missing.jpg")], [str(batch_folder / "*.png")], [str(batch_folder / "later"),
-                                                                                     "--concurrency", "0"]):
+    for args in (
+        [str(batch_folder / "missing.jpg")],
+        [str(batch_folder / "*.png")],
+        [str(batch_folder / "later"), "--concurrency", "0"],
+    ):
         run = _cli(server, key, "analyze", *args)
         assert run.returncode == 2 and run.stdout == "", (args, run.stderr)
     (batch_folder / "empty").mkdir()
@@ -684,10 +741,19 @@ def test_cli_batch_usage_errors(server, owner, batch_folder):
 
 def test_cli_batch_draws_a_bar_when_stderr_is_a_terminal(server, owner, batch_folder):
     primary, secondary = pty.openpty()
-    env = {**os.environ, "EMOSCOPE_API_KEY": owner[1].api_key.secret, "EMOSCOPE_BASE_URL": server, "TERM": "xterm",
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(SDK_SRC), os.environ.get("PYTHONPATH")]))}
-    process = subprocess.Popen([sys.executable, "-m", "emoscope", "analyze", str(batch_folder), "--json"], env=env,
-                               stdout=subprocess.PIPE, stderr=secondary)
+    env = {
+        **os.environ,
+        "EMOSCOPE_API_KEY": owner[1].api_key.secret,
+        "EMOSCOPE_BASE_URL": server,
+        "TERM": "xterm",
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(SDK_SRC), os.environ.get("PYTHONPATH")])),
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "emoscope", "analyze", str(batch_folder), "--json"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=secondary,
+    )
     os.close(secondary)
     stdout, _ = process.communicate(timeout=120)
     drawn = b""
@@ -719,8 +785,11 @@ def test_batch_pacing_keeps_to_the_rate_a_429_states():
         pacer.before_request(request)  # the burst: nothing waits
     assert slept == []
     # A 429 of a plan of 2 requests/s in bursts of 10: the bucket refills in 5 s.
-    pacer.after_response(httpx.Response(429, headers={"Retry-After": "1", "X-RateLimit-Limit": "10",
-                                                      "X-RateLimit-Reset": "5"}, request=request))
+    pacer.after_response(
+        httpx.Response(
+            429, headers={"Retry-After": "1", "X-RateLimit-Limit": "10", "X-RateLimit-Reset": "5"}, request=request
+        )
+    )
     for _ in range(3):
         pacer.before_request(request)
     assert slept == [1.0, 0.556, 0.556]  # Retry-After, then evenly at no more than 9 requests per 5 s
@@ -740,19 +809,56 @@ def test_cli_batch_on_a_rate_limited_account_finishes_every_file(limited_server,
 
 
 def test_cli_renders_micro_expressions():
-    emotions = {"angry": 0.01, "disgust": 0.0, "fear": 0.01, "happy": 0.9, "sad": 0.02, "surprise": 0.05,
-                "neutral": 0.01}
+    emotions = {
+        "angry": 0.01,
+        "disgust": 0.0,
+        "fear": 0.01,
+        "happy": 0.9,
+        "sad": 0.02,
+        "surprise": 0.05,
+        "neutral": 0.01,
+    }
     doc = {
-        "request_id": "r1", "model": {}, "timing_ms": {"total": 1.0}, "sample_fps": 30.0,
-        "temporal_resolution_ms": 33.3, "frames": [], "future_field": {"ignored": True},
-        "media": {"type": "video", "format": "mp4", "width": 640, "height": 360, "duration_ms": 2000.0,
-                  "fps": 30.0, "frames_analyzed": 60},
-        "tracks": [{"track_id": 1, "start_ms": 0.0, "end_ms": 1966.7, "frame_count": 60,
-                    "summary": {"emotions": emotions, "dominant_emotion": "happy"}, "timeline": []}],
-        "micro_expressions": [{"track_id": 1, "kind": "micro", "onset_ms": 400.0, "apex_ms": 500.0,
-                               "offset_ms": 633.3, "duration_ms": 233.3, "intensity": 0.42,
-                               "regions": [{"name": "mouth", "magnitude": 0.42, "action_units": ["AU12"]}],
-                               "emotion": "happy", "emotion_probability": 0.61}],
+        "request_id": "r1",
+        "model": {},
+        "timing_ms": {"total": 1.0},
+        "sample_fps": 30.0,
+        "temporal_resolution_ms": 33.3,
+        "frames": [],
+        "future_field": {"ignored": True},
+        "media": {
+            "type": "video",
+            "format": "mp4",
+            "width": 640,
+            "height": 360,
+            "duration_ms": 2000.0,
+            "fps": 30.0,
+            "frames_analyzed": 60,
+        },
+        "tracks": [
+            {
+                "track_id": 1,
+                "start_ms": 0.0,
+                "end_ms": 1966.7,
+                "frame_count": 60,
+                "summary": {"emotions": emotions, "dominant_emotion": "happy"},
+                "timeline": [],
+            }
+        ],
+        "micro_expressions": [
+            {
+                "track_id": 1,
+                "kind": "micro",
+                "onset_ms": 400.0,
+                "apex_ms": 500.0,
+                "offset_ms": 633.3,
+                "duration_ms": 233.3,
+                "intensity": 0.42,
+                "regions": [{"name": "mouth", "magnitude": 0.42, "action_units": ["AU12"]}],
+                "emotion": "happy",
+                "emotion_probability": 0.61,
+            }
+        ],
     }
     result = emoscope.parse_analysis(doc)
     assert isinstance(result, emoscope.VideoResult) and result.raw["future_field"] == {"ignored": True}
@@ -765,13 +871,28 @@ def test_cli_renders_micro_expressions():
 
 
 def test_video_results_carry_stills_only_when_asked():
-    doc = {"request_id": "r1", "sample_fps": 5.0, "temporal_resolution_ms": 200.0, "frames": [], "tracks": [],
-           "micro_expressions": [], "media": {"type": "video", "format": "mov", "width": 960, "height": 540,
-                                              "duration_ms": 6400.0, "fps": 26.4, "frames_analyzed": 32}}
+    doc = {
+        "request_id": "r1",
+        "sample_fps": 5.0,
+        "temporal_resolution_ms": 200.0,
+        "frames": [],
+        "tracks": [],
+        "micro_expressions": [],
+        "media": {
+            "type": "video",
+            "format": "mov",
+            "width": 960,
+            "height": 540,
+            "duration_ms": 6400.0,
+            "fps": 26.4,
+            "frames_analyzed": 32,
+        },
+    }
     assert emoscope.parse_analysis(doc).stills == ()
     jpeg = b"\xff\xd8\xff\xe0 a still"
-    with_stills = emoscope.parse_analysis({**doc, "stills": [
-        {"frame_index": 3, "timestamp_ms": 100.0, "jpeg_base64": base64.b64encode(jpeg).decode()}]})
+    with_stills = emoscope.parse_analysis(
+        {**doc, "stills": [{"frame_index": 3, "timestamp_ms": 100.0, "jpeg_base64": base64.b64encode(jpeg).decode()}]}
+    )
     assert with_stills.stills == (emoscope.Still(3, 100.0, jpeg),)
 
 
@@ -786,9 +907,12 @@ def test_studies_create_report_csv_cli_and_delete(server, owner, client):
     assert study.participant_token not in repr(study)
     recording = short_clip(CLIP, frames=10, fps=10)
     consent = json.dumps({"version": "v1", "accepted_at": "2026-12-02T10:00:00Z"})
-    submitted = httpx.post(f"{server}/v1/studies/{study.id}/sessions",
-                           headers={"Authorization": f"Bearer {study.participant_token}"},
-                           files={"file": ("r.mp4", recording)}, data={"stimulus_started_ms": "0", "consent": consent})
+    submitted = httpx.post(
+        f"{server}/v1/studies/{study.id}/sessions",
+        headers={"Authorization": f"Bearer {study.participant_token}"},
+        files={"file": ("r.mp4", recording)},
+        data={"stimulus_started_ms": "0", "consent": consent},
+    )
     assert submitted.status_code == 202, submitted.text
     deadline = time.monotonic() + 120
     while client.studies.get(study).sessions["succeeded"] < 1:
@@ -829,8 +953,9 @@ def test_studies_rotate_the_participant_token(server, owner, client):
 
 def test_study_summary_and_moments_are_typed_and_printed():
     """The report's summary scores as typed values, from a report the service computes, and as the CLI prints them."""
-    from api.domain import audience
     from emoscope.cli import render_summary
+
+    from api.domain import audience
     from tests.test_audience import viewer
 
     report = {"study_id": "study_x", **audience.study_report([viewer(h) for h in (0.1, 0.2, 0.3, 0.4, 0.5)], 3000)}
@@ -843,10 +968,16 @@ def test_study_summary_and_moments_are_typed_and_printed():
     assert summary.positive_emotions == ("happy",) and summary.engagement.mean == 0.2
     printed = render_summary(summary)
     assert "happy" in printed and "30.0% (10.4%-49.6%)" in printed and "-17 (-49-+16)" in printed
-    smiling = [viewer(lambda t, h=h: 0.9 if t >= 2000 else h, seconds=4.0, stimulus_ms=4000)
-               for h in (0.1, 0.12, 0.14, 0.16, 0.18, 0.2)]
+    smiling = [
+        viewer(lambda t, h=h: 0.9 if t >= 2000 else h, seconds=4.0, stimulus_ms=4000)
+        for h in (0.1, 0.12, 0.14, 0.16, 0.18, 0.2)
+    ]
     moment = emoscope.StudyReport.from_dict({"study_id": "s", **audience.study_report(smiling, 4000)}).top_moments[0]
-    assert isinstance(moment, emoscope.TopMoment) and (moment.emotion, moment.time_ms, moment.viewers) == ("happy", 2000, 6)
+    assert isinstance(moment, emoscope.TopMoment) and (moment.emotion, moment.time_ms, moment.viewers) == (
+        "happy",
+        2000,
+        6,
+    )
     assert moment.ci95[0] < moment.lift < moment.ci95[1] and moment.p <= moment.p_adjusted < 0.05
     withheld = {"study_id": "study_y", **audience.study_report([viewer(0.3)], 3000)}
     assert emoscope.StudyReport.from_dict(withheld).summary.valence is None
@@ -870,8 +1001,9 @@ def test_studies_compare_typed_through_the_api_and_the_cli(server, owner, client
 
 
 def test_a_comparison_with_audiences_is_typed_and_printed():
-    from api.domain import audience
     from emoscope.cli import render_comparison
+
+    from api.domain import audience
     from tests.test_audience import viewer
 
     cuts = [[viewer(h + lift) for h in (0.1, 0.2, 0.3, 0.4, 0.5)] for lift in (0.0, 0.2)]
@@ -910,7 +1042,11 @@ def test_a_breakdown_is_typed():
     from tests.test_audience import viewer
 
     viewers = [dataclasses.replace(viewer(h), variables={"age": "18-24"}) for h in (0.5, 0.6, 0.7, 0.8, 0.9)]
-    report = {"study_id": "s", "filter": {}, **audience.study_report(viewers + [viewer(0.1)], 3000, variable_keys=["age"])}
+    report = {
+        "study_id": "s",
+        "filter": {},
+        **audience.study_report(viewers + [viewer(0.1)], 3000, variable_keys=["age"]),
+    }
     (age,) = emoscope.StudyReport.from_dict(report).breakdown
     (group,) = age.groups
     assert isinstance(age, emoscope.VariableBreakdown) and (group.value, group.viewers) == ("18-24", 5)

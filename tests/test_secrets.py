@@ -1,4 +1,5 @@
 """Secrets that production depends on: no usable default, development secrets only on request."""
+
 from __future__ import annotations
 
 import hashlib
@@ -73,11 +74,13 @@ def forge_admin_key(app) -> int:
     client = app.test_client()
     sign_up(client, "victim@example.com", "Victim")
     public_secret = hmac.new(FORMER_PUBLIC_PEPPER.encode(), b"emoscope console session", hashlib.sha256).hexdigest()
-    cookie = forged_cookie(app, public_secret, owner_id=1, account_id=1, signed_in_at=time.time(),
-                           **{CSRF_FIELD: "forged"})
+    cookie = forged_cookie(
+        app, public_secret, owner_id=1, account_id=1, signed_in_at=time.time(), **{CSRF_FIELD: "forged"}
+    )
     client.set_cookie("emoscope_console", cookie, path="/console")
-    return client.post("/console/keys", data={CSRF_FIELD: "forged", SUBMISSION_FIELD: "once", "name": "mine",
-                                              "scopes": "admin"}).status_code
+    return client.post(
+        "/console/keys", data={CSRF_FIELD: "forged", SUBMISSION_FIELD: "once", "name": "mine", "scopes": "admin"}
+    ).status_code
 
 
 def test_a_session_signed_with_the_former_public_secret_takes_over_no_account(environment, analyzer, app_factory):
@@ -92,7 +95,8 @@ def test_a_session_signed_with_the_former_public_secret_takes_over_no_account(en
 
 def test_the_admin_command_refuses_to_run_without_secrets(tmp_path):
     env = {"PATH": "/usr/bin:/bin", "EMOSCOPE_STATE_DIR": str(tmp_path)}
-    refused = subprocess.run([sys.executable, "-m", "api.wiring.cli", "migrate"], env=env, cwd=REPO_ROOT,
-                             capture_output=True, text=True)
+    refused = subprocess.run(
+        [sys.executable, "-m", "api.wiring.cli", "migrate"], env=env, cwd=REPO_ROOT, capture_output=True, text=True
+    )
     assert refused.returncode != 0
     assert "EMOSCOPE_API_KEY_PEPPER is not set" in refused.stderr and "Traceback" not in refused.stderr

@@ -1,6 +1,7 @@
 """Speed-ups keep the answers: detector settings on real photos, following faces between
 detections on real clips, and the pure functions behind both. No timing is asserted here
 (figures come from bench/)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -20,8 +21,10 @@ pytestmark = pytest.mark.data
 
 # --- detector setting ----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name, faces", [("couple.jpg", 2), ("img1.jpg", 1), ("selfie-many-people.jpg", 4),
-                                         ("img10.jpg", 1)])
+
+@pytest.mark.parametrize(
+    "name, faces", [("couple.jpg", 2), ("img1.jpg", 1), ("selfie-many-people.jpg", 4), ("img10.jpg", 1)]
+)
 def test_chosen_detector_setting_finds_the_faces_in_real_photos(analyzer, name, faces):
     result = analyze_bytes(analyzer, (FACES / name).read_bytes(), AnalysisOptions(), Limits())
     assert len(result.faces) == faces
@@ -51,7 +54,7 @@ def test_min_face_size_enlarges_the_copy_so_small_faces_are_found(analyzer):
     photo = cv2.imread(str(FACES / "couple.jpg"))
     small = cv2.resize(photo, (300, round(300 * photo.shape[0] / photo.shape[1])), interpolation=cv2.INTER_AREA)
     canvas = np.full((960, 1280, 3), 128, np.uint8)
-    canvas[100:100 + small.shape[0], 100:400] = small
+    canvas[100 : 100 + small.shape[0], 100:400] = small
     client = analyzer.detectors["dlib"]
     assert len(detection.detect(client, canvas)) < 2
     assert len(detection.detect(client, canvas, min_face_size=40)) == 2
@@ -80,6 +83,7 @@ def test_grayscale_input_gives_the_same_detections(analyzer):
 
 
 # --- following faces between detections ----------------------------------------------------------
+
 
 def test_similarity_and_move_box():
     points = np.array([(60, 40), (52, 41), (30, 40), (38, 41), (45, 60)], np.float32)
@@ -120,8 +124,12 @@ def test_patch_similarity_and_plausible():
     anchor = np.array([50, 50, 100, 100], np.float32)
     assert face_following.plausible(anchor + (10, 0, 0, 0), anchor, 200, 200)
     assert not face_following.plausible(np.array([50, 50, 200, 200], np.float32), anchor, 200, 200)  # doubled in size
-    assert not face_following.plausible(np.array([-150, 50, 100, 100], np.float32), anchor, 200, 200)  # left the picture
-    np.testing.assert_allclose(face_following.clip_box(np.array([-10, 190, 50, 50], np.float32), 200, 200), [0, 190, 40, 10])
+    assert not face_following.plausible(
+        np.array([-150, 50, 100, 100], np.float32), anchor, 200, 200
+    )  # left the picture
+    np.testing.assert_allclose(
+        face_following.clip_box(np.array([-10, 190, 50, 50], np.float32), 200, 200), [0, 190, 40, 10]
+    )
 
 
 def counting_detector(monkeypatch) -> list[int]:
@@ -192,8 +200,16 @@ def test_skip_detector_and_fps_option_still_work_with_following(analyzer):
 
 def test_analysis_options_fields_are_unchanged():
     assert [f.name for f in dataclasses.fields(AnalysisOptions)] == [
-        "detector", "min_face_size", "max_faces", "return_landmarks", "return_mesh", "return_stills", "fps",
-        "micro_expressions", "micro_sensitivity"]
+        "detector",
+        "min_face_size",
+        "max_faces",
+        "return_landmarks",
+        "return_mesh",
+        "return_stills",
+        "fps",
+        "micro_expressions",
+        "micro_sensitivity",
+    ]
 
 
 def test_small_picture_is_enlarged_not_missed(analyzer):

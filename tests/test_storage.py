@@ -1,4 +1,5 @@
 """Migrations and key storage on both SQLite (embedded default) and PostgreSQL (psycopg 3)."""
+
 from __future__ import annotations
 
 from datetime import timedelta

@@ -1,5 +1,6 @@
 """Audience studies through the API: the participant token's single power, sessions analysed as
 jobs and kept only as timelines, receipts, the report (JSON and CSV), exact counting under load."""
+
 from __future__ import annotations
 
 import io
@@ -41,8 +42,11 @@ def create_study(client, secret, **fields):
 
 def submit_session(client, study, data=CLIP, headers=None, **fields):
     form = {"file": (io.BytesIO(data), "recording.mp4"), "stimulus_started_ms": "0", "consent": CONSENT, **fields}
-    return client.post(f"/v1/studies/{study['id']}/sessions", data=form,
-                       headers={**bearer(study["participant_token"]), **(headers or {})})
+    return client.post(
+        f"/v1/studies/{study['id']}/sessions",
+        data=form,
+        headers={**bearer(study["participant_token"]), **(headers or {})},
+    )
 
 
 def wait_until_analysed(client, secret, study_id, expected, timeout=240.0):
@@ -61,7 +65,12 @@ def test_a_session_becomes_a_timeline_and_its_media_is_gone(owner, assert_contra
     assert study["participant_path"] == f"/s/{study['participant_token']}"
     accepted = assert_contract(submit_session(client, study, segment="returning"))
     assert accepted.status_code == 202 and accepted.json["receipt"].startswith("rcpt_")
-    assert wait_until_analysed(client, secret, study["id"], 1) == {"processing": 0, "succeeded": 1, "low_quality": 0, "failed": 0}
+    assert wait_until_analysed(client, secret, study["id"], 1) == {
+        "processing": 0,
+        "succeeded": 1,
+        "low_quality": 0,
+        "failed": 0,
+    }
 
     report = assert_contract(client.get(f"/v1/studies/{study['id']}/report", headers=bearer(secret))).json
     assert report["viewers"] == 1 and len(report["buckets"]) == 1
@@ -85,21 +94,28 @@ def test_the_participant_token_only_submits_sessions(owner):
     assert_problem(analyze, 401, "invalid_api_key")
     assert_problem(client.get(f"/v1/studies/{study['id']}/report", headers=token), 401, "invalid_api_key")
     assert_problem(client.get(f"/v1/studies/{study['id']}", headers=token), 401, "invalid_api_key")
-    elsewhere = client.post(f"/v1/studies/{other['id']}/sessions", headers=token,
-                            data={"file": (io.BytesIO(CLIP), "r.mp4"), "stimulus_started_ms": "0", "consent": CONSENT})
+    elsewhere = client.post(
+        f"/v1/studies/{other['id']}/sessions",
+        headers=token,
+        data={"file": (io.BytesIO(CLIP), "r.mp4"), "stimulus_started_ms": "0", "consent": CONSENT},
+    )
     assert_problem(elsewhere, 403, "invalid_participant_token")
     anonymous = client.post(f"/v1/studies/{study['id']}/sessions", data={"stimulus_started_ms": "0"})
     assert_problem(anonymous, 401, "missing_participant_token")
     # and an owner's API key is no participant token
-    assert_problem(client.post(f"/v1/studies/{study['id']}/sessions", headers=bearer(secret)), 401,
-                   "missing_participant_token")
+    assert_problem(
+        client.post(f"/v1/studies/{study['id']}/sessions", headers=bearer(secret)), 401, "missing_participant_token"
+    )
 
 
 def test_sessions_need_consent_and_a_video(owner, assert_contract):
     _, client, secret = owner
     study = create_study(client, secret).json
-    no_consent = client.post(f"/v1/studies/{study['id']}/sessions", headers=bearer(study["participant_token"]),
-                             data={"file": (io.BytesIO(CLIP), "r.mp4"), "stimulus_started_ms": "0"})
+    no_consent = client.post(
+        f"/v1/studies/{study['id']}/sessions",
+        headers=bearer(study["participant_token"]),
+        data={"file": (io.BytesIO(CLIP), "r.mp4"), "stimulus_started_ms": "0"},
+    )
     assert_problem(no_consent, 400, "invalid_request")
     assert "consent" in no_consent.json["errors"]
     photo = reencode(FACES / "img1.jpg", "JPEG", max_side=300)
@@ -132,8 +148,9 @@ def test_report_as_csv_and_in_frame_buckets(owner, assert_contract):
     assert lines[0].startswith("start_ms,viewers,viewers_with_face") and len(lines) == 2
     fine = assert_contract(client.get(f"/v1/studies/{study['id']}/report?bucket_ms=200", headers=bearer(secret)))
     assert [b["start_ms"] for b in fine.json["buckets"]] == [0, 200, 400, 600, 800]
-    assert_problem(client.get(f"/v1/studies/{study['id']}/report?bucket_ms=250", headers=bearer(secret)), 400,
-                   "invalid_request")
+    assert_problem(
+        client.get(f"/v1/studies/{study['id']}/report?bucket_ms=250", headers=bearer(secret)), 400, "invalid_request"
+    )
 
 
 def seed_sessions(app, study_id, timelines, status="succeeded"):
@@ -143,11 +160,21 @@ def seed_sessions(app, study_id, timelines, status="succeeded"):
 
     with app.extensions["emoscope"].db.session.begin() as session:
         for timeline in timelines:
-            session.add(StudySession(id=f"ses_{uuid.uuid4().hex}", study_id=study_id, receipt_hash=uuid.uuid4().hex,
-                                     status=status, stimulus_started_ms=0, consent_version="test",
-                                     consented_at=utcnow(), segment=timeline.segment, timeline=timeline.to_bytes(),
-                                     micro_onsets=json.dumps(timeline.micro_onsets_ms),
-                                     variables=json.dumps(timeline.variables) if timeline.variables else None))
+            session.add(
+                StudySession(
+                    id=f"ses_{uuid.uuid4().hex}",
+                    study_id=study_id,
+                    receipt_hash=uuid.uuid4().hex,
+                    status=status,
+                    stimulus_started_ms=0,
+                    consent_version="test",
+                    consented_at=utcnow(),
+                    segment=timeline.segment,
+                    timeline=timeline.to_bytes(),
+                    micro_onsets=json.dumps(timeline.micro_onsets_ms),
+                    variables=json.dumps(timeline.variables) if timeline.variables else None,
+                )
+            )
 
 
 def smiling_viewers(levels, stimulus_ms=3000, smile_from_ms=None):
@@ -211,8 +238,9 @@ def test_studies_compare_side_by_side_with_bootstrap_differences(owner, assert_c
     stranger = sign_up(client, "stranger@example.com", "Stranger")["api_key"]["secret"]
     theirs = create_study(client, stranger).json
     for ids in (f"{a['id']},{theirs['id']}", f"{a['id']},study_missing"):
-        assert_problem(assert_contract(client.get(f"/v1/studies/compare?ids={ids}", headers=bearer(secret))), 404,
-                       "not_found")
+        assert_problem(
+            assert_contract(client.get(f"/v1/studies/compare?ids={ids}", headers=bearer(secret))), 404, "not_found"
+        )
     for ids in (a["id"], f"{a['id']},{a['id']}", ",".join([a["id"]] + [f"s{i}" for i in range(5)]), f"{a['id']},"):
         assert_problem(client.get(f"/v1/studies/compare?ids={ids}", headers=bearer(secret)), 400, "invalid_request")
 
@@ -224,8 +252,9 @@ def test_link_variables_are_whitelisted_stored_filtered_and_broken_down(owner, a
     study = assert_contract(create_study(client, secret, stimulus_duration_ms=3000, variables=["age", "pid"])).json
     assert study["variables"] == ["age", "pid"]
     for bad in (["a", "b", "c", "d", "e", "f"], ["Age"], ["age", "age"], ["x" * 33]):
-        refused = client.post("/v1/studies", headers=bearer(secret),
-                              json={"name": "x", "stimulus_duration_ms": 1000, "variables": bad})
+        refused = client.post(
+            "/v1/studies", headers=bearer(secret), json={"name": "x", "stimulus_duration_ms": 1000, "variables": bad}
+        )
         assert_problem(refused, 400, "invalid_request") and "variables" in refused.json["errors"]
 
     # Sessions: only whitelisted keys, short plain values.
@@ -236,6 +265,7 @@ def test_link_variables_are_whitelisted_stored_filtered_and_broken_down(owner, a
         assert_problem(assert_contract(refused), 400, "invalid_request")
     wait_until_analysed(client, secret, study["id"], 1)
     from api.store.db import StudySession
+
     with app.extensions["emoscope"].db.session.begin() as session:
         (stored,) = [json.loads(r.variables) for r in session.query(StudySession).filter_by(study_id=study["id"])]
     assert stored == {"age": "18-24", "pid": "p-1"}
@@ -244,9 +274,12 @@ def test_link_variables_are_whitelisted_stored_filtered_and_broken_down(owner, a
     # session above covers a third of the stimulus: it is low quality, left out).
     young = smiling_viewers([0.6 + 0.02 * i for i in range(7)])
     older = smiling_viewers([0.1 + 0.02 * i for i in range(5)])
-    seed_sessions(app, study["id"], [dataclasses.replace(t, variables={"age": "18-24", "pid": f"p{i}"})
-                                     for i, t in enumerate(young)] +
-                  [dataclasses.replace(t, variables={"age": "25-34"}) for t in older])
+    seed_sessions(
+        app,
+        study["id"],
+        [dataclasses.replace(t, variables={"age": "18-24", "pid": f"p{i}"}) for i, t in enumerate(young)]
+        + [dataclasses.replace(t, variables={"age": "25-34"}) for t in older],
+    )
     path = f"/v1/studies/{study['id']}/report"
     report = assert_contract(client.get(path, headers=bearer(secret))).json
     age, pid = report["breakdown"]
@@ -258,8 +291,11 @@ def test_link_variables_are_whitelisted_stored_filtered_and_broken_down(owner, a
     filtered = assert_contract(client.get(f"{path}?segment.age=25-34", headers=bearer(secret))).json
     assert filtered["viewers"] == 5 and filtered["filter"] == {"age": "25-34"}
     assert filtered["summary"]["emotions"]["happy"]["mean"]["mean"] == pytest.approx(0.14, abs=1e-3)
-    csv_rows = client.get(f"{path}?segment.age=25-34&table=breakdown",
-                          headers={**bearer(secret), "Accept": "text/csv"}).get_data(as_text=True).splitlines()
+    csv_rows = (
+        client.get(f"{path}?segment.age=25-34&table=breakdown", headers={**bearer(secret), "Accept": "text/csv"})
+        .get_data(as_text=True)
+        .splitlines()
+    )
     assert csv_rows[0] == "variable,value,viewers,score,mean,ci95_low,ci95_high"
     assert {row.split(",")[1] for row in csv_rows[1:]} == {"25-34"}
     for bad in ("segment.city=Paris", "segment.age=" + "x" * 65):
@@ -313,14 +349,23 @@ def test_a_client_report_link_is_read_only_and_revocable(owner, assert_contract)
 def test_stimulus_is_stored_served_to_participants_and_deleted_with_the_study(owner, assert_contract):
     app, client, secret = owner
     stimulus = (VIDEOS / "single_face.mp4").read_bytes()
-    created = client.post("/v1/studies", headers=bearer(secret), data={
-        "name": "With video", "stimulus_duration_ms": "2400", "stimulus": (io.BytesIO(stimulus), "ad.mp4", "video/mp4")})
+    created = client.post(
+        "/v1/studies",
+        headers=bearer(secret),
+        data={
+            "name": "With video",
+            "stimulus_duration_ms": "2400",
+            "stimulus": (io.BytesIO(stimulus), "ad.mp4", "video/mp4"),
+        },
+    )
     assert assert_contract(created).status_code == 201 and created.json["has_stimulus"]
     study = created.json
     served = client.get(f"/v1/studies/{study['id']}/stimulus", headers=bearer(study["participant_token"]))
     assert served.status_code == 200 and served.data == stimulus and served.mimetype == "video/mp4"
-    ranged = client.get(f"/v1/studies/{study['id']}/stimulus",  # the participant's player seeks too
-                        headers={**bearer(study["participant_token"]), "Range": "bytes=100-199"})
+    ranged = client.get(
+        f"/v1/studies/{study['id']}/stimulus",  # the participant's player seeks too
+        headers={**bearer(study["participant_token"]), "Range": "bytes=100-199"},
+    )
     assert ranged.status_code == 206 and ranged.data == stimulus[100:200]
     assert assert_contract(client.delete(f"/v1/studies/{study['id']}", headers=bearer(secret))).status_code == 204
     assert_problem(client.get(f"/v1/studies/{study['id']}", headers=bearer(secret)), 404, "not_found")
@@ -383,10 +428,14 @@ def test_only_the_studys_owner_rotates_its_token(owner):
     _, client, secret = owner
     study = create_study(client, secret).json
     stranger = sign_up(client, "stranger@example.com")["api_key"]["secret"]
-    assert_problem(client.post(f"/v1/studies/{study['id']}/participant-token", headers=bearer(stranger)),
-                   404, "not_found")
-    assert_problem(client.post(f"/v1/studies/{study['id']}/participant-token",
-                               headers=bearer(study["participant_token"])), 401, "invalid_api_key")
+    assert_problem(
+        client.post(f"/v1/studies/{study['id']}/participant-token", headers=bearer(stranger)), 404, "not_found"
+    )
+    assert_problem(
+        client.post(f"/v1/studies/{study['id']}/participant-token", headers=bearer(study["participant_token"])),
+        401,
+        "invalid_api_key",
+    )
 
 
 def test_a_study_takes_at_most_its_session_cap(app_factory, assert_contract):
@@ -417,8 +466,9 @@ def test_creating_studies_is_rate_limited_per_account(app_factory, assert_contra
     other_key = client.post("/v1/keys", headers=bearer(secret), json={"name": "b", "scopes": ["admin"]}).json["secret"]
     create_study(client, secret)
     create_study(client, other_key)
-    limited = assert_contract(client.post("/v1/studies", headers=bearer(other_key),
-                                          json={"name": "third", "stimulus_duration_ms": 1000}))
+    limited = assert_contract(
+        client.post("/v1/studies", headers=bearer(other_key), json={"name": "third", "stimulus_duration_ms": 1000})
+    )
     assert_problem(limited, 429, "rate_limited")
     assert int(limited.headers["Retry-After"]) > 60  # two an hour: the next one in about 30 minutes
     stranger = sign_up(client, "stranger@example.com")["api_key"]["secret"]
@@ -431,8 +481,11 @@ def test_stimuli_are_capped_in_bytes_per_account(app_factory, assert_contract):
     secret = sign_up(client)["api_key"]["secret"]
 
     def with_stimulus():
-        return client.post("/v1/studies", headers=bearer(secret),
-                           data={"name": "ad", "stimulus_duration_ms": "1000", "stimulus": (io.BytesIO(CLIP), "ad.mp4")})
+        return client.post(
+            "/v1/studies",
+            headers=bearer(secret),
+            data={"name": "ad", "stimulus_duration_ms": "1000", "stimulus": (io.BytesIO(CLIP), "ad.mp4")},
+        )
 
     first = with_stimulus().json
     assert with_stimulus().status_code == 201
@@ -471,8 +524,11 @@ def test_a_failed_commit_leaves_no_recording_or_stimulus_behind(owner):
     study = create_study(client, secret).json
     _commits_fail(app)
     assert submit_session(client, study).status_code == 500
-    stimulus = client.post("/v1/studies", headers=bearer(secret),
-                           data={"name": "ad", "stimulus_duration_ms": "1000", "stimulus": (io.BytesIO(CLIP), "ad.mp4")})
+    stimulus = client.post(
+        "/v1/studies",
+        headers=bearer(secret),
+        data={"name": "ad", "stimulus_duration_ms": "1000", "stimulus": (io.BytesIO(CLIP), "ad.mp4")},
+    )
     assert stimulus.status_code == 500
     storage = app.extensions["emoscope"].jobs.storage
     assert [p for p in storage.root.rglob("*") if p.is_file()] == []
@@ -485,8 +541,11 @@ def test_the_sweep_deletes_objects_no_row_points_at(owner):
     from api.domain import orphans
 
     app, client, secret = owner
-    study = client.post("/v1/studies", headers=bearer(secret),
-                        data={"name": "ad", "stimulus_duration_ms": "1000", "stimulus": (io.BytesIO(CLIP), "ad.mp4")}).json
+    study = client.post(
+        "/v1/studies",
+        headers=bearer(secret),
+        data={"name": "ad", "stimulus_duration_ms": "1000", "stimulus": (io.BytesIO(CLIP), "ad.mp4")},
+    ).json
     context = app.extensions["emoscope"].jobs
     storage = context.storage
     for key in ("media/job_lost", "results/job_lost.json", "studies/study_lost/stimulus", "media/job_fresh"):
@@ -510,15 +569,15 @@ def test_an_owner_caps_a_studys_sessions_below_the_deployments_cap(owner, assert
     assert_problem(submit_session(client, study), 409, "study_full")
     assert client.get(f"/v1/studies/{study['id']}", headers=bearer(secret)).json["max_sessions"] == 1
     assert create_study(client, secret).json["max_sessions"] is None  # the deployment's cap only
-    refused = client.post("/v1/studies", headers=bearer(secret),
-                          json={"name": "x", "stimulus_duration_ms": 1000, "max_sessions": 0})
+    refused = client.post(
+        "/v1/studies", headers=bearer(secret), json={"name": "x", "stimulus_duration_ms": 1000, "max_sessions": 0}
+    )
     assert_problem(refused, 400, "invalid_request")
     assert "max_sessions" in refused.json["errors"]
     wait_until_analysed(client, secret, study["id"], 1)
 
 
-def test_a_session_without_a_face_for_most_of_the_stimulus_is_low_quality_unbilled_and_left_out(owner,
-                                                                                               assert_contract):
+def test_a_session_without_a_face_for_most_of_the_stimulus_is_low_quality_unbilled_and_left_out(owner, assert_contract):
     _, client, secret = owner
     study = create_study(client, secret).json
     assert submit_session(client, study).status_code == 202  # a face throughout

@@ -1,4 +1,5 @@
 """The participant page and the console's study pages through Flask's test client (the browser tests drive them)."""
+
 from __future__ import annotations
 
 import io
@@ -19,8 +20,11 @@ INLINE = r"<script(?![^>]*\ssrc=)|\sstyle=|<style|\son\w+="
 
 def create_in_console(client, key_id: int, **fields):
     form = {"name": "Spring ad", "duration_s": "2.4", "api_key_id": str(key_id), **fields}
-    return client.post("/console/studies", content_type="multipart/form-data",
-                       data={**hidden_fields(client.get("/console/studies")), **form})
+    return client.post(
+        "/console/studies",
+        content_type="multipart/form-data",
+        data={**hidden_fields(client.get("/console/studies")), **form},
+    )
 
 
 def participant_url(page) -> str:
@@ -29,8 +33,9 @@ def participant_url(page) -> str:
 
 def test_participant_page_names_the_study_and_asks_consent_first(owner):
     client, secret, _ = owner
-    study = client.post("/v1/studies", headers=bearer(secret), json={"name": "Spring ad",
-                                                                      "stimulus_duration_ms": 3000}).json
+    study = client.post(
+        "/v1/studies", headers=bearer(secret), json={"name": "Spring ad", "stimulus_duration_ms": 3000}
+    ).json
     page = client.get(study["participant_path"])
     html = page.get_data(as_text=True)
     assert page.status_code == 200 and "Spring ad" in html
@@ -47,16 +52,18 @@ def test_participant_page_names_the_study_and_asks_consent_first(owner):
 
 def test_the_withdrawal_page_asks_only_for_the_receipt(owner):
     client, secret, _ = owner
-    study = client.post("/v1/studies", headers=bearer(secret), json={"name": "Spring ad",
-                                                                      "stimulus_duration_ms": 3000}).json
+    study = client.post(
+        "/v1/studies", headers=bearer(secret), json={"name": "Spring ad", "stimulus_duration_ms": 3000}
+    ).json
     page = client.get(study["participant_path"] + "/withdraw")
     html = page.get_data(as_text=True)
     assert page.status_code == 200 and "Spring ad" in html and 'id="receipt"' in html
     assert page.headers["Cache-Control"] == "no-store" and page.headers["Referrer-Policy"] == "no-referrer"
     assert study["participant_token"] not in html and not re.search(INLINE, html)
     # Withdrawal stays open when the study no longer takes sessions: the viewer's right does not end with it.
-    client.delete(f"/v1/keys/{client.get('/v1/keys', headers=bearer(secret)).json['data'][0]['id']}",
-                  headers=bearer(secret))
+    client.delete(
+        f"/v1/keys/{client.get('/v1/keys', headers=bearer(secret)).json['data'][0]['id']}", headers=bearer(secret)
+    )
     assert client.get(study["participant_path"]).status_code == 403  # closed: the study's key is revoked
     assert client.get(study["participant_path"] + "/withdraw").status_code == 200
 
@@ -93,7 +100,12 @@ def test_console_creates_a_study_and_shows_its_link_whenever_asked(owner):
 def test_a_reloaded_create_study_form_creates_no_second_study(owner):
     client, secret, _ = owner
     key_id = client.get("/v1/keys", headers=bearer(secret)).json["data"][0]["id"]
-    form = {**hidden_fields(client.get("/console/studies")), "name": "Once", "duration_s": "2", "api_key_id": str(key_id)}
+    form = {
+        **hidden_fields(client.get("/console/studies")),
+        "name": "Once",
+        "duration_s": "2",
+        "api_key_id": str(key_id),
+    }
     assert client.post("/console/studies", data=form).status_code == 201
     again = client.post("/console/studies", data=form)
     assert again.status_code == 409 and "already created" in again.get_data(as_text=True)
@@ -115,8 +127,9 @@ def test_console_study_form_validates(owner):
 @pytest.mark.filterwarnings("error::sqlalchemy.exc.SAWarning")  # deleting a study with sessions deletes each once
 def test_report_page_csv_and_deletion_are_the_owners_only(owner):
     client, secret, _ = owner
-    study = client.post("/v1/studies", headers=bearer(secret), json={"name": "Spring ad",
-                                                                      "stimulus_duration_ms": 1000}).json
+    study = client.post(
+        "/v1/studies", headers=bearer(secret), json={"name": "Spring ad", "stimulus_duration_ms": 1000}
+    ).json
     assert submit_session(client, study).status_code == 202
     wait_until_analysed(client, secret, study["id"], 1)
     page = client.get(f"/console/studies/{study['id']}").get_data(as_text=True)
@@ -184,7 +197,7 @@ def test_link_variables_from_the_console_to_the_participant_page_and_the_breakdo
     # The page lists what it keeps from its address (the whitelisted variables only) before consent.
     page = client.get(f"{path}?age=18-24&utm_source=panel").get_data(as_text=True)
     assert "<code>age = 18-24</code>" in page and "utm_source" not in page
-    assert "data-variables='{\"age\": \"18-24\"}'" in page
+    assert 'data-variables=\'{"age": "18-24"}\'' in page
     bad = client.get(f"{path}?age=" + "x" * 65)
     assert bad.status_code == 400 and "malformed" in bad.get_data(as_text=True)
 
@@ -204,8 +217,9 @@ def test_link_variables_from_the_console_to_the_participant_page_and_the_breakdo
 
 def test_console_shares_the_report_with_a_client_and_revokes_it(owner):
     client, secret, _ = owner
-    study = client.post("/v1/studies", headers=bearer(secret), json={"name": "Shared ad",
-                                                                      "stimulus_duration_ms": 3000}).json
+    study = client.post(
+        "/v1/studies", headers=bearer(secret), json={"name": "Shared ad", "stimulus_duration_ms": 3000}
+    ).json
     page = client.get(f"/console/studies/{study['id']}")
     form = hidden_fields(page)
     made = client.post(f"/console/studies/{study['id']}/report-links", data=form)

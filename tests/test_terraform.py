@@ -13,6 +13,7 @@
    `terraform fmt -check`, `validate` and `test` (offline applies against a mocked provider,
    infra/terraform/tests/) run too; without them those three tests are skipped and say why.
 """
+
 from __future__ import annotations
 
 import json
@@ -40,31 +41,81 @@ TF_PLUGIN_DIR = Path(os.environ.get("TF_PLUGIN_DIR", "/opt/tf-plugins"))
 # What an operator must set; everything else has a default.
 VARIABLES_WITHOUT_DEFAULT = {"aws_region", "certificate_arn", "image_tag"}
 REQUIRED_VARIABLES = VARIABLES_WITHOUT_DEFAULT | {
-    "name", "environment", "tags", "vpc_cidr", "availability_zones", "single_nat_gateway",
-    "alb_ingress_cidrs", "alb_deletion_protection", "enable_waf", "enable_access_logs",
-    "api_command", "worker_command", "beat_command", "api_cpu", "api_memory", "api_min_count", "api_max_count",
-    "api_cpu_target", "worker_cpu", "worker_memory", "worker_min_count", "worker_max_count",
-    "worker_backlog_per_task_target", "app_environment", "log_retention_days",
-    "media_retention_days", "s3_object_prefixes", "s3_expiring_prefixes", "sqs_visibility_timeout_seconds",
-    "db_instance_class", "db_engine_version", "db_multi_az", "db_backup_retention_days", "db_iam_auth",
-    "db_deletion_protection", "redis_node_type", "redis_multi_az", "alarm_emails",
+    "name",
+    "environment",
+    "tags",
+    "vpc_cidr",
+    "availability_zones",
+    "single_nat_gateway",
+    "alb_ingress_cidrs",
+    "alb_deletion_protection",
+    "enable_waf",
+    "enable_access_logs",
+    "api_command",
+    "worker_command",
+    "beat_command",
+    "api_cpu",
+    "api_memory",
+    "api_min_count",
+    "api_max_count",
+    "api_cpu_target",
+    "worker_cpu",
+    "worker_memory",
+    "worker_min_count",
+    "worker_max_count",
+    "worker_backlog_per_task_target",
+    "app_environment",
+    "log_retention_days",
+    "media_retention_days",
+    "s3_object_prefixes",
+    "s3_expiring_prefixes",
+    "sqs_visibility_timeout_seconds",
+    "db_instance_class",
+    "db_engine_version",
+    "db_multi_az",
+    "db_backup_retention_days",
+    "db_iam_auth",
+    "db_deletion_protection",
+    "redis_node_type",
+    "redis_multi_az",
+    "alarm_emails",
 }
 REQUIRED_OUTPUTS = {
-    "alb_dns_name", "alb_zone_id", "s3_bucket", "sqs_queue_url", "sqs_dlq_url", "rds_endpoint",
-    "redis_endpoint", "ecr_repository_url", "container_image", "image_tag", "ecs_cluster_name",
-    "api_service_name", "worker_service_name", "beat_service_name", "secret_arns", "kms_key_arn", "alarm_topic_arn",
+    "alb_dns_name",
+    "alb_zone_id",
+    "s3_bucket",
+    "sqs_queue_url",
+    "sqs_dlq_url",
+    "rds_endpoint",
+    "redis_endpoint",
+    "ecr_repository_url",
+    "container_image",
+    "image_tag",
+    "ecs_cluster_name",
+    "api_service_name",
+    "worker_service_name",
+    "beat_service_name",
+    "secret_arns",
+    "kms_key_arn",
+    "alarm_topic_arn",
     "media_retention_hours",
 }
 # The app's configuration on AWS (README); the secrets among them come from Secrets Manager only.
 APP_SECRETS = {"DATABASE_URL", "REDIS_URL", "EMOSCOPE_API_KEY_PEPPER", "STRIPE_API_KEY", "STRIPE_WEBHOOK_SECRET"}
-APP_ENVIRONMENT = APP_SECRETS | {"S3_BUCKET", "SQS_QUEUE_URL", "EMOSCOPE_MEDIA_RETENTION_HOURS",
-                                 "S3_KMS_KEY_ID", "CELERY_BROKER_URL"}
+APP_ENVIRONMENT = APP_SECRETS | {
+    "S3_BUCKET",
+    "SQS_QUEUE_URL",
+    "EMOSCOPE_MEDIA_RETENTION_HOURS",
+    "S3_KMS_KEY_ID",
+    "CELERY_BROKER_URL",
+}
 API_COMMAND = ["gunicorn", "-c", "gunicorn.conf.py", "api.web.app:create_app()"]
 
 
 # ---------------------------------------------------------------------------------------------
 # Parsing
 # ---------------------------------------------------------------------------------------------
+
 
 def _unquote(value: str) -> str:
     # python-hcl2 8 keeps the quotes of string literals and block labels; older releases did not.
@@ -158,6 +209,7 @@ def _bucket_of(body: dict) -> str:
 # HCL checks
 # ---------------------------------------------------------------------------------------------
 
+
 def test_layout_and_versions(tf, s3_module):
     # The root and the module alike (tflint's terraform_standard_module_structure, required_version
     # and required_providers).
@@ -202,8 +254,11 @@ def test_every_bucket_is_encrypted_private_versioned_and_expiring(tf, s3_module)
         assert _bucket_of(body) == "this", rtype
         return body
 
-    encryption = _block(_block(of_the_bucket("aws_s3_bucket_server_side_encryption_configuration")["rule"])[
-        "apply_server_side_encryption_by_default"])
+    encryption = _block(
+        _block(of_the_bucket("aws_s3_bucket_server_side_encryption_configuration")["rule"])[
+            "apply_server_side_encryption_by_default"
+        ]
+    )
     assert encryption["sse_algorithm"] == "${var.sse_algorithm}"
     (allowed,) = s3_module.variables["sse_algorithm"]["validation"]
     assert allowed["condition"] == '${contains(["aws:kms", "AES256"], var.sse_algorithm)}'
@@ -211,7 +266,10 @@ def test_every_bucket_is_encrypted_private_versioned_and_expiring(tf, s3_module)
     for flag in ("block_public_acls", "block_public_policy", "ignore_public_acls", "restrict_public_buckets"):
         assert public_access[flag] is True, f"{flag} is not true"
     assert _block(of_the_bucket("aws_s3_bucket_versioning")["versioning_configuration"])["status"] == "Enabled"
-    assert of_the_bucket("aws_s3_bucket_lifecycle_configuration")["dynamic"][0]["rule"]["for_each"] == "${var.lifecycle_rules}"
+    assert (
+        of_the_bucket("aws_s3_bucket_lifecycle_configuration")["dynamic"][0]["rule"]["for_each"]
+        == "${var.lifecycle_rules}"
+    )
     # No bucket keeps incomplete uploads (CKV_AWS_300, which checkov cannot evaluate on the dynamic rules).
     (aborts,) = s3_module.variables["lifecycle_rules"]["validation"]
     assert "rule.abort_incomplete_multipart_upload_days != null" in aborts["condition"]
@@ -220,7 +278,9 @@ def test_every_bucket_is_encrypted_private_versioned_and_expiring(tf, s3_module)
     # TLS only, unconditionally (a plain statement, not a dynamic one).
     statements = s3_module.data[("aws_iam_policy_document", "this")]["statement"]
     assert any(
-        s["sid"] == "DenyInsecureTransport" and s["effect"] == "Deny" and s["actions"] == ["s3:*"]
+        s["sid"] == "DenyInsecureTransport"
+        and s["effect"] == "Deny"
+        and s["actions"] == ["s3:*"]
         and _block(s["condition"]) == {"test": "Bool", "variable": "aws:SecureTransport", "values": ["false"]}
         for s in statements
     )
@@ -335,8 +395,13 @@ def test_alarms_cover_the_promised_signals(tf):
     assert alarms["this"]["for_each"] == "${local.alarms}"
     metrics = {body["metric_name"] for body in tf.locals["alarms"].values()}
     assert {
-        "HTTPCode_ELB_5XX_Count", "HTTPCode_Target_5XX_Count", "TargetResponseTime", "CPUUtilization",
-        "FreeStorageSpace", "ApproximateAgeOfOldestMessage", "ApproximateNumberOfMessagesVisible",
+        "HTTPCode_ELB_5XX_Count",
+        "HTTPCode_Target_5XX_Count",
+        "TargetResponseTime",
+        "CPUUtilization",
+        "FreeStorageSpace",
+        "ApproximateAgeOfOldestMessage",
+        "ApproximateNumberOfMessagesVisible",
     } <= metrics
     for name, alarm in alarms.items():
         assert alarm["alarm_actions"] == "${local.alarm_actions}", f"alarm {name} notifies nobody"
@@ -345,8 +410,13 @@ def test_alarms_cover_the_promised_signals(tf):
 
 def test_task_roles_are_scoped(tf, s3_module):
     """Only the actions AWS cannot scope to a resource may use "*"."""
-    unscopable = {"ecr:GetAuthorizationToken", "ssmmessages:CreateControlChannel", "ssmmessages:CreateDataChannel",
-                  "ssmmessages:OpenControlChannel", "ssmmessages:OpenDataChannel"}
+    unscopable = {
+        "ecr:GetAuthorizationToken",
+        "ssmmessages:CreateControlChannel",
+        "ssmmessages:CreateDataChannel",
+        "ssmmessages:OpenControlChannel",
+        "ssmmessages:OpenDataChannel",
+    }
     for (rtype, name), body in (tf.data | s3_module.data).items():
         if rtype != "aws_iam_policy_document":
             continue
@@ -409,8 +479,14 @@ def test_lint(directory):
             problem("terraform_unused_declarations", f"data.{rtype}.{name} is declared but not used")
 
     # terraform_naming_convention (snake_case) for every named block.
-    names = [*config.variables, *config.outputs, *config.locals, *config.modules,
-             *(name for _, name in config.resources), *(name for _, name in config.data)]
+    names = [
+        *config.variables,
+        *config.outputs,
+        *config.locals,
+        *config.modules,
+        *(name for _, name in config.resources),
+        *(name for _, name in config.data),
+    ]
     for name in names:
         if not SNAKE_CASE.fullmatch(name):
             problem("terraform_naming_convention", f"{name} is not snake_case")
@@ -457,7 +533,12 @@ def test_lint(directory):
 # checkov
 # ---------------------------------------------------------------------------------------------
 
-SKIP_FILES = ["infra/terraform/*.tf", "infra/terraform/modules/*/*.tf", "infra/terraform/tests/*.tftest.hcl", "Dockerfile"]
+SKIP_FILES = [
+    "infra/terraform/*.tf",
+    "infra/terraform/modules/*/*.tf",
+    "infra/terraform/tests/*.tftest.hcl",
+    "Dockerfile",
+]
 
 
 def _inline_skips() -> dict[str, str]:
@@ -482,16 +563,24 @@ def _checkov(*args: str) -> list[dict]:
             "&& .venv-tools/bin/pip install checkov==3.3.30`)."
         )
     # --skip-download: no call to Prisma Cloud for guidelines (there is no network here anyway).
-    result = subprocess.run([str(CHECKOV), *args, "--compact", "--skip-download", "--output", "json"],
-                            capture_output=True, text=True, timeout=600, cwd=REPO)
+    result = subprocess.run(
+        [str(CHECKOV), *args, "--compact", "--skip-download", "--output", "json"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=REPO,
+    )
     try:
         reports = json.loads(result.stdout)
     except json.JSONDecodeError:
-        pytest.fail(f"checkov gave no JSON report (exit {result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+        pytest.fail(
+            f"checkov gave no JSON report (exit {result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+        )
     reports = reports if isinstance(reports, list) else [reports]
     failed = [c for r in reports for c in r["results"]["failed_checks"]]
     details = "\n".join(
-        f"{c['check_id']} {c['check_name']}: {c['resource']} ({c['file_path']}:{c['file_line_range'][0]})" for c in failed
+        f"{c['check_id']} {c['check_name']}: {c['resource']} ({c['file_path']}:{c['file_line_range'][0]})"
+        for c in failed
     )
     assert not failed, f"checkov failed checks:\n{details}"
     assert all(r["summary"]["parsing_errors"] == 0 for r in reports)
@@ -529,21 +618,27 @@ def test_checkov_has_no_failed_checks():
 # Terraform itself, where it and the AWS provider are on the machine
 # ---------------------------------------------------------------------------------------------
 
+
 def _terraform(*args, cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
     env = {**os.environ, "CHECKPOINT_DISABLE": "1", "TF_IN_AUTOMATION": "1", "TF_INPUT": "0"}
-    return subprocess.run(["terraform", *args, "-no-color"], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, env=env)
+    return subprocess.run(
+        ["terraform", *args, "-no-color"], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env
+    )
 
 
 @pytest.fixture(scope="module")
 def initialised(tmp_path_factory) -> Path:
     if shutil.which("terraform") is None:
-        pytest.skip("terraform is not installed (HashiCorp's apt repository is not reachable); "
-                    "python-hcl2 and checkov cover the static checks")
+        pytest.skip(
+            "terraform is not installed (HashiCorp's apt repository is not reachable); "
+            "python-hcl2 and checkov cover the static checks"
+        )
     provider = TF_PLUGIN_DIR / "registry.terraform.io" / "hashicorp" / "aws"
     if not provider.is_dir():
-        pytest.skip(f"no local copy of the hashicorp/aws provider under {TF_PLUGIN_DIR} (set TF_PLUGIN_DIR); "
-                    "the Terraform registry cannot be reached from here")
+        pytest.skip(
+            f"no local copy of the hashicorp/aws provider under {TF_PLUGIN_DIR} (set TF_PLUGIN_DIR); "
+            "the Terraform registry cannot be reached from here"
+        )
     # A copy, so that .terraform/ and the lock file never land in the repository.
     work = tmp_path_factory.mktemp("terraform") / "terraform"
     shutil.copytree(TF_DIR, work, ignore=shutil.ignore_patterns(".terraform", "*.tfstate*", ".terraform.lock.hcl"))
@@ -572,9 +667,12 @@ def test_terraform_offline_apply_with_mocked_provider(initialised):
 # Dockerfile (no Docker engine here: checked as text)
 # ---------------------------------------------------------------------------------------------
 
+
 def test_dockerfile_is_one_image_for_api_and_worker():
     dockerfile = (REPO / "Dockerfile").read_text()
-    instructions = [line.strip() for line in dockerfile.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    instructions = [
+        line.strip() for line in dockerfile.splitlines() if line.strip() and not line.lstrip().startswith("#")
+    ]
     (base,) = [line for line in instructions if line.startswith("FROM ")]
     assert re.fullmatch(r"FROM python:3\.11[\w.-]*", base), base
     cmd = [line for line in instructions if line.startswith("CMD ")]

@@ -1,4 +1,5 @@
 """Web security findings of issue 19 (items 6, 7, 11, 12, 16, 23): each test failed before its fix."""
+
 from __future__ import annotations
 
 import io
@@ -37,8 +38,9 @@ def test_metrics_with_a_token_need_it_from_anywhere(app_factory):
     client = app_factory(metrics_token="scrape-secret").test_client()
     assert client.get("/metrics").status_code == 401
     assert client.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
-    remote = client.get("/metrics", headers={"Authorization": "Bearer scrape-secret"},
-                        environ_base={"REMOTE_ADDR": "203.0.113.9"})
+    remote = client.get(
+        "/metrics", headers={"Authorization": "Bearer scrape-secret"}, environ_base={"REMOTE_ADDR": "203.0.113.9"}
+    )
     assert remote.status_code == 200 and "emoscope_requests_total" in remote.get_data(as_text=True)
 
 
@@ -62,8 +64,17 @@ def resolving(monkeypatch, answers: dict[str, list[str]]):
     return lookups
 
 
-@pytest.mark.parametrize("address", ["64:ff9b::a00:8", "64:ff9b::7f00:1", "2002:a9fe:a9fe::1", "::ffff:10.0.0.8",
-                                     "::127.0.0.1", "2001:0:4136:e378:8000:63bf:f5ff:fff7"])
+@pytest.mark.parametrize(
+    "address",
+    [
+        "64:ff9b::a00:8",
+        "64:ff9b::7f00:1",
+        "2002:a9fe:a9fe::1",
+        "::ffff:10.0.0.8",
+        "::127.0.0.1",
+        "2001:0:4136:e378:8000:63bf:f5ff:fff7",
+    ],
+)
 def test_webhooks_to_ipv4_wrapped_in_ipv6_are_refused(monkeypatch, address):
     resolving(monkeypatch, {"hook.example.com": [address]})
     with pytest.raises(webhooks.UnsafeWebhookUrl):
@@ -79,9 +90,11 @@ def test_webhook_ports_out_of_range_are_refused(url):
 def test_a_webhook_port_out_of_range_is_a_400_not_a_500(app_factory):
     client = app_factory().test_client()
     secret = sign_up(client)["api_key"]["secret"]
-    response = client.post("/v1/analyze", headers={"Authorization": f"Bearer {secret}"},
-                           data={"file": (io.BytesIO(TINY_FACE), "f"), "async": "true",
-                                 "webhook_url": "https://127.0.0.1:99999/"})
+    response = client.post(
+        "/v1/analyze",
+        headers={"Authorization": f"Bearer {secret}"},
+        data={"file": (io.BytesIO(TINY_FACE), "f"), "async": "true", "webhook_url": "https://127.0.0.1:99999/"},
+    )
     assert response.status_code == 400 and "webhook_url" in response.json["errors"]
 
 
@@ -114,18 +127,27 @@ def test_a_stimulus_is_served_with_its_sniffed_type_never_the_declared_one(app_f
     app = app_factory()
     client = app.test_client()
     secret = sign_up(client)["api_key"]["secret"]
-    created = client.post("/v1/studies", headers={"Authorization": f"Bearer {secret}"}, data={
-        "name": "Polyglot", "stimulus_duration_ms": "2000", "stimulus": (io.BytesIO(HTML_POLYGLOT), "a.html", "text/html")})
+    created = client.post(
+        "/v1/studies",
+        headers={"Authorization": f"Bearer {secret}"},
+        data={
+            "name": "Polyglot",
+            "stimulus_duration_ms": "2000",
+            "stimulus": (io.BytesIO(HTML_POLYGLOT), "a.html", "text/html"),
+        },
+    )
     assert created.status_code == 201, created.get_data(as_text=True)
     study = created.json
-    served = client.get(f"/v1/studies/{study['id']}/stimulus",
-                        headers={"Authorization": f"Bearer {study['participant_token']}"})
+    served = client.get(
+        f"/v1/studies/{study['id']}/stimulus", headers={"Authorization": f"Bearer {study['participant_token']}"}
+    )
     assert_served_inert(served, "video/mp4")
     # A row stored before this fix keeps its client-declared type: it is not served as such either.
     with app.extensions["emoscope"].db.session.begin() as session:
         session.get(Study, study["id"]).stimulus_content_type = "text/html"
-    served = client.get(f"/v1/studies/{study['id']}/stimulus",
-                        headers={"Authorization": f"Bearer {study['participant_token']}"})
+    served = client.get(
+        f"/v1/studies/{study['id']}/stimulus", headers={"Authorization": f"Bearer {study['participant_token']}"}
+    )
     assert_served_inert(served, "application/octet-stream")
 
 
@@ -134,9 +156,15 @@ def test_the_console_serves_a_stimulus_inert_too(app_factory):
 
     client = app_factory().test_client()
     secret = sign_up(client)["api_key"]["secret"]
-    study = client.post("/v1/studies", headers={"Authorization": f"Bearer {secret}"}, data={
-        "name": "Polyglot", "stimulus_duration_ms": "2000",
-        "stimulus": (io.BytesIO(HTML_POLYGLOT), "a.html", "text/html")}).json
+    study = client.post(
+        "/v1/studies",
+        headers={"Authorization": f"Bearer {secret}"},
+        data={
+            "name": "Polyglot",
+            "stimulus_duration_ms": "2000",
+            "stimulus": (io.BytesIO(HTML_POLYGLOT), "a.html", "text/html"),
+        },
+    ).json
     assert sign_in(client).status_code == 303
     assert_served_inert(client.get(f"/console/studies/{study['id']}/stimulus"), "video/mp4")
 
@@ -150,15 +178,26 @@ def test_the_access_log_redacts_participant_and_report_tokens_and_receipts():
     config = Config()
     config.set("accesslog", "-")
     logger = RedactingLogger(config)
-    for path in ("/s/pt_secret-token", "/r/rl_secret-token/report.csv", "/v1/studies/study_1/sessions/rcpt_secret-receipt"):
-        environ = {"REQUEST_METHOD": "GET", "RAW_URI": path + "?x=1", "PATH_INFO": path, "SERVER_PROTOCOL": "HTTP/1.1",
-                   "HTTP_REFERER": f"https://emoscope.example{path}"}
+    for path in (
+        "/s/pt_secret-token",
+        "/r/rl_secret-token/report.csv",
+        "/v1/studies/study_1/sessions/rcpt_secret-receipt",
+    ):
+        environ = {
+            "REQUEST_METHOD": "GET",
+            "RAW_URI": path + "?x=1",
+            "PATH_INFO": path,
+            "SERVER_PROTOCOL": "HTTP/1.1",
+            "HTTP_REFERER": f"https://emoscope.example{path}",
+        }
         response = type("Response", (), {"status": "200 OK", "headers": [], "sent": 10})()
         atoms = logger.atoms(response, [], environ, timedelta(milliseconds=5))
         logged = " ".join(str(atoms[a]) for a in ("U", "r", "f"))
         assert "secret" not in logged and "[redacted]" in atoms["U"]
-    assert logger.atoms(response, [], {**environ, "PATH_INFO": "/v1/studies/study_1"},
-                        timedelta(0))["U"] == "/v1/studies/study_1"
+    assert (
+        logger.atoms(response, [], {**environ, "PATH_INFO": "/v1/studies/study_1"}, timedelta(0))["U"]
+        == "/v1/studies/study_1"
+    )
 
 
 def test_gunicorn_logs_access_through_the_redacting_logger(tmp_path):
@@ -169,9 +208,14 @@ def test_gunicorn_logs_access_through_the_redacting_logger(tmp_path):
     from api.wiring.config import REPO_ROOT
 
     # In a child: reading gunicorn.conf.py switches prometheus-client to multiprocess mode.
-    read = subprocess.run([sys.executable, "-c", "import runpy; print(runpy.run_path('gunicorn.conf.py')['logger_class'])"],
-                          cwd=REPO_ROOT, env={**os.environ, "EMOSCOPE_STATE_DIR": str(tmp_path)},
-                          capture_output=True, text=True, check=True)
+    read = subprocess.run(
+        [sys.executable, "-c", "import runpy; print(runpy.run_path('gunicorn.conf.py')['logger_class'])"],
+        cwd=REPO_ROOT,
+        env={**os.environ, "EMOSCOPE_STATE_DIR": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert read.stdout.strip() == "api.web.accesslog.RedactingLogger"
 
 
@@ -247,8 +291,10 @@ def test_the_plan_rate_limit_is_per_account_however_many_keys(app_factory):
     plans = {"free": Plan("free", 1000, 0.001, 2), "paid": Plan("paid", None, 0.001, 2)}
     client = app_factory(plans=plans).test_client()
     admin = sign_up(client)["api_key"]["secret"]
-    more = [client.post("/v1/keys", headers={"Authorization": f"Bearer {admin}"}, json={"name": f"k{i}"}).json["secret"]
-            for i in range(3)]
+    more = [
+        client.post("/v1/keys", headers={"Authorization": f"Bearer {admin}"}, json={"name": f"k{i}"}).json["secret"]
+        for i in range(3)
+    ]
     statuses = [analyze(client, secret).status_code for secret in [admin, *more]]
     assert statuses == [200, 200, 429, 429]
 
@@ -281,10 +327,26 @@ def test_a_bucket_can_be_looked_at_without_taking(limiter):
 
 
 # Item 16: passwords worth the name, a way to change and reset them, and no admin key per sign-in.
-@pytest.mark.parametrize("password", [" " * 10, "  abc  \t  ", "aaaaaaaaaaaa", "ababababab", "1234567890",
-                                      "qwertyuiop", "Password123!", "iloveyou2026", "Dragon!!!!!!"])
+@pytest.mark.parametrize(
+    "password",
+    [
+        " " * 10,
+        "  abc  \t  ",
+        "aaaaaaaaaaaa",
+        "ababababab",
+        "1234567890",
+        "qwertyuiop",
+        "Password123!",
+        "iloveyou2026",
+        "Dragon!!!!!!",
+    ],
+)
 def test_weak_passwords_are_refused_at_sign_up(app_factory, password):
-    response = app_factory().test_client().post("/v1/signup", json={"email": "weak@example.com", "password": password, "account_name": "W"})
+    response = (
+        app_factory()
+        .test_client()
+        .post("/v1/signup", json={"email": "weak@example.com", "password": password, "account_name": "W"})
+    )
     assert response.status_code == 400 and "password" in response.json["errors"]
 
 
@@ -302,13 +364,18 @@ def test_sign_in_keys_expire_and_a_second_sign_in_replaces_the_first(app_factory
     first = assert_contract(signin(client, address="203.0.113.1")).json["api_key"]
     assert first["expires_at"] is not None
     second = assert_contract(signin(client, address="203.0.113.2")).json["api_key"]
-    keys = {k["id"]: k for k in client.get("/v1/keys", headers={"Authorization": f"Bearer {second['secret']}"}).json["data"]}
+    keys = {
+        k["id"]: k for k in client.get("/v1/keys", headers={"Authorization": f"Bearer {second['secret']}"}).json["data"]
+    }
     assert keys[first["id"]]["revoked_at"] is not None and keys[second["id"]]["revoked_at"] is None
     # Twenty sign-ins leave one live sign-in key, not twenty admin keys.
     for i in range(20):
         latest = signin(client, address=f"203.0.113.{10 + i}").json["api_key"]
-    live = [k for k in client.get("/v1/keys", headers={"Authorization": f"Bearer {latest['secret']}"}).json["data"]
-            if k["revoked_at"] is None]
+    live = [
+        k
+        for k in client.get("/v1/keys", headers={"Authorization": f"Bearer {latest['secret']}"}).json["data"]
+        if k["revoked_at"] is None
+    ]
     assert len(live) == 2  # the sign-up key and the latest sign-in key
     # Once expired, the key no longer authenticates.
     with app.extensions["emoscope"].db.session.begin() as session:
@@ -419,8 +486,10 @@ def test_the_console_reset_form_sets_the_password(app_factory, monkeypatch):
     outbox = with_outbox(app)
     client = app.test_client()
     sign_up(client)
-    asked = client.post("/console/password-reset/request",
-                        data={**hidden_fields(client.get("/console/password-reset/request")), "email": "owner@example.com"})
+    asked = client.post(
+        "/console/password-reset/request",
+        data={**hidden_fields(client.get("/console/password-reset/request")), "email": "owner@example.com"},
+    )
     assert asked.status_code == 200
     token = outbox.last_link().split("token=")[1]
     form = client.get(f"/console/password-reset?token={token}")
@@ -440,8 +509,16 @@ def test_password_endpoints_answer_as_the_contract_says(app_factory, assert_cont
     assert_contract(client.post("/v1/password-reset/confirm", json={"token": token, "new_password": "qwertyuiop"}))
     assert_contract(client.post("/v1/password-reset/confirm", json={"token": token, "new_password": NEW_PASSWORD}))
     assert_contract(client.post("/v1/password-reset/confirm", json={"token": token, "new_password": NEW_PASSWORD}))
-    assert_contract(client.post("/v1/password", json={"email": "owner@example.com", "current_password": NEW_PASSWORD,
-                                                      "new_password": "a third fine passphrase"}))
+    assert_contract(
+        client.post(
+            "/v1/password",
+            json={
+                "email": "owner@example.com",
+                "current_password": NEW_PASSWORD,
+                "new_password": "a third fine passphrase",
+            },
+        )
+    )
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
@@ -461,14 +538,27 @@ def test_the_migration_takes_receipts_out_of_answers_stored_before(backend, tmp_
     with db.engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, "0005")
-        connection.execute(text("INSERT INTO accounts (id, name, plan, created_at) VALUES (1, 'a', 'free', '2026-12-01')"))
-        connection.execute(text("INSERT INTO api_keys (id, account_id, prefix, key_hash, name, scopes, created_at) "
-                                "VALUES (1, 1, 'p', 'h', '', 'analyze', '2026-12-01')"))
-        for request_id, body in (("r1", {"id": "ses_1", "status": "processing", "receipt": "rcpt_secret"}),
-                                 ("r2", {"media": {"type": "image"}, "note": "receipt"})):
-            connection.execute(text("INSERT INTO api_requests (id, account_id, api_key_id, idempotency_key, fingerprint, "
-                                    "status, response_body, created_at) VALUES (:id, 1, 1, :id, 'f', 'accepted', :body, "
-                                    "'2026-12-01')"), {"id": request_id, "body": json.dumps(body)})
+        connection.execute(
+            text("INSERT INTO accounts (id, name, plan, created_at) VALUES (1, 'a', 'free', '2026-12-01')")
+        )
+        connection.execute(
+            text(
+                "INSERT INTO api_keys (id, account_id, prefix, key_hash, name, scopes, created_at) "
+                "VALUES (1, 1, 'p', 'h', '', 'analyze', '2026-12-01')"
+            )
+        )
+        for request_id, body in (
+            ("r1", {"id": "ses_1", "status": "processing", "receipt": "rcpt_secret"}),
+            ("r2", {"media": {"type": "image"}, "note": "receipt"}),
+        ):
+            connection.execute(
+                text(
+                    "INSERT INTO api_requests (id, account_id, api_key_id, idempotency_key, fingerprint, "
+                    "status, response_body, created_at) VALUES (:id, 1, 1, :id, 'f', 'accepted', :body, "
+                    "'2026-12-01')"
+                ),
+                {"id": request_id, "body": json.dumps(body)},
+            )
     db.migrate()
     with db.engine.begin() as connection:
         bodies = dict(connection.execute(text("SELECT id, response_body FROM api_requests")).all())
@@ -484,9 +574,28 @@ def test_an_https_webhook_to_the_pinned_address_still_checks_the_certificate_for
     import subprocess
     import threading
 
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", tmp_path / "key.pem",
-                    "-out", tmp_path / "cert.pem", "-days", "1", "-subj", "/CN=hook.test",
-                    "-addext", "subjectAltName=DNS:hook.test"], check=True, capture_output=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            tmp_path / "key.pem",
+            "-out",
+            tmp_path / "cert.pem",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=hook.test",
+            "-addext",
+            "subjectAltName=DNS:hook.test",
+        ],
+        check=True,
+        capture_output=True,
+    )
     names, hosts = [], []
 
     class Handler(http.server.BaseHTTPRequestHandler):

@@ -1,4 +1,5 @@
 """A loopback HTTP listener that records the webhooks it receives (for job tests)."""
+
 from __future__ import annotations
 
 import threading

@@ -11,6 +11,7 @@ a few array operations:
   api.engine.mesh.HeadPose.facing_camera);
 - `probabilities`: that frame's seven emotion probabilities (NaN when not visible).
 """
+
 from __future__ import annotations
 
 import csv
@@ -71,9 +72,9 @@ EXPRESSIVE_EMOTIONS = tuple(e for e in EMOTIONS if e != "neutral")
 
 @dataclass
 class SessionTimeline:
-    recorded: np.ndarray       # (n,) bool
-    visible: np.ndarray        # (n,) bool
-    attending: np.ndarray      # (n,) bool, only where visible
+    recorded: np.ndarray  # (n,) bool
+    visible: np.ndarray  # (n,) bool
+    attending: np.ndarray  # (n,) bool, only where visible
     probabilities: np.ndarray  # (n, 7) float32, NaN where not visible
     micro_onsets_ms: list[tuple[float, str]] = field(default_factory=list)  # stimulus clock, emotion
     segment: str | None = None
@@ -85,25 +86,45 @@ class SessionTimeline:
         return table.tobytes()
 
     @classmethod
-    def from_bytes(cls, data: bytes, n_buckets: int, micro_onsets_ms: list, segment: str | None,
-                   variables: dict[str, str] | None = None) -> SessionTimeline:
+    def from_bytes(
+        cls,
+        data: bytes,
+        n_buckets: int,
+        micro_onsets_ms: list,
+        segment: str | None,
+        variables: dict[str, str] | None = None,
+    ) -> SessionTimeline:
         """Also reads the (n, 9) rows stored before head pose existed: their viewers count as attending
         whenever their face was found, the best that is known of them."""
         table = np.frombuffer(data, np.float32).reshape(n_buckets, -1)
         visible = table[:, 1] > 0
         attending = table[:, 2] > 0 if table.shape[1] == 3 + len(EMOTIONS) else visible
-        return cls(table[:, 0] > 0, visible, attending, table[:, -len(EMOTIONS):],
-                   [tuple(m) for m in micro_onsets_ms], segment, variables or {})
+        return cls(
+            table[:, 0] > 0,
+            visible,
+            attending,
+            table[:, -len(EMOTIONS) :],
+            [tuple(m) for m in micro_onsets_ms],
+            segment,
+            variables or {},
+        )
 
 
 def grid_size(stimulus_ms: float) -> int:
     return max(1, math.ceil(stimulus_ms / GRID_MS))
 
 
-def session_timeline(frame_times_ms: np.ndarray, frame_probabilities: list[np.ndarray | None],
-                     recording_ms: float, sample_fps: float, stimulus_started_ms: float, stimulus_ms: float,
-                     micro_onsets_ms: list[tuple[float, str]] = (), segment: str | None = None,
-                     frame_facing: list[bool] | None = None) -> SessionTimeline:
+def session_timeline(
+    frame_times_ms: np.ndarray,
+    frame_probabilities: list[np.ndarray | None],
+    recording_ms: float,
+    sample_fps: float,
+    stimulus_started_ms: float,
+    stimulus_ms: float,
+    micro_onsets_ms: list[tuple[float, str]] = (),
+    segment: str | None = None,
+    frame_facing: list[bool] | None = None,
+) -> SessionTimeline:
     """One viewer's analysed frames (recording clock) -> the stimulus grid.
 
     Each analysed frame stands until the next one, for at most FRAME_HOLD_MS or one sampling period
@@ -131,8 +152,9 @@ def session_timeline(frame_times_ms: np.ndarray, frame_probabilities: list[np.nd
     return SessionTimeline(recorded, visible, attending, probabilities, onsets, segment)
 
 
-def timeline_from_analysis(analysis: VideoAnalysis, stimulus_started_ms: float, stimulus_ms: float,
-                           segment: str | None = None) -> SessionTimeline:
+def timeline_from_analysis(
+    analysis: VideoAnalysis, stimulus_started_ms: float, stimulus_ms: float, segment: str | None = None
+) -> SessionTimeline:
     """A webcam recording's analysis -> its timeline. The viewer is the largest face in each frame
     (the person at the webcam); micro-expressions count on the tracks that were mostly that face."""
     times, frame_probabilities, frame_facing, largest_on = [], [], [], {}
@@ -144,34 +166,75 @@ def timeline_from_analysis(analysis: VideoAnalysis, stimulus_started_ms: float, 
         if face is not None and face.track_id is not None:
             largest_on[face.track_id] = largest_on.get(face.track_id, 0) + 1
     viewer_tracks = {t.track_id for t in analysis.tracks if largest_on.get(t.track_id, 0) * 2 >= len(t.faces)}
-    onsets = [(e.onset_ms, e.emotion) for e in analysis.micro_expressions
-              if e.kind == "micro" and e.track_id in viewer_tracks]
+    onsets = [
+        (e.onset_ms, e.emotion) for e in analysis.micro_expressions if e.kind == "micro" and e.track_id in viewer_tracks
+    ]
     period = 1000.0 / analysis.sample_fps
     recording_ms = max(analysis.media.duration_ms or 0.0, (times[-1] + period) if times else 0.0)
-    return session_timeline(np.asarray(times), frame_probabilities, recording_ms, analysis.sample_fps,
-                            stimulus_started_ms, stimulus_ms, onsets, segment, frame_facing)
+    return session_timeline(
+        np.asarray(times),
+        frame_probabilities,
+        recording_ms,
+        analysis.sample_fps,
+        stimulus_started_ms,
+        stimulus_ms,
+        onsets,
+        segment,
+        frame_facing,
+    )
 
 
 # --- the report ---------------------------------------------------------------------------------
 
+
 def t_quantile_975(df: int) -> float:
     """Student's t 97.5% quantile (two-sided 95% interval), from a table up to 30 and a series beyond."""
-    table = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
-             2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048,
-             2.045, 2.042)
+    table = (
+        12.706,
+        4.303,
+        3.182,
+        2.776,
+        2.571,
+        2.447,
+        2.365,
+        2.306,
+        2.262,
+        2.228,
+        2.201,
+        2.179,
+        2.160,
+        2.145,
+        2.131,
+        2.120,
+        2.110,
+        2.101,
+        2.093,
+        2.086,
+        2.080,
+        2.074,
+        2.069,
+        2.064,
+        2.060,
+        2.056,
+        2.052,
+        2.048,
+        2.045,
+        2.042,
+    )
     if df <= len(table):
         return table[df - 1]
     z = 1.959964
-    return z + (z ** 3 + z) / (4 * df) + (5 * z ** 5 + 16 * z ** 3 + 3 * z) / (96 * df ** 2)
+    return z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
 
 
 @dataclass(frozen=True)
 class Stacked:
     """Timelines stacked into (viewers, grid) arrays once, so that every view of the report is array
     operations on them (stacking per view, one np.pad per viewer, was most of a large report's time)."""
-    recorded: np.ndarray       # (viewers, n) bool
-    visible: np.ndarray        # (viewers, n) bool
-    attending: np.ndarray      # (viewers, n) bool
+
+    recorded: np.ndarray  # (viewers, n) bool
+    visible: np.ndarray  # (viewers, n) bool
+    attending: np.ndarray  # (viewers, n) bool
     probabilities: np.ndarray  # (viewers, n, 7) float32, NaN where not visible
 
     @classmethod
@@ -186,8 +249,9 @@ class Stacked:
         return cls(recorded, visible, attending, probabilities)
 
     def rows(self, selected: np.ndarray) -> Stacked:
-        return Stacked(self.recorded[selected], self.visible[selected], self.attending[selected],
-                       self.probabilities[selected])
+        return Stacked(
+            self.recorded[selected], self.visible[selected], self.attending[selected], self.probabilities[selected]
+        )
 
 
 def _bucket_view(stacked: Stacked, fine_per_bucket: int):
@@ -214,8 +278,8 @@ def share_interval(hits: int, n: int) -> list[float]:
     if n == 0:
         return [0.0, 1.0]
     p = hits / n
-    centre = (p + Z_95 ** 2 / (2 * n)) / (1 + Z_95 ** 2 / n)
-    half = Z_95 * math.sqrt(p * (1 - p) / n + Z_95 ** 2 / (4 * n * n)) / (1 + Z_95 ** 2 / n)
+    centre = (p + Z_95**2 / (2 * n)) / (1 + Z_95**2 / n)
+    half = Z_95 * math.sqrt(p * (1 - p) / n + Z_95**2 / (4 * n * n)) / (1 + Z_95**2 / n)
     return [round(max(0.0, centre - half), 4), round(min(1.0, centre + half), 4)]
 
 
@@ -225,9 +289,14 @@ def _emotion_stats(means: np.ndarray) -> dict:
     mean = means.mean(axis=0)
     half = t_quantile_975(n - 1) * means.std(axis=0, ddof=1) / math.sqrt(n) if n > 1 else np.full(len(EMOTIONS), np.nan)
     share = (means >= EXPRESSION_THRESHOLD).mean(axis=0)
-    return {e: {"mean": round(float(mean[i]), 4),
-                "ci95": [round(float(max(0.0, mean[i] - half[i])), 4), round(float(min(1.0, mean[i] + half[i])), 4)],
-                "share_above_threshold": round(float(share[i]), 4)} for i, e in enumerate(EMOTIONS)}
+    return {
+        e: {
+            "mean": round(float(mean[i]), 4),
+            "ci95": [round(float(max(0.0, mean[i] - half[i])), 4), round(float(min(1.0, mean[i] + half[i])), 4)],
+            "share_above_threshold": round(float(share[i]), 4),
+        }
+        for i, e in enumerate(EMOTIONS)
+    }
 
 
 def _micro_counts(timelines: list[SessionTimeline], bucket_ms: int, n_buckets: int) -> list[dict]:
@@ -273,8 +342,10 @@ def _beta_fraction(a: np.ndarray, b: np.ndarray, x: np.ndarray, steps: int = 200
     d = 1 / nonzero(1 - (a + b) * x / (a + 1))
     h = d.copy()
     for m in range(1, steps + 1):
-        for numerator in (m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
-                          -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1))):
+        for numerator in (
+            m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
+            -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1)),
+        ):
             d = 1 / nonzero(1 + numerator * d)
             c = nonzero(1 + numerator / c)
             h = h * d * c
@@ -302,12 +373,13 @@ def _significant(p: float) -> float:
 class MomentTests:
     """Every (second, expression but neutral) tested for a lift over viewers' own average: arrays of
     (len(seconds), len(EXPRESSIVE_EMOTIONS))."""
-    seconds: np.ndarray   # (k,) the seconds with at least MIN_VIEWERS faces
-    viewers: np.ndarray   # (k,) faces in each
-    mean: np.ndarray      # the second's mean probability over those viewers
-    lift: np.ndarray      # the mean of viewers' lifts over their own average
-    sd: np.ndarray        # the lifts' standard deviation
-    p: np.ndarray         # one-sided paired t-test
+
+    seconds: np.ndarray  # (k,) the seconds with at least MIN_VIEWERS faces
+    viewers: np.ndarray  # (k,) faces in each
+    mean: np.ndarray  # the second's mean probability over those viewers
+    lift: np.ndarray  # the mean of viewers' lifts over their own average
+    sd: np.ndarray  # the lifts' standard deviation
+    p: np.ndarray  # one-sided paired t-test
     adjusted: np.ndarray  # Benjamini-Hochberg over every pair tested
 
 
@@ -359,29 +431,44 @@ def top_moments(tests: MomentTests) -> list[dict]:
             chosen.append(second)
             viewers, lift, sd = int(tests.viewers[k]), float(tests.lift[k, j]), float(tests.sd[k, j])
             half = t_quantile_975(viewers - 1) * sd / math.sqrt(viewers)
-            moments.append({"emotion": emotion, "time_ms": second * 1000, "mean": round(float(tests.mean[k, j]), 4),
-                            "lift": round(lift, 4), "ci95": [round(lift - half, 4), round(lift + half, 4)],
-                            "effect_size": round(lift / sd, 3) if sd > 0 else None,
-                            "p": _significant(tests.p[k, j]), "p_adjusted": _significant(tests.adjusted[k, j]),
-                            "viewers": viewers})
+            moments.append(
+                {
+                    "emotion": emotion,
+                    "time_ms": second * 1000,
+                    "mean": round(float(tests.mean[k, j]), 4),
+                    "lift": round(lift, 4),
+                    "ci95": [round(lift - half, 4), round(lift + half, 4)],
+                    "effect_size": round(lift / sd, 3) if sd > 0 else None,
+                    "p": _significant(tests.p[k, j]),
+                    "p_adjusted": _significant(tests.adjusted[k, j]),
+                    "viewers": viewers,
+                }
+            )
     return sorted(moments, key=lambda m: m["lift"], reverse=True)
 
 
-def study_report(timelines: list[SessionTimeline], stimulus_ms: float, bucket_ms: int = 1000,
-                 variable_keys: Sequence[str] = ()) -> dict:
+def study_report(
+    timelines: list[SessionTimeline], stimulus_ms: float, bucket_ms: int = 1000, variable_keys: Sequence[str] = ()
+) -> dict:
     """Per bucket of the stimulus (seconds by default): viewers, emotions with 95% CIs, micro-expressions;
     top moments (per second); totals per segment; summary scores, also broken down by each of `variable_keys`."""
     return _analysed(timelines, stimulus_ms, bucket_ms, variable_keys)[0]
 
 
-def _analysed(timelines: list[SessionTimeline], stimulus_ms: float, bucket_ms: int,
-              variable_keys: Sequence[str] = ()) -> tuple[dict, ViewerScores]:
+def _analysed(
+    timelines: list[SessionTimeline], stimulus_ms: float, bucket_ms: int, variable_keys: Sequence[str] = ()
+) -> tuple[dict, ViewerScores]:
     """The report, and the per-viewer scores its summary comes from."""
     fine_per_bucket = max(1, bucket_ms // GRID_MS)
     bucket_ms = fine_per_bucket * GRID_MS
     n_fine = grid_size(stimulus_ms)
-    report = {"viewers": len(timelines), "bucket_ms": bucket_ms, "stimulus_duration_ms": stimulus_ms,
-              "min_viewers": MIN_VIEWERS, "expression_threshold": EXPRESSION_THRESHOLD}
+    report = {
+        "viewers": len(timelines),
+        "bucket_ms": bucket_ms,
+        "stimulus_duration_ms": stimulus_ms,
+        "min_viewers": MIN_VIEWERS,
+        "expression_threshold": EXPRESSION_THRESHOLD,
+    }
     stacked = Stacked.of(timelines, n_fine)
     second_view = _bucket_view(stacked, 1000 // GRID_MS)
     per_second = _buckets(timelines, second_view, 1000)
@@ -412,15 +499,29 @@ def breakdown(timelines: list[SessionTimeline], scores: ViewerScores, keys: Sequ
         for i, t in enumerate(timelines):
             if key in t.variables:
                 groups.setdefault(t.variables[key], []).append(i)
-        large = sorted((v for v, rows in groups.items() if len(rows) >= MIN_VIEWERS),
-                       key=lambda v: (-len(groups[v]), v))[:MAX_BREAKDOWN_VALUES]
-        values = [{"value": value, "viewers": len(groups[value]),
-                   "scores": {name: mean_interval(table[groups[value], j], -1.0 if name == "valence" else 0.0)
-                              for j, name in enumerate(COMPARED_SCORES)}} for value in large]
+        large = sorted(
+            (v for v, rows in groups.items() if len(rows) >= MIN_VIEWERS), key=lambda v: (-len(groups[v]), v)
+        )[:MAX_BREAKDOWN_VALUES]
+        values = [
+            {
+                "value": value,
+                "viewers": len(groups[value]),
+                "scores": {
+                    name: mean_interval(table[groups[value], j], -1.0 if name == "valence" else 0.0)
+                    for j, name in enumerate(COMPARED_SCORES)
+                },
+            }
+            for value in large
+        ]
         small = [rows for v, rows in groups.items() if v not in large]
-        out.append({"key": key, "values": values,
-                    "smaller_groups": {"values": len(small), "viewers": sum(map(len, small))},
-                    "without_value": len(timelines) - sum(map(len, groups.values()))})
+        out.append(
+            {
+                "key": key,
+                "values": values,
+                "smaller_groups": {"values": len(small), "viewers": sum(map(len, small))},
+                "without_value": len(timelines) - sum(map(len, groups.values())),
+            }
+        )
     return out
 
 
@@ -431,16 +532,25 @@ def compare_audiences(audiences: list[tuple[list[SessionTimeline], float]]) -> d
     analysed = [_analysed(timelines, stimulus_ms, 1000) for timelines, stimulus_ms in audiences]
     values = [scores.table() for _, scores in analysed]
     boots = bootstrap_means(values)
-    compared = [{key: report[key] for key in ("viewers", "stimulus_duration_ms", "buckets", "top_moments", "summary")}
-                for report, _ in analysed]
-    differences = [{"scores": bootstrap_differences(values[0], values[i], boots[0], boots[i])}
-                   for i in range(1, len(values))]
-    return {"studies": compared, "differences": differences, "min_viewers": MIN_VIEWERS, "bucket_ms": 1000,
-            "bootstrap": {"resamples": BOOTSTRAP_RESAMPLES, "seed": BOOTSTRAP_SEED, "interval": "percentile, 95%"}}
+    compared = [
+        {key: report[key] for key in ("viewers", "stimulus_duration_ms", "buckets", "top_moments", "summary")}
+        for report, _ in analysed
+    ]
+    differences = [
+        {"scores": bootstrap_differences(values[0], values[i], boots[0], boots[i])} for i in range(1, len(values))
+    ]
+    return {
+        "studies": compared,
+        "differences": differences,
+        "min_viewers": MIN_VIEWERS,
+        "bucket_ms": 1000,
+        "bootstrap": {"resamples": BOOTSTRAP_RESAMPLES, "seed": BOOTSTRAP_SEED, "interval": "percentile, 95%"},
+    }
 
 
-def bootstrap_means(tables: list[np.ndarray], resamples: int = BOOTSTRAP_RESAMPLES,
-                    seed: int = BOOTSTRAP_SEED) -> list[np.ndarray]:
+def bootstrap_means(
+    tables: list[np.ndarray], resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED
+) -> list[np.ndarray]:
     """For each table (viewers, scores; NaN: a viewer without that score), the score means over
     `resamples` draws of its viewers with replacement: (resamples, scores). One generator with a fixed seed
     draws every table in turn, so the same audiences give the same means."""
@@ -459,8 +569,7 @@ def bootstrap_means(tables: list[np.ndarray], resamples: int = BOOTSTRAP_RESAMPL
     return out
 
 
-def bootstrap_differences(first: np.ndarray, other: np.ndarray, first_boot: np.ndarray,
-                          other_boot: np.ndarray) -> dict:
+def bootstrap_differences(first: np.ndarray, other: np.ndarray, first_boot: np.ndarray, other_boot: np.ndarray) -> dict:
     """Per summary score (COMPARED_SCORES): `other` minus `first`, the difference of the viewers' means,
     with the 2.5% and 97.5% points of the resampled differences; None when either study has fewer than
     MIN_VIEWERS viewers with the score."""
@@ -472,8 +581,10 @@ def bootstrap_differences(first: np.ndarray, other: np.ndarray, first_boot: np.n
             continue
         resampled = other_boot[:, j] - first_boot[:, j]
         low, high = np.percentile(resampled, [2.5, 97.5])
-        out[name] = {"difference": round(float(b.mean() - a.mean()), 4), "ci95": [round(float(low), 4),
-                                                                                  round(float(high), 4)]}
+        out[name] = {
+            "difference": round(float(b.mean() - a.mean()), 4),
+            "ci95": [round(float(low), 4), round(float(high), 4)],
+        }
     return out
 
 
@@ -481,10 +592,11 @@ def bootstrap_differences(first: np.ndarray, other: np.ndarray, first_boot: np.n
 class ViewerScores:
     """Each viewer's own summary over the seconds their face was seen (NaN for a viewer never seen): the
     unit of every interval below, since viewers, not seconds, are the independent draws."""
-    emotions: np.ndarray    # (viewers, 7) mean probability
-    valence: np.ndarray     # (viewers,) mean of positive minus negative probabilities, in [-1, 1]
+
+    emotions: np.ndarray  # (viewers, 7) mean probability
+    valence: np.ndarray  # (viewers,) mean of positive minus negative probabilities, in [-1, 1]
     engagement: np.ndarray  # (viewers,) share of seconds with an expression at EXPRESSION_THRESHOLD
-    attention: np.ndarray   # (viewers,) share of the recording present and facing the screen (session_attention)
+    attention: np.ndarray  # (viewers,) share of the recording present and facing the screen (session_attention)
 
     def table(self) -> np.ndarray:
         """(viewers, scores) in the order of COMPARED_SCORES."""
@@ -514,8 +626,11 @@ def mean_interval(values: np.ndarray, low: float = 0.0, high: float = 1.0) -> di
         return None
     mean = float(values.mean())
     half = t_quantile_975(n - 1) * float(values.std(ddof=1)) / math.sqrt(n)
-    return {"mean": round(mean, 4), "ci95": [round(max(low, mean - half), 4), round(min(high, mean + half), 4)],
-            "viewers": n}
+    return {
+        "mean": round(mean, 4),
+        "ci95": [round(max(low, mean - half), 4), round(min(high, mean + half), 4)],
+        "viewers": n,
+    }
 
 
 def summary_scores(scores: ViewerScores, per_second: list[dict]) -> dict:
@@ -526,14 +641,25 @@ def summary_scores(scores: ViewerScores, per_second: list[dict]) -> dict:
     shown = [b for b in per_second if b["emotions"]]
     for i, emotion in enumerate(EMOTIONS):
         peak = max(shown, key=lambda b: b["emotions"][emotion]["mean"], default=None)  # ties: the earliest second
-        emotions[emotion] = {"mean": mean_interval(scores.emotions[:, i]),
-                             "peak": None if peak is None else {"time_ms": peak["start_ms"],
-                                                                "mean": peak["emotions"][emotion]["mean"],
-                                                                "ci95": peak["emotions"][emotion]["ci95"]}}
-    return {"emotions": emotions, "valence": mean_interval(scores.valence, -1.0, 1.0),
-            "engagement": mean_interval(scores.engagement), "attention": mean_interval(scores.attention),
-            "positive_emotions": list(POSITIVE_EMOTIONS), "negative_emotions": list(NEGATIVE_EMOTIONS),
-            "expressive_emotions": list(EXPRESSIVE_EMOTIONS)}
+        emotions[emotion] = {
+            "mean": mean_interval(scores.emotions[:, i]),
+            "peak": None
+            if peak is None
+            else {
+                "time_ms": peak["start_ms"],
+                "mean": peak["emotions"][emotion]["mean"],
+                "ci95": peak["emotions"][emotion]["ci95"],
+            },
+        }
+    return {
+        "emotions": emotions,
+        "valence": mean_interval(scores.valence, -1.0, 1.0),
+        "engagement": mean_interval(scores.engagement),
+        "attention": mean_interval(scores.attention),
+        "positive_emotions": list(POSITIVE_EMOTIONS),
+        "negative_emotions": list(NEGATIVE_EMOTIONS),
+        "expressive_emotions": list(EXPRESSIVE_EMOTIONS),
+    }
 
 
 def face_share(timeline: SessionTimeline) -> float:
@@ -555,13 +681,24 @@ def _buckets(timelines, view: tuple, bucket_ms: int) -> list[dict]:
     for k in range(n_buckets):
         with_face, viewers, attending = int(facing[:, k].sum()), int(recorded[:, k].sum()), int(attends[:, k].sum())
         enough = with_face >= MIN_VIEWERS
-        out.append({"start_ms": k * bucket_ms, "viewers": viewers, "viewers_with_face": with_face,
-                    "enough_viewers": enough,
-                    "emotions": _emotion_stats(means[facing[:, k], k]) if enough else None,
-                    # Of the viewers whose recording covers the bucket: withheld below MIN_VIEWERS of them.
-                    "attention": {"share": round(attending / viewers, 4), "viewers_attending": attending,
-                                  "ci95": share_interval(attending, viewers)} if viewers >= MIN_VIEWERS else None,
-                    "micro_expressions": micro[k]})
+        out.append(
+            {
+                "start_ms": k * bucket_ms,
+                "viewers": viewers,
+                "viewers_with_face": with_face,
+                "enough_viewers": enough,
+                "emotions": _emotion_stats(means[facing[:, k], k]) if enough else None,
+                # Of the viewers whose recording covers the bucket: withheld below MIN_VIEWERS of them.
+                "attention": {
+                    "share": round(attending / viewers, 4),
+                    "viewers_attending": attending,
+                    "ci95": share_interval(attending, viewers),
+                }
+                if viewers >= MIN_VIEWERS
+                else None,
+                "micro_expressions": micro[k],
+            }
+        )
     return out
 
 
@@ -580,10 +717,17 @@ def _segments(timelines: list[SessionTimeline], stacked: Stacked) -> list[dict]:
         for t in members:
             for _, emotion in t.micro_onsets_ms:
                 micro[emotion or UNKNOWN_EMOTION] = micro.get(emotion or UNKNOWN_EMOTION, 0) + 1
-        out.append({"segment": label, "viewers": len(members), "viewers_with_face": int(len(seen)),
-                    "mean_emotions": {e: round(float(seen[:, i].mean()), 4) if len(seen) else None
-                                      for i, e in enumerate(EMOTIONS)},
-                    "micro_expressions": micro})
+        out.append(
+            {
+                "segment": label,
+                "viewers": len(members),
+                "viewers_with_face": int(len(seen)),
+                "mean_emotions": {
+                    e: round(float(seen[:, i].mean()), 4) if len(seen) else None for i, e in enumerate(EMOTIONS)
+                },
+                "micro_expressions": micro,
+            }
+        )
     return out
 
 
@@ -613,8 +757,19 @@ def summary_csv(report: dict) -> str:
     """One row per summary score: each emotion (with its peak second), valence, engagement, attention."""
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["score", "mean", "ci95_low", "ci95_high", "viewers", "peak_time_ms", "peak_mean",
-                     "peak_ci95_low", "peak_ci95_high"])
+    writer.writerow(
+        [
+            "score",
+            "mean",
+            "ci95_low",
+            "ci95_high",
+            "viewers",
+            "peak_time_ms",
+            "peak_mean",
+            "peak_ci95_low",
+            "peak_ci95_high",
+        ]
+    )
     summary = report["summary"]
 
     def interval(score: dict | None) -> list:
@@ -622,8 +777,13 @@ def summary_csv(report: dict) -> str:
 
     for emotion, score in summary["emotions"].items():
         peak = score["peak"]
-        writer.writerow([emotion, *interval(score["mean"]),
-                         *([peak["time_ms"], peak["mean"], *peak["ci95"]] if peak else ["", "", "", ""])])
+        writer.writerow(
+            [
+                emotion,
+                *interval(score["mean"]),
+                *([peak["time_ms"], peak["mean"], *peak["ci95"]] if peak else ["", "", "", ""]),
+            ]
+        )
     for name in ("valence", "engagement", "attention"):
         writer.writerow([name, *interval(summary[name]), "", "", "", ""])
     return out.getvalue()
@@ -633,11 +793,23 @@ def moments_csv(report: dict) -> str:
     """One row per top moment, with its significance."""
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["emotion", "time_ms", "mean", "lift", "ci95_low", "ci95_high", "effect_size", "p", "p_adjusted",
-                     "viewers"])
+    writer.writerow(
+        ["emotion", "time_ms", "mean", "lift", "ci95_low", "ci95_high", "effect_size", "p", "p_adjusted", "viewers"]
+    )
     for m in report["top_moments"]:
-        writer.writerow([m["emotion"], m["time_ms"], m["mean"], m["lift"], *m["ci95"],
-                         "" if m["effect_size"] is None else m["effect_size"], m["p"], m["p_adjusted"], m["viewers"]])
+        writer.writerow(
+            [
+                m["emotion"],
+                m["time_ms"],
+                m["mean"],
+                m["lift"],
+                *m["ci95"],
+                "" if m["effect_size"] is None else m["effect_size"],
+                m["p"],
+                m["p_adjusted"],
+                m["viewers"],
+            ]
+        )
     return out.getvalue()
 
 
@@ -649,8 +821,15 @@ def breakdown_csv(report: dict) -> str:
     for variable in report["breakdown"]:
         for group in variable["values"]:
             for name, score in group["scores"].items():
-                writer.writerow([variable["key"], group["value"], group["viewers"], name,
-                                 *([score["mean"], *score["ci95"]] if score else ["", "", ""])])
+                writer.writerow(
+                    [
+                        variable["key"],
+                        group["value"],
+                        group["viewers"],
+                        name,
+                        *([score["mean"], *score["ci95"]] if score else ["", "", ""]),
+                    ]
+                )
     return out.getvalue()
 
 

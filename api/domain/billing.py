@@ -4,6 +4,7 @@ Usage reaches Stripe as Billing meter events. Each outbox row carries one identi
 meter event's identifier and as the request's idempotency key, so a push repeated after a crash
 (Stripe accepted, our commit lost) is answered with the original event instead of a second one.
 """
+
 from __future__ import annotations
 
 import logging
@@ -62,16 +63,21 @@ class Billing:
             # A card saved through the console's SetupIntent is attached already; attaching it again fails.
             if self.client.v1.payment_methods.retrieve(payment_method).customer != account.stripe_customer_id:
                 self.client.v1.payment_methods.attach(payment_method, params={"customer": account.stripe_customer_id})
-            self.client.v1.customers.update(account.stripe_customer_id,
-                                            params={"invoice_settings": {"default_payment_method": payment_method}})
+            self.client.v1.customers.update(
+                account.stripe_customer_id, params={"invoice_settings": {"default_payment_method": payment_method}}
+            )
         if not has_live_subscription(account):
             # One key per subscription the account has had: a retry gets the same new subscription,
             # and subscribing again after a cancellation is not answered with the ended one.
             previous = account.stripe_subscription_id or "none"
             subscription = self.client.v1.subscriptions.create(
-                params={"customer": account.stripe_customer_id, "items": [{"price": self.config.price_id}],
-                        "metadata": {"emoscope_account_id": str(account.id)}},
-                options={"idempotency_key": f"emoscope-subscription-{account.id}-after-{previous}"})
+                params={
+                    "customer": account.stripe_customer_id,
+                    "items": [{"price": self.config.price_id}],
+                    "metadata": {"emoscope_account_id": str(account.id)},
+                },
+                options={"idempotency_key": f"emoscope-subscription-{account.id}-after-{previous}"},
+            )
             account.stripe_subscription_id = subscription.id
             apply_subscription_status(account, subscription.status)
         return account
@@ -81,20 +87,22 @@ class Billing:
         if account.stripe_customer_id is None:
             customer = self.client.v1.customers.create(
                 params={"name": account.name, "metadata": {"emoscope_account_id": str(account.id)}},
-                options={"idempotency_key": f"emoscope-customer-{account.id}"})
+                options={"idempotency_key": f"emoscope-customer-{account.id}"},
+            )
             account.stripe_customer_id = customer.id
         return account.stripe_customer_id
 
     def card_setup_secret(self, account: Account) -> str:
         """A SetupIntent's client secret: Stripe.js saves a card for later (metered) charges with it."""
         intent = self.client.v1.setup_intents.create(
-            params={"customer": self.ensure_customer(account), "usage": "off_session",
-                    "payment_method_types": ["card"]})
+            params={"customer": self.ensure_customer(account), "usage": "off_session", "payment_method_types": ["card"]}
+        )
         return intent.client_secret
 
     def portal_url(self, account: Account, return_url: str) -> str:
         portal = self.client.v1.billing_portal.sessions.create(
-            params={"customer": account.stripe_customer_id, "return_url": return_url})
+            params={"customer": account.stripe_customer_id, "return_url": return_url}
+        )
         return portal.url
 
     def push_usage(self, db: Database, batch: int = 100, now: datetime | None = None) -> int:
@@ -105,8 +113,9 @@ class Billing:
             for row in repository.claim_due_outbox(session, batch, now):
                 row.attempts += 1
                 try:
-                    self._send_meter_event(row.identifier, row.stripe_customer_id, row.units,
-                                           int(row.created_at.timestamp()))
+                    self._send_meter_event(
+                        row.identifier, row.stripe_customer_id, row.units, int(row.created_at.timestamp())
+                    )
                 except stripe.StripeError as exc:
                     row.last_error = f"{type(exc).__name__}: {exc.user_message or exc}"[:500]
                     if row.attempts >= OUTBOX_MAX_ATTEMPTS:
@@ -122,9 +131,14 @@ class Billing:
 
     def _send_meter_event(self, identifier: str, customer: str, units: int, timestamp: int) -> None:
         self.client.v1.billing.meter_events.create(
-            params={"event_name": self.config.meter_event_name, "identifier": identifier, "timestamp": timestamp,
-                    "payload": {"stripe_customer_id": customer, "value": str(units)}},
-            options={"idempotency_key": identifier})
+            params={
+                "event_name": self.config.meter_event_name,
+                "identifier": identifier,
+                "timestamp": timestamp,
+                "payload": {"stripe_customer_id": customer, "value": str(units)},
+            },
+            options={"idempotency_key": identifier},
+        )
 
     def verify_webhook(self, payload: bytes, signature: str | None) -> stripe.Event:
         """Raises stripe.SignatureVerificationError or ValueError on anything not signed by Stripe."""
@@ -136,8 +150,11 @@ def apply_subscription_status(account: Account, status: str) -> None:
     account.plan = "paid" if status in PAYING else "free"
 
 
-SUBSCRIPTION_EVENTS = {"customer.subscription.created", "customer.subscription.updated",
-                       "customer.subscription.deleted"}
+SUBSCRIPTION_EVENTS = {
+    "customer.subscription.created",
+    "customer.subscription.updated",
+    "customer.subscription.deleted",
+}
 
 
 def apply_webhook_event(session: Session, event_type: str, subscription: dict) -> bool:

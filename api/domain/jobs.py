@@ -6,6 +6,7 @@ sweeper deletes any that nobody collected.
 A job is billed when it succeeds, in the same transaction that marks it done; the unique request
 id on usage events makes a redelivered job impossible to bill twice.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -23,11 +24,11 @@ from sqlalchemy.orm import Session
 from api.domain import metering, webhooks
 from api.domain.serializers import analysis_json
 from api.engine.analyzer import AnalysisOptions, Analyzer, analyze_bytes
+from api.engine.limits import Limits
 from api.engine.media import MediaError
 from api.engine.results import ImageAnalysis, VideoAnalysis
 from api.store.db import Account, ApiRequest, Database, Job, utcnow
 from api.store.storage import Storage, undone_on_error
-from api.engine.limits import Limits
 
 log = logging.getLogger(__name__)
 
@@ -104,11 +105,24 @@ def job_json(job: Job, result: dict | None = None) -> dict:
     }
 
 
-def submit(ctx: JobContext, account: Account, plan: metering.Plan, api_key_id: int, request_id: str, data: bytes,
-           options: AnalysisOptions, frames_total: int | None, webhook_url: str | None,
-           idempotency_key: str | None, fingerprint: str, *, reserve_units: int, kind: str = ANALYSIS,
-           attach: Callable[[Session, Job], None] = nothing,
-           answer: dict | None = None) -> tuple[dict, str | None]:
+def submit(
+    ctx: JobContext,
+    account: Account,
+    plan: metering.Plan,
+    api_key_id: int,
+    request_id: str,
+    data: bytes,
+    options: AnalysisOptions,
+    frames_total: int | None,
+    webhook_url: str | None,
+    idempotency_key: str | None,
+    fingerprint: str,
+    *,
+    reserve_units: int,
+    kind: str = ANALYSIS,
+    attach: Callable[[Session, Job], None] = nothing,
+    answer: dict | None = None,
+) -> tuple[dict, str | None]:
     """Store the media and record the job; returns (the answer, the new job's id to queue), the id
     None when an earlier submission with this Idempotency-Key is replayed.
 
@@ -125,10 +139,17 @@ def submit(ctx: JobContext, account: Account, plan: metering.Plan, api_key_id: i
             return json.loads(replay), None
         owner = session.get(Account, account.id)
         owner.webhook_secret = owner.webhook_secret or webhooks.new_webhook_secret()
-        job = Job(id=f"job_{uuid.uuid4().hex}", account_id=account.id, request_id=request_id, kind=kind,
-                  options=dump_options(options), frames_total=frames_total,
-                  webhook_url=webhook_url, webhook_status="pending" if webhook_url else None,
-                  reserved_units=reserve_units)
+        job = Job(
+            id=f"job_{uuid.uuid4().hex}",
+            account_id=account.id,
+            request_id=request_id,
+            kind=kind,
+            options=dump_options(options),
+            frames_total=frames_total,
+            webhook_url=webhook_url,
+            webhook_status="pending" if webhook_url else None,
+            reserved_units=reserve_units,
+        )
         job.media_key = f"media/{job.id}"
         put(job.media_key, data)  # inside the transaction: no job row without its media, nor media without its row
         attach(session, job)
@@ -176,8 +197,14 @@ def execute(ctx: JobContext, job_id: str) -> str | None:
             # The total was an estimate until decoding ended; a finished job's is what was analysed.
             job.frames_done = job.frames_total = len(getattr(analysis, "frames", [])) or 1
             record = session.get(ApiRequest, request_id)
-            metering.complete(session, request_id, session.get(Account, job.account_id), analysis.media,
-                              record.response_body, billed=kind.billable(session, job))
+            metering.complete(
+                session,
+                request_id,
+                session.get(Account, job.account_id),
+                analysis.media,
+                record.response_body,
+                billed=kind.billable(session, job),
+            )
     except IntegrityError:
         log.info("job already billed by an earlier delivery", extra={"job_id": job_id})
         return "succeeded"
@@ -188,8 +215,11 @@ def execute(ctx: JobContext, job_id: str) -> str | None:
 def take(ctx: JobContext, job_id: str, runner: str, held_by: str | None = None) -> bool:
     """Make `runner` the job's only runner, if it is still held by `held_by`; False if another took it."""
     with ctx.db.session.begin() as session:
-        taken = session.execute(update(Job).where(Job.id == job_id, Job.runner.is_(None) if held_by is None
-                                                  else Job.runner == held_by).values(runner=runner))
+        taken = session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.runner.is_(None) if held_by is None else Job.runner == held_by)
+            .values(runner=runner)
+        )
         return taken.rowcount == 1
 
 
@@ -201,11 +231,17 @@ def orphans(ctx: JobContext, alive) -> list[tuple[str, str | None]]:
     """(job id, its runner) of jobs whose runner is gone (`alive(runner)` False) or that no runner
     took, and that still need work: to run, or a webhook to deliver."""
     with ctx.db.session.begin() as session:
-        rows = session.execute(select(Job.id, Job.runner, Job.created_at)
-                               .where(or_(Job.status.not_in(FINAL), Job.webhook_status == "pending"))).all()
+        rows = session.execute(
+            select(Job.id, Job.runner, Job.created_at).where(
+                or_(Job.status.not_in(FINAL), Job.webhook_status == "pending")
+            )
+        ).all()
     unqueued_before = utcnow() - UNQUEUED_GRACE
-    return [(job_id, runner) for job_id, runner, created_at in rows
-            if (runner is None and created_at < unqueued_before) or (runner is not None and not alive(runner))]
+    return [
+        (job_id, runner)
+        for job_id, runner, created_at in rows
+        if (runner is None and created_at < unqueued_before) or (runner is not None and not alive(runner))
+    ]
 
 
 def _progress_writer(db: Database, job_id: str):
@@ -228,8 +264,15 @@ def _fail(ctx: JobContext, job_id: str, code: str, detail: str) -> str | None:
             return None
         job.status, job.finished_at = "failed", utcnow()
         job.expires_at = job.finished_at + ctx.retention
-        job.error = json.dumps({"type": f"urn:emoscope:problem:{code}", "title": "Job failed", "status": 422,
-                                "detail": detail, "code": code})
+        job.error = json.dumps(
+            {
+                "type": f"urn:emoscope:problem:{code}",
+                "title": "Job failed",
+                "status": 422,
+                "detail": detail,
+                "code": code,
+            }
+        )
         session.get(ApiRequest, job.request_id).status = "failed"  # never billed
         ctx.kind(job.kind).on_failed(session, job)
         media_key = job.media_key
@@ -318,8 +361,12 @@ def _summary(result: dict | None) -> dict | None:
     if result is None:
         return None
     faces = result.get("faces") or [f for frame in result.get("frames", []) for f in frame["faces"]]
-    return {"media_type": result["media"]["type"], "faces": len(faces), "tracks": len(result.get("tracks", [])),
-            "micro_expressions": len(result.get("micro_expressions", []))}
+    return {
+        "media_type": result["media"]["type"],
+        "faces": len(faces),
+        "tracks": len(result.get("tracks", [])),
+        "micro_expressions": len(result.get("micro_expressions", [])),
+    }
 
 
 def give_up_webhook(ctx: JobContext, job_id: str) -> None:

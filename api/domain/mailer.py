@@ -4,6 +4,7 @@ The logging mailer is the embedded default for development: it writes the whole 
 link included, to the log, and that link is a secret (whoever holds it sets the password). A
 deployment that serves real owners sets EMOSCOPE_SMTP_URL.
 """
+
 from __future__ import annotations
 
 import logging
@@ -22,8 +23,12 @@ class Mailer(Protocol):
 
 class LoggingMailer:
     def send(self, to: str, subject: str, body: str) -> None:
-        log.warning("no SMTP configured (EMOSCOPE_SMTP_URL): email to %s logged instead, secrets included: %s\n%s",
-                    to, subject, body)
+        log.warning(
+            "no SMTP configured (EMOSCOPE_SMTP_URL): email to %s logged instead, secrets included: %s\n%s",
+            to,
+            subject,
+            body,
+        )
 
 
 class SmtpMailer:

@@ -5,11 +5,12 @@ event and (for paid accounts) its billing outbox row, in one transaction. The un
 (account, Idempotency-Key) pair means a retried request replays the stored answer and is never
 billed twice; a unique request id on usage events means no request is ever counted twice.
 """
+
 from __future__ import annotations
 
 import hashlib
 import math
-from datetime import datetime, timedelta, UTC
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -67,8 +68,9 @@ def check_quota(session: Session, account: Account, plan: Plan, now: datetime | 
     if plan.monthly_units is None:
         return
     now = now or utcnow()
-    used = (repository.units_since(session, account.id, month_start(now))
-            + repository.reserved_units(session, account.id))
+    used = repository.units_since(session, account.id, month_start(now)) + repository.reserved_units(
+        session, account.id
+    )
     if used >= plan.monthly_units:
         raise QuotaExceeded(plan.monthly_units, used, next_month_start(now))
 
@@ -87,41 +89,67 @@ class IdempotencyConflict(Exception):
         self.code = code
 
 
-def begin(session: Session, request_id: str, account_id: int, api_key_id: int, idempotency_key: str | None,
-          request_fingerprint: str) -> str | None:
+def begin(
+    session: Session,
+    request_id: str,
+    account_id: int,
+    api_key_id: int,
+    idempotency_key: str | None,
+    request_fingerprint: str,
+) -> str | None:
     """Record the request as processing. Returns a stored response body to replay, or None."""
     if idempotency_key is not None:
         existing = repository.find_request(session, account_id, idempotency_key)
         if existing is not None:
             return _replay_or_take_over(session, existing, request_id, api_key_id, request_fingerprint)
-    session.add(ApiRequest(id=request_id, account_id=account_id, api_key_id=api_key_id,
-                           idempotency_key=idempotency_key, fingerprint=request_fingerprint))
+    session.add(
+        ApiRequest(
+            id=request_id,
+            account_id=account_id,
+            api_key_id=api_key_id,
+            idempotency_key=idempotency_key,
+            fingerprint=request_fingerprint,
+        )
+    )
     try:
         session.flush()
     except IntegrityError as exc:  # a concurrent request with the same key won the insert
-        raise IdempotencyConflict("idempotency_in_progress",
-                                  "a request with this Idempotency-Key is still being processed") from exc
+        raise IdempotencyConflict(
+            "idempotency_in_progress", "a request with this Idempotency-Key is still being processed"
+        ) from exc
     return None
 
 
-def _replay_or_take_over(session: Session, existing: ApiRequest, request_id: str, api_key_id: int,
-                         request_fingerprint: str) -> str | None:
+def _replay_or_take_over(
+    session: Session, existing: ApiRequest, request_id: str, api_key_id: int, request_fingerprint: str
+) -> str | None:
     if existing.fingerprint != request_fingerprint:
-        raise IdempotencyConflict("idempotency_key_reused",
-                                  "this Idempotency-Key was used with a different request body or options")
+        raise IdempotencyConflict(
+            "idempotency_key_reused", "this Idempotency-Key was used with a different request body or options"
+        )
     if existing.status in REPLAYABLE:
         if utcnow() - existing.created_at >= REPLAY_WINDOW:
-            raise IdempotencyConflict("idempotency_key_expired",
-                                      f"this Idempotency-Key's answer was kept for {REPLAY_WINDOW.days * 24} hours "
-                                      "and is gone; send the request again with a new key")
+            raise IdempotencyConflict(
+                "idempotency_key_expired",
+                f"this Idempotency-Key's answer was kept for {REPLAY_WINDOW.days * 24} hours "
+                "and is gone; send the request again with a new key",
+            )
         return existing.response_body
     if utcnow() - existing.created_at < STALE_PROCESSING:
-        raise IdempotencyConflict("idempotency_in_progress",
-                                  "a request with this Idempotency-Key is still being processed")
+        raise IdempotencyConflict(
+            "idempotency_in_progress", "a request with this Idempotency-Key is still being processed"
+        )
     session.delete(existing)  # its worker died: start over under the new request id
     session.flush()
-    session.add(ApiRequest(id=request_id, account_id=existing.account_id, api_key_id=api_key_id,
-                           idempotency_key=existing.idempotency_key, fingerprint=request_fingerprint))
+    session.add(
+        ApiRequest(
+            id=request_id,
+            account_id=existing.account_id,
+            api_key_id=api_key_id,
+            idempotency_key=existing.idempotency_key,
+            fingerprint=request_fingerprint,
+        )
+    )
     session.flush()
     return None
 
@@ -131,8 +159,15 @@ def forget_old_answers(session: Session) -> int:
     return repository.forget_answers(session, before=utcnow() - REPLAY_WINDOW)
 
 
-def admit(session: Session, account: Account, plan: Plan, request_id: str, api_key_id: int,
-          idempotency_key: str | None, request_fingerprint: str) -> str | None:
+def admit(
+    session: Session,
+    account: Account,
+    plan: Plan,
+    request_id: str,
+    api_key_id: int,
+    idempotency_key: str | None,
+    request_fingerprint: str,
+) -> str | None:
     """`begin`, then the quota check: a stored answer is replayed even when the quota is spent since
     (it was paid for). A refusal rolls the new ledger entry back with the caller's transaction."""
     replay = begin(session, request_id, account.id, api_key_id, idempotency_key, request_fingerprint)
@@ -141,21 +176,29 @@ def admit(session: Session, account: Account, plan: Plan, request_id: str, api_k
     return replay
 
 
-def complete(session: Session, request_id: str, account: Account, media: MediaInfo, response_body: str,
-             billed: bool = True) -> UsageEvent:
+def complete(
+    session: Session, request_id: str, account: Account, media: MediaInfo, response_body: str, billed: bool = True
+) -> UsageEvent:
     """Mark the request done and write its usage (and outbox row when billed) in this transaction.
     `billed=False` (a study session below the quality gate) records the request with 0 units."""
     record = session.get(ApiRequest, request_id)
     record.status, record.completed_at = "succeeded", utcnow()
     # Results are kept only where a retry may need them replayed, never by default.
     record.response_body = response_body if record.idempotency_key else None
-    event = UsageEvent(account_id=account.id, request_id=request_id, media_kind=media.kind,
-                       units=units_for(media) if billed else 0)
+    event = UsageEvent(
+        account_id=account.id, request_id=request_id, media_kind=media.kind, units=units_for(media) if billed else 0
+    )
     session.add(event)
     session.flush()
     if event.units and account.plan == "paid" and account.stripe_customer_id:
-        session.add(BillingOutbox(usage_event_id=event.id, stripe_customer_id=account.stripe_customer_id,
-                                  units=event.units, identifier=f"emoscope-usage-{event.id}-{request_id}"))
+        session.add(
+            BillingOutbox(
+                usage_event_id=event.id,
+                stripe_customer_id=account.stripe_customer_id,
+                units=event.units,
+                identifier=f"emoscope-usage-{event.id}-{request_id}",
+            )
+        )
     return event
 
 
@@ -166,8 +209,16 @@ def abandon(session: Session, request_id: str) -> None:
         session.delete(record)
 
 
-def run_metered(db, account: Account, plan: Plan, request_id: str, api_key_id: int, idempotency_key: str | None,
-                request_fingerprint: str, work) -> tuple[str, bool]:
+def run_metered(
+    db,
+    account: Account,
+    plan: Plan,
+    request_id: str,
+    api_key_id: int,
+    idempotency_key: str | None,
+    request_fingerprint: str,
+    work,
+) -> tuple[str, bool]:
     """Ledger entry (or replay), quota check, `work()` -> (MediaInfo, JSON body), then usage, exactly once.
 
     Returns (body, replayed). Any exception from `work` removes the ledger entry and propagates,
@@ -198,6 +249,11 @@ def usage_report(session: Session, account_id: int, first_day, last_day) -> dict
         day["units"] += event.units
         day["requests"] += 1
     data = [{"date": day.isoformat(), **totals} for day, totals in sorted(days.items())]
-    return {"from": first_day.isoformat(), "to": last_day.isoformat(), "granularity": "day",
-            "total_units": sum(d["units"] for d in data), "total_requests": sum(d["requests"] for d in data),
-            "data": data}
+    return {
+        "from": first_day.isoformat(),
+        "to": last_day.isoformat(),
+        "granularity": "day",
+        "total_units": sum(d["units"] for d in data),
+        "total_requests": sum(d["requests"] for d in data),
+        "data": data,
+    }

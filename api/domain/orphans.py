@@ -4,6 +4,7 @@ Orphans come from a process killed between a write and its commit (or between a 
 its media's deletion), and from jobs left behind by a restart. This module knows every kind of
 row that owns an object, so that jobs and studies need not know each other.
 """
+
 from __future__ import annotations
 
 import logging
@@ -36,7 +37,7 @@ def sweep(ctx: JobContext, now: datetime | None = None) -> int:
     for prefix, query in NEEDED.items():
         old = [key for key, modified in ctx.storage.list(prefix) if modified < cutoff]
         for start in range(0, len(old), ORPHAN_BATCH):
-            batch = old[start:start + ORPHAN_BATCH]
+            batch = old[start : start + ORPHAN_BATCH]
             with ctx.db.session.begin() as session:
                 kept = set(session.scalars(query(batch)))
             for key in batch:

@@ -1,5 +1,6 @@
 """Owner passwords: what is long and uncommon enough, and scrypt from the standard library,
 parameters stored with each hash."""
+
 from __future__ import annotations
 
 import base64
@@ -14,8 +15,11 @@ MIN_LENGTH = 10
 MAX_LENGTH = 200
 # Ten characters of which three differ ("ababababab") are ten characters in name only.
 MIN_DISTINCT = 5
-COMMON = frozenset(line.strip() for line in (Path(__file__).parent / "common-passwords.txt").read_text().splitlines()
-                   if line.strip() and not line.startswith("#"))
+COMMON = frozenset(
+    line.strip()
+    for line in (Path(__file__).parent / "common-passwords.txt").read_text().splitlines()
+    if line.strip() and not line.startswith("#")
+)
 
 
 class WeakPassword(ValueError):

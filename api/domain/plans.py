@@ -3,6 +3,7 @@
 Kept apart from api.domain.metering (SQL) and api.domain.billing (the Stripe library), so reading settings
 loads neither.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -1,4 +1,5 @@
 """Engine results -> JSON-ready dicts shaped as openapi.yaml's AnalyzeResponse."""
+
 from __future__ import annotations
 
 import base64
@@ -38,8 +39,9 @@ def face_json(face: Face) -> dict:
         "landmarks": None if face.landmarks is None else landmarks_json(face.landmarks),
         "emotions": emotions_json(face.emotions),
         "dominant_emotion": face.dominant_emotion,
-        "head_pose": None if face.head_pose is None else {
-            "yaw": face.head_pose.yaw, "pitch": face.head_pose.pitch, "roll": face.head_pose.roll},
+        "head_pose": None
+        if face.head_pose is None
+        else {"yaw": face.head_pose.yaw, "pitch": face.head_pose.pitch, "roll": face.head_pose.roll},
         "facing_camera": None if face.head_pose is None else face.head_pose.facing_camera,
     }
     if face.mesh is not None:
@@ -70,8 +72,12 @@ def track_json(track: Track) -> dict:
         "frame_count": len(track.faces),
         "summary": {"emotions": emotions_json(mean), "dominant_emotion": EMOTIONS[int(np.argmax(mean))]},
         "timeline": [
-            {"timestamp_ms": _round(frame.timestamp_ms, 1), "frame_index": frame.index,
-             "emotions": emotions_json(face.emotions), "dominant_emotion": face.dominant_emotion}
+            {
+                "timestamp_ms": _round(frame.timestamp_ms, 1),
+                "frame_index": frame.index,
+                "emotions": emotions_json(face.emotions),
+                "dominant_emotion": face.dominant_emotion,
+            }
             for frame, face in zip(track.frames, track.faces)
         ],
     }
@@ -86,8 +92,9 @@ def micro_expression_json(event: MicroExpression) -> dict:
         "offset_ms": _round(event.offset_ms, 1),
         "duration_ms": _round(event.duration_ms, 1),
         "intensity": _round(event.intensity),
-        "regions": [{"name": r.name, "magnitude": _round(r.magnitude), "action_units": r.action_units}
-                    for r in event.regions],
+        "regions": [
+            {"name": r.name, "magnitude": _round(r.magnitude), "action_units": r.action_units} for r in event.regions
+        ],
         "emotion": event.emotion,
         "emotion_probability": _round(event.emotion_probability),
     }
@@ -110,6 +117,12 @@ def analysis_json(analysis: ImageAnalysis | VideoAnalysis, request_id: str, mode
     body["tracks"] = [track_json(t) for t in analysis.tracks]
     body["micro_expressions"] = [micro_expression_json(e) for e in analysis.micro_expressions]
     if analysis.stills:
-        body["stills"] = [{"frame_index": still.frame_index, "timestamp_ms": _round(still.timestamp_ms, 1),
-                           "jpeg_base64": base64.b64encode(still.jpeg).decode()} for still in analysis.stills]
+        body["stills"] = [
+            {
+                "frame_index": still.frame_index,
+                "timestamp_ms": _round(still.timestamp_ms, 1),
+                "jpeg_base64": base64.b64encode(still.jpeg).decode(),
+            }
+            for still in analysis.stills
+        ]
     return body

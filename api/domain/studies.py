@@ -5,6 +5,7 @@ play). A session's recording is analysed as a job of the owner's account, billed
 mapped onto the stimulus clock, and deleted; only the timeline (api/domain/audience.py) is kept, with
 no face images, boxes or embeddings. Each session's receipt code deletes it and its results.
 """
+
 from __future__ import annotations
 
 import base64
@@ -131,9 +132,19 @@ def _new_token(study: Study, pepper: str) -> str:
     return token
 
 
-def create(session: Session, put_object, account_id: int, api_key_id: int, name: str, stimulus_duration_ms: float,
-           stimulus: bytes | None, pepper: str, storage_limit: int | None = None,
-           max_sessions: int | None = None, variables: Sequence[str] = ()) -> tuple[Study, str]:
+def create(
+    session: Session,
+    put_object,
+    account_id: int,
+    api_key_id: int,
+    name: str,
+    stimulus_duration_ms: float,
+    stimulus: bytes | None,
+    pepper: str,
+    storage_limit: int | None = None,
+    max_sessions: int | None = None,
+    variables: Sequence[str] = (),
+) -> tuple[Study, str]:
     """A new study and its participant token (stored hashed; `participant_token` derives it again). The stimulus
     (a video by its magic bytes) is stored with the type its container names, never the client's.
 
@@ -142,14 +153,23 @@ def create(session: Session, put_object, account_id: int, api_key_id: int, name:
     stimulus would take the account's stimuli past `storage_limit` bytes (None: no limit).
     """
     if stimulus is not None and storage_limit is not None:
-        used = session.scalar(select(func.coalesce(func.sum(Study.stimulus_bytes), 0))
-                              .where(Study.account_id == account_id))
+        used = session.scalar(
+            select(func.coalesce(func.sum(Study.stimulus_bytes), 0)).where(Study.account_id == account_id)
+        )
         if used + len(stimulus) > storage_limit:
-            raise StudyStorageFull(f"the account's stimuli take {used} of {storage_limit} bytes; this one needs "
-                                   f"{len(stimulus)} more: delete a study or upgrade")
-    study = Study(id=f"study_{uuid.uuid4().hex}", account_id=account_id, api_key_id=api_key_id, name=name,
-                  stimulus_duration_ms=stimulus_duration_ms, max_sessions=max_sessions,
-                  variable_keys=json.dumps(list(variables)) if variables else None)
+            raise StudyStorageFull(
+                f"the account's stimuli take {used} of {storage_limit} bytes; this one needs "
+                f"{len(stimulus)} more: delete a study or upgrade"
+            )
+    study = Study(
+        id=f"study_{uuid.uuid4().hex}",
+        account_id=account_id,
+        api_key_id=api_key_id,
+        name=name,
+        stimulus_duration_ms=stimulus_duration_ms,
+        max_sessions=max_sessions,
+        variable_keys=json.dumps(list(variables)) if variables else None,
+    )
     token = _new_token(study, pepper)
     if stimulus is not None:
         study.stimulus_key = f"studies/{study.id}/stimulus"
@@ -179,8 +199,11 @@ def check_open(session: Session, study: Study, max_sessions: int) -> None:
     """
     key = session.get(ApiKey, study.api_key_id)
     if key is None or key.revoked_at is not None:
-        raise StudyClosed("study_closed", "the API key this study is billed to was revoked; the study's owner "
-                                          "must rotate its participant token before it takes sessions again")
+        raise StudyClosed(
+            "study_closed",
+            "the API key this study is billed to was revoked; the study's owner "
+            "must rotate its participant token before it takes sessions again",
+        )
     limit = min(study.max_sessions or max_sessions, max_sessions)
     taken = session.scalar(select(func.count()).select_from(StudySession).where(StudySession.study_id == study.id))
     if taken >= limit:
@@ -192,9 +215,16 @@ def study_json(session: Session, study: Study, pepper: str) -> dict:
     counts = {status: 0 for status in SESSION_STATUSES}
     for status in session.scalars(select(StudySession.status).where(StudySession.study_id == study.id)):
         counts[status] += 1
-    body = {"id": study.id, "name": study.name, "stimulus_duration_ms": study.stimulus_duration_ms,
-            "has_stimulus": study.stimulus_key is not None, "created_at": study.created_at.isoformat(),
-            "max_sessions": study.max_sessions, "variables": variable_keys(study), "sessions": counts}
+    body = {
+        "id": study.id,
+        "name": study.name,
+        "stimulus_duration_ms": study.stimulus_duration_ms,
+        "has_stimulus": study.stimulus_key is not None,
+        "created_at": study.created_at.isoformat(),
+        "max_sessions": study.max_sessions,
+        "variables": variable_keys(study),
+        "sessions": counts,
+    }
     token = participant_token(study, pepper)
     body["participant_token"] = token
     body["participant_path"] = participant_path(token) if token else None
@@ -229,8 +259,13 @@ def report_link_token(link: ReportLink, pepper: str) -> str:
 
 def create_report_link(session: Session, study: Study, pepper: str, days: int = REPORT_LINK_DAYS) -> ReportLink:
     """A read-only link to the study's report for `days` days; only its token's hash is looked up."""
-    link = ReportLink(id=f"rl_{uuid.uuid4().hex[:16]}", study_id=study.id, nonce=secrets.token_hex(16),
-                      created_at=utcnow(), expires_at=utcnow() + timedelta(days=days))
+    link = ReportLink(
+        id=f"rl_{uuid.uuid4().hex[:16]}",
+        study_id=study.id,
+        nonce=secrets.token_hex(16),
+        created_at=utcnow(),
+        expires_at=utcnow() + timedelta(days=days),
+    )
     link.token_hash = keys.hash_key(report_link_token(link, pepper), pepper)
     session.add(link)
     session.flush()
@@ -238,8 +273,9 @@ def create_report_link(session: Session, study: Study, pepper: str, days: int = 
 
 
 def report_links(session: Session, study: Study) -> list[ReportLink]:
-    return list(session.scalars(select(ReportLink).where(ReportLink.study_id == study.id)
-                                .order_by(ReportLink.created_at)))
+    return list(
+        session.scalars(select(ReportLink).where(ReportLink.study_id == study.id).order_by(ReportLink.created_at))
+    )
 
 
 def revoke_report_link(session: Session, study: Study, link_id: str) -> ReportLink | None:
@@ -254,9 +290,14 @@ def revoke_report_link(session: Session, study: Study, link_id: str) -> ReportLi
 def report_link_json(link: ReportLink, pepper: str) -> dict:
     """The owner's view of a link, with its token (derived again: revoked or expired ones say so)."""
     token = report_link_token(link, pepper)
-    return {"id": link.id, "token": token, "path": f"/r/{token}", "created_at": link.created_at.isoformat(),
-            "expires_at": link.expires_at.isoformat(),
-            "revoked_at": link.revoked_at.isoformat() if link.revoked_at else None}
+    return {
+        "id": link.id,
+        "token": token,
+        "path": f"/r/{token}",
+        "created_at": link.created_at.isoformat(),
+        "expires_at": link.expires_at.isoformat(),
+        "revoked_at": link.revoked_at.isoformat() if link.revoked_at else None,
+    }
 
 
 def by_report_token(session: Session, token: str, pepper: str) -> Study | None:
@@ -286,21 +327,34 @@ def _new_receipt() -> str:
     return f"{RECEIPT_PREFIX}{secrets.token_urlsafe(16)}"
 
 
-def new_session(study: Study, stimulus_started_ms: float, consent: Consent, segment: str | None,
-                variables: dict[str, str], pepper: str) -> tuple[StudySession, str]:
+def new_session(
+    study: Study,
+    stimulus_started_ms: float,
+    consent: Consent,
+    segment: str | None,
+    variables: dict[str, str],
+    pepper: str,
+) -> tuple[StudySession, str]:
     """An unsaved session and its receipt code (shown to the participant once); `variables` already
     checked (check_variables)."""
     receipt = _new_receipt()
-    row = StudySession(id=f"ses_{uuid.uuid4().hex}", study_id=study.id, receipt_hash=keys.hash_key(receipt, pepper),
-                       status="processing", stimulus_started_ms=stimulus_started_ms, consent_version=consent.version,
-                       consented_at=consent.accepted_at, segment=segment,
-                       variables=json.dumps(variables) if variables else None, created_at=utcnow())
+    row = StudySession(
+        id=f"ses_{uuid.uuid4().hex}",
+        study_id=study.id,
+        receipt_hash=keys.hash_key(receipt, pepper),
+        status="processing",
+        stimulus_started_ms=stimulus_started_ms,
+        consent_version=consent.version,
+        consented_at=consent.accepted_at,
+        segment=segment,
+        variables=json.dumps(variables) if variables else None,
+        created_at=utcnow(),
+    )
     return row, receipt
 
 
 def session_json(row: StudySession, receipt: str | None = None) -> dict:
-    body = {"id": row.id, "study_id": row.study_id, "status": row.status,
-            "created_at": row.created_at.isoformat()}
+    body = {"id": row.id, "study_id": row.study_id, "status": row.status, "created_at": row.created_at.isoformat()}
     if receipt is not None:
         body["receipt"] = receipt
     return body
@@ -309,8 +363,9 @@ def session_json(row: StudySession, receipt: str | None = None) -> dict:
 def reissue_receipt(session: Session, study_id: str, session_id: str, pepper: str) -> str | None:
     """A new receipt for a session whose submission is replayed (its first answer may never have
     arrived), replacing the one given before; None when the session was deleted meanwhile."""
-    row = session.scalars(select(StudySession).where(StudySession.id == session_id,
-                                                     StudySession.study_id == study_id)).first()
+    row = session.scalars(
+        select(StudySession).where(StudySession.id == session_id, StudySession.study_id == study_id)
+    ).first()
     if row is None:
         return None
     receipt = _new_receipt()
@@ -321,8 +376,11 @@ def reissue_receipt(session: Session, study_id: str, session_id: str, pepper: st
 def delete_session(session: Session, study_id: str, receipt: str, pepper: str) -> list[str] | None:
     """Delete the session this receipt names, and its job; None if there is none, else the
     storage keys to delete after commit (a recording not yet analysed)."""
-    row = session.scalars(select(StudySession).where(StudySession.receipt_hash == keys.hash_key(receipt, pepper),
-                                                     StudySession.study_id == study_id)).first()
+    row = session.scalars(
+        select(StudySession).where(
+            StudySession.receipt_hash == keys.hash_key(receipt, pepper), StudySession.study_id == study_id
+        )
+    ).first()
     if row is None:
         return None
     stale = _delete_jobs(session, [row.id])
@@ -341,12 +399,18 @@ def _delete_jobs(session: Session, session_ids: list[str]) -> list[str]:
 
 def session_job_kind() -> jobs.JobKind:
     """How a session's job ends: a video's timeline is kept on the session, and no result file."""
-    return jobs.JobKind(keeps_result=False, accept=_accept_recording, on_done=_record_result,
-                        on_failed=_record_failure, billable=_billable)
+    return jobs.JobKind(
+        keeps_result=False,
+        accept=_accept_recording,
+        on_done=_record_result,
+        on_failed=_record_failure,
+        billable=_billable,
+    )
 
 
 def attach(row: StudySession):
     """`jobs.submit`'s `attach` for a session's recording: the session is saved with its job."""
+
     def to_job(session: Session, job: Job) -> None:
         job.study_session_id = row.id
         session.add(row)
@@ -363,8 +427,9 @@ def _record_result(session: Session, job: Job, analysis: VideoAnalysis) -> None:
     """Keep the session's timeline (its job row is deleted with it, so it exists here)."""
     row = session.get(StudySession, job.study_session_id)
     study = session.get(Study, row.study_id)
-    timeline = audience.timeline_from_analysis(analysis, row.stimulus_started_ms, study.stimulus_duration_ms,
-                                               row.segment)
+    timeline = audience.timeline_from_analysis(
+        analysis, row.stimulus_started_ms, study.stimulus_duration_ms, row.segment
+    )
     row.timeline, row.micro_onsets = timeline.to_bytes(), json.dumps(timeline.micro_onsets_ms)
     low_quality = audience.face_share(timeline) < audience.MIN_FACE_SHARE
     row.status, row.finished_at = LOW_QUALITY if low_quality else "succeeded", utcnow()
@@ -381,43 +446,62 @@ def _record_failure(session: Session, job: Job) -> None:
         row.status, row.finished_at = "failed", utcnow()
 
 
-def _timelines(session: Session, study: Study, include_low_quality: bool,
-               only: dict[str, str] | None = None) -> list[audience.SessionTimeline]:
+def _timelines(
+    session: Session, study: Study, include_low_quality: bool, only: dict[str, str] | None = None
+) -> list[audience.SessionTimeline]:
     """The analysed sessions' timelines; those below the quality gate only when asked for; with `only`,
     those whose variables have these values."""
     statuses = ("succeeded", LOW_QUALITY) if include_low_quality else ("succeeded",)
-    rows = session.execute(select(StudySession.timeline, StudySession.micro_onsets, StudySession.segment,
-                                  StudySession.variables)
-                           .where(StudySession.study_id == study.id, StudySession.status.in_(statuses))).all()
+    rows = session.execute(
+        select(StudySession.timeline, StudySession.micro_onsets, StudySession.segment, StudySession.variables).where(
+            StudySession.study_id == study.id, StudySession.status.in_(statuses)
+        )
+    ).all()
     n_buckets = audience.grid_size(study.stimulus_duration_ms)
-    timelines = [audience.SessionTimeline.from_bytes(t, n_buckets, json.loads(m), seg, json.loads(v) if v else {})
-                 for t, m, seg, v in rows]
+    timelines = [
+        audience.SessionTimeline.from_bytes(t, n_buckets, json.loads(m), seg, json.loads(v) if v else {})
+        for t, m, seg, v in rows
+    ]
     return [t for t in timelines if all(t.variables.get(k) == v for k, v in (only or {}).items())]
 
 
 def _low_quality_count(session: Session, study: Study) -> int:
-    return session.scalar(select(func.count()).select_from(StudySession)
-                          .where(StudySession.study_id == study.id, StudySession.status == LOW_QUALITY))
+    return session.scalar(
+        select(func.count())
+        .select_from(StudySession)
+        .where(StudySession.study_id == study.id, StudySession.status == LOW_QUALITY)
+    )
 
 
-def report(session: Session, study: Study, bucket_ms: int = 1000, include_low_quality: bool = False,
-           only: dict[str, str] | None = None) -> dict:
+def report(
+    session: Session,
+    study: Study,
+    bucket_ms: int = 1000,
+    include_low_quality: bool = False,
+    only: dict[str, str] | None = None,
+) -> dict:
     """Over the analysed sessions; those below the quality gate only when asked for; with `only`
     (report_filter), those whose link variables have these values. Broken down by each variable."""
     timelines = _timelines(session, study, include_low_quality, only)
-    return {"study_id": study.id, "low_quality_sessions": _low_quality_count(session, study),
-            "low_quality_included": include_low_quality, "filter": only or {},
-            **audience.study_report(timelines, study.stimulus_duration_ms, bucket_ms, variable_keys(study))}
+    return {
+        "study_id": study.id,
+        "low_quality_sessions": _low_quality_count(session, study),
+        "low_quality_included": include_low_quality,
+        "filter": only or {},
+        **audience.study_report(timelines, study.stimulus_duration_ms, bucket_ms, variable_keys(study)),
+    }
 
 
 def compare(session: Session, compared: list[Study], include_low_quality: bool = False) -> dict:
     """Studies side by side (the caller found each among the owner's own): per-second curves on the
     stimulus clock, summary scores, and each one's differences from the first (audience.compare_audiences)."""
-    comparison = audience.compare_audiences([(_timelines(session, study, include_low_quality),
-                                              study.stimulus_duration_ms) for study in compared])
+    comparison = audience.compare_audiences(
+        [(_timelines(session, study, include_low_quality), study.stimulus_duration_ms) for study in compared]
+    )
     for study, body in zip(compared, comparison["studies"], strict=True):
-        body.update({"study_id": study.id, "name": study.name,
-                     "low_quality_sessions": _low_quality_count(session, study)})
+        body.update(
+            {"study_id": study.id, "name": study.name, "low_quality_sessions": _low_quality_count(session, study)}
+        )
     for study, difference in zip(compared[1:], comparison["differences"], strict=True):
         difference.update({"study_id": study.id, "baseline_study_id": compared[0].id})
     return {**comparison, "low_quality_included": include_low_quality}

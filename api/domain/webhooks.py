@@ -1,4 +1,5 @@
 """Outgoing job webhooks: SSRF-safe destinations, Stripe-style HMAC signatures, bounded delivery."""
+
 from __future__ import annotations
 
 import hashlib
@@ -101,16 +102,30 @@ def deliver(url: str, payload: bytes, secret: str, allow_loopback: bool) -> bool
     try:
         destination = check_destination(url, allow_loopback)
         if destination.scheme == "https":
-            pool = urllib3.HTTPSConnectionPool(destination.address, destination.port, timeout=TIMEOUT_S, retries=False,
-                                               server_hostname=destination.hostname,
-                                               assert_hostname=destination.hostname, ca_certs=certifi.where())
+            pool = urllib3.HTTPSConnectionPool(
+                destination.address,
+                destination.port,
+                timeout=TIMEOUT_S,
+                retries=False,
+                server_hostname=destination.hostname,
+                assert_hostname=destination.hostname,
+                ca_certs=certifi.where(),
+            )
         else:
             pool = urllib3.HTTPConnectionPool(destination.address, destination.port, timeout=TIMEOUT_S, retries=False)
         with pool:
-            response = pool.urlopen("POST", destination.target, body=payload, redirect=False,
-                                    headers={"Host": destination.host_header, "Content-Type": "application/json",
-                                             SIGNATURE_HEADER: sign(payload, secret),
-                                             "User-Agent": "Emoscope-Webhooks/1"})
+            response = pool.urlopen(
+                "POST",
+                destination.target,
+                body=payload,
+                redirect=False,
+                headers={
+                    "Host": destination.host_header,
+                    "Content-Type": "application/json",
+                    SIGNATURE_HEADER: sign(payload, secret),
+                    "User-Agent": "Emoscope-Webhooks/1",
+                },
+            )
     except (urllib3.exceptions.HTTPError, OSError, UnsafeWebhookUrl):
         return False
     return 200 <= response.status < 300
@@ -118,4 +133,4 @@ def deliver(url: str, payload: bytes, secret: str, allow_loopback: bool) -> bool
 
 def backoff_seconds(attempt: int) -> float:
     """1, 2, 4, 8 … seconds between attempts, at most 10 minutes."""
-    return min(600.0, 2.0 ** attempt)
+    return min(600.0, 2.0**attempt)

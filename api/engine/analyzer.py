@@ -2,14 +2,15 @@
 
 An `Analyzer` holds every model, loaded and warmed once per process; requests only read it.
 """
+
 from __future__ import annotations
 
 import logging
 import os
 import time
 from collections.abc import Callable, Iterable
-from importlib.metadata import version
 from dataclasses import dataclass, replace
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -17,14 +18,27 @@ import cv2
 import numpy as np
 
 from api.engine import detection, face_following, micro, stills
-from api.engine.blazeface import (DLIB_BOX_RATIO, FULL_RANGE, PHOTO_TILES, SHORT_RANGE, BlazeFace, BlazeFaceClient,
-                                  dlib_sized)
+from api.engine.blazeface import (
+    DLIB_BOX_RATIO,
+    FULL_RANGE,
+    PHOTO_TILES,
+    SHORT_RANGE,
+    BlazeFace,
+    BlazeFaceClient,
+    dlib_sized,
+)
 from api.engine.emotion import EmotionModel
 from api.engine.limits import Limits
 from api.engine.media import DecodedImage, DecodedVideo, VideoFrame, decode, sampling_target
 from api.engine.mesh import MESH_MANIFEST_NAME, FaceMesh, HeadPose, five_points, head_pose
-from api.engine.preprocess import (CROP_SCALE, crop_face, eye_line_degrees, face_to_model_input, faces_to_batch,
-                                   to_grayscale)
+from api.engine.preprocess import (
+    CROP_SCALE,
+    crop_face,
+    eye_line_degrees,
+    face_to_model_input,
+    faces_to_batch,
+    to_grayscale,
+)
 from api.engine.results import Face, Frame, ImageAnalysis, MicroExpression, Still, VideoAnalysis
 from api.engine.track_building import group_tracks, iou, track_ids
 from api.engine.weights import load_manifest, prepare_deepface_home
@@ -98,8 +112,10 @@ class Analyzer:
         # Clip frames: the whole picture only, the short-range model first (webcam faces are large; it finds
         # them in a third of the time), the full-range one when it finds nothing. The detector runs several
         # times a second, and a face it misses once is followed from the last detection.
-        self.clip_detectors = {**self.detectors, detection.BLAZEFACE: BlazeFaceClient(((short_range, 0),), self.mesh,
-                                                                                      ((full_range, 0),))}
+        self.clip_detectors = {
+            **self.detectors,
+            detection.BLAZEFACE: BlazeFaceClient(((short_range, 0),), self.mesh, ((full_range, 0),)),
+        }
         # DeepFace's dlib client already holds the 5-point model (the same verified file); reuse it.
         self.landmarks = detection.LandmarkPredictor(self.detectors["dlib"].model["sp"])
         self.emotion = EmotionModel(str(paths[emotion_model]), threads)
@@ -107,8 +123,12 @@ class Analyzer:
         self._warm_up()
 
     def model_versions(self, detector: str) -> dict[str, str]:
-        return {"detector": detector, "emotion": self.emotion_model_name,
-                "emotion_sha256": self.emotion_model_sha256, "deepface": version("deepface")}
+        return {
+            "detector": detector,
+            "emotion": self.emotion_model_name,
+            "emotion_sha256": self.emotion_model_sha256,
+            "deepface": version("deepface"),
+        }
 
     def _warm_up(self) -> None:
         blank = np.zeros((64, 64, 3), np.uint8)
@@ -126,13 +146,17 @@ class Analyzer:
         timing = {"detect": _ms(started, detected), "classify": _ms(detected, finished)}
         return ImageAnalysis(image.info, faces, timing)
 
-    def analyze_video(self, video: DecodedVideo, options: AnalysisOptions,
-                      progress: Callable[[int], None] | None = None) -> VideoAnalysis:
+    def analyze_video(
+        self, video: DecodedVideo, options: AnalysisOptions, progress: Callable[[int], None] | None = None
+    ) -> VideoAnalysis:
         """`progress(frames_done)` is called after each analysed frame."""
         started = time.perf_counter()
         kept: list[Still] = []
-        decoded = (stills.keeping_stills(video.frames, video.info.duration_ms or 0.0, kept) if options.return_stills
-                   else video.frames)
+        decoded = (
+            stills.keeping_stills(video.frames, video.info.duration_ms or 0.0, kept)
+            if options.return_stills
+            else video.frames
+        )
         found, inputs = self._find_faces_in_frames(decoded, options, progress)
         detected = time.perf_counter()
         batch = np.stack(inputs)[..., None] if inputs else faces_to_batch([])
@@ -142,8 +166,9 @@ class Analyzer:
         # Per track, in time order: the aligned crops and emotions the spotter reads.
         spotted: dict[int, list[tuple[float, np.ndarray, np.ndarray]]] = {}
         for (index, timestamp_ms, candidates), frame_ids in zip(found, ids):
-            faces = [candidate.face(next(probabilities), track_id)
-                     for candidate, track_id in zip(candidates, frame_ids)]
+            faces = [
+                candidate.face(next(probabilities), track_id) for candidate, track_id in zip(candidates, frame_ids)
+            ]
             frames.append(Frame(index, timestamp_ms, faces))
             for candidate, face, track_id in zip(candidates, faces, frame_ids):
                 if candidate.aligned is not None:
@@ -152,28 +177,34 @@ class Analyzer:
         tracked = time.perf_counter()
         events = self._spot(spotted, options) if options.micro_expressions else []
         finished = time.perf_counter()
-        timing = {"decode_and_detect": _ms(started, detected), "classify_and_track": _ms(detected, tracked),
-                  "micro_expressions": _ms(tracked, finished)}
+        timing = {
+            "decode_and_detect": _ms(started, detected),
+            "classify_and_track": _ms(detected, tracked),
+            "micro_expressions": _ms(tracked, finished),
+        }
         return VideoAnalysis(video.info, frames, tracks, video.sample_fps, timing, events, kept)
 
     @staticmethod
-    def _spot(spotted: dict[int, list[tuple[float, np.ndarray, np.ndarray]]],
-              options: AnalysisOptions) -> list[MicroExpression]:
+    def _spot(
+        spotted: dict[int, list[tuple[float, np.ndarray, np.ndarray]]], options: AnalysisOptions
+    ) -> list[MicroExpression]:
         events: list[MicroExpression] = []
         for track_id in sorted(spotted):
             seen = spotted[track_id]
             if len(seen) < 3:
                 continue
-            found = micro.spot_micro_expressions(np.stack([aligned for _, aligned, _ in seen]),
-                                                 np.array([t for t, _, _ in seen]),
-                                                 np.stack([emotions for _, _, emotions in seen]),
-                                                 options.micro_sensitivity)
+            found = micro.spot_micro_expressions(
+                np.stack([aligned for _, aligned, _ in seen]),
+                np.array([t for t, _, _ in seen]),
+                np.stack([emotions for _, _, emotions in seen]),
+                options.micro_sensitivity,
+            )
             events.extend(replace(event, track_id=track_id) for event in found)
         return sorted(events, key=lambda e: (e.onset_ms, e.track_id))
 
-    def _find_faces_in_frames(self, decoded: Iterable[VideoFrame], options: AnalysisOptions,
-                              progress: Callable[[int], None] | None
-                              ) -> tuple[list[tuple[int, float, list[_Candidate]]], list[np.ndarray]]:
+    def _find_faces_in_frames(
+        self, decoded: Iterable[VideoFrame], options: AnalysisOptions, progress: Callable[[int], None] | None
+    ) -> tuple[list[tuple[int, float, list[_Candidate]]], list[np.ndarray]]:
         """Detect on schedule, follow faces in between. Returns (index, timestamp_ms, faces found) per
         frame and the model inputs (48x48 each) of all those faces in order."""
         frames: list[tuple[int, float, list[_Candidate]]] = []
@@ -185,8 +216,12 @@ class Analyzer:
         for frame in decoded:
             pixels = frame.pixels
             faces = None
-            if options.detector != detection.SKIP and self.detect_period_ms > 0 and not detect_next \
-                    and not face_following.detection_due(frame.timestamp_ms, last_detection_ms, self.detect_period_ms):
+            if (
+                options.detector != detection.SKIP
+                and self.detect_period_ms > 0
+                and not detect_next
+                and not face_following.detection_due(frame.timestamp_ms, last_detection_ms, self.detect_period_ms)
+            ):
                 gray = to_grayscale(pixels)
                 landmarks = self._shape_predictor(options.detector)
                 moved = [face_following.relocate(landmarks, gray, f) for f in followed]
@@ -205,8 +240,9 @@ class Analyzer:
                 faces, crops = self._describe_all(pixels, gray, found, options, keep_aligned)
                 if gray is not None:
                     # A face followed until now that the detector did not find: look again next frame.
-                    detect_next = any(max((iou(f.box, d.box) for d, _ in found), default=0.0) < LOST_IOU
-                                      for f in followed)
+                    detect_next = any(
+                        max((iou(f.box, d.box) for d, _ in found), default=0.0) < LOST_IOU for f in followed
+                    )
                     followed = [face_following.start(gray, d.box, points, d.confidence) for d, points in found]
                     last_detection_ms = frame.timestamp_ms
             frames.append((frame.index, frame.timestamp_ms, faces))
@@ -217,11 +253,13 @@ class Analyzer:
 
     def _find_faces(self, pixels: np.ndarray, options: AnalysisOptions) -> tuple[list[_Candidate], list[np.ndarray]]:
         gray = None if options.detector == detection.SKIP else to_grayscale(pixels)
-        return self._describe_all(pixels, gray, self._detect(pixels, gray, options, self.detectors), options,
-                                  keep_aligned=False)
+        return self._describe_all(
+            pixels, gray, self._detect(pixels, gray, options, self.detectors), options, keep_aligned=False
+        )
 
-    def _detect(self, pixels: np.ndarray, gray: np.ndarray | None, options: AnalysisOptions,
-                detectors: dict[str, Any]) -> list[tuple[detection.Detection, np.ndarray | None]]:
+    def _detect(
+        self, pixels: np.ndarray, gray: np.ndarray | None, options: AnalysisOptions, detectors: dict[str, Any]
+    ) -> list[tuple[detection.Detection, np.ndarray | None]]:
         """Detections to keep (size filter, largest first, capped), each with its 5 landmarks."""
         if options.detector == detection.SKIP:
             h, w = pixels.shape[:2]
@@ -243,9 +281,14 @@ class Analyzer:
             return lambda gray, box: self.landmarks(gray, dlib_sized(box))
         return self.landmarks
 
-    def _describe_all(self, pixels: np.ndarray, gray: np.ndarray | None,
-                      found: list[tuple[detection.Detection, np.ndarray | None]], options: AnalysisOptions,
-                      keep_aligned: bool) -> tuple[list[_Candidate], list[np.ndarray]]:
+    def _describe_all(
+        self,
+        pixels: np.ndarray,
+        gray: np.ndarray | None,
+        found: list[tuple[detection.Detection, np.ndarray | None]],
+        options: AnalysisOptions,
+        keep_aligned: bool,
+    ) -> tuple[list[_Candidate], list[np.ndarray]]:
         faces, crops = [], []
         for d, points in found:
             face, crop = self._describe(pixels, gray, d.box, d.confidence, points, options, keep_aligned)
@@ -253,9 +296,16 @@ class Analyzer:
             crops.append(crop)
         return faces, crops
 
-    def _describe(self, pixels: np.ndarray, gray: np.ndarray | None, box: np.ndarray, confidence: float | None,
-                  points: np.ndarray | None, options: AnalysisOptions,
-                  keep_aligned: bool) -> tuple[_Candidate, np.ndarray]:
+    def _describe(
+        self,
+        pixels: np.ndarray,
+        gray: np.ndarray | None,
+        box: np.ndarray,
+        confidence: float | None,
+        points: np.ndarray | None,
+        options: AnalysisOptions,
+        keep_aligned: bool,
+    ) -> tuple[_Candidate, np.ndarray]:
         """A found face and its crop for the emotion model."""
         if points is None:  # detector "skip": the picture is the face
             return _Candidate(box, None, None), pixels
@@ -270,10 +320,14 @@ class Analyzer:
         crop = crop_face(pixels, box, points, crop_scale)
         # The spotter needs every tracked face aligned on every frame, followed or detected.
         aligned = micro.align_face(gray, points) if keep_aligned else None
-        return _Candidate(box, confidence, points if options.return_landmarks else None,
-                          head_pose=None if mesh is None else head_pose(mesh.points),
-                          mesh=mesh.points if mesh is not None and options.return_mesh else None,
-                          aligned=aligned), crop
+        return _Candidate(
+            box,
+            confidence,
+            points if options.return_landmarks else None,
+            head_pose=None if mesh is None else head_pose(mesh.points),
+            mesh=mesh.points if mesh is not None and options.return_mesh else None,
+            aligned=aligned,
+        ), crop
 
 
 @dataclass(frozen=True)
@@ -296,16 +350,25 @@ def _ms(start: float, end: float) -> float:
     return round((end - start) * 1000, 2)
 
 
-def analyze_bytes(analyzer: Analyzer, data: bytes, options: AnalysisOptions, limits: Limits,
-                  progress: Callable[[int], None] | None = None) -> ImageAnalysis | VideoAnalysis:
+def analyze_bytes(
+    analyzer: Analyzer,
+    data: bytes,
+    options: AnalysisOptions,
+    limits: Limits,
+    progress: Callable[[int], None] | None = None,
+) -> ImageAnalysis | VideoAnalysis:
     """Decode (limits first) and analyse one upload; `timing_ms` covers every stage."""
     started = time.perf_counter()
     return analyze_decoded(analyzer, decode(data, limits, options.sample_fps), options, progress, started)
 
 
-def analyze_decoded(analyzer: Analyzer, decoded: DecodedImage | DecodedVideo, options: AnalysisOptions,
-                    progress: Callable[[int], None] | None = None,
-                    started: float | None = None) -> ImageAnalysis | VideoAnalysis:
+def analyze_decoded(
+    analyzer: Analyzer,
+    decoded: DecodedImage | DecodedVideo,
+    options: AnalysisOptions,
+    progress: Callable[[int], None] | None = None,
+    started: float | None = None,
+) -> ImageAnalysis | VideoAnalysis:
     """Analyse what `decode(data, limits, options.sample_fps)` returned; `started` is when decoding began."""
     started = time.perf_counter() if started is None else started
     analysis: ImageAnalysis | VideoAnalysis

@@ -22,6 +22,7 @@ the 640 px copy. With every picture shrunk to half size on a grey canvas (`--shr
 @640 misses 7 of the 86 faces, so a request whose `min_face_size` maps below 80 px on the 640 px
 copy gets a larger copy (`detection_scale`), up to 1280 px, which covers what upsample x1 @640 did.
 """
+
 from __future__ import annotations
 
 import contextlib

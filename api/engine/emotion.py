@@ -1,4 +1,5 @@
 """The emotion classifier: the same ONNX file DeepFace's emotion client loads, run in batches."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -9,6 +9,7 @@ when its eye-aligned patch stops resembling the one taken at the detection (norm
 cross-correlation below `MIN_PATCH_SIMILARITY`) or when the box leaves the picture or changes size
 implausibly. A detection that fails to find a followed face is repeated on the next frame.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -95,12 +96,12 @@ def clip_box(box: np.ndarray, width: int, height: int) -> np.ndarray:
 class Followed:
     """A face between detections: where the detector last saw it, and where it is now."""
 
-    anchor_box: np.ndarray     # detector box at the last detection (source pixels, unclipped)
+    anchor_box: np.ndarray  # detector box at the last detection (source pixels, unclipped)
     anchor_points: np.ndarray  # landmarks at that detection
-    anchor_patch: np.ndarray   # aligned_patch at that detection
-    confidence: float          # detector confidence at that detection
-    box: np.ndarray            # current box
-    points: np.ndarray         # current landmarks
+    anchor_patch: np.ndarray  # aligned_patch at that detection
+    confidence: float  # detector confidence at that detection
+    box: np.ndarray  # current box
+    points: np.ndarray  # current landmarks
 
 
 def start(gray: np.ndarray, box: np.ndarray, points: np.ndarray, confidence: float) -> Followed:
@@ -108,8 +109,12 @@ def start(gray: np.ndarray, box: np.ndarray, points: np.ndarray, confidence: flo
     return Followed(box, points, aligned_patch(gray, points), confidence, box, points)
 
 
-def relocate(landmarks: Callable[[np.ndarray, np.ndarray], np.ndarray], gray: np.ndarray, face: Followed,
-             passes: int | None = None) -> Followed | None:
+def relocate(
+    landmarks: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    gray: np.ndarray,
+    face: Followed,
+    passes: int | None = None,
+) -> Followed | None:
     """Find `face` in the next frame (`gray`); None when it is lost.
 
     `landmarks(gray, box) -> (5, 2)` is the 5-point predictor, started from the previous box; with

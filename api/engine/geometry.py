@@ -1,5 +1,6 @@
 """The least-squares similarity fit shared by face following (api.engine.face_following)
 and alignment (api.engine.micro)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -15,7 +16,7 @@ def fit_similarity(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray,
     dst = np.asarray(dst, np.float64).reshape(-1, 2)
     src_mean, dst_mean = src.mean(axis=0), dst.mean(axis=0)
     s, d = src - src_mean, dst - dst_mean
-    variance = float((s ** 2).sum())
+    variance = float((s**2).sum())
     if not np.isfinite(variance) or variance < 1e-6:
         return 1.0, np.eye(2), dst_mean - (src_mean if np.all(np.isfinite(src_mean)) else 0.0)
     # a = sum(s.d)/|s|^2, b = sum(s x d)/|s|^2.

@@ -1,4 +1,5 @@
 """What one upload may cost: checked before any pixel is decoded (api.wiring.config reads them from the environment)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

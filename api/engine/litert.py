@@ -3,6 +3,7 @@
 LiteRT interpreters are not thread-safe, and an API worker runs analyses on several threads; an
 interpreter is cheap beside the model bytes, which are read once and shared.
 """
+
 from __future__ import annotations
 
 import threading

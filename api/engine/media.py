@@ -4,6 +4,7 @@ Formats are recognised by magic bytes, never by the client's declared type or fi
 Every dimension, duration and frame count is checked from the header first and enforced
 again while decoding, because headers can lie.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -82,8 +83,7 @@ def sniff_format(data: bytes) -> str:
     if head.startswith(b"\x1a\x45\xdf\xa3"):
         return "webm"
     raise UnsupportedMedia(
-        "unrecognised file type; send a JPEG, PNG, WebP or BMP image, "
-        "or an MP4, MOV, WebM or animated GIF clip"
+        "unrecognised file type; send a JPEG, PNG, WebP or BMP image, or an MP4, MOV, WebM or animated GIF clip"
     )
 
 
@@ -151,8 +151,9 @@ def sniff_upload(data: bytes, limits: Limits) -> str:
     """The upload's format, once its size is known to be within the limit and not zero."""
     if len(data) > limits.max_upload_bytes:
         # Reading stops one byte past the limit, so the upload's real size is not known here.
-        raise MediaTooLarge(f"the upload is over the limit of {limits.max_upload_bytes} bytes "
-                            f"({limits.max_upload_bytes / 2**20:g} MiB)")
+        raise MediaTooLarge(
+            f"the upload is over the limit of {limits.max_upload_bytes} bytes ({limits.max_upload_bytes / 2**20:g} MiB)"
+        )
     if not data:
         raise MediaEmpty("the upload is empty (0 bytes); send a photo or a clip")
     return sniff_format(data)
@@ -224,7 +225,8 @@ def _open_gif(data: bytes, limits: Limits, sample_fps: float | None) -> DecodedV
     if width * height * len(delays_ms) > limits.max_gif_pixels:
         raise MediaDimensionsTooLarge(
             f"{len(delays_ms)} frames of {width}x{height} exceed the limit of {limits.max_gif_pixels} "
-            "decoded pixels per GIF")
+            "decoded pixels per GIF"
+        )
     fps = 1000 * len(delays_ms) / t_ms
     info = MediaInfo("video", "gif", width, height, t_ms, fps, len(delays_ms))
     rate = sample_rate(fps, sample_fps)
@@ -295,8 +297,7 @@ def _skip_sub_blocks(data: bytes, pos: int, budget: list[int]) -> int:
 def _check_clip_length(frame_count: int, seconds: float, limits: Limits) -> None:
     if frame_count > limits.max_video_frames or seconds > limits.max_video_seconds:
         raise ClipTooLong(
-            f"clips may have at most {limits.max_video_frames} frames and last at most "
-            f"{limits.max_video_seconds:g} s"
+            f"clips may have at most {limits.max_video_frames} frames and last at most {limits.max_video_seconds:g} s"
         )
 
 
@@ -441,8 +442,9 @@ def _demuxed_timeline(data: bytes, fmt: str, limits: Limits) -> tuple[float, int
         if not container.streams.video:
             raise MediaCorrupt("the clip has no video stream")
         stream = container.streams.video[0]
-        _check_dimensions(stream.codec_context.width, stream.codec_context.height,
-                          limits.max_video_pixels, limits.max_image_side)
+        _check_dimensions(
+            stream.codec_context.width, stream.codec_context.height, limits.max_video_pixels, limits.max_image_side
+        )
         if stream.time_base is None:
             raise MediaCorrupt(f"the {fmt} clip's video stream has no time base")
         time_base = stream.time_base

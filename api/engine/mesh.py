@@ -16,6 +16,7 @@ Pose convention, in degrees, with (0, 0, 0) looking straight into the camera, up
 - pitch > 0: the face tilts up (chin forward);
 - roll > 0: the face leans clockwise as seen in the picture (towards the person's left shoulder).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -74,8 +75,9 @@ def head_pose(points: np.ndarray) -> HeadPose | None:
     """Yaw, pitch and roll of a mesh (module docstring for the convention); None when the mesh is
     degenerate, so no NaN or infinite angle ever leaves here."""
     across = _unit(points[LEFT_EYE_OUTER] - points[RIGHT_EYE_OUTER])  # picture-right for a frontal face
-    down = (points[LEFT_MOUTH_CORNER] + points[RIGHT_MOUTH_CORNER] - points[LEFT_EYE_OUTER]
-            - points[RIGHT_EYE_OUTER]) / 2
+    down = (
+        points[LEFT_MOUTH_CORNER] + points[RIGHT_MOUTH_CORNER] - points[LEFT_EYE_OUTER] - points[RIGHT_EYE_OUTER]
+    ) / 2
     if across is None:
         return None
     down = _unit(down - (down @ across) * across)
@@ -113,8 +115,9 @@ class FaceMesh:
     def __call__(self, image: np.ndarray, box: np.ndarray, eye_line_degrees: float = 0.0) -> Mesh | None:
         """The mesh of the face in `box` (BGR or grey picture); None when the region holds no face."""
         matrix = region_transform(box, eye_line_degrees)
-        region = cv2.warpAffine(image, matrix, (INPUT_SIDE, INPUT_SIDE), flags=cv2.INTER_LINEAR,
-                                borderMode=cv2.BORDER_REPLICATE)
+        region = cv2.warpAffine(
+            image, matrix, (INPUT_SIDE, INPUT_SIDE), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+        )
         rgb = cv2.cvtColor(region, cv2.COLOR_GRAY2RGB if region.ndim == 2 else cv2.COLOR_BGR2RGB)
         local, presence_logit = self._model.run((rgb.astype(np.float32) / 255.0)[None])
         presence = float(0.5 + 0.5 * np.tanh(presence_logit.ravel()[0] / 2))

@@ -23,6 +23,7 @@ measured. Then, per track:
 
 Figures and the benchmark are in models/micro_expression/MODEL_CARD.md.
 """
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -86,14 +87,15 @@ NOISE_FLOOR_PX = 0.05
 # A cell's noise: geometric mean of its noise against references 0.4-0.8 s away and 1.5-3 s away,
 # so cells that drift over seconds (smooth skin under changing light) count as noisier.
 NOISE_MIX = 0.5
-FINE_BLUR = 0.8            # px, before flow: sensor and codec noise out, facial texture in
-DETECT_SMOOTH_MS = 110.0   # moving average of the displacement before scoring
-TOP_FRACTION = 1 / 3       # a region's score: mean z-score of its most-moved cells (this fraction)
+FINE_BLUR = 0.8  # px, before flow: sensor and codec noise out, facial texture in
+DETECT_SMOOTH_MS = 110.0  # moving average of the displacement before scoring
+TOP_FRACTION = 1 / 3  # a region's score: mean z-score of its most-moved cells (this fraction)
 
 _C = (np.arange(GRID) + 0.5) / GRID
 _XS, _YS = np.meshgrid(_C, _C)  # cell centres as fractions of the crop
-REGION_MASKS = {name: (_XS >= x0) & (_XS < x1) & (_YS >= y0) & (_YS < y1)
-                for name, (x0, y0, x1, y1) in REGION_BOXES.items()}
+REGION_MASKS = {
+    name: (_XS >= x0) & (_XS < x1) & (_YS >= y0) & (_YS < y1) for name, (x0, y0, x1, y1) in REGION_BOXES.items()
+}
 # Cells on the face (an ellipse around the template), used to fit the residual head motion.
 FACE_CELLS = (((_XS - 0.5) / 0.32) ** 2 + ((_YS - 0.55) / 0.42) ** 2) <= 1.0
 # Rows and columns of the crop where flow is computed (multiples of the 7 px cell): the face.
@@ -104,18 +106,18 @@ assert not (FACE_CELLS & ~FACE_WINDOW_CELLS).any()
 assert all(not (m & ~FACE_WINDOW_CELLS).any() for m in REGION_MASKS.values())
 
 # --- Decision parameters (tuned on bench/micro_expressions.py, see the model card) ---------------
-BUSY_SCORE = 3.0           # pass-1 score above which a stretch is re-measured against local references
-THRESHOLD = 3.5            # pass-2 score of an event's apex at sensitivity 0.5
-CONSISTENT_SCORE = 3.0     # two reference frames show the same face when their displacement scores below this
-REACH_MS = 2500.0          # how far from a stretch its reference frames are searched
+BUSY_SCORE = 3.0  # pass-1 score above which a stretch is re-measured against local references
+THRESHOLD = 3.5  # pass-2 score of an event's apex at sensitivity 0.5
+CONSISTENT_SCORE = 3.0  # two reference frames show the same face when their displacement scores below this
+REACH_MS = 2500.0  # how far from a stretch its reference frames are searched
 REACH_STEP_MS = 250.0
 BUSY_MARGIN_MS = 150.0
-QUIET_SCORE = 2.5          # pass-1 score below which a frame may serve as a reference
-DRIFT_SPAN_MS = 1500.0     # references further apart than this raise the noise as sqrt(span)
-ADAPTIVE_K = 3.5           # per-track region threshold: at least median + ADAPTIVE_K * spread
-LOW_FRACTION = 0.6         # a candidate stretch: score above this fraction of the threshold
-BLINK_RATIO = 0.85         # eyes scoring more than this times the brows' score ...
-BLINK_OTHERS = 3.0         # ... and this times any lower region's score: a blink, not an expression
+QUIET_SCORE = 2.5  # pass-1 score below which a frame may serve as a reference
+DRIFT_SPAN_MS = 1500.0  # references further apart than this raise the noise as sqrt(span)
+ADAPTIVE_K = 3.5  # per-track region threshold: at least median + ADAPTIVE_K * spread
+LOW_FRACTION = 0.6  # a candidate stretch: score above this fraction of the threshold
+BLINK_RATIO = 0.85  # eyes scoring more than this times the brows' score ...
+BLINK_OTHERS = 3.0  # ... and this times any lower region's score: a blink, not an expression
 
 
 def _normalise(aligned: np.ndarray) -> np.ndarray:
@@ -163,8 +165,9 @@ class _Flows:
         for k, (ref, i) in enumerate(pairs):
             # OpenCV's stubs want an initial flow; None (start from zero) is what the binding accepts.
             flow = self.dis.calc(self.frames[ref], self.frames[i], None)  # type: ignore[call-overload]
-            pooled[k, r0 // cell:r1 // cell, c0 // cell:c1 // cell] = cv2.resize(flow, size,
-                                                                                 interpolation=cv2.INTER_AREA)
+            pooled[k, r0 // cell : r1 // cell, c0 // cell : c1 // cell] = cv2.resize(
+                flow, size, interpolation=cv2.INTER_AREA
+            )
         return pooled - _fit_head_motion(pooled) * FACE_WINDOW_CELLS[None, :, :, None] if len(pairs) else pooled
 
 
@@ -295,8 +298,9 @@ def _busy_intervals(active: np.ndarray, t: np.ndarray) -> list[tuple[int, int]]:
     return out
 
 
-def _neutral_pair(flows: _Flows, t: np.ndarray, s: int, e: int, noise: np.ndarray,
-                  activity: np.ndarray) -> tuple[int | None, int | None]:
+def _neutral_pair(
+    flows: _Flows, t: np.ndarray, s: int, e: int, noise: np.ndarray, activity: np.ndarray
+) -> tuple[int | None, int | None]:
     """Reference frames for the stretch s..e: the closest quiet frame before it and quiet frame
     after it that show the same face (mutual displacement scoring below CONSISTENT_SCORE, allowing
     for drift over their distance).
@@ -335,8 +339,8 @@ def _measure_against(flows: _Flows, t: np.ndarray, before: int | None, after: in
         assert ref is not None  # the caller gives a reference on one side at least
         return flows([(ref, i) for i in frames])
     pooled = flows([(before, i) for i in frames] + [(after, i) for i in frames])
-    a, b = pooled[:len(frames)], pooled[len(frames):]
-    w = ((t[s:e + 1] - t[before]) / max(t[after] - t[before], 1e-6)).astype(np.float32)[:, None, None, None]
+    a, b = pooled[: len(frames)], pooled[len(frames) :]
+    w = ((t[s : e + 1] - t[before]) / max(t[after] - t[before], 1e-6)).astype(np.float32)[:, None, None, None]
     blended: np.ndarray = (1 - w) * a + w * b
     return blended
 
@@ -352,8 +356,9 @@ def _cell_noise(field: np.ndarray) -> np.ndarray:
     return noise
 
 
-def motion_field(aligned: np.ndarray, timestamps_ms: np.ndarray, busy_score: float = BUSY_SCORE
-                 ) -> tuple[np.ndarray, np.ndarray, list[tuple[int, int]], np.ndarray]:
+def motion_field(
+    aligned: np.ndarray, timestamps_ms: np.ndarray, busy_score: float = BUSY_SCORE
+) -> tuple[np.ndarray, np.ndarray, list[tuple[int, int]], np.ndarray]:
     """Displacement of every frame against neutral references, and what it took.
 
     Returns (field (T, G, G, 2) in crop px, per-cell noise (G, G) px, busy stretches, per-frame
@@ -370,9 +375,11 @@ def motion_field(aligned: np.ndarray, timestamps_ms: np.ndarray, busy_score: flo
     noise = _cell_noise(short)
     long_ = _median_over_references(flows, _lag_references(t, LONG_LAGS_MS))
     long_noise = _cell_noise(long_)
-    activity = np.maximum(_region_scores(_smooth(short, width), noise).max(axis=1),
-                          _region_scores(_smooth(long_, width), long_noise).max(axis=1))
-    noise = noise ** (1 - NOISE_MIX) * long_noise ** NOISE_MIX
+    activity = np.maximum(
+        _region_scores(_smooth(short, width), noise).max(axis=1),
+        _region_scores(_smooth(long_, width), long_noise).max(axis=1),
+    )
+    noise = noise ** (1 - NOISE_MIX) * long_noise**NOISE_MIX
     busy = _busy_intervals(activity > busy_score, t)
     # Every busy stretch gets its neutral references; the frames between them are re-measured.
     # Where the spans of two stretches overlap, a frame keeps the closer pair (less drift).
@@ -385,18 +392,18 @@ def motion_field(aligned: np.ndarray, timestamps_ms: np.ndarray, busy_score: flo
             spans.append((width_ms, lo, hi, p, q))
     owner = np.full(len(t), -1)
     for k, (_, lo, hi, _, _) in sorted(enumerate(spans), key=lambda kv: -kv[1][0]):
-        owner[lo:hi + 1] = k  # widest first, so the closest pair is written last
+        owner[lo : hi + 1] = k  # widest first, so the closest pair is written last
     field = short
     scale = np.ones(len(t), np.float32)
     for k, (width_ms, _, _, p, q) in enumerate(spans):
         for s, e in _runs(owner == k):
-            field[s:e + 1] = _measure_against(flows, t, p, q, s, e)
+            field[s : e + 1] = _measure_against(flows, t, p, q, s, e)
             # Drift grows with the distance to the references, and so does the noise; a stretch
             # at a track's end has a reference on one side only, which cancels no drift at all.
             if p is not None and q is not None:
-                scale[s:e + 1] = _drift_scale(width_ms)
+                scale[s : e + 1] = _drift_scale(width_ms)
             else:
-                scale[s:e + 1] = _drift_scale(2.0 * np.abs(t[s:e + 1] - t[p if q is None else q]))
+                scale[s : e + 1] = _drift_scale(2.0 * np.abs(t[s : e + 1] - t[p if q is None else q]))
     return field, noise, busy, scale
 
 
@@ -408,8 +415,9 @@ def _odd_width(ms: float, t: np.ndarray) -> int:
 # --- Events -----------------------------------------------------------------------------------
 
 
-def spot_micro_expressions(aligned: np.ndarray, timestamps_ms: np.ndarray, emotions: np.ndarray,
-                           sensitivity: float) -> list[MicroExpression]:
+def spot_micro_expressions(
+    aligned: np.ndarray, timestamps_ms: np.ndarray, emotions: np.ndarray, sensitivity: float
+) -> list[MicroExpression]:
     """(T, S, S) aligned crops of one track, their times and (T, 7) emotions -> events.
 
     The events carry track id 0: the caller knows the track (`dataclasses.replace`).
@@ -432,7 +440,7 @@ def spot_micro_expressions(aligned: np.ndarray, timestamps_ms: np.ndarray, emoti
     detect = (scores / region_threshold)[:, DETECTION].max(axis=1)
     events = []
     for s, e in _runs(detect > LOW_FRACTION):
-        peak = s + int(np.argmax(detect[s:e + 1]))
+        peak = s + int(np.argmax(detect[s : e + 1]))
         if detect[peak] < 1.0:
             continue
         event = _describe(field, smooth, scores, noise, t, emotions, peak)
@@ -441,8 +449,15 @@ def spot_micro_expressions(aligned: np.ndarray, timestamps_ms: np.ndarray, emoti
     return _merge(events)
 
 
-def _describe(field: np.ndarray, smooth: np.ndarray, scores: np.ndarray, noise: np.ndarray, t: np.ndarray,
-              emotions: np.ndarray, peak: int) -> MicroExpression | None:
+def _describe(
+    field: np.ndarray,
+    smooth: np.ndarray,
+    scores: np.ndarray,
+    noise: np.ndarray,
+    t: np.ndarray,
+    emotions: np.ndarray,
+    peak: int,
+) -> MicroExpression | None:
     """Onset/apex/offset, regions, intensity and emotion of the movement peaking at `peak`."""
     # The apex pattern: displacement of the cells that moved (z > 2) at the peak.
     z = np.hypot(smooth[peak, ..., 0], smooth[peak, ..., 1]) / noise
@@ -450,7 +465,7 @@ def _describe(field: np.ndarray, smooth: np.ndarray, scores: np.ndarray, noise: 
     if cells.sum() < 2:
         cells = z >= np.sort(z.ravel())[-4]
     pattern = smooth[peak][cells]
-    norm = float((pattern ** 2).sum())
+    norm = float((pattern**2).sum())
     if norm <= 0:
         return None
     # Projection of every frame on that pattern: 1 at the peak, ~0 when neutral.
@@ -504,8 +519,9 @@ def _describe(field: np.ndarray, smooth: np.ndarray, scores: np.ndarray, noise: 
     peak_iod = float(px[DETECTION].max()) / IOD_PX
     intensity = float(np.clip(1.0 - np.exp(-peak_iod / 0.05), 0.0, 1.0))
     emotion, probability = _emotion_rise(emotions, onset, apex, t)
-    return MicroExpression(float(t[onset]), float(t[apex]), float(t[offset]), round(intensity, 3), regions,
-                           emotion, probability)
+    return MicroExpression(
+        float(t[onset]), float(t[apex]), float(t[offset]), round(intensity, 3), regions, emotion, probability
+    )
 
 
 def _crossing(curve: np.ndarray, t: np.ndarray, start: int, direction: int, level: float) -> float | None:

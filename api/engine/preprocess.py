@@ -3,6 +3,7 @@
 The model contract is DeepFace's emotion interface: a float32 batch shaped (n, 48, 48, 1),
 grayscale scaled to [0, 1], scored over ``EMOTIONS`` in this order.
 """
+
 from __future__ import annotations
 
 import cv2
@@ -53,8 +54,9 @@ def eye_line_degrees(landmarks: np.ndarray) -> float:
     return float(np.degrees(np.arctan2(dy, dx)))
 
 
-def crop_face(image: np.ndarray, box: np.ndarray, landmarks: np.ndarray | None,
-              scale: float = CROP_SCALE) -> np.ndarray:
+def crop_face(
+    image: np.ndarray, box: np.ndarray, landmarks: np.ndarray | None, scale: float = CROP_SCALE
+) -> np.ndarray:
     """Square crop around `box` (its longer side times `scale`), rotated so the eyes are level when
     landmarks are known.
 

@@ -1,5 +1,6 @@
 """Plain result types, complete when built and never changed after. Arrays stay numpy inside; the API
 layer turns them into JSON."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

@@ -1,5 +1,6 @@
 """Small JPEG stills of a clip's analysed frames, for clients that cannot decode the clip themselves
 (a browser without HEVC shows a .mov as sound only): they show what was analysed, frame by frame."""
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
@@ -33,8 +34,9 @@ def _jpeg(pixels: np.ndarray) -> bytes:
     """Grey for video frames (the clip path decodes luma only), colour for GIF frames."""
     height, width = pixels.shape[:2]
     scale = min(1.0, STILL_SIDE / max(height, width))
-    small = cv2.resize(pixels, (max(1, round(width * scale)), max(1, round(height * scale))),
-                       interpolation=cv2.INTER_AREA)
+    small = cv2.resize(
+        pixels, (max(1, round(width * scale)), max(1, round(height * scale))), interpolation=cv2.INTER_AREA
+    )
     ok, encoded = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
     if not ok:
         raise ValueError("OpenCV could not encode a still")

@@ -1,4 +1,5 @@
 """Greedy IoU tracking: stable face ids across the sampled frames of a clip."""
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -53,8 +54,9 @@ def track_ids(frames: Iterable[tuple[float, list[np.ndarray]]]) -> list[list[int
     count = 0
     for timestamp_ms, boxes in frames:
         active = [t for t in active if timestamp_ms - t.timestamp_ms <= MAX_GAP_MS]
-        pairs = greedy_pairs(((iou(t.box, box), ti, fi) for ti, t in enumerate(active) for fi, box in enumerate(boxes)),
-                             IOU_THRESHOLD)
+        pairs = greedy_pairs(
+            ((iou(t.box, box), ti, fi) for ti, t in enumerate(active) for fi, box in enumerate(boxes)), IOU_THRESHOLD
+        )
         matched = {fi: active[ti] for ti, fi in pairs}
         frame_ids = []
         for fi, box in enumerate(boxes):

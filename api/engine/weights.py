@@ -3,6 +3,7 @@
 Nothing is ever downloaded. A file that is missing or whose SHA-256 differs from the manifest
 stops start-up with a message saying which file and how to restore it.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -39,7 +40,7 @@ class WeightFile:
         """`package:<pkg>/<rel>` is resolved inside an installed package; other paths are repo-relative."""
         if not self.location.startswith(PACKAGE_PREFIX):
             return REPO_ROOT / self.location
-        package, _, relative = self.location[len(PACKAGE_PREFIX):].partition("/")
+        package, _, relative = self.location[len(PACKAGE_PREFIX) :].partition("/")
         spec = importlib.util.find_spec(package)
         if spec is None or not spec.submodule_search_locations:
             raise WeightsError(
@@ -51,10 +52,7 @@ class WeightFile:
 
 def load_manifest(path: Path = MANIFEST_PATH) -> dict[str, WeightFile]:
     entries = json.loads(path.read_text())["models"]
-    return {
-        name: WeightFile(name, e["path"], e["sha256"], e.get("deepface_file"))
-        for name, e in entries.items()
-    }
+    return {name: WeightFile(name, e["path"], e["sha256"], e.get("deepface_file")) for name, e in entries.items()}
 
 
 def sha256_of(path: Path) -> str:

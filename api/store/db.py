@@ -1,13 +1,26 @@
 """Database engine, tables and migrations. SQLite is the embedded default; PostgreSQL via psycopg 3."""
+
 from __future__ import annotations
 
-from datetime import datetime, UTC
+from datetime import UTC, datetime
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import (DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String, Text, TypeDecorator,
-                        UniqueConstraint, create_engine, event)
+from sqlalchemy import (
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    create_engine,
+    event,
+)
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 

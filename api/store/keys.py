@@ -1,4 +1,5 @@
 """API key format, hashing and constant-time verification. No Flask here."""
+
 from __future__ import annotations
 
 import hashlib
@@ -17,7 +18,7 @@ def generate_key() -> tuple[str, str]:
 def prefix_of(key: str) -> str | None:
     if not key.startswith(KEY_PREFIX):
         return None
-    prefix, sep, secret = key[len(KEY_PREFIX):].partition("_")
+    prefix, sep, secret = key[len(KEY_PREFIX) :].partition("_")
     return prefix if sep and secret and len(prefix) == 12 else None
 
 

@@ -4,6 +4,7 @@ Each bucket's name says what it limits (`credentials:ip:…`, `account:…`): on
 two limits of different rates would drain each other. `take=False` looks without taking, for
 buckets that count only failures.
 """
+
 from __future__ import annotations
 
 import math
@@ -22,8 +23,11 @@ class Decision:
     reset_s: int  # until the bucket is full again
 
     def headers(self) -> dict[str, str]:
-        headers = {"X-RateLimit-Limit": str(self.limit), "X-RateLimit-Remaining": str(self.remaining),
-                   "X-RateLimit-Reset": str(self.reset_s)}
+        headers = {
+            "X-RateLimit-Limit": str(self.limit),
+            "X-RateLimit-Remaining": str(self.remaining),
+            "X-RateLimit-Reset": str(self.reset_s),
+        }
         if not self.allowed:
             headers["Retry-After"] = str(self.retry_after_s)
         return headers
@@ -31,8 +35,13 @@ class Decision:
 
 def _decide(tokens: float, allowed: bool, rate: float, burst: int) -> Decision:
     missing = burst - tokens
-    return Decision(allowed, burst, max(0, math.floor(tokens)),
-                    0 if allowed else max(1, math.ceil((1 - tokens) / rate)), math.ceil(missing / rate))
+    return Decision(
+        allowed,
+        burst,
+        max(0, math.floor(tokens)),
+        0 if allowed else max(1, math.ceil((1 - tokens) / rate)),
+        math.ceil(missing / rate),
+    )
 
 
 @runtime_checkable

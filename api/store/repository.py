@@ -1,4 +1,5 @@
 """Storage operations on accounts and keys, behind plain functions taking a Session."""
+
 from __future__ import annotations
 
 from datetime import datetime, timedelta
@@ -24,12 +25,24 @@ def account_by_name(session: Session, name: str) -> Account | None:
     return session.scalars(select(Account).where(Account.name == name).order_by(Account.id)).first()
 
 
-def create_api_key(session: Session, account: Account, pepper: str, name: str = "",
-                   scopes: tuple[str, ...] = ("analyze",), expires_at: datetime | None = None) -> tuple[ApiKey, str]:
+def create_api_key(
+    session: Session,
+    account: Account,
+    pepper: str,
+    name: str = "",
+    scopes: tuple[str, ...] = ("analyze",),
+    expires_at: datetime | None = None,
+) -> tuple[ApiKey, str]:
     """Returns the row and the secret key, which exists only in this return value."""
     prefix, secret = keys.generate_key()
-    row = ApiKey(account_id=account.id, prefix=prefix, key_hash=keys.hash_key(secret, pepper),
-                 name=name, scopes=",".join(scopes), expires_at=expires_at)
+    row = ApiKey(
+        account_id=account.id,
+        prefix=prefix,
+        key_hash=keys.hash_key(secret, pepper),
+        name=name,
+        scopes=",".join(scopes),
+        expires_at=expires_at,
+    )
     session.add(row)
     session.flush()
     return row, secret
@@ -42,8 +55,12 @@ def authenticate(session: Session, secret: str, pepper: str) -> ApiKey | None:
         return None
     row = session.scalars(select(ApiKey).where(ApiKey.prefix == prefix)).first()
     now = utcnow()
-    if (row is None or row.revoked_at is not None or (row.expires_at is not None and row.expires_at <= now)
-            or not keys.key_matches(secret, row.key_hash, pepper)):
+    if (
+        row is None
+        or row.revoked_at is not None
+        or (row.expires_at is not None and row.expires_at <= now)
+        or not keys.key_matches(secret, row.key_hash, pepper)
+    ):
         return None
     if row.last_used_at is None or now - row.last_used_at > LAST_USED_RESOLUTION:
         row.last_used_at = now
@@ -62,8 +79,11 @@ def owner_by_email(session: Session, email: str) -> Owner | None:
 
 
 def _active(account_id: int):
-    return (ApiKey.account_id == account_id, ApiKey.revoked_at.is_(None),
-            (ApiKey.expires_at.is_(None)) | (ApiKey.expires_at > utcnow()))
+    return (
+        ApiKey.account_id == account_id,
+        ApiKey.revoked_at.is_(None),
+        (ApiKey.expires_at.is_(None)) | (ApiKey.expires_at > utcnow()),
+    )
 
 
 def count_active_keys(session: Session, account_id: int) -> int:
@@ -72,8 +92,11 @@ def count_active_keys(session: Session, account_id: int) -> int:
 
 def revoke_expiring_keys(session: Session, account_id: int, name: str) -> None:
     """Revoke the account's live short-lived keys of this name (an earlier sign-in's)."""
-    session.execute(update(ApiKey).where(*_active(account_id), ApiKey.expires_at.is_not(None), ApiKey.name == name)
-                    .values(revoked_at=utcnow()))
+    session.execute(
+        update(ApiKey)
+        .where(*_active(account_id), ApiKey.expires_at.is_not(None), ApiKey.name == name)
+        .values(revoked_at=utcnow())
+    )
 
 
 def list_api_keys(session: Session, account_id: int) -> list[ApiKey]:
@@ -91,8 +114,9 @@ def revoke_api_key(session: Session, account_id: int, key_id: int) -> ApiKey | N
 
 
 def find_request(session: Session, account_id: int, idempotency_key: str) -> ApiRequest | None:
-    return session.scalars(select(ApiRequest).where(ApiRequest.account_id == account_id,
-                                                    ApiRequest.idempotency_key == idempotency_key)).first()
+    return session.scalars(
+        select(ApiRequest).where(ApiRequest.account_id == account_id, ApiRequest.idempotency_key == idempotency_key)
+    ).first()
 
 
 def scrub_finished_requests(session: Session, account_id: int) -> int:
@@ -100,19 +124,22 @@ def scrub_finished_requests(session: Session, account_id: int) -> int:
     Idempotency-Key and media fingerprint that matched retries to it. The rows themselves stay
     (usage events point at them). Requests still processing are left to finish. Returns how many
     rows were scrubbed; a second call finds none."""
-    result = session.execute(update(ApiRequest)
-                             .where(ApiRequest.account_id == account_id, ApiRequest.status != "processing",
-                                    ApiRequest.fingerprint != "")
-                             .values(response_body=None, idempotency_key=None, fingerprint=""))
+    result = session.execute(
+        update(ApiRequest)
+        .where(ApiRequest.account_id == account_id, ApiRequest.status != "processing", ApiRequest.fingerprint != "")
+        .values(response_body=None, idempotency_key=None, fingerprint="")
+    )
     return result.rowcount
 
 
 def forget_answers(session: Session, before: datetime) -> int:
     """Clear the stored answers of requests made before `before`; the rows and their keys stay, so a
     retry is still recognised (and refused). Returns how many were cleared."""
-    result = session.execute(update(ApiRequest)
-                             .where(ApiRequest.created_at < before, ApiRequest.response_body.is_not(None))
-                             .values(response_body=None))
+    result = session.execute(
+        update(ApiRequest)
+        .where(ApiRequest.created_at < before, ApiRequest.response_body.is_not(None))
+        .values(response_body=None)
+    )
     return result.rowcount
 
 
@@ -121,37 +148,55 @@ def job_ids(session: Session, account_id: int) -> list[str]:
 
 
 def units_since(session: Session, account_id: int, since: datetime) -> int:
-    total = session.scalar(select(func.coalesce(func.sum(UsageEvent.units), 0))
-                           .where(UsageEvent.account_id == account_id, UsageEvent.created_at >= since))
+    total = session.scalar(
+        select(func.coalesce(func.sum(UsageEvent.units), 0)).where(
+            UsageEvent.account_id == account_id, UsageEvent.created_at >= since
+        )
+    )
     return int(total)
 
 
 def reserved_units(session: Session, account_id: int) -> int:
     """Units held by the account's jobs still queued or running (see Job.reserved_units)."""
-    total = session.scalar(select(func.coalesce(func.sum(Job.reserved_units), 0))
-                           .where(Job.account_id == account_id, Job.status.in_(("queued", "running"))))
+    total = session.scalar(
+        select(func.coalesce(func.sum(Job.reserved_units), 0)).where(
+            Job.account_id == account_id, Job.status.in_(("queued", "running"))
+        )
+    )
     return int(total)
 
 
 def usage_events_between(session: Session, account_id: int, start: datetime, end: datetime) -> list[UsageEvent]:
-    return list(session.scalars(select(UsageEvent).where(UsageEvent.account_id == account_id,
-                                                         UsageEvent.created_at >= start,
-                                                         UsageEvent.created_at < end).order_by(UsageEvent.created_at)))
+    return list(
+        session.scalars(
+            select(UsageEvent)
+            .where(UsageEvent.account_id == account_id, UsageEvent.created_at >= start, UsageEvent.created_at < end)
+            .order_by(UsageEvent.created_at)
+        )
+    )
 
 
 def claim_due_outbox(session: Session, limit: int, now: datetime) -> list[BillingOutbox]:
     """Pending rows whose backoff is over, locked so that two senders never push the same row at the
     same time."""
     due = or_(BillingOutbox.next_attempt_at.is_(None), BillingOutbox.next_attempt_at <= now)
-    query = (select(BillingOutbox).where(BillingOutbox.status == "pending", due).order_by(BillingOutbox.id)
-             .limit(limit).with_for_update(skip_locked=True))
+    query = (
+        select(BillingOutbox)
+        .where(BillingOutbox.status == "pending", due)
+        .order_by(BillingOutbox.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
     return list(session.scalars(query))
 
 
 def outbox_counts(session: Session) -> dict[str, int]:
     """Rows still waiting and rows given up on (sent rows, the great majority, are not counted)."""
     counts = {"pending": 0, "dead": 0}
-    query = (select(BillingOutbox.status, func.count()).where(BillingOutbox.status.in_(counts))
-             .group_by(BillingOutbox.status))
+    query = (
+        select(BillingOutbox.status, func.count())
+        .where(BillingOutbox.status.in_(counts))
+        .group_by(BillingOutbox.status)
+    )
     counts.update(dict(session.execute(query).all()))
     return counts

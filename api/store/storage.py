@@ -1,11 +1,12 @@
 """Object storage for job media and results: S3 (boto3) when S3_BUCKET is set, else a local folder."""
+
 from __future__ import annotations
 
 import logging
-from contextlib import contextmanager
-from datetime import datetime, UTC
-from pathlib import Path
 from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 log = logging.getLogger(__name__)
@@ -80,8 +81,7 @@ class LocalStorage:
         folder = self.root / prefix
         for path in sorted(folder.rglob("*")) if folder.is_dir() else []:
             if path.is_file():
-                yield (path.relative_to(self.root).as_posix(),
-                       datetime.fromtimestamp(path.stat().st_mtime, UTC))
+                yield (path.relative_to(self.root).as_posix(), datetime.fromtimestamp(path.stat().st_mtime, UTC))
 
 
 class S3Storage:
@@ -92,10 +92,16 @@ class S3Storage:
         from botocore.config import Config
 
         self.bucket = bucket
-        self.client = boto3.client("s3", endpoint_url=endpoint_url,
-                                   config=Config(connect_timeout=5, read_timeout=30, retries={"max_attempts": 3}))
-        self.encryption = ({"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms_key_id} if kms_key_id
-                           else {"ServerSideEncryption": "AES256"})
+        self.client = boto3.client(
+            "s3",
+            endpoint_url=endpoint_url,
+            config=Config(connect_timeout=5, read_timeout=30, retries={"max_attempts": 3}),
+        )
+        self.encryption = (
+            {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms_key_id}
+            if kms_key_id
+            else {"ServerSideEncryption": "AES256"}
+        )
 
     def put(self, key: str, data: bytes) -> None:
         self.client.put_object(Bucket=self.bucket, Key=key, Body=data, **self.encryption)

@@ -2,6 +2,7 @@
 and that stores (new studies): rate limits, the delinquency check, the analysis slots, the
 sync/async rule. No Flask here: refusals are exceptions that the web layer answers as problems.
 """
+
 from __future__ import annotations
 
 import threading
@@ -18,8 +19,9 @@ from api.wiring.services import Services
 
 class RateLimited(Exception):
     def __init__(self, decision: Decision, rate: float, burst: int) -> None:
-        super().__init__(f"at most {rate:g} requests per second (bursts of {burst}); retry after "
-                         f"{decision.retry_after_s} s")
+        super().__init__(
+            f"at most {rate:g} requests per second (bursts of {burst}); retry after {decision.retry_after_s} s"
+        )
         self.decision = decision
 
 
@@ -61,8 +63,9 @@ def admit_new_study(services: Services, account: Account) -> tuple[Plan, Decisio
     plan = services.settings.plans[account.plan]
     if plan.studies_per_hour is None:
         return plan, None
-    return plan, rate_limit(services.rate_limiter, f"studies:{account.id}", plan.studies_per_hour / 3600,
-                            max(1, int(plan.studies_per_hour)))
+    return plan, rate_limit(
+        services.rate_limiter, f"studies:{account.id}", plan.studies_per_hour / 3600, max(1, int(plan.studies_per_hour))
+    )
 
 
 def clip_seconds(clip: DecodedVideo | None) -> float:

@@ -12,6 +12,7 @@ computed from them; none of them holds anything derived from the media. The acco
 and its API keys stay too: deleting data is not closing the account. Requests still running at
 that moment finish normally.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

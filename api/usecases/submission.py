@@ -2,6 +2,7 @@
 headers before anything is decoded, stored or billed; then analysed now, in one of the process's
 slots and billed exactly once, or stored as a job and queued. No Flask here.
 """
+
 from __future__ import annotations
 
 import json
@@ -37,25 +38,60 @@ def frames_to_analyse(clip: DecodedVideo | None) -> int:
     return max(1, round(clip_seconds(clip) * clip.sample_fps)) if clip else 1
 
 
-def submit_job(services: Services, account: Account, plan: Plan, api_key_id: int, request_id: str, data: bytes,
-               options: AnalysisOptions, clip: DecodedVideo | None, webhook_url: str | None,
-               idempotency_key: str | None, fingerprint: str, kind: str = jobs.ANALYSIS,
-               attach: Callable[[Session, Job], None] = jobs.nothing,
-               answer: dict | None = None) -> tuple[dict, bool]:
+def submit_job(
+    services: Services,
+    account: Account,
+    plan: Plan,
+    api_key_id: int,
+    request_id: str,
+    data: bytes,
+    options: AnalysisOptions,
+    clip: DecodedVideo | None,
+    webhook_url: str | None,
+    idempotency_key: str | None,
+    fingerprint: str,
+    kind: str = jobs.ANALYSIS,
+    attach: Callable[[Session, Job], None] = jobs.nothing,
+    answer: dict | None = None,
+) -> tuple[dict, bool]:
     """`jobs.submit`, its cost reserved from the clip's length, then the new job queued; returns
     (answer, replayed)."""
-    body, job_id = jobs.submit(services.jobs, account, plan, api_key_id, request_id, data, options,
-                               frames_to_analyse(clip), webhook_url, idempotency_key, fingerprint,
-                               reserve_units=estimated_units(clip), kind=kind, attach=attach, answer=answer)
+    body, job_id = jobs.submit(
+        services.jobs,
+        account,
+        plan,
+        api_key_id,
+        request_id,
+        data,
+        options,
+        frames_to_analyse(clip),
+        webhook_url,
+        idempotency_key,
+        fingerprint,
+        reserve_units=estimated_units(clip),
+        kind=kind,
+        attach=attach,
+        answer=answer,
+    )
     if job_id is not None:
         services.queue.enqueue(job_id)
         JOBS_QUEUED.inc()
     return body, job_id is None
 
 
-def analyze(services: Services, account: Account, plan: Plan, api_key_id: int, request_id: str, data: bytes,
-            options: AnalysisOptions, asked_async: bool, webhook_url: str | None, idempotency_key: str | None,
-            fingerprint: str) -> tuple[str, bool, str | None]:
+def analyze(
+    services: Services,
+    account: Account,
+    plan: Plan,
+    api_key_id: int,
+    request_id: str,
+    data: bytes,
+    options: AnalysisOptions,
+    asked_async: bool,
+    webhook_url: str | None,
+    idempotency_key: str | None,
+    fingerprint: str,
+) -> tuple[str, bool, str | None]:
     """Analyse an upload now, or as a job (`runs_as_job`); returns (the answer's JSON, replayed,
     the job's id when it became one).
 
@@ -68,8 +104,19 @@ def analyze(services: Services, account: Account, plan: Plan, api_key_id: int, r
             clip.close()
         if webhook_url is not None:
             webhooks.check_destination(webhook_url, services.settings.webhook_allow_loopback)
-        body, replayed = submit_job(services, account, plan, api_key_id, request_id, data, options, clip,
-                                    webhook_url, idempotency_key, fingerprint)
+        body, replayed = submit_job(
+            services,
+            account,
+            plan,
+            api_key_id,
+            request_id,
+            data,
+            options,
+            clip,
+            webhook_url,
+            idempotency_key,
+            fingerprint,
+        )
         return json.dumps(body), replayed, body["id"]
 
     def work():
@@ -83,8 +130,9 @@ def analyze(services: Services, account: Account, plan: Plan, api_key_id: int, r
         return analysis.media, json.dumps(body)
 
     try:  # the quota is checked (after any replay) before work() decodes anything
-        body, replayed = metering.run_metered(services.db, account, plan, request_id, api_key_id,
-                                              idempotency_key, fingerprint, work)
+        body, replayed = metering.run_metered(
+            services.db, account, plan, request_id, api_key_id, idempotency_key, fingerprint, work
+        )
     finally:
         if clip:
             clip.close()  # a replay or a refusal never reads the frames
@@ -99,9 +147,20 @@ def recording_clip(services: Services, data: bytes) -> DecodedVideo:
     return clip
 
 
-def submit_session(services: Services, study: Study, account: Account, plan: Plan, request_id: str, data: bytes,
-                   clip: DecodedVideo, stimulus_started_ms: float, consent: studies.Consent, segment: str | None,
-                   variables: dict[str, str], idempotency_key: str | None) -> tuple[dict, bool]:
+def submit_session(
+    services: Services,
+    study: Study,
+    account: Account,
+    plan: Plan,
+    request_id: str,
+    data: bytes,
+    clip: DecodedVideo,
+    stimulus_started_ms: float,
+    consent: studies.Consent,
+    segment: str | None,
+    variables: dict[str, str],
+    idempotency_key: str | None,
+) -> tuple[dict, bool]:
     """A participant's recording (`recording_clip`), analysed as a job of the study's account and
     metered against the study's key; returns (the session's JSON with its receipt, replayed).
 
@@ -111,9 +170,22 @@ def submit_session(services: Services, study: Study, account: Account, plan: Pla
     pepper = services.settings.api_key_pepper
     row, receipt = studies.new_session(study, stimulus_started_ms, consent, segment, variables, pepper)
     fingerprint = metering.fingerprint(data, (study.id, stimulus_started_ms, segment, *sorted(variables.items())))
-    body, replayed = submit_job(services, account, plan, study.api_key_id, request_id, data, AnalysisOptions(), clip,
-                                None, idempotency_key, fingerprint, kind=studies.JOB_KIND,
-                                attach=studies.attach(row), answer=studies.session_json(row))
+    body, replayed = submit_job(
+        services,
+        account,
+        plan,
+        study.api_key_id,
+        request_id,
+        data,
+        AnalysisOptions(),
+        clip,
+        None,
+        idempotency_key,
+        fingerprint,
+        kind=studies.JOB_KIND,
+        attach=studies.attach(row),
+        answer=studies.session_json(row),
+    )
     if replayed:
         with services.db.session.begin() as session:
             receipt = studies.reissue_receipt(session, study.id, body["id"], pepper)

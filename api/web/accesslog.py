@@ -5,6 +5,7 @@ them, so they never reach a log line.
 Kept apart from api.web.observability so that gunicorn's master process imports neither Flask nor
 prometheus-client.
 """
+
 from __future__ import annotations
 
 import re

@@ -1,4 +1,5 @@
 """Application factory: `gunicorn 'api.web.app:create_app()'`."""
+
 from __future__ import annotations
 
 import contextlib
@@ -15,12 +16,23 @@ from api.domain.mailer import make_mailer
 from api.engine.analyzer import Analyzer
 from api.store.db import Database
 from api.store.ratelimit import make_rate_limiter
-from api.web import websecurity, context
+from api.web import context, websecurity
 from api.web.errors import register_error_handlers
 from api.web.observability import configure_logging, install_metrics
 from api.web.parsing import ApiRequest, JSONProvider
-from api.web.routes import (account, analyze, billing, client_report, console, demo, docs, health, jobs, participant,
-                            studies)
+from api.web.routes import (
+    account,
+    analyze,
+    billing,
+    client_report,
+    console,
+    demo,
+    docs,
+    health,
+    jobs,
+    participant,
+    studies,
+)
 from api.wiring.config import Settings
 from api.wiring.services import Services, job_context, make_analyzer, make_queue
 
@@ -41,11 +53,20 @@ def create_app(settings: Settings | None = None, analyzer: Analyzer | None = Non
     analyzer = analyzer or make_analyzer(settings)
     db = Database(settings.database_url)
     jobs_context = job_context(settings, with_analyzer=True, analyzer=analyzer, db=db)
-    context.install(app, Services(settings, db, analyzer, make_rate_limiter(settings.redis_url),
-                                  Billing(settings.stripe) if settings.stripe else None,
-                                  threading.BoundedSemaphore(settings.analysis_slots),
-                                  jobs_context, make_queue(settings, jobs_context),
-                                  make_mailer(settings.smtp_url, settings.mail_from)))
+    context.install(
+        app,
+        Services(
+            settings,
+            db,
+            analyzer,
+            make_rate_limiter(settings.redis_url),
+            Billing(settings.stripe) if settings.stripe else None,
+            threading.BoundedSemaphore(settings.analysis_slots),
+            jobs_context,
+            make_queue(settings, jobs_context),
+            make_mailer(settings.smtp_url, settings.mail_from),
+        ),
+    )
 
     @app.before_request
     def _assign_request_id():

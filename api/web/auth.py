@@ -1,4 +1,5 @@
 """Request guards: the API key (`Authorization: Bearer <key>` or `X-API-Key`) and rate limits."""
+
 from __future__ import annotations
 
 from functools import wraps
@@ -30,15 +31,24 @@ def require_api_key(scope: str):
         def guarded(*args, **kwargs):
             secret = presented_key()
             if secret is None:
-                raise ApiError(401, "missing_api_key", "Authentication required",
-                               "send your API key as 'Authorization: Bearer <key>' or 'X-API-Key'",
-                               headers=CHALLENGE)
+                raise ApiError(
+                    401,
+                    "missing_api_key",
+                    "Authentication required",
+                    "send your API key as 'Authorization: Bearer <key>' or 'X-API-Key'",
+                    headers=CHALLENGE,
+                )
             services = current_services()
             with services.db.session.begin() as session:
                 key = repository.authenticate(session, secret, services.settings.api_key_pepper)
                 if key is None:
-                    raise ApiError(401, "invalid_api_key", "Authentication failed",
-                                   "the API key is not valid or has been revoked", headers=CHALLENGE)
+                    raise ApiError(
+                        401,
+                        "invalid_api_key",
+                        "Authentication failed",
+                        "the API key is not valid or has been revoked",
+                        headers=CHALLENGE,
+                    )
                 if scope not in key.scopes.split(","):
                     raise ApiError(403, "insufficient_scope", "Forbidden", f"this key lacks the '{scope}' scope")
                 g.account_id, g.api_key_id = key.account_id, key.id

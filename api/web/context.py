@@ -1,4 +1,5 @@
 """The one way into the process's Services from a request (api.web.app.create_app builds them)."""
+
 from __future__ import annotations
 
 from flask import Flask, current_app
@@ -20,6 +21,10 @@ def configured_billing() -> Billing:
     """The Stripe billing of this deployment; 503 where it runs without Stripe."""
     billing = services().billing
     if billing is None:
-        raise ApiError(503, "billing_not_configured", "Billing not configured",
-                       "this deployment runs without Stripe (set STRIPE_API_KEY)")
+        raise ApiError(
+            503,
+            "billing_not_configured",
+            "Billing not configured",
+            "this deployment runs without Stripe (set STRIPE_API_KEY)",
+        )
     return billing

@@ -1,5 +1,6 @@
 """What every door that takes an owner's credentials shares (the API and the console): the
 per-address budget, the per-email lock-out, capped keys and reset links."""
+
 from __future__ import annotations
 
 import hashlib
@@ -53,9 +54,13 @@ def check_password(session: Session, email: str, password: str) -> Owner | None:
     bucket = f"failed-sign-ins:{_email_bucket(email)}"
     state = limiter.hit(bucket, FAILED_SIGN_IN_RATE, FAILED_SIGN_IN_BURST, take=False)
     if not state.allowed:
-        raise ApiError(429, "sign_in_locked", "Sign-in locked",
-                       f"too many failed sign-ins for this email; retry after {state.retry_after_s} s",
-                       headers={"Retry-After": str(state.retry_after_s)})
+        raise ApiError(
+            429,
+            "sign_in_locked",
+            "Sign-in locked",
+            f"too many failed sign-ins for this email; retry after {state.retry_after_s} s",
+            headers={"Retry-After": str(state.retry_after_s)},
+        )
     owner = accounts.verify_owner(session, email, password)
     if owner is None:
         limiter.hit(bucket, FAILED_SIGN_IN_RATE, FAILED_SIGN_IN_BURST)
@@ -66,8 +71,9 @@ def create_capped_key(session: Session, account: Account, name: str, scopes: lis
     """`accounts.create_key` with this deployment's cap."""
     settings = services().settings
     with key_limit_problems():
-        return accounts.create_key(session, account, settings.api_key_pepper, name, tuple(dict.fromkeys(scopes)),
-                                   settings.max_keys_per_account)
+        return accounts.create_key(
+            session, account, settings.api_key_pepper, name, tuple(dict.fromkeys(scopes)), settings.max_keys_per_account
+        )
 
 
 def send_reset_link(email: str) -> None:
@@ -76,16 +82,18 @@ def send_reset_link(email: str) -> None:
     built = services()
     enforce_rate_limit(built, f"password-resets:{_email_bucket(email)}", RESET_RATE, RESET_BURST)
     with built.db.session.begin() as session:
-        issued = accounts.request_password_reset(session, email, built.settings.api_key_pepper,
-                                                 accounts.RESET_LIFETIME)
+        issued = accounts.request_password_reset(session, email, built.settings.api_key_pepper, accounts.RESET_LIFETIME)
         if issued is None:
             return
         address, token = issued[0].email, issued[1]
     link = f"{built.settings.public_url.rstrip('/')}/console/password-reset?{urlencode({'token': token})}"
     try:
-        built.mailer.send(address, "Reset your Emoscope password",
-                          f"Someone asked to reset the password of the Emoscope account owner {address}.\n\n"
-                          f"Set a new password here (the link works once, within an hour):\n{link}\n\n"
-                          "If it was not you, ignore this email: the password stays as it is.")
+        built.mailer.send(
+            address,
+            "Reset your Emoscope password",
+            f"Someone asked to reset the password of the Emoscope account owner {address}.\n\n"
+            f"Set a new password here (the link works once, within an hour):\n{link}\n\n"
+            "If it was not you, ignore this email: the password stays as it is.",
+        )
     except (smtplib.SMTPException, OSError):
         log.exception("the password reset email could not be sent")

@@ -1,4 +1,5 @@
 """RFC 7807 problem responses with stable machine-readable codes."""
+
 from __future__ import annotations
 
 from flask import Flask, g, jsonify, request
@@ -37,8 +38,9 @@ def body_too_large() -> str:
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, code: str, title: str, detail: str, errors: dict | None = None,
-                 headers: dict | None = None) -> None:
+    def __init__(
+        self, status: int, code: str, title: str, detail: str, errors: dict | None = None, headers: dict | None = None
+    ) -> None:
         super().__init__(detail)
         self.status, self.code, self.title, self.detail = status, code, title, detail
         self.errors, self.headers = errors, headers or {}

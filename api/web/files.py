@@ -1,5 +1,6 @@
 """Files in and out of the web layer, for the API and the console alike: uploaded videos, the
 stored stimulus with byte ranges, reports as CSV."""
+
 from __future__ import annotations
 
 import os
@@ -16,8 +17,12 @@ CSV = "text/csv"
 # Uploaded bytes on our origin: a <video> element plays them, but a browser opening the address
 # downloads them (attachment), never sniffs them (nosniff), and would run them without our origin
 # (sandbox) even if it rendered them as a page.
-INERT_MEDIA_HEADERS = {"Cache-Control": "private, max-age=3600", "X-Content-Type-Options": "nosniff",
-                       "Content-Disposition": "attachment", "Content-Security-Policy": "sandbox; default-src 'none'"}
+INERT_MEDIA_HEADERS = {
+    "Cache-Control": "private, max-age=3600",
+    "X-Content-Type-Options": "nosniff",
+    "Content-Disposition": "attachment",
+    "Content-Security-Policy": "sandbox; default-src 'none'",
+}
 
 
 def _bytes(count: int) -> str:
@@ -27,14 +32,23 @@ def _bytes(count: int) -> str:
 def upload_too_large(field: str, size: int | None, limit: int) -> ApiError:
     """413 naming the field, its real size (None: not known, as reading stopped past the limit) and the limit."""
     actual = _bytes(size) if size is not None else f"more than {_bytes(limit)}"
-    return ApiError(413, "media_too_large", "Upload too large",
-                    f"'{field}' is {actual}; an upload is limited to {_bytes(limit)}",
-                    errors={field: [f"{size if size is not None else f'More than {limit}'} bytes; at most {limit}."]})
+    return ApiError(
+        413,
+        "media_too_large",
+        "Upload too large",
+        f"'{field}' is {actual}; an upload is limited to {_bytes(limit)}",
+        errors={field: [f"{size if size is not None else f'More than {limit}'} bytes; at most {limit}."]},
+    )
 
 
 def empty_upload(field: str) -> ApiError:
-    return ApiError(400, "media_empty", "Empty upload", f"'{field}' is empty (0 bytes); send a photo or a clip",
-                    errors={field: ["Empty (0 bytes)."]})
+    return ApiError(
+        400,
+        "media_empty",
+        "Empty upload",
+        f"'{field}' is empty (0 bytes); send a photo or a clip",
+        errors={field: ["Empty (0 bytes)."]},
+    )
 
 
 def upload_bytes(field: str, upload: FileStorage, max_bytes: int) -> bytes:
@@ -54,13 +68,19 @@ def video_upload(name: str, required: bool) -> bytes | None:
     upload = request.files.get(name)
     if upload is None or upload.filename == "":  # a form's file field left empty sends a nameless, empty part
         if required:
-            raise ApiError(400, "invalid_request", "Invalid request", f"the multipart body needs a '{name}' part",
-                           errors={name: ["Missing data for required field."]})
+            raise ApiError(
+                400,
+                "invalid_request",
+                "Invalid request",
+                f"the multipart body needs a '{name}' part",
+                errors={name: ["Missing data for required field."]},
+            )
         return None
     data = upload_bytes(name, upload, services().settings.limits.max_upload_bytes)
     if sniff_format(data) not in VIDEO_FORMATS:
-        raise ApiError(415, "unsupported_media_type", "Unsupported media type",
-                       f"'{name}' must be an MP4, MOV or WebM video")
+        raise ApiError(
+            415, "unsupported_media_type", "Unsupported media type", f"'{name}' must be an MP4, MOV or WebM video"
+        )
     return data
 
 
@@ -76,5 +96,8 @@ def stimulus_response(data: bytes, content_type: str | None) -> Response:
 def report_csv_response(study_id: str, report: dict, table: str = "seconds") -> Response:
     """One of the report's tables (audience.CSV_TABLES) as a CSV download."""
     name = "report" if table == "seconds" else table
-    return Response(audience.CSV_TABLES[table](report), mimetype=CSV,
-                    headers={"Content-Disposition": f'attachment; filename="{study_id}-{name}.csv"'})
+    return Response(
+        audience.CSV_TABLES[table](report),
+        mimetype=CSV,
+        headers={"Content-Disposition": f'attachment; filename="{study_id}-{name}.csv"'},
+    )

@@ -1,4 +1,5 @@
 """What the billed routes share on the web side: the Idempotency-Key header and the replay header."""
+
 from __future__ import annotations
 
 from flask import Response, request
@@ -11,9 +12,13 @@ MAX_IDEMPOTENCY_KEY = 255
 def read_idempotency_key() -> str | None:
     key = request.headers.get("Idempotency-Key")
     if key is not None and (not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY or not key.isprintable()):
-        raise ApiError(400, "invalid_request", "Invalid request",
-                       "Idempotency-Key must be 1-255 printable characters",
-                       errors={"Idempotency-Key": ["1-255 printable characters."]})
+        raise ApiError(
+            400,
+            "invalid_request",
+            "Invalid request",
+            "Idempotency-Key must be 1-255 printable characters",
+            errors={"Idempotency-Key": ["1-255 printable characters."]},
+        )
     return key
 
 

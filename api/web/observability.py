@@ -1,4 +1,5 @@
 """Prometheus metrics and structured JSON logs. Nothing here ever records media or secrets."""
+
 from __future__ import annotations
 
 import hmac
@@ -9,8 +10,7 @@ import os
 import time
 
 from flask import Flask, Response, g, has_request_context, request
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client import multiprocess
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
 from prometheus_client.core import GaugeMetricFamily
 
 from api.store import repository
@@ -18,8 +18,12 @@ from api.web.context import services
 from api.web.errors import ApiError
 
 REQUESTS = Counter("emoscope_requests_total", "HTTP requests", ["route", "method", "status"])
-LATENCY = Histogram("emoscope_request_seconds", "HTTP request latency", ["route"],
-                    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60))
+LATENCY = Histogram(
+    "emoscope_request_seconds",
+    "HTTP request latency",
+    ["route"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
 
 
 def _registry():
@@ -61,11 +65,19 @@ def install_metrics(app: Flask, token: str | None = None) -> None:
     def metrics():
         if not _may_scrape(token):
             if token is not None:
-                raise ApiError(401, "missing_metrics_token", "Authentication required",
-                               "send the metrics token as 'Authorization: Bearer <token>'",
-                               headers={"WWW-Authenticate": 'Bearer realm="metrics"'})
-            raise ApiError(403, "metrics_forbidden", "Forbidden",
-                           "metrics are served to loopback only; set EMOSCOPE_METRICS_TOKEN to scrape from elsewhere")
+                raise ApiError(
+                    401,
+                    "missing_metrics_token",
+                    "Authentication required",
+                    "send the metrics token as 'Authorization: Bearer <token>'",
+                    headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
+                )
+            raise ApiError(
+                403,
+                "metrics_forbidden",
+                "Forbidden",
+                "metrics are served to loopback only; set EMOSCOPE_METRICS_TOKEN to scrape from elsewhere",
+            )
         outbox = _outbox_registry(services().db)
         return Response(generate_latest(_registry()) + generate_latest(outbox), mimetype=CONTENT_TYPE_LATEST)
 
@@ -77,9 +89,11 @@ class _OutboxRows:
         self._db = db
 
     def collect(self):
-        gauge = GaugeMetricFamily("emoscope_billing_outbox_rows",
-                                  "Usage rows not yet reported to Stripe: pending (incl. backing off) or dead",
-                                  labels=["status"])
+        gauge = GaugeMetricFamily(
+            "emoscope_billing_outbox_rows",
+            "Usage rows not yet reported to Stripe: pending (incl. backing off) or dead",
+            labels=["status"],
+        )
         with self._db.session.begin() as session:
             for status, count in repository.outbox_counts(session).items():
                 gauge.add_metric([status], count)

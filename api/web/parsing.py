@@ -1,4 +1,5 @@
 """Request parsing shared by the blueprints: marshmallow errors become 400 problem documents."""
+
 from __future__ import annotations
 
 import json
@@ -45,24 +46,38 @@ def form_fields(json_fields: tuple[str, ...] = ()) -> dict:
     """
     for name, values in [*request.form.lists(), *request.files.lists()]:
         if len(values) > 1:
-            raise ApiError(400, "invalid_request", "Invalid request", f"the multipart body has {len(values)} "
-                           f"'{name}' parts; send one", errors={name: ["Send this part once."]})
+            raise ApiError(
+                400,
+                "invalid_request",
+                "Invalid request",
+                f"the multipart body has {len(values)} '{name}' parts; send one",
+                errors={name: ["Send this part once."]},
+            )
     form = request.form.to_dict()
     for name in json_fields:
         if name in form:
             try:
                 form[name] = parse_json(form[name])
             except ValueError as exc:
-                raise ApiError(400, "invalid_request", "Invalid request", f"{name} must be a JSON object",
-                               errors={name: ["Not valid JSON."]}) from exc
+                raise ApiError(
+                    400,
+                    "invalid_request",
+                    "Invalid request",
+                    f"{name} must be a JSON object",
+                    errors={name: ["Not valid JSON."]},
+                ) from exc
     return form
 
 
 def json_object() -> dict:
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
-        raise ApiError(400, "invalid_request", "Invalid request", "the body must be a JSON object (valid JSON, "
-                       "not nested too deeply)")
+        raise ApiError(
+            400,
+            "invalid_request",
+            "Invalid request",
+            "the body must be a JSON object (valid JSON, not nested too deeply)",
+        )
     return body
 
 
@@ -97,11 +112,11 @@ class _PartNames:
         self.open_before = self.open_part
         last = window.rfind(self._delimiter)
         if last >= 0:
-            headers = window[last:last + self.HEADER_ROOM].split(b"\r\n\r\n", 1)[0]
+            headers = window[last : last + self.HEADER_ROOM].split(b"\r\n\r\n", 1)[0]
             found = self.NAME.search(headers)
             if found:
                 self.open_part = found.group(1).decode("utf-8", "replace")
-        self._tail = window[-(self.HEADER_ROOM + len(self._delimiter)):]
+        self._tail = window[-(self.HEADER_ROOM + len(self._delimiter)) :]
         return data
 
 
@@ -117,15 +132,23 @@ class FormParser(FormDataParser):
             return super().parse(watched, mimetype, content_length, options)
         except RequestEntityTooLarge:
             if self.max_form_parts is not None and watched.parts > self.max_form_parts:
-                raise ApiError(413, "too_many_parts", "Too many parts",
-                               f"the multipart body has more than {self.max_form_parts} parts") from None
+                raise ApiError(
+                    413,
+                    "too_many_parts",
+                    "Too many parts",
+                    f"the multipart body has more than {self.max_form_parts} parts",
+                ) from None
             if watched.body_too_large or watched.open_before is None or self.max_form_memory_size is None:
                 raise  # the body as a whole is over the limit (api.web.errors says so)
             name, limit = watched.open_before, self.max_form_memory_size
-            raise ApiError(413, "field_too_large", "Form field too large",
-                           f"the form field '{name}' is more than {limit} bytes; a field other than a file is "
-                           f"limited to {limit} bytes (send media as a file part)",
-                           errors={name: [f"More than {limit} bytes."]}) from None
+            raise ApiError(
+                413,
+                "field_too_large",
+                "Form field too large",
+                f"the form field '{name}' is more than {limit} bytes; a field other than a file is "
+                f"limited to {limit} bytes (send media as a file part)",
+                errors={name: [f"More than {limit} bytes."]},
+            ) from None
 
 
 class ApiRequest(Request):

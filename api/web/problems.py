@@ -1,5 +1,6 @@
 """Refusals of the use cases as problem documents: the shared translations of domain exceptions
 into ApiError (the API answers them as problem+json, the console as pages)."""
+
 from __future__ import annotations
 
 import logging
@@ -30,8 +31,13 @@ def admission_problems(payment_detail: str = "") -> Iterator[None]:
         g.rate_limit_headers = exc.decision.headers()
         raise ApiError(402, "payment_required", "Payment required", payment_detail) from None
     except Overloaded:
-        raise ApiError(503, "overloaded", "Overloaded", "every analysis slot of this worker is busy; retry shortly",
-                       headers={"Retry-After": "1"}) from None
+        raise ApiError(
+            503,
+            "overloaded",
+            "Overloaded",
+            "every analysis slot of this worker is busy; retry shortly",
+            headers={"Retry-After": "1"},
+        ) from None
 
 
 @contextmanager
@@ -40,9 +46,13 @@ def metering_problems() -> Iterator[None]:
         yield
     except metering.QuotaExceeded as exc:
         retry_after = max(1, int((exc.resets_at - utcnow()).total_seconds()))
-        raise ApiError(402, "quota_exceeded", "Monthly quota exceeded",
-                       f"{exc.used} of {exc.limit} units used this month; upgrade or wait for the reset",
-                       headers={"Retry-After": str(retry_after)}) from exc
+        raise ApiError(
+            402,
+            "quota_exceeded",
+            "Monthly quota exceeded",
+            f"{exc.used} of {exc.limit} units used this month; upgrade or wait for the reset",
+            headers={"Retry-After": str(retry_after)},
+        ) from exc
     except metering.IdempotencyConflict as exc:
         status = 409 if exc.code == "idempotency_in_progress" else 422
         raise ApiError(status, exc.code, "Idempotency conflict", str(exc)) from exc
@@ -62,8 +72,9 @@ def media_problems(field: str) -> Iterator[None]:
     try:
         yield
     except MediaError as exc:
-        raise ApiError(MEDIA_STATUS.get(type(exc), 422), exc.code, "Media refused", f"'{field}': {exc}",
-                       errors={field: [str(exc)]}) from exc
+        raise ApiError(
+            MEDIA_STATUS.get(type(exc), 422), exc.code, "Media refused", f"'{field}': {exc}", errors={field: [str(exc)]}
+        ) from exc
 
 
 @contextmanager
@@ -71,8 +82,9 @@ def study_storage_problems() -> Iterator[None]:
     try:
         yield
     except studies.StudyStorageFull as exc:
-        raise ApiError(413, "study_storage_full", "Study storage full", f"'stimulus': {exc}",
-                       errors={"stimulus": [str(exc)]}) from None
+        raise ApiError(
+            413, "study_storage_full", "Study storage full", f"'stimulus': {exc}", errors={"stimulus": [str(exc)]}
+        ) from None
 
 
 @contextmanager
@@ -90,8 +102,13 @@ def stripe_problems() -> Iterator[None]:
         yield
     except stripe.StripeError as exc:
         log.warning("stripe call failed: %s", type(exc).__name__)
-        raise ApiError(503, "billing_unavailable", "Billing unavailable", "Stripe could not be reached; retry later",
-                       headers={"Retry-After": "30"}) from exc
+        raise ApiError(
+            503,
+            "billing_unavailable",
+            "Billing unavailable",
+            "Stripe could not be reached; retry later",
+            headers={"Retry-After": "30"},
+        ) from exc
 
 
 @contextmanager
@@ -99,10 +116,18 @@ def key_limit_problems() -> Iterator[None]:
     try:
         yield
     except accounts.KeyLimitReached as exc:
-        raise ApiError(409, "key_limit_reached", "Too many keys",
-                       f"an account holds at most {exc.args[0]} active keys; revoke one first") from exc
+        raise ApiError(
+            409,
+            "key_limit_reached",
+            "Too many keys",
+            f"an account holds at most {exc.args[0]} active keys; revoke one first",
+        ) from exc
 
 
 def invalid_reset_token() -> ApiError:
-    return ApiError(400, "invalid_reset_token", "Invalid reset link",
-                    "this reset link is unknown, used or expired; ask for a new one")
+    return ApiError(
+        400,
+        "invalid_reset_token",
+        "Invalid reset link",
+        "this reset link is unknown, used or expired; ask for a new one",
+    )

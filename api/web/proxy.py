@@ -6,6 +6,7 @@ two share one network namespace (a compose service's, an ECS task's) and gunicor
 from outside it. The body limit follows EMOSCOPE_MAX_UPLOAD_BYTES like the app's. nginx replaces this
 process, so it receives the container's signals itself.
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -31,10 +32,13 @@ def render(listen: str, upstream: str, limits: Limits) -> str:
     except ValueError:
         loopback = False
     if not loopback:
-        raise ValueError(f"EMOSCOPE_BIND={upstream}: behind nginx, gunicorn must bind a loopback address "
-                         "such as 127.0.0.1:8001, or slow clients can still reach it directly")
-    template = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
-                                  autoescape=False).from_string(TEMPLATE.read_text())
+        raise ValueError(
+            f"EMOSCOPE_BIND={upstream}: behind nginx, gunicorn must bind a loopback address "
+            "such as 127.0.0.1:8001, or slow clients can still reach it directly"
+        )
+    template = jinja2.Environment(
+        undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False
+    ).from_string(TEMPLATE.read_text())
     return template.render(listen=listen, upstream=upstream, client_max_body_size=limits.max_request_bytes)
 
 
@@ -51,8 +55,13 @@ def main() -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     config = run_dir / "nginx.conf"
     try:
-        config.write_text(render(os.environ.get("EMOSCOPE_PROXY_BIND", DEFAULT_LISTEN),
-                                 os.environ.get("EMOSCOPE_BIND", DEFAULT_UPSTREAM), limits_from_env()))
+        config.write_text(
+            render(
+                os.environ.get("EMOSCOPE_PROXY_BIND", DEFAULT_LISTEN),
+                os.environ.get("EMOSCOPE_BIND", DEFAULT_UPSTREAM),
+                limits_from_env(),
+            )
+        )
     except ValueError as exc:
         raise SystemExit(str(exc)) from None
     os.execv(nginx, [nginx, "-p", str(run_dir), "-c", str(config), "-e", "stderr"])

@@ -1,4 +1,5 @@
 """Request schemas, mirroring openapi.yaml's AnalyzeOptions and AnalyzeJsonRequest."""
+
 from __future__ import annotations
 
 import re
@@ -11,7 +12,6 @@ from api.domain.audience import CSV_TABLES, GRID_MS
 from api.engine.detection import DETECTORS, SKIP
 from api.engine.media import MAX_SAMPLE_FPS
 
-
 # NUL is refused by PostgreSQL, a lone surrogate cannot be encoded for SQLite: neither is text anyone means.
 UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
@@ -23,8 +23,11 @@ class StrictSchema(Schema):
     def _storable_text(self, data, **_kwargs):
         if not isinstance(data, dict):
             return data  # marshmallow answers "Invalid input type"
-        errors = {name: ["Contains a NUL character or a lone surrogate."]
-                  for name, value in data.items() if _unstorable(name) or _unstorable(value)}
+        errors = {
+            name: ["Contains a NUL character or a lone surrogate."]
+            for name, value in data.items()
+            if _unstorable(name) or _unstorable(value)
+        }
         if errors:
             raise ValidationError(errors)
         return data
@@ -58,8 +61,9 @@ class AnalyzeOptionsSchema(StrictSchema):
     return_mesh = fields.Boolean(load_default=False)
     return_stills = fields.Boolean(load_default=False)
     fps = fields.Float(load_default=None, allow_none=True, validate=validate.Range(0.1, MAX_SAMPLE_FPS))
-    micro_expressions = fields.Nested(MicroExpressionOptionsSchema,
-                                      load_default=lambda: {"enabled": True, "sensitivity": 0.5})
+    micro_expressions = fields.Nested(
+        MicroExpressionOptionsSchema, load_default=lambda: {"enabled": True, "sensitivity": 0.5}
+    )
 
     @pre_load
     def _micro_expressions_as_a_switch(self, data, **_kwargs):
@@ -129,8 +133,11 @@ class SignInSchema(StrictSchema):
 
 class KeyCreateSchema(StrictSchema):
     name = fields.String(load_default="", validate=validate.Length(0, 200))
-    scopes = fields.List(fields.String(validate=validate.OneOf(SCOPES)), load_default=lambda: ["analyze"],
-                         validate=validate.Length(1, len(SCOPES)))
+    scopes = fields.List(
+        fields.String(validate=validate.OneOf(SCOPES)),
+        load_default=lambda: ["analyze"],
+        validate=validate.Length(1, len(SCOPES)),
+    )
 
 
 class UsageQuerySchema(StrictSchema):
@@ -163,9 +170,15 @@ class StudyCreateSchema(StrictSchema):
     name = fields.String(required=True, validate=validate.Length(1, 200))
     stimulus_duration_ms = fields.Float(required=True, validate=validate.Range(1000, MAX_STIMULUS_MS))
     max_sessions = fields.Integer(load_default=None, validate=validate.Range(min=1))
-    variables = fields.List(fields.String(validate=validate.Regexp(
-        studies.VARIABLE_KEY.pattern + r"\Z", error="a lower-case letter, then up to 31 letters, digits or _")),
-        load_default=list, validate=validate.Length(max=studies.MAX_VARIABLE_KEYS))
+    variables = fields.List(
+        fields.String(
+            validate=validate.Regexp(
+                studies.VARIABLE_KEY.pattern + r"\Z", error="a lower-case letter, then up to 31 letters, digits or _"
+            )
+        ),
+        load_default=list,
+        validate=validate.Length(max=studies.MAX_VARIABLE_KEYS),
+    )
 
     @validates_schema
     def _distinct_variables(self, data, **_kwargs):
@@ -174,8 +187,9 @@ class StudyCreateSchema(StrictSchema):
 
 
 class ReportLinkCreateSchema(StrictSchema):
-    expires_in_days = fields.Integer(load_default=studies.REPORT_LINK_DAYS,
-                                     validate=validate.Range(1, studies.MAX_REPORT_LINK_DAYS))
+    expires_in_days = fields.Integer(
+        load_default=studies.REPORT_LINK_DAYS, validate=validate.Range(1, studies.MAX_REPORT_LINK_DAYS)
+    )
 
 
 class ConsentSchema(StrictSchema):

@@ -5,6 +5,7 @@ cross-site request cannot act through it; the console does use a cookie, so each
 state-changing forms carries a synchroniser token that is kept in the session and compared in
 constant time. The security headers go on every response: one policy is easier to audit than two.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -29,15 +30,17 @@ SESSION_LIFETIME = timedelta(hours=12)
 
 # Everything is served by us: no inline script or style, no CDN. blob: URLs show the visitor's own
 # upload and webcam picture; the only other place a form may lead is Stripe's customer portal.
-CONTENT_SECURITY_POLICY = "; ".join([
-    "default-src 'self'",
-    "img-src 'self' blob:",
-    "media-src 'self' blob:",
-    "object-src 'none'",
-    "base-uri 'none'",
-    "frame-ancestors 'none'",
-    "form-action 'self' https://billing.stripe.com",
-])
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'self'",
+        "img-src 'self' blob:",
+        "media-src 'self' blob:",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "frame-ancestors 'none'",
+        "form-action 'self' https://billing.stripe.com",
+    ]
+)
 # Stripe's own hosts for Stripe.js: its card fields are frames of js.stripe.com, card checks
 # (3-D Secure) frames of hooks.stripe.com, and it calls api.stripe.com.
 STRIPE_FRAMES = "https://js.stripe.com https://hooks.stripe.com"
@@ -49,10 +52,14 @@ def card_form_policy(stripe_js_url: str) -> str:
     is configured to come from (a local Stripe double in tests)."""
     parts = urlsplit(stripe_js_url)
     origin = f"{parts.scheme}://{parts.netloc}"
-    return "; ".join([CONTENT_SECURITY_POLICY,
-                      f"script-src 'self' {origin}",
-                      f"frame-src {origin} {STRIPE_FRAMES}",
-                      f"connect-src 'self' {origin} {STRIPE_API}"])
+    return "; ".join(
+        [
+            CONTENT_SECURITY_POLICY,
+            f"script-src 'self' {origin}",
+            f"frame-src {origin} {STRIPE_FRAMES}",
+            f"connect-src 'self' {origin} {STRIPE_API}",
+        ]
+    )
 
 
 SECURITY_HEADERS = {
@@ -131,5 +138,8 @@ def session_expired(ended_at: float | None = None) -> bool:
     would let a session in use (or a stolen cookie) live forever. `ended_at` (a timestamp) ends
     every session that began before it."""
     started = session.get("signed_in_at")
-    return (started is None or time.time() - started > SESSION_LIFETIME.total_seconds()
-            or (ended_at is not None and started <= ended_at))
+    return (
+        started is None
+        or time.time() - started > SESSION_LIFETIME.total_seconds()
+        or (ended_at is not None and started <= ended_at)
+    )

@@ -1,4 +1,5 @@
 """`emoscope-admin`: database migrations, accounts and keys, without the web server."""
+
 from __future__ import annotations
 
 import argparse
@@ -51,8 +52,9 @@ def main(argv: list[str] | None = None) -> None:
             owner = session.get(Account, args.account_id)
             if owner is None:
                 parser.error(f"no account with id {args.account_id}")
-            _, secret = repository.create_api_key(session, owner, settings.api_key_pepper, args.name,
-                                                  tuple(args.scopes.split(",")))
+            _, secret = repository.create_api_key(
+                session, owner, settings.api_key_pepper, args.name, tuple(args.scopes.split(","))
+            )
             print(secret)
         elif args.command == "demo-key":
             owner = repository.account_by_name(session, "demo") or repository.create_account(session, "demo")

@@ -1,4 +1,5 @@
 """Settings, read only from environment variables (each has an embedded default, except secrets)."""
+
 from __future__ import annotations
 
 import json
@@ -74,14 +75,17 @@ def _secret(variable: str, name: str, state_dir: Path, dev_mode: bool) -> str:
     value = os.environ.get(variable, "")
     if value:
         if len(value) < MIN_SECRET_LENGTH:
-            raise InsecureSettings(f"{variable} is shorter than {MIN_SECRET_LENGTH} characters; use a random value, "
-                                   "e.g. python -c 'import secrets; print(secrets.token_urlsafe(48))'")
+            raise InsecureSettings(
+                f"{variable} is shorter than {MIN_SECRET_LENGTH} characters; use a random value, "
+                "e.g. python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+            )
         return value
     if not dev_mode:
         raise InsecureSettings(
             f"{variable} is not set. Production needs its own random secret of at least {MIN_SECRET_LENGTH} "
             f"characters (python -c 'import secrets; print(secrets.token_urlsafe(48))'). On a development machine, "
-            f"set {DEV_MODE_VARIABLE}=true to use random secrets kept in {state_dir / DEV_SECRETS_FILE}.")
+            f"set {DEV_MODE_VARIABLE}=true to use random secrets kept in {state_dir / DEV_SECRETS_FILE}."
+        )
     return _dev_secrets(state_dir)[name]
 
 
@@ -90,12 +94,22 @@ def default_plans() -> dict[str, Plan]:
     paid_rate = _env_float("EMOSCOPE_PAID_REQUESTS_PER_SECOND", 20.0)
     megabyte = 1024 * 1024
     return {
-        "free": Plan("free", _env_int("EMOSCOPE_FREE_MONTHLY_UNITS", 1000), free_rate, max(1, int(free_rate * 5)),
-                     _env_float("EMOSCOPE_FREE_STUDIES_PER_HOUR", 10.0),
-                     _env_int("EMOSCOPE_FREE_STUDY_STORAGE_MB", 200) * megabyte),
-        "paid": Plan("paid", None, paid_rate, max(1, int(paid_rate * 2)),
-                     _env_float("EMOSCOPE_PAID_STUDIES_PER_HOUR", 120.0),
-                     _env_int("EMOSCOPE_PAID_STUDY_STORAGE_MB", 20 * 1024) * megabyte),
+        "free": Plan(
+            "free",
+            _env_int("EMOSCOPE_FREE_MONTHLY_UNITS", 1000),
+            free_rate,
+            max(1, int(free_rate * 5)),
+            _env_float("EMOSCOPE_FREE_STUDIES_PER_HOUR", 10.0),
+            _env_int("EMOSCOPE_FREE_STUDY_STORAGE_MB", 200) * megabyte,
+        ),
+        "paid": Plan(
+            "paid",
+            None,
+            paid_rate,
+            max(1, int(paid_rate * 2)),
+            _env_float("EMOSCOPE_PAID_STUDIES_PER_HOUR", 120.0),
+            _env_int("EMOSCOPE_PAID_STUDY_STORAGE_MB", 20 * 1024) * megabyte,
+        ),
     }
 
 
@@ -165,8 +179,11 @@ class Settings:
     def from_env(cls) -> Settings:
         state_dir = Path(os.environ.get("EMOSCOPE_STATE_DIR", REPO_ROOT / "var")).resolve()
         dev_mode = os.environ.get(DEV_MODE_VARIABLE, "").lower() == "true"
-        session_secret = (_secret("EMOSCOPE_SESSION_SECRET", "session_secret", state_dir, dev_mode)
-                          if os.environ.get("EMOSCOPE_SESSION_SECRET") or dev_mode else None)
+        session_secret = (
+            _secret("EMOSCOPE_SESSION_SECRET", "session_secret", state_dir, dev_mode)
+            if os.environ.get("EMOSCOPE_SESSION_SECRET") or dev_mode
+            else None
+        )
         return cls(
             database_url=os.environ.get("DATABASE_URL", f"sqlite:///{state_dir / 'emoscope.db'}"),
             state_dir=state_dir,

@@ -1,5 +1,6 @@
 """Wiring: settings -> database, storage, job context and queue, and the Services a request uses.
 No Flask here (workers use it too)."""
+
 from __future__ import annotations
 
 import heapq
@@ -60,8 +61,10 @@ def celery_transport_options() -> dict:
     options = {"visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", 3600))}
     if os.environ.get("SQS_QUEUE_URL"):
         # On AWS the queue exists already (Terraform) and the roles may not create or list queues.
-        options.update(region=os.environ.get("AWS_REGION", "us-east-1"),
-                       predefined_queues={JOB_QUEUE: {"url": os.environ["SQS_QUEUE_URL"]}})
+        options.update(
+            region=os.environ.get("AWS_REGION", "us-east-1"),
+            predefined_queues={JOB_QUEUE: {"url": os.environ["SQS_QUEUE_URL"]}},
+        )
     return options
 
 
@@ -75,13 +78,20 @@ def make_analyzer(settings: Settings) -> Analyzer:
     return Analyzer(settings.state_dir / "deepface", settings.emotion_model, settings.inference_threads)
 
 
-def job_context(settings: Settings, with_analyzer: bool, analyzer: Analyzer | None = None,
-                db: Database | None = None) -> jobs.JobContext:
+def job_context(
+    settings: Settings, with_analyzer: bool, analyzer: Analyzer | None = None, db: Database | None = None
+) -> jobs.JobContext:
     if analyzer is None and with_analyzer:
         analyzer = make_analyzer(settings)
-    return jobs.JobContext(db or Database(settings.database_url), make_storage(settings), analyzer, settings.limits,
-                           timedelta(hours=settings.media_retention_hours), settings.webhook_allow_loopback,
-                           kinds={jobs.ANALYSIS: jobs.JobKind(), studies.JOB_KIND: studies.session_job_kind()})
+    return jobs.JobContext(
+        db or Database(settings.database_url),
+        make_storage(settings),
+        analyzer,
+        settings.limits,
+        timedelta(hours=settings.media_retention_hours),
+        settings.webhook_allow_loopback,
+        kinds={jobs.ANALYSIS: jobs.JobKind(), studies.JOB_KIND: studies.session_job_kind()},
+    )
 
 
 SWEEP_EVERY_S = 600
@@ -196,8 +206,9 @@ class InProcessQueue:
         if attempt + 1 >= jobs.WEBHOOK_ATTEMPTS:
             jobs.give_up_webhook(self._context, job_id)
             return
-        self._timers.call_later(webhooks.backoff_seconds(attempt),
-                                lambda: self._deliveries.submit(self._notify, job_id, attempt + 1))
+        self._timers.call_later(
+            webhooks.backoff_seconds(attempt), lambda: self._deliveries.submit(self._notify, job_id, attempt + 1)
+        )
 
 
 class CeleryQueue:

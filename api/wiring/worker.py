@@ -5,6 +5,7 @@ a worker dies mid-job, so a killed worker's job runs again elsewhere; `jobs.exec
 repeat and billing is exactly once by construction. The beat schedule sweeps expired results,
 deletes stored objects no row needs, and reports usage to Stripe.
 """
+
 from __future__ import annotations
 
 import os

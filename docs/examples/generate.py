@@ -9,6 +9,7 @@ the service would not give. tests/test_docs.py makes the same requests and fails
 from its file beyond `same_answer`'s rounding: after changing a model or a default, run this again and
 commit the files.
 """
+
 from __future__ import annotations
 
 import io
@@ -69,16 +70,27 @@ def same_answer(expected, actual, path: str = "$") -> list[str]:
     if isinstance(expected, dict) and isinstance(actual, dict):
         if expected.keys() != actual.keys():
             return [f"{path}: keys {sorted(expected)} != {sorted(actual)}"]
-        return [difference for key in expected if key not in UNCOMPARED
-                for difference in same_answer(expected[key], actual[key], f"{path}.{key}")]
+        return [
+            difference
+            for key in expected
+            if key not in UNCOMPARED
+            for difference in same_answer(expected[key], actual[key], f"{path}.{key}")
+        ]
     if isinstance(expected, list) and isinstance(actual, list):
         if len(expected) != len(actual):
             return [f"{path}: {len(expected)} items != {len(actual)}"]
-        return [difference for i, (e, a) in enumerate(zip(expected, actual))
-                for difference in same_answer(e, a, f"{path}[{i}]")]
+        return [
+            difference
+            for i, (e, a) in enumerate(zip(expected, actual))
+            for difference in same_answer(e, a, f"{path}[{i}]")
+        ]
     numbers = (int, float)
-    if (isinstance(expected, numbers) and isinstance(actual, numbers)
-            and not isinstance(expected, bool) and not isinstance(actual, bool)):
+    if (
+        isinstance(expected, numbers)
+        and isinstance(actual, numbers)
+        and not isinstance(expected, bool)
+        and not isinstance(actual, bool)
+    ):
         if math.isclose(expected, actual, rel_tol=RELATIVE_TOLERANCE, abs_tol=ABSOLUTE_TOLERANCE):
             return []
     elif expected == actual and type(expected) is type(actual):
@@ -106,8 +118,11 @@ def write(found: dict[str, dict]) -> None:
 
 def main() -> None:
     with tempfile.TemporaryDirectory() as state:
-        settings = Settings(database_url=f"sqlite:///{state}/examples.db", state_dir=Path(state),
-                            api_key_pepper=secrets.token_urlsafe(48))
+        settings = Settings(
+            database_url=f"sqlite:///{state}/examples.db",
+            state_dir=Path(state),
+            api_key_pepper=secrets.token_urlsafe(48),
+        )
         app = create_app(settings)
         services = app.extensions["emoscope"]
         services.db.migrate()

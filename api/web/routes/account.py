@@ -1,4 +1,5 @@
 """Owner endpoints: sign-up, sign-in, API keys, usage and the account's plan."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -17,8 +18,15 @@ from api.web.credentials import check_password, create_capped_key, credentials_g
 from api.web.errors import ApiError
 from api.web.parsing import json_object, load
 from api.web.problems import invalid_reset_token, key_limit_problems
-from api.web.schemas import (KeyCreateSchema, PasswordChangeSchema, PasswordResetConfirmSchema,
-                             PasswordResetRequestSchema, SignInSchema, SignUpSchema, UsageQuerySchema)
+from api.web.schemas import (
+    KeyCreateSchema,
+    PasswordChangeSchema,
+    PasswordResetConfirmSchema,
+    PasswordResetRequestSchema,
+    SignInSchema,
+    SignUpSchema,
+    UsageQuerySchema,
+)
 
 bp = Blueprint("account", __name__)
 
@@ -46,10 +54,14 @@ def sign_up():
     try:
         account, owner, key, secret = credentials.sign_up(fields["email"], fields["password"], fields["account_name"])
     except accounts.EmailTaken as exc:
-        raise ApiError(409, "email_taken", "Email already registered",
-                       "an account with this email exists; sign in instead") from exc
-    body = {"account": {"id": account.id, "name": account.name, "plan": account.plan},
-            "owner": {"email": owner.email}, "api_key": key_json(key, secret)}
+        raise ApiError(
+            409, "email_taken", "Email already registered", "an account with this email exists; sign in instead"
+        ) from exc
+    body = {
+        "account": {"id": account.id, "name": account.name, "plan": account.plan},
+        "owner": {"email": owner.email},
+        "api_key": key_json(key, secret),
+    }
     return jsonify(body), 201
 
 
@@ -62,9 +74,14 @@ def sign_in():
         if owner is None:
             raise ApiError(401, "invalid_credentials", "Sign-in failed", "wrong email or password")
         with key_limit_problems():
-            issued = accounts.sign_in(session, owner, fields["key_name"], services.settings.api_key_pepper,
-                                      services.settings.max_keys_per_account,
-                                      timedelta(hours=services.settings.sign_in_key_hours))
+            issued = accounts.sign_in(
+                session,
+                owner,
+                fields["key_name"],
+                services.settings.api_key_pepper,
+                services.settings.max_keys_per_account,
+                timedelta(hours=services.settings.sign_in_key_hours),
+            )
         return jsonify({"api_key": key_json(*issued)}), 201
 
 
@@ -83,8 +100,9 @@ def change_password():
 def request_password_reset():
     fields = load(PasswordResetRequestSchema(), json_object())
     send_reset_link(fields["email"])
-    return jsonify({"status": "requested",
-                    "detail": "if an account owner has this email, a reset link is on its way"}), 202
+    return jsonify(
+        {"status": "requested", "detail": "if an account owner has this email, a reset link is on its way"}
+    ), 202
 
 
 @bp.post("/v1/password-reset/confirm")
@@ -92,8 +110,9 @@ def confirm_password_reset():
     fields = load(PasswordResetConfirmSchema(), json_object())
     services = current_services()
     with services.db.session.begin() as session:
-        owner = accounts.reset_password(session, fields["token"], fields["new_password"],
-                                        services.settings.api_key_pepper)
+        owner = accounts.reset_password(
+            session, fields["token"], fields["new_password"], services.settings.api_key_pepper
+        )
     if owner is None:
         raise invalid_reset_token()
     return "", 204
@@ -142,16 +161,18 @@ def account():
     plan = services.settings.plans[g.account.plan]
     with services.db.session.begin() as session:
         quota = metering.quota(session, g.account_id, plan)
-    return jsonify({
-        "id": g.account.id,
-        "name": g.account.name,
-        "plan": plan.name,
-        "subscription_status": g.account.subscription_status,
-        "quota": quota,
-        "rate_limit": {"requests_per_second": plan.requests_per_second, "burst": plan.burst},
-        "billing_enabled": services.billing is not None,
-        "webhook_signing_secret": g.account.webhook_secret,
-    })
+    return jsonify(
+        {
+            "id": g.account.id,
+            "name": g.account.name,
+            "plan": plan.name,
+            "subscription_status": g.account.subscription_status,
+            "quota": quota,
+            "rate_limit": {"requests_per_second": plan.requests_per_second, "burst": plan.burst},
+            "billing_enabled": services.billing is not None,
+            "webhook_signing_secret": g.account.webhook_secret,
+        }
+    )
 
 
 @bp.delete("/v1/account/data")

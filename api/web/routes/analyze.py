@@ -1,4 +1,5 @@
 """POST /v1/analyze: parse and validate, admit, submit, serialise."""
+
 from __future__ import annotations
 
 import base64
@@ -36,9 +37,19 @@ def analyze():
     field, data, options, delivery = _parse(services.settings.limits.max_upload_bytes)
     fingerprint = metering.fingerprint(data, (options, delivery))
     with metering_problems(), webhook_problems(), admission_problems(), media_problems(field):
-        body, replayed, job_id = submission.analyze(services, g.account, plan, g.api_key_id, g.request_id, data,
-                                                    options, delivery["run_async"], delivery["webhook_url"],
-                                                    idempotency_key, fingerprint)
+        body, replayed, job_id = submission.analyze(
+            services,
+            g.account,
+            plan,
+            g.api_key_id,
+            g.request_id,
+            data,
+            options,
+            delivery["run_async"],
+            delivery["webhook_url"],
+            idempotency_key,
+            fingerprint,
+        )
     if job_id is None:
         return replayable(Response(body, mimetype="application/json"), replayed)
     response = Response(body, status=202, mimetype="application/json")
@@ -52,16 +63,25 @@ def _parse(max_bytes: int) -> tuple[str, bytes, AnalysisOptions, dict]:
         form = form_fields(json_fields=("micro_expressions",))
         upload = request.files.get("file")
         if upload is None:
-            raise ApiError(400, "invalid_request", "Invalid request", "the multipart body needs a 'file' part",
-                           errors={"file": ["Missing data for required field."]})
+            raise ApiError(
+                400,
+                "invalid_request",
+                "Invalid request",
+                "the multipart body needs a 'file' part",
+                errors={"file": ["Missing data for required field."]},
+            )
         return ("file", upload_bytes("file", upload, max_bytes), *_options(load(AnalyzeFormSchema(), form)))
     if request.mimetype == "application/json":
         fields = load(AnalyzeJsonSchema(), json_object())
         media_field = "image_base64" if "image_base64" in fields else "video_base64"
         encoded = fields.pop(media_field)
         return (media_field, _b64decode(media_field, encoded, max_bytes), *_options(fields))
-    raise ApiError(415, "unsupported_media_type", "Unsupported media type",
-                   "send multipart/form-data with a 'file' part, or application/json with image_base64 or video_base64")
+    raise ApiError(
+        415,
+        "unsupported_media_type",
+        "Unsupported media type",
+        "send multipart/form-data with a 'file' part, or application/json with image_base64 or video_base64",
+    )
 
 
 def _options(fields: dict) -> tuple[AnalysisOptions, dict]:
@@ -87,5 +107,10 @@ def _b64decode(field: str, encoded: str, max_bytes: int) -> bytes:
     try:
         return base64.b64decode(encoded, validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise ApiError(400, "invalid_request", "Invalid request", f"{field} is not valid base64",
-                       errors={field: ["Not valid base64."]}) from exc
+        raise ApiError(
+            400,
+            "invalid_request",
+            "Invalid request",
+            f"{field} is not valid base64",
+            errors={field: ["Not valid base64."]},
+        ) from exc

@@ -1,4 +1,5 @@
 """Billing endpoints: subscribe to the metered plan, open the Stripe portal, receive Stripe webhooks."""
+
 from __future__ import annotations
 
 import stripe
@@ -31,8 +32,9 @@ def portal():
     billing = configured_billing()
     fields = load(PortalSchema(), json_object())
     if g.account.stripe_customer_id is None:
-        raise ApiError(409, "no_billing_account", "No billing account",
-                       "subscribe first: POST /v1/billing/subscription")
+        raise ApiError(
+            409, "no_billing_account", "No billing account", "subscribe first: POST /v1/billing/subscription"
+        )
     with stripe_problems():
         return jsonify({"url": billing.portal_url(g.account, fields["return_url"])})
 
@@ -43,8 +45,12 @@ def webhook():
     try:
         event = billing.verify_webhook(request.get_data(), request.headers.get("Stripe-Signature"))
     except (ValueError, stripe.SignatureVerificationError) as exc:
-        raise ApiError(400, "invalid_signature", "Invalid signature",
-                       "the payload is not signed with this endpoint's Stripe secret") from exc
+        raise ApiError(
+            400,
+            "invalid_signature",
+            "Invalid signature",
+            "the payload is not signed with this endpoint's Stripe secret",
+        ) from exc
     with services().db.session.begin() as session:
         matched = apply_webhook_event(session, event.type, event.data.object.to_dict())
     return jsonify({"received": True, "applied": matched})

@@ -4,6 +4,7 @@ The token in the address is the client's only credential: signed with the server
 by its hash, refused once revoked or expired (api.domain.studies.by_report_token). The page shows the report
 and its CSVs, and nothing else of the study: no participant link, no stimulus, no owner controls.
 """
+
 from __future__ import annotations
 
 from flask import Blueprint, render_template, request, url_for
@@ -39,10 +40,19 @@ def page(token: str):
     if found is None:
         return render_template("client_report_unknown.html"), 404, PRIVATE
     study, report = found
-    return render_template("client_report.html", study=study, report=report, emotions=EMOTIONS,
-                           page_href=lambda args: url_for("client_report.page", token=token, **args),
-                           csv_href=lambda args: url_for("client_report.report_csv", token=token, **args),
-                           stimulus_href=None), 200, PRIVATE
+    return (
+        render_template(
+            "client_report.html",
+            study=study,
+            report=report,
+            emotions=EMOTIONS,
+            page_href=lambda args: url_for("client_report.page", token=token, **args),
+            csv_href=lambda args: url_for("client_report.report_csv", token=token, **args),
+            stimulus_href=None,
+        ),
+        200,
+        PRIVATE,
+    )
 
 
 @bp.get("/r/<token>/report.csv")

@@ -6,6 +6,7 @@ check as POST /v1/signin. The console deliberately holds no API key: a bearer se
 used elsewhere, while this session is HttpOnly, confined to /console, expires, and is re-checked
 against the owners table on every request.
 """
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -23,18 +24,34 @@ from api.store.storage import undone_on_error
 from api.usecases import erasure
 from api.usecases.admission import admit_new_study
 from api.usecases.subscriptions import subscribe_account
-from api.web import websecurity, credentials
+from api.web import credentials, websecurity
 from api.web.auth import show_rate_limit
-from api.web.context import configured_billing, services as current_services
+from api.web.context import configured_billing
+from api.web.context import services as current_services
 from api.web.credentials import check_password, create_capped_key, send_reset_link
 from api.web.errors import MEDIA_STATUS, ApiError
 from api.web.files import report_csv_response, stimulus_response, video_upload
 from api.web.parsing import load
-from api.web.problems import (admission_problems, invalid_reset_token, invalid_variables, stripe_problems,
-                              study_storage_problems)
-from api.web.schemas import (MAX_COMPARED_STUDIES, SCOPES, CompareQuerySchema, KeyCreateSchema, NewPasswordSchema,
-                             PasswordResetConfirmSchema, PasswordResetRequestSchema, ReportQuerySchema, SignInSchema,
-                             SignUpSchema, StudyCreateSchema)
+from api.web.problems import (
+    admission_problems,
+    invalid_reset_token,
+    invalid_variables,
+    stripe_problems,
+    study_storage_problems,
+)
+from api.web.schemas import (
+    MAX_COMPARED_STUDIES,
+    SCOPES,
+    CompareQuerySchema,
+    KeyCreateSchema,
+    NewPasswordSchema,
+    PasswordResetConfirmSchema,
+    PasswordResetRequestSchema,
+    ReportQuerySchema,
+    SignInSchema,
+    SignUpSchema,
+    StudyCreateSchema,
+)
 
 bp = Blueprint("console", __name__, url_prefix="/console")
 
@@ -96,8 +113,9 @@ def sign_in_form():
 @bp.post("/signin")
 def sign_in():
     # Through the API's schema: an email the database cannot store (a NUL) is refused, not a 500.
-    fields = load(SignInSchema(),
-                  {"email": request.form.get("email", ""), "password": request.form.get("password", "")})
+    fields = load(
+        SignInSchema(), {"email": request.form.get("email", ""), "password": request.form.get("password", "")}
+    )
     email, password = fields["email"], fields["password"]
     with current_services().db.session.begin() as db_session:
         owner = check_password(db_session, email, password)
@@ -141,8 +159,14 @@ def sign_up():
 
 def _sign_up_page(form: dict, errors: dict | None = None, refused: bool = False) -> str:
     """The form again with what was typed (never the password) and each field's refusal beside it."""
-    return render_template("console/signup.html", form={**form, "password": ""}, errors=errors or {},
-                           refused=refused, min_length=passwords.MIN_LENGTH, min_distinct=passwords.MIN_DISTINCT)
+    return render_template(
+        "console/signup.html",
+        form={**form, "password": ""},
+        errors=errors or {},
+        refused=refused,
+        min_length=passwords.MIN_LENGTH,
+        min_distinct=passwords.MIN_DISTINCT,
+    )
 
 
 @bp.get("/password-reset/request")
@@ -164,12 +188,15 @@ def password_reset_form():
 
 @bp.post("/password-reset")
 def password_reset():
-    fields = load(PasswordResetConfirmSchema(), {"token": request.form.get("token", ""),
-                                                 "new_password": request.form.get("new_password", "")})
+    fields = load(
+        PasswordResetConfirmSchema(),
+        {"token": request.form.get("token", ""), "new_password": request.form.get("new_password", "")},
+    )
     services = current_services()
     with services.db.session.begin() as db_session:
-        owner = accounts.reset_password(db_session, fields["token"], fields["new_password"],
-                                        services.settings.api_key_pepper)
+        owner = accounts.reset_password(
+            db_session, fields["token"], fields["new_password"], services.settings.api_key_pepper
+        )
     if owner is None:
         raise invalid_reset_token()
     session.clear()
@@ -240,12 +267,17 @@ def deleted_study_target(study_id: str):
 @bp.post("/keys")
 @signed_in
 def create_key():
-    fields = load(KeyCreateSchema(), {"name": request.form.get("name", ""),
-                                      "scopes": request.form.getlist("scopes") or ["analyze"]})
+    fields = load(
+        KeyCreateSchema(),
+        {"name": request.form.get("name", ""), "scopes": request.form.getlist("scopes") or ["analyze"]},
+    )
     if not websecurity.first_submission():
-        return _message(409, "This key was already created",
-                        "The form was sent before (a reload or a second click). The key was created the first time, "
-                        "and its secret was shown only then: if it was not copied, revoke that key and create another.")
+        return _message(
+            409,
+            "This key was already created",
+            "The form was sent before (a reload or a second click). The key was created the first time, "
+            "and its secret was shown only then: if it was not copied, revoke that key and create another.",
+        )
     with current_services().db.session.begin() as db_session:
         key, secret = create_capped_key(db_session, g.account, fields["name"], fields["scopes"])
     # Rendered here rather than redirected to: the secret exists only in this response.
@@ -273,15 +305,23 @@ def card_form():
         flash("The account is on the paid plan already; its card is managed in the Stripe customer portal.")
         return redirect(url_for("console.home"), 303)
     if not billing.config.publishable_key:
-        return _message(409, "No card form on this deployment",
-                        "It has no Stripe publishable key (STRIPE_PUBLISHABLE_KEY); subscribe through the API: "
-                        "POST /v1/billing/subscription.")
+        return _message(
+            409,
+            "No card form on this deployment",
+            "It has no Stripe publishable key (STRIPE_PUBLISHABLE_KEY); subscribe through the API: "
+            "POST /v1/billing/subscription.",
+        )
     with current_services().db.session.begin() as db_session:
         account = db_session.get(Account, g.account.id)
         with stripe_problems():
             client_secret = billing.card_setup_secret(account)
-    page = render_template("console/card.html", account=g.account, client_secret=client_secret,
-                           publishable_key=billing.config.publishable_key, stripe_js_url=billing.config.js_url)
+    page = render_template(
+        "console/card.html",
+        account=g.account,
+        client_secret=client_secret,
+        publishable_key=billing.config.publishable_key,
+        stripe_js_url=billing.config.js_url,
+    )
     return page, 200, {"Content-Security-Policy": websecurity.card_form_policy(billing.config.js_url)}
 
 
@@ -315,9 +355,11 @@ def delete_data():
     if request.form.get("confirm") != "yes":
         return _message(400, "Nothing deleted", "Tick the box to confirm the deletion.")
     erased = erasure.erase_account_data(current_services().jobs, g.account.id)
-    flash(f"Studies deleted (with their stimulus and session timelines): {erased.studies_deleted}; jobs deleted "
-          f"(with their media and results): {erased.jobs_deleted}; requests whose stored data was deleted: "
-          f"{erased.requests_scrubbed}. Usage records are kept for invoicing.")
+    flash(
+        f"Studies deleted (with their stimulus and session timelines): {erased.studies_deleted}; jobs deleted "
+        f"(with their media and results): {erased.jobs_deleted}; requests whose stored data was deleted: "
+        f"{erased.requests_scrubbed}. Usage records are kept for invoicing."
+    )
     return redirect(url_for("console.home"), 303)
 
 
@@ -330,11 +372,22 @@ def _dashboard(new_key=None, new_secret: str | None = None) -> str:
         keys = repository.list_api_keys(db_session, g.account.id)
         quota = metering.quota(db_session, g.account.id, plan)
         usage = metering.usage_report(db_session, g.account.id, first, last)
-    return render_template("console/dashboard.html", owner=g.owner, account=g.account, plan=plan, quota=quota,
-                           keys=keys, scopes=SCOPES, usage=usage, days=_every_day(usage, first, USAGE_DAYS),
-                           billing_enabled=services.billing is not None, new_key=new_key, new_secret=new_secret,
-                           card_form=services.billing is not None and bool(services.billing.config.publishable_key),
-                           live_subscription=has_live_subscription(g.account))
+    return render_template(
+        "console/dashboard.html",
+        owner=g.owner,
+        account=g.account,
+        plan=plan,
+        quota=quota,
+        keys=keys,
+        scopes=SCOPES,
+        usage=usage,
+        days=_every_day(usage, first, USAGE_DAYS),
+        billing_enabled=services.billing is not None,
+        new_key=new_key,
+        new_secret=new_secret,
+        card_form=services.billing is not None and bool(services.billing.config.publishable_key),
+        live_subscription=has_live_subscription(g.account),
+    )
 
 
 def _every_day(report: dict, first, count: int) -> list[dict]:
@@ -346,6 +399,7 @@ def _every_day(report: dict, first, count: int) -> list[dict]:
 
 # --- audience studies ---------------------------------------------------------------------------
 
+
 @bp.get("/studies")
 @signed_in
 def studies_page():
@@ -353,8 +407,9 @@ def studies_page():
         pepper = current_services().settings.api_key_pepper
         rows = [studies.study_json(db_session, study, pepper) for study in studies.of_account(db_session, g.account.id)]
         keys = [key for key in repository.list_api_keys(db_session, g.account.id) if key.revoked_at is None]
-    return render_template("console/studies.html", account=g.account, studies=rows, keys=keys,
-                           max_compared=MAX_COMPARED_STUDIES)
+    return render_template(
+        "console/studies.html", account=g.account, studies=rows, keys=keys, max_compared=MAX_COMPARED_STUDIES
+    )
 
 
 @bp.get("/studies/compare")
@@ -377,19 +432,40 @@ def create_study():
         plan, decision = admit_new_study(services, g.account)
         show_rate_limit(decision)
     variables = [v.strip() for v in request.form.get("variables", "").split(",") if v.strip()]
-    fields = load(StudyCreateSchema(), {"name": request.form.get("name", ""), "variables": variables,
-                                        "stimulus_duration_ms": _milliseconds(request.form.get("duration_s", ""))})
+    fields = load(
+        StudyCreateSchema(),
+        {
+            "name": request.form.get("name", ""),
+            "variables": variables,
+            "stimulus_duration_ms": _milliseconds(request.form.get("duration_s", "")),
+        },
+    )
     stimulus = video_upload("stimulus", required=False)
     if not websecurity.first_submission():
-        return _message(409, "This study was already created",
-                        "The form was sent before (a reload or a second click). The study was created the first time; "
-                        "its page under Studies shows its participant link.")
-    with study_storage_problems(), undone_on_error(services.jobs.storage) as put, \
-            services.db.session.begin() as db_session:
+        return _message(
+            409,
+            "This study was already created",
+            "The form was sent before (a reload or a second click). The study was created the first time; "
+            "its page under Studies shows its participant link.",
+        )
+    with (
+        study_storage_problems(),
+        undone_on_error(services.jobs.storage) as put,
+        services.db.session.begin() as db_session,
+    ):
         key = _active_key(db_session, request.form.get("api_key_id", type=int))
-        study, _ = studies.create(db_session, put, g.account.id, key.id, fields["name"],
-                                  fields["stimulus_duration_ms"], stimulus, services.settings.api_key_pepper,
-                                  plan.study_storage_bytes, variables=fields["variables"])
+        study, _ = studies.create(
+            db_session,
+            put,
+            g.account.id,
+            key.id,
+            fields["name"],
+            fields["stimulus_duration_ms"],
+            stimulus,
+            services.settings.api_key_pepper,
+            plan.study_storage_bytes,
+            variables=fields["variables"],
+        )
         study_id = study.id
     return _study_page(study_id), 201
 
@@ -479,11 +555,13 @@ def _owned_study(db_session, study_id: str):
 
 def _active_key(db_session, key_id: int | None):
     """The key a study's sessions are metered against (the API uses the key that creates the study)."""
-    key = next((k for k in repository.list_api_keys(db_session, g.account.id)
-                if k.id == key_id and k.revoked_at is None), None)
+    key = next(
+        (k for k in repository.list_api_keys(db_session, g.account.id) if k.id == key_id and k.revoked_at is None), None
+    )
     if key is None:
-        raise ApiError(400, "invalid_request", "No key chosen",
-                       "Choose an active API key to meter the study's sessions against.")
+        raise ApiError(
+            400, "invalid_request", "No key chosen", "Choose an active API key to meter the study's sessions against."
+        )
     return key
 
 
@@ -502,15 +580,22 @@ def _study_page(study_id: str) -> str:
         body = studies.study_json(db_session, study, current_services().settings.api_key_pepper)
         report = studies.report(db_session, study, only=studies.report_filter(study, request.args.to_dict()))
         pepper = current_services().settings.api_key_pepper
-        links = [{**studies.report_link_json(link, pepper), "live": link.revoked_at is None
-                  and link.expires_at > utcnow()} for link in studies.report_links(db_session, study)]
+        links = [
+            {**studies.report_link_json(link, pepper), "live": link.revoked_at is None and link.expires_at > utcnow()}
+            for link in studies.report_links(db_session, study)
+        ]
     for link in links:
         link["url"] = url_for("client_report.page", token=link["token"], _external=True)
     token = body["participant_token"]
     participant_url = url_for("participant.page", token=token, _external=True) if token else None
-    return render_template("console/study.html", study=body, report=report, emotions=EMOTIONS,
-                           participant_url=participant_url, report_links=links,
-                           page_href=lambda args: url_for("console.study_page", study_id=study_id, **args),
-                           csv_href=lambda args: url_for("console.study_report_csv", study_id=study_id, **args),
-                           stimulus_href=url_for("console.study_stimulus", study_id=study_id)
-                           if body["has_stimulus"] else None)
+    return render_template(
+        "console/study.html",
+        study=body,
+        report=report,
+        emotions=EMOTIONS,
+        participant_url=participant_url,
+        report_links=links,
+        page_href=lambda args: url_for("console.study_page", study_id=study_id, **args),
+        csv_href=lambda args: url_for("console.study_report_csv", study_id=study_id, **args),
+        stimulus_href=url_for("console.study_stimulus", study_id=study_id) if body["has_stimulus"] else None,
+    )

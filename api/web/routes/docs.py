@@ -5,6 +5,7 @@ page's policy allows exactly those, by their SHA-256, so the site runs under the
 no-CDN policy as every other page instead of with 'unsafe-inline'. Its stylesheet draws its icons
 as data: SVG images, which images may be here (an image cannot run script).
 """
+
 from __future__ import annotations
 
 import base64
@@ -51,8 +52,9 @@ def page(path: str):
 def page_policy(file: str, _mtime_ns: int) -> str:
     """The site-wide policy plus this page's own inline scripts (cached until the file changes)."""
     text = Path(file).read_text(encoding="utf-8")
-    hashes = sorted({base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
-                     for script in INLINE_SCRIPT.findall(text)})
+    hashes = sorted(
+        {base64.b64encode(hashlib.sha256(script.encode()).digest()).decode() for script in INLINE_SCRIPT.findall(text)}
+    )
     allowed = "".join(f" 'sha256-{digest}'" for digest in hashes)
     directives = [d for d in CONTENT_SECURITY_POLICY.split("; ") if not d.startswith(("img-src", "script-src"))]
     return "; ".join([*directives, "img-src 'self' data:", f"script-src 'self'{allowed}"])

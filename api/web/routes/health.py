@@ -1,4 +1,5 @@
 """Liveness, readiness and the API contract."""
+
 from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, jsonify

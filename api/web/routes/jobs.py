@@ -1,4 +1,5 @@
 """GET and DELETE /v1/jobs/{id}: status, progress and result of asynchronous analyses."""
+
 from __future__ import annotations
 
 from flask import Blueprint, g, jsonify
@@ -21,8 +22,12 @@ def get_job(job_id: str):
     try:
         body = jobs.load(services().jobs, g.account_id, job_id)
     except jobs.JobExpired:
-        raise ApiError(410, "job_expired", "Job expired",
-                       f"job {job_id} finished longer ago than the retention window; its result is deleted") from None
+        raise ApiError(
+            410,
+            "job_expired",
+            "Job expired",
+            f"job {job_id} finished longer ago than the retention window; its result is deleted",
+        ) from None
     if body is None:
         raise _not_found(job_id)
     return jsonify(body)

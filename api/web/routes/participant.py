@@ -5,6 +5,7 @@ address and sends it as a bearer token to the JSON endpoints (stimulus, sessions
 the server only looks it up here to name the study. Referrer-Policy: no-referrer (websecurity)
 keeps the address from leaving with any request the page makes.
 """
+
 from __future__ import annotations
 
 from flask import Blueprint, render_template, request
@@ -36,8 +37,13 @@ def page(token: str):
             variables = studies.link_variables(study, request.args.to_dict())
         except studies.InvalidVariables:
             return render_template("participant_bad_link.html"), 400, PRIVATE
-        context = {"study_id": study.id, "study_name": study.name, "duration_ms": study.stimulus_duration_ms,
-                   "has_stimulus": study.stimulus_key is not None, "variables": variables}
+        context = {
+            "study_id": study.id,
+            "study_name": study.name,
+            "duration_ms": study.stimulus_duration_ms,
+            "has_stimulus": study.stimulus_key is not None,
+            "variables": variables,
+        }
     return render_template("participant.html", consent_version=CONSENT_VERSION, **context), 200, PRIVATE
 
 

@@ -1,4 +1,5 @@
 """Audience studies: the owner's study resource and report, participants' sessions, receipts."""
+
 from __future__ import annotations
 
 import json
@@ -17,8 +18,13 @@ from api.web.files import CSV, report_csv_response, stimulus_response, video_upl
 from api.web.metered import read_idempotency_key, replayable
 from api.web.parsing import form_fields, json_object, load
 from api.web.problems import admission_problems, invalid_variables, metering_problems, study_storage_problems
-from api.web.schemas import (CompareQuerySchema, ReportLinkCreateSchema, ReportQuerySchema, StudyCreateSchema,
-                             StudySessionFormSchema)
+from api.web.schemas import (
+    CompareQuerySchema,
+    ReportLinkCreateSchema,
+    ReportQuerySchema,
+    StudyCreateSchema,
+    StudySessionFormSchema,
+)
 
 bp = Blueprint("studies", __name__)
 
@@ -45,11 +51,24 @@ def create_study():
         stimulus = video_upload("stimulus", required=False)
     else:
         fields, stimulus = load(StudyCreateSchema(), json_object()), None
-    with study_storage_problems(), undone_on_error(services.jobs.storage) as put, \
-            services.db.session.begin() as session:
-        study, _ = studies.create(session, put, g.account_id, g.api_key_id, fields["name"],
-                                  fields["stimulus_duration_ms"], stimulus, services.settings.api_key_pepper,
-                                  plan.study_storage_bytes, fields["max_sessions"], fields["variables"])
+    with (
+        study_storage_problems(),
+        undone_on_error(services.jobs.storage) as put,
+        services.db.session.begin() as session,
+    ):
+        study, _ = studies.create(
+            session,
+            put,
+            g.account_id,
+            g.api_key_id,
+            fields["name"],
+            fields["stimulus_duration_ms"],
+            stimulus,
+            services.settings.api_key_pepper,
+            plan.study_storage_bytes,
+            fields["max_sessions"],
+            fields["variables"],
+        )
         body = studies.study_json(session, study, services.settings.api_key_pepper)
     return jsonify(body), 201
 
@@ -93,8 +112,9 @@ def study_report(study_id: str):
     query = load(ReportQuerySchema(), {k: v for k, v in args.items() if not k.startswith(studies.FILTER_PREFIX)})
     with current_services().db.session.begin() as session, invalid_variables():
         study = _owned(session, study_id)
-        report = studies.report(session, study, query["bucket_ms"], query["include_low_quality"],
-                                studies.report_filter(study, args))
+        report = studies.report(
+            session, study, query["bucket_ms"], query["include_low_quality"], studies.report_filter(study, args)
+        )
     if request.accept_mimetypes.best_match(["application/json", CSV]) == CSV:
         return report_csv_response(study_id, report, query["table"])
     return jsonify(report)
@@ -107,8 +127,9 @@ def create_report_link(study_id: str):
     fields = load(ReportLinkCreateSchema(), request.get_json(silent=True) or {})
     services = current_services()
     with services.db.session.begin() as session:
-        link = studies.create_report_link(session, _owned(session, study_id), services.settings.api_key_pepper,
-                                          fields["expires_in_days"])
+        link = studies.create_report_link(
+            session, _owned(session, study_id), services.settings.api_key_pepper, fields["expires_in_days"]
+        )
         body = studies.report_link_json(link, services.settings.api_key_pepper)
     return jsonify(body), 201
 
@@ -146,14 +167,19 @@ def _participant_study(study_id: str, taking_session: bool = False):
     `taking_session`, 403 `study_closed` or 409 `study_full` when it takes no more sessions."""
     token = presented_key()
     if token is None or not token.startswith(studies.PARTICIPANT_TOKEN_PREFIX):
-        raise ApiError(401, "missing_participant_token", "Authentication required",
-                       "send the study's participant token as 'Authorization: Bearer <token>'")
+        raise ApiError(
+            401,
+            "missing_participant_token",
+            "Authentication required",
+            "send the study's participant token as 'Authorization: Bearer <token>'",
+        )
     services = current_services()
     with services.db.session.begin() as session:
         study = studies.for_participant(session, study_id, token, services.settings.api_key_pepper)
         if study is None:
-            raise ApiError(403, "invalid_participant_token", "Forbidden",
-                           "this participant token does not open this study")
+            raise ApiError(
+                403, "invalid_participant_token", "Forbidden", "this participant token does not open this study"
+            )
         if taking_session:
             try:
                 studies.check_open(session, study, services.settings.study_max_sessions)
@@ -179,8 +205,12 @@ def submit_session(study_id: str):
         plan, decision = admit_paid_work(services, account, f"study:{study.id}")
         show_rate_limit(decision)
     if request.mimetype != "multipart/form-data":
-        raise ApiError(415, "unsupported_media_type", "Unsupported media type",
-                       "send multipart/form-data with a 'file' part (the webcam recording)")
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            "Unsupported media type",
+            "send multipart/form-data with a 'file' part (the webcam recording)",
+        )
     fields = load(StudySessionFormSchema(), form_fields(json_fields=("consent", "variables")))
     with invalid_variables():
         variables = studies.check_variables(study, fields["variables"])
@@ -188,9 +218,20 @@ def submit_session(study_id: str):
     clip = submission.recording_clip(services, data)
     consent = studies.Consent(fields["consent"]["version"], fields["consent"]["accepted_at"])
     with metering_problems():
-        body, replayed = submission.submit_session(services, study, account, plan, g.request_id, data, clip,
-                                                   fields["stimulus_started_ms"], consent, fields["segment"],
-                                                   variables, read_idempotency_key())
+        body, replayed = submission.submit_session(
+            services,
+            study,
+            account,
+            plan,
+            g.request_id,
+            data,
+            clip,
+            fields["stimulus_started_ms"],
+            consent,
+            fields["segment"],
+            variables,
+            read_idempotency_key(),
+        )
     return replayable(Response(json.dumps(body), status=202, mimetype="application/json"), replayed)
 
 
@@ -206,4 +247,3 @@ def delete_session(study_id: str, receipt: str):
     for key in stale:
         services.jobs.storage.delete(key)
     return "", 204
-

@@ -1,4 +1,5 @@
 """What the sync and async clients share: configuration, request building, retry policy, errors."""
+
 from __future__ import annotations
 
 import email.utils
@@ -15,7 +16,7 @@ from typing import IO, Any, Dict, Mapping, Optional, Sequence, Tuple, Union
 
 import httpx
 
-from ._exceptions import (APIConnectionError, APITimeoutError, EmoscopeError, error_class)
+from ._exceptions import APIConnectionError, APITimeoutError, EmoscopeError, error_class
 from ._models import ImageResult, Job, VideoResult, parse_analysis
 from ._version import __version__
 
@@ -59,8 +60,16 @@ class RequestSpec:
 
 
 class BaseClient:
-    def __init__(self, *, api_key: Optional[str], base_url: Optional[str], timeout: Timeout, max_retries: int,
-                 max_retry_wait: float, default_headers: Optional[Mapping[str, str]]) -> None:
+    def __init__(
+        self,
+        *,
+        api_key: Optional[str],
+        base_url: Optional[str],
+        timeout: Timeout,
+        max_retries: int,
+        max_retry_wait: float,
+        default_headers: Optional[Mapping[str, str]],
+    ) -> None:
         self.api_key = api_key if api_key is not None else os.environ.get("EMOSCOPE_API_KEY") or None
         self.base_url = (base_url or os.environ.get("EMOSCOPE_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
         self.timeout = timeout
@@ -71,13 +80,24 @@ class BaseClient:
         self.default_headers = dict(default_headers or {})
 
     def _copy_kwargs(self, overrides: Mapping[str, Any]) -> Dict[str, Any]:
-        unknown = set(overrides) - {"api_key", "base_url", "timeout", "max_retries", "max_retry_wait",
-                                    "default_headers"}
+        unknown = set(overrides) - {
+            "api_key",
+            "base_url",
+            "timeout",
+            "max_retries",
+            "max_retry_wait",
+            "default_headers",
+        }
         if unknown:
             raise TypeError(f"unknown option(s): {', '.join(sorted(unknown))}")
-        current = {"api_key": self.api_key, "base_url": self.base_url, "timeout": self.timeout,
-                   "max_retries": self.max_retries, "max_retry_wait": self.max_retry_wait,
-                   "default_headers": self.default_headers}
+        current = {
+            "api_key": self.api_key,
+            "base_url": self.base_url,
+            "timeout": self.timeout,
+            "max_retries": self.max_retries,
+            "max_retry_wait": self.max_retry_wait,
+            "default_headers": self.default_headers,
+        }
         return {**current, **overrides}
 
     def __repr__(self) -> str:
@@ -97,8 +117,10 @@ class BaseClient:
         return headers
 
     def _request_kwargs(self, spec: RequestSpec) -> Dict[str, Any]:
-        kwargs: Dict[str, Any] = {"headers": self._headers(spec),
-                                  "timeout": spec.timeout if spec.timeout is not None else self.timeout}
+        kwargs: Dict[str, Any] = {
+            "headers": self._headers(spec),
+            "timeout": spec.timeout if spec.timeout is not None else self.timeout,
+        }
         for name in ("params", "json", "data", "files"):
             value = getattr(spec, name)
             if value is not None:
@@ -109,10 +131,11 @@ class BaseClient:
 
     def _backoff(self, attempt: int) -> float:
         """Exponential backoff with full jitter: uniform(0, min(cap, base * 2**attempt))."""
-        return random.uniform(0, min(MAX_BACKOFF, INITIAL_BACKOFF * 2 ** attempt))
+        return random.uniform(0, min(MAX_BACKOFF, INITIAL_BACKOFF * 2**attempt))
 
-    def _retry_delay(self, spec: RequestSpec, attempt: int, error: EmoscopeError,
-                     exc: Optional[BaseException] = None) -> Optional[float]:
+    def _retry_delay(
+        self, spec: RequestSpec, attempt: int, error: EmoscopeError, exc: Optional[BaseException] = None
+    ) -> Optional[float]:
         """Seconds to wait before retrying, or None to raise `error` now."""
         if attempt >= self.max_retries:
             return None
@@ -126,8 +149,9 @@ class BaseClient:
         if code in PERMANENT_CODES:
             return None
         if spec.retry == "all":
-            retryable = status in RETRY_STATUSES or (status == 409 and code == "idempotency_in_progress"
-                                                     and spec.idempotency_key is not None)
+            retryable = status in RETRY_STATUSES or (
+                status == 409 and code == "idempotency_in_progress" and spec.idempotency_key is not None
+            )
         else:
             retryable = status == 429 or (status == 503 and code == "overloaded")
         if not retryable:
@@ -141,8 +165,15 @@ class BaseClient:
         return min(self._backoff(attempt), self.max_retry_wait)
 
     def _log_retry(self, spec: RequestSpec, attempt: int, delay: float, error: EmoscopeError) -> None:
-        log.info("retrying %s %s in %.2f s (attempt %d of %d) after %s", spec.method, spec.path, delay,
-                 attempt + 1, self.max_retries, error.code or type(error).__name__)
+        log.info(
+            "retrying %s %s in %.2f s (attempt %d of %d) after %s",
+            spec.method,
+            spec.path,
+            delay,
+            attempt + 1,
+            self.max_retries,
+            error.code or type(error).__name__,
+        )
 
     # ---- answers -----------------------------------------------------------------------------
 
@@ -168,8 +199,16 @@ class BaseClient:
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
         cls = error_class(status, code)
         message = f"{status} {code or response.reason_phrase}" + (f": {detail}" if detail else "")
-        return cls(message, status=status, code=code, detail=detail, request_id=request_id, problem=problem,
-                   headers=response.headers, retry_after=retry_after)
+        return cls(
+            message,
+            status=status,
+            code=code,
+            detail=detail,
+            request_id=request_id,
+            problem=problem,
+            headers=response.headers,
+            retry_after=retry_after,
+        )
 
     @staticmethod
     def _replayed(response: httpx.Response) -> bool:
@@ -183,8 +222,11 @@ class BaseClient:
     def _job(cls, response: httpx.Response) -> Job:
         data = response.json()
         if not (isinstance(data, dict) and "id" in data and "status" in data):
-            raise EmoscopeError(f"expected a job, got a {response.status_code} answer without one",
-                                status=response.status_code, request_id=response.headers.get("X-Request-Id"))
+            raise EmoscopeError(
+                f"expected a job, got a {response.status_code} answer without one",
+                status=response.status_code,
+                request_id=response.headers.get("X-Request-Id"),
+            )
         return Job.from_dict(data, replayed=cls._replayed(response))
 
 
@@ -245,19 +287,36 @@ def _check_binary(content: Any) -> bytes:
     return bytes(content)
 
 
-def analyze_spec(content: bytes, filename: str, *, detector: Optional[str], min_face_size: Optional[int],
-                 max_faces: Optional[int], return_landmarks: Optional[bool], return_mesh: Optional[bool],
-                 fps: Optional[float],
-                 micro_expressions: Union[bool, Mapping[str, Any], None], extra_fields: Optional[Mapping[str, Any]],
-                 idempotency_key: Optional[str], timeout: Timeout, run_async: bool = False,
-                 webhook_url: Optional[str] = None) -> RequestSpec:
+def analyze_spec(
+    content: bytes,
+    filename: str,
+    *,
+    detector: Optional[str],
+    min_face_size: Optional[int],
+    max_faces: Optional[int],
+    return_landmarks: Optional[bool],
+    return_mesh: Optional[bool],
+    fps: Optional[float],
+    micro_expressions: Union[bool, Mapping[str, Any], None],
+    extra_fields: Optional[Mapping[str, Any]],
+    idempotency_key: Optional[str],
+    timeout: Timeout,
+    run_async: bool = False,
+    webhook_url: Optional[str] = None,
+) -> RequestSpec:
     form: Dict[str, str] = {}
     if run_async or webhook_url is not None:
         form["async"] = "true"
     if webhook_url is not None:
         form["webhook_url"] = webhook_url
-    options = {"detector": detector, "min_face_size": min_face_size, "max_faces": max_faces,
-               "return_landmarks": return_landmarks, "return_mesh": return_mesh, "fps": fps}
+    options = {
+        "detector": detector,
+        "min_face_size": min_face_size,
+        "max_faces": max_faces,
+        "return_landmarks": return_landmarks,
+        "return_mesh": return_mesh,
+        "fps": fps,
+    }
     for name, value in options.items():
         if value is not None:
             form[name] = _form_value(value)
@@ -266,9 +325,14 @@ def analyze_spec(content: bytes, filename: str, *, detector: Optional[str], min_
         form["micro_expressions"] = json.dumps(micro)  # a nested object travels as JSON text
     for name, value in (extra_fields or {}).items():
         form[name] = _form_value(value)
-    return RequestSpec("POST", "/v1/analyze", data=form,
-                       files={"file": (filename, content, "application/octet-stream")},
-                       idempotency_key=idempotency_key or new_idempotency_key(), timeout=timeout)
+    return RequestSpec(
+        "POST",
+        "/v1/analyze",
+        data=form,
+        files={"file": (filename, content, "application/octet-stream")},
+        idempotency_key=idempotency_key or new_idempotency_key(),
+        timeout=timeout,
+    )
 
 
 def keys_create_spec(name: str, scopes: Sequence[str]) -> RequestSpec:
@@ -315,9 +379,13 @@ def portal_spec(return_url: str) -> RequestSpec:
 
 
 def sign_up_spec(email: str, password: str, account_name: str) -> RequestSpec:
-    return RequestSpec("POST", "/v1/signup", json={"email": email, "password": password,
-                                                   "account_name": account_name},
-                       auth=False, retry="unprocessed")
+    return RequestSpec(
+        "POST",
+        "/v1/signup",
+        json={"email": email, "password": password, "account_name": account_name},
+        auth=False,
+        retry="unprocessed",
+    )
 
 
 def sign_in_spec(email: str, password: str, key_name: Optional[str]) -> RequestSpec:
@@ -334,8 +402,13 @@ def study_path(study: Any, suffix: str = "") -> str:
     return f"/v1/studies/{study_id}{suffix}"
 
 
-def study_create_spec(name: str, stimulus_duration_ms: float, stimulus: Any,
-                      max_sessions: Optional[int] = None, variables: Sequence[str] = ()) -> RequestSpec:
+def study_create_spec(
+    name: str,
+    stimulus_duration_ms: float,
+    stimulus: Any,
+    max_sessions: Optional[int] = None,
+    variables: Sequence[str] = (),
+) -> RequestSpec:
     # A study holds a one-time participant token, so like a key it is not replayed: retried only
     # when the server surely did nothing.
     fields: Dict[str, Any] = {"name": name, "stimulus_duration_ms": stimulus_duration_ms}
@@ -346,8 +419,13 @@ def study_create_spec(name: str, stimulus_duration_ms: float, stimulus: Any,
     if stimulus is None:
         return RequestSpec("POST", "/v1/studies", json=fields, retry="unprocessed")
     content, filename = media_bytes(stimulus)
-    return RequestSpec("POST", "/v1/studies", data={k: _form_value(v) for k, v in fields.items()},
-                       files={"stimulus": (filename, content, "application/octet-stream")}, retry="unprocessed")
+    return RequestSpec(
+        "POST",
+        "/v1/studies",
+        data={k: _form_value(v) for k, v in fields.items()},
+        files={"stimulus": (filename, content, "application/octet-stream")},
+        retry="unprocessed",
+    )
 
 
 def report_link_create_spec(study: Any, expires_in_days: Optional[int]) -> RequestSpec:
@@ -370,8 +448,9 @@ def study_compare_spec(studies: Sequence[Any]) -> RequestSpec:
     return RequestSpec("GET", "/v1/studies/compare", params={"ids": ",".join(ids)})
 
 
-def study_report_spec(study: Any, bucket_ms: Optional[int], csv: bool, table: str = "seconds",
-                      segment: Optional[Mapping[str, str]] = None) -> RequestSpec:
+def study_report_spec(
+    study: Any, bucket_ms: Optional[int], csv: bool, table: str = "seconds", segment: Optional[Mapping[str, str]] = None
+) -> RequestSpec:
     params = {"bucket_ms": str(bucket_ms)} if bucket_ms is not None else {}
     if table != "seconds":
         params["table"] = table

@@ -1,5 +1,6 @@
 """Many files analysed as one batch: which files, an Idempotency-Key each, a few at a time, and
 paced to the rate the API states once it answers 429. Used by `emoscope analyze` (cli.py)."""
+
 from __future__ import annotations
 
 import glob
@@ -57,8 +58,11 @@ def _folder(path: str, recursive: bool) -> List[str]:
     files: List[str] = []
     for root, folders, names in os.walk(path):
         folders[:] = sorted(f for f in folders if not f.startswith(".")) if recursive else []
-        files.extend(os.path.join(root, name) for name in sorted(names)
-                     if not name.startswith(".") and os.path.splitext(name)[1].lower() in MEDIA_SUFFIXES)
+        files.extend(
+            os.path.join(root, name)
+            for name in sorted(names)
+            if not name.startswith(".") and os.path.splitext(name)[1].lower() in MEDIA_SUFFIXES
+        )
     return files
 
 
@@ -135,10 +139,16 @@ def _interval(headers: httpx.Headers, retry_after: float) -> float:
     return refill_s / (burst - 1) if burst > 1 and refill_s > 0 else max(retry_after, 0.1)
 
 
-def run(client: Client, paths: Sequence[str], analyse: Callable[[Client, str, str], Union[ImageResult, VideoResult]],
-        *, concurrency: int = DEFAULT_CONCURRENCY, key_secret: Optional[str] = None,
-        options: Optional[Mapping[str, Any]] = None,
-        on_done: Callable[[Outcome], None] = lambda outcome: None) -> List[Future[Outcome]]:
+def run(
+    client: Client,
+    paths: Sequence[str],
+    analyse: Callable[[Client, str, str], Union[ImageResult, VideoResult]],
+    *,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    key_secret: Optional[str] = None,
+    options: Optional[Mapping[str, Any]] = None,
+    on_done: Callable[[Outcome], None] = lambda outcome: None,
+) -> List[Future[Outcome]]:
     """Start analysing `paths`, `concurrency` at a time, with `analyse(client, path, idempotency_key)`;
     returns the outcomes' futures in the order of `paths` (`on_done` is called as each ends). An
     error of one file (refused by the API, unreadable) is its outcome and never stops the others;

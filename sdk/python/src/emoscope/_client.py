@@ -1,4 +1,5 @@
 """`Client` (blocking) and `AsyncClient` (asyncio): the same surface, one with `await`."""
+
 from __future__ import annotations
 
 import asyncio
@@ -10,11 +11,31 @@ from typing import Any, Awaitable, Callable, List, Mapping, Optional, Sequence, 
 import httpx
 
 from . import _base
-from ._base import (DEFAULT_MAX_RETRIES, DEFAULT_MAX_RETRY_WAIT, DEFAULT_TIMEOUT, BaseClient, MediaInput,
-                    RequestSpec, Timeout)
+from ._base import (
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_MAX_RETRY_WAIT,
+    DEFAULT_TIMEOUT,
+    BaseClient,
+    MediaInput,
+    RequestSpec,
+    Timeout,
+)
 from ._exceptions import APITimeoutError, EmoscopeError
-from ._models import (Account, ApiKey, DataDeletion, ImageResult, Job, ReportLink, SignUpResult, Study,
-                      StudyComparison, StudyReport, Subscription, Usage, VideoResult)
+from ._models import (
+    Account,
+    ApiKey,
+    DataDeletion,
+    ImageResult,
+    Job,
+    ReportLink,
+    SignUpResult,
+    Study,
+    StudyComparison,
+    StudyReport,
+    Subscription,
+    Usage,
+    VideoResult,
+)
 
 AnalysisResultType = Union[ImageResult, VideoResult]
 ProgressCallback = Callable[[Job], Any]
@@ -23,8 +44,10 @@ DEFAULT_POLL_INTERVAL = 1.0
 
 
 def _job_timeout_error(job: Job, timeout: Optional[float]) -> APITimeoutError:
-    return APITimeoutError(f"job {job.id} still {job.status} after {timeout:g} s "
-                           f"({job.progress.frames_done}/{job.progress.frames_total or '?'} frames)")
+    return APITimeoutError(
+        f"job {job.id} still {job.status} after {timeout:g} s "
+        f"({job.progress.frames_done}/{job.progress.frames_total or '?'} frames)"
+    )
 
 
 # ---- blocking --------------------------------------------------------------------------------
@@ -42,12 +65,25 @@ class Client(BaseClient):
     transports); the SDK then leaves closing it to you.
     """
 
-    def __init__(self, *, api_key: Optional[str] = None, base_url: Optional[str] = None,
-                 timeout: Timeout = DEFAULT_TIMEOUT, max_retries: int = DEFAULT_MAX_RETRIES,
-                 max_retry_wait: float = DEFAULT_MAX_RETRY_WAIT, default_headers: Optional[Mapping[str, str]] = None,
-                 http_client: Optional[httpx.Client] = None) -> None:
-        super().__init__(api_key=api_key, base_url=base_url, timeout=timeout, max_retries=max_retries,
-                         max_retry_wait=max_retry_wait, default_headers=default_headers)
+    def __init__(
+        self,
+        *,
+        api_key: Optional[str] = None,
+        base_url: Optional[str] = None,
+        timeout: Timeout = DEFAULT_TIMEOUT,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        max_retry_wait: float = DEFAULT_MAX_RETRY_WAIT,
+        default_headers: Optional[Mapping[str, str]] = None,
+        http_client: Optional[httpx.Client] = None,
+    ) -> None:
+        super().__init__(
+            api_key=api_key,
+            base_url=base_url,
+            timeout=timeout,
+            max_retries=max_retries,
+            max_retry_wait=max_retry_wait,
+            default_headers=default_headers,
+        )
         self._owns_http = http_client is None
         self._http = http_client if http_client is not None else httpx.Client()
         self.keys = Keys(self)
@@ -93,13 +129,23 @@ class Client(BaseClient):
             time.sleep(delay)
             attempt += 1
 
-    def analyze(self, file: MediaInput, *, detector: Optional[str] = None, min_face_size: Optional[int] = None,
-                max_faces: Optional[int] = None, return_landmarks: Optional[bool] = None,
-                return_mesh: Optional[bool] = None,
-                fps: Optional[float] = None, micro_expressions: Union[bool, Mapping[str, Any], None] = None,
-                extra_fields: Optional[Mapping[str, Any]] = None, idempotency_key: Optional[str] = None,
-                timeout: Timeout = None, on_progress: Optional[ProgressCallback] = None,
-                job_timeout: Optional[float] = DEFAULT_JOB_TIMEOUT) -> AnalysisResultType:
+    def analyze(
+        self,
+        file: MediaInput,
+        *,
+        detector: Optional[str] = None,
+        min_face_size: Optional[int] = None,
+        max_faces: Optional[int] = None,
+        return_landmarks: Optional[bool] = None,
+        return_mesh: Optional[bool] = None,
+        fps: Optional[float] = None,
+        micro_expressions: Union[bool, Mapping[str, Any], None] = None,
+        extra_fields: Optional[Mapping[str, Any]] = None,
+        idempotency_key: Optional[str] = None,
+        timeout: Timeout = None,
+        on_progress: Optional[ProgressCallback] = None,
+        job_timeout: Optional[float] = DEFAULT_JOB_TIMEOUT,
+    ) -> AnalysisResultType:
         """Analyse an image or a clip (a path, bytes, or a binary file object) and return the result.
 
         Options left as None take the API's defaults. `micro_expressions` is a bool or
@@ -110,10 +156,22 @@ class Client(BaseClient):
         and returns its result, or raises what a failed job's problem maps to.
         """
         content, filename = _base.media_bytes(file)
-        response = self._request(_base.analyze_spec(
-            content, filename, detector=detector, min_face_size=min_face_size, max_faces=max_faces,
-            return_landmarks=return_landmarks, return_mesh=return_mesh, fps=fps, micro_expressions=micro_expressions,
-            extra_fields=extra_fields, idempotency_key=idempotency_key, timeout=timeout))
+        response = self._request(
+            _base.analyze_spec(
+                content,
+                filename,
+                detector=detector,
+                min_face_size=min_face_size,
+                max_faces=max_faces,
+                return_landmarks=return_landmarks,
+                return_mesh=return_mesh,
+                fps=fps,
+                micro_expressions=micro_expressions,
+                extra_fields=extra_fields,
+                idempotency_key=idempotency_key,
+                timeout=timeout,
+            )
+        )
         if response.status_code == 202:
             job = self._job(response)
             return self.jobs.wait(job, timeout=job_timeout, on_progress=on_progress).result_or_raise()
@@ -153,21 +211,46 @@ class Keys(_Resource):
 class Jobs(_Resource):
     """Asynchronous analyses: submit, follow progress, collect the result, delete."""
 
-    def create(self, file: MediaInput, *, webhook_url: Optional[str] = None, detector: Optional[str] = None,
-               min_face_size: Optional[int] = None, max_faces: Optional[int] = None,
-               return_landmarks: Optional[bool] = None, return_mesh: Optional[bool] = None, fps: Optional[float] = None,
-               micro_expressions: Union[bool, Mapping[str, Any], None] = None,
-               extra_fields: Optional[Mapping[str, Any]] = None, idempotency_key: Optional[str] = None,
-               timeout: Timeout = None) -> Job:
+    def create(
+        self,
+        file: MediaInput,
+        *,
+        webhook_url: Optional[str] = None,
+        detector: Optional[str] = None,
+        min_face_size: Optional[int] = None,
+        max_faces: Optional[int] = None,
+        return_landmarks: Optional[bool] = None,
+        return_mesh: Optional[bool] = None,
+        fps: Optional[float] = None,
+        micro_expressions: Union[bool, Mapping[str, Any], None] = None,
+        extra_fields: Optional[Mapping[str, Any]] = None,
+        idempotency_key: Optional[str] = None,
+        timeout: Timeout = None,
+    ) -> Job:
         """Submit an analysis as a job (`async=true`); returns at once with the queued Job. With
         `webhook_url` the API POSTs the outcome there, signed (see emoscope.webhooks). Retries carry
         the same Idempotency-Key, so they return the same job rather than a second one."""
         content, filename = _base.media_bytes(file)
-        return self._client._job(self._client._request(_base.analyze_spec(
-            content, filename, detector=detector, min_face_size=min_face_size, max_faces=max_faces,
-            return_landmarks=return_landmarks, return_mesh=return_mesh, fps=fps, micro_expressions=micro_expressions,
-            extra_fields=extra_fields, idempotency_key=idempotency_key, timeout=timeout, run_async=True,
-            webhook_url=webhook_url)))
+        return self._client._job(
+            self._client._request(
+                _base.analyze_spec(
+                    content,
+                    filename,
+                    detector=detector,
+                    min_face_size=min_face_size,
+                    max_faces=max_faces,
+                    return_landmarks=return_landmarks,
+                    return_mesh=return_mesh,
+                    fps=fps,
+                    micro_expressions=micro_expressions,
+                    extra_fields=extra_fields,
+                    idempotency_key=idempotency_key,
+                    timeout=timeout,
+                    run_async=True,
+                    webhook_url=webhook_url,
+                )
+            )
+        )
 
     def get(self, job: Union[str, Job]) -> Job:
         """Status, progress and, once succeeded, the typed result."""
@@ -177,8 +260,14 @@ class Jobs(_Resource):
         """Delete the job, its media and its result now."""
         self._client._request(RequestSpec("DELETE", _base.job_path(job)))
 
-    def wait(self, job: Union[str, Job], *, timeout: Optional[float] = DEFAULT_JOB_TIMEOUT,
-             poll_interval: float = DEFAULT_POLL_INTERVAL, on_progress: Optional[ProgressCallback] = None) -> Job:
+    def wait(
+        self,
+        job: Union[str, Job],
+        *,
+        timeout: Optional[float] = DEFAULT_JOB_TIMEOUT,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
+        on_progress: Optional[ProgressCallback] = None,
+    ) -> Job:
         """Poll until the job succeeded or failed and return it (check `.status`, or call
         `.result_or_raise()`). `on_progress(job)` is called whenever status or progress changes.
         Raises APITimeoutError after `timeout` seconds (None waits for ever)."""
@@ -203,8 +292,15 @@ class Studies(_Resource):
     """Audience studies (needs a key with the `admin` scope): create one, share its participant
     page, read the report, delete it with everything it holds."""
 
-    def create(self, name: str, stimulus_duration_ms: float, *, stimulus: Optional[MediaInput] = None,
-               max_sessions: Optional[int] = None, variables: Sequence[str] = ()) -> Study:
+    def create(
+        self,
+        name: str,
+        stimulus_duration_ms: float,
+        *,
+        stimulus: Optional[MediaInput] = None,
+        max_sessions: Optional[int] = None,
+        variables: Sequence[str] = (),
+    ) -> Study:
         """A new study with its `participant_token` and `participant_path`. `stimulus` (a video) is
         stored and played to participants on their page; past `max_sessions` sessions it refuses more.
         `variables` (up to 5) are the participant link's parameters kept with each session (a panel's
@@ -221,16 +317,23 @@ class Studies(_Resource):
         spec = RequestSpec("POST", _base.study_path(study, "/participant-token"))
         return Study.from_dict(self._client._request(spec).json())
 
-    def report(self, study: Union[str, Study], *, bucket_ms: Optional[int] = None,
-               segment: Optional[Mapping[str, str]] = None) -> StudyReport:
+    def report(
+        self, study: Union[str, Study], *, bucket_ms: Optional[int] = None, segment: Optional[Mapping[str, str]] = None
+    ) -> StudyReport:
         """Per second (or `bucket_ms`, a multiple of 100) of the stimulus: viewers, emotions with 95%
         intervals, micro-expressions; top moments; summary scores; the breakdown by link variable. With
         `segment` ({"age": "18-24"}), only the sessions whose link carried those values."""
         spec = _base.study_report_spec(study, bucket_ms, False, segment=segment)
         return StudyReport.from_dict(self._client._request(spec).json())
 
-    def report_csv(self, study: Union[str, Study], *, bucket_ms: Optional[int] = None, table: str = "seconds",
-                   segment: Optional[Mapping[str, str]] = None) -> str:
+    def report_csv(
+        self,
+        study: Union[str, Study],
+        *,
+        bucket_ms: Optional[int] = None,
+        table: str = "seconds",
+        segment: Optional[Mapping[str, str]] = None,
+    ) -> str:
         """The report as CSV text: one row per bucket, or per summary score (table="summary"), top moment
         ("moments") or link variable value and score ("breakdown")."""
         return self._client._request(_base.study_report_spec(study, bucket_ms, True, table, segment)).text
@@ -294,16 +397,29 @@ class Billing(_Resource):
 class AsyncClient(BaseClient):
     """The asyncio twin of `Client`: every call is awaited.
 
-        async with emoscope.AsyncClient() as client:
-            result = await client.analyze("clip.mp4", fps=5)
+    async with emoscope.AsyncClient() as client:
+        result = await client.analyze("clip.mp4", fps=5)
     """
 
-    def __init__(self, *, api_key: Optional[str] = None, base_url: Optional[str] = None,
-                 timeout: Timeout = DEFAULT_TIMEOUT, max_retries: int = DEFAULT_MAX_RETRIES,
-                 max_retry_wait: float = DEFAULT_MAX_RETRY_WAIT, default_headers: Optional[Mapping[str, str]] = None,
-                 http_client: Optional[httpx.AsyncClient] = None) -> None:
-        super().__init__(api_key=api_key, base_url=base_url, timeout=timeout, max_retries=max_retries,
-                         max_retry_wait=max_retry_wait, default_headers=default_headers)
+    def __init__(
+        self,
+        *,
+        api_key: Optional[str] = None,
+        base_url: Optional[str] = None,
+        timeout: Timeout = DEFAULT_TIMEOUT,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        max_retry_wait: float = DEFAULT_MAX_RETRY_WAIT,
+        default_headers: Optional[Mapping[str, str]] = None,
+        http_client: Optional[httpx.AsyncClient] = None,
+    ) -> None:
+        super().__init__(
+            api_key=api_key,
+            base_url=base_url,
+            timeout=timeout,
+            max_retries=max_retries,
+            max_retry_wait=max_retry_wait,
+            default_headers=default_headers,
+        )
         self._owns_http = http_client is None
         self._http = http_client if http_client is not None else httpx.AsyncClient()
         self.keys = AsyncKeys(self)
@@ -348,13 +464,23 @@ class AsyncClient(BaseClient):
             await asyncio.sleep(delay)
             attempt += 1
 
-    async def analyze(self, file: Any, *, detector: Optional[str] = None, min_face_size: Optional[int] = None,
-                      max_faces: Optional[int] = None, return_landmarks: Optional[bool] = None,
-                return_mesh: Optional[bool] = None,
-                      fps: Optional[float] = None, micro_expressions: Union[bool, Mapping[str, Any], None] = None,
-                      extra_fields: Optional[Mapping[str, Any]] = None, idempotency_key: Optional[str] = None,
-                      timeout: Timeout = None, on_progress: Optional[ProgressCallback] = None,
-                      job_timeout: Optional[float] = DEFAULT_JOB_TIMEOUT) -> AnalysisResultType:
+    async def analyze(
+        self,
+        file: Any,
+        *,
+        detector: Optional[str] = None,
+        min_face_size: Optional[int] = None,
+        max_faces: Optional[int] = None,
+        return_landmarks: Optional[bool] = None,
+        return_mesh: Optional[bool] = None,
+        fps: Optional[float] = None,
+        micro_expressions: Union[bool, Mapping[str, Any], None] = None,
+        extra_fields: Optional[Mapping[str, Any]] = None,
+        idempotency_key: Optional[str] = None,
+        timeout: Timeout = None,
+        on_progress: Optional[ProgressCallback] = None,
+        job_timeout: Optional[float] = DEFAULT_JOB_TIMEOUT,
+    ) -> AnalysisResultType:
         """See `Client.analyze`. Also takes file objects whose `read()` is a coroutine (e.g. aiofiles);
         `on_progress` may be a coroutine function."""
         if hasattr(file, "read") and not isinstance(file, (str, bytes, bytearray, memoryview)):
@@ -364,10 +490,22 @@ class AsyncClient(BaseClient):
             content, filename = _base._check_binary(content), _base._filename(getattr(file, "name", None))
         else:
             content, filename = _base.media_bytes(file)
-        response = await self._request(_base.analyze_spec(
-            content, filename, detector=detector, min_face_size=min_face_size, max_faces=max_faces,
-            return_landmarks=return_landmarks, return_mesh=return_mesh, fps=fps, micro_expressions=micro_expressions,
-            extra_fields=extra_fields, idempotency_key=idempotency_key, timeout=timeout))
+        response = await self._request(
+            _base.analyze_spec(
+                content,
+                filename,
+                detector=detector,
+                min_face_size=min_face_size,
+                max_faces=max_faces,
+                return_landmarks=return_landmarks,
+                return_mesh=return_mesh,
+                fps=fps,
+                micro_expressions=micro_expressions,
+                extra_fields=extra_fields,
+                idempotency_key=idempotency_key,
+                timeout=timeout,
+            )
+        )
         if response.status_code == 202:
             job = self._job(response)
             return (await self.jobs.wait(job, timeout=job_timeout, on_progress=on_progress)).result_or_raise()
@@ -401,19 +539,41 @@ class AsyncKeys(_AsyncResource):
 
 
 class AsyncJobs(_AsyncResource):
-    async def create(self, file: Any, *, webhook_url: Optional[str] = None, detector: Optional[str] = None,
-                     min_face_size: Optional[int] = None, max_faces: Optional[int] = None,
-                     return_landmarks: Optional[bool] = None, return_mesh: Optional[bool] = None,
-                     fps: Optional[float] = None,
-                     micro_expressions: Union[bool, Mapping[str, Any], None] = None,
-                     extra_fields: Optional[Mapping[str, Any]] = None, idempotency_key: Optional[str] = None,
-                     timeout: Timeout = None) -> Job:
+    async def create(
+        self,
+        file: Any,
+        *,
+        webhook_url: Optional[str] = None,
+        detector: Optional[str] = None,
+        min_face_size: Optional[int] = None,
+        max_faces: Optional[int] = None,
+        return_landmarks: Optional[bool] = None,
+        return_mesh: Optional[bool] = None,
+        fps: Optional[float] = None,
+        micro_expressions: Union[bool, Mapping[str, Any], None] = None,
+        extra_fields: Optional[Mapping[str, Any]] = None,
+        idempotency_key: Optional[str] = None,
+        timeout: Timeout = None,
+    ) -> Job:
         content, filename = _base.media_bytes(file)
-        response = await self._client._request(_base.analyze_spec(
-            content, filename, detector=detector, min_face_size=min_face_size, max_faces=max_faces,
-            return_landmarks=return_landmarks, return_mesh=return_mesh, fps=fps, micro_expressions=micro_expressions,
-            extra_fields=extra_fields, idempotency_key=idempotency_key, timeout=timeout, run_async=True,
-            webhook_url=webhook_url))
+        response = await self._client._request(
+            _base.analyze_spec(
+                content,
+                filename,
+                detector=detector,
+                min_face_size=min_face_size,
+                max_faces=max_faces,
+                return_landmarks=return_landmarks,
+                return_mesh=return_mesh,
+                fps=fps,
+                micro_expressions=micro_expressions,
+                extra_fields=extra_fields,
+                idempotency_key=idempotency_key,
+                timeout=timeout,
+                run_async=True,
+                webhook_url=webhook_url,
+            )
+        )
         return self._client._job(response)
 
     async def get(self, job: Union[str, Job]) -> Job:
@@ -422,9 +582,14 @@ class AsyncJobs(_AsyncResource):
     async def delete(self, job: Union[str, Job]) -> None:
         await self._client._request(RequestSpec("DELETE", _base.job_path(job)))
 
-    async def wait(self, job: Union[str, Job], *, timeout: Optional[float] = DEFAULT_JOB_TIMEOUT,
-                   poll_interval: float = DEFAULT_POLL_INTERVAL,
-                   on_progress: Optional[Callable[[Job], Union[Any, Awaitable[Any]]]] = None) -> Job:
+    async def wait(
+        self,
+        job: Union[str, Job],
+        *,
+        timeout: Optional[float] = DEFAULT_JOB_TIMEOUT,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
+        on_progress: Optional[Callable[[Job], Union[Any, Awaitable[Any]]]] = None,
+    ) -> Job:
         deadline = None if timeout is None else time.monotonic() + timeout
         delay, seen = 0.1, None
         current = await self.get(job)
@@ -445,10 +610,18 @@ class AsyncJobs(_AsyncResource):
 
 
 class AsyncStudies(_AsyncResource):
-    async def create(self, name: str, stimulus_duration_ms: float, *, stimulus: Optional[MediaInput] = None,
-                     max_sessions: Optional[int] = None, variables: Sequence[str] = ()) -> Study:
-        response = await self._client._request(_base.study_create_spec(name, stimulus_duration_ms, stimulus,
-                                                                       max_sessions, variables))
+    async def create(
+        self,
+        name: str,
+        stimulus_duration_ms: float,
+        *,
+        stimulus: Optional[MediaInput] = None,
+        max_sessions: Optional[int] = None,
+        variables: Sequence[str] = (),
+    ) -> Study:
+        response = await self._client._request(
+            _base.study_create_spec(name, stimulus_duration_ms, stimulus, max_sessions, variables)
+        )
         return Study.from_dict(response.json())
 
     async def get(self, study: Union[str, Study]) -> Study:
@@ -458,17 +631,25 @@ class AsyncStudies(_AsyncResource):
         response = await self._client._request(RequestSpec("POST", _base.study_path(study, "/participant-token")))
         return Study.from_dict(response.json())
 
-    async def report(self, study: Union[str, Study], *, bucket_ms: Optional[int] = None,
-                     segment: Optional[Mapping[str, str]] = None) -> StudyReport:
+    async def report(
+        self, study: Union[str, Study], *, bucket_ms: Optional[int] = None, segment: Optional[Mapping[str, str]] = None
+    ) -> StudyReport:
         response = await self._client._request(_base.study_report_spec(study, bucket_ms, False, segment=segment))
         return StudyReport.from_dict(response.json())
 
-    async def report_csv(self, study: Union[str, Study], *, bucket_ms: Optional[int] = None,
-                         table: str = "seconds", segment: Optional[Mapping[str, str]] = None) -> str:
+    async def report_csv(
+        self,
+        study: Union[str, Study],
+        *,
+        bucket_ms: Optional[int] = None,
+        table: str = "seconds",
+        segment: Optional[Mapping[str, str]] = None,
+    ) -> str:
         return (await self._client._request(_base.study_report_spec(study, bucket_ms, True, table, segment))).text
 
-    async def create_report_link(self, study: Union[str, Study], *,
-                                 expires_in_days: Optional[int] = None) -> ReportLink:
+    async def create_report_link(
+        self, study: Union[str, Study], *, expires_in_days: Optional[int] = None
+    ) -> ReportLink:
         response = await self._client._request(_base.report_link_create_spec(study, expires_in_days))
         return ReportLink.from_dict(response.json())
 
@@ -512,15 +693,17 @@ class AsyncBilling(_AsyncResource):
 # ---- module-level helpers --------------------------------------------------------------------
 
 
-def sign_up(email: str, password: str, account_name: str, *, base_url: Optional[str] = None,
-            **client_options: Any) -> SignUpResult:
+def sign_up(
+    email: str, password: str, account_name: str, *, base_url: Optional[str] = None, **client_options: Any
+) -> SignUpResult:
     """Create an account; returns its first admin key (`result.api_key.secret`, shown only here)."""
     with Client(base_url=base_url, **client_options) as client:
         return client.sign_up(email, password, account_name)
 
 
-def sign_in(email: str, password: str, key_name: Optional[str] = None, *, base_url: Optional[str] = None,
-            **client_options: Any) -> ApiKey:
+def sign_in(
+    email: str, password: str, key_name: Optional[str] = None, *, base_url: Optional[str] = None, **client_options: Any
+) -> ApiKey:
     """Exchange an owner's email and password for a new admin key (`key.secret`)."""
     with Client(base_url=base_url, **client_options) as client:
         return client.sign_in(email, password, key_name)

@@ -1,17 +1,18 @@
 """Exceptions raised by the SDK, mapped from the API's RFC 7807 problem documents.
 
-    EmoscopeError
-    ├── APIConnectionError            network failure, no HTTP answer
-    │   └── APITimeoutError           connect/read/write timeout
-    ├── AuthenticationError           401 (missing_api_key, invalid_api_key, invalid_credentials)
-    ├── PermissionDeniedError         403 (insufficient_scope)
-    ├── InvalidRequestError           400, 404, 409, 413, 415, 422 (the `code` says which)
-    ├── QuotaExceededError            402, any code
-    │   └── PaymentRequiredError      402 payment_required (subscription past due)
-    ├── RateLimitError                429 (rate_limited)
-    ├── APIError                      5xx (internal_error, overloaded, billing_unavailable, ...)
-    └── SignatureVerificationError    a webhook signature did not verify
+EmoscopeError
+├── APIConnectionError            network failure, no HTTP answer
+│   └── APITimeoutError           connect/read/write timeout
+├── AuthenticationError           401 (missing_api_key, invalid_api_key, invalid_credentials)
+├── PermissionDeniedError         403 (insufficient_scope)
+├── InvalidRequestError           400, 404, 409, 413, 415, 422 (the `code` says which)
+├── QuotaExceededError            402, any code
+│   └── PaymentRequiredError      402 payment_required (subscription past due)
+├── RateLimitError                429 (rate_limited)
+├── APIError                      5xx (internal_error, overloaded, billing_unavailable, ...)
+└── SignatureVerificationError    a webhook signature did not verify
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -30,10 +31,18 @@ class InvalidParam:
 class EmoscopeError(Exception):
     """Base class. Every attribute but `message` may be None (e.g. for connection errors)."""
 
-    def __init__(self, message: str, *, status: Optional[int] = None, code: Optional[str] = None,
-                 detail: Optional[str] = None, request_id: Optional[str] = None,
-                 problem: Optional[Mapping[str, Any]] = None, headers: Optional[Mapping[str, str]] = None,
-                 retry_after: Optional[float] = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: Optional[int] = None,
+        code: Optional[str] = None,
+        detail: Optional[str] = None,
+        request_id: Optional[str] = None,
+        problem: Optional[Mapping[str, Any]] = None,
+        headers: Optional[Mapping[str, str]] = None,
+        retry_after: Optional[float] = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.status = status
@@ -56,8 +65,11 @@ class EmoscopeError(Exception):
         does not send it yet, the same read from `errors`. Empty for other errors."""
         listed = self.problem.get("invalid_params")
         if isinstance(listed, list):
-            return tuple(InvalidParam(str(item["name"]), _reason(item.get("reason")))
-                         for item in listed if isinstance(item, Mapping) and "name" in item)
+            return tuple(
+                InvalidParam(str(item["name"]), _reason(item.get("reason")))
+                for item in listed
+                if isinstance(item, Mapping) and "name" in item
+            )
         return tuple(_params_from_errors(self.errors))
 
     def __str__(self) -> str:
@@ -67,8 +79,10 @@ class EmoscopeError(Exception):
         return " ".join(parts)
 
     def __repr__(self) -> str:
-        return (f"{type(self).__name__}(status={self.status!r}, code={self.code!r}, detail={self.detail!r}, "
-                f"request_id={self.request_id!r})")
+        return (
+            f"{type(self).__name__}(status={self.status!r}, code={self.code!r}, detail={self.detail!r}, "
+            f"request_id={self.request_id!r})"
+        )
 
 
 def _reason(messages: Any) -> str:

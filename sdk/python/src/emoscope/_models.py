@@ -1,5 +1,6 @@
 """Typed, immutable views of the API's JSON (see openapi.yaml). Each keeps the dict it came from
 in `.raw`, so fields added to the API later are reachable before the SDK learns about them."""
+
 from __future__ import annotations
 
 import base64
@@ -10,7 +11,6 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple, Union
 from ._exceptions import EmoscopeError, error_class
 
 EMOTIONS: Tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
-
 
 
 def _raw() -> Dict[str, Any]:
@@ -157,8 +157,16 @@ class Media:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Media:
-        return cls(data["type"], data["format"], data["width"], data["height"], data.get("duration_ms"),
-                   data.get("fps"), data.get("frames_analyzed", 0), raw=dict(data))
+        return cls(
+            data["type"],
+            data["format"],
+            data["width"],
+            data["height"],
+            data.get("duration_ms"),
+            data.get("fps"),
+            data.get("frames_analyzed", 0),
+            raw=dict(data),
+        )
 
 
 @dataclass(frozen=True)
@@ -171,8 +179,13 @@ class ModelVersions:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ModelVersions:
-        return cls(data.get("detector", ""), data.get("emotion", ""), data.get("emotion_sha256", ""),
-                   data.get("deepface", ""), raw=dict(data))
+        return cls(
+            data.get("detector", ""),
+            data.get("emotion", ""),
+            data.get("emotion_sha256", ""),
+            data.get("deepface", ""),
+            raw=dict(data),
+        )
 
 
 @dataclass(frozen=True)
@@ -184,8 +197,9 @@ class Frame:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Frame:
-        return cls(data["index"], data["timestamp_ms"], tuple(Face.from_dict(f) for f in data.get("faces", ())),
-                   raw=dict(data))
+        return cls(
+            data["index"], data["timestamp_ms"], tuple(Face.from_dict(f) for f in data.get("faces", ())), raw=dict(data)
+        )
 
 
 @dataclass(frozen=True)
@@ -198,8 +212,13 @@ class TimelinePoint:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TimelinePoint:
-        return cls(data["timestamp_ms"], data["frame_index"], Emotions.from_dict(data["emotions"]),
-                   data["dominant_emotion"], raw=dict(data))
+        return cls(
+            data["timestamp_ms"],
+            data["frame_index"],
+            Emotions.from_dict(data["emotions"]),
+            data["dominant_emotion"],
+            raw=dict(data),
+        )
 
 
 @dataclass(frozen=True)
@@ -229,9 +248,15 @@ class Track:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Track:
-        return cls(data["track_id"], data["start_ms"], data["end_ms"], data["frame_count"],
-                   TrackSummary.from_dict(data["summary"]),
-                   tuple(TimelinePoint.from_dict(p) for p in data.get("timeline", ())), raw=dict(data))
+        return cls(
+            data["track_id"],
+            data["start_ms"],
+            data["end_ms"],
+            data["frame_count"],
+            TrackSummary.from_dict(data["summary"]),
+            tuple(TimelinePoint.from_dict(p) for p in data.get("timeline", ())),
+            raw=dict(data),
+        )
 
 
 @dataclass(frozen=True)
@@ -262,10 +287,19 @@ class MicroExpression:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> MicroExpression:
-        return cls(data["track_id"], data["kind"], data["onset_ms"], data["apex_ms"], data["offset_ms"],
-                   data["duration_ms"], data["intensity"],
-                   tuple(RegionMovement.from_dict(r) for r in data.get("regions", ())),
-                   data.get("emotion"), data.get("emotion_probability"), raw=dict(data))
+        return cls(
+            data["track_id"],
+            data["kind"],
+            data["onset_ms"],
+            data["apex_ms"],
+            data["offset_ms"],
+            data["duration_ms"],
+            data["intensity"],
+            tuple(RegionMovement.from_dict(r) for r in data.get("regions", ())),
+            data.get("emotion"),
+            data.get("emotion_probability"),
+            raw=dict(data),
+        )
 
 
 class AnalysisResult:
@@ -294,9 +328,15 @@ class ImageResult(AnalysisResult):
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], replayed: bool = False) -> ImageResult:
-        return cls(data["request_id"], ModelVersions.from_dict(data.get("model", {})),
-                   dict(data.get("timing_ms", {})), Media.from_dict(data["media"]),
-                   tuple(Face.from_dict(f) for f in data.get("faces", ())), raw=dict(data), replayed=replayed)
+        return cls(
+            data["request_id"],
+            ModelVersions.from_dict(data.get("model", {})),
+            dict(data.get("timing_ms", {})),
+            Media.from_dict(data["media"]),
+            tuple(Face.from_dict(f) for f in data.get("faces", ())),
+            raw=dict(data),
+            replayed=replayed,
+        )
 
 
 @dataclass(frozen=True)
@@ -330,13 +370,20 @@ class VideoResult(AnalysisResult):
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], replayed: bool = False) -> VideoResult:
-        return cls(data["request_id"], ModelVersions.from_dict(data.get("model", {})),
-                   dict(data.get("timing_ms", {})), Media.from_dict(data["media"]),
-                   data.get("sample_fps", 0.0), data.get("temporal_resolution_ms", 0.0),
-                   tuple(Frame.from_dict(f) for f in data.get("frames", ())),
-                   tuple(Track.from_dict(t) for t in data.get("tracks", ())),
-                   tuple(MicroExpression.from_dict(m) for m in data.get("micro_expressions", ())),
-                   tuple(Still.from_dict(s) for s in data.get("stills", ())), raw=dict(data), replayed=replayed)
+        return cls(
+            data["request_id"],
+            ModelVersions.from_dict(data.get("model", {})),
+            dict(data.get("timing_ms", {})),
+            Media.from_dict(data["media"]),
+            data.get("sample_fps", 0.0),
+            data.get("temporal_resolution_ms", 0.0),
+            tuple(Frame.from_dict(f) for f in data.get("frames", ())),
+            tuple(Track.from_dict(t) for t in data.get("tracks", ())),
+            tuple(MicroExpression.from_dict(m) for m in data.get("micro_expressions", ())),
+            tuple(Still.from_dict(s) for s in data.get("stills", ())),
+            raw=dict(data),
+            replayed=replayed,
+        )
 
 
 def parse_analysis(data: Mapping[str, Any], replayed: bool = False) -> Union[ImageResult, VideoResult]:
@@ -399,13 +446,21 @@ class Job:
         progress = data.get("progress") or {}
         webhook = data.get("webhook")
         result = data.get("result")
-        return cls(data["id"], data["status"],
-                   JobProgress(progress.get("frames_done", 0), progress.get("frames_total")),
-                   _dt(data.get("created_at")), _dt(data.get("started_at")), _dt(data.get("finished_at")),
-                   _dt(data.get("expires_at")), parse_analysis(result) if result else None,
-                   bool(data.get("result_expired", False)), data.get("error"),
-                   JobWebhook(webhook["url"], webhook.get("status")) if webhook else None,
-                   raw=dict(data), replayed=replayed)
+        return cls(
+            data["id"],
+            data["status"],
+            JobProgress(progress.get("frames_done", 0), progress.get("frames_total")),
+            _dt(data.get("created_at")),
+            _dt(data.get("started_at")),
+            _dt(data.get("finished_at")),
+            _dt(data.get("expires_at")),
+            parse_analysis(result) if result else None,
+            bool(data.get("result_expired", False)),
+            data.get("error"),
+            JobWebhook(webhook["url"], webhook.get("status")) if webhook else None,
+            raw=dict(data),
+            replayed=replayed,
+        )
 
     def result_or_raise(self) -> Union[ImageResult, VideoResult]:
         """The result of a succeeded job; a failed job raises the exception its problem maps to
@@ -414,14 +469,21 @@ class Job:
             problem = dict(self.error or {})
             status, code = int(problem.get("status") or 422), problem.get("code")
             detail = problem.get("detail")
-            raise error_class(status, code)(f"job {self.id} failed: {code}" + (f": {detail}" if detail else ""),
-                                            status=status, code=code, detail=detail,
-                                            request_id=problem.get("request_id"), problem=problem)
+            raise error_class(status, code)(
+                f"job {self.id} failed: {code}" + (f": {detail}" if detail else ""),
+                status=status,
+                code=code,
+                detail=detail,
+                request_id=problem.get("request_id"),
+                problem=problem,
+            )
         if self.status != "succeeded":
             raise EmoscopeError(f"job {self.id} is still {self.status}")
         if self.result is None:
-            raise EmoscopeError(f"the result of job {self.id} has expired (results are kept for a retention window)",
-                                code="result_expired")
+            raise EmoscopeError(
+                f"the result of job {self.id} has expired (results are kept for a retention window)",
+                code="result_expired",
+            )
         return self.result
 
 
@@ -449,9 +511,18 @@ class ApiKey:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ApiKey:
-        return cls(data["id"], data["prefix"], data.get("name", ""), tuple(data.get("scopes", ())),
-                   _dt(data.get("created_at")), _dt(data.get("last_used_at")), _dt(data.get("revoked_at")),
-                   data.get("secret"), _dt(data.get("expires_at")), raw=dict(data))
+        return cls(
+            data["id"],
+            data["prefix"],
+            data.get("name", ""),
+            tuple(data.get("scopes", ())),
+            _dt(data.get("created_at")),
+            _dt(data.get("last_used_at")),
+            _dt(data.get("revoked_at")),
+            data.get("secret"),
+            _dt(data.get("expires_at")),
+            raw=dict(data),
+        )
 
 
 @dataclass(frozen=True)
@@ -476,8 +547,12 @@ class SignUpResult:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SignUpResult:
-        return cls(AccountSummary.from_dict(data["account"]), data.get("owner", {}).get("email", ""),
-                   ApiKey.from_dict(data["api_key"]), raw=dict(data))
+        return cls(
+            AccountSummary.from_dict(data["account"]),
+            data.get("owner", {}).get("email", ""),
+            ApiKey.from_dict(data["api_key"]),
+            raw=dict(data),
+        )
 
 
 @dataclass(frozen=True)
@@ -500,11 +575,19 @@ class Usage:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Usage:
-        days = tuple(UsageDay(date.fromisoformat(d["date"]), d["units"], d["requests"], raw=dict(d))
-                     for d in data.get("data", ()))
-        return cls(date.fromisoformat(data["from"]), date.fromisoformat(data["to"]),
-                   data.get("granularity", "day"), data["total_units"], data["total_requests"], days,
-                   raw=dict(data))
+        days = tuple(
+            UsageDay(date.fromisoformat(d["date"]), d["units"], d["requests"], raw=dict(d))
+            for d in data.get("data", ())
+        )
+        return cls(
+            date.fromisoformat(data["from"]),
+            date.fromisoformat(data["to"]),
+            data.get("granularity", "day"),
+            data["total_units"],
+            data["total_requests"],
+            days,
+            raw=dict(data),
+        )
 
 
 @dataclass(frozen=True)
@@ -538,15 +621,23 @@ class Account:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Account:
         q, r = data.get("quota", {}), data.get("rate_limit", {})
-        return cls(data["id"], data["name"], data["plan"], data.get("subscription_status", "none"),
-                   Quota(q.get("monthly_units"), q.get("used_units", 0), _dt(q.get("resets_at")), raw=dict(q)),
-                   RateLimit(r.get("requests_per_second", 0.0), r.get("burst", 0), raw=dict(r)),
-                   bool(data.get("billing_enabled", False)), data.get("webhook_signing_secret"), raw=dict(data))
+        return cls(
+            data["id"],
+            data["name"],
+            data["plan"],
+            data.get("subscription_status", "none"),
+            Quota(q.get("monthly_units"), q.get("used_units", 0), _dt(q.get("resets_at")), raw=dict(q)),
+            RateLimit(r.get("requests_per_second", 0.0), r.get("burst", 0), raw=dict(r)),
+            bool(data.get("billing_enabled", False)),
+            data.get("webhook_signing_secret"),
+            raw=dict(data),
+        )
 
 
 @dataclass(frozen=True)
 class DataDeletion:
     """What `client.account.delete_data()` deleted (usage records stay: invoices need them)."""
+
     studies_deleted: int
     jobs_deleted: int
     requests_scrubbed: int
@@ -560,6 +651,7 @@ class DataDeletion:
 @dataclass(frozen=True)
 class Subscription:
     """The account's plan after `client.billing.subscribe()`."""
+
     plan: str
     subscription_status: str
     stripe_customer_id: str
@@ -593,10 +685,19 @@ class Study:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Study:
-        return cls(data["id"], data["name"], float(data["stimulus_duration_ms"]), bool(data.get("has_stimulus")),
-                   _dt(data.get("created_at")), dict(data.get("sessions", {})), data.get("participant_token"),
-                   data.get("participant_path"), data.get("max_sessions"), tuple(data.get("variables", ())),
-                   raw=dict(data))
+        return cls(
+            data["id"],
+            data["name"],
+            float(data["stimulus_duration_ms"]),
+            bool(data.get("has_stimulus")),
+            _dt(data.get("created_at")),
+            dict(data.get("sessions", {})),
+            data.get("participant_token"),
+            data.get("participant_path"),
+            data.get("max_sessions"),
+            tuple(data.get("variables", ())),
+            raw=dict(data),
+        )
 
 
 @dataclass(frozen=True)
@@ -618,9 +719,17 @@ class TopMoment:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TopMoment:
         effect = data.get("effect_size")
-        return cls(data["emotion"], int(data["time_ms"]), float(data["mean"]), float(data["lift"]),
-                   (float(data["ci95"][0]), float(data["ci95"][1])), None if effect is None else float(effect),
-                   float(data["p"]), float(data["p_adjusted"]), int(data["viewers"]))
+        return cls(
+            data["emotion"],
+            int(data["time_ms"]),
+            float(data["mean"]),
+            float(data["lift"]),
+            (float(data["ci95"][0]), float(data["ci95"][1])),
+            None if effect is None else float(effect),
+            float(data["p"]),
+            float(data["p_adjusted"]),
+            int(data["viewers"]),
+        )
 
 
 @dataclass(frozen=True)
@@ -675,12 +784,21 @@ class StudySummary:
             peak = score.get("peak")
             emotions[emotion] = EmotionSummary(
                 ScoreInterval.from_dict(score.get("mean")),
-                None if peak is None else EmotionPeak(int(peak["time_ms"]), float(peak["mean"]),
-                                                      (float(peak["ci95"][0]), float(peak["ci95"][1]))))
-        return cls(emotions, ScoreInterval.from_dict(data.get("valence")),
-                   ScoreInterval.from_dict(data.get("engagement")), ScoreInterval.from_dict(data.get("attention")),
-                   tuple(data.get("positive_emotions", ())), tuple(data.get("negative_emotions", ())),
-                   tuple(data.get("expressive_emotions", ())))
+                None
+                if peak is None
+                else EmotionPeak(
+                    int(peak["time_ms"]), float(peak["mean"]), (float(peak["ci95"][0]), float(peak["ci95"][1]))
+                ),
+            )
+        return cls(
+            emotions,
+            ScoreInterval.from_dict(data.get("valence")),
+            ScoreInterval.from_dict(data.get("engagement")),
+            ScoreInterval.from_dict(data.get("attention")),
+            tuple(data.get("positive_emotions", ())),
+            tuple(data.get("negative_emotions", ())),
+            tuple(data.get("expressive_emotions", ())),
+        )
 
 
 @dataclass(frozen=True)
@@ -706,12 +824,22 @@ class VariableBreakdown:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> VariableBreakdown:
-        groups = tuple(VariableGroup(g["value"], int(g["viewers"]),
-                                     {name: ScoreInterval.from_dict(score) for name, score in g["scores"].items()})
-                       for g in data["values"])
+        groups = tuple(
+            VariableGroup(
+                g["value"],
+                int(g["viewers"]),
+                {name: ScoreInterval.from_dict(score) for name, score in g["scores"].items()},
+            )
+            for g in data["values"]
+        )
         smaller = data.get("smaller_groups", {})
-        return cls(data["key"], groups, int(smaller.get("values", 0)), int(smaller.get("viewers", 0)),
-                   int(data.get("without_value", 0)))
+        return cls(
+            data["key"],
+            groups,
+            int(smaller.get("values", 0)),
+            int(smaller.get("viewers", 0)),
+            int(data.get("without_value", 0)),
+        )
 
 
 @dataclass(frozen=True)
@@ -735,9 +863,18 @@ class StudyReport:
     def from_dict(cls, data: Mapping[str, Any]) -> StudyReport:
         moments = tuple(TopMoment.from_dict(m) for m in data.get("top_moments", ()))
         summary = StudySummary.from_dict(data["summary"]) if data.get("summary") else None
-        return cls(data["study_id"], int(data["viewers"]), int(data["bucket_ms"]), tuple(data.get("buckets", ())),
-                   moments, tuple(data.get("segments", ())), summary, dict(data.get("filter", {})),
-                   tuple(VariableBreakdown.from_dict(b) for b in data.get("breakdown", ())), raw=dict(data))
+        return cls(
+            data["study_id"],
+            int(data["viewers"]),
+            int(data["bucket_ms"]),
+            tuple(data.get("buckets", ())),
+            moments,
+            tuple(data.get("segments", ())),
+            summary,
+            dict(data.get("filter", {})),
+            tuple(VariableBreakdown.from_dict(b) for b in data.get("breakdown", ())),
+            raw=dict(data),
+        )
 
 
 @dataclass(frozen=True)
@@ -759,9 +896,12 @@ class StudyDifferences:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> StudyDifferences:
-        scores = {name: None if d is None else ScoreDifference(float(d["difference"]),
-                                                               (float(d["ci95"][0]), float(d["ci95"][1])))
-                  for name, d in data["scores"].items()}
+        scores = {
+            name: None
+            if d is None
+            else ScoreDifference(float(d["difference"]), (float(d["ci95"][0]), float(d["ci95"][1])))
+            for name, d in data["scores"].items()
+        }
         return cls(data["study_id"], data["baseline_study_id"], scores)
 
 
@@ -779,9 +919,15 @@ class ComparedStudy:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ComparedStudy:
-        return cls(data["study_id"], data["name"], int(data["viewers"]), float(data["stimulus_duration_ms"]),
-                   tuple(data.get("buckets", ())), tuple(TopMoment.from_dict(m) for m in data.get("top_moments", ())),
-                   StudySummary.from_dict(data["summary"]))
+        return cls(
+            data["study_id"],
+            data["name"],
+            int(data["viewers"]),
+            float(data["stimulus_duration_ms"]),
+            tuple(data.get("buckets", ())),
+            tuple(TopMoment.from_dict(m) for m in data.get("top_moments", ())),
+            StudySummary.from_dict(data["summary"]),
+        )
 
 
 @dataclass(frozen=True)
@@ -797,9 +943,13 @@ class StudyComparison:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> StudyComparison:
-        return cls(tuple(ComparedStudy.from_dict(s) for s in data["studies"]),
-                   tuple(StudyDifferences.from_dict(d) for d in data["differences"]),
-                   int(data["bootstrap"]["resamples"]), int(data["bootstrap"]["seed"]), raw=dict(data))
+        return cls(
+            tuple(ComparedStudy.from_dict(s) for s in data["studies"]),
+            tuple(StudyDifferences.from_dict(d) for d in data["differences"]),
+            int(data["bootstrap"]["resamples"]),
+            int(data["bootstrap"]["seed"]),
+            raw=dict(data),
+        )
 
 
 @dataclass(frozen=True)
@@ -817,5 +967,12 @@ class ReportLink:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ReportLink:
-        return cls(data["id"], data["path"], data["token"], _dt(data.get("created_at")), _dt(data.get("expires_at")),
-                   _dt(data.get("revoked_at")), raw=dict(data))
+        return cls(
+            data["id"],
+            data["path"],
+            data["token"],
+            _dt(data.get("created_at")),
+            _dt(data.get("expires_at")),
+            _dt(data.get("revoked_at")),
+            raw=dict(data),
+        )

@@ -9,6 +9,7 @@ match is enough. Verify against the raw body bytes, before any JSON parsing.
 
     event = webhooks.construct_event(request.get_data(), request.headers["Emoscope-Signature"], SECRET)
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -61,8 +62,12 @@ def _parse(header: str) -> Tuple[int, List[str]]:
     return timestamp, signatures
 
 
-def verify_signature(payload: Union[bytes, str], header: Optional[str], secret: Union[str, bytes],
-                     tolerance: Optional[int] = DEFAULT_TOLERANCE) -> None:
+def verify_signature(
+    payload: Union[bytes, str],
+    header: Optional[str],
+    secret: Union[str, bytes],
+    tolerance: Optional[int] = DEFAULT_TOLERANCE,
+) -> None:
     """Return quietly when `header` signs `payload` with `secret` within `tolerance` seconds of now
     (None disables the time check); raise SignatureVerificationError otherwise."""
     if not header:
@@ -76,12 +81,17 @@ def verify_signature(payload: Union[bytes, str], header: Optional[str], secret: 
     if not matched:
         raise SignatureVerificationError("no signature matches the payload (wrong secret, or the body changed)")
     if tolerance is not None and abs(time.time() - timestamp) > tolerance:
-        raise SignatureVerificationError(f"the signature's timestamp is more than {tolerance} s from now "
-                                         "(a replayed or delayed webhook)")
+        raise SignatureVerificationError(
+            f"the signature's timestamp is more than {tolerance} s from now (a replayed or delayed webhook)"
+        )
 
 
-def construct_event(payload: Union[bytes, str], header: Optional[str], secret: Union[str, bytes],
-                    tolerance: Optional[int] = DEFAULT_TOLERANCE) -> Any:
+def construct_event(
+    payload: Union[bytes, str],
+    header: Optional[str],
+    secret: Union[str, bytes],
+    tolerance: Optional[int] = DEFAULT_TOLERANCE,
+) -> Any:
     """verify_signature, then the payload parsed as JSON."""
     verify_signature(payload, header, secret, tolerance)
     return json.loads(_bytes(payload))
