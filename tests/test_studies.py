@@ -613,3 +613,61 @@ def test_the_participant_link_is_derived_again_never_stored(owner):
     legacy = client.get(f"/v1/studies/{created['id']}", headers=bearer(secret)).json
     assert legacy["participant_token"] is None and legacy["participant_path"] is None
     assert client.get(created["participant_path"]).status_code == 200  # its old link still works
+
+
+def preview_still(video, frame=5, width=640, brightness=1.0) -> bytes:
+    """One frame of a real clip as the participant page sends it: a JPEG 640 px wide."""
+    import cv2
+
+    capture = cv2.VideoCapture(str(video))
+    for _ in range(frame + 1):
+        ok, pixels = capture.read()
+        assert ok
+    capture.release()
+    pixels = cv2.resize(pixels, (width, round(pixels.shape[0] * width / pixels.shape[1])))
+    pixels = cv2.convertScaleAbs(pixels, alpha=brightness)
+    return cv2.imencode(".jpg", pixels, [cv2.IMWRITE_JPEG_QUALITY, 80])[1].tobytes()
+
+
+def face_check(client, study, stills, token=None):
+    form = {f"still_{n}": (io.BytesIO(data), f"still{n}.jpg") for n, data in enumerate(stills, 1)}
+    return client.post(
+        f"/v1/studies/{study['id']}/face-check", data=form, headers=bearer(token or study["participant_token"])
+    )
+
+
+def test_the_face_check_passes_a_real_face_and_hints_without_one(owner, assert_contract):
+    _, client, secret = owner
+    study = create_study(client, secret).json
+    face = [preview_still(VIDEOS / "single_face.mp4", frame) for frame in (2, 8, 14)]
+    passed = assert_contract(face_check(client, study, face)).json
+    assert passed == {
+        "ok": True,
+        "stills": 3,
+        "checks": {"face_visible": True, "framed": True, "facing": True, "lit": True},
+        "hints": [],
+    }
+    empty = assert_contract(face_check(client, study, [preview_still(VIDEOS / "no_face.mp4", 20)])).json
+    assert empty["ok"] is False and empty["checks"]["face_visible"] is False
+    assert [hint["check"] for hint in empty["hints"]] == ["face_visible"]
+    dark = face_check(client, study, [preview_still(VIDEOS / "single_face.mp4", 8, brightness=0.15)]).json
+    assert dark["checks"]["lit"] is False or dark["checks"]["face_visible"] is False
+
+
+def test_the_face_check_takes_only_the_participant_token_and_small_pictures(owner, assert_contract):
+    _, client, secret = owner
+    study = create_study(client, secret).json
+    other = create_study(client, secret).json
+    still = preview_still(VIDEOS / "single_face.mp4")
+    assert_problem(assert_contract(face_check(client, study, [still], token=secret)), 401, "missing_participant_token")
+    assert_problem(
+        assert_contract(face_check(client, study, [still], token=other["participant_token"])),
+        403,
+        "invalid_participant_token",
+    )
+    big = b"\xff\xd8\xff" + b"\0" * (256 * 1024)
+    assert_problem(assert_contract(face_check(client, study, [big])), 413, "media_too_large")
+    assert_problem(assert_contract(face_check(client, study, [b"GIF89a" + b"\0" * 64])), 422, "invalid_still")
+    assert_problem(
+        assert_contract(face_check(client, study, [])), 415, "unsupported_media_type"
+    )  # no parts: no multipart body

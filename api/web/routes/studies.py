@@ -9,12 +9,12 @@ from flask import Blueprint, Response, g, jsonify, request
 from api.domain import studies
 from api.store.db import Account
 from api.store.storage import undone_on_error
-from api.usecases import submission
+from api.usecases import face_check, submission
 from api.usecases.admission import admit_new_study, admit_paid_work
 from api.web.auth import enforce_rate_limit, presented_key, require_api_key, show_rate_limit
 from api.web.context import services as current_services
 from api.web.errors import ApiError
-from api.web.files import CSV, report_csv_response, stimulus_response, video_upload
+from api.web.files import CSV, report_csv_response, stimulus_response, upload_bytes, upload_too_large, video_upload
 from api.web.metered import read_idempotency_key, replayable
 from api.web.parsing import form_fields, json_object, load
 from api.web.problems import admission_problems, invalid_variables, metering_problems, study_storage_problems
@@ -30,6 +30,9 @@ bp = Blueprint("studies", __name__)
 
 # Per client address: receipts are capabilities, so guessing them must be slow.
 RECEIPT_RATE, RECEIPT_BURST = 1.0, 10
+# Per client address: a viewer retries the face check a few times; more is someone using it as a free detector.
+FACE_CHECK_RATE, FACE_CHECK_BURST = 0.2, 6
+STILL_FIELDS = tuple(f"still_{n}" for n in range(1, face_check.MAX_STILLS + 1))
 
 
 def _owned(session, study_id: str):
@@ -195,6 +198,45 @@ def stimulus(study_id: str):
     if study.stimulus_key is None:
         raise ApiError(404, "not_found", "Not found", "this study has no stored stimulus")
     return stimulus_response(current_services().jobs.storage.get(study.stimulus_key), study.stimulus_content_type)
+
+
+@bp.post("/v1/studies/<study_id>/face-check")
+def check_face(study_id: str):
+    """The stills are judged and dropped: nothing stored, nothing billed."""
+    services = current_services()
+    _participant_study(study_id, taking_session=True)
+    enforce_rate_limit(services, f"face-check:ip:{request.remote_addr}", FACE_CHECK_RATE, FACE_CHECK_BURST)
+    body_limit = face_check.MAX_STILLS * face_check.MAX_STILL_BYTES + 16 * 1024  # the parts' headers
+    if request.content_length is not None and request.content_length > body_limit:
+        raise upload_too_large("body", request.content_length, body_limit)
+    if request.mimetype != "multipart/form-data":
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            "Unsupported media type",
+            "send multipart/form-data with 'still_1'..'still_3'",
+        )
+    unknown = sorted((set(request.files) | set(request.form)) - set(STILL_FIELDS))
+    stills = {
+        name: upload_bytes(name, request.files[name], face_check.MAX_STILL_BYTES)
+        for name in STILL_FIELDS
+        if name in request.files
+    }
+    if unknown or not stills:
+        raise ApiError(
+            400,
+            "invalid_request",
+            "Invalid request",
+            "send one to three JPEG stills as parts 'still_1', 'still_2', 'still_3'",
+            errors={name: ["Unknown field."] for name in unknown} or {"still_1": ["Missing data for required field."]},
+        )
+    try:
+        with admission_problems():  # every analysis slot busy: 503, retry
+            return jsonify(face_check.check_faces(services, stills))
+    except face_check.StillRefused as exc:
+        raise ApiError(
+            422, "invalid_still", "Still refused", f"'{exc.field}': {exc}", errors={exc.field: [str(exc)]}
+        ) from None
 
 
 @bp.post("/v1/studies/<study_id>/sessions")
