@@ -117,6 +117,13 @@ def sessions_posted(page) -> list:
     return posted
 
 
+def start_viewing(page):
+    """Consent, then past the face check (whatever it says) to the stimulus."""
+    page.click("#consent-accept")
+    expect(page.locator("#check")).to_be_visible()
+    page.click("#check-start")
+
+
 def test_refusing_consent_records_nothing(page, owner):
     study = api(owner, "POST", "/v1/studies", json={"name": "Refused", "stimulus_duration_ms": 2000}).json()
     page.add_init_script(RECORD_CAMERA_STREAMS)
@@ -142,12 +149,63 @@ def test_stopping_midway_turns_the_camera_off_and_sends_nothing(page, owner):
     page.add_init_script(RECORD_CAMERA_STREAMS)
     posted = sessions_posted(page)
     page.goto(study["participant_path"])
-    page.click("#consent-accept")
+    start_viewing(page)
     page.click("#cancel")  # as soon as it shows: the recorder may still be starting
     expect(page.locator("#status")).to_contain_text("nothing was sent")
     assert page.evaluate(TRACK_STATES) == ["ended"]
     expect(page.locator("#consent")).to_be_visible()  # free to start again, or to leave
     assert posted == []
+
+
+def test_the_face_check_passes_a_real_face_and_hints_without_one(browser, page, owner, shoot, tmp_path):
+    base, _ = owner
+    study = api(owner, "POST", "/v1/studies", json={"name": "Checked", "stimulus_duration_ms": 1000}).json()
+    page.add_init_script(RECORD_CAMERA_STREAMS)
+    posted = sessions_posted(page)
+    page.goto(study["participant_path"])
+    with page.expect_response("**/face-check") as answer:
+        page.click("#consent-accept")
+    assert answer.value.status == 200, answer.value.text()
+    assert answer.value.request.headers["authorization"] == f"Bearer {study['participant_token']}"
+    assert answer.value.json()["stills"] == 3
+    expect(page.locator("#check-state")).to_contain_text("clearly visible")
+    expect(page.locator("#check-hints li")).to_have_count(0)
+    expect(page.locator("#check-start")).to_have_text("Start")
+    shoot(page, "participant_face_check")
+    page.click("#check-cancel")
+    expect(page.locator("#status")).to_contain_text("nothing was sent")
+    assert page.evaluate(TRACK_STATES) == ["ended"]
+    assert posted == []  # nothing recorded nor sent during the check
+
+    # Another viewer of the same study, whose fake camera films an animation with no face: the hint,
+    # then 'Continue anyway' records as usual.
+    capture, frames = cv2.VideoCapture(str(VIDEOS / "no_face.mp4")), []
+    while len(frames) < 20:
+        ok, frame = capture.read()
+        assert ok
+        frames.append(cv2.resize(frame, CAMERA_SIZE))
+    capture.release()
+    camera = write_y4m(tmp_path / "no_face.y4m", frames, CAMERA_FPS)
+    args = [*CHROMIUM_ARGS, "--use-fake-ui-for-media-stream", f"--use-file-for-fake-video-capture={camera}"]
+    # A second Chromium from the module's Playwright (one sync Playwright per thread), its own fake camera.
+    empty_room = browser.browser_type.launch(executable_path=str(CHROMIUM), args=args)
+    try:
+        with watched_page(empty_room, base, "participant_face_check_no_face", shoot) as page:
+            page.on("dialog", lambda dialog: dialog.accept())
+            page.goto(study["participant_path"])
+            with page.expect_response("**/face-check") as answer:
+                page.click("#consent-accept")
+            assert answer.value.status == 200
+            assert answer.value.json()["checks"]["face_visible"] is False
+            expect(page.locator("#check-hints li")).to_have_count(1)
+            expect(page.locator("#check-hints")).to_contain_text("We can't see a face")
+            expect(page.locator("#check-start")).to_have_text("Continue anyway")
+            with page.expect_response("**/sessions") as recorded:
+                page.click("#check-start")
+            assert recorded.value.status == 202  # continuing is allowed; the quality gate judges the upload
+            expect(page.locator("#done")).to_be_visible()
+    finally:
+        empty_room.close()
 
 
 def test_consent_records_uploads_and_the_session_is_in_the_report(page, owner, shoot):
@@ -156,7 +214,7 @@ def test_consent_records_uploads_and_the_session_is_in_the_report(page, owner, s
     page.on("dialog", lambda dialog: dialog.accept())
     page.goto(study["participant_path"])
     with page.expect_response("**/sessions") as answer:
-        page.click("#consent-accept")
+        start_viewing(page)
         expect(page.locator("#countdown")).to_be_visible()  # no stored stimulus: a countdown of its duration
         assert page.evaluate(TRACK_STATES) == ["live"]
         shoot(page, "participant_recording")
@@ -280,7 +338,7 @@ def test_console_study_from_creation_to_report(page, owner, shoot):
     # One viewer through the participant page, watching the stored stimulus...
     page.goto(link)
     with page.expect_response("**/sessions") as answer:
-        page.click("#consent-accept")
+        start_viewing(page)
         expect(page.locator("#stimulus")).to_be_visible()
     assert answer.value.status == 202
     # ...and seven more through the API, whose face turns from neutral to smiling at 2 s.
@@ -383,7 +441,7 @@ def test_a_panel_link_s_variables_are_kept_with_the_session_and_filter_the_repor
     expect(page.locator("#link-variables")).not_to_contain_text("utm_source")
     shoot(page, "participant_link_variables")
     with page.expect_response("**/sessions") as answer:
-        page.click("#consent-accept")
+        start_viewing(page)
     # Accepted: the page sent no utm_source (a key the study does not take is refused with a 400).
     assert answer.value.status == 202, answer.value.text()
     assert wait_until_analysed(owner, study["id"], 1)["succeeded"] == 1

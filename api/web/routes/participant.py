@@ -17,7 +17,8 @@ bp = Blueprint("participant", __name__)
 
 # Stored with every session as the version of the consent text the viewer agreed to: change it
 # whenever the wording in participant.html changes.
-CONSENT_VERSION = "2026-12-v3"  # v2: head pose (facing the screen) is kept; the withdrawal page; v3: link variables
+# v2: head pose (facing the screen) is kept; the withdrawal page; v3: link variables; v4: the face check's stills
+CONSENT_VERSION = "2026-12-v4"
 # The page's address is a credential: no cache keeps what is behind it, no search engine lists it.
 PRIVATE = {"Cache-Control": "no-store", "X-Robots-Tag": "noindex"}
 

@@ -31,7 +31,7 @@ bp = Blueprint("studies", __name__)
 # Per client address: receipts are capabilities, so guessing them must be slow.
 RECEIPT_RATE, RECEIPT_BURST = 1.0, 10
 # Per client address: a viewer retries the face check a few times; more is someone using it as a free detector.
-FACE_CHECK_RATE, FACE_CHECK_BURST = 0.2, 6
+FACE_CHECK_RATE, FACE_CHECK_BURST = 0.5, 10
 STILL_FIELDS = tuple(f"still_{n}" for n in range(1, face_check.MAX_STILLS + 1))
 
 

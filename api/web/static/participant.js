@@ -3,6 +3,8 @@
 // (video only) while the stimulus plays, every camera track stops when playback ends, on cancel and
 // when the page goes away, and the recording goes to POST /v1/studies/{id}/sessions with the
 // participant token from this page's address. The receipt in the answer withdraws the session.
+// Between the camera starting and the recording, a face check: a few stills of the preview go to
+// POST /v1/studies/{id}/face-check (judged and dropped by the server); the viewer may start anyway.
 
 const STUDY = $("study").dataset;
 const TOKEN = decodeURIComponent(location.pathname.split("/").pop());
@@ -12,7 +14,11 @@ const DURATION_MS = Number(STUDY.durationMs);
 const RECORDER_TYPES = ["video/webm;codecs=vp8", "video/webm;codecs=vp9", "video/webm"];
 // Plenty for a face at webcam resolution; keeps a minute's recording a few MB.
 const RECORDER_BITS_PER_SECOND = 1_000_000;
-const SECTIONS = ["viewing", "upload", "done", "withdrawn"];
+const SECTIONS = ["check", "viewing", "upload", "done", "withdrawn"];
+// Three stills a third of a second apart: one blink or turn of the head does not decide the check.
+const CHECK_STILLS = 3;
+const CHECK_GAP_MS = 300;
+const CHECK_WIDTH = 640; // as the server judges the face's size against the picture's width
 
 let camera = null;    // the MediaStream, only between consent and the end of playback
 let recorder = null;
@@ -31,6 +37,7 @@ function stopCamera() {
   stopTracks(camera);
   camera = null;
   $("camera").srcObject = null;
+  $("check-camera").srcObject = null;
   $("stimulus").pause();
 }
 
@@ -88,6 +95,58 @@ function playStimulus(signal) {
   });
 }
 
+async function previewStills(video) {
+  if (!video.videoWidth) await new Promise((resolve) => video.addEventListener("loadeddata", resolve, { once: true }));
+  const scale = Math.min(1, CHECK_WIDTH / video.videoWidth);
+  const canvas = document.createElement("canvas");
+  canvas.width = Math.round(video.videoWidth * scale);
+  canvas.height = Math.round(video.videoHeight * scale);
+  const stills = [];
+  for (let n = 0; n < CHECK_STILLS; n++) {
+    if (n) await new Promise((resolve) => setTimeout(resolve, CHECK_GAP_MS));
+    canvas.getContext("2d").drawImage(video, 0, 0, canvas.width, canvas.height);
+    stills.push(await new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", 0.8)));
+  }
+  return stills;
+}
+
+async function checkFace() {
+  $("check-hints").replaceChildren();
+  $("check-again").disabled = true;
+  $("check-state").textContent = "Checking the camera…";
+  try {
+    const form = new FormData();
+    (await previewStills($("check-camera"))).forEach((still, i) => form.append(`still_${i + 1}`, still, `still${i + 1}.jpg`));
+    const response = await fetch(`${STUDY_PATH}/face-check`,
+                                 { method: "POST", headers: { Authorization: `Bearer ${TOKEN}` }, body: form });
+    const body = await response.json().catch(() => null);
+    if (!response.ok) throw new Error(problemText(response.status, body, response.headers.get("Retry-After")));
+    $("check-state").textContent = body.ok ? "Your face is clearly visible: you can start."
+                                           : "The camera does not see you well yet:";
+    for (const { hint } of body.hints) {
+      const item = document.createElement("li");
+      item.textContent = hint;
+      $("check-hints").append(item);
+    }
+    $("check-start").textContent = body.ok ? "Start" : "Continue anyway";
+  } catch (error) {
+    $("check-state").textContent = `The check could not run (${error.message}). You can still continue.`;
+    $("check-start").textContent = "Continue anyway";
+  } finally {
+    $("check-again").disabled = false;
+  }
+}
+
+function faceChecked(signal) {
+  $("check-camera").srcObject = camera;
+  showSection("check");
+  checkFace();
+  return new Promise((resolve, reject) => {
+    $("check-start").addEventListener("click", resolve, { once: true, signal });
+    signal.addEventListener("abort", () => reject(signal.reason), { once: true });
+  });
+}
+
 function recorderOptions() {
   const mimeType = RECORDER_TYPES.find((type) => MediaRecorder.isTypeSupported(type)); // none: the browser's own
   return { ...(mimeType ? { mimeType } : {}), videoBitsPerSecond: RECORDER_BITS_PER_SECOND };
@@ -107,9 +166,10 @@ async function participate() {
     camera = await navigator.mediaDevices.getUserMedia({ video: true, audio: false }).catch((error) => {
       throw new Error(`The camera could not be switched on: ${error.message}`);
     });
+    setStatus("");
+    await faceChecked(viewing.signal);
     $("camera").srcObject = camera;
     showSection("viewing");
-    setStatus("");
     const chunks = [];
     recorder = new MediaRecorder(camera, recorderOptions());
     recorder.addEventListener("dataavailable", (event) => { if (event.data.size) chunks.push(event.data); });
@@ -209,6 +269,8 @@ function init() {
     $("refused").hidden = false;
   });
   $("cancel").addEventListener("click", () => viewing.abort());
+  $("check-cancel").addEventListener("click", () => viewing.abort());
+  $("check-again").addEventListener("click", checkFace);
   $("retry").addEventListener("click", send);
   $("discard").addEventListener("click", () => {
     recording = null;
