@@ -494,3 +494,56 @@ def test_a_client_reads_the_report_through_a_shared_link_until_it_is_revoked(bro
         expect(page.locator("#report-links tr.revoked")).to_have_count(1)
         client_page.reload()
         expect(client_page.locator("h1")).to_have_text("This report link does not work")
+
+
+PHONE = {"width": 390, "height": 844}
+SIDEWAYS_SCROLL = "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+
+
+def test_on_a_phone_the_consent_the_player_and_the_report_chart_fit_the_screen(browser, server, shoot):
+    """At 390 x 844 px nothing scrolls sideways, and the report chart is tall enough to read."""
+    base, _ = server
+    signup = requests.post(  # an account of its own: the studies owner's hourly study allowance is spent above
+        f"{base}/v1/signup",
+        timeout=30,
+        json={"email": "phone@example.com", "password": PASSWORD, "account_name": "Phone Co"},
+    )
+    assert signup.status_code == 201, signup.text
+    owner = (base, signup.json()["api_key"]["secret"])
+    study = api(
+        owner,
+        "POST",
+        "/v1/studies",
+        data={"name": "An advertisement with a rather long name on a phone", "stimulus_duration_ms": "3000"},
+        files={"stimulus": ("ad.mp4", (VIDEOS / "single_face.mp4").read_bytes(), "video/mp4")},
+    ).json()
+    link = api(owner, "POST", f"/v1/studies/{study['id']}/report-links", json={}).json()
+    context = browser.new_context(base_url=base, viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True)
+    try:
+        page = context.new_page()
+        page.goto(study["participant_path"])
+        expect(page.locator("#consent")).to_be_visible()
+        assert page.evaluate(SIDEWAYS_SCROLL) == 0
+        shoot(page, "phone_consent")
+        start_viewing(page)
+        expect(page.locator("#stimulus")).to_be_visible()
+        player = page.locator("#stimulus").bounding_box()
+        assert player["x"] >= 0 and player["x"] + player["width"] <= PHONE["width"]
+        assert page.evaluate(SIDEWAYS_SCROLL) == 0
+        shoot(page, "phone_player")
+        page.click("#cancel")
+
+        page.goto(link["path"])
+        chart = page.locator("svg.study-chart")
+        expect(chart).to_be_visible()
+        assert page.evaluate(SIDEWAYS_SCROLL) == 0
+        box = chart.bounding_box()
+        assert box["height"] >= 200 and box["x"] + box["width"] <= PHONE["width"]
+        # Tick labels at least 10 CSS px tall once the chart is scaled to the screen.
+        label_heights = page.eval_on_selector_all(
+            "svg.study-chart text", "ts => ts.map(t => t.getBoundingClientRect().height)"
+        )
+        assert label_heights and min(label_heights) >= 10
+        shoot(page, "phone_report_chart")
+    finally:
+        context.close()

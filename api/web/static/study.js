@@ -4,7 +4,14 @@
 // markers, a scrubber synced to the stimulus player, and PNG export. Colours, fonts and sizes are SVG
 // attributes rather than CSS so that the exported picture looks like the page.
 
-const CHART = { width: 800, height: 250, left: 40, right: 12, top: 20, bottom: 44 };
+// On a phone (the stylesheet's breakpoint) the chart is drawn narrower and taller with larger type: scaled to
+// a 390 px screen it is about 250 px tall with 11 px labels, where the desktop drawing would be 100 px and 4 px.
+const PHONE = window.matchMedia("(max-width: 40rem)").matches;
+const CHART = PHONE ? { width: 400, height: 320, left: 44, right: 14, top: 20, bottom: 62 }
+                    : { width: 800, height: 250, left: 40, right: 12, top: 20, bottom: 44 };
+const FONT_SIZE = PHONE ? "13" : "11";
+const LEGEND_PER_ROW = PHONE ? 4 : 8; // two rows on a phone, under the time axis
+const LEGEND_STEP = PHONE ? 88 : 92;
 const PLOT_WIDTH = CHART.width - CHART.left - CHART.right;
 const PLOT_HEIGHT = CHART.height - CHART.top - CHART.bottom;
 const INK = "#1d2330";
@@ -13,7 +20,7 @@ const WITHHELD_FILL = "#e3e6ec";
 const MICRO_COLOUR = "#ff6d00";
 const ATTENTION_COLOUR = INK;
 const TICK_STEPS_S = [1, 2, 5, 10, 15, 30, 60, 120];
-const MAX_TICKS = 12;
+const MAX_TICKS = PHONE ? 6 : 12;
 const PNG_SCALE = 2;
 const PNG_TITLE_HEIGHT = 40; // the exported picture's own title band: study, audience, date
 
@@ -29,7 +36,7 @@ const bucketEnd = (startMs, lengthMs) => Math.min(startMs + lengthMs, durationMs
 const bucketMiddle = (startMs, lengthMs) => (startMs + bucketEnd(startMs, lengthMs)) / 2;
 
 function label(text, attributes) {
-  const node = svgElement("text", { "font-family": "sans-serif", "font-size": "11", fill: MUTED, ...attributes });
+  const node = svgElement("text", { "font-family": "sans-serif", "font-size": FONT_SIZE, fill: MUTED, ...attributes });
   node.textContent = text;
   return node;
 }
@@ -86,9 +93,10 @@ function drawAxes(svg) {
                                  "text-anchor": "middle" }));
   }
   const legend = [...EMOTIONS.map((emotion) => [emotion, EMOTION_COLOURS[emotion]]), ["attention", ATTENTION_COLOUR]];
+  const rows = Math.ceil(legend.length / LEGEND_PER_ROW);
   legend.forEach(([name, colour], index) => { // the legend inside the picture, so that the PNG carries it
-    const left = CHART.left + index * 92;
-    const top = CHART.height - 16;
+    const left = CHART.left + (index % LEGEND_PER_ROW) * LEGEND_STEP;
+    const top = CHART.height - 16 - (rows - 1 - Math.floor(index / LEGEND_PER_ROW)) * 18;
     svg.append(svgElement("rect", { x: String(left), y: String(top), width: "10", height: "10", fill: colour }),
                label(name, { x: String(left + 14), y: String(top + 9), fill: INK }));
   });
