@@ -671,3 +671,40 @@ def test_the_face_check_takes_only_the_participant_token_and_small_pictures(owne
     assert_problem(
         assert_contract(face_check(client, study, [])), 415, "unsupported_media_type"
     )  # no parts: no multipart body
+
+
+def pdf_text(data: bytes) -> str:
+    """The text a PDF shows, from its (Flate-compressed) content streams' `(...) Tj` operators."""
+    import re
+    import zlib
+
+    assert data.startswith(b"%PDF-")
+    shown = []
+    for stream in re.findall(rb"stream\r?\n(.*?)\r?\nendstream", data, re.S):
+        try:
+            content = zlib.decompress(stream)
+        except zlib.error:
+            continue
+        shown += [
+            re.sub(rb"\\(.)", rb"\1", text).decode("latin-1")
+            for text in re.findall(rb"\(((?:\\.|[^\\)])*)\)\s*Tj", content)
+        ]
+    return "\n".join(shown)
+
+
+def test_the_report_as_a_pdf_to_hand_over(owner, assert_contract):
+    _, client, secret = owner
+    study = create_study(client, secret, name="Spring ad (cut B)").json
+    assert submit_session(client, study).status_code == 202
+    wait_until_analysed(client, secret, study["id"], 1)
+    response = client.get(f"/v1/studies/{study['id']}/report", headers={**bearer(secret), "Accept": "application/pdf"})
+    assert response.status_code == 200 and response.mimetype == "application/pdf"
+    assert response.headers["Content-Disposition"] == f'attachment; filename="{study["id"]}-report.pdf"'
+    text = pdf_text(response.data)
+    assert "Audience report: Spring ad (cut B)" in text
+    assert "1 viewer analysed" in text and "1.0 s stimulus" in text
+    assert time.strftime("%Y-%m-%d") in text
+    assert all(emotion in text for emotion in ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"))
+    assert "Summary scores" in text and "valence" in text and "attention" in text
+    assert "withheld (too few viewers)" in text  # one viewer: no score is shown
+    assert client.get(f"/v1/studies/{study['id']}/report", headers={"Accept": "application/pdf"}).status_code == 401

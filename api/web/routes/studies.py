@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 from flask import Blueprint, Response, g, jsonify, request
 
 from api.domain import studies
+from api.domain.report_pdf import report_pdf
 from api.store.db import Account
 from api.store.storage import undone_on_error
 from api.usecases import face_check, submission
@@ -27,6 +29,7 @@ from api.web.schemas import (
 )
 
 bp = Blueprint("studies", __name__)
+PDF = "application/pdf"
 
 # Per client address: receipts are capabilities, so guessing them must be slow.
 RECEIPT_RATE, RECEIPT_BURST = 1.0, 10
@@ -118,8 +121,15 @@ def study_report(study_id: str):
         report = studies.report(
             session, study, query["bucket_ms"], query["include_low_quality"], studies.report_filter(study, args)
         )
-    if request.accept_mimetypes.best_match(["application/json", CSV]) == CSV:
+    wanted = request.accept_mimetypes.best_match(["application/json", CSV, PDF])
+    if wanted == CSV:
         return report_csv_response(study_id, report, query["table"])
+    if wanted == PDF:
+        return Response(
+            report_pdf(study.name, report, datetime.now(UTC).date()),
+            mimetype=PDF,
+            headers={"Content-Disposition": f'attachment; filename="{study_id}-report.pdf"'},
+        )
     return jsonify(report)
 
 
