@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import re
 import struct
 import zlib
 from fractions import Fraction
@@ -224,3 +225,19 @@ def gif_of_tiny_sub_blocks(sub_blocks: int) -> bytes:
     """A one-frame 16x16 GIF whose picture data is cut into `sub_blocks` one-byte sub-blocks (encoders use 255)."""
     frame = b"\x2c" + struct.pack("<HHHHB", 0, 0, 16, 16, 0) + b"\x02" + b"\x01\x00" * sub_blocks + b"\x00"
     return gif_bomb(16, 16, 0)[:-1] + frame + b";"
+
+
+def pdf_text(data: bytes) -> str:
+    """The text a PDF shows, from its (Flate-compressed) content streams' `(...) Tj` operators."""
+    assert data.startswith(b"%PDF-")
+    shown = []
+    for stream in re.findall(rb"stream\r?\n(.*?)\r?\nendstream", data, re.S):
+        try:
+            content = zlib.decompress(stream)
+        except zlib.error:
+            continue
+        shown += [
+            re.sub(rb"\\(.)", rb"\1", text).decode("latin-1")
+            for text in re.findall(rb"\(((?:\\.|[^\\)])*)\)\s*Tj", content)
+        ]
+    return "\n".join(shown)

@@ -18,6 +18,7 @@ import requests
 from api.engine.preprocess import EMOTIONS
 from api.web.routes.participant import CONSENT_VERSION
 from tests.conftest import FACES, VIDEOS
+from tests.samples import pdf_text
 from tests.test_browser import (
     CHROMIUM,
     CHROMIUM_ARGS,
@@ -488,6 +489,10 @@ def test_a_client_reads_the_report_through_a_shared_link_until_it_is_revoked(bro
         with client_page.expect_download() as png_download:
             client_page.click("#png-export")
         assert png_download.value.suggested_filename == f"{study['id']}-chart.png"
+        with client_page.expect_download() as pdf_download:
+            client_page.click("#pdf-export")
+        assert pdf_download.value.suggested_filename == f"{study['id']}-report.pdf"
+        assert "Audience report: Client ad" in pdf_text(Path(pdf_download.value.path()).read_bytes())
         shoot(client_page, "client_report_page")
 
         page.click(".revoke-report-link")

@@ -12,7 +12,7 @@ import uuid
 import pytest
 
 from tests.conftest import FACES, VIDEOS, sign_up
-from tests.samples import reencode, short_clip
+from tests.samples import pdf_text, reencode, short_clip
 from tests.test_api import assert_problem
 
 pytestmark = pytest.mark.data
@@ -671,25 +671,6 @@ def test_the_face_check_takes_only_the_participant_token_and_small_pictures(owne
     assert_problem(
         assert_contract(face_check(client, study, [])), 415, "unsupported_media_type"
     )  # no parts: no multipart body
-
-
-def pdf_text(data: bytes) -> str:
-    """The text a PDF shows, from its (Flate-compressed) content streams' `(...) Tj` operators."""
-    import re
-    import zlib
-
-    assert data.startswith(b"%PDF-")
-    shown = []
-    for stream in re.findall(rb"stream\r?\n(.*?)\r?\nendstream", data, re.S):
-        try:
-            content = zlib.decompress(stream)
-        except zlib.error:
-            continue
-        shown += [
-            re.sub(rb"\\(.)", rb"\1", text).decode("latin-1")
-            for text in re.findall(rb"\(((?:\\.|[^\\)])*)\)\s*Tj", content)
-        ]
-    return "\n".join(shown)
 
 
 def test_the_report_as_a_pdf_to_hand_over(owner, assert_contract):

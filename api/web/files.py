@@ -4,16 +4,19 @@ stored stimulus with byte ranges, reports as CSV."""
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime
 
 from flask import Response, request
 from werkzeug.datastructures import FileStorage
 
 from api.domain import audience
+from api.domain.report_pdf import report_pdf
 from api.engine.media import VIDEO_FORMATS, VIDEO_MIMETYPES, sniff_format
 from api.web.context import services
 from api.web.errors import ApiError
 
 CSV = "text/csv"
+PDF = "application/pdf"
 # Uploaded bytes on our origin: a <video> element plays them, but a browser opening the address
 # downloads them (attachment), never sniffs them (nosniff), and would run them without our origin
 # (sandbox) even if it rendered them as a page.
@@ -100,4 +103,13 @@ def report_csv_response(study_id: str, report: dict, table: str = "seconds") -> 
         audience.CSV_TABLES[table](report),
         mimetype=CSV,
         headers={"Content-Disposition": f'attachment; filename="{study_id}-{name}.csv"'},
+    )
+
+
+def report_pdf_response(study_id: str, name: str, report: dict) -> Response:
+    """The report as a one-page PDF download, dated today (UTC)."""
+    return Response(
+        report_pdf(name, report, datetime.now(UTC).date()),
+        mimetype=PDF,
+        headers={"Content-Disposition": f'attachment; filename="{study_id}-report.pdf"'},
     )

@@ -12,7 +12,7 @@ from flask import Blueprint, render_template, request, url_for
 from api.domain import studies
 from api.engine.preprocess import EMOTIONS
 from api.web.context import services as current_services
-from api.web.files import report_csv_response
+from api.web.files import report_csv_response, report_pdf_response
 from api.web.parsing import load
 from api.web.problems import invalid_variables
 from api.web.schemas import ReportQuerySchema
@@ -48,6 +48,7 @@ def page(token: str):
             emotions=EMOTIONS,
             page_href=lambda args: url_for("client_report.page", token=token, **args),
             csv_href=lambda args: url_for("client_report.report_csv", token=token, **args),
+            pdf_href=lambda args: url_for("client_report.report_pdf", token=token, **args),
             stimulus_href=None,
         ),
         200,
@@ -63,5 +64,16 @@ def report_csv(token: str):
         return render_template("client_report_unknown.html"), 404, PRIVATE
     study, report = found
     response = report_csv_response(study["id"], report, table)
+    response.headers.update(PRIVATE)
+    return response
+
+
+@bp.get("/r/<token>/report.pdf")
+def report_pdf(token: str):
+    found = _report(token)
+    if found is None:
+        return render_template("client_report_unknown.html"), 404, PRIVATE
+    study, report = found
+    response = report_pdf_response(study["id"], study["name"], report)
     response.headers.update(PRIVATE)
     return response

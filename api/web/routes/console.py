@@ -30,7 +30,7 @@ from api.web.context import configured_billing
 from api.web.context import services as current_services
 from api.web.credentials import check_password, create_capped_key, send_reset_link
 from api.web.errors import MEDIA_STATUS, ApiError
-from api.web.files import report_csv_response, stimulus_response, video_upload
+from api.web.files import report_csv_response, report_pdf_response, stimulus_response, video_upload
 from api.web.parsing import load
 from api.web.problems import (
     admission_problems,
@@ -486,6 +486,16 @@ def study_report_csv(study_id: str):
     return report_csv_response(study_id, report, table)
 
 
+@bp.get("/studies/<study_id>/report.pdf")
+@signed_in
+def study_report_pdf(study_id: str):
+    with current_services().db.session.begin() as db_session, invalid_variables():
+        study = _owned_study(db_session, study_id)
+        report = studies.report(db_session, study, only=studies.report_filter(study, request.args.to_dict()))
+        name = study.name
+    return report_pdf_response(study_id, name, report)
+
+
 @bp.get("/studies/<study_id>/stimulus")
 @signed_in
 def study_stimulus(study_id: str):
@@ -597,5 +607,6 @@ def _study_page(study_id: str) -> str:
         report_links=links,
         page_href=lambda args: url_for("console.study_page", study_id=study_id, **args),
         csv_href=lambda args: url_for("console.study_report_csv", study_id=study_id, **args),
+        pdf_href=lambda args: url_for("console.study_report_pdf", study_id=study_id, **args),
         stimulus_href=url_for("console.study_stimulus", study_id=study_id) if body["has_stimulus"] else None,
     )

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 
 from flask import Blueprint, Response, g, jsonify, request
 
 from api.domain import studies
-from api.domain.report_pdf import report_pdf
 from api.store.db import Account
 from api.store.storage import undone_on_error
 from api.usecases import face_check, submission
@@ -16,7 +14,16 @@ from api.usecases.admission import admit_new_study, admit_paid_work
 from api.web.auth import enforce_rate_limit, presented_key, require_api_key, show_rate_limit
 from api.web.context import services as current_services
 from api.web.errors import ApiError
-from api.web.files import CSV, report_csv_response, stimulus_response, upload_bytes, upload_too_large, video_upload
+from api.web.files import (
+    CSV,
+    PDF,
+    report_csv_response,
+    report_pdf_response,
+    stimulus_response,
+    upload_bytes,
+    upload_too_large,
+    video_upload,
+)
 from api.web.metered import read_idempotency_key, replayable
 from api.web.parsing import form_fields, json_object, load
 from api.web.problems import admission_problems, invalid_variables, metering_problems, study_storage_problems
@@ -29,7 +36,6 @@ from api.web.schemas import (
 )
 
 bp = Blueprint("studies", __name__)
-PDF = "application/pdf"
 
 # Per client address: receipts are capabilities, so guessing them must be slow.
 RECEIPT_RATE, RECEIPT_BURST = 1.0, 10
@@ -125,11 +131,7 @@ def study_report(study_id: str):
     if wanted == CSV:
         return report_csv_response(study_id, report, query["table"])
     if wanted == PDF:
-        return Response(
-            report_pdf(study.name, report, datetime.now(UTC).date()),
-            mimetype=PDF,
-            headers={"Content-Disposition": f'attachment; filename="{study_id}-report.pdf"'},
-        )
+        return report_pdf_response(study_id, study.name, report)
     return jsonify(report)
 
 
