@@ -19,6 +19,7 @@ images. Worker crashes or timeouts found in gunicorn's log are reported.
     python bench/http_latency.py                    # ~2-3 minutes: 2,000 requests
     python bench/http_latency.py --requests 10000   # issue 7's memory figure
     python bench/http_latency.py --baseline-root /tmp/base   # also an older engine, in turns
+    python bench/http_latency.py --detector blazeface --baseline-detector dlib   # two detectors, in turns
 """
 
 from __future__ import annotations
@@ -62,10 +63,11 @@ def make_jpeg(photo: Path, out: Path) -> None:
 # --- load generator (second process) ----------------------------------------------------------
 
 
-def multipart(image: bytes) -> tuple[bytes, str]:
+def multipart(image: bytes, detector: str) -> tuple[bytes, str]:
     boundary = uuid.uuid4().hex
     body = (
         (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="detector"\r\n\r\n{detector}\r\n'
             f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="face.jpg"\r\n'
             f"Content-Type: image/jpeg\r\n\r\n"
         ).encode()
@@ -75,8 +77,8 @@ def multipart(image: bytes) -> tuple[bytes, str]:
     return body, f"multipart/form-data; boundary={boundary}"
 
 
-def load(port: int, key: str, image: bytes, requests: int, concurrency: int) -> dict:
-    body, content_type = multipart(image)
+def load(port: int, key: str, image: bytes, requests: int, concurrency: int, detector: str) -> dict:
+    body, content_type = multipart(image, detector)
     headers = {"Content-Type": content_type, "X-API-Key": key}
     latencies, statuses, faces = [], {}, []
     lock = threading.Lock()
@@ -128,11 +130,11 @@ def load(port: int, key: str, image: bytes, requests: int, concurrency: int) -> 
     }
 
 
-def serve_load(port: int, key: str, image_path: Path) -> None:
+def serve_load(port: int, key: str, image_path: Path, detector: str) -> None:
     image = image_path.read_bytes()
     for line in sys.stdin:
         requests, concurrency = (int(v) for v in line.split())
-        print(json.dumps(load(port, key, image, requests, concurrency)), flush=True)
+        print(json.dumps(load(port, key, image, requests, concurrency, detector)), flush=True)
 
 
 # --- plain DeepFace (other processes) ---------------------------------------------------------
@@ -316,11 +318,15 @@ def main() -> None:
         type=Path,
         help="also serve the engine checked out in DIR (e.g. `git worktree add /tmp/base HEAD`) and load it in turns",
     )
-    parser.add_argument("--load", nargs=3, metavar=("PORT", "KEY", "IMAGE"), help=argparse.SUPPRESS)
+    parser.add_argument("--detector", default="dlib", help="the `detector` form field of every request")
+    parser.add_argument(
+        "--baseline-detector", help="also load the same server with this detector in turns (the baseline rows)"
+    )
+    parser.add_argument("--load", nargs=4, metavar=("PORT", "KEY", "IMAGE", "DETECTOR"), help=argparse.SUPPRESS)
     parser.add_argument("--deepface", type=Path, metavar="IMAGE", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.load:
-        return serve_load(int(args.load[0]), args.load[1], Path(args.load[2]))
+        return serve_load(int(args.load[0]), args.load[1], Path(args.load[2]), args.load[3])
     if args.deepface:
         return serve_deepface(args.deepface, args.emotion_model)
 
@@ -329,14 +335,16 @@ def main() -> None:
     make_jpeg(args.photo, image)
     port = free_port()
     server, key = start_gunicorn(state, port, args.workers, args.inference_threads)
-    servers, loaders = [server], {"emoscope": Worker("--load", str(port), key, str(image))}
+    servers, loaders = [server], {"emoscope": Worker("--load", str(port), key, str(image), args.detector)}
     if args.baseline_root:
         base_state, base_port = Path(tempfile.mkdtemp(prefix="emoscope-baseline-")), free_port()
         base_server, base_key = start_gunicorn(
             base_state, base_port, args.workers, args.inference_threads, args.baseline_root.resolve()
         )
         servers.append(base_server)
-        loaders["baseline"] = Worker("--load", str(base_port), base_key, str(image))
+        loaders["baseline"] = Worker("--load", str(base_port), base_key, str(image), args.detector)
+    elif args.baseline_detector:
+        loaders["baseline"] = Worker("--load", str(port), key, str(image), args.baseline_detector)
     loader = loaders["emoscope"]
     deepface = [Worker("--deepface", str(image), "--emotion-model", args.emotion_model) for _ in range(2)]
     base_latency, base_runs = [], []
@@ -392,6 +400,8 @@ def main() -> None:
         f"640x480 one-face JPEG from {args.photo.name} ({image.stat().st_size} bytes); gunicorn {args.workers} workers "
         f"(gthread), EMOSCOPE_INFERENCE_THREADS={args.inference_threads}; {describe()} at the end"
     )
+    baseline = f"the engine in {args.baseline_root}" if args.baseline_root else f"detector={args.baseline_detector}"
+    print(f"emoscope rows: detector={args.detector}" + (f"; baseline rows: {baseline}" if base_runs else ""))
     print(f"{'path':<44} {'p50 ms':>7} {'p95 ms':>7} {'images/s':>9}")
     print(
         f"{'emoscope HTTP, one request at a time':<44} {percentile(ours_latency, 0.5):>7.1f} "
