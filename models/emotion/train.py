@@ -174,6 +174,13 @@ def augment_batch(imgs: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarra
     return out, flips
 
 
+def mirror_batch(imgs: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 (n,48,48) -> the same images, half of them mirrored: the only two views the stored teacher logits
+    were computed on, so the student and the teachers see the same picture (consistent teaching)."""
+    flips = rng.random(len(imgs)) < 0.5
+    return np.where(flips[:, None, None], imgs[:, :, ::-1], imgs), flips
+
+
 # ----------------------------------------------------------------------------- model
 class Block(nn.Module):
     """ResNet basic block (conv-BN-ReLU-conv-BN + shortcut)."""
@@ -568,7 +575,7 @@ def train(args, cfg: dict):
                 g["lr"] = lr
             idx = order[b * args.batch_size : (b + 1) * args.batch_size]
             ta = time.time()
-            xb, flips = augment_batch(xtr[idx], rng)
+            xb, flips = (mirror_batch if args.augment == "mirror" else augment_batch)(xtr[idx], rng)
             xb = to_model_batch(xb)  # serving preprocessing is the last step
             xb = torch.from_numpy(xb).permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last)
             yb = torch.from_numpy(ytr[idx])
@@ -975,6 +982,12 @@ def main():
         default=0.0,
         help="stored logits: weight of the view the student does not see (0 = only the view it sees, "
         "the mirror view for mirrored images; 0.5 = mirror average)",
+    )
+    ap.add_argument(
+        "--augment",
+        choices=("full", "mirror"),
+        default="full",
+        help="full: flip, affine, light, erasing; mirror: the flip alone (the views the stored teacher logits saw)",
     )
     ap.add_argument("--distill-alpha", type=float, default=0.7, help="weight of the teacher term in the loss")
     ap.add_argument("--distill-tau", type=float, default=2.0, help="softmax temperature of the teacher term")
