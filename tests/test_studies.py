@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import threading
 import time
 import uuid
+import zlib
+from datetime import date
 
 import pytest
 
+from api.domain.report_pdf import report_pdf
+from api.engine.preprocess import EMOTIONS
 from tests.conftest import FACES, VIDEOS, sign_up
 from tests.samples import pdf_text, reencode, short_clip
 from tests.test_api import assert_problem
@@ -686,6 +691,35 @@ def test_the_report_as_a_pdf_to_hand_over(owner, assert_contract):
     assert "1 viewer analysed" in text and "1.0 s stimulus" in text
     assert time.strftime("%Y-%m-%d") in text
     assert all(emotion in text for emotion in ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"))
+    assert "neutral\nattention" in text  # the chart's legend names the attention curve after the emotions
     assert "Summary scores" in text and "valence" in text and "attention" in text
     assert "withheld (too few viewers)" in text  # one viewer: no score is shown
     assert client.get(f"/v1/studies/{study['id']}/report", headers={"Accept": "application/pdf"}).status_code == 401
+
+
+def test_the_report_pdf_shades_a_band_per_emotion_only_over_shown_seconds():
+    def bucket(second: int, shown: bool) -> dict:
+        statistic = {"mean": 0.3, "ci95": [0.2, 0.4], "share_above_threshold": 0.1}
+        return {
+            "start_ms": second * 1000,
+            "emotions": {emotion: statistic for emotion in EMOTIONS} if shown else None,
+            "attention": {"share": 0.8, "viewers_attending": 4, "ci95": [0.4, 0.96]} if shown else None,
+        }
+
+    def filled_paths(shown: list[bool]) -> int:
+        summary = {"emotions": {emotion: {"mean": None} for emotion in EMOTIONS}, "valence": None, "engagement": None}
+        report = {
+            "viewers": 5,
+            "low_quality_included": False,
+            "low_quality_sessions": 0,
+            "stimulus_duration_ms": len(shown) * 1000,
+            "bucket_ms": 1000,
+            "buckets": [bucket(second, s) for second, s in enumerate(shown)],
+            "summary": {**summary, "attention": None},
+        }
+        pdf = report_pdf("Bands", report, date(2026, 1, 1))
+        content = b"".join(zlib.decompress(s) for s in re.findall(rb"stream\r?\n(.*?)\r?\nendstream", pdf, re.S))
+        return len(re.findall(rb"\bh\s+f\b", content))  # closed and filled polygons; the legend's squares are `re f`
+
+    assert filled_paths([True, True, False, True]) == len(EMOTIONS)  # one band per curve
+    assert filled_paths([False, True, False, False]) == 0  # one second alone: no curve, so no band

@@ -1,6 +1,6 @@
 """A study report as a one-page PDF a researcher can hand over: title, study, audience, date, the
-chart of mean emotions per second with its legend, and the summary scores. Drawn with fpdf2's core
-fonts and vector lines (no picture of anyone, no browser needed)."""
+chart of mean emotions per second with their 95% bands, the attention curve and the legend, and the
+summary scores. Drawn with fpdf2's core fonts and vector lines (no picture of anyone, no browser needed)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ EMOTION_RGB = {
     "surprise": (23, 190, 207),
     "neutral": (127, 127, 127),
 }
+ATTENTION_RGB = (90, 90, 90)  # darker than neutral's grey, so the two lines are told apart
 CHART_LEFT, CHART_TOP, CHART_WIDTH, CHART_HEIGHT = 25.0, 52.0, 170.0, 70.0  # mm on A4 portrait
 
 
@@ -52,25 +53,42 @@ def _chart(pdf: FPDF, report: dict) -> None:
         pdf.text(CHART_LEFT - 9, CHART_TOP + (1 - share) * CHART_HEIGHT + 1, f"{share:.0%}")
     for second in range(0, int(duration // 1000) + 1, max(1, int(duration // 1000) // 10)):
         pdf.text(CHART_LEFT + second * 1000 / duration * CHART_WIDTH - 2, CHART_TOP + CHART_HEIGHT + 5, f"{second} s")
+
+    def x(bucket: dict) -> float:
+        return CHART_LEFT + (bucket["start_ms"] + report["bucket_ms"] / 2) / duration * CHART_WIDTH
+
+    def y(share: float) -> float:
+        return CHART_TOP + (1 - share) * CHART_HEIGHT
+
     shown = [b for b in report["buckets"] if b["emotions"] is not None]
+    # The 95% bands first, so every curve stays on top; see-through so that overlapping bands all show.
+    with pdf.local_context(fill_opacity=0.15):
+        for emotion in EMOTIONS if len(shown) > 1 else ():
+            pdf.set_fill_color(*EMOTION_RGB[emotion])
+            upper = [(x(b), y(b["emotions"][emotion]["ci95"][1])) for b in shown]
+            lower = [(x(b), y(b["emotions"][emotion]["ci95"][0])) for b in reversed(shown)]
+            pdf.polygon(upper + lower, style="F")
     pdf.set_line_width(0.5)
     for emotion in EMOTIONS:
         pdf.set_draw_color(*EMOTION_RGB[emotion])
-        points = [
-            (
-                CHART_LEFT + (b["start_ms"] + report["bucket_ms"] / 2) / duration * CHART_WIDTH,
-                CHART_TOP + (1 - b["emotions"][emotion]["mean"]) * CHART_HEIGHT,
-            )
-            for b in shown
-        ]
+        points = [(x(b), y(b["emotions"][emotion]["mean"])) for b in shown]
         if len(points) > 1:
             pdf.polyline(points)
+    # Attention is withheld on its own count of viewers (not of faces), so its seconds are its own; dashed and
+    # grey as on the page's chart, so it reads apart from the emotions.
+    attention = [(x(b), y(b["attention"]["share"])) for b in report["buckets"] if b["attention"] is not None]
+    if len(attention) > 1:
+        pdf.set_draw_color(*ATTENTION_RGB)
+        pdf.set_dash_pattern(dash=1.5, gap=1)
+        pdf.polyline(attention)
+        pdf.set_dash_pattern()
     pdf.set_line_width(0.2)
-    for index, emotion in enumerate(EMOTIONS):  # the legend
-        left = CHART_LEFT + index * 24
-        pdf.set_fill_color(*EMOTION_RGB[emotion])
+    legend = [(emotion, EMOTION_RGB[emotion]) for emotion in EMOTIONS] + [("attention", ATTENTION_RGB)]
+    for index, (label, rgb) in enumerate(legend):
+        left = CHART_LEFT + index * 21
+        pdf.set_fill_color(*rgb)
         pdf.rect(left, CHART_TOP + CHART_HEIGHT + 8, 3, 3, style="F")
-        pdf.text(left + 4, CHART_TOP + CHART_HEIGHT + 10.5, emotion)
+        pdf.text(left + 4, CHART_TOP + CHART_HEIGHT + 10.5, label)
 
 
 def _summary(pdf: FPDF, summary: dict) -> None:
