@@ -899,7 +899,7 @@ def test_video_results_carry_stills_only_when_asked():
 # ---- audience studies --------------------------------------------------------------------------
 
 
-def test_studies_create_report_csv_cli_and_delete(server, owner, client):
+def test_studies_create_report_csv_cli_and_delete(server, owner, client, tmp_path):
     from tests.samples import short_clip
 
     study = client.studies.create("SDK ad", 1000, stimulus=CLIP)
@@ -922,12 +922,18 @@ def test_studies_create_report_csv_cli_and_delete(server, owner, client):
     assert isinstance(report, emoscope.StudyReport) and report.viewers == 1 and report.bucket_ms == 500
     assert [b["start_ms"] for b in report.buckets] == [0, 500]
     assert client.studies.report_csv(study).splitlines()[0].startswith("start_ms,viewers")
+    pdf = client.studies.report_pdf(study, bucket_ms=500)
+    assert isinstance(pdf, bytes) and pdf.startswith(b"%PDF")
 
     table = _cli(server, owner[1].api_key.secret, "study", "report", study.id)
     assert table.returncode == 0, table.stderr
     assert "1 viewers" in table.stdout and "too few viewers" in table.stdout
     csv_out = _cli(server, owner[1].api_key.secret, "study", "report", study.id, "--csv")
     assert csv_out.returncode == 0 and csv_out.stdout.startswith("start_ms,viewers,viewers_with_face")
+    pdf_path = tmp_path / "report.pdf"
+    pdf_out = _cli(server, owner[1].api_key.secret, "study", "report", study.id, "--pdf", str(pdf_path))
+    assert pdf_out.returncode == 0, pdf_out.stderr
+    assert pdf_path.read_bytes().startswith(b"%PDF") and pdf_out.stdout == ""
 
     client.studies.delete(study)
     with pytest.raises(emoscope.InvalidRequestError) as gone:
@@ -1027,6 +1033,12 @@ def test_study_variables_filter_and_breakdown_through_the_sdk_and_the_cli(server
     assert report.filter == {"age": "18-24"} and report.viewers == 0
     assert [b.key for b in report.breakdown] == ["age", "pid"] and report.breakdown[0].groups == ()
     assert client.studies.report_csv(study, table="breakdown", segment={"age": "18-24"}).startswith("variable,value")
+
+    async def pdf():
+        async with emoscope.AsyncClient(api_key=owner[1].api_key.secret, base_url=server) as aclient:
+            return await aclient.studies.report_pdf(study, segment={"age": "18-24"})
+
+    assert asyncio.run(pdf()).startswith(b"%PDF")
     with pytest.raises(emoscope.InvalidRequestError) as unknown:
         client.studies.report(study, segment={"city": "Paris"})
     assert unknown.value.status == 400

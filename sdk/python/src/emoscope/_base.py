@@ -449,11 +449,16 @@ def study_compare_spec(studies: Sequence[Any]) -> RequestSpec:
 
 
 def study_report_spec(
-    study: Any, bucket_ms: Optional[int], csv: bool, table: str = "seconds", segment: Optional[Mapping[str, str]] = None
+    study: Any,
+    bucket_ms: Optional[int],
+    accept: Optional[str] = None,
+    table: str = "seconds",
+    segment: Optional[Mapping[str, str]] = None,
 ) -> RequestSpec:
+    """The report request; `accept` ("text/csv", "application/pdf") asks for that format instead of JSON."""
     params = {"bucket_ms": str(bucket_ms)} if bucket_ms is not None else {}
     if table != "seconds":
         params["table"] = table
     params.update({f"segment.{key}": value for key, value in (segment or {}).items()})
-    headers = {"Accept": "text/csv"} if csv else {}
+    headers = {"Accept": accept} if accept else {}
     return RequestSpec("GET", study_path(study, "/report"), params=params or None, headers=headers)

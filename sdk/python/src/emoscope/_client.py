@@ -323,7 +323,7 @@ class Studies(_Resource):
         """Per second (or `bucket_ms`, a multiple of 100) of the stimulus: viewers, emotions with 95%
         intervals, micro-expressions; top moments; summary scores; the breakdown by link variable. With
         `segment` ({"age": "18-24"}), only the sessions whose link carried those values."""
-        spec = _base.study_report_spec(study, bucket_ms, False, segment=segment)
+        spec = _base.study_report_spec(study, bucket_ms, segment=segment)
         return StudyReport.from_dict(self._client._request(spec).json())
 
     def report_csv(
@@ -336,7 +336,16 @@ class Studies(_Resource):
     ) -> str:
         """The report as CSV text: one row per bucket, or per summary score (table="summary"), top moment
         ("moments") or link variable value and score ("breakdown")."""
-        return self._client._request(_base.study_report_spec(study, bucket_ms, True, table, segment)).text
+        return self._client._request(_base.study_report_spec(study, bucket_ms, "text/csv", table, segment)).text
+
+    def report_pdf(
+        self, study: Union[str, Study], *, bucket_ms: Optional[int] = None, segment: Optional[Mapping[str, str]] = None
+    ) -> bytes:
+        """The report as a one-page PDF to hand over (the bytes, to write to a .pdf file): the chart of
+        mean emotions with their 95% bands and the attention curve, and the summary scores; filtered
+        by `segment` like `report`."""
+        spec = _base.study_report_spec(study, bucket_ms, "application/pdf", segment=segment)
+        return self._client._request(spec).content
 
     def create_report_link(self, study: Union[str, Study], *, expires_in_days: Optional[int] = None) -> ReportLink:
         """A read-only link to the study's report for a client (`path`, /r/<token> on the API's host), for
@@ -634,7 +643,7 @@ class AsyncStudies(_AsyncResource):
     async def report(
         self, study: Union[str, Study], *, bucket_ms: Optional[int] = None, segment: Optional[Mapping[str, str]] = None
     ) -> StudyReport:
-        response = await self._client._request(_base.study_report_spec(study, bucket_ms, False, segment=segment))
+        response = await self._client._request(_base.study_report_spec(study, bucket_ms, segment=segment))
         return StudyReport.from_dict(response.json())
 
     async def report_csv(
@@ -645,7 +654,13 @@ class AsyncStudies(_AsyncResource):
         table: str = "seconds",
         segment: Optional[Mapping[str, str]] = None,
     ) -> str:
-        return (await self._client._request(_base.study_report_spec(study, bucket_ms, True, table, segment))).text
+        return (await self._client._request(_base.study_report_spec(study, bucket_ms, "text/csv", table, segment))).text
+
+    async def report_pdf(
+        self, study: Union[str, Study], *, bucket_ms: Optional[int] = None, segment: Optional[Mapping[str, str]] = None
+    ) -> bytes:
+        spec = _base.study_report_spec(study, bucket_ms, "application/pdf", segment=segment)
+        return (await self._client._request(spec)).content
 
     async def create_report_link(
         self, study: Union[str, Study], *, expires_in_days: Optional[int] = None

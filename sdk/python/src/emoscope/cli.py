@@ -1,9 +1,9 @@
 """`emoscope` command line: `emoscope analyze FILE... [--json | --csv] [--fps N] [--detector D] ...`,
-`emoscope study report ID [--csv | --json]`, `emoscope study compare ID ID...`, `emoscope study share ID`.
+`emoscope study report ID [--csv | --json | --pdf FILE]`, `emoscope study compare ID ID...`, `emoscope study share ID`.
 
 Reads the key from $EMOSCOPE_API_KEY (or --api-key) and the address from $EMOSCOPE_BASE_URL
 (or --base-url). Exit status: 0 done, 1 the API refused or failed (in a batch: some file did),
-2 bad usage or unreadable file.
+2 bad usage or a file that cannot be read or written.
 """
 
 from __future__ import annotations
@@ -290,6 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
     output = report.add_mutually_exclusive_group()
     output.add_argument("--csv", action="store_true", help="print the report as CSV (one row per bucket)")
     output.add_argument("--json", action="store_true", help="print the API's JSON answer")
+    output.add_argument("--pdf", metavar="FILE", help="write the report as a one-page PDF to FILE")
     report.add_argument("--bucket-ms", type=int, metavar="MS", help="bucket length, a multiple of 100 (default 1000)")
     report.add_argument(
         "--table",
@@ -718,6 +719,12 @@ def _study_report(args: argparse.Namespace) -> int:
                 client.studies.report_csv(args.study_id, bucket_ms=args.bucket_ms, table=args.table, segment=segment)
             )
             return 0
+        if args.pdf:
+            pdf = client.studies.report_pdf(args.study_id, bucket_ms=args.bucket_ms, segment=segment)
+            with open(args.pdf, "wb") as out:
+                out.write(pdf)
+            print(f"wrote {args.pdf} ({len(pdf)} bytes)", file=sys.stderr)
+            return 0
         report = client.studies.report(args.study_id, bucket_ms=args.bucket_ms, segment=segment)
     print(json.dumps(report.raw, indent=2) if args.json else render_report(report))
     return 0
@@ -739,7 +746,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except BrokenPipeError:  # e.g. `emoscope analyze clip.mp4 --json | head`
         sys.stdout = open(os.devnull, "w")
         return 0
-    except OSError as exc:  # a file named on the command line that cannot be read
+    except OSError as exc:  # a file named on the command line that cannot be read (or, --pdf, written)
         print(f"emoscope: error: {exc}", file=sys.stderr)
         return 2
     return 2
