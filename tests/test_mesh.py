@@ -11,7 +11,7 @@ import pytest
 from api.engine import detection
 from api.engine.analyzer import AnalysisOptions
 from api.engine.blazeface import BlazeFaceClient, dlib_sized
-from api.engine.mesh import POINTS, five_points, head_pose
+from api.engine.mesh import POINTS, face_box, five_points, head_pose
 from api.engine.preprocess import eye_line_degrees, to_grayscale
 from tests.conftest import FACES
 from tests.test_blazeface import rotated
@@ -98,3 +98,8 @@ def test_blazeface_keeps_only_the_faces_the_mesh_confirms(analyzer):
     client = analyzer.detectors["blazeface"]
     assert len(client.detect_faces(image)) == 1
     assert BlazeFaceClient(client.looks, lambda *args: None).detect_faces(image) == []
+
+
+def test_a_degenerate_mesh_has_no_box():
+    assert face_box(np.zeros((POINTS, 3), np.float32)) is None
+    assert face_box(np.full((POINTS, 3), np.nan, np.float32)) is None
