@@ -10,6 +10,29 @@ API (an in-process app on the embedded defaults, the participant token, jobs, th
 the report's top `happy` moments are compared with the injected times: each must be found
 within +-1 s.
 
+Part 1 through Celery (`--celery --workers 1`): the same sessions, but the app sends their jobs to
+Redis (`--broker`, a database number of its own, flushed first) and `--workers` Celery workers
+started here as deployed (`tests/servers.py`'s `start_worker`: one prefork process each) analyse
+them, finding the app's database and objects through the same environment (the state folder's SQLite
+and files; DATABASE_URL or S3_BUCKET, when set in the environment, reach both, untried here). Either
+way part 1 prints `throughput`, from the jobs table: sessions per worker-minute by worker busy time
+(the sum of each job's started -> finished) and by wall time (first upload to last job finished,
+times the worker count), and both projected to 1,000 participants (worker-minutes, and wall minutes
+for the same worker count). The projection is linear: it assumes sessions as long and workers as busy.
+`all_sessions_reported` checks that none was lost: no session failed, and the report's viewers plus
+its low-quality sessions are all the participants. Measured 2026-12-05 on 2 CPUs (AMD EPYC) at load
+averages of 6.5-7.6 (other jobs alongside), the clips rendered by this process while the workers ran,
+SQLite; 1,000 participants extrapolated from the 12 measured:
+
+    python bench/audience_study.py --participants 12 --celery --stimulus-s 20 --sessions 0
+    # twice: 12 of 12 sessions reported; 3.85 and 5.05 sessions per busy worker-minute (3.79 and 4.99
+    # by wall: 190 s and 144 s); 1,000: 264 and 200 worker-minutes by wall, as long on one worker
+    python bench/audience_study.py --participants 12 --celery --workers 2 --stimulus-s 20 --sessions 0
+    # 12 of 12; 3.31 per busy worker-minute, 3.12 by wall (116 s); 1,000: 321 worker-minutes by
+    # wall, 2.7 h on two workers sharing the 2 cores
+    python bench/audience_study.py --participants 12 --stimulus-s 20 --sessions 0   # in-process
+    # 12 of 12; 5.57 per busy minute, 5.57 by wall (129 s, load 5.2); 1,000: 180 minutes
+
 Part 2, report time (`--sessions 1000 --session-s 60`): that many 60 s timelines are written
 straight into the database (what analysed sessions leave behind), each with a link variable (an age
 band: the report breaks down by it), then GET /v1/studies/{id}/report is timed end to end through the
@@ -18,6 +41,7 @@ compared (bootstrap) with an empty study.
 
     python bench/audience_study.py                      # both parts (~10 min here for part 1)
     python bench/audience_study.py --participants 0     # part 2 only
+    python bench/audience_study.py --celery --workers 2 --sessions 0   # part 1 on Celery workers
 """
 
 from __future__ import annotations
@@ -32,12 +56,16 @@ import time
 from pathlib import Path
 
 import numpy as np
+import redis
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
 import micro_clips as mc  # noqa: E402
+from machine import describe  # noqa: E402  (bench/machine.py)
+
+from tests.servers import start_worker, stop_worker  # noqa: E402
 
 SMILES = (5.0, 14.0)  # stimulus seconds where every viewer smiles
 MICRO_AT_S = 10.0
@@ -45,15 +73,19 @@ JITTER_S = 0.3
 TOLERANCE_MS = 1000
 AGE_BANDS = ("18-24", "25-34", "35-44", "45+")  # part 2's link variable: the report breaks down by it
 CONSENT = json.dumps({"version": "bench-v1", "accepted_at": "2026-12-02T10:00:00Z"})
+EXTRAPOLATE_TO = 1000  # participants: the study size the throughput is projected to
 
 
-def make_app(state: Path):
+def make_app(state: Path, **env: str):
+    """The app on the embedded defaults in `state`; `env` adds settings (CELERY_BROKER_URL: jobs go to
+    Celery workers, which find the same database and objects through the same environment)."""
     os.environ.update(
         {
             "EMOSCOPE_DEV_MODE": "true",
             "EMOSCOPE_STATE_DIR": str(state),
             "EMOSCOPE_FREE_REQUESTS_PER_SECOND": "1000",
             "EMOSCOPE_FREE_MONTHLY_UNITS": str(10**9),
+            **env,
         }
     )
     from api.web.app import create_app
@@ -107,13 +139,29 @@ def participant_spec(i: int, photo: str, rng: np.random.Generator, stimulus_s: f
     return spec, lead_s * 1000
 
 
-def run_study(participants: int, stimulus_s: float, seed: int) -> dict:
+def run_study(participants: int, stimulus_s: float, seed: int, broker: str | None = None, workers: int = 1) -> dict:
+    """`broker` (a Redis URL): the sessions' jobs run on `workers` Celery workers started here, as
+    deployed; None: on the app's in-process queue (one job at a time)."""
     rng = np.random.default_rng(seed)
     photos = [p.name for p in mc.eligible_photos()]
     if len(photos) < participants:
         sys.exit(f"only {len(photos)} usable photos for {participants} participants")
     rng.shuffle(photos)
-    app = make_app(Path(tempfile.mkdtemp(prefix="emoscope-study-")))
+    state = Path(tempfile.mkdtemp(prefix="emoscope-study-"))
+    if broker is None:
+        app, started_workers = make_app(state), []
+    else:
+        redis.Redis.from_url(broker).flushdb()  # no task left from an interrupted run
+        app = make_app(state, CELERY_BROKER_URL=broker)
+        started_workers = [start_worker(dict(os.environ), f"bench{w}") for w in range(workers)]
+    try:
+        return study_results(app, participants, stimulus_s, rng, photos, started_workers)
+    finally:
+        for worker in started_workers:
+            stop_worker(worker)
+
+
+def study_results(app, participants: int, stimulus_s: float, rng, photos: list[str], workers: list) -> dict:
     client = app.test_client()
     key = owner_key(client)
     auth = {"Authorization": f"Bearer {key}"}
@@ -140,6 +188,8 @@ def run_study(participants: int, stimulus_s: float, seed: int) -> dict:
         counts = client.get(f"/v1/studies/{study['id']}", headers=auth).json["sessions"]
         if counts["processing"] == 0:
             break
+        if any(worker.poll() is not None for worker in workers):
+            sys.exit("a Celery worker exited before the sessions were analysed")
         time.sleep(1.0)
     analysed_s = time.perf_counter() - started
     report = client.get(f"/v1/studies/{study['id']}/report", headers=auth).json
@@ -151,7 +201,10 @@ def run_study(participants: int, stimulus_s: float, seed: int) -> dict:
     return {
         "participants": participants,
         "sessions": counts,
+        "all_sessions_reported": counts["failed"] == 0
+        and report["viewers"] + report["low_quality_sessions"] == participants,
         "seconds_to_analyse_all": round(analysed_s, 1),
+        "throughput": throughput(app, study["id"], workers),
         "viewers_per_second": [b["viewers"] for b in report["buckets"]],
         "happy_mean_per_second": curve,
         "top_moments": report["top_moments"],
@@ -161,6 +214,43 @@ def run_study(participants: int, stimulus_s: float, seed: int) -> dict:
         "all_smiles_within_1s": all(v is not None and v <= TOLERANCE_MS for v in found.values()),
         "micro_expressions_in_second_%d" % int(MICRO_AT_S): micro_second,
         "micro_expressions_per_second": [sum(b["micro_expressions"].values()) for b in report["buckets"]],
+    }
+
+
+def throughput(app, study_id: str, workers: list) -> dict:
+    """Sessions per worker-minute, from the jobs table: worker busy time is the sum over the sessions' jobs
+    of started -> finished (the analysis, not the wait in the queue); wall time runs from the first upload
+    (the first job created) to the last job finished, times the worker count. The projection to
+    EXTRAPOLATE_TO participants assumes sessions as long, and W workers that each keep as busy. No Celery
+    `workers`: the app's in-process queue, one job at a time, counts as one worker."""
+    from sqlalchemy import select
+
+    from api.store.db import Job, StudySession
+
+    with app.extensions["emoscope"].db.session.begin() as session:
+        jobs = session.execute(
+            select(Job.created_at, Job.started_at, Job.finished_at)
+            .join(StudySession, Job.study_session_id == StudySession.id)
+            .where(StudySession.study_id == study_id)
+        ).all()
+    busy_s = sum((finished - started).total_seconds() for _, started, finished in jobs)
+    wall_s = (max(f for _, _, f in jobs) - min(c for c, _, _ in jobs)).total_seconds()
+    count = max(len(workers), 1)
+    per_busy_minute = len(jobs) / (busy_s / 60)
+    per_wall_minute = len(jobs) / (wall_s * count / 60)
+    return {
+        "job_path": "Celery workers on Redis" if workers else "in-process queue",
+        "workers": count,
+        "jobs": len(jobs),
+        "worker_busy_s": round(busy_s, 1),
+        "sessions_per_worker_minute_busy": round(per_busy_minute, 3),
+        "wall_s_first_upload_to_last_job_done": round(wall_s, 1),
+        "sessions_per_worker_minute_wall": round(per_wall_minute, 3),
+        f"extrapolated_to_{EXTRAPOLATE_TO}_from_{len(jobs)}_measured": {
+            "worker_minutes_busy": round(EXTRAPOLATE_TO / per_busy_minute, 1),
+            "worker_minutes_wall": round(EXTRAPOLATE_TO / per_wall_minute, 1),
+            f"wall_minutes_with_{count}_workers": round(EXTRAPOLATE_TO / per_wall_minute / count, 1),
+        },
     }
 
 
@@ -280,15 +370,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--participants", type=int, default=20)
     parser.add_argument("--stimulus-s", type=float, default=20.0)
+    parser.add_argument("--celery", action="store_true", help="part 1's jobs on Celery workers (Redis broker)")
+    parser.add_argument("--workers", type=int, default=1, help="Celery workers to start with --celery")
+    parser.add_argument("--broker", default="redis://127.0.0.1:6379/13", help="with --celery; flushed first")
     parser.add_argument("--sessions", type=int, default=1000)
     parser.add_argument("--session-s", type=float, default=60.0)
     parser.add_argument("--seed", type=int, default=2026)
     args = parser.parse_args()
     results = {}
     if args.participants:
-        results["study"] = run_study(args.participants, args.stimulus_s, args.seed)
+        broker = args.broker if args.celery else None
+        results["study"] = run_study(args.participants, args.stimulus_s, args.seed, broker, args.workers)
     if args.sessions:
         results["report_scale"] = run_report_scale(args.sessions, args.session_s, args.seed)
+    results["machine"] = describe()
     print(json.dumps(results, indent=1))
 
 

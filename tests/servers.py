@@ -1,5 +1,5 @@
-"""Real servers on loopback for end-to-end tests: gunicorn running the service on embedded defaults, and
-nginx in front of it as in production (`python -m api.web.proxy`)."""
+"""Real servers on loopback for end-to-end tests: gunicorn running the service on embedded defaults,
+nginx in front of it as in production (`python -m api.web.proxy`), and Celery workers as deployed."""
 
 from __future__ import annotations
 
@@ -90,6 +90,36 @@ def gunicorn(state: Path, **overrides: str):
         yield base
     finally:
         stop(process, timeout=60)
+
+
+def start_worker(env: dict, name: str) -> subprocess.Popen:
+    """A Celery worker as deployed (one prefork process) in its own process group, with `env`."""
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "api.wiring.worker",
+            "worker",
+            "--concurrency=1",
+            "--pool=prefork",
+            "--loglevel=WARNING",
+            "-n",
+            f"{name}@%h",
+        ],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def stop_worker(worker: subprocess.Popen, sig=signal.SIGTERM) -> None:
+    """Signals the worker's whole process group (its pool children too), then waits for it."""
+    os.killpg(worker.pid, sig)
+    worker.wait(timeout=60)
 
 
 def wait_for_port(port: int, process: subprocess.Popen, log: Path, what: str) -> None:

@@ -20,10 +20,9 @@ from botocore.exceptions import ClientError
 from sqlalchemy import func, select
 
 from api.store.db import Job, UsageEvent
-from api.wiring.config import REPO_ROOT
 from tests.conftest import VIDEOS, sign_up
 from tests.samples import repeated_clip
-from tests.servers import free_port, gunicorn
+from tests.servers import free_port, gunicorn, start_worker, stop_worker
 from tests.test_sdk import emoscope
 from tests.webhook_listener import WebhookListener
 
@@ -94,34 +93,6 @@ def deployment(app_factory, postgres_url, s3_endpoint, monkeypatch):
     app.extensions["emoscope"].db.engine.dispose()
 
 
-def start_worker(env: dict, name: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "api.wiring.worker",
-            "worker",
-            "--concurrency=1",
-            "--pool=prefork",
-            "--loglevel=WARNING",
-            "-n",
-            f"{name}@%h",
-        ],
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-
-
-def stop(worker: subprocess.Popen, sig=signal.SIGTERM) -> None:
-    os.killpg(worker.pid, sig)
-    worker.wait(timeout=60)
-
-
 def bearer(secret: str) -> dict:
     return {"Authorization": f"Bearer {secret}"}
 
@@ -173,7 +144,7 @@ def test_a_minute_long_clip_through_the_sdk_on_a_celery_worker(deployment, tmp_p
                 units = client.usage.get().total_units
                 client.jobs.delete(done)
     finally:
-        stop(worker)
+        stop_worker(worker)
         listener.close()
     assert done.status == "succeeded" and done.result.media.duration_ms > 59_000
     assert len(done.result.tracks) >= 1
@@ -203,7 +174,7 @@ def test_results_in_s3_are_encrypted_at_rest(deployment):
         )
         job = poll(client, secret, accepted.headers["Location"], lambda j: j["status"] == "succeeded", 180)
     finally:
-        stop(worker)
+        stop_worker(worker)
     stored = s3.head_object(Bucket=BUCKET, Key=f"results/{job['id']}.json")
     assert stored["ServerSideEncryption"] == "AES256"
 
@@ -221,12 +192,12 @@ def test_a_worker_killed_mid_job_still_yields_one_result_and_one_bill(deployment
     assert accepted.status_code == 202
     location = accepted.headers["Location"]
     poll(client, secret, location, lambda j: j["progress"]["frames_done"] >= 20, 180)
-    stop(first, signal.SIGKILL)  # no chance to acknowledge, requeue or clean up
+    stop_worker(first, signal.SIGKILL)  # no chance to acknowledge, requeue or clean up
     second = start_worker(env, "rescuer")
     try:
         job = poll(client, secret, location, lambda j: j["status"] in ("succeeded", "failed"), 300)
     finally:
-        stop(second)
+        stop_worker(second)
     assert job["status"] == "succeeded"
     with app.extensions["emoscope"].db.session.begin() as session:
         assert session.get(Job, job["id"]).attempts == 2
