@@ -620,9 +620,11 @@ def test_the_participant_link_is_derived_again_never_stored(owner):
     assert client.get(created["participant_path"]).status_code == 200  # its old link still works
 
 
-def preview_still(video, frame=5, width=640, brightness=1.0) -> bytes:
-    """One frame of a real clip as the participant page sends it: a JPEG 640 px wide."""
+def preview_still(video, frame=5, width=640, brightness=1.0, shift=0) -> bytes:
+    """One frame of a real clip as the participant page sends it: a JPEG 640 px wide (moved `shift`
+    px to the right, grey where the frame no longer covers)."""
     import cv2
+    import numpy as np
 
     capture = cv2.VideoCapture(str(video))
     for _ in range(frame + 1):
@@ -631,6 +633,9 @@ def preview_still(video, frame=5, width=640, brightness=1.0) -> bytes:
     capture.release()
     pixels = cv2.resize(pixels, (width, round(pixels.shape[0] * width / pixels.shape[1])))
     pixels = cv2.convertScaleAbs(pixels, alpha=brightness)
+    if shift:
+        moved = np.float32([[1, 0, shift], [0, 1, 0]])
+        pixels = cv2.warpAffine(pixels, moved, (width, pixels.shape[0]), borderValue=(128, 128, 128))
     return cv2.imencode(".jpg", pixels, [cv2.IMWRITE_JPEG_QUALITY, 80])[1].tobytes()
 
 
@@ -657,6 +662,17 @@ def test_the_face_check_passes_a_real_face_and_hints_without_one(owner, assert_c
     assert [hint["check"] for hint in empty["hints"]] == ["face_visible"]
     dark = face_check(client, study, [preview_still(VIDEOS / "single_face.mp4", 8, brightness=0.15)]).json
     assert dark["checks"]["lit"] is False or dark["checks"]["face_visible"] is False
+
+
+def test_the_face_check_hints_at_a_face_cut_by_the_edge(owner, assert_contract):
+    """Face boxes are clamped to the picture, so a cut face's box reaches the edge (bench/face_check.py)."""
+    _, client, secret = owner
+    study = create_study(client, secret).json
+    # The man's face spans about x 200-385 of the 640 px still: moved 280 px left, 40 % of it is outside.
+    cut = [preview_still(VIDEOS / "single_face.mp4", frame, shift=-280) for frame in (2, 8, 14)]
+    answer = assert_contract(face_check(client, study, cut)).json
+    assert answer["checks"]["face_visible"] is True and answer["checks"]["framed"] is False
+    assert "framed" in [hint["check"] for hint in answer["hints"]]
 
 
 def test_the_face_check_takes_only_the_participant_token_and_small_pictures(owner, assert_contract):

@@ -23,6 +23,13 @@ MAX_STILL_SIDE = 1280  # the page sends its preview scaled to 640 px wide
 # The face box must be at least this share of the picture's width: 77 px on the page's 640 px stills,
 # well above the emotion model's 48 px input, and what a face at arm's length from a laptop fills.
 MIN_FACE_WIDTH_SHARE = 0.12
+# Face boxes come clamped to the picture (face_following.clip_box), so a face cut by the picture's edge
+# has a box that reaches it, never one beyond it: a box within this many pixels of an edge counts as cut.
+# Measured (bench/face_check.py, docs/studies.md): real stills shifted so 40 % of the face lies beyond a
+# side were still "framed" on 83 % of 102 by the old test (box not beyond the picture), on 1 % by this one;
+# of the untouched real stills it fails 5 of 102, each a face that does reach the edge (a close-up's chin, a
+# selfie's cut face).
+EDGE_MARGIN_PX = 1.0
 # Mean luma (BT.601, 0-255) of the face box. Below 60 a webcam's auto-exposure is at its limit and
 # the picture is mostly sensor noise; above 210 the face is washed out (a window or a lamp behind the
 # camera) and the features that carry expressions (brows, mouth corners) lose their contrast.
@@ -59,13 +66,21 @@ def judge_face(pixels: np.ndarray, face: Face | None) -> StillVerdict:
         return StillVerdict(face_visible=False)
     height, width = pixels.shape[:2]
     x, y, w, h = (float(v) for v in face.box)
-    inside = x >= 0 and y >= 0 and x + w <= width and y + h <= height
+    margin = EDGE_MARGIN_PX
+    inside = x >= margin and y >= margin and x + w <= width - margin and y + h <= height - margin
     framed = inside and w >= MIN_FACE_WIDTH_SHARE * width
-    left, top = max(int(x), 0), max(int(y), 0)
-    box = pixels[top : min(int(y + h), height), left : min(int(x + w), width)]
-    luma = float(cv2.cvtColor(box, cv2.COLOR_BGR2GRAY).mean()) if box.size else 0.0
+    luma = face_luma(pixels, face)
     facing = face.head_pose is not None and face.head_pose.facing_camera
     return StillVerdict(True, framed, facing, MIN_FACE_LUMA <= luma <= MAX_FACE_LUMA)
+
+
+def face_luma(pixels: np.ndarray, face: Face) -> float:
+    """Mean luma (BT.601, 0-255) of the part of the face box inside the picture (0 when none is)."""
+    height, width = pixels.shape[:2]
+    x, y, w, h = (float(v) for v in face.box)
+    left, top = max(int(x), 0), max(int(y), 0)
+    box = pixels[top : min(int(y + h), height), left : min(int(x + w), width)]
+    return float(cv2.cvtColor(box, cv2.COLOR_BGR2GRAY).mean()) if box.size else 0.0
 
 
 def check_faces(services: Services, stills: dict[str, bytes]) -> dict:
