@@ -62,6 +62,7 @@ from api.engine.preprocess import EMOTIONS, face_to_model_input, to_grayscale  #
 DATA = Path(os.environ.get("EMOSCOPE_DATA_DIR") or os.environ.get("EMOSCOPE_DATA") or ROOT.parent / "shared" / "data")
 CACHE = HERE / "cache"
 CKPT = HERE / "checkpoints"
+TEACHER_BANK = CACHE / "teacher_bank"  # written by teacher_bank.py
 LOG = HERE / "training_log.csv"
 ONNX_PATH = HERE / "emotion.onnx"
 CM_PATH = HERE / "confusion_matrix.png"
@@ -448,6 +449,29 @@ def stored_teacher_probs(
     return torch.einsum("nkc,k->nc", view, weights)
 
 
+def load_teacher_bank(x_u8: np.ndarray, kind: str, tau: float, mirror_weight: float) -> tuple[np.ndarray, torch.Tensor]:
+    """Every view the student trains on with --teacher-bank, and its teacher target at temperature tau.
+
+    Views 0 and 1 are the clean image and its mirror, taught by the stored logits of `kind`; the rest are the
+    augmented views of teacher_bank.py, taught by the two teachers that labelled them. Returns uint8
+    (V, N, 48, 48) and probabilities (V, N, 7): a batch picks one view per image and trains on that picture
+    against that picture's own target.
+    """
+    files = sorted(TEACHER_BANK.glob("view_??.npz"))
+    if not files:
+        sys.exit(f"no teacher bank in {TEACHER_BANK}: run models/emotion/teacher_bank.py first")
+    logits, weights = load_stored_teacher(kind, "train")
+    views, probs = [x_u8, x_u8[:, :, ::-1]], []
+    for mirrored in (False, True):
+        flips = torch.full((len(x_u8),), mirrored)
+        probs.append(stored_teacher_probs(logits, weights, flips, tau, mirror_weight))
+    for f in files:
+        bank = np.load(f)
+        views.append(bank["images"])
+        probs.append(torch.softmax(torch.from_numpy(bank["logits"].astype(np.float32)) / tau, -1).mean(1))
+    return np.stack(views), torch.stack(probs)
+
+
 def save_ckpt(path: Path, **state):
     tmp = path.with_suffix(".tmp")
     torch.save(state, tmp)
@@ -492,6 +516,15 @@ def train(args, cfg: dict):
             f"{args.teacher_mirror_weight}): train acc {(ptr.argmax(1).numpy() == ytr).mean():.4f}, public_test "
             f"acc {(pva.argmax(1).numpy() == yva).mean():.4f}; loss = {1 - args.distill_alpha:.2f} CE + "
             f"{args.distill_alpha:.2f} tau^2 KL (tau {args.distill_tau})",
+            flush=True,
+        )
+    bank = None
+    if args.teacher_bank:
+        bank = load_teacher_bank(xtr, args.teacher_logits, args.distill_tau, args.teacher_mirror_weight)
+        agree = (bank[1].argmax(-1).numpy() == ytr).mean(1)
+        print(
+            f"teacher bank: {len(bank[0])} views (clean, mirror, {len(bank[0]) - 2} augmented); teacher train acc "
+            f"per view {np.round(agree, 3).tolist()}",
             flush=True,
         )
     decay = [p for n, p in net.named_parameters() if p.ndim > 1]
@@ -575,7 +608,11 @@ def train(args, cfg: dict):
                 g["lr"] = lr
             idx = order[b * args.batch_size : (b + 1) * args.batch_size]
             ta = time.time()
-            xb, flips = (mirror_batch if args.augment == "mirror" else augment_batch)(xtr[idx], rng)
+            if bank is not None:
+                view = rng.integers(0, len(bank[0]), len(idx))
+                xb, flips = bank[0][view, idx], None
+            else:
+                xb, flips = (mirror_batch if args.augment == "mirror" else augment_batch)(xtr[idx], rng)
             xb = to_model_batch(xb)  # serving preprocessing is the last step
             xb = torch.from_numpy(xb).permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last)
             yb = torch.from_numpy(ytr[idx])
@@ -585,6 +622,8 @@ def train(args, cfg: dict):
             soft = None
             if teachers:
                 soft = teacher_probs(teachers, xb, args.distill_tau)
+            elif bank is not None:
+                soft = bank[1][view, idx]
             elif stored is not None:
                 soft = stored_teacher_probs(
                     stored[0][idx], stored[1], torch.from_numpy(flips), args.distill_tau, args.teacher_mirror_weight
@@ -989,6 +1028,12 @@ def main():
         default="full",
         help="full: flip, affine, light, erasing; mirror: the flip alone (the views the stored teacher logits saw)",
     )
+    ap.add_argument(
+        "--teacher-bank",
+        action="store_true",
+        help="train on the clean image, its mirror and the augmented views labelled by teacher_bank.py, each "
+        "against its own teacher target (needs --teacher-logits for the clean views)",
+    )
     ap.add_argument("--distill-alpha", type=float, default=0.7, help="weight of the teacher term in the loss")
     ap.add_argument("--distill-tau", type=float, default=2.0, help="softmax temperature of the teacher term")
     ap.add_argument("--export-only", action="store_true")
@@ -1008,6 +1053,8 @@ def main():
     args = ap.parse_args()
     if args.teacher and args.teacher_logits:
         ap.error("--teacher and --teacher-logits are alternatives")
+    if args.teacher_bank and not args.teacher_logits:
+        ap.error("--teacher-bank needs --teacher-logits (the target of the clean views)")
     torch.set_num_threads(args.threads)
     torch.set_num_interop_threads(1)
     cv2.setNumThreads(1)
