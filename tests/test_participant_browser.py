@@ -400,6 +400,29 @@ def test_console_study_from_creation_to_report(page, owner, shoot):
     shoot(page, "console_study_summary")
 
 
+def test_the_owner_sees_the_link_again_and_a_new_link_retires_the_old_one(browser, owner, shoot):
+    retired = ("status of 404",)  # the old link, opened on purpose
+    with watched_page(browser, owner[0], "console_study_new_link", shoot, expected_console_errors=retired) as page:
+        page.on("dialog", lambda dialog: dialog.accept())
+        sign_in_to_console(page)
+        page.click("#studies-link")
+        page.fill("#create-study input[name=name]", "Link ad")
+        page.fill("#duration-s", "3")
+        page.click("#create-study button[type=submit]")
+        link = page.input_value("#participant-link")
+        study_id = page.get_attribute("#report-chart", "data-study-id")
+        page.goto("/console/studies")  # away and back: the same link, whenever asked
+        page.goto(f"/console/studies/{study_id}")
+        assert page.input_value("#participant-link") == link
+        page.click("button:has-text('Make a new link')")
+        expect(page.locator("#participant-link")).not_to_have_value(link)
+        new_link = page.input_value("#participant-link")
+        assert new_link.startswith(link.rsplit("/", 1)[0] + "/pt_")
+        assert page.goto(link).status == 404
+        assert page.goto(new_link).status == 200
+        expect(page.locator("body")).to_contain_text("Link ad")
+
+
 def test_console_compares_two_cuts_of_an_ad(page, owner, shoot):
     # Cut A: five viewers who turn from neutral to smiling at 2 s; cut B: five who stay neutral.
     fps = 5
