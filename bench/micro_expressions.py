@@ -11,6 +11,13 @@ whole pipeline on a 640x480, 30 fps single-face clip.
 
     python bench/micro_expressions.py                # default suite: 34 event + 12 no-event clips, ~4-5 min
     python bench/micro_expressions.py --scale 0.3    # a quick subset
+    python bench/micro_expressions.py --detector dlib,blazeface   # both detectors on the same clips
+
+Compare detectors in one run (a comma-separated ``--detector``): each clip is rendered once and every
+detector reads the same bytes. The H.264 encoding is not bit-for-bit repeatable between renders
+(libx264 through PyAV gives a different stream for the same frames from one render to the next, even
+with one thread), and a borderline event can come and go with it: two separate runs compare two
+different encodings of the suite, not the detectors alone.
 """
 
 from __future__ import annotations
@@ -129,12 +136,13 @@ class ClipResult:
     counts: dict[str, Counts] = field(default_factory=dict)
 
 
-def run_clip(analyzer, spec, sensitivity: float, detector: str) -> ClipResult:
+def run_clip(analyzer, spec, sensitivity: float, detector: str, clip=None) -> ClipResult:
+    """`clip`: the rendered clip (`render_clip(spec)`), to run several detectors on the same bytes."""
     from api.engine.analyzer import AnalysisOptions, analyze_bytes
     from api.wiring.config import Limits
     from bench.micro_clips import render_clip
 
-    clip = render_clip(spec)
+    clip = clip or render_clip(spec)
     started = time.perf_counter()
     analysis = analyze_bytes(
         analyzer,
@@ -265,49 +273,65 @@ def main() -> None:
     parser.add_argument("--sensitivity", type=float, default=0.5)
     parser.add_argument("--json", type=Path, help="also write every clip's events and the summary here")
     parser.add_argument("--no-speed", action="store_true")
-    parser.add_argument("--detector", default="dlib", help="face detector (api.engine.detection.DETECTORS)")
+    parser.add_argument(
+        "--detector",
+        default="dlib",
+        help="face detector (api.engine.detection.DETECTORS); several, comma-separated, read the same clips",
+    )
     args = parser.parse_args()
 
     from api.engine.analyzer import Analyzer
     from api.wiring.config import DEFAULT_EMOTION_MODEL
-    from bench.micro_clips import benchmark_specs
+    from bench.micro_clips import benchmark_specs, render_clip
 
     started = time.perf_counter()
+    detectors = [d.strip() for d in args.detector.split(",") if d.strip()]
     analyzer = Analyzer(Path(tempfile.mkdtemp()), DEFAULT_EMOTION_MODEL, threads=1)
     event_specs, quiet_specs = benchmark_specs(args.seed, args.scale)
-    results, quiet = [], []
+    results: dict[str, list[ClipResult]] = {d: [] for d in detectors}
+    quiet: dict[str, list[ClipResult]] = {d: [] for d in detectors}
     for spec in event_specs + quiet_specs:
-        r = run_clip(analyzer, spec, args.sensitivity, args.detector)
-        (results if spec.events else quiet).append(r)
-        c = r.counts["overall"]
-        print(
-            f"{r.name:16s} {r.frames:4d} frames {r.analyse_s:6.1f}s  truth {c.n_true}  predicted {c.n_pred}  tp {c.tp}",
-            flush=True,
-        )
-    summary = summarise(results, quiet)
-    summary["clips"] = {
-        "event": len(results),
-        "no_event": len(quiet),
-        "events": sum(len(r.truth) for r in results),
-        "micro_events": sum(t["kind"] == "micro" for r in results for t in r.truth),
-    }
-    summary["sensitivity"] = args.sensitivity
-    summary["detector"] = args.detector
-    summary["seed"] = args.seed
-    if not args.no_speed:
-        summary["speed_640x480_30fps"] = measure_speed(analyzer, args.detector)
-    summary["benchmark_seconds"] = round(time.perf_counter() - started, 1)
-    print(json.dumps(summary, indent=1))
+        clip = render_clip(spec)
+        for detector in detectors:
+            r = run_clip(analyzer, spec, args.sensitivity, detector, clip)
+            (results if spec.events else quiet)[detector].append(r)
+            c = r.counts["overall"]
+            print(
+                f"{r.name:16s} {detector:10s} {r.frames:4d} frames {r.analyse_s:6.1f}s  "
+                f"truth {c.n_true}  predicted {c.n_pred}  tp {c.tp}",
+                flush=True,
+            )
+    summaries = {}
+    for detector in detectors:
+        summary = summarise(results[detector], quiet[detector])
+        summary["clips"] = {
+            "event": len(results[detector]),
+            "no_event": len(quiet[detector]),
+            "events": sum(len(r.truth) for r in results[detector]),
+            "micro_events": sum(t["kind"] == "micro" for r in results[detector] for t in r.truth),
+        }
+        summary["sensitivity"] = args.sensitivity
+        summary["detector"] = detector
+        summary["seed"] = args.seed
+        if not args.no_speed:
+            summary["speed_640x480_30fps"] = measure_speed(analyzer, detector)
+        summaries[detector] = summary
+    elapsed = round(time.perf_counter() - started, 1)
+    for summary in summaries.values():
+        summary["benchmark_seconds"] = elapsed
+    out = summaries[detectors[0]] if len(detectors) == 1 else summaries
+    print(json.dumps(out, indent=1))
     if args.json:
+        clips = {
+            d: [
+                {"name": r.name, "fps": r.fps, "truth": r.truth, "predicted": r.predicted}
+                for r in results[d] + quiet[d]
+            ]
+            for d in detectors
+        }
         args.json.write_text(
             json.dumps(
-                {
-                    "summary": summary,
-                    "clips": [
-                        {"name": r.name, "fps": r.fps, "truth": r.truth, "predicted": r.predicted}
-                        for r in results + quiet
-                    ],
-                },
+                {"summary": out, "clips": clips[detectors[0]] if len(detectors) == 1 else clips},
                 indent=1,
                 default=str,
             )
