@@ -48,9 +48,10 @@ if not CHROMIUM.exists():
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    """(base URL, demo key) of gunicorn on embedded defaults, the console cookie allowed over plain http."""
+    """(base URL, demo key) of gunicorn on embedded defaults, the console cookie allowed over plain http.
+    The study tests' one free account creates more studies than the free plan's 10 an hour."""
     state = tmp_path_factory.mktemp("browser")
-    with gunicorn(state, EMOSCOPE_COOKIE_SECURE="false") as base:
+    with gunicorn(state, EMOSCOPE_COOKIE_SECURE="false", EMOSCOPE_FREE_STUDIES_PER_HOUR="60") as base:
         admin = subprocess.run(
             [sys.executable, "-m", "api.wiring.cli", "demo-key"],
             env=server_env(state, port=0),
