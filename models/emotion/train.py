@@ -29,6 +29,12 @@ Usage (from the repository root):
   nohup nice -n 19 .venv/bin/python models/emotion/train.py --init-from models/emotion/emotion.onnx --teacher-logits mix \
       --teacher-mirror-weight 0.25 --distill-tau 3 --distill-alpha 0.8 --lr 5e-4 --epochs 200 --time-budget-min 105 \
       --no-export > models/emotion/train.out 2>&1 &
+  # the teacher bank: augmented views labelled once by two GPU teachers (teacher_bank.py), each view trained on
+  # against its own target (MODEL_CARD.md: 67.8%, not shipped):
+  nice -n 19 .venv/bin/python models/emotion/teacher_bank.py --views 4
+  nohup nice -n 19 .venv/bin/python models/emotion/train.py --init-from models/emotion/emotion.onnx --teacher-logits mix \
+      --teacher-bank --teacher-mirror-weight 0.25 --distill-tau 3 --distill-alpha 0.9 --lr 2e-4 --epochs 200 \
+      --time-budget-min 95 --no-export > models/emotion/train.out 2>&1 &
   .venv/bin/python models/emotion/train.py --finish-average  # a --swa-start run stopped early: average, export
   .venv/bin/python models/emotion/train.py --resume        # continue from checkpoints/last.pt
   .venv/bin/python models/emotion/train.py --export-only   # temperature + ONNX + report from best.pt
