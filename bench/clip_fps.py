@@ -8,6 +8,7 @@ and take turns, one at a time, so background load hits all alike:
   followed      this code as served: detector every 200 ms and when a face is lost, faces followed
   baseline      with `--baseline-root DIR`: the engine in DIR (e.g. `git worktree add /tmp/base HEAD`)
   followed X    with `--detectors X,...`: as served, with face detector X (the others use the default)
+  baseline X    with both: the engine in DIR, with face detector X
 
 frames/CPU-s divides by the process's own CPU time: on a shared machine it shows what the
 code costs, while frames/s also counts the time other processes took the cores. Besides
@@ -154,11 +155,15 @@ def main() -> None:
     variants = {"every-frame": (ROOT, 0.0, None, None), "followed": (ROOT, None, None, None)}
     if args.cv2_threads:
         variants[f"cv2 x{args.cv2_threads}"] = (ROOT, None, args.cv2_threads, None)
-    for detector in (args.detectors or "").split(","):
-        if detector:
-            variants[f"followed {detector}"] = (ROOT, None, None, detector)
+    detectors = [d for d in (args.detectors or "").split(",") if d]
+    variants.update({f"followed {d}": (ROOT, None, None, d) for d in detectors})
     if args.baseline_root:
-        variants = {"baseline": (args.baseline_root.resolve(), None, None, None), **variants}
+        baseline = args.baseline_root.resolve()
+        variants = {
+            "baseline": (baseline, None, None, None),
+            **{f"baseline {d}": (baseline, None, None, d) for d in detectors},
+            **variants,
+        }
     workers = {}
     for name, (root, period, threads, detector) in variants.items():
         command = [sys.executable, __file__, "--serve", str(root), "--clip", str(clip_file)]

@@ -157,11 +157,19 @@ def spotter_inputs(monkeypatch) -> list[np.ndarray]:
     return seen
 
 
-def test_following_keeps_one_stable_track_on_the_real_clip(analyzer, monkeypatch):
+def no_shape_predictor(gray, box):
+    raise AssertionError("BlazeFace's faces are followed by their mesh, not by dlib's shape predictor")
+
+
+@pytest.mark.parametrize("detector", ["dlib", "blazeface"])
+def test_following_keeps_one_stable_track_on_the_real_clip(analyzer, monkeypatch, detector):
     calls = counting_detector(monkeypatch)
     spotted = spotter_inputs(monkeypatch)
+    if detector == "blazeface":
+        monkeypatch.setattr(analyzer, "landmarks", no_shape_predictor)
+    options = AnalysisOptions(detector=detector)
     data = (VIDEOS / "single_face.mp4").read_bytes()  # 72 frames at 30 fps, one man
-    followed = analyze_bytes(analyzer, data, AnalysisOptions(), Limits())
+    followed = analyze_bytes(analyzer, data, options, Limits())
     detections = len(calls)
     assert len(followed.frames) == 72
     assert detections <= 72 / 5  # detector every 200 ms (6 frames), not on every frame
@@ -171,15 +179,16 @@ def test_following_keeps_one_stable_track_on_the_real_clip(analyzer, monkeypatch
     assert [len(aligned) for aligned in spotted] == [72]
     # followed boxes stay on the face the detector finds on every frame
     monkeypatch.setattr(analyzer, "detect_period_ms", 0.0)
-    every = analyze_bytes(analyzer, data, AnalysisOptions(), Limits())
+    every = analyze_bytes(analyzer, data, options, Limits())
     overlaps = [iou(a.faces[0].box, b.faces[0].box) for a, b in zip(followed.frames, every.frames)]
     assert np.median(overlaps) >= 0.8 and min(overlaps) >= 0.5
 
 
-def test_a_face_that_leaves_is_dropped_within_one_detection_period(analyzer):
+@pytest.mark.parametrize("detector", ["dlib", "blazeface"])
+def test_a_face_that_leaves_is_dropped_within_one_detection_period(analyzer, detector):
     # face_noface.mov: the man for 72 frames, then an animated title with no face
     data = (VIDEOS / "face_noface.mov").read_bytes()
-    followed = analyze_bytes(analyzer, data, AnalysisOptions(micro_expressions=False), Limits())
+    followed = analyze_bytes(analyzer, data, AnalysisOptions(detector=detector, micro_expressions=False), Limits())
     with_face = [f.timestamp_ms for f in followed.frames if f.faces]
     without_face = [f.timestamp_ms for f in followed.frames if not f.faces]
     assert with_face and without_face

@@ -25,7 +25,6 @@ from api.engine.blazeface import (
     SHORT_RANGE,
     BlazeFace,
     BlazeFaceClient,
-    dlib_sized,
 )
 from api.engine.emotion import EmotionModel
 from api.engine.limits import Limits
@@ -223,15 +222,21 @@ class Analyzer:
                 and not face_following.detection_due(frame.timestamp_ms, last_detection_ms, self.detect_period_ms)
             ):
                 gray = to_grayscale(pixels)
-                landmarks = self._shape_predictor(options.detector)
-                moved = [face_following.relocate(landmarks, gray, f) for f in followed]
+                moved = [
+                    face_following.relocate_by_mesh(self.mesh, gray, f)
+                    if f.mesh is not None
+                    else face_following.relocate(self.landmarks, gray, f)
+                    for f in followed
+                ]
                 if all(m is not None for m in moved):  # a lost face sends this frame to the detector
                     followed = [m for m in moved if m is not None]
                     height, width = gray.shape[:2]
                     faces, crops = [], []
                     for f in followed:
                         box = face_following.clip_box(f.box, width, height)
-                        face, crop = self._describe(pixels, gray, box, f.confidence, f.points, options, keep_aligned)
+                        face, crop = self._describe(
+                            pixels, gray, box, f.confidence, f.points, options, keep_aligned, f.mesh
+                        )
                         faces.append(face)
                         crops.append(crop)
             if faces is None:
@@ -243,7 +248,7 @@ class Analyzer:
                     detect_next = any(
                         max((iou(f.box, d.box) for d, _ in found), default=0.0) < LOST_IOU for f in followed
                     )
-                    followed = [face_following.start(gray, d.box, points, d.confidence) for d, points in found]
+                    followed = [face_following.start(gray, d.box, points, d.confidence, d.mesh) for d, points in found]
                     last_detection_ms = frame.timestamp_ms
             frames.append((frame.index, frame.timestamp_ms, faces))
             inputs.extend(face_to_model_input(crop) for crop in crops)
@@ -271,15 +276,11 @@ class Analyzer:
         found = [d for d in found if min(d.box[2], d.box[3]) >= options.min_face_size]
         # Largest faces first: with a cap, the people nearest the camera are kept.
         found.sort(key=lambda d: d.box[2] * d.box[3], reverse=True)
-        landmarks = self._shape_predictor(options.detector)
-        return [(d, landmarks(gray, d.box)) for d in found[: options.max_faces]]
-
-    def _shape_predictor(self, detector: str) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
-        """dlib's 5 points of the face in a box of `detector`, started from the box dlib's own detector would
-        give that face: the predictor learned from those (models/face_detection/MODEL_CARD.md)."""
-        if detector == detection.BLAZEFACE:
-            return lambda gray, box: self.landmarks(gray, dlib_sized(box))
-        return self.landmarks
+        # The named points of a face the mesh confirmed are the mesh's own (models/face_detection/MODEL_CARD.md).
+        return [
+            (d, self.landmarks(gray, d.box) if d.mesh is None else five_points(d.mesh))
+            for d in found[: options.max_faces]
+        ]
 
     def _describe_all(
         self,
@@ -291,7 +292,7 @@ class Analyzer:
     ) -> tuple[list[_Candidate], list[np.ndarray]]:
         faces, crops = [], []
         for d, points in found:
-            face, crop = self._describe(pixels, gray, d.box, d.confidence, points, options, keep_aligned)
+            face, crop = self._describe(pixels, gray, d.box, d.confidence, points, options, keep_aligned, d.mesh)
             faces.append(face)
             crops.append(crop)
         return faces, crops
@@ -305,17 +306,18 @@ class Analyzer:
         points: np.ndarray | None,
         options: AnalysisOptions,
         keep_aligned: bool,
+        mesh: np.ndarray | None = None,
     ) -> tuple[_Candidate, np.ndarray]:
-        """A found face and its crop for the emotion model."""
+        """A found face and its crop for the emotion model; `mesh`, where the detector already ran it."""
         if points is None:  # detector "skip": the picture is the face
             return _Candidate(box, None, None), pixels
         assert gray is not None  # landmarks are found on grey
-        mesh = self.mesh(pixels, box, eye_line_degrees(points))
+        if mesh is None:
+            found = self.mesh(pixels, box, eye_line_degrees(points))
+            mesh = None if found is None else found.points
         crop_scale = CROP_SCALE
         if options.detector == detection.BLAZEFACE:
-            # The named points are the mesh's own (models/face_detection/MODEL_CARD.md). The emotion model was
-            # validated on crops of dlib's box size: the same face's crop is taken at that size.
-            points = points if mesh is None else five_points(mesh.points)
+            # The emotion model was validated on crops of dlib's box size: the same face's crop is taken at that size.
             crop_scale = CROP_SCALE / DLIB_BOX_RATIO
         crop = crop_face(pixels, box, points, crop_scale)
         # The spotter needs every tracked face aligned on every frame, followed or detected.
@@ -324,8 +326,8 @@ class Analyzer:
             box,
             confidence,
             points if options.return_landmarks else None,
-            head_pose=None if mesh is None else head_pose(mesh.points),
-            mesh=mesh.points if mesh is not None and options.return_mesh else None,
+            head_pose=None if mesh is None else head_pose(mesh),
+            mesh=mesh if options.return_mesh else None,
             aligned=aligned,
         ), crop
 

@@ -74,21 +74,6 @@ PHOTO_TILES, TILE_FRACTION = 2, 0.6
 DLIB_BOX_RATIO = 1.098
 
 
-def dlib_sized(box: np.ndarray) -> np.ndarray:
-    """The box dlib's detector would give the face in BlazeFace's `box` (x, y, w, h): the same centre,
-    sides divided by DLIB_BOX_RATIO. dlib's shape predictor learned to start from boxes of that size."""
-    x, y, w, h = (float(v) for v in box)
-    return np.array(
-        [
-            x + w / 2 - w / DLIB_BOX_RATIO / 2,
-            y + h / 2 - h / DLIB_BOX_RATIO / 2,
-            w / DLIB_BOX_RATIO,
-            h / DLIB_BOX_RATIO,
-        ],
-        np.float32,
-    )
-
-
 # BlazeFace boxes a face tilted by 20-45 degrees about a quarter smaller than the same face upright, and
 # misses it at IoU 0.5 (11 of its 12 false boxes on the constructed set); the mesh, measured along the face's
 # own axes, does not (mesh.face_box). The detector's own box is kept up to UPRIGHT_DEGREES, the tilt of the
@@ -133,6 +118,8 @@ class FaceCandidate:
     box: np.ndarray  # (x, y, w, h) in the given picture's pixels
     keypoints: np.ndarray  # (6, 2) in the same pixels, KEYPOINTS order
     score: float
+    # (468, 3) in the same pixels, once the face mesh has confirmed the face (BlazeFaceClient.faces)
+    mesh: np.ndarray | None = None
 
     @property
     def eye_line_degrees(self) -> float:
@@ -291,12 +278,16 @@ class BlazeFaceClient(Detector):  # type: ignore[misc]  # DeepFace ships no type
     def __init__(self, looks: tuple[Look, ...], mesh: FaceMesh, fallback: tuple[Look, ...] = ()) -> None:
         self.looks, self.mesh, self.fallback = looks, mesh, fallback
 
-    def detect_faces(self, img: np.ndarray) -> list[FacialAreaRegion]:
+    def faces(self, img: np.ndarray) -> list[FaceCandidate]:
+        """The faces in a BGR or grey picture, each with the mesh that confirmed it."""
         faces = self._confirmed(img, self.looks)
         if not faces and self.fallback:
             faces = self._confirmed(img, self.fallback)
+        return faces
+
+    def detect_faces(self, img: np.ndarray) -> list[FacialAreaRegion]:
         regions = []
-        for face in faces:
+        for face in self.faces(img):
             x, y, w, h = face.box
             points = {name: tuple(int(round(v)) for v in point) for name, point in zip(KEYPOINTS, face.keypoints)}
             # DeepFace names eyes from the subject's point of view, as BlazeFace does.
@@ -321,11 +312,11 @@ class BlazeFaceClient(Detector):  # type: ignore[misc]  # DeepFace ships no type
         for face in find_faces(img, looks):  # best score first
             mesh = self.mesh(img, face.box, face.eye_line_degrees)
             mesh_box = None if mesh is None else face_box(mesh.points)
-            if mesh_box is None:
+            if mesh is None or mesh_box is None:
                 continue
             box = tilted_box(face.box, mesh_box, face.eye_line_degrees)
             corners = np.array([box[0], box[1], box[0] + box[2], box[1] + box[3]])
             kept = np.array([[f.box[0], f.box[1], f.box[0] + f.box[2], f.box[1] + f.box[3]] for f in faces])
             if not len(kept) or _iou(corners, kept).max() <= BLEND_IOU:
-                faces.append(replace(face, box=box))
+                faces.append(replace(face, box=box, mesh=mesh.points))
         return faces

@@ -35,6 +35,8 @@ import dlib
 import numpy as np
 from deepface.modules import modeling
 
+from api.engine.blazeface import BlazeFaceClient
+
 # DeepFace's own clients, built by DeepFace; BlazeFace is ours (api/engine/blazeface.py) behind the same interface.
 DEEPFACE_DETECTORS = ("dlib", "opencv")
 BLAZEFACE = "blazeface"
@@ -54,6 +56,9 @@ SMALL_FACE_MAX_SIDE = 1280
 class Detection:
     box: np.ndarray  # (x, y, w, h) in source pixels
     confidence: float | None  # None: no detector ran ("skip")
+    # (468, 3) in source pixels where the detector ran the face mesh to confirm the face (BlazeFace), so
+    # that it is not run twice
+    mesh: np.ndarray | None = None
 
 
 def load_detector(name: str) -> Any:
@@ -107,23 +112,29 @@ def detect(client: Any, image: np.ndarray, min_face_size: int = 0) -> list[Detec
         small = _resized(gray, scale)
         rects, scores, _ = hog.run(small, 0)
         # DeepFace's convention: fHOG scores are > 0 and not capped at 1; it clips them to [0, 1].
-        regions = [(r.left(), r.top(), r.right() - r.left(), r.bottom() - r.top(), s) for r, s in zip(rects, scores)]
+        regions = [
+            (r.left(), r.top(), r.right() - r.left(), r.bottom() - r.top(), s, None) for r, s in zip(rects, scores)
+        ]
+    elif isinstance(client, BlazeFaceClient):
+        scale = min(1.0, DETECT_MAX_SIDE / max(height, width))
+        regions = [(*face.box, face.score, face.mesh) for face in client.faces(_resized(image, scale))]
     else:
         scale = min(1.0, DETECT_MAX_SIDE / max(height, width))
         small = _resized(image, scale)
         if small.ndim == 2:  # clip frames are grey (media.luma); DeepFace's other clients take BGR
             small = cv2.cvtColor(small, cv2.COLOR_GRAY2BGR)
         with contextlib.nullcontext() if getattr(client, "thread_safe", False) else _shared_client_lock:
-            regions = [(r.x, r.y, r.w, r.h, r.confidence) for r in client.detect_faces(small)]
+            regions = [(r.x, r.y, r.w, r.h, r.confidence, None) for r in client.detect_faces(small)]
     detections = []
-    for x, y, w, h, score in regions:
+    for x, y, w, h, score, mesh in regions:
         x0, y0 = max(0.0, x / scale), max(0.0, y / scale)
         x1, y1 = min(width, (x + w) / scale), min(height, (y + h) / scale)
         if x1 <= x0 or y1 <= y0:
             continue
         box = np.array([x0, y0, x1 - x0, y1 - y0], np.float32)
         confidence = float(np.clip(score or 0.0, 0.0, 1.0))
-        detections.append(Detection(box, confidence))
+        # The mesh's depth is in the units of its x and y, so all three scale alike.
+        detections.append(Detection(box, confidence, None if mesh is None else mesh / scale))
     return detections
 
 

@@ -1,13 +1,15 @@
 """Clips: run the face detector every `DETECT_PERIOD_MS` and follow each face in between.
 
 Between detections each face is re-localised by dlib's 5-point shape predictor (DeepFace's
-`client.model["sp"]`, 0.2-1 ms a call) started on the face's previous box: the landmarks it finds
-give the face's movement, and the box is the detector's box at the last detection moved by the
-similarity that takes that detection's landmarks onto the new ones, so it never drifts from a
-chain of frame-to-frame estimates. A face counts as lost, and the detector runs on that very frame,
-when its eye-aligned patch stops resembling the one taken at the detection (normalised
-cross-correlation below `MIN_PATCH_SIMILARITY`) or when the box leaves the picture or changes size
-implausibly. A detection that fails to find a followed face is repeated on the next frame.
+`client.model["sp"]`, 0.2-1 ms a call) started on the face's previous box, or, with BlazeFace, by the
+face mesh run on the region of the face's previous box and eye line (MediaPipe's own way of following
+a face; the mesh is needed on every frame anyway). The landmarks found give the face's movement, and
+the box is the detector's box at the last detection moved by the similarity that takes that
+detection's landmarks onto the new ones, so it never drifts from a chain of frame-to-frame
+estimates. A face counts as lost, and the detector runs on that very frame, when its eye-aligned patch
+stops resembling the one taken at the detection (normalised cross-correlation below
+`MIN_PATCH_SIMILARITY`), when the box leaves the picture or changes size implausibly, or when the mesh
+sees no face. A detection that fails to find a followed face is repeated on the next frame.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import cv2
 import numpy as np
 
 from api.engine.geometry import fit_similarity
+from api.engine.mesh import FaceMesh, five_points
+from api.engine.preprocess import eye_line_degrees
 
 # Detect at least 5 times per second of video: a face entering the picture is found within
 # 200 ms, and every followed face is re-anchored on a detector box at that rate.
@@ -102,11 +106,14 @@ class Followed:
     confidence: float  # detector confidence at that detection
     box: np.ndarray  # current box
     points: np.ndarray  # current landmarks
+    mesh: np.ndarray | None = None  # current face mesh (468, 3), when the mesh follows the face
 
 
-def start(gray: np.ndarray, box: np.ndarray, points: np.ndarray, confidence: float) -> Followed:
+def start(
+    gray: np.ndarray, box: np.ndarray, points: np.ndarray, confidence: float, mesh: np.ndarray | None = None
+) -> Followed:
     box = np.asarray(box, np.float32)
-    return Followed(box, points, aligned_patch(gray, points), confidence, box, points)
+    return Followed(box, points, aligned_patch(gray, points), confidence, box, points, mesh)
 
 
 def relocate(
@@ -127,9 +134,30 @@ def relocate(
         box = move_box(face.anchor_box, face.anchor_points, points)
         if not plausible(box, face.anchor_box, width, height):
             return None
+    return _still_the_face(gray, face, box, points)
+
+
+def relocate_by_mesh(mesh: FaceMesh, gray: np.ndarray, face: Followed) -> Followed | None:
+    """Find `face` in the next frame (`gray`) by its mesh, run on the region of its previous box turned by
+    its previous eye line; None when it is lost (the mesh sees no face there, or as in `relocate`)."""
+    found = mesh(gray, face.box, eye_line_degrees(face.points))
+    if found is None:
+        return None
+    points = five_points(found.points)
+    box = move_box(face.anchor_box, face.anchor_points, points)
+    height, width = gray.shape[:2]
+    if not plausible(box, face.anchor_box, width, height):
+        return None
+    return _still_the_face(gray, face, box, points, found.points)
+
+
+def _still_the_face(
+    gray: np.ndarray, face: Followed, box: np.ndarray, points: np.ndarray, mesh: np.ndarray | None = None
+) -> Followed | None:
+    """`face` moved to `box` and `points`, unless its eye-aligned patch no longer resembles the detection's."""
     if patch_similarity(aligned_patch(gray, points), face.anchor_patch) < MIN_PATCH_SIMILARITY:
         return None
-    return Followed(face.anchor_box, face.anchor_points, face.anchor_patch, face.confidence, box, points)
+    return Followed(face.anchor_box, face.anchor_points, face.anchor_patch, face.confidence, box, points, mesh)
 
 
 def detection_due(timestamp_ms: float, last_detection_ms: float | None, period_ms: float = DETECT_PERIOD_MS) -> bool:
