@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
@@ -20,6 +21,21 @@ from api.engine.media import DecodedVideo
 from api.store.db import Account, Job, Study
 from api.usecases.admission import analysis_slot, clip_seconds, runs_as_job
 from api.wiring.services import Services
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A request's media and whose it is, built once per request: metering and the job both need
+    all of it, a retry of the request being recognised by idempotency_key and fingerprint."""
+
+    account: Account
+    plan: Plan
+    api_key_id: int
+    request_id: str
+    data: bytes
+    options: AnalysisOptions
+    idempotency_key: str | None
+    fingerprint: str
 
 
 def open_clip(services: Services, data: bytes, options: AnalysisOptions) -> DecodedVideo | None:
@@ -40,16 +56,9 @@ def frames_to_analyse(clip: DecodedVideo | None) -> int:
 
 def submit_job(
     services: Services,
-    account: Account,
-    plan: Plan,
-    api_key_id: int,
-    request_id: str,
-    data: bytes,
-    options: AnalysisOptions,
+    upload: Upload,
     clip: DecodedVideo | None,
     webhook_url: str | None,
-    idempotency_key: str | None,
-    fingerprint: str,
     kind: str = jobs.ANALYSIS,
     attach: Callable[[Session, Job], None] = jobs.nothing,
     answer: dict | None = None,
@@ -58,16 +67,16 @@ def submit_job(
     (answer, replayed)."""
     body, job_id = jobs.submit(
         services.jobs,
-        account,
-        plan,
-        api_key_id,
-        request_id,
-        data,
-        options,
+        upload.account,
+        upload.plan,
+        upload.api_key_id,
+        upload.request_id,
+        upload.data,
+        upload.options,
         frames_to_analyse(clip),
         webhook_url,
-        idempotency_key,
-        fingerprint,
+        upload.idempotency_key,
+        upload.fingerprint,
         reserve_units=estimated_units(clip),
         kind=kind,
         attach=attach,
@@ -81,16 +90,9 @@ def submit_job(
 
 def analyze(
     services: Services,
-    account: Account,
-    plan: Plan,
-    api_key_id: int,
-    request_id: str,
-    data: bytes,
-    options: AnalysisOptions,
+    upload: Upload,
     asked_async: bool,
     webhook_url: str | None,
-    idempotency_key: str | None,
-    fingerprint: str,
 ) -> tuple[str, bool, str | None]:
     """Analyse an upload now, or as a job (`runs_as_job`); returns (the answer's JSON, replayed,
     the job's id when it became one).
@@ -98,40 +100,35 @@ def analyze(
     Raises MediaError on limits read from headers, before a slot or the quota is asked;
     webhooks.UnsafeWebhookUrl; metering's QuotaExceeded and IdempotencyConflict; Overloaded.
     """
-    clip = open_clip(services, data, options)
+    clip = open_clip(services, upload.data, upload.options)
     if runs_as_job(services, clip, asked_async):
         if clip:
             clip.close()
         if webhook_url is not None:
             webhooks.check_destination(webhook_url, services.settings.webhook_allow_loopback)
-        body, replayed = submit_job(
-            services,
-            account,
-            plan,
-            api_key_id,
-            request_id,
-            data,
-            options,
-            clip,
-            webhook_url,
-            idempotency_key,
-            fingerprint,
-        )
+        body, replayed = submit_job(services, upload, clip, webhook_url)
         return json.dumps(body), replayed, body["id"]
 
     def work():
         with analysis_slot(services.analysis_slots):
             if clip is None:
-                analysis = analyze_bytes(services.analyzer, data, options, services.settings.limits)
+                analysis = analyze_bytes(services.analyzer, upload.data, upload.options, services.settings.limits)
             else:  # opened to read its length; its frames decode here, in the slot
-                analysis = analyze_decoded(services.analyzer, clip, options)
-        body = analysis_json(analysis, request_id, services.analyzer.model_versions(options.detector))
+                analysis = analyze_decoded(services.analyzer, clip, upload.options)
+        body = analysis_json(analysis, upload.request_id, services.analyzer.model_versions(upload.options.detector))
         observe_analysis(analysis.timing_ms, len(body.get("faces") or body.get("tracks") or []))
         return analysis.media, json.dumps(body)
 
     try:  # the quota is checked (after any replay) before work() decodes anything
         body, replayed = metering.run_metered(
-            services.db, account, plan, request_id, api_key_id, idempotency_key, fingerprint, work
+            services.db,
+            upload.account,
+            upload.plan,
+            upload.request_id,
+            upload.api_key_id,
+            upload.idempotency_key,
+            upload.fingerprint,
+            work,
         )
     finally:
         if clip:
@@ -169,19 +166,21 @@ def submit_session(
     """
     pepper = services.settings.api_key_pepper
     row, receipt = studies.new_session(study, stimulus_started_ms, consent, segment, variables, pepper)
-    fingerprint = metering.fingerprint(data, (study.id, stimulus_started_ms, segment, *sorted(variables.items())))
-    body, replayed = submit_job(
-        services,
+    upload = Upload(
         account,
         plan,
         study.api_key_id,
         request_id,
         data,
         AnalysisOptions(),
+        idempotency_key,
+        metering.fingerprint(data, (study.id, stimulus_started_ms, segment, *sorted(variables.items()))),
+    )
+    body, replayed = submit_job(
+        services,
+        upload,
         clip,
         None,
-        idempotency_key,
-        fingerprint,
         kind=studies.JOB_KIND,
         attach=studies.attach(row),
         answer=studies.session_json(row),

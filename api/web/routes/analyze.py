@@ -35,21 +35,18 @@ def analyze():
         show_rate_limit(decision)
     idempotency_key = read_idempotency_key()
     field, data, options, delivery = _parse(services.settings.limits.max_upload_bytes)
-    fingerprint = metering.fingerprint(data, (options, delivery))
+    upload = submission.Upload(
+        g.account,
+        plan,
+        g.api_key_id,
+        g.request_id,
+        data,
+        options,
+        idempotency_key,
+        metering.fingerprint(data, (options, delivery)),
+    )
     with metering_problems(), webhook_problems(), admission_problems(), media_problems(field):
-        body, replayed, job_id = submission.analyze(
-            services,
-            g.account,
-            plan,
-            g.api_key_id,
-            g.request_id,
-            data,
-            options,
-            delivery["run_async"],
-            delivery["webhook_url"],
-            idempotency_key,
-            fingerprint,
-        )
+        body, replayed, job_id = submission.analyze(services, upload, delivery["run_async"], delivery["webhook_url"])
     if job_id is None:
         return replayable(Response(body, mimetype="application/json"), replayed)
     response = Response(body, status=202, mimetype="application/json")
