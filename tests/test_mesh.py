@@ -12,6 +12,7 @@ from api.engine import detection
 from api.engine.analyzer import AnalysisOptions
 from api.engine.blazeface import BlazeFaceClient
 from api.engine.mesh import POINTS, face_box, five_points, head_pose
+from api.engine.preprocess import eye_line_degrees
 from tests.conftest import FACES
 from tests.test_blazeface import rotated
 
@@ -75,15 +76,16 @@ def test_the_api_gives_pose_always_and_the_mesh_on_request(client, auth, assert_
     assert len(with_mesh["mesh"]) == POINTS and len(with_mesh["mesh"][0]) == 3
 
 
-def test_blazeface_faces_take_their_five_points_from_the_confirming_mesh_and_dlib_sized_crops(analyzer):
-    """On BlazeFace's boxes the named points are those of the mesh that confirmed the face (they sit on dlib's
-    own within a few percent of the eye distance), and the emotion crop has the size dlib's box gives the
-    same face."""
+def test_blazeface_faces_take_their_five_points_from_the_mesh_and_dlib_sized_crops(analyzer):
+    """On BlazeFace's boxes the named points are the mesh's, run levelled by the eyes of the mesh that confirmed
+    the face (they sit on dlib's own within a few percent of the eye distance), and the emotion crop has the
+    size dlib's box gives the same face."""
     pixels = cv2.imread(str(FACES / "img1.jpg"))
     found = {name: analyzer._find_faces(pixels, AnalysisOptions(detector=name)) for name in ("dlib", "blazeface")}
     ((dlib_face,), (dlib_crop,)), ((blaze_face,), (blaze_crop,)) = found["dlib"], found["blazeface"]
     (detected,) = detection.detect(analyzer.detectors["blazeface"], pixels)
-    np.testing.assert_allclose(blaze_face.landmarks, five_points(detected.mesh), atol=1e-3)
+    levelled = analyzer.mesh(pixels, detected.box, eye_line_degrees(five_points(detected.mesh)))
+    np.testing.assert_allclose(blaze_face.landmarks, five_points(levelled.points), atol=1e-3)
     eye_distance = np.linalg.norm(dlib_face.landmarks[0:2].mean(axis=0) - dlib_face.landmarks[2:4].mean(axis=0))
     assert np.linalg.norm(blaze_face.landmarks - dlib_face.landmarks, axis=1).max() < 0.1 * eye_distance
     assert blaze_crop.shape[0] == pytest.approx(dlib_crop.shape[0], rel=0.05)
