@@ -56,8 +56,8 @@ SMALL_FACE_MAX_SIDE = 1280
 class Detection:
     box: np.ndarray  # (x, y, w, h) in source pixels
     confidence: float | None  # None: no detector ran ("skip")
-    # (468, 3) in source pixels where the detector ran the face mesh to confirm the face (BlazeFace), so
-    # that it is not run twice
+    # (468, 3) in source pixels: the mesh that confirmed the face (BlazeFace). Its eyes level the face's own
+    # mesh, and a face that has one is followed by the mesh in clips.
     mesh: np.ndarray | None = None
 
 
