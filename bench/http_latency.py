@@ -301,6 +301,7 @@ class MemorySampler(threading.Thread):
 
 def main() -> None:
     sys.path.insert(0, str(ROOT))
+    from api.engine.detection import DEFAULT_DETECTOR
     from api.wiring.config import DEFAULT_EMOTION_MODEL
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -318,7 +319,7 @@ def main() -> None:
         type=Path,
         help="also serve the engine checked out in DIR (e.g. `git worktree add /tmp/base HEAD`) and load it in turns",
     )
-    parser.add_argument("--detector", default="dlib", help="the `detector` form field of every request")
+    parser.add_argument("--detector", default=DEFAULT_DETECTOR, help="the `detector` form field of every request")
     parser.add_argument(
         "--baseline-detector", help="also load the same server with this detector in turns (the baseline rows)"
     )

@@ -35,6 +35,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from api.engine.detection import DEFAULT_DETECTOR  # noqa: E402
 from api.engine.results import expression_kind  # noqa: E402
 from api.engine.track_building import greedy_pairs  # noqa: E402
 
@@ -275,7 +276,7 @@ def main() -> None:
     parser.add_argument("--no-speed", action="store_true")
     parser.add_argument(
         "--detector",
-        default="dlib",
+        default=DEFAULT_DETECTOR,
         help="face detector (api.engine.detection.DETECTORS); several, comma-separated, read the same clips",
     )
     args = parser.parse_args()

@@ -167,7 +167,7 @@ def test_analyze_photo_from_path_bytes_and_file(client):
     assert face.box.w > 100 and face.confidence is not None and face.landmarks is not None
     assert (result.media.type, result.media.format, result.media.frames_analyzed) == ("image", "jpeg", 1)
     assert result.raw["faces"][0]["box"] == {"x": face.box.x, "y": face.box.y, "w": face.box.w, "h": face.box.h}
-    assert result.request_id == result.raw["request_id"] and result.model.detector == "dlib"
+    assert result.request_id == result.raw["request_id"] and result.model.detector == "blazeface"
     with pytest.raises(dataclasses.FrozenInstanceError):
         face.dominant_emotion = "sad"
 

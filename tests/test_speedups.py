@@ -25,8 +25,8 @@ pytestmark = pytest.mark.data
 @pytest.mark.parametrize(
     "name, faces", [("couple.jpg", 2), ("img1.jpg", 1), ("selfie-many-people.jpg", 4), ("img10.jpg", 1)]
 )
-def test_chosen_detector_setting_finds_the_faces_in_real_photos(analyzer, name, faces):
-    result = analyze_bytes(analyzer, (FACES / name).read_bytes(), AnalysisOptions(), Limits())
+def test_chosen_dlib_setting_finds_the_faces_in_real_photos(analyzer, name, faces):
+    result = analyze_bytes(analyzer, (FACES / name).read_bytes(), AnalysisOptions(detector="dlib"), Limits())
     assert len(result.faces) == faces
 
 

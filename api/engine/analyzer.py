@@ -71,7 +71,7 @@ def configure_deepface(deepface_home: Path, threads: int) -> None:
 
 @dataclass(frozen=True)
 class AnalysisOptions:
-    detector: str = "dlib"
+    detector: str = detection.DEFAULT_DETECTOR
     min_face_size: int = 0
     max_faces: int = 20
     return_landmarks: bool = True

@@ -41,6 +41,9 @@ from api.engine.blazeface import BlazeFaceClient
 DEEPFACE_DETECTORS = ("dlib", "opencv")
 BLAZEFACE = "blazeface"
 DETECTORS = (*DEEPFACE_DETECTORS, BLAZEFACE)
+# Chosen by bench/face_detection.py and its companions (models/face_detection/MODEL_CARD.md): it finds
+# turned, tilted, cut-off, small and dimmed faces that dlib's HOG misses, and follows clips faster.
+DEFAULT_DETECTOR = BLAZEFACE
 SKIP = "skip"
 # Detectors run on a downscaled copy: cost grows with pixels, and faces smaller than
 # ~1/8 of a 640 px frame are found only when the request asks for them (min_face_size).

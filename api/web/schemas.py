@@ -9,7 +9,7 @@ from marshmallow import Schema, ValidationError, fields, post_load, pre_load, va
 
 from api.domain import passwords, studies
 from api.domain.audience import CSV_TABLES, GRID_MS
-from api.engine.detection import DETECTORS, SKIP
+from api.engine.detection import DEFAULT_DETECTOR, DETECTORS, SKIP
 from api.engine.media import MAX_SAMPLE_FPS
 
 # NUL is refused by PostgreSQL, a lone surrogate cannot be encoded for SQLite: neither is text anyone means.
@@ -54,7 +54,7 @@ class MicroExpressionOptionsSchema(StrictSchema):
 
 
 class AnalyzeOptionsSchema(StrictSchema):
-    detector = fields.String(load_default="dlib", validate=validate.OneOf([*DETECTORS, SKIP]))
+    detector = fields.String(load_default=DEFAULT_DETECTOR, validate=validate.OneOf([*DETECTORS, SKIP]))
     min_face_size = fields.Integer(load_default=0, validate=validate.Range(0, 10_000))
     max_faces = fields.Integer(load_default=20, validate=validate.Range(1, 100))
     return_landmarks = fields.Boolean(load_default=True)

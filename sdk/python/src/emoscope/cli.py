@@ -246,7 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     analyze.add_argument("--fps", type=float, help="clips: frames analysed per second (0.1-240)")
     analyze.add_argument(
-        "--detector", choices=["dlib", "opencv", "blazeface", "skip"], help="face detector (default dlib)"
+        "--detector", choices=["dlib", "opencv", "blazeface", "skip"], help="face detector (default blazeface)"
     )
     analyze.add_argument("--min-face-size", type=int, metavar="PX", help="drop faces smaller than this")
     analyze.add_argument("--max-faces", type=int, metavar="N", help="at most N faces per picture or frame")
