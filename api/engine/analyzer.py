@@ -101,6 +101,8 @@ class Analyzer:
         configure_deepface(deepface_home, threads)
         self.emotion_model_name = emotion_model
         self.emotion_model_sha256 = load_manifest()[emotion_model].sha256
+        # Read once: importlib.metadata parses the package's METADATA on every call (~1.5 ms a request).
+        self.deepface_version = version("deepface")
         self.detectors = {name: detection.load_detector(name) for name in detection.DEEPFACE_DETECTORS}
         self.mesh = FaceMesh(paths[MESH_MANIFEST_NAME])
         full_range = BlazeFace(FULL_RANGE, paths[FULL_RANGE.manifest_name])
@@ -126,7 +128,7 @@ class Analyzer:
             "detector": detector,
             "emotion": self.emotion_model_name,
             "emotion_sha256": self.emotion_model_sha256,
-            "deepface": version("deepface"),
+            "deepface": self.deepface_version,
         }
 
     def _warm_up(self) -> None:
