@@ -210,8 +210,7 @@ class BlazeFace:
         size = self.spec.input_side
         scale = size / (max(height, width) + 2 * margin)
         small_w, small_h = max(1, round(width * scale)), max(1, round(height * scale))
-        interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-        small = cv2.resize(image, (small_w, small_h), interpolation=interpolation)
+        small = shrink(image, (small_w, small_h)) if scale < 1 else cv2.resize(image, (small_w, small_h))
         mirrored = min(int(round(margin * scale)), small_w - 1, small_h - 1)
         pad_x, pad_y = (size - small_w) // 2 - mirrored, (size - small_h) // 2 - mirrored
         if mirrored > 0:
@@ -241,6 +240,17 @@ class BlazeFace:
         corners = np.concatenate([centres - half - origin, centres + half - origin], axis=1) * np.tile(to_picture, 2)
         keypoints = ((anchors[:, None, :] * size + raw[:, 4:16].reshape(-1, 6, 2)) - origin) * to_picture
         return corners.astype(np.float32), keypoints.astype(np.float32), scores
+
+
+def shrink(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """The picture averaged down to `size` (w, h): halved while it is at least twice as large (a linear
+    halving averages each 2x2 block), then INTER_AREA for the rest. INTER_AREA alone at a ratio that is no
+    whole number takes OpenCV's generic path: ~1 ms from 640x480 to the model's input against ~0.25, and
+    ~8 ms from a 2280 px photo to its 640 px copy."""
+    width, height = size
+    while image.shape[1] >= 2 * width and image.shape[0] >= 2 * height:
+        image = cv2.resize(image, (image.shape[1] // 2, image.shape[0] // 2), interpolation=cv2.INTER_LINEAR)
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
 
 
 # One look at a picture: a model and the number of parts it also sees (BlazeFace.candidates).
