@@ -171,6 +171,19 @@ class _Flows:
         return pooled - _fit_head_motion(pooled) * FACE_WINDOW_CELLS[None, :, :, None] if len(pairs) else pooled
 
 
+# Cell centres (px from the crop's centre) and the design of the head-motion fit over the face
+# cells: constant, so built once. Rows: the x equations of every face cell, then the y equations.
+_PX = ((_XS - 0.5) * ALIGNED_SIZE).ravel()
+_PY = ((_YS - 0.5) * ALIGNED_SIZE).ravel()
+_FIT_X, _FIT_Y = _PX[FACE_CELLS.ravel()], _PY[FACE_CELLS.ravel()]
+_ONES, _ZEROS = np.ones(len(_FIT_X)), np.zeros(len(_FIT_X))
+_FIT_DESIGN = np.concatenate(
+    [np.stack([_ONES, _ZEROS, _FIT_X, -_FIT_Y], 1), np.stack([_ZEROS, _ONES, _FIT_Y, _FIT_X], 1)]
+)  # (2n, 4)
+# A cell's x and y equations share its weight: the normal matrix is weights @ this (n, 16).
+_FIT_OUTER = (_FIT_DESIGN[:, :, None] * _FIT_DESIGN[:, None, :]).reshape(2, len(_FIT_X), 16).sum(axis=0)
+
+
 def _fit_head_motion(cells: np.ndarray, iterations: int = 3) -> np.ndarray:
     """Robust similarity (shift, scale, rotation) fitted to pooled flow over face cells, per pair.
 
@@ -179,28 +192,23 @@ def _fit_head_motion(cells: np.ndarray, iterations: int = 3) -> np.ndarray:
     alignment jitter. The MEGC baselines subtract the nose's mean flow; a fit over the whole face
     also removes the small rotation and scale errors that 5-point alignment leaves.
     """
-    px = ((_XS - 0.5) * ALIGNED_SIZE).ravel()
-    py = ((_YS - 0.5) * ALIGNED_SIZE).ravel()
     mask = FACE_CELLS.ravel()
-    x, y = px[mask], py[mask]
-    n = len(x)
-    ones, zeros = np.ones(n), np.zeros(n)
-    design = np.concatenate([np.stack([ones, zeros, x, -y], 1), np.stack([zeros, ones, y, x], 1)])  # (2n, 4)
+    n = len(_FIT_X)
     flat = cells.reshape(len(cells), -1, 2).astype(np.float64)
     target = np.concatenate([flat[:, mask, 0], flat[:, mask, 1]], axis=1)  # (P, 2n)
-    weights = np.ones_like(target)
+    w = np.ones((len(cells), n))
     params = np.zeros((len(cells), 4))
     for _ in range(iterations):
-        normal = np.einsum("pk,ki,kj->pij", weights, design, design) + 1e-6 * np.eye(4)
-        rhs = np.einsum("pk,ki,pk->pi", weights, design, target)
+        # Weighted least squares as plain matrix products (BLAS), not a three-operand einsum.
+        normal = (w @ _FIT_OUTER).reshape(-1, 4, 4) + 1e-6 * np.eye(4)
+        rhs = (np.concatenate([w, w], axis=1) * target) @ _FIT_DESIGN
         params = np.linalg.solve(normal, rhs[..., None])[..., 0]
-        residual = target - params @ design.T
+        residual = target - params @ _FIT_DESIGN.T
         r = np.hypot(residual[:, :n], residual[:, n:])
         scale = np.maximum(1.4826 * np.median(r, axis=1, keepdims=True), 0.05)
         w = 1.0 / (1.0 + (r / (2.0 * scale)) ** 2)
-        weights = np.concatenate([w, w], axis=1)
-    dx = params[:, 0:1] + params[:, 2:3] * px - params[:, 3:4] * py
-    dy = params[:, 1:2] + params[:, 3:4] * px + params[:, 2:3] * py
+    dx = params[:, 0:1] + params[:, 2:3] * _PX - params[:, 3:4] * _PY
+    dy = params[:, 1:2] + params[:, 3:4] * _PX + params[:, 2:3] * _PY
     return np.stack([dx, dy], axis=-1).reshape(cells.shape).astype(np.float32)
 
 
@@ -227,28 +235,26 @@ def _median_over_references(flows: _Flows, refs: np.ndarray) -> np.ndarray:
     small displacements are antisymmetric to well under the noise).
     """
     keys: dict[tuple[int, int], int] = {}
-    for i, row in enumerate(refs):
-        for r in row:
-            if r >= 0:
-                keys.setdefault((min(i, int(r)), max(i, int(r))), len(keys))
-    pooled = flows(list(keys))
-    per_ref = np.full(refs.shape + (GRID, GRID, 2), np.nan, np.float32)
+    index = np.zeros(refs.shape, np.int64)
+    sign = np.zeros(refs.shape, np.float32)
     for i, row in enumerate(refs):
         for k, r in enumerate(row):
             if r >= 0:
                 a, b = min(i, int(r)), max(i, int(r))
+                index[i, k] = keys.setdefault((a, b), len(keys))
                 # Flow a -> b is "b relative to a": this frame relative to its reference when i == b.
-                per_ref[i, k] = pooled[keys[(a, b)]] * (1.0 if i == b else -1.0)
-    valid = ~np.isnan(per_ref[:, :, 0, 0, 0])
+                sign[i, k] = 1.0 if i == b else -1.0
     out = np.zeros((len(refs), GRID, GRID, 2), np.float32)
-    for count in range(1, refs.shape[1] + 1):  # nanmedian, grouped by how many references a frame has
-        rows = np.nonzero(valid.sum(axis=1) == count)[0]
-        if len(rows):
-            vals = per_ref[rows]
-            order = np.argsort(~valid[rows], axis=1, kind="stable")[:, :count]
-            picked = np.take_along_axis(vals, order[:, :, None, None, None], axis=1)
-            out[rows] = np.median(picked, axis=1)
-    return out
+    if not keys:
+        return out
+    valid = (refs >= 0)[:, :, None, None, None]
+    per_ref = np.where(valid, flows(list(keys))[index] * sign[:, :, None, None, None], np.nan)
+    # A nanmedian: NaN sorts last, so a frame's median is the middle of its first `count` values.
+    ordered = np.sort(per_ref, axis=1)
+    count = valid.sum(axis=1, keepdims=True)
+    lo = np.take_along_axis(ordered, np.maximum(count - 1, 0) // 2, axis=1)[:, 0]
+    hi = np.take_along_axis(ordered, count // 2, axis=1)[:, 0]
+    return np.where(count[:, 0] > 0, (lo + hi) / np.float32(2.0), out)
 
 
 def _smooth(x: np.ndarray, width: int) -> np.ndarray:
