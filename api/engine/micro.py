@@ -176,17 +176,10 @@ class _Flows:
         return pooled - _fit_head_motion(pooled) * FACE_WINDOW_CELLS[None, :, :, None] if len(pairs) else pooled
 
 
-# Cell centres (px from the crop's centre) and the design of the head-motion fit over the face
-# cells: constant, so built once. Rows: the x equations of every face cell, then the y equations.
+# Cell centres in px from the crop's centre: all cells, and the face cells the head motion is fitted to.
 _PX = ((_XS - 0.5) * ALIGNED_SIZE).ravel()
 _PY = ((_YS - 0.5) * ALIGNED_SIZE).ravel()
 _FIT_X, _FIT_Y = _PX[FACE_CELLS.ravel()], _PY[FACE_CELLS.ravel()]
-_ONES, _ZEROS = np.ones(len(_FIT_X)), np.zeros(len(_FIT_X))
-_FIT_DESIGN = np.concatenate(
-    [np.stack([_ONES, _ZEROS, _FIT_X, -_FIT_Y], 1), np.stack([_ZEROS, _ONES, _FIT_Y, _FIT_X], 1)]
-)  # (2n, 4)
-# A cell's x and y equations share its weight: the normal matrix is weights @ this (n, 16).
-_FIT_OUTER = (_FIT_DESIGN[:, :, None] * _FIT_DESIGN[:, None, :]).reshape(2, len(_FIT_X), 16).sum(axis=0)
 
 
 def _fit_head_motion(cells: np.ndarray, iterations: int = 3) -> np.ndarray:
@@ -196,20 +189,33 @@ def _fit_head_motion(cells: np.ndarray, iterations: int = 3) -> np.ndarray:
     face cells and is down-weighted (Cauchy weights), so the fit is the residual head motion and
     alignment jitter. The MEGC baselines subtract the nose's mean flow; a fit over the whole face
     also removes the small rotation and scale errors that 5-point alignment leaves.
+
+    The model is dx = a + c x - d y, dy = b + d x + c y. Its weighted normal equations are written
+    out as sums over cells, not matrix products: NumPy's BLAS wakes its own thread pool for
+    products this size, which costs more than the arithmetic on a core per worker.
     """
     mask = FACE_CELLS.ravel()
-    n = len(_FIT_X)
     flat = cells.reshape(len(cells), -1, 2).astype(np.float64)
-    target = np.concatenate([flat[:, mask, 0], flat[:, mask, 1]], axis=1)  # (P, 2n)
-    w = np.ones((len(cells), n))
+    u, v = flat[:, mask, 0], flat[:, mask, 1]  # (P, n) flow of the face cells
+    x, y = _FIT_X, _FIT_Y
+    w = np.ones_like(u)
     params = np.zeros((len(cells), 4))
     for _ in range(iterations):
-        # Weighted least squares as plain matrix products (BLAS), not a three-operand einsum.
-        normal = (w @ _FIT_OUTER).reshape(-1, 4, 4) + 1e-6 * np.eye(4)
-        rhs = (np.concatenate([w, w], axis=1) * target) @ _FIT_DESIGN
+        sw, swx, swy, swr = w.sum(1), (w * x).sum(1), (w * y).sum(1), (w * (x * x + y * y)).sum(1)
+        zero = np.zeros_like(sw)
+        normal = np.stack(
+            [
+                np.stack([sw, zero, swx, -swy], 1),
+                np.stack([zero, sw, swy, swx], 1),
+                np.stack([swx, swy, swr, zero], 1),
+                np.stack([-swy, swx, zero, swr], 1),
+            ],
+            1,
+        ) + 1e-6 * np.eye(4)
+        rhs = np.stack([(w * u).sum(1), (w * v).sum(1), (w * (x * u + y * v)).sum(1), (w * (x * v - y * u)).sum(1)], 1)
         params = np.linalg.solve(normal, rhs[..., None])[..., 0]
-        residual = target - params @ _FIT_DESIGN.T
-        r = np.hypot(residual[:, :n], residual[:, n:])
+        a, b, c, d = (params[:, k : k + 1] for k in range(4))
+        r = np.hypot(u - (a + c * x - d * y), v - (b + d * x + c * y))
         scale = np.maximum(1.4826 * np.median(r, axis=1, keepdims=True), 0.05)
         w = 1.0 / (1.0 + (r / (2.0 * scale)) ** 2)
     dx = params[:, 0:1] + params[:, 2:3] * _PX - params[:, 3:4] * _PY
