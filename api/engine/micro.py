@@ -334,12 +334,16 @@ def _neutral_pair(
     before, after = sides
     if not before or not after:
         return (before[0] if before else None), (after[0] if after else None)
-    pairs = [(p, q) for p in before for q in after]
-    distance = np.array([t[q] - t[p] for p, q in pairs])
-    scores = _region_scores(flows(pairs), noise).max(axis=1) / _drift_scale(distance)
-    ok = scores <= CONSISTENT_SCORE
-    k = int(np.argmin(np.where(ok, distance, np.inf))) if ok.any() else int(np.argmin(scores))
-    return pairs[k]
+    # Closest pair first (a stable sort keeps ties in order): the first consistent one ends the
+    # search, so the flow of farther pairs (~0.6 ms each, up to 100 of them) is rarely needed.
+    pairs = sorted(((p, q) for p in before for q in after), key=lambda pq: t[pq[1]] - t[pq[0]])
+    scores = []
+    for p, q in pairs:
+        score = float(_region_scores(flows([(p, q)]), noise).max() / _drift_scale(t[q] - t[p]))
+        if score <= CONSISTENT_SCORE:
+            return p, q
+        scores.append(score)
+    return pairs[int(np.argmin(scores))]
 
 
 def _drift_scale(span_ms: float | np.ndarray) -> np.ndarray:
