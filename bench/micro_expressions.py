@@ -12,23 +12,31 @@ whole pipeline on a 640x480, 30 fps single-face clip.
     python bench/micro_expressions.py                # default suite: 34 event + 12 no-event clips, ~4-5 min
     python bench/micro_expressions.py --scale 0.3    # a quick subset
     python bench/micro_expressions.py --detector dlib,blazeface   # both detectors on the same clips
+    python bench/micro_expressions.py --baseline-root /tmp/base   # this spotter and another on the same crops
 
 Compare detectors in one run (a comma-separated ``--detector``): each clip is rendered once and every
 detector reads the same bytes. The H.264 encoding is not bit-for-bit repeatable between renders
 (libx264 through PyAV gives a different stream for the same frames from one render to the next, even
 with one thread), and a borderline event can come and go with it: two separate runs compare two
 different encodings of the suite, not the detectors alone.
+
+``--baseline-root DIR`` compares spotters: every track is spotted by this checkout's
+``api/engine/micro.py`` and by the one under DIR (e.g. ``git worktree add /tmp/base HEAD``), on the
+same crops, and both are scored ("baseline <detector>"). Only micro.py comes from DIR; decoding,
+detection and alignment are this checkout's.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import sys
 import tempfile
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -152,6 +160,7 @@ def run_clip(analyzer, spec, sensitivity: float, detector: str, clip=None) -> Cl
         Limits(),
     )
     elapsed = time.perf_counter() - started
+    predicted = event_dicts(analysis.micro_expressions)
     truth = [
         {
             "onset_ms": e.onset_ms,
@@ -164,7 +173,14 @@ def run_clip(analyzer, spec, sensitivity: float, detector: str, clip=None) -> Cl
         }
         for e in spec.events
     ]
-    predicted = [
+    counts = score_clip(
+        [(p["onset_ms"], p["offset_ms"]) for p in predicted], [(t["onset_ms"], t["offset_ms"]) for t in truth], spec.fps
+    )
+    return ClipResult(spec.name, spec.fps, spec.seconds, truth, predicted, len(analysis.frames), elapsed, counts)
+
+
+def event_dicts(events) -> list[dict]:
+    return [
         {
             "onset_ms": e.onset_ms,
             "apex_ms": e.apex_ms,
@@ -175,12 +191,42 @@ def run_clip(analyzer, spec, sensitivity: float, detector: str, clip=None) -> Cl
             "track_id": e.track_id,
             "regions": [(r.name, round(r.magnitude, 2), r.action_units) for r in e.regions],
         }
-        for e in analysis.micro_expressions
+        for e in sorted(events, key=lambda e: (e.onset_ms, e.track_id))
     ]
+
+
+def rescored(result: ClipResult, events) -> ClipResult:
+    """`result` with other predicted events (another spotter's on the same clip), scored."""
+    predicted = event_dicts(events)
     counts = score_clip(
-        [(p["onset_ms"], p["offset_ms"]) for p in predicted], [(t["onset_ms"], t["offset_ms"]) for t in truth], spec.fps
+        [(p["onset_ms"], p["offset_ms"]) for p in predicted],
+        [(t["onset_ms"], t["offset_ms"]) for t in result.truth],
+        result.fps,
     )
-    return ClipResult(spec.name, spec.fps, spec.seconds, truth, predicted, len(analysis.frames), elapsed, counts)
+    return replace(result, predicted=predicted, counts=counts)
+
+
+def spot_with_baseline(root: Path) -> tuple[list, Callable[[], None]]:
+    """Make the analyzer also run the spotter under `root` on every track it spots.
+
+    Returns the list that collects the baseline's events (the caller empties it per clip) and a
+    function that puts the analyzer's own spotter back alone."""
+    from api.engine import micro
+
+    spec = importlib.util.spec_from_file_location("baseline_micro", root / "api" / "engine" / "micro.py")
+    assert spec is not None and spec.loader is not None, root
+    baseline = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(baseline)
+    ours = micro.spot_micro_expressions
+    collected: list = []
+
+    def both(aligned, timestamps_ms, emotions, sensitivity):
+        # The analyzer sets each event's track id; the scoring does not use it.
+        collected.extend(baseline.spot_micro_expressions(aligned, timestamps_ms, emotions, sensitivity))
+        return ours(aligned, timestamps_ms, emotions, sensitivity)
+
+    micro.spot_micro_expressions = both
+    return collected, lambda: setattr(micro, "spot_micro_expressions", ours)
 
 
 def speed_clip_bytes(seconds: float = 10.0, seed: int = 11) -> bytes:
@@ -279,6 +325,11 @@ def main() -> None:
         default=DEFAULT_DETECTOR,
         help="face detector (api.engine.detection.DETECTORS); several, comma-separated, read the same clips",
     )
+    parser.add_argument(
+        "--baseline-root",
+        type=Path,
+        help="a checkout whose api/engine/micro.py also spots every track, on the same crops, for comparison",
+    )
     args = parser.parse_args()
 
     from api.engine.analyzer import Analyzer
@@ -289,38 +340,49 @@ def main() -> None:
     detectors = [d.strip() for d in args.detector.split(",") if d.strip()]
     analyzer = Analyzer(Path(tempfile.mkdtemp()), DEFAULT_EMOTION_MODEL, threads=1)
     event_specs, quiet_specs = benchmark_specs(args.seed, args.scale)
-    results: dict[str, list[ClipResult]] = {d: [] for d in detectors}
-    quiet: dict[str, list[ClipResult]] = {d: [] for d in detectors}
+    names = detectors + ([f"baseline {d}" for d in detectors] if args.baseline_root else [])
+    results: dict[str, list[ClipResult]] = {n: [] for n in names}
+    quiet: dict[str, list[ClipResult]] = {n: [] for n in names}
+    baseline_events, restore = spot_with_baseline(args.baseline_root.resolve()) if args.baseline_root else ([], None)
     for spec in event_specs + quiet_specs:
         clip = render_clip(spec)
         for detector in detectors:
+            baseline_events.clear()
             r = run_clip(analyzer, spec, args.sensitivity, detector, clip)
             (results if spec.events else quiet)[detector].append(r)
             c = r.counts["overall"]
-            print(
+            line = (
                 f"{r.name:16s} {detector:10s} {r.frames:4d} frames {r.analyse_s:6.1f}s  "
-                f"truth {c.n_true}  predicted {c.n_pred}  tp {c.tp}",
-                flush=True,
+                f"truth {c.n_true}  predicted {c.n_pred}  tp {c.tp}"
             )
+            if args.baseline_root:
+                b = rescored(r, baseline_events)
+                (results if spec.events else quiet)[f"baseline {detector}"].append(b)
+                line += f"  baseline: predicted {b.counts['overall'].n_pred}  tp {b.counts['overall'].tp}"
+            print(line, flush=True)
+    if restore:
+        restore()  # speed is measured with this checkout's spotter alone
     summaries = {}
-    for detector in detectors:
-        summary = summarise(results[detector], quiet[detector])
+    for name in names:
+        summary = summarise(results[name], quiet[name])
         summary["clips"] = {
-            "event": len(results[detector]),
-            "no_event": len(quiet[detector]),
-            "events": sum(len(r.truth) for r in results[detector]),
-            "micro_events": sum(t["kind"] == "micro" for r in results[detector] for t in r.truth),
+            "event": len(results[name]),
+            "no_event": len(quiet[name]),
+            "events": sum(len(r.truth) for r in results[name]),
+            "micro_events": sum(t["kind"] == "micro" for r in results[name] for t in r.truth),
         }
         summary["sensitivity"] = args.sensitivity
-        summary["detector"] = detector
+        summary["detector"] = name.removeprefix("baseline ")
         summary["seed"] = args.seed
-        if not args.no_speed:
-            summary["speed_640x480_30fps"] = measure_speed(analyzer, detector)
-        summaries[detector] = summary
+        if name not in detectors:
+            summary["spotter"] = str(args.baseline_root)
+        elif not args.no_speed:
+            summary["speed_640x480_30fps"] = measure_speed(analyzer, name)
+        summaries[name] = summary
     elapsed = round(time.perf_counter() - started, 1)
     for summary in summaries.values():
         summary["benchmark_seconds"] = elapsed
-    out = summaries[detectors[0]] if len(detectors) == 1 else summaries
+    out = summaries[names[0]] if len(names) == 1 else summaries
     print(json.dumps(out, indent=1))
     if args.json:
         clips = {
@@ -328,11 +390,11 @@ def main() -> None:
                 {"name": r.name, "fps": r.fps, "truth": r.truth, "predicted": r.predicted}
                 for r in results[d] + quiet[d]
             ]
-            for d in detectors
+            for d in names
         }
         args.json.write_text(
             json.dumps(
-                {"summary": out, "clips": clips[detectors[0]] if len(detectors) == 1 else clips},
+                {"summary": out, "clips": clips[names[0]] if len(names) == 1 else clips},
                 indent=1,
                 default=str,
             )
