@@ -81,7 +81,8 @@ def test_clip_frames_fall_back_to_the_full_range_model_for_a_distant_face(analyz
     small = cv2.resize(face, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
     frame = np.full((480, 640), 110, np.uint8)
     frame[200 : 200 + small.shape[0], 300 : 300 + small.shape[1]] = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
-    assert find_faces(frame, analyzer.clip_detectors["blazeface"].looks) == []  # the short-range model
+    client = analyzer.clip_detectors["blazeface"]
+    assert find_faces(frame, client.looks, client.shrink) == []  # the short-range model
     (found,) = detection.detect(analyzer.clip_detectors["blazeface"], frame)
     assert 70 < found.box[2] < 130
 

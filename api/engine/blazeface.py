@@ -54,6 +54,7 @@ and CK+ and FER2013 faces are found in 99.6% and 77.7% of the pictures.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -169,13 +170,32 @@ def blend(corners: np.ndarray, keypoints: np.ndarray, scores: np.ndarray) -> lis
     return blended
 
 
+# How a picture is shrunk to a model's input: (picture, (w, h)) -> the smaller picture.
+Shrink = Callable[[np.ndarray, tuple[int, int]], np.ndarray]
+
+
+def area_shrink(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
+def halving_shrink(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """The picture averaged down to `size` (w, h): halved while it is at least twice as large (a linear
+    halving averages each 2x2 block), then INTER_AREA for the rest. INTER_AREA alone at a ratio that is no
+    whole number takes OpenCV's generic path: ~1 ms from 640x480 to the model's input against ~0.25, and
+    ~8 ms from a 2280 px photo to its 640 px copy."""
+    width, height = size
+    while image.shape[1] >= 2 * width and image.shape[0] >= 2 * height:
+        image = cv2.resize(image, (image.shape[1] // 2, image.shape[0] // 2), interpolation=cv2.INTER_LINEAR)
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
 class BlazeFace:
     def __init__(self, spec: ModelSpec, model_path: Path) -> None:
         self.spec = spec
         self._model = LiteRTModel(model_path)
         self._anchors = anchor_centres(spec)
 
-    def candidates(self, image: np.ndarray, tiles: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def candidates(self, image: np.ndarray, tiles: int, shrink: Shrink) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Every candidate of this model in a BGR or grey picture (uint8): corners (n, 4), keypoints
         (n, 6, 2) in its pixels (they may cross its edges) and scores (n,), from the whole picture with
         its mirrored margin and, with `tiles` > 0, that many overlapping parts along the longer side,
@@ -193,13 +213,15 @@ class BlazeFace:
                 )
         corner_parts, keypoint_parts, score_parts = [], [], []
         for part, x, y, margin in passes:
-            part_corners, part_keypoints, part_scores = self._candidates(part, margin)
+            part_corners, part_keypoints, part_scores = self._candidates(part, margin, shrink)
             corner_parts.append(part_corners + np.array([x, y, x, y], np.float32))
             keypoint_parts.append(part_keypoints + np.array([x, y], np.float32))
             score_parts.append(part_scores)
         return np.concatenate(corner_parts), np.concatenate(keypoint_parts), np.concatenate(score_parts)
 
-    def _candidates(self, image: np.ndarray, margin: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _candidates(
+        self, image: np.ndarray, margin: float, shrink: Shrink
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """One pass of the model over the picture (BGR or grey) extended on every side by `margin` of its pixels
         mirrored, letterboxed (centred on a square, so faces keep their shape): corners (n, 4),
         keypoints (n, 6, 2) in the picture's pixels, and scores (n,).
@@ -242,25 +264,14 @@ class BlazeFace:
         return corners.astype(np.float32), keypoints.astype(np.float32), scores
 
 
-def shrink(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """The picture averaged down to `size` (w, h): halved while it is at least twice as large (a linear
-    halving averages each 2x2 block), then INTER_AREA for the rest. INTER_AREA alone at a ratio that is no
-    whole number takes OpenCV's generic path: ~1 ms from 640x480 to the model's input against ~0.25, and
-    ~8 ms from a 2280 px photo to its 640 px copy."""
-    width, height = size
-    while image.shape[1] >= 2 * width and image.shape[0] >= 2 * height:
-        image = cv2.resize(image, (image.shape[1] // 2, image.shape[0] // 2), interpolation=cv2.INTER_LINEAR)
-    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-
-
 # One look at a picture: a model and the number of parts it also sees (BlazeFace.candidates).
 Look = tuple[BlazeFace, int]
 
 
-def find_faces(image: np.ndarray, looks: tuple[Look, ...]) -> list[FaceCandidate]:
+def find_faces(image: np.ndarray, looks: tuple[Look, ...], shrink: Shrink) -> list[FaceCandidate]:
     """The faces the looks find together in a BGR or grey picture: their candidates blended as one set."""
     height, width = image.shape[:2]
-    found = [model.candidates(image, tiles) for model, tiles in looks]
+    found = [model.candidates(image, tiles, shrink) for model, tiles in looks]
     corners = np.concatenate([c for c, _, _ in found])
     keypoints = np.concatenate([k for _, k, _ in found])
     scores = np.concatenate([s for _, _, s in found])
@@ -281,12 +292,15 @@ class BlazeFaceClient(Detector):  # type: ignore[misc]  # DeepFace ships no type
 
     `looks` are blended together; `fallback`, if any, is looked with only when they find nothing (clip
     frames: the short-range model first, the full-range one when it finds nothing; module docstring).
-    Every face is kept only if the face mesh, run on it as MediaPipe runs it, says it holds a face."""
+    Every face is kept only if the face mesh, run on it as MediaPipe runs it, says it holds a face.
+    `shrink` brings the picture to each model's input, and a large picture to its 640 px copy."""
 
     thread_safe = True  # each thread runs its own LiteRT interpreters (litert.py), for the detector and the mesh
 
-    def __init__(self, looks: tuple[Look, ...], mesh: FaceMesh, fallback: tuple[Look, ...] = ()) -> None:
-        self.looks, self.mesh, self.fallback = looks, mesh, fallback
+    def __init__(
+        self, looks: tuple[Look, ...], mesh: FaceMesh, fallback: tuple[Look, ...] = (), shrink: Shrink = halving_shrink
+    ) -> None:
+        self.looks, self.mesh, self.fallback, self.shrink = looks, mesh, fallback, shrink
 
     def faces(self, img: np.ndarray) -> list[FaceCandidate]:
         """The faces in a BGR or grey picture, each with the mesh that confirmed it."""
@@ -319,7 +333,7 @@ class BlazeFaceClient(Detector):  # type: ignore[misc]  # DeepFace ships no type
         """The faces the mesh confirms, tilted ones boxed by their mesh (tilted_box); where two boxes then land
         on one face (a tilted face found twice, by parts of it), the better-scored one is kept."""
         faces: list[FaceCandidate] = []
-        for face in find_faces(img, looks):  # best score first
+        for face in find_faces(img, looks, self.shrink):  # best score first
             mesh = self.mesh(img, face.box, face.eye_line_degrees)
             mesh_box = None if mesh is None else face_box(mesh.points)
             if mesh is None or mesh_box is None:

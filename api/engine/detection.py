@@ -35,7 +35,7 @@ import dlib
 import numpy as np
 from deepface.modules import modeling
 
-from api.engine.blazeface import BlazeFaceClient, shrink
+from api.engine.blazeface import BlazeFaceClient
 
 # DeepFace's own clients, built by DeepFace; BlazeFace is ours (api/engine/blazeface.py) behind the same interface.
 DEEPFACE_DETECTORS = ("dlib", "opencv")
@@ -120,7 +120,7 @@ def detect(client: Any, image: np.ndarray, min_face_size: int = 0) -> list[Detec
         ]
     elif isinstance(client, BlazeFaceClient):
         scale = min(1.0, DETECT_MAX_SIDE / max(height, width))
-        small = image if scale == 1.0 else shrink(image, (round(width * scale), round(height * scale)))
+        small = image if scale == 1.0 else client.shrink(image, (round(width * scale), round(height * scale)))
         regions = [(*face.box, face.score, face.mesh) for face in client.faces(small)]
     else:
         scale = min(1.0, DETECT_MAX_SIDE / max(height, width))
