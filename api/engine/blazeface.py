@@ -182,7 +182,7 @@ def halving_shrink(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """The picture averaged down to `size` (w, h): halved while it is at least twice as large (a linear
     halving averages each 2x2 block), then INTER_AREA for the rest. INTER_AREA alone at a ratio that is no
     whole number takes OpenCV's generic path: ~1 ms from 640x480 to the model's input against ~0.25, and
-    ~8 ms from a 2280 px photo to its 640 px copy."""
+    ~14 ms from a 2,280 px photo to its 640 px copy against ~7."""
     width, height = size
     while image.shape[1] >= 2 * width and image.shape[0] >= 2 * height:
         image = cv2.resize(image, (image.shape[1] // 2, image.shape[0] // 2), interpolation=cv2.INTER_LINEAR)
