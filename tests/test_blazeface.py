@@ -83,7 +83,7 @@ def test_clip_frames_fall_back_to_the_full_range_model_for_a_distant_face(analyz
     frame[200 : 200 + small.shape[0], 300 : 300 + small.shape[1]] = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
     client = analyzer.clip_detectors["blazeface"]
     assert find_faces(frame, client.looks, client.shrink) == []  # the short-range model
-    (found,) = detection.detect(analyzer.clip_detectors["blazeface"], frame)
+    (found,) = detection.detect(client, frame)
     assert 70 < found.box[2] < 130
 
 
