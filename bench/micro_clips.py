@@ -522,27 +522,8 @@ def benchmark_specs(seed: int = 2024, scale: float = 1.0) -> tuple[list[ClipSpec
     for fps, count, seconds in plan:
         for _ in range(max(1, int(round(count * scale)))):
             sub = np.random.default_rng(rng.integers(2**32))
-            events = []
-            t = sub.uniform(0.6, 1.2)
-            while True:
-                kind = "micro" if sub.random() < 0.65 else "macro"
-                event = make_event(sub, kind, t, fps)
-                if event.offset_ms / 1000 > seconds - 0.5:
-                    break
-                events.append(event)
-                t = event.offset_ms / 1000 + sub.uniform(0.8, 1.8)
             event_clips.append(
-                ClipSpec(
-                    f"ev{i:02d}-{int(fps)}fps",
-                    photos[i % len(photos)],
-                    fps,
-                    seconds,
-                    events,
-                    int(sub.integers(2**31)),
-                    iod=float(sub.uniform(42, 52)),
-                    background=i % len(BACKGROUNDS),
-                    nuisance=_draw_nuisance(sub),
-                )
+                event_clip(sub, f"ev{i:02d}-{int(fps)}fps", photos[i % len(photos)], fps, seconds, i % len(BACKGROUNDS))
             )
             i += 1
     for j in range(max(1, int(round(12 * scale)))):
@@ -562,6 +543,33 @@ def benchmark_specs(seed: int = 2024, scale: float = 1.0) -> tuple[list[ClipSpec
             )
         )
     return event_clips, quiet_clips
+
+
+def event_clip(
+    rng: np.random.Generator, name: str, photo: str, fps: float, seconds: float, background: int
+) -> ClipSpec:
+    """A clip of events 0.8-1.8 s apart (micro two times in three), its face size and nuisances, all drawn
+    from `rng`. Event times are drawn in seconds: the same `rng` state gives the same events at any `fps`."""
+    events = []
+    t = rng.uniform(0.6, 1.2)
+    while True:
+        kind = "micro" if rng.random() < 0.65 else "macro"
+        event = make_event(rng, kind, t, fps)
+        if event.offset_ms / 1000 > seconds - 0.5:
+            break
+        events.append(event)
+        t = event.offset_ms / 1000 + rng.uniform(0.8, 1.8)
+    return ClipSpec(
+        name,
+        photo,
+        fps,
+        seconds,
+        events,
+        int(rng.integers(2**31)),
+        iod=float(rng.uniform(42, 52)),
+        background=background,
+        nuisance=_draw_nuisance(rng),
+    )
 
 
 def _draw_nuisance(rng: np.random.Generator) -> Nuisance:
