@@ -549,7 +549,9 @@ def event_clip(
     rng: np.random.Generator, name: str, photo: str, fps: float, seconds: float, background: int
 ) -> ClipSpec:
     """A clip of events 0.8-1.8 s apart (micro two times in three), its face size and nuisances, all drawn
-    from `rng`. Event times are drawn in seconds: the same `rng` state gives the same events at any `fps`."""
+    from `rng`. Event times are drawn in seconds: the same `rng` state gives the same events at any `fps`, within
+    two frames at 30 fps (each rate rounds times to its frames, and an event starts after the previous one's
+    rounded offset)."""
     events = []
     t = rng.uniform(0.6, 1.2)
     while True:

@@ -4,7 +4,8 @@ Three comparisons on clips drawn from one seed (by default 99, a draw neither tu
 every clip 5 s long, so that only what is compared differs:
 
 1. **The same events at 30, 60 and 120 fps.** Event times and nuisances are drawn in seconds from the
-   same generator state (`micro_clips.event_clip`), then rendered and encoded at each rate.
+   same generator state (`micro_clips.event_clip`; times agree within two frames at 30 fps), then rendered
+   and encoded at each rate.
 2. **The 120 fps render analysed at 120, 60 and 30 frames/s** (the request's `fps`): the same bytes,
    fewer frames for the spotter; all scored at 120 fps frames.
 3. **The 120 fps frames encoded at the clip's CRF and 3 and 6 below it** (better quality): the frames are

@@ -19,6 +19,7 @@ from bench.micro_clips import (
     ClipSpec,
     Event,
     Nuisance,
+    event_clip,
     locate_face,
     render_clip,
     single_event_clip,
@@ -179,6 +180,18 @@ def test_locate_face_finds_the_one_face():
 def test_events_are_known_frames():
     event = Event("smile", "mid", 30, 34, 39, 30.0, (34, 34))
     assert event.onset_ms == 1000.0 and event.kind == "micro" and event.emotion == "happy"
+
+
+def test_one_draw_gives_the_same_events_in_seconds_at_any_frame_rate():
+    # bench/micro_frame_rate.py compares frame rates on these clips: only the rate may differ. Each rate rounds
+    # times to its own frames, and the next event starts after the rounded offset: two frames at 30 fps.
+    clips = [event_clip(np.random.default_rng(5), "c", "img43.jpg", fps, 8.0, 0) for fps in (30.0, 120.0)]
+    slow, fast = (c.events for c in clips)
+    assert len(slow) == len(fast) >= 2
+    for a, b in zip(slow, fast):
+        assert (a.pattern, a.amplitude) == (b.pattern, b.amplitude)
+        assert abs(a.onset_ms - b.onset_ms) <= 2000 / 30 and abs(a.offset_ms - b.offset_ms) <= 2000 / 30
+    assert clips[0].nuisance == clips[1].nuisance and clips[0].seed == clips[1].seed
 
 
 def test_spotted_event_in_the_api_response_matches_the_contract(client, auth, assert_contract):
