@@ -107,16 +107,11 @@ def job_json(job: Job, result: dict | None = None) -> dict:
 
 def submit(
     ctx: JobContext,
-    account: Account,
-    plan: metering.Plan,
-    api_key_id: int,
-    request_id: str,
+    request: metering.MeteredRequest,
     data: bytes,
     options: AnalysisOptions,
     frames_total: int | None,
     webhook_url: str | None,
-    idempotency_key: str | None,
-    fingerprint: str,
     *,
     reserve_units: int,
     kind: str = ANALYSIS,
@@ -134,15 +129,15 @@ def submit(
     is not the account that the job belongs to.
     """
     with undone_on_error(ctx.storage) as put, ctx.db.session.begin() as session:
-        replay = metering.admit(session, account, plan, request_id, api_key_id, idempotency_key, fingerprint)
+        replay = metering.admit(session, request)
         if replay is not None:
             return json.loads(replay), None
-        owner = session.get(Account, account.id)
+        owner = session.get(Account, request.account.id)
         owner.webhook_secret = owner.webhook_secret or webhooks.new_webhook_secret()
         job = Job(
             id=f"job_{uuid.uuid4().hex}",
-            account_id=account.id,
-            request_id=request_id,
+            account_id=request.account.id,
+            request_id=request.request_id,
             kind=kind,
             options=dump_options(options),
             frames_total=frames_total,
@@ -156,9 +151,9 @@ def submit(
         session.add(job)
         session.flush()
         body = answer if answer is not None else job_json(job)
-        record = session.get(ApiRequest, request_id)
+        record = session.get(ApiRequest, request.request_id)
         record.status = "accepted"
-        record.response_body = json.dumps(body) if idempotency_key else None
+        record.response_body = json.dumps(body) if request.idempotency_key else None
     return body, job.id
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.exc import IntegrityError
@@ -79,6 +80,18 @@ def fingerprint(data: bytes, options: object) -> str:
     digest = hashlib.sha256(data)
     digest.update(repr(options).encode())
     return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class MeteredRequest:
+    """Whose request it is and how a retry of it is recognised: what the ledger needs to admit it."""
+
+    account: Account
+    plan: Plan
+    api_key_id: int
+    request_id: str
+    idempotency_key: str | None
+    fingerprint: str
 
 
 class IdempotencyConflict(Exception):
@@ -159,20 +172,19 @@ def forget_old_answers(session: Session) -> int:
     return repository.forget_answers(session, before=utcnow() - REPLAY_WINDOW)
 
 
-def admit(
-    session: Session,
-    account: Account,
-    plan: Plan,
-    request_id: str,
-    api_key_id: int,
-    idempotency_key: str | None,
-    request_fingerprint: str,
-) -> str | None:
+def admit(session: Session, request: MeteredRequest) -> str | None:
     """`begin`, then the quota check: a stored answer is replayed even when the quota is spent since
     (it was paid for). A refusal rolls the new ledger entry back with the caller's transaction."""
-    replay = begin(session, request_id, account.id, api_key_id, idempotency_key, request_fingerprint)
+    replay = begin(
+        session,
+        request.request_id,
+        request.account.id,
+        request.api_key_id,
+        request.idempotency_key,
+        request.fingerprint,
+    )
     if replay is None:
-        check_quota(session, account, plan)
+        check_quota(session, request.account, request.plan)
     return replay
 
 
@@ -209,33 +221,24 @@ def abandon(session: Session, request_id: str) -> None:
         session.delete(record)
 
 
-def run_metered(
-    db,
-    account: Account,
-    plan: Plan,
-    request_id: str,
-    api_key_id: int,
-    idempotency_key: str | None,
-    request_fingerprint: str,
-    work,
-) -> tuple[str, bool]:
+def run_metered(db, request: MeteredRequest, work) -> tuple[str, bool]:
     """Ledger entry (or replay), quota check, `work()` -> (MediaInfo, JSON body), then usage, exactly once.
 
     Returns (body, replayed). Any exception from `work` removes the ledger entry and propagates,
     so failed requests are never billed.
     """
     with db.session.begin() as session:
-        replay = admit(session, account, plan, request_id, api_key_id, idempotency_key, request_fingerprint)
+        replay = admit(session, request)
     if replay is not None:
         return replay, True
     try:
         media, body = work()
     except BaseException:
         with db.session.begin() as session:
-            abandon(session, request_id)
+            abandon(session, request.request_id)
         raise
     with db.session.begin() as session:
-        complete(session, request_id, account, media, body)
+        complete(session, request.request_id, request.account, media, body)
     return body, False
 
 

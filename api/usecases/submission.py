@@ -26,16 +26,11 @@ from api.wiring.services import Services
 @dataclass(frozen=True)
 class Upload:
     """A request's media and whose it is, built once per request: metering and the job both need
-    all of it, a retry of the request being recognised by idempotency_key and fingerprint."""
+    all of it, a retry of the request being recognised by its idempotency key and fingerprint."""
 
-    account: Account
-    plan: Plan
-    api_key_id: int
-    request_id: str
+    metered: metering.MeteredRequest
     data: bytes
     options: AnalysisOptions
-    idempotency_key: str | None
-    fingerprint: str
 
 
 def open_clip(services: Services, data: bytes, options: AnalysisOptions) -> DecodedVideo | None:
@@ -67,16 +62,11 @@ def submit_job(
     (answer, replayed)."""
     body, job_id = jobs.submit(
         services.jobs,
-        upload.account,
-        upload.plan,
-        upload.api_key_id,
-        upload.request_id,
+        upload.metered,
         upload.data,
         upload.options,
         frames_to_analyse(clip),
         webhook_url,
-        upload.idempotency_key,
-        upload.fingerprint,
         reserve_units=estimated_units(clip),
         kind=kind,
         attach=attach,
@@ -115,21 +105,14 @@ def analyze(
                 analysis = analyze_bytes(services.analyzer, upload.data, upload.options, services.settings.limits)
             else:  # opened to read its length; its frames decode here, in the slot
                 analysis = analyze_decoded(services.analyzer, clip, upload.options)
-        body = analysis_json(analysis, upload.request_id, services.analyzer.model_versions(upload.options.detector))
+        body = analysis_json(
+            analysis, upload.metered.request_id, services.analyzer.model_versions(upload.options.detector)
+        )
         observe_analysis(analysis.timing_ms, len(body.get("faces") or body.get("tracks") or []))
         return analysis.media, json.dumps(body)
 
     try:  # the quota is checked (after any replay) before work() decodes anything
-        body, replayed = metering.run_metered(
-            services.db,
-            upload.account,
-            upload.plan,
-            upload.request_id,
-            upload.api_key_id,
-            upload.idempotency_key,
-            upload.fingerprint,
-            work,
-        )
+        body, replayed = metering.run_metered(services.db, upload.metered, work)
     finally:
         if clip:
             clip.close()  # a replay or a refusal never reads the frames
@@ -166,16 +149,9 @@ def submit_session(
     """
     pepper = services.settings.api_key_pepper
     row, receipt = studies.new_session(study, stimulus_started_ms, consent, segment, variables, pepper)
-    upload = Upload(
-        account,
-        plan,
-        study.api_key_id,
-        request_id,
-        data,
-        AnalysisOptions(),
-        idempotency_key,
-        metering.fingerprint(data, (study.id, stimulus_started_ms, segment, *sorted(variables.items()))),
-    )
+    fingerprint = metering.fingerprint(data, (study.id, stimulus_started_ms, segment, *sorted(variables.items())))
+    metered = metering.MeteredRequest(account, plan, study.api_key_id, request_id, idempotency_key, fingerprint)
+    upload = Upload(metered, data, AnalysisOptions())
     body, replayed = submit_job(
         services,
         upload,

@@ -35,16 +35,9 @@ def analyze():
         show_rate_limit(decision)
     idempotency_key = read_idempotency_key()
     field, data, options, delivery = _parse(services.settings.limits.max_upload_bytes)
-    upload = submission.Upload(
-        g.account,
-        plan,
-        g.api_key_id,
-        g.request_id,
-        data,
-        options,
-        idempotency_key,
-        metering.fingerprint(data, (options, delivery)),
-    )
+    fingerprint = metering.fingerprint(data, (options, delivery))
+    metered = metering.MeteredRequest(g.account, plan, g.api_key_id, g.request_id, idempotency_key, fingerprint)
+    upload = submission.Upload(metered, data, options)
     with metering_problems(), webhook_problems(), admission_problems(), media_problems(field):
         body, replayed, job_id = submission.analyze(services, upload, delivery["run_async"], delivery["webhook_url"])
     if job_id is None:
