@@ -145,8 +145,9 @@ class ClipResult:
     counts: dict[str, Counts] = field(default_factory=dict)
 
 
-def run_clip(analyzer, spec, sensitivity: float, detector: str, clip=None) -> ClipResult:
-    """`clip`: the rendered clip (`render_clip(spec)`), to run several detectors on the same bytes."""
+def run_clip(analyzer, spec, sensitivity: float, detector: str, clip=None, fps: float | None = None) -> ClipResult:
+    """`clip`: the rendered clip (`render_clip(spec)`), to run several detectors on the same bytes. `fps`: the
+    rate the clip is analysed at (the request's `fps`), by default its own; it is scored at its own rate."""
     from api.engine.analyzer import AnalysisOptions, analyze_bytes
     from api.wiring.config import Limits
     from bench.micro_clips import render_clip
@@ -156,7 +157,7 @@ def run_clip(analyzer, spec, sensitivity: float, detector: str, clip=None) -> Cl
     analysis = analyze_bytes(
         analyzer,
         clip.data,
-        AnalysisOptions(detector=detector, fps=spec.fps, micro_expressions=True, micro_sensitivity=sensitivity),
+        AnalysisOptions(detector=detector, fps=fps or spec.fps, micro_expressions=True, micro_sensitivity=sensitivity),
         Limits(),
     )
     elapsed = time.perf_counter() - started
